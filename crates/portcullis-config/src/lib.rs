@@ -1,0 +1,18 @@
+//! The Portcullis config file (SPEC §2): from YAML text to a validated surface [`Document`].
+//!
+//! Data flows: YAML text → a JSON value tree plus a map of where every node was written
+//! ([`Locations`]) → `${env:…}` / `${file:…}` references resolved → the `--stage` overlay
+//! merged in → checked against the JSON Schema derived from [`surface`] (which reports every
+//! unknown key and wrong type at once) → deserialized into [`Document`].
+//! Every problem becomes a [`Diagnostic`] with its key path and line:column.
+//! Semantic checks between sections belong to `portcullis-core`'s compile step, which reuses
+//! [`Locations`] to place its own diagnostics.
+
+mod diagnostic;
+mod load;
+pub mod surface;
+pub mod values;
+
+pub use diagnostic::{Diagnostic, Diagnostics, KeyPath, Location, Locations};
+pub use load::{Env, Loaded, ProcessEnv, Source, json_schema, load, load_file, load_str, stage_names};
+pub use surface::Document;

@@ -1,0 +1,223 @@
+//! Loading a config file: text → parsed YAML with locations → version check → `--stage`
+//! overlay → `${env:…}` / `${file:…}` references → JSON Schema validation → [`Document`].
+//!
+//! Every step collects all the problems it finds; later steps still run when that can add
+//! information without noise (a missing environment variable does not hide an unknown key), and
+//! stop when it cannot (an unknown stage, a file that is not YAML). The result carries the
+//! merged JSON value and the [`Locations`] of the merged document, so the compile step in
+//! `portcullis-core` can place its own diagnostics.
+
+mod interpolate;
+mod parse;
+mod schema;
+mod stages;
+#[cfg(test)]
+mod tests;
+
+use std::borrow::Cow;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize as _;
+use serde_json::Value;
+
+use crate::{Diagnostic, Diagnostics, Document, KeyPath, Locations};
+
+/// Where the config text comes from (for diagnostics and relative paths).
+#[derive(Debug, Clone, Copy)]
+pub enum Source<'a> {
+    /// A file on disk; relative paths in it resolve against its folder.
+    File(&'a Path),
+    /// Text already in memory (tests, the admin API), named for diagnostics.
+    Text { text: &'a str, name: &'a str, base_dir: &'a Path },
+}
+
+/// A resolved environment lookup, so tests need not touch the process environment.
+pub trait Env {
+    /// The value of `name`, `None` when it is not set.
+    fn var(&self, name: &str) -> Option<String>;
+}
+
+/// The environment of this process.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ProcessEnv;
+
+impl Env for ProcessEnv {
+    fn var(&self, name: &str) -> Option<String> {
+        // A value that is not UTF-8 cannot go into a config string; it counts as unset.
+        std::env::var(name).ok()
+    }
+}
+
+/// A loaded, validated config file.
+#[derive(Debug, Clone)]
+pub struct Loaded {
+    /// The merged (stage applied), resolved, validated surface.
+    pub document: Document,
+    /// JSON pointer → line:column of the merged document.
+    pub locations: Locations,
+    /// Folder of the config file; relative paths resolve against it.
+    pub base_dir: PathBuf,
+    pub stage: Option<String>,
+    /// The merged, resolved document as JSON (for hashing and `GET /config`). It holds the
+    /// resolved `${env:}` / `${file:}` values, secrets included: redact before showing it.
+    pub value: Value,
+    /// Every file read through `${file:…}` (to watch for reloads).
+    pub files: Vec<PathBuf>,
+}
+
+impl Loaded {
+    /// `p` as written in the config: absolute stays, relative joins [`Self::base_dir`].
+    pub fn resolve_path(&self, p: &str) -> PathBuf {
+        resolve_path(&self.base_dir, p)
+    }
+}
+
+/// Loads `path`, applying `stage`, with references resolved from the process environment.
+pub fn load_file(path: &Path, stage: Option<&str>) -> Result<Loaded, Diagnostics> {
+    load(Source::File(path), stage, &ProcessEnv)
+}
+
+/// Loads config text named `name` (for diagnostics) whose relative paths resolve against
+/// `base_dir`, with references resolved from the process environment.
+pub fn load_str(
+    text: &str,
+    name: &str,
+    base_dir: &Path,
+    stage: Option<&str>,
+) -> Result<Loaded, Diagnostics> {
+    load(Source::Text { text, name, base_dir }, stage, &ProcessEnv)
+}
+
+/// Loads `source`: every problem found is returned at once, sorted top to bottom.
+/// Without a `stage`, only the base document is validated (see [`stage_names`]).
+pub fn load(source: Source<'_>, stage: Option<&str>, env: &dyn Env) -> Result<Loaded, Diagnostics> {
+    let input = read_source(source)?;
+    let parse::Parsed { mut value, mut locations } = parse::parse(&input.text, &input.file)?;
+    let mut diagnostics = Diagnostics::default();
+    // A wrong `version` is reported once, by this check, not again by the schema.
+    let mut quiet = Vec::new();
+    if let Some(problem) = check_version(&value, &locations)? {
+        quiet.push(problem.path.pointer().to_owned());
+        diagnostics.push(problem);
+    }
+    match stage {
+        Some(name) => stages::apply(&mut value, &mut locations, name)?,
+        None => stages::fill_empty(&mut value),
+    }
+    let resolved = interpolate::resolve(&mut value, &locations, &input.base_dir, env);
+    diagnostics.0.extend(resolved.diagnostics);
+    // A node whose reference failed still holds the reference text; the schema would only
+    // complain about that again.
+    quiet.extend(resolved.failed);
+    let context = schema::Context { locations: &locations, quiet: &quiet, hidden: &resolved.hidden };
+    diagnostics.0.extend(schema::validate(&value, &context));
+    if !diagnostics.is_empty() {
+        diagnostics.sort();
+        return Err(diagnostics);
+    }
+    let document = deserialize(&value, &locations)?;
+    Ok(Loaded {
+        document,
+        locations,
+        base_dir: input.base_dir,
+        stage: stage.map(str::to_owned),
+        value,
+        files: resolved.files,
+    })
+}
+
+/// The names under `stages:`, so a caller (`portcullis validate`) can load each stage in turn.
+/// References are not resolved here; `_env` is accepted so both entry points look alike.
+pub fn stage_names(source: Source<'_>, _env: &dyn Env) -> Result<Vec<String>, Diagnostics> {
+    let input = read_source(source)?;
+    let parsed = parse::parse(&input.text, &input.file)?;
+    stages::names(&parsed.value, &parsed.locations)
+}
+
+/// The JSON Schema (draft 2020-12) of the config file, as `portcullis schema` prints it.
+pub fn json_schema() -> Value {
+    // Serializing a `Schema` (a JSON value underneath) cannot fail.
+    serde_json::to_value(schemars::schema_for!(Document)).unwrap_or(Value::Null)
+}
+
+/// The text of a source and what is needed to place diagnostics and resolve paths.
+struct Input<'a> {
+    text: Cow<'a, str>,
+    file: PathBuf,
+    base_dir: PathBuf,
+}
+
+fn read_source(source: Source<'_>) -> Result<Input<'_>, Diagnostics> {
+    match source {
+        Source::Text { text, name, base_dir } => Ok(Input {
+            text: Cow::Borrowed(text),
+            file: PathBuf::from(name),
+            base_dir: base_dir.to_path_buf(),
+        }),
+        Source::File(path) => {
+            let text = std::fs::read_to_string(path).map_err(|e| {
+                let message = format!("cannot read the config file: {e}");
+                Diagnostics(vec![Diagnostic {
+                    file: path.to_path_buf(),
+                    path: KeyPath::root(),
+                    location: None,
+                    message,
+                }])
+            })?;
+            let parent = match path.parent() {
+                Some(p) if !p.as_os_str().is_empty() => p,
+                _ => Path::new("."),
+            };
+            let base_dir = parent.canonicalize().unwrap_or_else(|_| parent.to_path_buf());
+            Ok(Input { text: Cow::Owned(text), file: path.to_path_buf(), base_dir })
+        }
+    }
+}
+
+/// Absolute stays, relative joins `base_dir` (SPEC §2).
+fn resolve_path(base_dir: &Path, p: &str) -> PathBuf {
+    let path = Path::new(p);
+    if path.is_absolute() { path.to_path_buf() } else { base_dir.join(path) }
+}
+
+/// Whether JSON pointer `pointer` is `root` or inside it.
+fn is_within(pointer: &str, root: &str) -> bool {
+    pointer.strip_prefix(root).is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+}
+
+/// `Ok(Some(_))` for a problem worth reporting beside the others (a missing or mistyped
+/// version); `Err` when nothing else is worth checking (not a mapping, another version).
+fn check_version(value: &Value, locations: &Locations) -> Result<Option<Diagnostic>, Diagnostics> {
+    let root = KeyPath::root();
+    let fatal = |message: String| Err(Diagnostics(vec![locations.diagnostic(&root, message)]));
+    let map = match value {
+        Value::Object(map) => map,
+        Value::Null => return fatal("the config file is empty; it must start with `version: 1`".into()),
+        other => {
+            let got = schema::kind_of(other);
+            return fatal(format!("the config file must be a mapping starting with `version: 1`, not {got}"));
+        }
+    };
+    let path = root.key("version");
+    match map.get("version") {
+        None => Ok(Some(locations.diagnostic(&path, "missing `version: 1` (the config format version)"))),
+        Some(Value::Number(n)) if n.as_u64() == Some(1) => Ok(None),
+        // Another format version: the rest of the file is not ours to judge.
+        Some(Value::Number(n)) if n.is_u64() || n.is_i64() => Err(Diagnostics(vec![locations.diagnostic(
+            &path,
+            format!("unsupported config version {n}; this Portcullis reads `version: 1`"),
+        )])),
+        Some(other) => Ok(Some(locations.diagnostic(
+            &path,
+            format!("`version` must be the number 1, not {}", schema::kind_of(other)),
+        ))),
+    }
+}
+
+/// The schema has passed, so this only fails where the schema is looser than the types
+/// (an integer wider than its field); still a diagnostic, never a panic.
+fn deserialize(value: &Value, locations: &Locations) -> Result<Document, Diagnostics> {
+    Document::deserialize(value).map_err(|e| {
+        Diagnostics(vec![locations.diagnostic(&KeyPath::root(), format!("invalid config: {e}"))])
+    })
+}

@@ -1,0 +1,562 @@
+//! The serde surface model of the config file (SPEC §2): exactly what a user writes.
+//!
+//! Every struct denies unknown fields, so a typo is an error rather than a silently ignored
+//! key. The same types derive the JSON Schema printed by `portcullis schema` and used to
+//! validate a document before it is deserialized, so editors, CI and `run` agree on one shape.
+//! Semantic checks (references between sections, ranges) live in `portcullis-core`'s compile
+//! step, which turns this surface into the runtime snapshot.
+
+use std::collections::BTreeMap;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::values::{ByteSize, DurationValue, QuotaValue, RateValue};
+
+/// The whole config file.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Document {
+    /// Format version; only `1` exists.
+    #[schemars(range(min = 1, max = 1))]
+    pub version: u32,
+    #[serde(default)]
+    pub listeners: Vec<Listener>,
+    pub admin: Option<Admin>,
+    #[serde(default)]
+    pub limits: Limits,
+    /// Peers whose `X-Forwarded-For` is believed (CIDR or single addresses).
+    #[serde(default)]
+    pub trusted_proxies: Vec<String>,
+    /// How long in-flight requests get to finish on SIGTERM.
+    pub shutdown_grace: Option<DurationValue>,
+    #[serde(default)]
+    pub state: State,
+    #[serde(default)]
+    pub logging: Logging,
+    pub tracing: Option<Tracing>,
+    #[serde(default)]
+    pub upstreams: BTreeMap<String, Upstream>,
+    #[serde(default)]
+    pub auth: BTreeMap<String, AuthProvider>,
+    #[serde(default)]
+    pub consumers: BTreeMap<String, Consumer>,
+    #[serde(default)]
+    pub plans: BTreeMap<String, Plan>,
+    #[serde(default)]
+    pub rate_limits: BTreeMap<String, RateLimit>,
+    #[serde(default)]
+    pub policies: BTreeMap<String, Policy>,
+    pub waf: Option<Waf>,
+    #[serde(default)]
+    pub cors: BTreeMap<String, Cors>,
+    #[serde(default)]
+    pub routes: Vec<Route>,
+    #[serde(default)]
+    pub openapi: Vec<OpenApiSource>,
+    /// Overlays applied by `--stage NAME`: maps merge deeply, lists are replaced whole,
+    /// `routes` merge by `name`. The merged document is validated as a whole.
+    #[serde(default)]
+    pub stages: BTreeMap<String, serde_json::Map<String, serde_json::Value>>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Listener {
+    pub name: String,
+    /// `IP:PORT`.
+    pub bind: String,
+    pub tls: Option<ListenerTls>,
+    /// Offer HTTP/2 (ALPN `h2` on TLS, prior knowledge on plain HTTP) besides HTTP/1.1.
+    #[serde(default = "default_true")]
+    pub http2: bool,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ListenerTls {
+    /// Chosen by SNI against each certificate's SANs; the first is the default.
+    pub certificates: Vec<CertificatePair>,
+    pub min_version: Option<TlsVersion>,
+    /// CA bundle that signs client certificates; enables mTLS.
+    pub client_ca: Option<String>,
+    pub client_cert: Option<ClientCertMode>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CertificatePair {
+    pub cert: String,
+    pub key: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+pub enum TlsVersion {
+    #[serde(rename = "1.2")]
+    V1_2,
+    #[serde(rename = "1.3")]
+    V1_3,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ClientCertMode {
+    Optional,
+    Required,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Admin {
+    pub bind: String,
+    /// Bearer token; required when `bind` is not loopback.
+    pub token: Option<String>,
+    #[serde(default)]
+    pub public_metrics: bool,
+}
+
+/// Global request limits; a route may only lower them.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Limits {
+    pub max_header_bytes: Option<ByteSize>,
+    pub max_uri_bytes: Option<ByteSize>,
+    pub max_body_bytes: Option<ByteSize>,
+    pub header_read_timeout: Option<DurationValue>,
+    pub idle_timeout: Option<DurationValue>,
+    pub max_connections: Option<u32>,
+}
+
+/// The limits a route may set: only lower than the global ones.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RouteLimits {
+    pub max_body_bytes: Option<ByteSize>,
+    pub max_header_bytes: Option<ByteSize>,
+    pub max_uri_bytes: Option<ByteSize>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct State {
+    /// `sqlite://FILE` (default `sqlite://portcullis.db`) or `postgres://…`.
+    pub database: Option<String>,
+    /// Shared counters and cache for all instances.
+    pub redis: Option<String>,
+    pub on_redis_error: Option<OnRedisError>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum OnRedisError {
+    Local,
+    Allow,
+    Deny,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Logging {
+    pub access: Option<LogSink>,
+    pub audit: Option<LogSink>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LogSink {
+    /// `stdout`, `stderr`, `off` or a file path.
+    pub path: String,
+    pub format: Option<LogFormat>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum LogFormat {
+    Json,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Tracing {
+    /// OTLP/HTTP endpoint, e.g. `http://127.0.0.1:4318`.
+    pub otlp_endpoint: Option<String>,
+    #[schemars(range(min = 0.0, max = 1.0))]
+    pub sample_ratio: Option<f64>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Upstream {
+    /// `http://host:port[/base]` or `https://…`.
+    #[serde(default)]
+    pub targets: Vec<String>,
+    /// `round_robin` | `least_requests` | `hash:client_ip` | `hash:header:NAME`.
+    #[schemars(regex(pattern = r"^(round_robin|least_requests|hash:client_ip|hash:header:[!#$%&'*+.^_`|~0-9A-Za-z-]+)$"))]
+    pub balance: Option<String>,
+    pub protocol: Option<UpstreamProtocol>,
+    pub timeouts: Option<UpstreamTimeouts>,
+    pub retries: Option<Retries>,
+    pub health: Option<Health>,
+    pub tls: Option<UpstreamTls>,
+    pub soap: Option<UpstreamSoap>,
+    /// A built-in backend that answers every request itself (demos, tests, stubs of a real API).
+    pub mock: Option<Mock>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum UpstreamProtocol {
+    Http1,
+    H2,
+    Auto,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpstreamTimeouts {
+    pub connect: Option<DurationValue>,
+    pub response: Option<DurationValue>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Retries {
+    /// Retries after the first try; idempotent methods only.
+    #[schemars(range(max = 10))]
+    pub attempts: u32,
+    #[serde(default)]
+    pub on: Vec<RetryOn>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(untagged)]
+pub enum RetryOn {
+    Status(#[schemars(range(min = 500, max = 599))] u16),
+    Condition(RetryCondition),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum RetryCondition {
+    ConnectError,
+    Timeout,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Health {
+    pub active: Option<ActiveHealth>,
+    pub passive: Option<PassiveHealth>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ActiveHealth {
+    pub path: String,
+    pub interval: Option<DurationValue>,
+    pub timeout: Option<DurationValue>,
+    #[schemars(range(min = 1))]
+    pub unhealthy_after: Option<u32>,
+    #[schemars(range(min = 1))]
+    pub healthy_after: Option<u32>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PassiveHealth {
+    #[schemars(range(min = 1))]
+    pub unhealthy_after: Option<u32>,
+    pub cooldown: Option<DurationValue>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpstreamTls {
+    pub ca: Option<String>,
+    pub client_cert: Option<String>,
+    pub client_key: Option<String>,
+    pub server_name: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpstreamSoap {
+    pub wsdl: String,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Mock {
+    #[serde(default = "default_status")]
+    #[schemars(range(min = 100, max = 599))]
+    pub status: u16,
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    #[serde(default)]
+    pub body: String,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum AuthProvider {
+    Jwt(JwtProvider),
+    ApiKey(ApiKeyProvider),
+    Mtls(MtlsProvider),
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct JwtProvider {
+    pub issuer: String,
+    pub jwks_uri: Option<String>,
+    pub ca: Option<String>,
+    #[serde(default)]
+    pub audiences: Vec<String>,
+    #[serde(default)]
+    pub algorithms: Vec<String>,
+    pub leeway: Option<DurationValue>,
+    #[serde(default)]
+    pub token_from: Vec<String>,
+    pub login_url: Option<String>,
+    #[serde(default)]
+    pub forward_claims: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ApiKeyProvider {
+    #[serde(default = "default_api_key_header")]
+    pub header: String,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MtlsProvider {}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Consumer {
+    pub plan: Option<String>,
+    /// Stored forms from `portcullis hash-key` (`sha256:…`).
+    #[serde(default)]
+    pub keys: Vec<String>,
+    pub mtls_subject: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Plan {
+    pub rate: Option<RateValue>,
+    pub burst: Option<u32>,
+    pub quota: Option<QuotaValue>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimit {
+    pub rate: RateValue,
+    pub burst: Option<u32>,
+    /// `client_ip` | `consumer` | `claim:NAME` | `header:NAME` | `route`.
+    #[schemars(regex(pattern = r"^(client_ip|consumer|route|claim:.+|header:[!#$%&'*+.^_`|~0-9A-Za-z-]+)$"))]
+    pub key: String,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Policy {
+    /// Every scope must be granted (`scope`, space separated, or `scp`).
+    #[serde(default)]
+    pub scopes: Vec<String>,
+    /// Each claim must hold one of the values (arrays: contain one).
+    #[serde(default)]
+    pub claims: BTreeMap<String, OneOrMany<serde_json::Value>>,
+    /// A CEL expression over `request`, `claims`, `consumer`, `route`.
+    pub expr: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Waf {
+    pub mode: Option<WafMode>,
+    pub rules: Option<Vec<WafRuleSet>>,
+    pub inspect_body_bytes: Option<ByteSize>,
+    #[serde(default)]
+    pub allow_ips: Vec<String>,
+    #[serde(default)]
+    pub deny_ips: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum WafMode {
+    Block,
+    Detect,
+    Off,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum WafRuleSet {
+    Sqli,
+    Xss,
+    PathTraversal,
+    CommandInjection,
+    Protocol,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Cors {
+    pub origins: Vec<String>,
+    #[serde(default)]
+    pub methods: Vec<String>,
+    #[serde(default)]
+    pub headers: Vec<String>,
+    #[serde(default)]
+    pub expose_headers: Vec<String>,
+    #[serde(default)]
+    pub credentials: bool,
+    pub max_age: Option<DurationValue>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Route {
+    pub name: String,
+    #[serde(rename = "match")]
+    pub matcher: RouteMatch,
+    pub upstream: String,
+    pub rewrite: Option<Rewrite>,
+    /// Required: `none` (public, stated), `{any: [...]}` or `{all: [...]}`.
+    pub auth: RouteAuth,
+    pub policy: Option<OneOrMany<String>>,
+    #[serde(default)]
+    pub rate_limits: Vec<String>,
+    pub cors: Option<String>,
+    pub cache: Option<RouteCache>,
+    pub validate: Option<RouteValidate>,
+    pub waf: Option<WafMode>,
+    pub limits: Option<RouteLimits>,
+    pub headers: Option<RouteHeaders>,
+    pub timeout: Option<DurationValue>,
+    pub soap: Option<RouteSoap>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RouteMatch {
+    /// Exact (`api.example.com`) or wildcard (`*.example.com`); absent: any host.
+    pub host: Option<String>,
+    /// `/v1/orders`, `/v1/orders/{id}` or `/static/{*rest}`.
+    pub path: String,
+    /// Absent: every method.
+    pub methods: Option<Vec<String>>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Rewrite {
+    /// May use the route's parameters: `/orders/{id}`.
+    pub path: String,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(untagged)]
+pub enum RouteAuth {
+    Keyword(AuthKeyword),
+    Any(AnyOf),
+    All(AllOf),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum AuthKeyword {
+    None,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AnyOf {
+    pub any: Vec<String>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AllOf {
+    pub all: Vec<String>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(untagged)]
+pub enum OneOrMany<T> {
+    One(T),
+    Many(Vec<T>),
+}
+
+impl<T> OneOrMany<T> {
+    /// The values as a slice, whichever way they were written.
+    pub fn as_slice(&self) -> &[T] {
+        match self {
+            Self::One(one) => std::slice::from_ref(one),
+            Self::Many(many) => many,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RouteCache {
+    pub ttl: DurationValue,
+    #[serde(default)]
+    pub shared: bool,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RouteValidate {
+    pub openapi: String,
+    pub operation: String,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RouteHeaders {
+    #[serde(default)]
+    pub request: HeaderRules,
+    #[serde(default)]
+    pub response: HeaderRules,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct HeaderRules {
+    #[serde(default)]
+    pub set: BTreeMap<String, String>,
+    #[serde(default)]
+    pub remove: Vec<String>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RouteSoap {
+    pub operation: String,
+    pub request: Option<BTreeMap<String, serde_json::Value>>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OpenApiSource {
+    pub file: String,
+}
+
+fn default_true() -> bool {
+    true
+}
+
+fn default_status() -> u16 {
+    200
+}
+
+fn default_api_key_header() -> String {
+    "X-Api-Key".to_owned()
+}

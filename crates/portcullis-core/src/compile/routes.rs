@@ -1,0 +1,225 @@
+//! Compile `routes`: every reference resolved (upstream, auth providers, policies, rate
+//! limits, CORS), patterns inserted into the route table, limits only lowered, header edits
+//! and rewrites parsed.
+
+use std::sync::Arc;
+
+use http::{HeaderName, HeaderValue, Method};
+use portcullis_config::KeyPath;
+use portcullis_config::surface::{AuthKeyword, HeaderRules, Route, RouteAuth, RouteLimits};
+
+use super::{Compiler, at};
+use crate::route::RouteTable;
+use crate::snapshot::{AuthRule, HeaderOps, Limits, Rewrite, RewritePart, RouteSpec, UpstreamSpec};
+
+pub(super) fn compile(
+    c: &mut Compiler<'_>,
+    global: &Limits,
+    upstreams: &[UpstreamSpec],
+) -> (Vec<Arc<RouteSpec>>, RouteTable) {
+    let mut routes = Vec::with_capacity(c.doc.routes.len());
+    let mut table = RouteTable::default();
+    for (i, r) in c.doc.routes.iter().enumerate() {
+        let path = at("routes").index(i);
+        if c.doc.routes[..i].iter().any(|o| o.name == r.name) {
+            c.error(&path.key("name"), format!("route name `{}` is used twice", r.name));
+        }
+        let Some(spec) = route(c, &path, r, global, upstreams) else { continue };
+        let added = table.add(
+            spec.name.clone(),
+            spec.host.as_deref(),
+            &spec.path,
+            spec.methods.clone(),
+            spec.captures_params,
+        );
+        match added {
+            Ok(_) => routes.push(Arc::new(spec)),
+            Err(e) => c.error(&path.key("match").key("path"), e.to_string()),
+        }
+    }
+    (routes, table)
+}
+
+fn route(c: &mut Compiler<'_>, path: &KeyPath, r: &Route, global: &Limits, upstreams: &[UpstreamSpec]) -> Option<RouteSpec> {
+    let upstream = upstreams.iter().position(|u| u.name.as_ref() == r.upstream);
+    if upstream.is_none() && !c.doc.upstreams.contains_key(&r.upstream) {
+        c.error(&path.key("upstream"), format!("unknown upstream `{}`", r.upstream));
+    }
+    let auth = auth(c, &path.key("auth"), &r.auth);
+    references(c, path, r);
+    let methods = methods(c, &path.key("match").key("methods"), r.matcher.methods.as_deref());
+    host(c, &path.key("match").key("host"), r.matcher.host.as_deref());
+    let params = pattern_params(&r.matcher.path);
+    let rewrite = r.rewrite.as_ref().map(|rw| rewrite(c, &path.key("rewrite").key("path"), &rw.path, &params));
+    let limits = route_limits(c, &path.key("limits"), global, r.limits.as_ref());
+    let headers = r.headers.clone().unwrap_or_default();
+    let request_headers = header_ops(c, &path.key("headers").key("request"), &headers.request);
+    let response_headers = header_ops(c, &path.key("headers").key("response"), &headers.response);
+    Some(RouteSpec {
+        name: Arc::from(r.name.as_str()),
+        host: r.matcher.host.as_ref().map(|h| h.to_ascii_lowercase()),
+        path: r.matcher.path.clone(),
+        methods,
+        upstream: upstream?,
+        captures_params: rewrite.is_some() && !params.is_empty(),
+        rewrite,
+        auth,
+        policies: r.policy.as_ref().map(|p| p.as_slice().iter().map(|s| Arc::from(s.as_str())).collect()).unwrap_or_default(),
+        limits,
+        request_headers,
+        response_headers,
+        timeout: r.timeout.map(|d| d.0),
+    })
+}
+
+fn auth(c: &mut Compiler<'_>, path: &KeyPath, rule: &RouteAuth) -> AuthRule {
+    let (names, any) = match rule {
+        RouteAuth::Keyword(AuthKeyword::None) => return AuthRule::Public,
+        RouteAuth::Any(a) => (&a.any, true),
+        RouteAuth::All(a) => (&a.all, false),
+    };
+    let list = path.key(if any { "any" } else { "all" });
+    if names.is_empty() {
+        c.error(&list, "list at least one auth provider (or write `auth: none`)");
+    }
+    for (i, name) in names.iter().enumerate() {
+        if !c.doc.auth.contains_key(name) {
+            c.error(&list.index(i), format!("unknown auth provider `{name}`"));
+        }
+    }
+    c.warn(path, "authentication providers are not enforced by this build yet: requests to this route are refused");
+    let names = names.iter().map(|n| Arc::from(n.as_str())).collect();
+    if any { AuthRule::Any(names) } else { AuthRule::All(names) }
+}
+
+fn references(c: &mut Compiler<'_>, path: &KeyPath, r: &Route) {
+    if let Some(policy) = &r.policy {
+        for (i, name) in policy.as_slice().iter().enumerate() {
+            if !c.doc.policies.contains_key(name) {
+                let p = if matches!(policy, portcullis_config::surface::OneOrMany::One(_)) { path.key("policy") } else { path.key("policy").index(i) };
+                c.error(&p, format!("unknown policy `{name}`"));
+            }
+        }
+    }
+    for (i, name) in r.rate_limits.iter().enumerate() {
+        if !c.doc.rate_limits.contains_key(name) {
+            c.error(&path.key("rate_limits").index(i), format!("unknown rate limit `{name}`"));
+        }
+    }
+    if let Some(cors) = &r.cors {
+        if !c.doc.cors.contains_key(cors) {
+            c.error(&path.key("cors"), format!("unknown cors entry `{cors}`"));
+        }
+    }
+    if r.cache.is_some() || r.validate.is_some() || r.soap.is_some() {
+        c.warn(path, "cache, validate and soap on routes are not enforced by this build yet");
+    }
+    if let Some(soap) = &r.soap {
+        let is_soap = c.doc.upstreams.get(&r.upstream).is_some_and(|u| u.soap.is_some());
+        if !is_soap {
+            c.error(&path.key("soap"), format!("upstream `{}` has no `soap.wsdl`", r.upstream));
+        }
+        if soap.operation.is_empty() {
+            c.error(&path.key("soap").key("operation"), "name the SOAP operation");
+        }
+    }
+}
+
+fn methods(c: &mut Compiler<'_>, path: &KeyPath, list: Option<&[String]>) -> Option<Vec<Method>> {
+    let list = list?;
+    if list.is_empty() {
+        c.error(path, "list at least one method, or leave `methods` out for all");
+    }
+    let mut out = Vec::with_capacity(list.len());
+    for (i, m) in list.iter().enumerate() {
+        match Method::from_bytes(m.as_bytes()) {
+            Ok(method) if m.bytes().all(|b| b.is_ascii_uppercase()) => out.push(method),
+            _ => c.error(&path.index(i), format!("`{m}` is not an upper-case HTTP method")),
+        }
+    }
+    Some(out)
+}
+
+fn host(c: &mut Compiler<'_>, path: &KeyPath, host: Option<&str>) {
+    let Some(host) = host else { return };
+    let bare = host.strip_prefix("*.").unwrap_or(host);
+    let valid = !bare.is_empty()
+        && !bare.contains('*')
+        && bare.split('.').all(|l| !l.is_empty() && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'));
+    if !valid {
+        c.error(path, format!("`{host}` is not a host name or `*.domain` wildcard"));
+    }
+}
+
+/// Parameter names of a pattern, catch-alls without their `*`.
+fn pattern_params(pattern: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut rest = pattern;
+    while let Some(open) = rest.find('{') {
+        let Some(close) = rest[open..].find('}') else { break };
+        out.push(rest[open + 1..open + close].trim_start_matches('*').to_owned());
+        rest = &rest[open + close + 1..];
+    }
+    out
+}
+
+fn rewrite(c: &mut Compiler<'_>, path: &KeyPath, template: &str, params: &[String]) -> Rewrite {
+    if !template.starts_with('/') {
+        c.error(path, "must start with `/`");
+    }
+    let mut parts = Vec::new();
+    let mut rest = template;
+    while let Some(open) = rest.find('{') {
+        if open > 0 {
+            parts.push(RewritePart::Literal(rest[..open].to_owned()));
+        }
+        let Some(close) = rest[open..].find('}') else {
+            c.error(path, "unclosed `{`");
+            return Rewrite { parts };
+        };
+        let name = rest[open + 1..open + close].trim_start_matches('*');
+        if !params.iter().any(|p| p == name) {
+            c.error(path, format!("`{{{name}}}` is not a parameter of the route's path"));
+        }
+        parts.push(RewritePart::Param(name.to_owned()));
+        rest = &rest[open + close + 1..];
+    }
+    if !rest.is_empty() {
+        parts.push(RewritePart::Literal(rest.to_owned()));
+    }
+    Rewrite { parts }
+}
+
+fn route_limits(c: &mut Compiler<'_>, path: &KeyPath, global: &Limits, route: Option<&RouteLimits>) -> Limits {
+    let mut limits = *global;
+    let Some(r) = route else { return limits };
+    let mut lower = |key: &str, value: Option<u64>, slot: &mut u64| {
+        let Some(v) = value else { return };
+        if v > *slot {
+            c.error(&path.key(key), format!("{v} is higher than the global limit {slot}; a route may only lower it"));
+        } else {
+            *slot = v;
+        }
+    };
+    lower("max_body_bytes", r.max_body_bytes.map(|b| b.0), &mut limits.max_body_bytes);
+    lower("max_header_bytes", r.max_header_bytes.map(|b| b.0), &mut limits.max_header_bytes);
+    lower("max_uri_bytes", r.max_uri_bytes.map(|b| b.0), &mut limits.max_uri_bytes);
+    limits
+}
+
+fn header_ops(c: &mut Compiler<'_>, path: &KeyPath, rules: &HeaderRules) -> HeaderOps {
+    let mut ops = HeaderOps::default();
+    for (name, value) in &rules.set {
+        match (HeaderName::from_bytes(name.as_bytes()), HeaderValue::from_str(value)) {
+            (Ok(n), Ok(v)) => ops.set.push((n, v)),
+            _ => c.error(&path.key("set").key(name), "invalid header name or value"),
+        }
+    }
+    for (i, name) in rules.remove.iter().enumerate() {
+        match HeaderName::from_bytes(name.as_bytes()) {
+            Ok(n) => ops.remove.push(n),
+            Err(_) => c.error(&path.key("remove").index(i), format!("`{name}` is not a header name")),
+        }
+    }
+    ops
+}

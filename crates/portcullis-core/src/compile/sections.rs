@@ -1,0 +1,154 @@
+//! Compile checks for the sections whose enforcement lives in other stages: admin, auth
+//! providers, consumers, plans, policies, WAF and CORS. They are cross-checked here so a
+//! typo is caught by `validate`, whatever this build enforces.
+
+use ipnet::IpNet;
+use portcullis_config::KeyPath;
+use portcullis_config::surface::AuthProvider;
+
+use super::{Compiler, at, parse_net};
+
+const JWT_ALGORITHMS: [&str; 10] =
+    ["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "EdDSA", "ES512"];
+
+pub(super) fn admin(c: &mut Compiler<'_>) {
+    let Some(admin) = &c.doc.admin else { return };
+    let path = at("admin");
+    match admin.bind.parse::<std::net::SocketAddr>() {
+        Err(_) => c.error(&path.key("bind"), format!("`{}` is not IP:PORT", admin.bind)),
+        Ok(addr) if !addr.ip().is_loopback() && admin.token.as_deref().is_none_or(str::is_empty) => {
+            c.error(&path.key("token"), "a token is required when the admin API is not on loopback");
+        }
+        Ok(_) => {}
+    }
+    c.warn(&path, "the admin API is not available in this build yet; `admin` is ignored");
+}
+
+pub(super) fn cidrs(c: &mut Compiler<'_>, path: &KeyPath, list: &[String]) -> Vec<IpNet> {
+    let mut out = Vec::with_capacity(list.len());
+    for (i, text) in list.iter().enumerate() {
+        match parse_net(text) {
+            Some(net) => out.push(net),
+            None => c.error(&path.index(i), format!("`{text}` is not an IP address or CIDR block")),
+        }
+    }
+    out
+}
+
+pub(super) fn auth(c: &mut Compiler<'_>) {
+    for (name, provider) in &c.doc.auth {
+        let path = at("auth").key(name);
+        match provider {
+            AuthProvider::Jwt(jwt) => {
+                if jwt.algorithms.is_empty() {
+                    c.error(&path.key("algorithms"), "list the accepted algorithms (e.g. [RS256])");
+                }
+                for (i, alg) in jwt.algorithms.iter().enumerate() {
+                    if alg.eq_ignore_ascii_case("none") || alg.to_ascii_uppercase().starts_with("HS") {
+                        c.error(&path.key("algorithms").index(i), format!("`{alg}` is refused: use an asymmetric algorithm with a JWKS"));
+                    } else if !JWT_ALGORITHMS.contains(&alg.as_str()) {
+                        c.error(&path.key("algorithms").index(i), format!("unknown algorithm `{alg}`"));
+                    }
+                }
+                for (i, from) in jwt.token_from.iter().enumerate() {
+                    let ok = from == "header"
+                        || from.strip_prefix("cookie:").is_some_and(|n| !n.is_empty())
+                        || from.strip_prefix("query:").is_some_and(|n| !n.is_empty());
+                    if !ok {
+                        c.error(&path.key("token_from").index(i), format!("`{from}` must be header, cookie:NAME or query:NAME"));
+                    }
+                }
+                for (claim, header) in &jwt.forward_claims {
+                    if http::HeaderName::from_bytes(header.as_bytes()).is_err() {
+                        c.error(&path.key("forward_claims").key(claim), format!("`{header}` is not a header name"));
+                    }
+                }
+                url_https_unless_loopback(c, &path.key("issuer"), &jwt.issuer);
+                if let Some(uri) = &jwt.jwks_uri {
+                    url_https_unless_loopback(c, &path.key("jwks_uri"), uri);
+                }
+            }
+            AuthProvider::ApiKey(key) => {
+                if http::HeaderName::from_bytes(key.header.as_bytes()).is_err() {
+                    c.error(&path.key("header"), format!("`{}` is not a header name", key.header));
+                }
+            }
+            AuthProvider::Mtls(_) => {}
+        }
+    }
+}
+
+fn url_https_unless_loopback(c: &mut Compiler<'_>, path: &KeyPath, text: &str) {
+    let Ok(uri) = text.parse::<http::Uri>() else {
+        return c.error(path, format!("`{text}` is not a URL"));
+    };
+    let loopback = matches!(uri.host(), Some("localhost" | "127.0.0.1" | "[::1]"));
+    match uri.scheme_str() {
+        Some("https") => {}
+        Some("http") if loopback => {}
+        _ => c.error(path, "must be an https URL (http is allowed on loopback only)"),
+    }
+}
+
+pub(super) fn consumers_and_plans(c: &mut Compiler<'_>) {
+    for (name, consumer) in &c.doc.consumers {
+        let path = at("consumers").key(name);
+        if let Some(plan) = &consumer.plan {
+            if !c.doc.plans.contains_key(plan) {
+                c.error(&path.key("plan"), format!("unknown plan `{plan}`"));
+            }
+        }
+        for (i, key) in consumer.keys.iter().enumerate() {
+            let ok = key.strip_prefix("sha256:").is_some_and(|h| h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()));
+            if !ok {
+                c.error(&path.key("keys").index(i), "must be a stored form `sha256:<64 hex digits>` from `portcullis hash-key`");
+            }
+        }
+    }
+    for (name, plan) in &c.doc.plans {
+        if plan.rate.is_none() && plan.quota.is_none() {
+            c.error(&at("plans").key(name), "a plan needs a rate, a quota or both");
+        }
+        if plan.burst.is_some() && plan.rate.is_none() {
+            c.error(&at("plans").key(name).key("burst"), "burst needs a rate");
+        }
+    }
+    for (name, limit) in &c.doc.rate_limits {
+        if limit.rate.count == 0 {
+            c.error(&at("rate_limits").key(name).key("rate"), "must be more than 0");
+        }
+    }
+    if !c.doc.plans.is_empty() || !c.doc.rate_limits.is_empty() {
+        c.warn(&at("rate_limits"), "rate limits, plans and quotas are not enforced by this build yet");
+    }
+}
+
+pub(super) fn policies_waf_cors(c: &mut Compiler<'_>) {
+    for (name, policy) in &c.doc.policies {
+        if policy.scopes.is_empty() && policy.claims.is_empty() && policy.expr.is_none() {
+            c.error(&at("policies").key(name), "a policy needs scopes, claims or expr");
+        }
+    }
+    if let Some(waf) = &c.doc.waf {
+        cidrs(c, &at("waf").key("allow_ips"), &waf.allow_ips);
+        cidrs(c, &at("waf").key("deny_ips"), &waf.deny_ips);
+        c.warn(&at("waf"), "the WAF and IP lists are not enforced by this build yet");
+    }
+    for (name, cors) in &c.doc.cors {
+        let path = at("cors").key(name);
+        if cors.origins.is_empty() {
+            c.error(&path.key("origins"), "list at least one origin");
+        }
+        if cors.credentials && cors.origins.iter().any(|o| o == "*") {
+            c.error(&path.key("origins"), "`*` cannot be combined with credentials: true");
+        }
+        for (i, m) in cors.methods.iter().enumerate() {
+            if http::Method::from_bytes(m.as_bytes()).is_err() {
+                c.error(&path.key("methods").index(i), format!("`{m}` is not a method"));
+            }
+        }
+    }
+    if !c.doc.openapi.is_empty() {
+        c.warn(&at("openapi"), "routes from OpenAPI documents are not loaded by this build yet");
+    }
+}

@@ -1,0 +1,162 @@
+//! Compile `upstreams`: targets, balancing, protocol, timeouts, retries, health, mocks.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
+use portcullis_config::KeyPath;
+use portcullis_config::surface::{RetryCondition, RetryOn, Upstream, UpstreamProtocol};
+
+use super::{Compiler, at};
+use crate::snapshot::{
+    self, ActiveHealthSpec, Balance, MockSpec, PassiveHealthSpec, Protocol, RetryPolicy, TargetSpec,
+    TargetsSpec, UpstreamKind, UpstreamSpec,
+};
+
+pub(super) fn compile(c: &mut Compiler<'_>) -> Vec<UpstreamSpec> {
+    let mut out = Vec::with_capacity(c.doc.upstreams.len());
+    for (name, upstream) in &c.doc.upstreams {
+        let path = at("upstreams").key(name);
+        let kind = match (&upstream.mock, upstream.targets.is_empty()) {
+            (Some(_), false) => {
+                c.error(&path, "an upstream has either `mock` or `targets`, not both");
+                continue;
+            }
+            (Some(mock), true) => UpstreamKind::Mock(mock_spec(c, &path.key("mock"), mock)),
+            (None, true) => {
+                c.error(&path.key("targets"), "list at least one target (or use `mock`)");
+                continue;
+            }
+            (None, false) => UpstreamKind::Targets(targets_spec(c, &path, upstream)),
+        };
+        if upstream.tls.is_some() {
+            c.error(&path.key("tls"), "upstream TLS is not available in this build yet");
+        }
+        if upstream.soap.is_some() {
+            c.warn(&path.key("soap"), "SOAP mapping is not available in this build yet; requests pass through unchanged");
+        }
+        out.push(UpstreamSpec { name: Arc::from(name.as_str()), kind });
+    }
+    out
+}
+
+fn mock_spec(c: &mut Compiler<'_>, path: &KeyPath, mock: &portcullis_config::surface::Mock) -> MockSpec {
+    let status = StatusCode::from_u16(mock.status).unwrap_or_else(|_| {
+        c.error(&path.key("status"), "not an HTTP status");
+        StatusCode::OK
+    });
+    let mut headers = HeaderMap::new();
+    for (k, v) in &mock.headers {
+        match (HeaderName::from_bytes(k.as_bytes()), HeaderValue::from_str(v)) {
+            (Ok(name), Ok(value)) => {
+                headers.append(name, value);
+            }
+            _ => c.error(&path.key("headers").key(k), "invalid header name or value"),
+        }
+    }
+    MockSpec { status, headers, body: Bytes::from(mock.body.clone()) }
+}
+
+fn targets_spec(c: &mut Compiler<'_>, path: &KeyPath, u: &Upstream) -> TargetsSpec {
+    let targets = u.targets.iter().enumerate().filter_map(|(i, t)| target(c, &path.key("targets").index(i), t)).collect();
+    let balance = match u.balance.as_deref() {
+        None | Some("round_robin") => Balance::RoundRobin,
+        Some("least_requests") => Balance::LeastRequests,
+        Some("hash:client_ip") => Balance::HashClientIp,
+        Some(other) => match other.strip_prefix("hash:header:").map(|h| HeaderName::from_bytes(h.as_bytes())) {
+            Some(Ok(name)) => Balance::HashHeader(name),
+            _ => {
+                c.error(&path.key("balance"), format!("unknown balance `{other}`"));
+                Balance::RoundRobin
+            }
+        },
+    };
+    let protocol = match u.protocol {
+        None | Some(UpstreamProtocol::Http1) => Protocol::Http1,
+        Some(UpstreamProtocol::H2) => Protocol::H2,
+        Some(UpstreamProtocol::Auto) => Protocol::Auto,
+    };
+    let timeouts = u.timeouts.clone().unwrap_or_default();
+    let connect_timeout = timeouts.connect.map_or(snapshot::DEFAULT_CONNECT_TIMEOUT, |d| d.0);
+    let response_timeout = timeouts.response.map_or(snapshot::DEFAULT_RESPONSE_TIMEOUT, |d| d.0);
+    if connect_timeout.is_zero() || response_timeout.is_zero() {
+        c.error(&path.key("timeouts"), "timeouts must be more than 0");
+    }
+    TargetsSpec {
+        targets,
+        balance,
+        protocol,
+        connect_timeout,
+        response_timeout,
+        retries: retries(u),
+        active_health: active_health(c, path, u),
+        passive_health: passive_health(u),
+    }
+}
+
+fn target(c: &mut Compiler<'_>, path: &KeyPath, text: &str) -> Option<TargetSpec> {
+    let Ok(uri) = text.parse::<http::Uri>() else {
+        c.error(path, format!("`{text}` is not a URL"));
+        return None;
+    };
+    let https = match uri.scheme_str() {
+        Some("http") => false,
+        Some("https") => {
+            c.error(path, "https targets are not available in this build yet");
+            true
+        }
+        _ => {
+            c.error(path, format!("`{text}` must start with http:// or https://"));
+            return None;
+        }
+    };
+    let Some(authority) = uri.authority().cloned() else {
+        c.error(path, format!("`{text}` has no host"));
+        return None;
+    };
+    if uri.query().is_some() {
+        c.error(path, "a target cannot have a query string");
+    }
+    let base_path = uri.path().trim_end_matches('/').to_owned();
+    Some(TargetSpec { name: Arc::from(text), https, authority, base_path })
+}
+
+fn retries(u: &Upstream) -> RetryPolicy {
+    let Some(r) = &u.retries else { return RetryPolicy::default() };
+    let mut policy = RetryPolicy { attempts: r.attempts, ..RetryPolicy::default() };
+    for on in &r.on {
+        match on {
+            RetryOn::Condition(RetryCondition::ConnectError) => policy.on_connect_error = true,
+            RetryOn::Condition(RetryCondition::Timeout) => policy.on_timeout = true,
+            RetryOn::Status(code) => policy.on_status.extend(StatusCode::from_u16(*code).ok()),
+        }
+    }
+    policy
+}
+
+fn active_health(c: &mut Compiler<'_>, path: &KeyPath, u: &Upstream) -> Option<ActiveHealthSpec> {
+    let a = u.health.as_ref()?.active.as_ref()?;
+    let path = path.key("health").key("active");
+    if !a.path.starts_with('/') {
+        c.error(&path.key("path"), "must start with `/`");
+    }
+    let spec = ActiveHealthSpec {
+        path: a.path.clone(),
+        interval: a.interval.map_or(snapshot::DEFAULT_HEALTH_INTERVAL, |d| d.0),
+        timeout: a.timeout.map_or(snapshot::DEFAULT_HEALTH_TIMEOUT, |d| d.0),
+        unhealthy_after: a.unhealthy_after.unwrap_or(snapshot::DEFAULT_UNHEALTHY_AFTER),
+        healthy_after: a.healthy_after.unwrap_or(snapshot::DEFAULT_HEALTHY_AFTER),
+    };
+    if spec.interval.is_zero() || spec.timeout.is_zero() {
+        c.error(&path, "interval and timeout must be more than 0");
+    }
+    Some(spec)
+}
+
+fn passive_health(u: &Upstream) -> PassiveHealthSpec {
+    let p = u.health.as_ref().and_then(|h| h.passive.as_ref());
+    PassiveHealthSpec {
+        unhealthy_after: p.and_then(|p| p.unhealthy_after).unwrap_or(snapshot::DEFAULT_PASSIVE_UNHEALTHY_AFTER),
+        cooldown: p.and_then(|p| p.cooldown).map_or(snapshot::DEFAULT_PASSIVE_COOLDOWN, |d| d.0),
+    }
+}

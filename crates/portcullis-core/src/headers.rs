@@ -1,0 +1,200 @@
+//! The header contract of SPEC §3: hop-by-hop stripping, `X-Forwarded-*` and the client-IP
+//! rule, and the identity headers only the gateway may set.
+
+use std::net::IpAddr;
+
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use ipnet::IpNet;
+
+pub const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+pub const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+pub const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+pub const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+pub const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
+pub const X_CONSUMER: HeaderName = HeaderName::from_static("x-consumer");
+pub const X_AUTH_SUBJECT: HeaderName = HeaderName::from_static("x-auth-subject");
+pub const X_AUTH_PROVIDER: HeaderName = HeaderName::from_static("x-auth-provider");
+pub const X_CACHE: HeaderName = HeaderName::from_static("x-cache");
+const KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
+const PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
+
+/// The identity headers every deployment strips from client requests; `forward_claims`
+/// headers are added to these by the compiled snapshot.
+pub const IDENTITY_HEADERS: [HeaderName; 3] = [X_CONSUMER, X_AUTH_SUBJECT, X_AUTH_PROVIDER];
+
+/// Removes hop-by-hop headers: `Connection` and every header it lists, `Keep-Alive`, `TE`,
+/// `Trailer`, `Transfer-Encoding`, `Upgrade` and every `Proxy-*`.
+pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    // Fast path: most requests carry none of these, so look before allocating.
+    let listed: Vec<HeaderName> = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|token| HeaderName::from_bytes(token.trim().as_bytes()).ok())
+        .collect();
+    for name in listed {
+        headers.remove(name);
+    }
+    for name in [
+        header::CONNECTION,
+        KEEP_ALIVE,
+        header::TE,
+        header::TRAILER,
+        header::TRANSFER_ENCODING,
+        header::UPGRADE,
+        PROXY_CONNECTION,
+        header::PROXY_AUTHORIZATION,
+        header::PROXY_AUTHENTICATE,
+    ] {
+        headers.remove(name);
+    }
+    if headers.keys().any(|k| k.as_str().starts_with("proxy-")) {
+        let proxy: Vec<HeaderName> =
+            headers.keys().filter(|k| k.as_str().starts_with("proxy-")).cloned().collect();
+        for name in proxy {
+            headers.remove(name);
+        }
+    }
+}
+
+/// The client address used by limits, the WAF and logs: the peer itself, unless the peer is
+/// a trusted proxy, in which case the right-most address of `X-Forwarded-For` that is not a
+/// trusted proxy (or the left-most, when all are trusted).
+pub fn client_ip(peer: IpAddr, headers: &HeaderMap, trusted: &[IpNet]) -> IpAddr {
+    if !is_trusted(peer, trusted) {
+        return peer;
+    }
+    let mut client = peer;
+    let hops = headers.get_all(&X_FORWARDED_FOR).iter().collect::<Vec<_>>();
+    for value in hops.iter().rev() {
+        let Ok(text) = value.to_str() else { return client };
+        for hop in text.rsplit(',') {
+            let Some(addr) = parse_hop(hop.trim()) else { return client };
+            client = addr;
+            if !is_trusted(addr, trusted) {
+                return addr;
+            }
+        }
+    }
+    client
+}
+
+fn is_trusted(addr: IpAddr, trusted: &[IpNet]) -> bool {
+    let addr = canonical(addr);
+    trusted.iter().any(|net| net.contains(&addr))
+}
+
+/// IPv4-mapped IPv6 addresses compare as IPv4.
+pub fn canonical(addr: IpAddr) -> IpAddr {
+    match addr {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(addr, IpAddr::V4),
+        IpAddr::V4(_) => addr,
+    }
+}
+
+fn parse_hop(hop: &str) -> Option<IpAddr> {
+    if let Ok(addr) = hop.parse::<IpAddr>() {
+        return Some(canonical(addr));
+    }
+    // "[v6]:port" or "v4:port" forms some proxies write.
+    hop.parse::<std::net::SocketAddr>().ok().map(|s| canonical(s.ip()))
+}
+
+/// Sets `X-Forwarded-For`, `-Proto` and `-Host` on a request about to go upstream. The
+/// incoming `X-Forwarded-For` is kept only when the peer is a trusted proxy.
+pub fn set_forwarded(
+    headers: &mut HeaderMap,
+    peer: IpAddr,
+    trusted: &[IpNet],
+    https: bool,
+    host: Option<&HeaderValue>,
+) {
+    let peer = canonical(peer);
+    let mut buf = itoa_ip(peer);
+    if is_trusted(peer, trusted) {
+        let prior: Vec<&str> =
+            headers.get_all(&X_FORWARDED_FOR).iter().filter_map(|v| v.to_str().ok()).collect();
+        if !prior.is_empty() {
+            buf = format!("{}, {buf}", prior.join(", "));
+        }
+    }
+    if let Ok(value) = HeaderValue::from_str(&buf) {
+        headers.insert(X_FORWARDED_FOR, value);
+    }
+    let proto = if https { "https" } else { "http" };
+    headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static(proto));
+    match host {
+        Some(host) => {
+            headers.insert(X_FORWARDED_HOST, host.clone());
+        }
+        None => {
+            headers.remove(X_FORWARDED_HOST);
+        }
+    }
+}
+
+fn itoa_ip(addr: IpAddr) -> String {
+    addr.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn nets(list: &[&str]) -> Vec<IpNet> {
+        list.iter().filter_map(|n| n.parse().ok()).collect()
+    }
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap_or(IpAddr::from([0, 0, 0, 0]))
+    }
+
+    fn xff(value: &'static str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(X_FORWARDED_FOR, HeaderValue::from_static(value));
+        h
+    }
+
+    #[test]
+    fn untrusted_peer_is_the_client_whatever_it_claims() {
+        let h = xff("1.2.3.4");
+        assert_eq!(client_ip(ip("9.9.9.9"), &h, &nets(&["10.0.0.0/8"])), ip("9.9.9.9"));
+    }
+
+    #[test]
+    fn trusted_peer_yields_right_most_untrusted_hop() {
+        let h = xff("6.6.6.6, 1.2.3.4, 10.0.0.7");
+        assert_eq!(client_ip(ip("10.0.0.1"), &h, &nets(&["10.0.0.0/8"])), ip("1.2.3.4"));
+    }
+
+    #[test]
+    fn garbage_hop_stops_the_walk() {
+        let h = xff("1.2.3.4, not-an-ip");
+        assert_eq!(client_ip(ip("10.0.0.1"), &h, &nets(&["10.0.0.0/8"])), ip("10.0.0.1"));
+    }
+
+    #[test]
+    fn forwarded_for_is_replaced_for_untrusted_peers_and_appended_for_trusted() {
+        let mut h = xff("6.6.6.6");
+        set_forwarded(&mut h, ip("9.9.9.9"), &[], false, None);
+        assert_eq!(h[X_FORWARDED_FOR], "9.9.9.9");
+        let mut h = xff("6.6.6.6");
+        set_forwarded(&mut h, ip("10.1.1.1"), &nets(&["10.0.0.0/8"]), true, None);
+        assert_eq!(h[X_FORWARDED_FOR], "6.6.6.6, 10.1.1.1");
+        assert_eq!(h[X_FORWARDED_PROTO], "https");
+    }
+
+    #[test]
+    fn connection_listed_and_proxy_headers_are_stripped() {
+        let mut h = HeaderMap::new();
+        h.insert(header::CONNECTION, HeaderValue::from_static("close, x-secret-hop"));
+        h.insert("x-secret-hop", HeaderValue::from_static("1"));
+        h.insert("proxy-foo", HeaderValue::from_static("1"));
+        h.insert(header::TE, HeaderValue::from_static("trailers"));
+        h.insert("x-keep", HeaderValue::from_static("1"));
+        strip_hop_by_hop(&mut h);
+        assert_eq!(h.len(), 1);
+        assert!(h.contains_key("x-keep"));
+    }
+}

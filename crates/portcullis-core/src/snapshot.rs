@@ -1,0 +1,262 @@
+//! The validated, immutable runtime config that requests read. Built only by
+//! [`crate::compile`]; swapped whole on reload, never mutated.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use bytes::Bytes;
+use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
+use ipnet::IpNet;
+use portcullis_config::Diagnostic;
+
+use crate::route::RouteTable;
+
+pub const DEFAULT_MAX_HEADER_BYTES: u64 = 16 * 1024;
+pub const DEFAULT_MAX_URI_BYTES: u64 = 8 * 1024;
+pub const DEFAULT_MAX_BODY_BYTES: u64 = 10 * 1024 * 1024;
+pub const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+pub const DEFAULT_MAX_CONNECTIONS: u32 = 10_000;
+pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+pub const DEFAULT_RESPONSE_TIMEOUT: Duration = Duration::from_secs(29);
+pub const DEFAULT_HEALTH_INTERVAL: Duration = Duration::from_secs(5);
+pub const DEFAULT_HEALTH_TIMEOUT: Duration = Duration::from_secs(1);
+pub const DEFAULT_UNHEALTHY_AFTER: u32 = 3;
+pub const DEFAULT_HEALTHY_AFTER: u32 = 2;
+pub const DEFAULT_PASSIVE_UNHEALTHY_AFTER: u32 = 5;
+pub const DEFAULT_PASSIVE_COOLDOWN: Duration = Duration::from_secs(30);
+
+/// One compiled config.
+#[derive(Debug)]
+pub struct Snapshot {
+    /// SHA-free content hash of the merged document (FNV-1a 64, hex): tells reloads apart.
+    pub hash: String,
+    pub loaded_at: SystemTime,
+    pub stage: Option<String>,
+    pub listeners: Vec<ListenerSpec>,
+    pub limits: Limits,
+    pub trusted_proxies: Vec<IpNet>,
+    pub shutdown_grace: Duration,
+    pub upstreams: Vec<UpstreamSpec>,
+    pub routes: Vec<Arc<RouteSpec>>,
+    pub table: RouteTable,
+    /// Stripped from every client request before any stage runs.
+    pub identity_headers: Vec<HeaderName>,
+    pub access_log: LogSink,
+    pub sample_ratio: f64,
+    /// Sections that parse and cross-check but whose enforcement this build lacks.
+    pub warnings: Vec<Diagnostic>,
+    /// The merged document, for `GET /config`.
+    pub document: serde_json::Value,
+}
+
+#[derive(Debug, Clone)]
+pub struct ListenerSpec {
+    pub name: Arc<str>,
+    pub bind: SocketAddr,
+    pub http2: bool,
+    pub tls: Option<ListenerTlsSpec>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ListenerTlsSpec {
+    pub certificates: Vec<(PathBuf, PathBuf)>,
+}
+
+/// Request limits (global, or a route's lowered copy).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    pub max_header_bytes: u64,
+    pub max_uri_bytes: u64,
+    pub max_body_bytes: u64,
+    pub header_read_timeout: Duration,
+    pub idle_timeout: Duration,
+    pub max_connections: u32,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_header_bytes: DEFAULT_MAX_HEADER_BYTES,
+            max_uri_bytes: DEFAULT_MAX_URI_BYTES,
+            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            header_read_timeout: DEFAULT_HEADER_READ_TIMEOUT,
+            idle_timeout: DEFAULT_IDLE_TIMEOUT,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LogSink {
+    Off,
+    Stdout,
+    Stderr,
+    File(PathBuf),
+}
+
+#[derive(Debug, Clone)]
+pub struct UpstreamSpec {
+    pub name: Arc<str>,
+    pub kind: UpstreamKind,
+}
+
+#[derive(Debug, Clone)]
+pub enum UpstreamKind {
+    Targets(TargetsSpec),
+    Mock(MockSpec),
+}
+
+#[derive(Debug, Clone)]
+pub struct TargetsSpec {
+    pub targets: Vec<TargetSpec>,
+    pub balance: Balance,
+    pub protocol: Protocol,
+    pub connect_timeout: Duration,
+    pub response_timeout: Duration,
+    pub retries: RetryPolicy,
+    pub active_health: Option<ActiveHealthSpec>,
+    pub passive_health: PassiveHealthSpec,
+}
+
+/// One backend address: scheme, authority and an optional base path prepended upstream.
+#[derive(Debug, Clone)]
+pub struct TargetSpec {
+    /// As written, for logs and metrics.
+    pub name: Arc<str>,
+    pub https: bool,
+    pub authority: http::uri::Authority,
+    /// Without the trailing slash; empty for none.
+    pub base_path: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Balance {
+    RoundRobin,
+    LeastRequests,
+    HashClientIp,
+    HashHeader(HeaderName),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Protocol {
+    Http1,
+    H2,
+    Auto,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct RetryPolicy {
+    pub attempts: u32,
+    pub on_connect_error: bool,
+    pub on_timeout: bool,
+    pub on_status: Vec<StatusCode>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ActiveHealthSpec {
+    pub path: String,
+    pub interval: Duration,
+    pub timeout: Duration,
+    pub unhealthy_after: u32,
+    pub healthy_after: u32,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct PassiveHealthSpec {
+    pub unhealthy_after: u32,
+    pub cooldown: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct MockSpec {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+/// One compiled route.
+#[derive(Debug)]
+pub struct RouteSpec {
+    pub name: Arc<str>,
+    pub host: Option<String>,
+    pub path: String,
+    /// `None`: every method.
+    pub methods: Option<Vec<Method>>,
+    pub upstream: usize,
+    pub rewrite: Option<Rewrite>,
+    pub auth: AuthRule,
+    /// Policy names; all must pass.
+    pub policies: Vec<Arc<str>>,
+    pub limits: Limits,
+    pub request_headers: HeaderOps,
+    pub response_headers: HeaderOps,
+    /// Overrides the upstream's response timeout.
+    pub timeout: Option<Duration>,
+    /// Whether the route pattern has parameters the rewrite needs.
+    pub captures_params: bool,
+}
+
+/// How a route authenticates.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AuthRule {
+    /// `auth: none`, stated: public.
+    Public,
+    Any(Vec<Arc<str>>),
+    All(Vec<Arc<str>>),
+}
+
+/// A rewrite template: literal text and `{param}` references.
+#[derive(Debug, Clone)]
+pub struct Rewrite {
+    pub parts: Vec<RewritePart>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RewritePart {
+    Literal(String),
+    Param(String),
+}
+
+impl Rewrite {
+    /// The rewritten path; parameters are substituted as they were matched (still encoded).
+    pub fn render(&self, params: &[(Arc<str>, String)]) -> String {
+        let mut out = String::with_capacity(64);
+        for part in &self.parts {
+            match part {
+                RewritePart::Literal(text) => out.push_str(text),
+                RewritePart::Param(name) => {
+                    if let Some((_, value)) = params.iter().find(|(n, _)| n.as_ref() == name) {
+                        out.push_str(value);
+                    }
+                }
+            }
+        }
+        out
+    }
+}
+
+/// Header edits of one direction.
+#[derive(Debug, Clone, Default)]
+pub struct HeaderOps {
+    pub set: Vec<(HeaderName, HeaderValue)>,
+    pub remove: Vec<HeaderName>,
+}
+
+impl HeaderOps {
+    pub fn is_empty(&self) -> bool {
+        self.set.is_empty() && self.remove.is_empty()
+    }
+
+    pub fn apply(&self, headers: &mut HeaderMap) {
+        for name in &self.remove {
+            headers.remove(name);
+        }
+        for (name, value) in &self.set {
+            headers.insert(name.clone(), value.clone());
+        }
+    }
+}

@@ -1,0 +1,17 @@
+//! The request stages. Each is a small type whose `run` looks at the request head and the
+//! context and returns [`Flow`](crate::Flow); none does socket I/O. Their order is written
+//! once, in [`crate::pipeline`].
+
+mod auth;
+mod authorize;
+mod identity;
+mod request_limits;
+mod route_match;
+mod transform;
+
+pub use auth::Authenticate;
+pub use authorize::Authorize;
+pub use identity::StripIdentity;
+pub use request_limits::RequestLimits;
+pub use route_match::{MatchRoute, request_host as route_match_host};
+pub use transform::Transform;

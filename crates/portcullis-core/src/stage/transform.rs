@@ -1,0 +1,46 @@
+//! The request transform before the upstream: path rewrite, hop-by-hop stripping, the
+//! gateway's own headers (`X-Request-Id`, `traceparent`, `X-Forwarded-*`) and the route's
+//! `headers.request` edits.
+
+use http::request::Parts;
+use http::uri::PathAndQuery;
+
+use crate::context::RequestContext;
+use crate::flow::Flow;
+use crate::headers::{self, TRACEPARENT, X_REQUEST_ID};
+use crate::problem::{ErrorCode, Problem};
+use crate::snapshot::{RouteSpec, Snapshot};
+
+pub struct Transform;
+
+impl Transform {
+    pub fn run(snapshot: &Snapshot, route: &RouteSpec, parts: &mut Parts, ctx: &RequestContext) -> Flow {
+        if let Some(rewrite) = &route.rewrite {
+            let mut path = rewrite.render(&ctx.params);
+            if let Some(query) = parts.uri.query() {
+                path.push('?');
+                path.push_str(query);
+            }
+            match PathAndQuery::try_from(path) {
+                Ok(pq) => {
+                    let mut uri = std::mem::take(&mut parts.uri).into_parts();
+                    uri.path_and_query = Some(pq);
+                    parts.uri = http::Uri::from_parts(uri).unwrap_or_default();
+                }
+                Err(_) => return Problem::new(ErrorCode::BadRequest, "the rewritten path is invalid").into(),
+            }
+        }
+        headers::strip_hop_by_hop(&mut parts.headers);
+        parts.headers.insert(X_REQUEST_ID, ctx.request_id.clone());
+        parts.headers.insert(TRACEPARENT, ctx.trace.traceparent());
+        headers::set_forwarded(
+            &mut parts.headers,
+            ctx.peer.ip(),
+            &snapshot.trusted_proxies,
+            ctx.https,
+            ctx.original_host.as_ref(),
+        );
+        route.request_headers.apply(&mut parts.headers);
+        Flow::Continue
+    }
+}

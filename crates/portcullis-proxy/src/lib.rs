@@ -1,0 +1,20 @@
+//! Everything with a socket: downstream listeners ([`server`]), upstream pools with
+//! balancing, retries and health checks ([`upstream`]), streaming bodies ([`body`]) and the
+//! access log writer ([`access_log`]).
+//!
+//! A request flows: accept → [`server`] (connection cap, protocol detection, header-read and
+//! idle deadlines) → [`service::handle`] (intake and the core pipeline, then a mock, the
+//! gateway's own problem document, or [`upstream`] forwarding) → response transform →
+//! [`body::ResponseBody`] streams back and writes the access log line when it ends.
+
+pub mod access_log;
+pub mod body;
+mod conn_io;
+pub mod error;
+pub mod runtime;
+pub mod server;
+pub mod service;
+pub mod upstream;
+
+pub use runtime::Runtime;
+pub use server::{Gateway, GatewayHandle};

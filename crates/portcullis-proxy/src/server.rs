@@ -1,0 +1,279 @@
+//! Downstream listeners: accept with a connection cap, detect HTTP/1.1 or HTTP/2 (prior
+//! knowledge) under the header-read deadline, serve with hyper, close idle connections, and
+//! drain gracefully on shutdown.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use bytes::Bytes;
+use hyper::server::conn::{http1, http2};
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulConnection;
+use portcullis_core::pipeline::Downstream;
+use portcullis_core::snapshot::{Limits, ListenerSpec};
+use tokio::io::AsyncReadExt;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{Semaphore, mpsc, watch};
+
+use crate::conn_io::{Activity, ConnIo};
+use crate::runtime::Runtime;
+use crate::service;
+
+const H2_PREFACE: &[u8; 24] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+/// hyper's smallest read buffer; the header limit is enforced by our own stage above it.
+const MIN_BUF: usize = 8192;
+
+/// A gateway with its listeners bound, ready to serve.
+pub struct Gateway {
+    current: Arc<ArcSwap<Runtime>>,
+    listeners: Vec<(ListenerSpec, TcpListener)>,
+}
+
+/// Shares the current config with the process (reload swaps it).
+#[derive(Clone)]
+pub struct GatewayHandle {
+    current: Arc<ArcSwap<Runtime>>,
+}
+
+impl GatewayHandle {
+    pub fn current(&self) -> Arc<Runtime> {
+        self.current.load_full()
+    }
+
+    /// Installs a new runtime; requests in flight finish on the one they started with.
+    pub fn swap(&self, runtime: Runtime) {
+        self.current.store(Arc::new(runtime));
+    }
+}
+
+impl Gateway {
+    /// Binds every listener of the runtime's snapshot.
+    pub async fn bind(runtime: Runtime) -> std::io::Result<Self> {
+        let mut listeners = Vec::new();
+        for spec in &runtime.snapshot.listeners {
+            let listener = TcpListener::bind(spec.bind).await.map_err(|e| {
+                std::io::Error::new(e.kind(), format!("listener `{}` cannot bind {}: {e}", spec.name, spec.bind))
+            })?;
+            listeners.push((spec.clone(), listener));
+        }
+        Ok(Self { current: Arc::new(ArcSwap::from_pointee(runtime)), listeners })
+    }
+
+    /// The bound address of each listener (port 0 resolved).
+    pub fn local_addrs(&self) -> Vec<(Arc<str>, SocketAddr)> {
+        self.listeners.iter().filter_map(|(s, l)| l.local_addr().ok().map(|a| (s.name.clone(), a))).collect()
+    }
+
+    pub fn handle(&self) -> GatewayHandle {
+        GatewayHandle { current: self.current.clone() }
+    }
+
+    /// Serves until `shutdown` resolves, then stops accepting and gives open requests up to
+    /// the configured `shutdown_grace` to finish.
+    pub async fn run(self, shutdown: impl Future<Output = ()>) {
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let (done_tx, mut done_rx) = mpsc::channel::<()>(1);
+        let limits = self.current.load().snapshot.limits;
+        let permits = Arc::new(Semaphore::new(usize::try_from(limits.max_connections).unwrap_or(usize::MAX)));
+        for (spec, listener) in self.listeners {
+            let accept = AcceptLoop {
+                spec,
+                listener,
+                current: self.current.clone(),
+                permits: permits.clone(),
+                stop: stop_rx.clone(),
+                done: done_tx.clone(),
+            };
+            tokio::spawn(accept.run());
+        }
+        drop(done_tx);
+        shutdown.await;
+        let grace = self.current.load().snapshot.shutdown_grace;
+        tracing::info!(grace_ms = grace.as_millis() as u64, "shutting down: draining connections");
+        let _ = stop_tx.send(true);
+        if tokio::time::timeout(grace, done_rx.recv()).await.is_err() {
+            tracing::warn!("shutdown grace elapsed with requests still open");
+        }
+    }
+}
+
+struct AcceptLoop {
+    spec: ListenerSpec,
+    listener: TcpListener,
+    current: Arc<ArcSwap<Runtime>>,
+    permits: Arc<Semaphore>,
+    stop: watch::Receiver<bool>,
+    done: mpsc::Sender<()>,
+}
+
+impl AcceptLoop {
+    async fn run(mut self) {
+        loop {
+            let accepted = tokio::select! {
+                _ = self.stop.changed() => return,
+                accepted = self.listener.accept() => accepted,
+            };
+            let (stream, peer) = match accepted {
+                Ok(pair) => pair,
+                Err(e) => {
+                    // Out of file descriptors and the like: back off instead of spinning.
+                    tracing::warn!(listener = %self.spec.name, error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                    continue;
+                }
+            };
+            let Ok(permit) = self.permits.clone().try_acquire_owned() else {
+                // Over max_connections: close at once rather than queue without bound.
+                drop(stream);
+                continue;
+            };
+            let _ = stream.set_nodelay(true);
+            let conn = Connection {
+                downstream: Arc::new(Downstream { peer, https: false, listener: self.spec.name.clone() }),
+                http2: self.spec.http2,
+                current: self.current.clone(),
+                stop: self.stop.clone(),
+            };
+            let done = self.done.clone();
+            tokio::spawn(async move {
+                conn.serve(stream).await;
+                drop(permit);
+                drop(done);
+            });
+        }
+    }
+}
+
+struct Connection {
+    downstream: Arc<Downstream>,
+    http2: bool,
+    current: Arc<ArcSwap<Runtime>>,
+    stop: watch::Receiver<bool>,
+}
+
+impl Connection {
+    async fn serve(self, mut stream: TcpStream) {
+        let limits = self.current.load().snapshot.limits;
+        let (is_h2, prefix) = if self.http2 {
+            match detect_h2(&mut stream, limits.header_read_timeout).await {
+                Some(found) => found,
+                None => return,
+            }
+        } else {
+            (false, Bytes::new())
+        };
+        let activity = Activity::new();
+        let io = TokioIo::new(ConnIo::new(stream, prefix, activity.clone()));
+        let in_flight = Arc::new(AtomicUsize::new(0));
+        let service = {
+            let (current, downstream, in_flight) = (self.current.clone(), self.downstream.clone(), in_flight.clone());
+            service_fn(move |request| {
+                let runtime = current.load_full();
+                let downstream = downstream.clone();
+                let in_flight = in_flight.clone();
+                in_flight.fetch_add(1, Ordering::Relaxed);
+                async move {
+                    let response = service::handle(runtime, &downstream, request).await;
+                    in_flight.fetch_sub(1, Ordering::Relaxed);
+                    Ok::<_, Infallible>(response)
+                }
+            })
+        };
+        let watch = Watchdog { stop: self.stop, activity, in_flight, idle: limits.idle_timeout };
+        if is_h2 {
+            let conn = http2_builder(&limits).serve_connection(io, service);
+            watch.drive(conn).await;
+        } else {
+            let conn = http1_builder(&limits).serve_connection(io, service);
+            watch.drive(conn).await;
+        }
+    }
+}
+
+fn http1_builder(limits: &Limits) -> http1::Builder {
+    let mut b = http1::Builder::new();
+    let buf = usize::try_from(limits.max_header_bytes + limits.max_uri_bytes).unwrap_or(usize::MAX).saturating_add(1024);
+    b.timer(TokioTimer::new())
+        .header_read_timeout(limits.header_read_timeout)
+        .keep_alive(true)
+        .max_buf_size(buf.max(MIN_BUF))
+        .max_headers(256);
+    b
+}
+
+fn http2_builder(limits: &Limits) -> http2::Builder<TokioExecutor> {
+    let mut b = http2::Builder::new(TokioExecutor::new());
+    let list = u32::try_from(limits.max_header_bytes + limits.max_uri_bytes).unwrap_or(u32::MAX).saturating_add(1024);
+    b.timer(TokioTimer::new()).max_header_list_size(list).max_concurrent_streams(256);
+    b
+}
+
+/// Reads the first bytes to tell the HTTP/2 preface from HTTP/1.1, under the header-read
+/// deadline (hyper's own timer does not cover this phase). `None`: closed or too slow.
+async fn detect_h2(stream: &mut TcpStream, deadline: Duration) -> Option<(bool, Bytes)> {
+    let mut buf = [0u8; 24];
+    let mut len = 0;
+    let read = async {
+        loop {
+            let n = stream.read(&mut buf[len..]).await.ok()?;
+            if n == 0 {
+                return None;
+            }
+            len += n;
+            if buf[..len] != H2_PREFACE[..len] {
+                return Some(false);
+            }
+            if len == H2_PREFACE.len() {
+                return Some(true);
+            }
+        }
+    };
+    let is_h2 = tokio::time::timeout(deadline, read).await.ok()??;
+    Some((is_h2, Bytes::copy_from_slice(&buf[..len])))
+}
+
+/// Drives one connection: closes it gracefully on shutdown or when idle too long.
+struct Watchdog {
+    stop: watch::Receiver<bool>,
+    activity: Arc<Activity>,
+    in_flight: Arc<AtomicUsize>,
+    idle: Duration,
+}
+
+impl Watchdog {
+    async fn drive<C: GracefulConnection>(mut self, conn: C) {
+        let mut conn = pin!(conn);
+        let mut closing = *self.stop.borrow();
+        if closing {
+            conn.as_mut().graceful_shutdown();
+        }
+        let mut wait = self.idle;
+        loop {
+            tokio::select! {
+                _ = conn.as_mut() => return,
+                changed = self.stop.changed(), if !closing => {
+                    if changed.is_err() || *self.stop.borrow() {
+                        closing = true;
+                        conn.as_mut().graceful_shutdown();
+                    }
+                }
+                () = tokio::time::sleep(wait), if !closing => {
+                    let idle_for = self.activity.idle_for();
+                    if self.in_flight.load(Ordering::Relaxed) == 0 && idle_for >= self.idle {
+                        closing = true;
+                        conn.as_mut().graceful_shutdown();
+                    } else {
+                        wait = self.idle.saturating_sub(idle_for).max(Duration::from_millis(100));
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,126 @@
+//! One request through the gateway: intake, the core pipeline, then the upstream (or a mock,
+//! or the gateway's own answer), the response transform and the access log.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+use http::header::{CONTENT_LENGTH, TRANSFER_ENCODING};
+use http::{Request, Response};
+use hyper::body::Incoming;
+use portcullis_core::pipeline::{self, Downstream};
+use portcullis_core::snapshot::UpstreamKind;
+use portcullis_core::{ErrorCode, Flow, Problem, Reply, RequestContext};
+
+use crate::access_log::PendingLog;
+use crate::body::{BodyStats, RequestBody, ResponseBody};
+use crate::runtime::Runtime;
+use crate::upstream::BalanceKey;
+
+/// Handles one request on `runtime` (the config current when the request arrived).
+pub async fn handle(runtime: Arc<Runtime>, downstream: &Downstream, request: Request<Incoming>) -> Response<ResponseBody> {
+    let started = Instant::now();
+    let (mut parts, body) = request.into_parts();
+    let snapshot = &runtime.snapshot;
+    let mut ctx = pipeline::intake(snapshot, &parts, downstream);
+    let mut log = runtime.access_log.enabled().then(|| PendingLog::start(&runtime.access_log, &parts, &ctx, started));
+    match pipeline::on_request(snapshot, &mut parts, &mut ctx) {
+        Flow::Respond(reply) => gateway_reply(reply, &mut ctx, log),
+        Flow::Continue => {
+            let Some(route) = ctx.route.clone() else {
+                return gateway_reply(Problem::new(ErrorCode::Internal, "no route after routing").into_reply(), &mut ctx, log);
+            };
+            let Some(upstream) = runtime.upstreams.get(route.upstream) else {
+                return gateway_reply(Problem::new(ErrorCode::Internal, "route without upstream").into_reply(), &mut ctx, log);
+            };
+            if let Some(log) = log.as_mut() {
+                log.upstream = Some(upstream.spec.name.clone());
+            }
+            let (mock, pool) = match (&upstream.spec.kind, &upstream.pool) {
+                (UpstreamKind::Mock(mock), _) => (Some(mock), None),
+                (UpstreamKind::Targets(_), Some(pool)) => (None, Some(pool)),
+                (UpstreamKind::Targets(_), None) => (None, None),
+            };
+            if let Some(mock) = mock {
+                let mut head = Response::new(()).into_parts().0;
+                head.status = mock.status;
+                head.headers.clone_from(&mock.headers);
+                pipeline::on_response(Some(&route), &mut head, &ctx);
+                note(&mut log, &ctx, head.status.as_u16());
+                return Response::from_parts(head, ResponseBody::full(mock.body.clone(), log));
+            }
+            let Some(pool) = pool else {
+                return gateway_reply(Problem::new(ErrorCode::Internal, "upstream has no pool").into_reply(), &mut ctx, log);
+            };
+            let body_empty = is_body_empty(&parts);
+            let (request_body, stats) = if body_empty {
+                (RequestBody::empty(), None)
+            } else {
+                let stats = Arc::new(BodyStats::default());
+                (RequestBody::limited(body, route.limits.max_body_bytes, stats.clone()), Some(stats))
+            };
+            if let Some(log) = log.as_mut() {
+                log.bytes_in = stats;
+            }
+            let timeout = route.timeout.unwrap_or(pool.spec.response_timeout);
+            let key = BalanceKey { client_ip: ctx.client_ip, header: pool.hash_header(&parts.headers) };
+            match pool.forward(parts, request_body, body_empty, key, timeout).await {
+                Ok(forwarded) => {
+                    if let Some(log) = log.as_mut() {
+                        log.target = Some(forwarded.target);
+                        log.upstream_ms = Some(forwarded.upstream_ms);
+                    }
+                    let (mut head, body) = forwarded.response.into_parts();
+                    pipeline::on_response(Some(&route), &mut head, &ctx);
+                    note(&mut log, &ctx, head.status.as_u16());
+                    Response::from_parts(head, ResponseBody::upstream(body, log))
+                }
+                Err(e) => gateway_reply(e.into_problem().into_reply(), &mut ctx, log),
+            }
+        }
+    }
+}
+
+fn is_body_empty(parts: &http::request::Parts) -> bool {
+    if parts.headers.contains_key(TRANSFER_ENCODING) {
+        return false;
+    }
+    match parts.headers.get(CONTENT_LENGTH) {
+        Some(v) => v.as_bytes() == b"0",
+        // HTTP/2 requests may stream without a length.
+        None => parts.version < http::Version::HTTP_2,
+    }
+}
+
+trait IntoReply {
+    fn into_reply(self) -> Reply;
+}
+
+impl IntoReply for Problem {
+    fn into_reply(self) -> Reply {
+        Reply::Problem(self)
+    }
+}
+
+fn gateway_reply(reply: Reply, ctx: &mut RequestContext, log: Option<Box<PendingLog>>) -> Response<ResponseBody> {
+    let response: Response<Bytes> = match reply {
+        Reply::Problem(problem) => {
+            ctx.outcome = Some(problem.code);
+            problem.into_response(&ctx.request_id)
+        }
+        Reply::Response(mut response) => {
+            response.headers_mut().insert(portcullis_core::headers::X_REQUEST_ID, ctx.request_id.clone());
+            response
+        }
+    };
+    let mut log = log;
+    note(&mut log, ctx, response.status().as_u16());
+    response.map(|b| ResponseBody::full(b, log))
+}
+
+fn note(log: &mut Option<Box<PendingLog>>, ctx: &RequestContext, status: u16) {
+    if let Some(log) = log.as_mut() {
+        log.note_context(ctx);
+        log.status = status;
+    }
+}

@@ -1,0 +1,258 @@
+//! Live upstreams: a pooled keep-alive client per upstream, its targets with health state,
+//! and forwarding with balancing, timeouts and retries.
+
+mod balance;
+mod health;
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use http::header::HOST;
+use http::{HeaderMap, HeaderValue, Method, Request, Response, Version};
+use hyper::body::Incoming;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
+use portcullis_core::snapshot::{Protocol, TargetSpec, TargetsSpec, UpstreamKind, UpstreamSpec};
+
+use crate::body::RequestBody;
+use crate::error::ProxyError;
+
+pub use health::spawn_active_checks;
+
+/// Idle pooled connections kept per target.
+const POOL_MAX_IDLE_PER_HOST: usize = 1024;
+/// How long an idle pooled connection is kept.
+const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+
+type HttpClient = Client<HttpConnector, RequestBody>;
+
+/// One upstream at run time.
+#[derive(Debug)]
+pub struct UpstreamRuntime {
+    pub spec: UpstreamSpec,
+    pub(crate) pool: Option<Pool>,
+}
+
+/// The networked part of an upstream with targets.
+#[derive(Debug)]
+pub(crate) struct Pool {
+    pub(crate) spec: TargetsSpec,
+    pub(crate) client: HttpClient,
+    pub(crate) targets: Vec<Target>,
+    cursor: AtomicUsize,
+}
+
+/// One target and its health.
+#[derive(Debug)]
+pub(crate) struct Target {
+    pub(crate) spec: TargetSpec,
+    /// Cleared by active checks after `unhealthy_after` failures.
+    pub(crate) active_ok: AtomicBool,
+    passive_failures: AtomicU32,
+    /// Milliseconds since [`epoch`] until which passive health keeps the target out.
+    ejected_until_ms: AtomicU64,
+    pub(crate) in_flight: AtomicUsize,
+}
+
+fn epoch() -> Instant {
+    static EPOCH: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+    *EPOCH.get_or_init(Instant::now)
+}
+
+fn now_ms() -> u64 {
+    u64::try_from(epoch().elapsed().as_millis()).unwrap_or(u64::MAX)
+}
+
+impl Target {
+    pub(crate) fn is_healthy(&self) -> bool {
+        self.active_ok.load(Ordering::Relaxed) && now_ms() >= self.ejected_until_ms.load(Ordering::Relaxed)
+    }
+
+    fn record(&self, ok: bool, spec: &TargetsSpec) {
+        if ok {
+            self.passive_failures.store(0, Ordering::Relaxed);
+            return;
+        }
+        let failures = self.passive_failures.fetch_add(1, Ordering::Relaxed) + 1;
+        if failures >= spec.passive_health.unhealthy_after {
+            self.passive_failures.store(0, Ordering::Relaxed);
+            let until = now_ms().saturating_add(u64::try_from(spec.passive_health.cooldown.as_millis()).unwrap_or(u64::MAX));
+            self.ejected_until_ms.store(until, Ordering::Relaxed);
+            tracing::warn!(target = %self.spec.name, "target ejected after consecutive failures");
+        }
+    }
+}
+
+impl UpstreamRuntime {
+    pub fn new(spec: &UpstreamSpec) -> Self {
+        let pool = match &spec.kind {
+            UpstreamKind::Mock(_) => None,
+            UpstreamKind::Targets(t) => Some(Pool::new(t)),
+        };
+        Self { spec: spec.clone(), pool }
+    }
+
+    /// Target names and whether each is healthy.
+    pub fn target_health(&self) -> Vec<(Arc<str>, bool)> {
+        self.pool.as_ref().map_or_else(Vec::new, |p| p.targets.iter().map(|t| (t.spec.name.clone(), t.is_healthy())).collect())
+    }
+}
+
+/// What the balancer hashes on.
+pub(crate) struct BalanceKey {
+    pub(crate) client_ip: IpAddr,
+    /// The value of the `hash:header:NAME` header, when that is the balance.
+    pub(crate) header: Option<HeaderValue>,
+}
+
+/// A forwarded request's result.
+pub(crate) struct Forwarded {
+    pub(crate) response: Response<Incoming>,
+    pub(crate) target: Arc<str>,
+    pub(crate) upstream_ms: f64,
+}
+
+impl Pool {
+    /// The header value a `hash:header:NAME` balance needs, read before the request moves.
+    pub(crate) fn hash_header(&self, headers: &HeaderMap) -> Option<HeaderValue> {
+        match &self.spec.balance {
+            portcullis_core::snapshot::Balance::HashHeader(name) => headers.get(name).cloned(),
+            _ => None,
+        }
+    }
+
+    fn new(spec: &TargetsSpec) -> Self {
+        let mut connector = HttpConnector::new();
+        connector.set_connect_timeout(Some(spec.connect_timeout));
+        connector.set_nodelay(true);
+        connector.set_keepalive(Some(Duration::from_secs(60)));
+        let mut builder = Client::builder(TokioExecutor::new());
+        builder
+            .pool_timer(TokioTimer::new())
+            .timer(TokioTimer::new())
+            .pool_idle_timeout(POOL_IDLE_TIMEOUT)
+            .pool_max_idle_per_host(POOL_MAX_IDLE_PER_HOST)
+            .set_host(false)
+            .http2_only(spec.protocol == Protocol::H2);
+        let targets = spec
+            .targets
+            .iter()
+            .map(|t| Target {
+                spec: t.clone(),
+                active_ok: AtomicBool::new(true),
+                passive_failures: AtomicU32::new(0),
+                ejected_until_ms: AtomicU64::new(0),
+                in_flight: AtomicUsize::new(0),
+            })
+            .collect();
+        Self { spec: spec.clone(), client: builder.build(connector), targets, cursor: AtomicUsize::new(0) }
+    }
+
+    /// Sends the request, retrying per policy when it is safe (idempotent method, no body).
+    pub(crate) async fn forward(
+        &self,
+        parts: http::request::Parts,
+        body: RequestBody,
+        body_empty: bool,
+        key: BalanceKey,
+        timeout: Duration,
+    ) -> Result<Forwarded, ProxyError> {
+        let retryable = body_empty && is_idempotent(&parts.method);
+        let mut attempts_left = if retryable { self.spec.retries.attempts } else { 0 };
+        let mut body = Some(body);
+        let mut tried: Vec<usize> = Vec::new();
+        loop {
+            let index = balance::pick(self, &key, &tried).ok_or_else(|| self.no_healthy())?;
+            tried.push(index);
+            let target = &self.targets[index];
+            let request = self.build(&parts, target, body.take().unwrap_or_else(RequestBody::empty))?;
+            let started = Instant::now();
+            target.in_flight.fetch_add(1, Ordering::Relaxed);
+            let result = tokio::time::timeout(timeout, self.client.request(request)).await;
+            target.in_flight.fetch_sub(1, Ordering::Relaxed);
+            let outcome = match result {
+                Err(_) => Err(ProxyError::Timeout),
+                Ok(Err(e)) if e.is_connect() => Err(ProxyError::Connect),
+                Ok(Err(e)) => Err(classify(&e)),
+                Ok(Ok(response)) => Ok(response),
+            };
+            let retry = attempts_left > 0 && self.should_retry(&outcome);
+            target.record(passive_ok(&outcome), &self.spec);
+            if retry {
+                attempts_left -= 1;
+                continue;
+            }
+            let response = outcome?;
+            let upstream_ms = started.elapsed().as_secs_f64() * 1000.0;
+            return Ok(Forwarded { response, target: target.spec.name.clone(), upstream_ms });
+        }
+    }
+
+    fn should_retry(&self, outcome: &Result<Response<Incoming>, ProxyError>) -> bool {
+        let policy = &self.spec.retries;
+        match outcome {
+            Ok(r) => policy.on_status.contains(&r.status()),
+            Err(ProxyError::Connect) => policy.on_connect_error,
+            Err(ProxyError::Timeout) => policy.on_timeout,
+            Err(_) => false,
+        }
+    }
+
+    fn no_healthy(&self) -> ProxyError {
+        let retry_after = self
+            .spec
+            .active_health
+            .as_ref()
+            .map_or(self.spec.passive_health.cooldown, |a| a.interval)
+            .min(self.spec.passive_health.cooldown);
+        ProxyError::NoHealthyTarget { retry_after }
+    }
+
+    fn build(&self, parts: &http::request::Parts, target: &Target, body: RequestBody) -> Result<Request<RequestBody>, ProxyError> {
+        let path = parts.uri.path_and_query().map_or("/", |pq| pq.as_str());
+        let scheme = if target.spec.https { "https" } else { "http" };
+        let uri = format!("{scheme}://{}{}{path}", target.spec.authority, target.spec.base_path);
+        let mut request = Request::new(body);
+        *request.method_mut() = parts.method.clone();
+        *request.uri_mut() = uri.parse().map_err(|_| ProxyError::Invalid)?;
+        *request.version_mut() = if self.spec.protocol == Protocol::H2 { Version::HTTP_2 } else { Version::HTTP_11 };
+        let headers = request.headers_mut();
+        headers.clone_from(&parts.headers);
+        if self.spec.protocol == Protocol::H2 {
+            headers.remove(HOST);
+        } else if let Ok(host) = HeaderValue::from_str(target.spec.authority.as_str()) {
+            headers.insert(HOST, host);
+        }
+        Ok(request)
+    }
+}
+
+fn passive_ok(outcome: &Result<Response<Incoming>, ProxyError>) -> bool {
+    match outcome {
+        Ok(r) => !matches!(r.status().as_u16(), 502..=504),
+        Err(_) => false,
+    }
+}
+
+fn classify(e: &hyper_util::client::legacy::Error) -> ProxyError {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(e);
+    while let Some(err) = source {
+        if err.is::<crate::body::BodyLimitExceeded>() {
+            return ProxyError::BodyTooLarge;
+        }
+        if let Some(h) = err.downcast_ref::<hyper::Error>() {
+            if h.is_user() || h.is_body_write_aborted() {
+                return ProxyError::ClientBody;
+            }
+        }
+        source = err.source();
+    }
+    ProxyError::Invalid
+}
+
+fn is_idempotent(method: &Method) -> bool {
+    matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS | Method::PUT | Method::DELETE | Method::TRACE)
+}

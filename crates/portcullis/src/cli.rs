@@ -1,0 +1,169 @@
+//! Command-line parsing and the subcommands. Exit codes: 0 success, 1 validation failure,
+//! 2 usage error (clap's own exit code for bad arguments).
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use portcullis_config::{Diagnostics, Loaded, ProcessEnv, Source};
+use portcullis_core::Snapshot;
+use portcullis_proxy::{Gateway, Runtime};
+
+#[derive(Parser)]
+#[command(name = "portcullis", version, about = "A secure, self-hosted API gateway")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve until SIGTERM/SIGINT (graceful drain).
+    Run(ConfigArgs),
+    /// Check everything `run` checks and print every error; exit 0 or 1.
+    /// Without --stage: the base document and every stage overlay.
+    Validate(ConfigArgs),
+    /// Print the JSON Schema of the config file (for editors and CI).
+    Schema,
+    /// A self-contained quick start: a local echo backend, a mock upstream, no files needed.
+    Demo {
+        /// Where the demo gateway listens.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        bind: String,
+    },
+}
+
+#[derive(clap::Args)]
+struct ConfigArgs {
+    /// The config file.
+    #[arg(short = 'c', long = "config")]
+    config: PathBuf,
+    /// The stage overlay to apply (`stages.NAME`).
+    #[arg(long)]
+    stage: Option<String>,
+}
+
+pub(crate) fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Run(args) => run(&args),
+        Command::Validate(args) => validate(&args),
+        Command::Schema => {
+            println!("{:#}", portcullis_config::json_schema());
+            ExitCode::SUCCESS
+        }
+        Command::Demo { bind } => crate::demo::run(&bind),
+    }
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("PORTCULLIS_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt().with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .try_init();
+}
+
+/// Loads and compiles one stage (or the base document).
+pub(crate) fn build(loaded: Result<Loaded, Diagnostics>) -> Result<Snapshot, Diagnostics> {
+    portcullis_core::compile(&loaded?)
+}
+
+fn run(args: &ConfigArgs) -> ExitCode {
+    let loaded = portcullis_config::load_file(&args.config, args.stage.as_deref());
+    match build(loaded) {
+        Ok(snapshot) => serve(snapshot),
+        Err(errors) => {
+            eprintln!("{errors}");
+            eprintln!("{} error(s); not starting", errors.len());
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// Serves a compiled snapshot on a fresh Tokio runtime until a signal.
+pub(crate) fn serve(snapshot: Snapshot) -> ExitCode {
+    init_logging();
+    for warning in &snapshot.warnings {
+        tracing::warn!("{warning}");
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("cannot start the runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    runtime.block_on(async move {
+        let gateway = match Runtime::new(snapshot) {
+            Ok(rt) => Gateway::bind(rt).await,
+            Err(e) => Err(e),
+        };
+        let gateway = match gateway {
+            Ok(g) => g,
+            Err(e) => {
+                eprintln!("{e}");
+                return ExitCode::from(1);
+            }
+        };
+        for (name, addr) in gateway.local_addrs() {
+            tracing::info!(listener = %name, %addr, "listening");
+        }
+        gateway.run(shutdown_signal()).await;
+        tracing::info!("stopped");
+        ExitCode::SUCCESS
+    })
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = term => {}
+    }
+}
+
+fn validate(args: &ConfigArgs) -> ExitCode {
+    let mut failed = false;
+    let mut report = |label: &str, result: Result<Snapshot, Diagnostics>| match result {
+        Ok(snapshot) => {
+            for w in &snapshot.warnings {
+                eprintln!("warning: {w}");
+            }
+            println!("{label}: ok ({} routes)", snapshot.routes.len());
+        }
+        Err(errors) => {
+            failed = true;
+            println!("{errors}");
+            println!("{label}: {} error(s)", errors.len());
+        }
+    };
+    match &args.stage {
+        Some(stage) => report(&format!("stage {stage}"), build(portcullis_config::load_file(&args.config, Some(stage)))),
+        None => {
+            report("base", build(portcullis_config::load_file(&args.config, None)));
+            for stage in stage_names(&args.config) {
+                report(&format!("stage {stage}"), build(portcullis_config::load_file(&args.config, Some(&stage))));
+            }
+        }
+    }
+    if failed { ExitCode::from(1) } else { ExitCode::SUCCESS }
+}
+
+fn stage_names(path: &Path) -> Vec<String> {
+    portcullis_config::stage_names(Source::File(path), &ProcessEnv).unwrap_or_default()
+}

@@ -1,0 +1,9 @@
+//! End-to-end tests over real sockets, one module per capability, on the shared [`kit`].
+
+mod access_log;
+mod cli;
+mod headers;
+mod kit;
+mod limits;
+mod routing;
+mod upstreams;
