@@ -143,7 +143,11 @@ impl Diagnostics {
 
     /// Sorts by position so output reads top to bottom.
     pub fn sort(&mut self) {
-        self.0.sort_by_key(|d| d.location.map(|l| (l.line, l.column)).unwrap_or((usize::MAX, 0)));
+        self.0.sort_by_key(|d| {
+            d.location
+                .map(|l| (l.line, l.column))
+                .unwrap_or((usize::MAX, 0))
+        });
     }
 }
 

@@ -165,8 +165,44 @@ pub struct Logging {
 #[serde(deny_unknown_fields)]
 pub struct LogSink {
     /// `stdout`, `stderr`, `off` or a file path.
-    pub path: String,
+    pub path: LogPath,
     pub format: Option<LogFormat>,
+}
+
+/// A log destination. YAML 1.1 reads a bare `off` as the boolean `false`, so that is
+/// accepted as `off` too.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(transparent)]
+pub struct LogPath(pub String);
+
+impl<'de> Deserialize<'de> for LogPath {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Text(String),
+            Flag(bool),
+        }
+        match Raw::deserialize(deserializer)? {
+            Raw::Text(text) => Ok(Self(text)),
+            Raw::Flag(false) => Ok(Self("off".to_owned())),
+            Raw::Flag(true) => Err(serde::de::Error::custom(
+                "expected stdout, stderr, off or a file path",
+            )),
+        }
+    }
+}
+
+impl JsonSchema for LogPath {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "LogPath".into()
+    }
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "description": "stdout, stderr, off or a file path",
+            "anyOf": [{ "type": "string", "minLength": 1 }, { "const": false }]
+        })
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
@@ -191,7 +227,9 @@ pub struct Upstream {
     #[serde(default)]
     pub targets: Vec<String>,
     /// `round_robin` | `least_requests` | `hash:client_ip` | `hash:header:NAME`.
-    #[schemars(regex(pattern = r"^(round_robin|least_requests|hash:client_ip|hash:header:[!#$%&'*+.^_`|~0-9A-Za-z-]+)$"))]
+    #[schemars(regex(
+        pattern = r"^(round_robin|least_requests|hash:client_ip|hash:header:[!#$%&'*+.^_`|~0-9A-Za-z-]+)$"
+    ))]
     pub balance: Option<String>,
     pub protocol: Option<UpstreamProtocol>,
     pub timeouts: Option<UpstreamTimeouts>,
@@ -357,7 +395,9 @@ pub struct RateLimit {
     pub rate: RateValue,
     pub burst: Option<u32>,
     /// `client_ip` | `consumer` | `claim:NAME` | `header:NAME` | `route`.
-    #[schemars(regex(pattern = r"^(client_ip|consumer|route|claim:.+|header:[!#$%&'*+.^_`|~0-9A-Za-z-]+)$"))]
+    #[schemars(regex(
+        pattern = r"^(client_ip|consumer|route|claim:.+|header:[!#$%&'*+.^_`|~0-9A-Za-z-]+)$"
+    ))]
     pub key: String,
 }
 

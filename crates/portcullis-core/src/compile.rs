@@ -137,7 +137,7 @@ fn limits(c: &mut Compiler<'_>) -> Limits {
 
 fn access_log(c: &mut Compiler<'_>) -> LogSink {
     let Some(sink) = &c.doc.logging.access else { return LogSink::Stdout };
-    match sink.path.as_str() {
+    match sink.path.0.as_str() {
         "off" => LogSink::Off,
         "stdout" => LogSink::Stdout,
         "stderr" => LogSink::Stderr,

@@ -10,7 +10,11 @@ use http::{HeaderValue, Method};
 /// The routes that share one host pattern.
 #[derive(Debug, Default)]
 pub struct HostRoutes {
+    /// Exact and parameter patterns (matchit ranks exact above parameters).
     router: matchit::Router<usize>,
+    /// Catch-all patterns, tried only when no exact or parameter pattern matches: matchit
+    /// cannot hold `/static/{file}` and `/static/{*rest}` in one tree.
+    catch_all: matchit::Router<usize>,
     paths: Vec<PathEntry>,
     index: HashMap<String, usize>,
 }
@@ -56,7 +60,8 @@ impl HostRoutes {
             Some(&i) => i,
             None => {
                 let i = self.paths.len();
-                self.router.insert(path, i).map_err(|e| RouteError::Pattern(e.to_string()))?;
+                let router = if path.contains("{*") { &mut self.catch_all } else { &mut self.router };
+                router.insert(path, i).map_err(|e| RouteError::Pattern(e.to_string()))?;
                 self.paths.push(PathEntry { routes: Vec::new(), allow: HeaderValue::from_static("") });
                 self.index.insert(path.to_owned(), i);
                 i
@@ -79,7 +84,27 @@ impl HostRoutes {
     }
 
     fn lookup(&self, method: &Method, path: &str, want_params: &dyn Fn(usize) -> bool) -> RouteMatch {
-        let Ok(found) = self.router.at(path) else { return RouteMatch::NotFound };
+        let mut allow = None;
+        for router in [&self.router, &self.catch_all] {
+            match self.lookup_in(router, method, path, want_params) {
+                RouteMatch::NotFound => {}
+                RouteMatch::MethodNotAllowed { allow: a } => {
+                    allow.get_or_insert(a);
+                }
+                found => return found,
+            }
+        }
+        allow.map_or(RouteMatch::NotFound, |allow| RouteMatch::MethodNotAllowed { allow })
+    }
+
+    fn lookup_in(
+        &self,
+        router: &matchit::Router<usize>,
+        method: &Method,
+        path: &str,
+        want_params: &dyn Fn(usize) -> bool,
+    ) -> RouteMatch {
+        let Ok(found) = router.at(path) else { return RouteMatch::NotFound };
         let Some(entry) = self.paths.get(*found.value) else { return RouteMatch::NotFound };
         let hit = entry.routes.iter().find(|(methods, _)| match methods {
             None => true,

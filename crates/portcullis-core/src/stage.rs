@@ -12,6 +12,6 @@ mod transform;
 pub use auth::Authenticate;
 pub use authorize::Authorize;
 pub use identity::StripIdentity;
-pub use request_limits::RequestLimits;
+pub use request_limits::{AmbiguousFraming, RequestLimits};
 pub use route_match::{MatchRoute, request_host as route_match_host};
 pub use transform::Transform;

@@ -5,7 +5,7 @@
 use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::task::{Context, Poll};
 use std::time::Instant;
 
@@ -36,18 +36,86 @@ impl Activity {
     }
 }
 
+/// Largest request head the framing scan will accumulate across reads; hyper refuses larger.
+const MAX_SCANNED_HEAD: usize = 64 * 1024;
+
+/// Watches HTTP/1.1 request heads for `Content-Length` together with `Transfer-Encoding`:
+/// hyper resolves that per RFC 9112 (drops the length, closes after the response), but the
+/// gateway refuses such requests outright, which needs the head as the client sent it.
+#[derive(Debug, Default)]
+pub(crate) struct FramingScan {
+    /// The next bytes read start a request head.
+    expect_head: AtomicBool,
+    ambiguous: AtomicBool,
+}
+
+impl FramingScan {
+    pub(crate) fn new() -> Arc<Self> {
+        Arc::new(Self { expect_head: AtomicBool::new(true), ambiguous: AtomicBool::new(false) })
+    }
+
+    /// Called when a request was handed over: the connection's next head starts a new scan.
+    pub(crate) fn expect_head(&self) {
+        self.expect_head.store(true, Ordering::Relaxed);
+    }
+
+    /// Whether the head just parsed was ambiguous (and forgets it).
+    pub(crate) fn take_ambiguous(&self) -> bool {
+        self.ambiguous.swap(false, Ordering::Relaxed)
+    }
+}
+
+/// Per-connection scan state: the part of a head that arrived in earlier reads.
+#[derive(Debug)]
+struct Scan {
+    shared: Arc<FramingScan>,
+    partial: Vec<u8>,
+}
+
+impl Scan {
+    fn feed(&mut self, data: &[u8]) {
+        if data.is_empty() || !self.shared.expect_head.load(Ordering::Relaxed) {
+            return;
+        }
+        let joined;
+        let bytes: &[u8] = if self.partial.is_empty() {
+            data
+        } else {
+            self.partial.extend_from_slice(data);
+            joined = std::mem::take(&mut self.partial);
+            &joined
+        };
+        let mut headers = [httparse::EMPTY_HEADER; 128];
+        let mut request = httparse::Request::new(&mut headers);
+        match request.parse(bytes) {
+            Ok(httparse::Status::Complete(_)) => {
+                let has = |name: &str| request.headers.iter().any(|h| h.name.eq_ignore_ascii_case(name));
+                if has("content-length") && has("transfer-encoding") {
+                    self.shared.ambiguous.store(true, Ordering::Relaxed);
+                }
+                self.shared.expect_head.store(false, Ordering::Relaxed);
+            }
+            Ok(httparse::Status::Partial) if bytes.len() < MAX_SCANNED_HEAD => self.partial = bytes.to_vec(),
+            // Malformed or oversized: hyper's own parser answers it.
+            _ => self.shared.expect_head.store(false, Ordering::Relaxed),
+        }
+    }
+}
+
 pin_project_lite::pin_project! {
-    pub struct ConnIo<T> {
+    pub(crate) struct ConnIo<T> {
         prefix: Bytes,
         #[pin]
         inner: T,
         activity: Arc<Activity>,
+        scan: Option<Scan>,
     }
 }
 
 impl<T> ConnIo<T> {
-    pub(crate) fn new(inner: T, prefix: Bytes, activity: Arc<Activity>) -> Self {
-        Self { prefix, inner, activity }
+    pub(crate) fn new(inner: T, prefix: Bytes, activity: Arc<Activity>, framing: Option<Arc<FramingScan>>) -> Self {
+        let scan = framing.map(|shared| Scan { shared, partial: Vec::new() });
+        Self { prefix, inner, activity, scan }
     }
 }
 
@@ -57,6 +125,9 @@ impl<T: AsyncRead> AsyncRead for ConnIo<T> {
         if !this.prefix.is_empty() {
             let n = this.prefix.len().min(buf.remaining());
             buf.put_slice(&this.prefix[..n]);
+            if let Some(scan) = this.scan.as_mut() {
+                scan.feed(&this.prefix[..n]);
+            }
             this.prefix.advance(n);
             return Poll::Ready(Ok(()));
         }
@@ -64,6 +135,9 @@ impl<T: AsyncRead> AsyncRead for ConnIo<T> {
         let polled = this.inner.poll_read(cx, buf);
         if buf.filled().len() > before {
             this.activity.touch();
+            if let Some(scan) = this.scan.as_mut() {
+                scan.feed(&buf.filled()[before..]);
+            }
         }
         polled
     }

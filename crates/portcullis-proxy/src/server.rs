@@ -18,11 +18,12 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulConnection;
 use portcullis_core::pipeline::Downstream;
 use portcullis_core::snapshot::{Limits, ListenerSpec};
+use portcullis_core::stage::AmbiguousFraming;
 use tokio::io::AsyncReadExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, mpsc, watch};
 
-use crate::conn_io::{Activity, ConnIo};
+use crate::conn_io::{Activity, ConnIo, FramingScan};
 use crate::runtime::Runtime;
 use crate::service;
 
@@ -170,14 +171,21 @@ impl Connection {
             (false, Bytes::new())
         };
         let activity = Activity::new();
-        let io = TokioIo::new(ConnIo::new(stream, prefix, activity.clone()));
+        let framing = (!is_h2).then(FramingScan::new);
+        let io = TokioIo::new(ConnIo::new(stream, prefix, activity.clone(), framing.clone()));
         let in_flight = Arc::new(AtomicUsize::new(0));
         let service = {
             let (current, downstream, in_flight) = (self.current.clone(), self.downstream.clone(), in_flight.clone());
-            service_fn(move |request| {
+            service_fn(move |mut request: hyper::Request<hyper::body::Incoming>| {
                 let runtime = current.load_full();
                 let downstream = downstream.clone();
                 let in_flight = in_flight.clone();
+                if let Some(framing) = &framing {
+                    if framing.take_ambiguous() {
+                        request.extensions_mut().insert(AmbiguousFraming);
+                    }
+                    framing.expect_head();
+                }
                 in_flight.fetch_add(1, Ordering::Relaxed);
                 async move {
                     let response = service::handle(runtime, &downstream, request).await;

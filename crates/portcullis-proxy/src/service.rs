@@ -5,7 +5,6 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
-use http::header::{CONTENT_LENGTH, TRANSFER_ENCODING};
 use http::{Request, Response};
 use hyper::body::Incoming;
 use portcullis_core::pipeline::{self, Downstream};
@@ -14,6 +13,7 @@ use portcullis_core::{ErrorCode, Flow, Problem, Reply, RequestContext};
 
 use crate::access_log::PendingLog;
 use crate::body::{BodyStats, RequestBody, ResponseBody};
+use crate::error::ProxyError;
 use crate::runtime::Runtime;
 use crate::upstream::BalanceKey;
 
@@ -52,7 +52,9 @@ pub async fn handle(runtime: Arc<Runtime>, downstream: &Downstream, request: Req
             let Some(pool) = pool else {
                 return gateway_reply(Problem::new(ErrorCode::Internal, "upstream has no pool").into_reply(), &mut ctx, log);
             };
-            let body_empty = is_body_empty(&parts);
+            // Asked of the codec, not the headers: the transform stage already removed
+            // `Transfer-Encoding`, and HTTP/2 bodies need no length header.
+            let body_empty = http_body::Body::is_end_stream(&body);
             let (request_body, stats) = if body_empty {
                 (RequestBody::empty(), None)
             } else {
@@ -60,11 +62,15 @@ pub async fn handle(runtime: Arc<Runtime>, downstream: &Downstream, request: Req
                 (RequestBody::limited(body, route.limits.max_body_bytes, stats.clone()), Some(stats))
             };
             if let Some(log) = log.as_mut() {
-                log.bytes_in = stats;
+                log.bytes_in.clone_from(&stats);
             }
             let timeout = route.timeout.unwrap_or(pool.spec.response_timeout);
             let key = BalanceKey { client_ip: ctx.client_ip, header: pool.hash_header(&parts.headers) };
-            match pool.forward(parts, request_body, body_empty, key, timeout).await {
+            let result = pool.forward(parts, request_body, body_empty, key, timeout).await;
+            // Past the limit the upstream saw a truncated body: whatever came of it is void.
+            let exceeded = stats.as_ref().is_some_and(|s| s.exceeded.load(std::sync::atomic::Ordering::Relaxed));
+            match result {
+                _ if exceeded => gateway_reply(ProxyError::BodyTooLarge.into_problem().into_reply(), &mut ctx, log),
                 Ok(forwarded) => {
                     if let Some(log) = log.as_mut() {
                         log.target = Some(forwarded.target);
@@ -78,17 +84,6 @@ pub async fn handle(runtime: Arc<Runtime>, downstream: &Downstream, request: Req
                 Err(e) => gateway_reply(e.into_problem().into_reply(), &mut ctx, log),
             }
         }
-    }
-}
-
-fn is_body_empty(parts: &http::request::Parts) -> bool {
-    if parts.headers.contains_key(TRANSFER_ENCODING) {
-        return false;
-    }
-    match parts.headers.get(CONTENT_LENGTH) {
-        Some(v) => v.as_bytes() == b"0",
-        // HTTP/2 requests may stream without a length.
-        None => parts.version < http::Version::HTTP_2,
     }
 }
 

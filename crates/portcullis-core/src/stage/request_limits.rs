@@ -8,6 +8,12 @@ use crate::flow::Flow;
 use crate::problem::{ErrorCode, Problem};
 use crate::snapshot::Limits;
 
+/// Set on a request by the listener when its head carried both `Content-Length` and
+/// `Transfer-Encoding` (the HTTP/1.1 codec keeps only the latter, so the stage cannot see it
+/// in the headers).
+#[derive(Debug, Clone, Copy)]
+pub struct AmbiguousFraming;
+
 /// Applies the global limits (and, after routing, a route's lowered ones).
 pub struct RequestLimits;
 
@@ -38,6 +44,9 @@ pub(crate) fn header_bytes(parts: &Parts) -> u64 {
 /// The declared body length; an error for framing a server and a backend could read
 /// differently (request smuggling).
 fn declared_length(parts: &Parts) -> Result<Option<u64>, &'static str> {
+    if parts.extensions.get::<AmbiguousFraming>().is_some() {
+        return Err("Content-Length and Transfer-Encoding together are ambiguous");
+    }
     let mut lengths = parts.headers.get_all(CONTENT_LENGTH).iter();
     let Some(first) = lengths.next() else { return Ok(None) };
     if parts.headers.contains_key(TRANSFER_ENCODING) {

@@ -74,25 +74,45 @@ stages:
     assert!(out.contains("base: ok"), "{out}");
     assert!(out.contains("stage dev: ok"), "{out}");
     assert!(out.contains("unknown upstream `nowhere`"), "{out}");
-    assert!(out.contains(":11:"), "the prod error points at the overlay's line:\n{out}");
+    assert!(out.contains(":12:"), "the prod error points at the overlay's line:\n{out}");
     let (code, out) = portcullis(&["validate", "-c", p, "--stage", "dev"]);
     assert_eq!(code, 0, "{out}");
 }
 
 #[test]
-fn route_without_auth_and_unknown_references_are_errors() {
+fn route_without_auth_is_an_error() {
     let config = r#"version: 1
 listeners: [{ name: l, bind: "127.0.0.1:0" }]
 upstreams:
   up: { targets: ["http://127.0.0.1:9000"] }
 routes:
   - { name: r1, match: { path: /a }, upstream: up }
-  - { name: r2, match: { path: /b }, upstream: up, auth: { any: [corp] }, policy: p, rate_limits: [x], cors: c }
+"#;
+    let path = write("noauth.yaml", config);
+    let (code, out) = portcullis(&["validate", "-c", path.to_str().unwrap_or_default()]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains(":6:") && out.contains("routes[0]") && out.contains("auth"), "{out}");
+}
+
+#[test]
+fn unknown_references_are_all_reported() {
+    let config = r#"version: 1
+listeners: [{ name: l, bind: "127.0.0.1:0" }]
+upstreams:
+  up: { targets: ["http://127.0.0.1:9000"] }
+routes:
+  - { name: r2, match: { path: /b }, upstream: down, auth: { any: [corp] }, policy: p, rate_limits: [x], cors: c }
 "#;
     let path = write("refs.yaml", config);
     let (code, out) = portcullis(&["validate", "-c", path.to_str().unwrap_or_default()]);
     assert_eq!(code, 1, "{out}");
-    for needle in ["auth", "unknown auth provider `corp`", "unknown policy `p`", "unknown rate limit `x`", "unknown cors entry `c`"] {
+    for needle in [
+        "unknown upstream `down`",
+        "unknown auth provider `corp`",
+        "unknown policy `p`",
+        "unknown rate limit `x`",
+        "unknown cors entry `c`",
+    ] {
         assert!(out.contains(needle), "missing `{needle}`:\n{out}");
     }
 }

@@ -1,7 +1,7 @@
 //! The shared test kit: a gateway on port 0 from a YAML string, recording mock upstreams,
 //! broken upstreams, and HTTP/1.1, HTTP/2 and raw-socket clients. Everything binds 127.0.0.1.
 
-#![allow(dead_code)]
+#![allow(dead_code, unreachable_pub)]
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
