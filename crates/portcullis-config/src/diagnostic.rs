@@ -92,12 +92,7 @@ impl Locations {
 
     /// A diagnostic at `path`.
     pub fn diagnostic(&self, path: &KeyPath, message: impl Into<String>) -> Diagnostic {
-        Diagnostic {
-            file: self.file.clone(),
-            path: path.clone(),
-            location: self.locate(path),
-            message: message.into(),
-        }
+        Diagnostic { file: self.file.clone(), path: path.clone(), location: self.locate(path), message: message.into() }
     }
 }
 
@@ -143,11 +138,7 @@ impl Diagnostics {
 
     /// Sorts by position so output reads top to bottom.
     pub fn sort(&mut self) {
-        self.0.sort_by_key(|d| {
-            d.location
-                .map(|l| (l.line, l.column))
-                .unwrap_or((usize::MAX, 0))
-        });
+        self.0.sort_by_key(|d| d.location.map(|l| (l.line, l.column)).unwrap_or((usize::MAX, 0)));
     }
 }
 

@@ -28,11 +28,7 @@ pub enum Source<'a> {
     /// A file on disk; relative paths in it resolve against its folder.
     File(&'a Path),
     /// Text already in memory (tests, the admin API), named for diagnostics.
-    Text {
-        text: &'a str,
-        name: &'a str,
-        base_dir: &'a Path,
-    },
+    Text { text: &'a str, name: &'a str, base_dir: &'a Path },
 }
 
 /// A resolved environment lookup, so tests need not touch the process environment.
@@ -83,31 +79,15 @@ pub fn load_file(path: &Path, stage: Option<&str>) -> Result<Loaded, Diagnostics
 
 /// Loads config text named `name` (for diagnostics) whose relative paths resolve against
 /// `base_dir`, with references resolved from the process environment.
-pub fn load_str(
-    text: &str,
-    name: &str,
-    base_dir: &Path,
-    stage: Option<&str>,
-) -> Result<Loaded, Diagnostics> {
-    load(
-        Source::Text {
-            text,
-            name,
-            base_dir,
-        },
-        stage,
-        &ProcessEnv,
-    )
+pub fn load_str(text: &str, name: &str, base_dir: &Path, stage: Option<&str>) -> Result<Loaded, Diagnostics> {
+    load(Source::Text { text, name, base_dir }, stage, &ProcessEnv)
 }
 
 /// Loads `source`: every problem found is returned at once, sorted top to bottom.
 /// Without a `stage`, only the base document is validated (see [`stage_names`]).
 pub fn load(source: Source<'_>, stage: Option<&str>, env: &dyn Env) -> Result<Loaded, Diagnostics> {
     let input = read_source(source)?;
-    let parse::Parsed {
-        mut value,
-        mut locations,
-    } = parse::parse(&input.text, &input.file)?;
+    let parse::Parsed { mut value, mut locations } = parse::parse(&input.text, &input.file)?;
     let mut diagnostics = Diagnostics::default();
     // A wrong `version` is reported once, by this check, not again by the schema.
     let mut quiet = Vec::new();
@@ -126,11 +106,7 @@ pub fn load(source: Source<'_>, stage: Option<&str>, env: &dyn Env) -> Result<Lo
     // A node whose reference failed still holds the reference text; the schema would only
     // complain about that again.
     quiet.extend(resolved.failed);
-    let context = schema::Context {
-        locations: &locations,
-        quiet: &quiet,
-        hidden: &resolved.hidden,
-    };
+    let context = schema::Context { locations: &locations, quiet: &quiet, hidden: &resolved.hidden };
     diagnostics.0.extend(schema::validate(&value, &context));
     if !diagnostics.is_empty() {
         diagnostics.sort();
@@ -172,15 +148,9 @@ struct Input<'a> {
 
 fn read_source(source: Source<'_>) -> Result<Input<'_>, Diagnostics> {
     match source {
-        Source::Text {
-            text,
-            name,
-            base_dir,
-        } => Ok(Input {
-            text: Cow::Borrowed(text),
-            file: PathBuf::from(name),
-            base_dir: base_dir.to_path_buf(),
-        }),
+        Source::Text { text, name, base_dir } => {
+            Ok(Input { text: Cow::Borrowed(text), file: PathBuf::from(name), base_dir: base_dir.to_path_buf() })
+        }
         Source::File(path) => {
             let text = std::fs::read_to_string(path).map_err(|e| {
                 let message = format!("cannot read the config file: {e}");
@@ -195,14 +165,8 @@ fn read_source(source: Source<'_>) -> Result<Input<'_>, Diagnostics> {
                 Some(p) if !p.as_os_str().is_empty() => p,
                 _ => Path::new("."),
             };
-            let base_dir = parent
-                .canonicalize()
-                .unwrap_or_else(|_| parent.to_path_buf());
-            Ok(Input {
-                text: Cow::Owned(text),
-                file: path.to_path_buf(),
-                base_dir,
-            })
+            let base_dir = parent.canonicalize().unwrap_or_else(|_| parent.to_path_buf());
+            Ok(Input { text: Cow::Owned(text), file: path.to_path_buf(), base_dir })
         }
     }
 }
@@ -210,18 +174,12 @@ fn read_source(source: Source<'_>) -> Result<Input<'_>, Diagnostics> {
 /// Absolute stays, relative joins `base_dir` (SPEC §2).
 fn resolve_path(base_dir: &Path, p: &str) -> PathBuf {
     let path = Path::new(p);
-    if path.is_absolute() {
-        path.to_path_buf()
-    } else {
-        base_dir.join(path)
-    }
+    if path.is_absolute() { path.to_path_buf() } else { base_dir.join(path) }
 }
 
 /// Whether JSON pointer `pointer` is `root` or inside it.
 fn is_within(pointer: &str, root: &str) -> bool {
-    pointer
-        .strip_prefix(root)
-        .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+    pointer.strip_prefix(root).is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
 }
 
 /// `Ok(Some(_))` for a problem worth reporting beside the others (a missing or mistyped
@@ -236,41 +194,26 @@ fn check_version(value: &Value, locations: &Locations) -> Result<Option<Diagnost
         }
         other => {
             let got = schema::kind_of(other);
-            return fatal(format!(
-                "the config file must be a mapping starting with `version: 1`, not {got}"
-            ));
+            return fatal(format!("the config file must be a mapping starting with `version: 1`, not {got}"));
         }
     };
     let path = root.key("version");
     match map.get("version") {
-        None => Ok(Some(locations.diagnostic(
-            &path,
-            "missing `version: 1` (the config format version)",
-        ))),
+        None => Ok(Some(locations.diagnostic(&path, "missing `version: 1` (the config format version)"))),
         Some(Value::Number(n)) if n.as_u64() == Some(1) => Ok(None),
         // Another format version: the rest of the file is not ours to judge.
-        Some(Value::Number(n)) if n.is_u64() || n.is_i64() => {
-            Err(Diagnostics(vec![locations.diagnostic(
-                &path,
-                format!("unsupported config version {n}; this Portcullis reads `version: 1`"),
-            )]))
-        }
-        Some(other) => Ok(Some(locations.diagnostic(
-            &path,
-            format!(
-                "`version` must be the number 1, not {}",
-                schema::kind_of(other)
-            ),
-        ))),
+        Some(Value::Number(n)) if n.is_u64() || n.is_i64() => Err(Diagnostics(vec![
+            locations.diagnostic(&path, format!("unsupported config version {n}; this Portcullis reads `version: 1`")),
+        ])),
+        Some(other) => Ok(Some(
+            locations.diagnostic(&path, format!("`version` must be the number 1, not {}", schema::kind_of(other))),
+        )),
     }
 }
 
 /// The schema has passed, so this only fails where the schema is looser than the types
 /// (an integer wider than its field); still a diagnostic, never a panic.
 fn deserialize(value: &Value, locations: &Locations) -> Result<Document, Diagnostics> {
-    Document::deserialize(value).map_err(|e| {
-        Diagnostics(vec![
-            locations.diagnostic(&KeyPath::root(), format!("invalid config: {e}")),
-        ])
-    })
+    Document::deserialize(value)
+        .map_err(|e| Diagnostics(vec![locations.diagnostic(&KeyPath::root(), format!("invalid config: {e}"))]))
 }

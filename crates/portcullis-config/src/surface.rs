@@ -186,9 +186,7 @@ impl<'de> Deserialize<'de> for LogPath {
         match Raw::deserialize(deserializer)? {
             Raw::Text(text) => Ok(Self(text)),
             Raw::Flag(false) => Ok(Self("off".to_owned())),
-            Raw::Flag(true) => Err(serde::de::Error::custom(
-                "expected stdout, stderr, off or a file path",
-            )),
+            Raw::Flag(true) => Err(serde::de::Error::custom("expected stdout, stderr, off or a file path")),
         }
     }
 }
@@ -395,9 +393,7 @@ pub struct RateLimit {
     pub rate: RateValue,
     pub burst: Option<u32>,
     /// `client_ip` | `consumer` | `claim:NAME` | `header:NAME` | `route`.
-    #[schemars(regex(
-        pattern = r"^(client_ip|consumer|route|claim:.+|header:[!#$%&'*+.^_`|~0-9A-Za-z-]+)$"
-    ))]
+    #[schemars(regex(pattern = r"^(client_ip|consumer|route|claim:.+|header:[!#$%&'*+.^_`|~0-9A-Za-z-]+)$"))]
     pub key: String,
 }
 

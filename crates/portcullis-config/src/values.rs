@@ -174,24 +174,15 @@ macro_rules! string_value {
     };
 }
 
-string_value!(
-    DurationValue,
-    DURATION_PATTERN,
-    "a duration such as 250ms, 10s, 5m or 1h",
-    |d| d.to_string()
-);
-string_value!(
-    RateValue,
-    RATE_PATTERN,
-    "a rate such as 100/s, 10/m or 5/h",
-    |r| format!("{}/{}", r.count, r.per.suffix())
-);
-string_value!(
-    QuotaValue,
-    QUOTA_PATTERN,
-    "a quota such as 10000/day or 1000000/month",
-    |q| { format!("{}/{}", q.count, q.per.suffix()) }
-);
+string_value!(DurationValue, DURATION_PATTERN, "a duration such as 250ms, 10s, 5m or 1h", |d| d.to_string());
+string_value!(RateValue, RATE_PATTERN, "a rate such as 100/s, 10/m or 5/h", |r| format!(
+    "{}/{}",
+    r.count,
+    r.per.suffix()
+));
+string_value!(QuotaValue, QUOTA_PATTERN, "a quota such as 10000/day or 1000000/month", |q| {
+    format!("{}/{}", q.count, q.per.suffix())
+});
 
 #[cfg(test)]
 mod tests {
@@ -199,22 +190,10 @@ mod tests {
 
     #[test]
     fn durations_parse_in_every_unit() {
-        assert_eq!(
-            DurationValue::parse("250ms"),
-            Some(DurationValue(Duration::from_millis(250)))
-        );
-        assert_eq!(
-            DurationValue::parse("10s"),
-            Some(DurationValue(Duration::from_secs(10)))
-        );
-        assert_eq!(
-            DurationValue::parse("5m"),
-            Some(DurationValue(Duration::from_secs(300)))
-        );
-        assert_eq!(
-            DurationValue::parse("1h"),
-            Some(DurationValue(Duration::from_secs(3600)))
-        );
+        assert_eq!(DurationValue::parse("250ms"), Some(DurationValue(Duration::from_millis(250))));
+        assert_eq!(DurationValue::parse("10s"), Some(DurationValue(Duration::from_secs(10))));
+        assert_eq!(DurationValue::parse("5m"), Some(DurationValue(Duration::from_secs(300))));
+        assert_eq!(DurationValue::parse("1h"), Some(DurationValue(Duration::from_secs(3600))));
         for bad in ["", "10", "s", "1.5s", "10d", "-1s", "99999999999999999999h"] {
             assert_eq!(DurationValue::parse(bad), None, "{bad}");
         }
@@ -223,25 +202,16 @@ mod tests {
     #[test]
     fn durations_round_trip_through_display() {
         for text in ["250ms", "10s", "5m", "1h", "0s"] {
-            assert_eq!(
-                DurationValue::parse(text).map(|d| d.to_string()).as_deref(),
-                Some(text)
-            );
+            assert_eq!(DurationValue::parse(text).map(|d| d.to_string()).as_deref(), Some(text));
         }
     }
 
     #[test]
     fn rates_and_quotas_refuse_each_others_units() {
         assert_eq!(RateValue::parse("100/s").map(|r| r.count), Some(100));
-        assert_eq!(
-            RateValue::parse("10/m").map(|r| r.period()),
-            Some(Duration::from_secs(60))
-        );
+        assert_eq!(RateValue::parse("10/m").map(|r| r.period()), Some(Duration::from_secs(60)));
         assert_eq!(RateValue::parse("10/day"), None);
-        assert_eq!(
-            QuotaValue::parse("10000/day").map(|q| q.per),
-            Some(Per::Day)
-        );
+        assert_eq!(QuotaValue::parse("10000/day").map(|q| q.per), Some(Per::Day));
         assert_eq!(QuotaValue::parse("5/s"), None);
         assert_eq!(QuotaValue::parse("/month"), None);
     }

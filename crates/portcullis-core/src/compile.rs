@@ -17,7 +17,7 @@ use portcullis_config::surface::{AuthProvider, Document};
 use portcullis_config::{Diagnostic, Diagnostics, KeyPath, Loaded};
 
 use crate::headers::IDENTITY_HEADERS;
-use crate::snapshot::{self, ListenerSpec, Limits, LogSink, Snapshot};
+use crate::snapshot::{self, Limits, ListenerSpec, LogSink, Snapshot};
 
 /// Collects diagnostics while compiling.
 pub(crate) struct Compiler<'a> {
@@ -154,10 +154,10 @@ fn identity_headers(doc: &Document) -> Vec<HeaderName> {
     for provider in doc.auth.values() {
         if let AuthProvider::Jwt(jwt) = provider {
             for header in jwt.forward_claims.values() {
-                if let Ok(name) = HeaderName::from_bytes(header.as_bytes()) {
-                    if !names.contains(&name) {
-                        names.push(name);
-                    }
+                if let Ok(name) = HeaderName::from_bytes(header.as_bytes())
+                    && !names.contains(&name)
+                {
+                    names.push(name);
                 }
             }
         }

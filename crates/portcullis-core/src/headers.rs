@@ -50,8 +50,7 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
         headers.remove(name);
     }
     if headers.keys().any(|k| k.as_str().starts_with("proxy-")) {
-        let proxy: Vec<HeaderName> =
-            headers.keys().filter(|k| k.as_str().starts_with("proxy-")).cloned().collect();
+        let proxy: Vec<HeaderName> = headers.keys().filter(|k| k.as_str().starts_with("proxy-")).cloned().collect();
         for name in proxy {
             headers.remove(name);
         }
@@ -113,8 +112,7 @@ pub fn set_forwarded(
     let peer = canonical(peer);
     let mut buf = itoa_ip(peer);
     if is_trusted(peer, trusted) {
-        let prior: Vec<&str> =
-            headers.get_all(&X_FORWARDED_FOR).iter().filter_map(|v| v.to_str().ok()).collect();
+        let prior: Vec<&str> = headers.get_all(&X_FORWARDED_FOR).iter().filter_map(|v| v.to_str().ok()).collect();
         if !prior.is_empty() {
             buf = format!("{}, {buf}", prior.join(", "));
         }

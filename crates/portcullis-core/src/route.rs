@@ -203,10 +203,11 @@ impl RouteTable {
                 return found;
             }
             for (suffix, bucket) in &self.wildcard {
-                if host.len() > suffix.len() && host.ends_with(suffix.as_str()) {
-                    if let Some(found) = consider(bucket) {
-                        return found;
-                    }
+                if host.len() > suffix.len()
+                    && host.ends_with(suffix.as_str())
+                    && let Some(found) = consider(bucket)
+                {
+                    return found;
                 }
             }
         }
@@ -224,7 +225,9 @@ impl RouteTable {
 mod tests {
     use super::*;
 
-    fn table(routes: &[(Option<&str>, &str, Option<&[Method]>)]) -> RouteTable {
+    type Spec<'a> = (Option<&'a str>, &'a str, Option<&'a [Method]>);
+
+    fn table(routes: &[Spec<'_>]) -> RouteTable {
         let mut t = RouteTable::default();
         for (i, (host, path, methods)) in routes.iter().enumerate() {
             let added = t.add(Arc::from(format!("r{i}")), *host, path, methods.map(<[Method]>::to_vec), true);
@@ -259,10 +262,14 @@ mod tests {
 
     #[test]
     fn wrong_method_gives_allow_and_params_are_captured() {
-        let t = table(&[(None, "/v1/orders/{id}", Some(&[Method::GET])), (None, "/v1/orders/{id}", Some(&[Method::DELETE]))]);
-        assert_eq!(t.lookup(None, &Method::POST, "/v1/orders/7"), RouteMatch::MethodNotAllowed {
-            allow: HeaderValue::from_static("GET, HEAD, DELETE")
-        });
+        let t = table(&[
+            (None, "/v1/orders/{id}", Some(&[Method::GET])),
+            (None, "/v1/orders/{id}", Some(&[Method::DELETE])),
+        ]);
+        assert_eq!(
+            t.lookup(None, &Method::POST, "/v1/orders/7"),
+            RouteMatch::MethodNotAllowed { allow: HeaderValue::from_static("GET, HEAD, DELETE") }
+        );
         match t.lookup(None, &Method::DELETE, "/v1/orders/7") {
             RouteMatch::Found { route, params } => {
                 assert_eq!(route, 1);

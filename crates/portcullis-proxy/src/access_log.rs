@@ -52,10 +52,10 @@ impl AccessLog {
     }
 
     fn send(&self, line: String) {
-        if let Some(tx) = &self.tx {
-            if let Err(TrySendError::Full(_)) = tx.try_send(line) {
-                self.dropped.fetch_add(1, Ordering::Relaxed);
-            }
+        if let Some(tx) = &self.tx
+            && let Err(TrySendError::Full(_)) = tx.try_send(line)
+        {
+            self.dropped.fetch_add(1, Ordering::Relaxed);
         }
     }
 }

@@ -127,10 +127,10 @@ impl Body for ResponseBody {
             SourceProj::Full { data } => Poll::Ready(data.take().map(|d| Ok(Frame::data(d)))),
             SourceProj::Upstream { body } => body.poll_frame(cx),
         };
-        if let Poll::Ready(Some(Ok(frame))) = &polled {
-            if let Some(data) = frame.data_ref() {
-                *this.bytes_out += data.len() as u64;
-            }
+        if let Poll::Ready(Some(Ok(frame))) = &polled
+            && let Some(data) = frame.data_ref()
+        {
+            *this.bytes_out += data.len() as u64;
         }
         polled
     }

@@ -18,7 +18,11 @@ use crate::runtime::Runtime;
 use crate::upstream::BalanceKey;
 
 /// Handles one request on `runtime` (the config current when the request arrived).
-pub async fn handle(runtime: Arc<Runtime>, downstream: &Downstream, request: Request<Incoming>) -> Response<ResponseBody> {
+pub async fn handle(
+    runtime: Arc<Runtime>,
+    downstream: &Downstream,
+    request: Request<Incoming>,
+) -> Response<ResponseBody> {
     let started = Instant::now();
     let (mut parts, body) = request.into_parts();
     let snapshot = &runtime.snapshot;
@@ -28,10 +32,18 @@ pub async fn handle(runtime: Arc<Runtime>, downstream: &Downstream, request: Req
         Flow::Respond(reply) => gateway_reply(reply, &mut ctx, log),
         Flow::Continue => {
             let Some(route) = ctx.route.clone() else {
-                return gateway_reply(Problem::new(ErrorCode::Internal, "no route after routing").into_reply(), &mut ctx, log);
+                return gateway_reply(
+                    Problem::new(ErrorCode::Internal, "no route after routing").into_reply(),
+                    &mut ctx,
+                    log,
+                );
             };
             let Some(upstream) = runtime.upstreams.get(route.upstream) else {
-                return gateway_reply(Problem::new(ErrorCode::Internal, "route without upstream").into_reply(), &mut ctx, log);
+                return gateway_reply(
+                    Problem::new(ErrorCode::Internal, "route without upstream").into_reply(),
+                    &mut ctx,
+                    log,
+                );
             };
             if let Some(log) = log.as_mut() {
                 log.upstream = Some(upstream.spec.name.clone());
@@ -50,7 +62,11 @@ pub async fn handle(runtime: Arc<Runtime>, downstream: &Downstream, request: Req
                 return Response::from_parts(head, ResponseBody::full(mock.body.clone(), log));
             }
             let Some(pool) = pool else {
-                return gateway_reply(Problem::new(ErrorCode::Internal, "upstream has no pool").into_reply(), &mut ctx, log);
+                return gateway_reply(
+                    Problem::new(ErrorCode::Internal, "upstream has no pool").into_reply(),
+                    &mut ctx,
+                    log,
+                );
             };
             // Asked of the codec, not the headers: the transform stage already removed
             // `Transfer-Encoding`, and HTTP/2 bodies need no length header.

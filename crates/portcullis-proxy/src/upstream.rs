@@ -79,7 +79,8 @@ impl Target {
         let failures = self.passive_failures.fetch_add(1, Ordering::Relaxed) + 1;
         if failures >= spec.passive_health.unhealthy_after {
             self.passive_failures.store(0, Ordering::Relaxed);
-            let until = now_ms().saturating_add(u64::try_from(spec.passive_health.cooldown.as_millis()).unwrap_or(u64::MAX));
+            let until =
+                now_ms().saturating_add(u64::try_from(spec.passive_health.cooldown.as_millis()).unwrap_or(u64::MAX));
             self.ejected_until_ms.store(until, Ordering::Relaxed);
             tracing::warn!(target = %self.spec.name, "target ejected after consecutive failures");
         }
@@ -97,7 +98,9 @@ impl UpstreamRuntime {
 
     /// Target names and whether each is healthy.
     pub fn target_health(&self) -> Vec<(Arc<str>, bool)> {
-        self.pool.as_ref().map_or_else(Vec::new, |p| p.targets.iter().map(|t| (t.spec.name.clone(), t.is_healthy())).collect())
+        self.pool
+            .as_ref()
+            .map_or_else(Vec::new, |p| p.targets.iter().map(|t| (t.spec.name.clone(), t.is_healthy())).collect())
     }
 }
 
@@ -211,7 +214,12 @@ impl Pool {
         ProxyError::NoHealthyTarget { retry_after }
     }
 
-    fn build(&self, parts: &http::request::Parts, target: &Target, body: RequestBody) -> Result<Request<RequestBody>, ProxyError> {
+    fn build(
+        &self,
+        parts: &http::request::Parts,
+        target: &Target,
+        body: RequestBody,
+    ) -> Result<Request<RequestBody>, ProxyError> {
         let path = parts.uri.path_and_query().map_or("/", |pq| pq.as_str());
         let scheme = if target.spec.https { "https" } else { "http" };
         let uri = format!("{scheme}://{}{}{path}", target.spec.authority, target.spec.base_path);
@@ -243,10 +251,10 @@ fn classify(e: &hyper_util::client::legacy::Error) -> ProxyError {
         if err.is::<crate::body::BodyLimitExceeded>() {
             return ProxyError::BodyTooLarge;
         }
-        if let Some(h) = err.downcast_ref::<hyper::Error>() {
-            if h.is_user() || h.is_body_write_aborted() {
-                return ProxyError::ClientBody;
-            }
+        if let Some(h) = err.downcast_ref::<hyper::Error>()
+            && (h.is_user() || h.is_body_write_aborted())
+        {
+            return ProxyError::ClientBody;
         }
         source = err.source();
     }

@@ -59,7 +59,8 @@ pub(crate) fn main() -> ExitCode {
 fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("PORTCULLIS_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter)
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .try_init();
@@ -153,7 +154,9 @@ fn validate(args: &ConfigArgs) -> ExitCode {
         }
     };
     match &args.stage {
-        Some(stage) => report(&format!("stage {stage}"), build(portcullis_config::load_file(&args.config, Some(stage)))),
+        Some(stage) => {
+            report(&format!("stage {stage}"), build(portcullis_config::load_file(&args.config, Some(stage))))
+        }
         None => {
             report("base", build(portcullis_config::load_file(&args.config, None)));
             for stage in stage_names(&args.config) {

@@ -37,24 +37,9 @@ struct Resolver<'a> {
 /// Resolves every reference in `value` in place. `stages` is left as written: an overlay
 /// that is not applied must not need its environment (a prod secret on a dev machine), and
 /// the applied one has already been merged into the document.
-pub(super) fn resolve(
-    value: &mut Value,
-    locations: &Locations,
-    base_dir: &Path,
-    env: &dyn Env,
-) -> Resolved {
-    let out = Resolved {
-        diagnostics: Vec::new(),
-        failed: Vec::new(),
-        hidden: HashSet::new(),
-        files: Vec::new(),
-    };
-    let mut resolver = Resolver {
-        env,
-        base_dir,
-        locations,
-        out,
-    };
+pub(super) fn resolve(value: &mut Value, locations: &Locations, base_dir: &Path, env: &dyn Env) -> Resolved {
+    let out = Resolved { diagnostics: Vec::new(), failed: Vec::new(), hidden: HashSet::new(), files: Vec::new() };
+    let mut resolver = Resolver { env, base_dir, locations, out };
     if let Value::Object(map) = value {
         for (key, child) in map.iter_mut().filter(|(key, _)| key.as_str() != "stages") {
             resolver.walk(child, &KeyPath::root().key(key));
@@ -92,18 +77,12 @@ impl Resolver<'_> {
         }
         self.out.failed.push(path.pointer().to_owned());
         for message in expanded.errors {
-            self.out
-                .diagnostics
-                .push(self.locations.diagnostic(path, message));
+            self.out.diagnostics.push(self.locations.diagnostic(path, message));
         }
     }
 
     fn expand(&mut self, text: &str) -> Expanded {
-        let mut out = Expanded {
-            text: String::with_capacity(text.len()),
-            referenced: false,
-            errors: Vec::new(),
-        };
+        let mut out = Expanded { text: String::with_capacity(text.len()), referenced: false, errors: Vec::new() };
         let mut rest = text;
         while let Some(at) = rest.find('$') {
             out.text.push_str(&rest[..at]);
@@ -135,9 +114,10 @@ impl Resolver<'_> {
     fn reference(&mut self, inner: &str) -> Result<String, String> {
         match inner.split_once(':') {
             Some(("env", "")) | Some(("file", "")) => Err(format!("`${{{inner}}}` names nothing")),
-            Some(("env", name)) => self.env.var(name).ok_or_else(|| {
-                format!("environment variable `{name}` (from `${{env:{name}}}`) is not set")
-            }),
+            Some(("env", name)) => self
+                .env
+                .var(name)
+                .ok_or_else(|| format!("environment variable `{name}` (from `${{env:{name}}}`) is not set")),
             Some(("file", file)) => self.file(file),
             _ => Err(format!(
                 "unknown reference `${{{inner}}}`: use `${{env:NAME}}` or `${{file:PATH}}` \
@@ -156,10 +136,7 @@ impl Resolver<'_> {
                 Ok(text.trim_end_matches(['\n', '\r']).to_owned())
             }
             // The I/O error says why (missing, permissions, not UTF-8), never what is inside.
-            Err(e) => Err(format!(
-                "cannot read `${{file:{file}}}` ({}): {e}",
-                path.display()
-            )),
+            Err(e) => Err(format!("cannot read `${{file:{file}}}` ({}): {e}", path.display())),
         }
     }
 }
@@ -172,12 +149,6 @@ struct Expanded {
 
 fn unterminated(tail: &str) -> String {
     let quoted: String = tail.chars().take(QUOTE_CHARS).collect();
-    let more = if tail.chars().nth(QUOTE_CHARS).is_some() {
-        "…"
-    } else {
-        ""
-    };
-    format!(
-        "unterminated reference `{quoted}{more}`: close it with `}}`, or write `$${{` for a literal `${{`"
-    )
+    let more = if tail.chars().nth(QUOTE_CHARS).is_some() { "…" } else { "" };
+    format!("unterminated reference `{quoted}{more}`: close it with `}}`, or write `$${{` for a literal `${{`")
 }

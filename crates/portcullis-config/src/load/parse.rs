@@ -26,10 +26,7 @@ pub(super) struct Parsed {
 /// Parses one YAML document; a syntax error is one diagnostic at `(document)` with its place.
 pub(super) fn parse(text: &str, file: &Path) -> Result<Parsed, Diagnostics> {
     let value = serde_saphyr::from_str::<Value>(text).map_err(|e| syntax_error(&e, file))?;
-    let locations = Locations {
-        file: file.to_path_buf(),
-        nodes: locate(text),
-    };
+    let locations = Locations { file: file.to_path_buf(), nodes: locate(text) };
     Ok(Parsed { value, locations })
 }
 
@@ -38,22 +35,14 @@ fn syntax_error(error: &serde_saphyr::Error, file: &Path) -> Diagnostics {
     let message = if matches!(inner, serde_saphyr::Error::MultipleDocuments { .. }) {
         "the config file must hold a single YAML document; found another one (`---`)".to_owned()
     } else {
-        format!(
-            "invalid YAML: {}",
-            reword(strip_position(&inner.to_string()))
-        )
+        format!("invalid YAML: {}", reword(strip_position(&inner.to_string())))
     };
     let location = error.location().and_then(|l| {
         let line = usize::try_from(l.line()).ok().filter(|&n| n > 0)?;
         let column = usize::try_from(l.column()).ok()?.max(1);
         Some(Location { line, column })
     });
-    Diagnostics(vec![Diagnostic {
-        file: file.to_path_buf(),
-        path: KeyPath::root(),
-        location,
-        message,
-    }])
+    Diagnostics(vec![Diagnostic { file: file.to_path_buf(), path: KeyPath::root(), location, message }])
 }
 
 /// serde-saphyr ends its messages with " at line N, column M"; the diagnostic already says
@@ -68,9 +57,7 @@ fn strip_position(message: &str) -> &str {
 /// A few serde-saphyr messages speak to the programmer calling it; say it to the user.
 fn reword(message: &str) -> String {
     if let Some(key) = message.strip_prefix("duplicate mapping key: ") {
-        let key = key
-            .split_once(", set DuplicateKeyPolicy")
-            .map_or(key, |(key, _)| key);
+        let key = key.split_once(", set DuplicateKeyPolicy").map_or(key, |(key, _)| key);
         return format!("duplicate key `{key}`");
     }
     if message.starts_with("cannot deserialize null into string") {
@@ -85,10 +72,7 @@ fn locate(text: &str) -> HashMap<String, Location> {
     for item in Parser::new_from_str(text) {
         // The values parsed, so an error here is unexpected; keep what was recorded.
         let Ok((event, span)) = item else { break };
-        let at = Location {
-            line: span.start.line(),
-            column: span.start.col() + 1,
-        };
+        let at = Location { line: span.start.line(), column: span.start.col() + 1 };
         match event {
             Event::Scalar(text, _, anchor, _) => walker.scalar(&text, anchor, at),
             Event::SequenceStart(_, anchor, _) => walker.open(anchor, at, false),
@@ -107,15 +91,8 @@ fn locate(text: &str) -> HashMap<String, Location> {
 /// An open collection. `pointer` is `None` inside a node that has no place in the JSON tree
 /// (a complex mapping key).
 enum Frame {
-    Map {
-        pointer: Option<KeyPath>,
-        key: Key,
-    },
-    Seq {
-        pointer: Option<KeyPath>,
-        next: usize,
-        merge: bool,
-    },
+    Map { pointer: Option<KeyPath>, key: Key },
+    Seq { pointer: Option<KeyPath>, next: usize, merge: bool },
 }
 
 /// Where a mapping is between its keys and values.
@@ -130,11 +107,7 @@ enum Slot {
     /// It is a mapping key.
     Key,
     /// It is a value at `pointer`, written at `at` (the key, for a mapping value).
-    Value {
-        pointer: Option<KeyPath>,
-        at: Option<Location>,
-        merge: bool,
-    },
+    Value { pointer: Option<KeyPath>, at: Option<Location>, merge: bool },
 }
 
 #[derive(Default)]
@@ -148,11 +121,7 @@ struct Walker {
 impl Walker {
     fn next_slot(&mut self) -> Slot {
         match self.stack.last_mut() {
-            None => Slot::Value {
-                pointer: Some(KeyPath::root()),
-                at: None,
-                merge: false,
-            },
+            None => Slot::Value { pointer: Some(KeyPath::root()), at: None, merge: false },
             Some(Frame::Map { pointer, key }) => {
                 let Key::Read(name, at) = std::mem::replace(key, Key::Expected) else {
                     return Slot::Key;
@@ -165,34 +134,16 @@ impl Walker {
                     (Some(p), Some(name)) => Some(p.key(&name)),
                     _ => None,
                 };
-                Slot::Value {
-                    pointer,
-                    at: Some(at),
-                    merge,
-                }
+                Slot::Value { pointer, at: Some(at), merge }
             }
             // Inside `<<: [*a, *b]` every item merges into the mapping that holds `<<`.
-            Some(Frame::Seq {
-                pointer,
-                merge: true,
-                ..
-            }) => Slot::Value {
-                pointer: pointer.clone(),
-                at: None,
-                merge: true,
-            },
-            Some(Frame::Seq {
-                pointer,
-                next,
-                merge: false,
-            }) => {
+            Some(Frame::Seq { pointer, merge: true, .. }) => {
+                Slot::Value { pointer: pointer.clone(), at: None, merge: true }
+            }
+            Some(Frame::Seq { pointer, next, merge: false }) => {
                 let index = *next;
                 *next += 1;
-                Slot::Value {
-                    pointer: pointer.as_ref().map(|p| p.index(index)),
-                    at: None,
-                    merge: false,
-                }
+                Slot::Value { pointer: pointer.as_ref().map(|p| p.index(index)), at: None, merge: false }
             }
         }
     }
@@ -200,11 +151,7 @@ impl Walker {
     fn scalar(&mut self, text: &str, anchor: usize, at: Location) {
         match self.next_slot() {
             Slot::Key => self.read_key(Some(text.to_owned()), at),
-            Slot::Value {
-                pointer,
-                at: key_at,
-                merge: false,
-            } => {
+            Slot::Value { pointer, at: key_at, merge: false } => {
                 self.record(pointer.as_ref(), anchor, key_at.unwrap_or(at));
             }
             Slot::Value { merge: true, .. } => {}
@@ -217,11 +164,7 @@ impl Walker {
                 self.read_key(None, at);
                 (None, false)
             }
-            Slot::Value {
-                pointer,
-                at: key_at,
-                merge,
-            } => {
+            Slot::Value { pointer, at: key_at, merge } => {
                 // A merged collection is placed at the mapping that holds `<<`, which already
                 // has its own location.
                 if !merge {
@@ -231,16 +174,9 @@ impl Walker {
             }
         };
         self.stack.push(if mapping {
-            Frame::Map {
-                pointer,
-                key: Key::Expected,
-            }
+            Frame::Map { pointer, key: Key::Expected }
         } else {
-            Frame::Seq {
-                pointer,
-                next: 0,
-                merge,
-            }
+            Frame::Seq { pointer, next: 0, merge }
         });
     }
 
@@ -264,14 +200,9 @@ impl Walker {
         let (pointer, merge) = match self.next_slot() {
             Slot::Key => return self.read_key(None, at),
             Slot::Value { pointer: None, .. } => return,
-            Slot::Value {
-                pointer: Some(p),
-                at: key_at,
-                merge,
-            } => {
+            Slot::Value { pointer: Some(p), at: key_at, merge } => {
                 if !merge {
-                    self.nodes
-                        .insert(p.pointer().to_owned(), key_at.unwrap_or(at));
+                    self.nodes.insert(p.pointer().to_owned(), key_at.unwrap_or(at));
                 }
                 (p, merge)
             }

@@ -69,27 +69,15 @@ pub(super) fn validate(value: &Value, context: &Context<'_>) -> Vec<Diagnostic> 
             return vec![context.locations.diagnostic(&KeyPath::root(), message)];
         }
     };
-    let mut explainer = Explainer {
-        hidden: context.hidden,
-        findings: Vec::new(),
-    };
+    let mut explainer = Explainer { hidden: context.hidden, findings: Vec::new() };
     for error in validator.iter_errors(value) {
         explainer.explain(&error);
     }
     explainer
         .findings
         .into_iter()
-        .filter(|f| {
-            !context
-                .quiet
-                .iter()
-                .any(|q| super::is_within(&f.pointer, q))
-        })
-        .map(|f| {
-            context
-                .locations
-                .diagnostic(&KeyPath::from_pointer(&f.pointer), f.message)
-        })
+        .filter(|f| !context.quiet.iter().any(|q| super::is_within(&f.pointer, q)))
+        .map(|f| context.locations.diagnostic(&KeyPath::from_pointer(&f.pointer), f.message))
         .collect()
 }
 
@@ -107,11 +95,7 @@ struct Explainer<'a> {
 impl Explainer<'_> {
     fn push(&mut self, pointer: String, message: String) {
         // Branches of an `anyOf` can report the same problem twice.
-        if !self
-            .findings
-            .iter()
-            .any(|f| f.pointer == pointer && f.message == message)
-        {
+        if !self.findings.iter().any(|f| f.pointer == pointer && f.message == message) {
             self.findings.push(Finding { pointer, message });
         }
     }
@@ -125,8 +109,7 @@ impl Explainer<'_> {
     fn explain(&mut self, error: &ValidationError<'_>) {
         let at = error.instance_path().as_str();
         match error.kind() {
-            Kind::AdditionalProperties { unexpected }
-            | Kind::UnevaluatedProperties { unexpected } => {
+            Kind::AdditionalProperties { unexpected } | Kind::UnevaluatedProperties { unexpected } => {
                 // Placed at the key itself: that is the line to fix.
                 for key in unexpected {
                     let message = unknown_key(&SCHEMA, key, error.schema_path().as_str());
@@ -134,14 +117,10 @@ impl Explainer<'_> {
                 }
             }
             Kind::Required { property } => {
-                let name = property
-                    .as_str()
-                    .map_or_else(|| property.to_string(), str::to_owned);
+                let name = property.as_str().map_or_else(|| property.to_string(), str::to_owned);
                 self.push(child(at, &name), format!("missing required key `{name}`"));
             }
-            Kind::AnyOf { context } | Kind::OneOfNotValid { context } => {
-                self.alternatives(error, context)
-            }
+            Kind::AnyOf { context } | Kind::OneOfNotValid { context } => self.alternatives(error, context),
             _ => {
                 let message = self.message(error);
                 self.push(at.to_owned(), message);
@@ -154,10 +133,8 @@ impl Explainer<'_> {
         match error.kind() {
             Kind::Type { kind } => format!("expected {}{got}", type_names(kind)),
             Kind::Enum { options } => {
-                let options: Vec<String> = options
-                    .as_array()
-                    .map(|o| o.iter().map(literal).collect())
-                    .unwrap_or_default();
+                let options: Vec<String> =
+                    options.as_array().map(|o| o.iter().map(literal).collect()).unwrap_or_default();
                 format!("must be {}{got}", one_of(&options))
             }
             Kind::Constant { expected_value } => {
@@ -179,11 +156,7 @@ impl Explainer<'_> {
     fn pattern_description(&self, error: &ValidationError<'_>, pattern: &str) -> String {
         let keyword = error.schema_path().as_str();
         let parent = keyword.rsplit_once('/').map_or("", |(parent, _)| parent);
-        match SCHEMA
-            .pointer(parent)
-            .and_then(|s| s.get("description"))
-            .and_then(Value::as_str)
-        {
+        match SCHEMA.pointer(parent).and_then(|s| s.get("description")).and_then(Value::as_str) {
             Some(description) => description.trim_end_matches('.').to_owned(),
             None => format!("text matching `{pattern}`"),
         }
@@ -205,17 +178,10 @@ impl Explainer<'_> {
     }
 
     /// An `anyOf` / `oneOf` failed: find the branch the user meant, else summarise them all.
-    fn alternatives(
-        &mut self,
-        error: &ValidationError<'_>,
-        context: &[Vec<ValidationError<'static>>],
-    ) {
+    fn alternatives(&mut self, error: &ValidationError<'_>, context: &[Vec<ValidationError<'static>>]) {
         let at = error.instance_path().as_str();
-        let real: Vec<&[ValidationError<'static>]> = context
-            .iter()
-            .map(Vec::as_slice)
-            .filter(|b| !is_null_branch(b))
-            .collect();
+        let real: Vec<&[ValidationError<'static>]> =
+            context.iter().map(Vec::as_slice).filter(|b| !is_null_branch(b)).collect();
         // An optional field (`anyOf: [T, null]`): the value is not null, so T is meant.
         if let [only] = real.as_slice() {
             return self.explain_all(only);
@@ -223,11 +189,7 @@ impl Explainer<'_> {
         // A branch whose top-level type does not fit the value is not the one meant.
         let viable: Vec<&[ValidationError<'static>]> = real
             .into_iter()
-            .filter(|b| {
-                !b.iter().any(|e| {
-                    e.instance_path().as_str() == at && matches!(e.kind(), Kind::Type { .. })
-                })
-            })
+            .filter(|b| !b.iter().any(|e| e.instance_path().as_str() == at && matches!(e.kind(), Kind::Type { .. })))
             .collect();
         if let Some(finding) = self.tag_mismatch(&viable) {
             return self.push(finding.pointer, finding.message);
@@ -264,28 +226,16 @@ impl Explainer<'_> {
             })
             .collect();
         let message = format!("must be {}{}", one_of(&expected), self.got(tags.first()?));
-        Some(Finding {
-            pointer: pointer.to_owned(),
-            message,
-        })
+        Some(Finding { pointer: pointer.to_owned(), message })
     }
 }
 
 /// The branch with the fewest tag mismatches, then the fewest problems at the value itself,
 /// then the fewest problems overall; `None` on a tie (the user's intent is unclear).
-fn best<'b>(
-    branches: &[&'b [ValidationError<'static>]],
-    at: &str,
-) -> Option<&'b [ValidationError<'static>]> {
+fn best<'b>(branches: &[&'b [ValidationError<'static>]], at: &str) -> Option<&'b [ValidationError<'static>]> {
     let rank = |b: &[ValidationError<'static>]| {
-        let tags = b
-            .iter()
-            .filter(|e| matches!(e.kind(), Kind::Constant { .. }))
-            .count();
-        let here = b
-            .iter()
-            .filter(|e| e.instance_path().as_str() == at)
-            .count();
+        let tags = b.iter().filter(|e| matches!(e.kind(), Kind::Constant { .. })).count();
+        let here = b.iter().filter(|e| e.instance_path().as_str() == at).count();
         (tags, here, b.len())
     };
     let mut ranked: Vec<_> = branches.iter().map(|b| (rank(b), *b)).collect();
@@ -322,15 +272,9 @@ fn type_names(kind: &TypeKind) -> String {
         TypeKind::Multiple(set) => set.iter().collect(),
     };
     // "or nothing" is what every optional field would say; it helps nobody.
-    let wanted: Vec<JsonType> = types
-        .iter()
-        .copied()
-        .filter(|t| *t != JsonType::Null)
-        .collect();
-    let names: Vec<String> = if wanted.is_empty() { types } else { wanted }
-        .into_iter()
-        .map(|t| describe::type_name(t).to_owned())
-        .collect();
+    let wanted: Vec<JsonType> = types.iter().copied().filter(|t| *t != JsonType::Null).collect();
+    let names: Vec<String> =
+        if wanted.is_empty() { types } else { wanted }.into_iter().map(|t| describe::type_name(t).to_owned()).collect();
     one_of(&names)
 }
 

@@ -21,11 +21,7 @@ pub(super) fn names(value: &Value, locations: &Locations) -> Result<Vec<String>,
 }
 
 /// Merges stage `name` (if any) into `value` and re-keys `locations` to match.
-pub(super) fn apply(
-    value: &mut Value,
-    locations: &mut Locations,
-    name: Option<&str>,
-) -> Result<(), Diagnostics> {
+pub(super) fn apply(value: &mut Value, locations: &mut Locations, name: Option<&str>) -> Result<(), Diagnostics> {
     fill_empty(value);
     let Some(name) = name else { return Ok(()) };
     let overlay = overlay(value, locations, name)?;
@@ -51,17 +47,11 @@ fn fill_empty(value: &mut Value) {
 }
 
 /// A copy of the overlay for `name`, or why there is none.
-fn overlay(
-    value: &Value,
-    locations: &Locations,
-    name: &str,
-) -> Result<Map<String, Value>, Diagnostics> {
+fn overlay(value: &Value, locations: &Locations, name: &str) -> Result<Map<String, Value>, Diagnostics> {
     let stages = match value.get("stages") {
         None | Some(Value::Null) => {
             let message = format!("unknown stage `{name}`: the config file defines no `stages`");
-            return Err(Diagnostics(vec![
-                locations.diagnostic(&KeyPath::root(), message),
-            ]));
+            return Err(Diagnostics(vec![locations.diagnostic(&KeyPath::root(), message)]));
         }
         Some(Value::Object(stages)) => stages,
         Some(_) => return Err(not_a_map(locations)),
@@ -71,28 +61,20 @@ fn overlay(
         Some(Value::Object(overlay)) => Ok(overlay.clone()),
         Some(other) => {
             let got = super::schema::kind_of(other);
-            let message =
-                format!("stage `{name}` must be a mapping of the sections it overrides, not {got}");
+            let message = format!("stage `{name}` must be a mapping of the sections it overrides, not {got}");
             Err(Diagnostics(vec![locations.diagnostic(&path, message)]))
         }
         None => {
             let known: Vec<String> = stages.keys().map(|k| format!("`{k}`")).collect();
-            let message = format!(
-                "unknown stage `{name}`; the config file defines {}",
-                known.join(", ")
-            );
-            Err(Diagnostics(vec![
-                locations.diagnostic(&KeyPath::root().key("stages"), message),
-            ]))
+            let message = format!("unknown stage `{name}`; the config file defines {}", known.join(", "));
+            Err(Diagnostics(vec![locations.diagnostic(&KeyPath::root().key("stages"), message)]))
         }
     }
 }
 
 fn not_a_map(locations: &Locations) -> Diagnostics {
     let message = "`stages` must be a mapping of stage names to overlays";
-    Diagnostics(vec![
-        locations.diagnostic(&KeyPath::root().key("stages"), message),
-    ])
+    Diagnostics(vec![locations.diagnostic(&KeyPath::root().key("stages"), message)])
 }
 
 /// A subtree the overlay supplied: its nodes move from the overlay's pointer to the merged one.
@@ -120,10 +102,7 @@ fn merge_map(
             }
             (_, incoming) => {
                 base.insert(key, incoming);
-                moves.push(Move {
-                    from: src.pointer().to_owned(),
-                    to: to.pointer().to_owned(),
-                });
+                moves.push(Move { from: src.pointer().to_owned(), to: to.pointer().to_owned() });
             }
         }
     }
@@ -131,34 +110,19 @@ fn merge_map(
 
 /// Routes merge by `name`; a route without a usable name is appended (the schema then says
 /// what is wrong with it, at the overlay's line).
-fn merge_routes(
-    base: &mut Vec<Value>,
-    overlay: Vec<Value>,
-    at: &KeyPath,
-    from: &KeyPath,
-    moves: &mut Vec<Move>,
-) {
+fn merge_routes(base: &mut Vec<Value>, overlay: Vec<Value>, at: &KeyPath, from: &KeyPath, moves: &mut Vec<Move>) {
     for (j, incoming) in overlay.into_iter().enumerate() {
         let src = from.index(j);
         let name = incoming.get("name").and_then(Value::as_str);
-        let target = name.and_then(|n| {
-            base.iter()
-                .position(|r| r.get("name").and_then(Value::as_str) == Some(n))
-        });
-        match (
-            target.and_then(|i| base.get_mut(i).map(|r| (i, r))),
-            incoming,
-        ) {
+        let target = name.and_then(|n| base.iter().position(|r| r.get("name").and_then(Value::as_str) == Some(n)));
+        match (target.and_then(|i| base.get_mut(i).map(|r| (i, r))), incoming) {
             (Some((i, Value::Object(existing))), Value::Object(incoming)) => {
                 merge_map(existing, incoming, &at.index(i), &src, moves);
             }
             (_, incoming) => {
                 let to = at.index(base.len());
                 base.push(incoming);
-                moves.push(Move {
-                    from: src.pointer().to_owned(),
-                    to: to.pointer().to_owned(),
-                });
+                moves.push(Move { from: src.pointer().to_owned(), to: to.pointer().to_owned() });
             }
         }
     }

@@ -21,12 +21,7 @@ struct FakeEnv(HashMap<String, String>);
 
 impl FakeEnv {
     fn with(pairs: &[(&str, &str)]) -> Self {
-        Self(
-            pairs
-                .iter()
-                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-                .collect(),
-        )
+        Self(pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect())
     }
 }
 
@@ -36,30 +31,12 @@ impl Env for FakeEnv {
     }
 }
 
-fn load_in(
-    text: &str,
-    base_dir: &Path,
-    stage: Option<&str>,
-    env: &FakeEnv,
-) -> Result<Loaded, Diagnostics> {
-    load(
-        Source::Text {
-            text,
-            name: "test.yaml",
-            base_dir,
-        },
-        stage,
-        env,
-    )
+fn load_in(text: &str, base_dir: &Path, stage: Option<&str>, env: &FakeEnv) -> Result<Loaded, Diagnostics> {
+    load(Source::Text { text, name: "test.yaml", base_dir }, stage, env)
 }
 
 fn load_text(text: &str) -> Result<Loaded, Diagnostics> {
-    load_in(
-        text,
-        Path::new("/etc/portcullis"),
-        None,
-        &FakeEnv::default(),
-    )
+    load_in(text, Path::new("/etc/portcullis"), None, &FakeEnv::default())
 }
 
 fn errors_of(result: Result<Loaded, Diagnostics>) -> Diagnostics {
@@ -75,10 +52,7 @@ fn loaded(result: Result<Loaded, Diagnostics>) -> Loaded {
 
 /// The one diagnostic at `path` (as displayed, `routes[0].auth`).
 fn at<'d>(diagnostics: &'d Diagnostics, path: &str) -> &'d Diagnostic {
-    let found: Vec<&Diagnostic> = diagnostics
-        .iter()
-        .filter(|d| d.path.to_string() == path)
-        .collect();
+    let found: Vec<&Diagnostic> = diagnostics.iter().filter(|d| d.path.to_string() == path).collect();
     match found.as_slice() {
         [one] => one,
         _ => panic!("expected one diagnostic at {path}, got:\n{diagnostics}"),
@@ -121,37 +95,17 @@ routes:
     assert_eq!(d.len(), 3, "{d}");
     let duration = at(&d, "limits.idle_timeout");
     assert_eq!(line_of(duration), 3);
-    assert!(
-        duration.message.contains("a duration such as 250ms"),
-        "{}",
-        duration.message
-    );
-    assert!(
-        duration.message.contains("`10 seconds`"),
-        "{}",
-        duration.message
-    );
+    assert!(duration.message.contains("a duration such as 250ms"), "{}", duration.message);
+    assert!(duration.message.contains("`10 seconds`"), "{}", duration.message);
     let count = at(&d, "limits.max_connections");
     assert_eq!(line_of(count), 4);
     assert_eq!(count.message, "expected an integer, got `many`");
     let unknown = at(&d, "routes[0].timeuot");
-    assert_eq!(
-        unknown.location,
-        Some(Location {
-            line: 10,
-            column: 5
-        })
-    );
-    assert_eq!(
-        unknown.message,
-        "unknown key `timeuot`; did you mean `timeout`?"
-    );
+    assert_eq!(unknown.location, Some(Location { line: 10, column: 5 }));
+    assert_eq!(unknown.message, "unknown key `timeuot`; did you mean `timeout`?");
     // Printed top to bottom, each with file, line and column.
     let printed = d.to_string();
-    assert!(
-        printed.starts_with("test.yaml:3:3: limits.idle_timeout: "),
-        "{printed}"
-    );
+    assert!(printed.starts_with("test.yaml:3:3: limits.idle_timeout: "), "{printed}");
 }
 
 #[test]
@@ -159,17 +113,12 @@ fn unknown_top_level_key_is_placed_at_the_key() {
     let d = errors_of(load_text("version: 1\nupstreem: {}\n"));
     let unknown = at(&d, "upstreem");
     assert_eq!(unknown.location, Some(Location { line: 2, column: 1 }));
-    assert_eq!(
-        unknown.message,
-        "unknown key `upstreem`; did you mean `upstreams`?"
-    );
+    assert_eq!(unknown.message, "unknown key `upstreem`; did you mean `upstreams`?");
 }
 
 #[test]
 fn missing_required_key_is_placed_at_its_mapping() {
-    let d = errors_of(load_text(
-        "version: 1\nroutes:\n  - name: r\n    match: { path: /r }\n    auth: none\n",
-    ));
+    let d = errors_of(load_text("version: 1\nroutes:\n  - name: r\n    match: { path: /r }\n    auth: none\n"));
     let missing = at(&d, "routes[0].upstream");
     assert_eq!(missing.message, "missing required key `upstream`");
     assert_eq!(line_of(missing), 3);
@@ -181,11 +130,7 @@ fn yaml_syntax_error_has_a_line_and_column() {
     assert_eq!(d.len(), 1);
     let syntax = &d.0[0];
     assert_eq!(syntax.path.to_string(), "(document)");
-    assert!(
-        syntax.message.starts_with("invalid YAML: "),
-        "{}",
-        syntax.message
-    );
+    assert!(syntax.message.starts_with("invalid YAML: "), "{}", syntax.message);
     assert!(!syntax.message.contains(" at line "), "{}", syntax.message);
     assert_eq!(line_of(syntax), 3);
 }
@@ -200,10 +145,7 @@ fn duplicate_keys_are_an_error() {
 #[test]
 fn a_second_yaml_document_is_an_error() {
     let d = errors_of(load_text("version: 1\n---\nversion: 1\n"));
-    assert_eq!(
-        d.0[0].message,
-        "the config file must hold a single YAML document; found another one (`---`)"
-    );
+    assert_eq!(d.0[0].message, "the config file must hold a single YAML document; found another one (`---`)");
     assert_eq!(line_of(&d.0[0]), 3);
 }
 
@@ -211,35 +153,23 @@ fn a_second_yaml_document_is_an_error() {
 fn version_2_is_refused_alone() {
     let d = errors_of(load_text("version: 2\nbogus: 1\n"));
     assert_eq!(d.len(), 1, "{d}");
-    assert_eq!(
-        at(&d, "version").message,
-        "unsupported config version 2; this Portcullis reads `version: 1`"
-    );
+    assert_eq!(at(&d, "version").message, "unsupported config version 2; this Portcullis reads `version: 1`");
 }
 
 #[test]
 fn missing_version_is_reported_beside_other_mistakes() {
     let d = errors_of(load_text("waf: { mode: blok }\n"));
     assert_eq!(d.len(), 2, "{d}");
-    assert_eq!(
-        at(&d, "version").message,
-        "missing `version: 1` (the config format version)"
-    );
+    assert_eq!(at(&d, "version").message, "missing `version: 1` (the config format version)");
     let typed = errors_of(load_text("version: \"1\"\n"));
-    assert_eq!(
-        at(&typed, "version").message,
-        "`version` must be the number 1, not the string `1`"
-    );
+    assert_eq!(at(&typed, "version").message, "`version` must be the number 1, not the string `1`");
 }
 
 #[test]
 fn empty_or_non_mapping_documents_are_errors() {
     for text in ["", "# only a comment\n", "~\n"] {
         let d = errors_of(load_text(text));
-        assert_eq!(
-            d.0[0].message,
-            "the config file is empty; it must start with `version: 1`"
-        );
+        assert_eq!(d.0[0].message, "the config file is empty; it must start with `version: 1`");
     }
     let d = errors_of(load_text("- version: 1\n"));
     assert!(d.0[0].message.contains("not a list"), "{d}");
@@ -251,27 +181,16 @@ fn the_spec_example_loads() {
     let l = loaded(load_in(FULL, Path::new("/srv/gw"), None, &env));
     let doc = &l.document;
     assert_eq!(doc.listeners.len(), 2);
-    assert_eq!(
-        doc.admin.as_ref().and_then(|a| a.token.as_deref()),
-        Some("t0ken")
-    );
+    assert_eq!(doc.admin.as_ref().and_then(|a| a.token.as_deref()), Some("t0ken"));
     assert_eq!(doc.routes.len(), 2);
     assert_eq!(doc.routes[0].name, "list-orders");
-    assert!(matches!(
-        doc.auth.get("corp"),
-        Some(crate::surface::AuthProvider::Jwt(_))
-    ));
+    assert!(matches!(doc.auth.get("corp"), Some(crate::surface::AuthProvider::Jwt(_))));
     assert_eq!(doc.stages.len(), 2);
     assert_eq!(l.stage, None);
     assert_eq!(l.value["routes"][1]["name"], "get-contact");
-    assert_eq!(
-        l.resolve_path("certs/api.pem"),
-        PathBuf::from("/srv/gw/certs/api.pem")
-    );
+    assert_eq!(l.resolve_path("certs/api.pem"), PathBuf::from("/srv/gw/certs/api.pem"));
     assert_eq!(l.resolve_path("/abs/ca.pem"), PathBuf::from("/abs/ca.pem"));
-    let route = l
-        .locations
-        .locate(&KeyPath::from_pointer("/routes/1/soap/operation"));
+    let route = l.locations.locate(&KeyPath::from_pointer("/routes/1/soap/operation"));
     assert_eq!(route.map(|loc| loc.line), Some(136));
 }
 
@@ -283,10 +202,7 @@ fn load_file_reads_the_file_and_resolves_paths_against_its_folder() {
     let l = loaded(load_file(&file, None));
     let canonical = dir.canonicalize().expect("canonical dir");
     assert_eq!(l.base_dir, canonical);
-    assert_eq!(
-        l.resolve_path("specs/a.yaml"),
-        canonical.join("specs/a.yaml")
-    );
+    assert_eq!(l.resolve_path("specs/a.yaml"), canonical.join("specs/a.yaml"));
     assert_eq!(l.locations.file, file);
     std::fs::write(&file, "version: 1\nwaf: 3\n").expect("write config");
     let d = errors_of(load_file(&file, None));
@@ -301,10 +217,7 @@ fn unreadable_config_file_is_a_diagnostic() {
     assert_eq!(d.len(), 1);
     assert_eq!(d.0[0].path.to_string(), "(document)");
     assert_eq!(d.0[0].file, missing);
-    assert!(
-        d.0[0].message.starts_with("cannot read the config file: "),
-        "{d}"
-    );
+    assert!(d.0[0].message.starts_with("cannot read the config file: "), "{d}");
 }
 
 #[test]
@@ -319,11 +232,7 @@ upstreams:
     targets: [\"http://c\"]
 ";
     let d = errors_of(load_text(text));
-    for path in [
-        "upstreams.a.timeouts.connect",
-        "upstreams.b.timeouts.connect",
-        "upstreams.c.timeouts.connect",
-    ] {
+    for path in ["upstreams.a.timeouts.connect", "upstreams.b.timeouts.connect", "upstreams.c.timeouts.connect"] {
         assert_eq!(line_of(at(&d, path)), 4, "{path}: {d}");
     }
 }
@@ -331,16 +240,9 @@ upstreams:
 #[test]
 fn json_schema_denies_unknown_keys_and_describes_route_auth() {
     let schema = json_schema();
-    assert_eq!(
-        schema["$schema"],
-        "https://json-schema.org/draft/2020-12/schema"
-    );
+    assert_eq!(schema["$schema"], "https://json-schema.org/draft/2020-12/schema");
     assert_eq!(schema["additionalProperties"], false);
     assert_eq!(schema["$defs"]["Route"]["additionalProperties"], false);
     assert!(schema["$defs"]["Route"]["properties"]["auth"].is_object());
-    assert!(
-        schema["$defs"]["Route"]["required"]
-            .as_array()
-            .is_some_and(|r| r.contains(&"auth".into()))
-    );
+    assert!(schema["$defs"]["Route"]["required"].as_array().is_some_and(|r| r.contains(&"auth".into())));
 }

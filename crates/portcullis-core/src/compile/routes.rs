@@ -25,13 +25,8 @@ pub(super) fn compile(
             c.error(&path.key("name"), format!("route name `{}` is used twice", r.name));
         }
         let Some(spec) = route(c, &path, r, global, upstreams) else { continue };
-        let added = table.add(
-            spec.name.clone(),
-            spec.host.as_deref(),
-            &spec.path,
-            spec.methods.clone(),
-            spec.captures_params,
-        );
+        let added =
+            table.add(spec.name.clone(), spec.host.as_deref(), &spec.path, spec.methods.clone(), spec.captures_params);
         match added {
             Ok(_) => routes.push(Arc::new(spec)),
             Err(e) => c.error(&path.key("match").key("path"), e.to_string()),
@@ -40,7 +35,13 @@ pub(super) fn compile(
     (routes, table)
 }
 
-fn route(c: &mut Compiler<'_>, path: &KeyPath, r: &Route, global: &Limits, upstreams: &[UpstreamSpec]) -> Option<RouteSpec> {
+fn route(
+    c: &mut Compiler<'_>,
+    path: &KeyPath,
+    r: &Route,
+    global: &Limits,
+    upstreams: &[UpstreamSpec],
+) -> Option<RouteSpec> {
     let upstream = upstreams.iter().position(|u| u.name.as_ref() == r.upstream);
     if upstream.is_none() && !c.doc.upstreams.contains_key(&r.upstream) {
         c.error(&path.key("upstream"), format!("unknown upstream `{}`", r.upstream));
@@ -64,7 +65,11 @@ fn route(c: &mut Compiler<'_>, path: &KeyPath, r: &Route, global: &Limits, upstr
         captures_params: rewrite.is_some() && !params.is_empty(),
         rewrite,
         auth,
-        policies: r.policy.as_ref().map(|p| p.as_slice().iter().map(|s| Arc::from(s.as_str())).collect()).unwrap_or_default(),
+        policies: r
+            .policy
+            .as_ref()
+            .map(|p| p.as_slice().iter().map(|s| Arc::from(s.as_str())).collect())
+            .unwrap_or_default(),
         limits,
         request_headers,
         response_headers,
@@ -96,7 +101,11 @@ fn references(c: &mut Compiler<'_>, path: &KeyPath, r: &Route) {
     if let Some(policy) = &r.policy {
         for (i, name) in policy.as_slice().iter().enumerate() {
             if !c.doc.policies.contains_key(name) {
-                let p = if matches!(policy, portcullis_config::surface::OneOrMany::One(_)) { path.key("policy") } else { path.key("policy").index(i) };
+                let p = if matches!(policy, portcullis_config::surface::OneOrMany::One(_)) {
+                    path.key("policy")
+                } else {
+                    path.key("policy").index(i)
+                };
                 c.error(&p, format!("unknown policy `{name}`"));
             }
         }
@@ -106,10 +115,10 @@ fn references(c: &mut Compiler<'_>, path: &KeyPath, r: &Route) {
             c.error(&path.key("rate_limits").index(i), format!("unknown rate limit `{name}`"));
         }
     }
-    if let Some(cors) = &r.cors {
-        if !c.doc.cors.contains_key(cors) {
-            c.error(&path.key("cors"), format!("unknown cors entry `{cors}`"));
-        }
+    if let Some(cors) = &r.cors
+        && !c.doc.cors.contains_key(cors)
+    {
+        c.error(&path.key("cors"), format!("unknown cors entry `{cors}`"));
     }
     if r.cache.is_some() || r.validate.is_some() || r.soap.is_some() {
         c.warn(path, "cache, validate and soap on routes are not enforced by this build yet");

@@ -45,7 +45,10 @@ pub(super) fn auth(c: &mut Compiler<'_>) {
                 }
                 for (i, alg) in jwt.algorithms.iter().enumerate() {
                     if alg.eq_ignore_ascii_case("none") || alg.to_ascii_uppercase().starts_with("HS") {
-                        c.error(&path.key("algorithms").index(i), format!("`{alg}` is refused: use an asymmetric algorithm with a JWKS"));
+                        c.error(
+                            &path.key("algorithms").index(i),
+                            format!("`{alg}` is refused: use an asymmetric algorithm with a JWKS"),
+                        );
                     } else if !JWT_ALGORITHMS.contains(&alg.as_str()) {
                         c.error(&path.key("algorithms").index(i), format!("unknown algorithm `{alg}`"));
                     }
@@ -55,7 +58,10 @@ pub(super) fn auth(c: &mut Compiler<'_>) {
                         || from.strip_prefix("cookie:").is_some_and(|n| !n.is_empty())
                         || from.strip_prefix("query:").is_some_and(|n| !n.is_empty());
                     if !ok {
-                        c.error(&path.key("token_from").index(i), format!("`{from}` must be header, cookie:NAME or query:NAME"));
+                        c.error(
+                            &path.key("token_from").index(i),
+                            format!("`{from}` must be header, cookie:NAME or query:NAME"),
+                        );
                     }
                 }
                 for (claim, header) in &jwt.forward_claims {
@@ -93,15 +99,19 @@ fn url_https_unless_loopback(c: &mut Compiler<'_>, path: &KeyPath, text: &str) {
 pub(super) fn consumers_and_plans(c: &mut Compiler<'_>) {
     for (name, consumer) in &c.doc.consumers {
         let path = at("consumers").key(name);
-        if let Some(plan) = &consumer.plan {
-            if !c.doc.plans.contains_key(plan) {
-                c.error(&path.key("plan"), format!("unknown plan `{plan}`"));
-            }
+        if let Some(plan) = &consumer.plan
+            && !c.doc.plans.contains_key(plan)
+        {
+            c.error(&path.key("plan"), format!("unknown plan `{plan}`"));
         }
         for (i, key) in consumer.keys.iter().enumerate() {
-            let ok = key.strip_prefix("sha256:").is_some_and(|h| h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()));
+            let ok =
+                key.strip_prefix("sha256:").is_some_and(|h| h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()));
             if !ok {
-                c.error(&path.key("keys").index(i), "must be a stored form `sha256:<64 hex digits>` from `portcullis hash-key`");
+                c.error(
+                    &path.key("keys").index(i),
+                    "must be a stored form `sha256:<64 hex digits>` from `portcullis hash-key`",
+                );
             }
         }
     }

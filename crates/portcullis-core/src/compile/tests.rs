@@ -1,1 +1,112 @@
+//! Compile-step tests: cross-references, limits only lowered, fail-closed warnings.
 
+use std::path::Path;
+
+use portcullis_config::load_str;
+
+use crate::compile;
+use crate::snapshot::{AuthRule, Balance};
+
+const BASE: &str = r#"version: 1
+listeners: [{ name: l, bind: "127.0.0.1:8080" }]
+upstreams:
+  up: { targets: ["http://127.0.0.1:9000/base/"], balance: "hash:header:X-User" }
+  m: { mock: { status: 201, body: made } }
+"#;
+
+fn compile_text(extra: &str) -> Result<crate::Snapshot, String> {
+    let text = format!("{BASE}{extra}");
+    let loaded = load_str(&text, "t.yaml", Path::new("/tmp"), None).map_err(|e| e.to_string())?;
+    compile(&loaded).map_err(|e| e.to_string())
+}
+
+#[test]
+fn a_valid_config_compiles_with_defaults() {
+    let snap = compile_text("routes:\n  - { name: r, match: { path: /x }, upstream: up, auth: none }\n");
+    let snap = snap.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(snap.routes[0].auth, AuthRule::Public);
+    assert_eq!(snap.limits, crate::snapshot::Limits::default());
+    let crate::snapshot::UpstreamKind::Targets(t) = &snap.upstreams[1].kind else { panic!("targets") };
+    assert_eq!(t.targets[0].base_path, "/base");
+    assert!(matches!(t.balance, Balance::HashHeader(_)));
+}
+
+#[test]
+fn every_cross_reference_error_is_reported_at_once() {
+    let err = compile_text(
+        "routes:\n  - { name: r, match: { path: /x }, upstream: nope, auth: { all: [ghost] }, policy: [p1, p2], cors: c }\n  - { name: r, match: { path: /y }, upstream: up, auth: none }\n",
+    )
+    .err()
+    .unwrap_or_default();
+    for needle in [
+        "unknown upstream `nope`",
+        "unknown auth provider `ghost`",
+        "unknown policy `p1`",
+        "unknown policy `p2`",
+        "unknown cors entry `c`",
+        "route name `r` is used twice",
+    ] {
+        assert!(err.contains(needle), "missing {needle} in:\n{err}");
+    }
+    assert!(err.contains("t.yaml:7:"), "placed on the route's line:\n{err}");
+}
+
+#[test]
+fn a_route_may_only_lower_limits() {
+    let err = compile_text(
+        "limits: { max_body_bytes: 100 }\nroutes:\n  - { name: r, match: { path: /x }, upstream: up, auth: none, limits: { max_body_bytes: 200 } }\n",
+    );
+    assert!(err.err().unwrap_or_default().contains("may only lower"));
+    let ok = compile_text(
+        "limits: { max_body_bytes: 100 }\nroutes:\n  - { name: r, match: { path: /x }, upstream: up, auth: none, limits: { max_body_bytes: 50 } }\n",
+    );
+    assert_eq!(ok.map(|s| s.routes[0].limits.max_body_bytes).ok(), Some(50));
+}
+
+#[test]
+fn rewrite_may_only_use_the_routes_parameters() {
+    let err = compile_text(
+        "routes:\n  - { name: r, match: { path: \"/o/{id}\" }, upstream: up, auth: none, rewrite: { path: \"/x/{other}\" } }\n",
+    );
+    assert!(err.err().unwrap_or_default().contains("`{other}` is not a parameter"));
+}
+
+#[test]
+fn insecure_jwt_algorithms_are_refused_and_providers_fail_closed_with_a_warning() {
+    let auth = "auth:\n  corp: { type: jwt, issuer: \"https://idp.example.com\", algorithms: [none, HS256, RS256] }\n";
+    let err = compile_text(&format!(
+        "{auth}routes:\n  - {{ name: r, match: {{ path: /x }}, upstream: up, auth: {{ any: [corp] }} }}\n"
+    ));
+    let err = err.err().unwrap_or_default();
+    assert!(err.contains("`none` is refused") && err.contains("`HS256` is refused"), "{err}");
+    let ok = compile_text(
+        "auth:\n  corp: { type: jwt, issuer: \"https://idp.example.com\", algorithms: [RS256] }\nroutes:\n  - { name: r, match: { path: /x }, upstream: up, auth: { any: [corp] } }\n",
+    );
+    let snap = ok.unwrap_or_else(|e| panic!("{e}"));
+    assert!(snap.warnings.iter().any(|w| w.message.contains("refused")));
+    assert!(matches!(snap.routes[0].auth, AuthRule::Any(_)));
+}
+
+#[test]
+fn plaintext_is_never_served_for_a_tls_listener() {
+    let text = "version: 1\nlisteners: [{ name: l, bind: \"127.0.0.1:8443\", tls: { certificates: [{ cert: c.pem, key: k.pem }] } }]\n";
+    let loaded = load_str(text, "t.yaml", Path::new("/tmp"), None).map_err(|e| e.to_string());
+    let err = loaded.and_then(|l| compile(&l).map(|_| ()).map_err(|e| e.to_string()));
+    assert!(err.err().unwrap_or_default().contains("TLS listeners are not available"));
+}
+
+#[test]
+fn admin_off_loopback_needs_a_token() {
+    let err = compile_text("admin: { bind: \"0.0.0.0:9901\" }\n");
+    assert!(err.err().unwrap_or_default().contains("a token is required"));
+}
+
+#[test]
+fn identity_headers_include_forward_claims() {
+    let snap = compile_text(
+        "auth:\n  corp: { type: jwt, issuer: \"https://idp.example.com\", algorithms: [RS256], forward_claims: { email: X-User-Email } }\n",
+    );
+    let snap = snap.unwrap_or_else(|e| panic!("{e}"));
+    assert!(snap.identity_headers.iter().any(|h| h == "x-user-email"));
+    assert!(snap.identity_headers.iter().any(|h| h == "x-consumer"));
+}

@@ -9,8 +9,8 @@ use portcullis_config::surface::{RetryCondition, RetryOn, Upstream, UpstreamProt
 
 use super::{Compiler, at};
 use crate::snapshot::{
-    self, ActiveHealthSpec, Balance, MockSpec, PassiveHealthSpec, Protocol, RetryPolicy, TargetSpec,
-    TargetsSpec, UpstreamKind, UpstreamSpec,
+    self, ActiveHealthSpec, Balance, MockSpec, PassiveHealthSpec, Protocol, RetryPolicy, TargetSpec, TargetsSpec,
+    UpstreamKind, UpstreamSpec,
 };
 
 pub(super) fn compile(c: &mut Compiler<'_>) -> Vec<UpstreamSpec> {
@@ -33,7 +33,10 @@ pub(super) fn compile(c: &mut Compiler<'_>) -> Vec<UpstreamSpec> {
             c.error(&path.key("tls"), "upstream TLS is not available in this build yet");
         }
         if upstream.soap.is_some() {
-            c.warn(&path.key("soap"), "SOAP mapping is not available in this build yet; requests pass through unchanged");
+            c.warn(
+                &path.key("soap"),
+                "SOAP mapping is not available in this build yet; requests pass through unchanged",
+            );
         }
         out.push(UpstreamSpec { name: Arc::from(name.as_str()), kind });
     }
@@ -58,7 +61,8 @@ fn mock_spec(c: &mut Compiler<'_>, path: &KeyPath, mock: &portcullis_config::sur
 }
 
 fn targets_spec(c: &mut Compiler<'_>, path: &KeyPath, u: &Upstream) -> TargetsSpec {
-    let targets = u.targets.iter().enumerate().filter_map(|(i, t)| target(c, &path.key("targets").index(i), t)).collect();
+    let targets =
+        u.targets.iter().enumerate().filter_map(|(i, t)| target(c, &path.key("targets").index(i), t)).collect();
     let balance = match u.balance.as_deref() {
         None | Some("round_robin") => Balance::RoundRobin,
         Some("least_requests") => Balance::LeastRequests,

@@ -91,7 +91,10 @@ mod tests {
     fn each_limit_answers_with_its_code() {
         let limits = Limits { max_uri_bytes: 10, max_header_bytes: 40, max_body_bytes: 5, ..Limits::default() };
         assert_eq!(code(RequestLimits::run(&limits, &parts("/0123456789a", &[]))), Some("uri_too_long"));
-        assert_eq!(code(RequestLimits::run(&limits, &parts("/", &[("x-big", &"a".repeat(40))]))), Some("headers_too_large"));
+        assert_eq!(
+            code(RequestLimits::run(&limits, &parts("/", &[("x-big", &"a".repeat(40))]))),
+            Some("headers_too_large")
+        );
         assert_eq!(code(RequestLimits::run(&limits, &parts("/", &[("content-length", "6")]))), Some("body_too_large"));
         assert_eq!(code(RequestLimits::run(&limits, &parts("/", &[("content-length", "5")]))), None);
     }

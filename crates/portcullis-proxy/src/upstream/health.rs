@@ -5,8 +5,8 @@
 use std::sync::Weak;
 use std::sync::atomic::Ordering;
 
-use http::{Request, Version};
 use http::header::HOST;
+use http::{Request, Version};
 
 use super::UpstreamRuntime;
 use crate::body::RequestBody;

@@ -1,9 +1,9 @@
 //! The SPEC §3 header contract: request id, traceparent, X-Forwarded-*, trusted proxies,
 //! hop-by-hop stripping, identity anti-spoofing and per-route header edits.
 
+use bytes::Bytes;
 use http::{HeaderValue, Response, StatusCode};
 use http_body_util::Full;
-use bytes::Bytes;
 
 use crate::kit::{Backend, TestGateway, get};
 

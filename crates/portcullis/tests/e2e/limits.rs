@@ -51,7 +51,8 @@ async fn long_uri_is_414_and_big_headers_431() {
 async fn bodies_over_the_limit_are_413_declared_or_chunked() {
     let b = Backend::ok().await;
     let gw = TestGateway::start(&config(&b, "", true)).await;
-    let declared = format!("POST /x HTTP/1.1\r\nHost: t\r\nContent-Length: 1001\r\nConnection: close\r\n\r\n{}", "a".repeat(1001));
+    let declared =
+        format!("POST /x HTTP/1.1\r\nHost: t\r\nContent-Length: 1001\r\nConnection: close\r\n\r\n{}", "a".repeat(1001));
     let out = raw(gw.addr, declared.as_bytes(), WAIT).await;
     assert_eq!(status_of(&out), "413", "{out}");
     assert!(out.contains("body_too_large"));
@@ -63,7 +64,9 @@ async fn bodies_over_the_limit_are_413_declared_or_chunked() {
     let out = raw(gw.addr, chunked.as_bytes(), WAIT).await;
     assert_eq!(status_of(&out), "413", "{out}");
     assert!(out.contains("body_too_large"));
-    let ok = format!("POST /x HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n258\r\n{chunk}\r\n0\r\n\r\n");
+    let ok = format!(
+        "POST /x HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n258\r\n{chunk}\r\n0\r\n\r\n"
+    );
     let out = raw(gw.addr, ok.as_bytes(), WAIT).await;
     assert_eq!(status_of(&out), "200", "{out}");
 }
@@ -75,7 +78,8 @@ async fn ambiguous_framing_is_refused_and_never_reaches_the_backend() {
     let smuggle = b"POST /x HTTP/1.1\r\nHost: t\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n0\r\n\r\nGET /admin HTTP/1.1\r\nHost: t\r\n\r\n";
     let out = raw(gw.addr, smuggle, WAIT).await;
     assert_eq!(status_of(&out), "400", "{out}");
-    let two = b"POST /x HTTP/1.1\r\nHost: t\r\nContent-Length: 4\r\nContent-Length: 5\r\nConnection: close\r\n\r\nabcde";
+    let two =
+        b"POST /x HTTP/1.1\r\nHost: t\r\nContent-Length: 4\r\nContent-Length: 5\r\nConnection: close\r\n\r\nabcde";
     let out = raw(gw.addr, two, WAIT).await;
     assert_eq!(status_of(&out), "400", "{out}");
     assert_eq!(b.count(), 0);
@@ -86,7 +90,12 @@ async fn ambiguous_framing_is_refused_and_never_reaches_the_backend() {
 async fn garbage_input_gets_400_and_the_gateway_keeps_serving() {
     let b = Backend::ok().await;
     let gw = TestGateway::start(&config(&b, "", true)).await;
-    for junk in [&b"\x00\x01\x02\x03garbage\r\n\r\n"[..], b"GET / HTTP/9.9\r\n\r\n", b"GET\r\n\r\n", b"G\xffT / HTTP/1.1\r\nHost: x\r\n\r\n"] {
+    for junk in [
+        &b"\x00\x01\x02\x03garbage\r\n\r\n"[..],
+        b"GET / HTTP/9.9\r\n\r\n",
+        b"GET\r\n\r\n",
+        b"G\xffT / HTTP/1.1\r\nHost: x\r\n\r\n",
+    ] {
         let out = raw(gw.addr, junk, Duration::from_secs(2)).await;
         assert!(out.is_empty() || status_of(&out).starts_with('4'), "{out}");
     }

@@ -1,6 +1,6 @@
 //! Routing: host and path precedence, methods, 404/405, rewrite.
 
-use crate::kit::{Backend, TestGateway, get, send, client};
+use crate::kit::{Backend, TestGateway, client, get, send};
 use bytes::Bytes;
 use http::{Request, StatusCode};
 use http_body_util::Full;

@@ -124,42 +124,24 @@ pub(super) fn alternatives(schema: &Value, keyword: &str) -> Vec<String> {
 
 fn describe(root: &Value, schema: &Value, depth: usize) -> Vec<String> {
     let Some(map) = schema.as_object().filter(|_| depth <= MAX_DEPTH) else {
-        return if *schema == Value::Bool(true) {
-            vec!["anything".to_owned()]
-        } else {
-            Vec::new()
-        };
+        return if *schema == Value::Bool(true) { vec!["anything".to_owned()] } else { Vec::new() };
     };
-    let target = map
-        .get("$ref")
-        .and_then(Value::as_str)
-        .and_then(|r| r.strip_prefix('#'));
+    let target = map.get("$ref").and_then(Value::as_str).and_then(|r| r.strip_prefix('#'));
     if let Some(target) = target.and_then(|p| root.pointer(p)) {
         return describe(root, target, depth + 1);
     }
     for keyword in ["anyOf", "oneOf"] {
         if let Some(Value::Array(branches)) = map.get(keyword) {
-            return branches
-                .iter()
-                .flat_map(|b| describe(root, b, depth + 1))
-                .collect();
+            return branches.iter().flat_map(|b| describe(root, b, depth + 1)).collect();
         }
     }
     if let Some(Value::Array(options)) = map.get("enum") {
-        return options
-            .iter()
-            .filter(|o| !o.is_null())
-            .map(literal)
-            .collect();
+        return options.iter().filter(|o| !o.is_null()).map(literal).collect();
     }
     if let Some(constant) = map.get("const") {
         return vec![literal(constant)];
     }
-    types(map)
-        .into_iter()
-        .filter(|t| *t != "null")
-        .map(|t| shape(root, t, map, depth))
-        .collect()
+    types(map).into_iter().filter(|t| *t != "null").map(|t| shape(root, t, map, depth)).collect()
 }
 
 fn types(map: &Map<String, Value>) -> Vec<&str> {
@@ -174,15 +156,8 @@ fn shape(root: &Value, ty: &str, map: &Map<String, Value>, depth: usize) -> Stri
     match ty {
         "object" => object_shape(map),
         "array" => {
-            let items = map
-                .get("items")
-                .map(|i| describe(root, i, depth + 1))
-                .unwrap_or_default();
-            if items == ["a string"] {
-                "a list of strings".to_owned()
-            } else {
-                "a list".to_owned()
-            }
+            let items = map.get("items").map(|i| describe(root, i, depth + 1)).unwrap_or_default();
+            if items == ["a string"] { "a list of strings".to_owned() } else { "a list".to_owned() }
         }
         "integer" => match (map.get("minimum"), map.get("maximum")) {
             (Some(min), Some(max)) => format!("an integer from {min} to {max}"),
@@ -194,10 +169,7 @@ fn shape(root: &Value, ty: &str, map: &Map<String, Value>, depth: usize) -> Stri
             .get("description")
             .and_then(Value::as_str)
             .filter(|d| d.starts_with("a "))
-            .map_or_else(
-                || "a string".to_owned(),
-                |d| d.trim_end_matches('.').to_owned(),
-            ),
+            .map_or_else(|| "a string".to_owned(), |d| d.trim_end_matches('.').to_owned()),
         "boolean" => "true or false".to_owned(),
         "number" => "a number".to_owned(),
         other => other.to_owned(),
@@ -220,12 +192,8 @@ fn object_shape(map: &Map<String, Value>) -> String {
         .map(|key| {
             let property = properties.and_then(|p| p.get(*key));
             let value = match property {
-                Some(p) if p.get("const").is_some() => {
-                    p.get("const").map(plain).unwrap_or_default()
-                }
-                Some(p) if p.get("type").and_then(Value::as_str) == Some("array") => {
-                    "[...]".to_owned()
-                }
+                Some(p) if p.get("const").is_some() => p.get("const").map(plain).unwrap_or_default(),
+                Some(p) if p.get("type").and_then(Value::as_str) == Some("array") => "[...]".to_owned(),
                 _ => "...".to_owned(),
             };
             format!("{key}: {value}")
@@ -235,7 +203,5 @@ fn object_shape(map: &Map<String, Value>) -> String {
 }
 
 fn plain(value: &Value) -> String {
-    value
-        .as_str()
-        .map_or_else(|| value.to_string(), str::to_owned)
+    value.as_str().map_or_else(|| value.to_string(), str::to_owned)
 }

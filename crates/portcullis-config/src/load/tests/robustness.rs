@@ -71,32 +71,14 @@ fn mutated_configs_never_panic() {
 
 #[test]
 fn hostile_yaml_is_refused_not_crashed_on() {
-    let deep = format!(
-        "version: 1\nwaf: {}{}\n",
-        "[".repeat(10_000),
-        "]".repeat(10_000)
-    );
+    let deep = format!("version: 1\nwaf: {}{}\n", "[".repeat(10_000), "]".repeat(10_000));
     let laughs = "version: 1\na: &a [x, x, x, x, x, x, x, x, x]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a]\n\
                   c: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b]\nd: &d [*c, *c, *c, *c, *c, *c, *c, *c, *c]\n\
                   e: &e [*d, *d, *d, *d, *d, *d, *d, *d, *d]\nf: [*e, *e, *e, *e, *e, *e, *e, *e, *e]\n";
-    for text in [
-        deep.as_str(),
-        laughs,
-        "version: 1\n? [a, b]\n: c\n",
-        "*x\n",
-        "!!binary aGk=\n",
-    ] {
+    for text in [deep.as_str(), laughs, "version: 1\n? [a, b]\n: c\n", "*x\n", "!!binary aGk=\n"] {
         let result = load_in(text, Path::new("/"), None, &FakeEnv::default());
         assert!(result.is_err(), "{text}");
     }
     // A byte-order mark is not a mistake.
-    assert!(
-        load_in(
-            "\u{feff}version: 1\n",
-            Path::new("/"),
-            None,
-            &FakeEnv::default()
-        )
-        .is_ok()
-    );
+    assert!(load_in("\u{feff}version: 1\n", Path::new("/"), None, &FakeEnv::default()).is_ok());
 }
