@@ -104,3 +104,6 @@ pub fn on_response(route: Option<&RouteSpec>, parts: &mut http::response::Parts,
 pub fn user_agent(parts: &Parts) -> Option<&str> {
     parts.headers.get(USER_AGENT).and_then(|v| v.to_str().ok())
 }
+
+#[cfg(test)]
+mod tests;
