@@ -25,7 +25,11 @@ pub const IDENTITY_HEADERS: [HeaderName; 3] = [X_CONSUMER, X_AUTH_SUBJECT, X_AUT
 /// Removes hop-by-hop headers: `Connection` and every header it lists, `Keep-Alive`, `TE`,
 /// `Trailer`, `Transfer-Encoding`, `Upgrade` and every `Proxy-*`.
 pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
-    // Fast path: most requests carry none of these, so look before allocating.
+    // Fast path: most messages carry none of these; one pass over the names is cheaper than
+    // hashing every candidate.
+    if !headers.keys().any(|k| is_hop_by_hop(k.as_str())) {
+        return;
+    }
     let listed: Vec<HeaderName> = headers
         .get_all(header::CONNECTION)
         .iter()
@@ -55,6 +59,11 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
             headers.remove(name);
         }
     }
+}
+
+fn is_hop_by_hop(name: &str) -> bool {
+    matches!(name, "connection" | "keep-alive" | "te" | "trailer" | "transfer-encoding" | "upgrade")
+        || name.starts_with("proxy-")
 }
 
 /// The client address used by limits, the WAF and logs: the peer itself, unless the peer is
@@ -110,14 +119,13 @@ pub fn set_forwarded(
     host: Option<&HeaderValue>,
 ) {
     let peer = canonical(peer);
-    let mut buf = itoa_ip(peer);
-    if is_trusted(peer, trusted) {
+    let value = if is_trusted(peer, trusted) && headers.contains_key(&X_FORWARDED_FOR) {
         let prior: Vec<&str> = headers.get_all(&X_FORWARDED_FOR).iter().filter_map(|v| v.to_str().ok()).collect();
-        if !prior.is_empty() {
-            buf = format!("{}, {buf}", prior.join(", "));
-        }
-    }
-    if let Ok(value) = HeaderValue::from_str(&buf) {
+        HeaderValue::from_str(&format!("{}, {peer}", prior.join(", "))).ok()
+    } else {
+        ip_header_value(peer)
+    };
+    if let Some(value) = value {
         headers.insert(X_FORWARDED_FOR, value);
     }
     let proto = if https { "https" } else { "http" };
@@ -132,8 +140,14 @@ pub fn set_forwarded(
     }
 }
 
-fn itoa_ip(addr: IpAddr) -> String {
-    addr.to_string()
+/// An address as a header value, formatted on the stack.
+fn ip_header_value(addr: IpAddr) -> Option<HeaderValue> {
+    use std::io::Write;
+    let mut buf = [0u8; 48];
+    let mut cursor = std::io::Cursor::new(&mut buf[..]);
+    write!(cursor, "{addr}").ok()?;
+    let len = usize::try_from(cursor.position()).ok()?;
+    HeaderValue::from_bytes(&buf[..len]).ok()
 }
 
 #[cfg(test)]

@@ -5,34 +5,30 @@
 use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll};
-use std::time::Instant;
 
 use bytes::{Buf, Bytes};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
-/// Milliseconds of last activity, relative to the connection's start.
+/// Whether bytes moved since the watchdog last looked: a flag, not a clock read per I/O.
 #[derive(Debug)]
 pub(crate) struct Activity {
-    start: Instant,
-    last_ms: AtomicU64,
+    touched: AtomicBool,
 }
 
 impl Activity {
     pub(crate) fn new() -> Arc<Self> {
-        Arc::new(Self { start: Instant::now(), last_ms: AtomicU64::new(0) })
+        Arc::new(Self { touched: AtomicBool::new(false) })
     }
 
     fn touch(&self) {
-        let ms = u64::try_from(self.start.elapsed().as_millis()).unwrap_or(u64::MAX);
-        self.last_ms.store(ms, Ordering::Relaxed);
+        self.touched.store(true, Ordering::Relaxed);
     }
 
-    /// Time since the last byte moved.
-    pub(crate) fn idle_for(&self) -> std::time::Duration {
-        let now = u64::try_from(self.start.elapsed().as_millis()).unwrap_or(u64::MAX);
-        std::time::Duration::from_millis(now.saturating_sub(self.last_ms.load(Ordering::Relaxed)))
+    /// Whether anything moved since the previous call.
+    pub(crate) fn take_touched(&self) -> bool {
+        self.touched.swap(false, Ordering::Relaxed)
     }
 }
 

@@ -248,7 +248,9 @@ async fn detect_h2(stream: &mut TcpStream, deadline: Duration) -> Option<(bool, 
     Some((is_h2, Bytes::copy_from_slice(&buf[..len])))
 }
 
-/// Drives one connection: closes it gracefully on shutdown or when idle too long.
+/// Drives one connection: closes it gracefully on shutdown or when idle too long. Idleness
+/// is sampled every half `idle_timeout`, so an idle connection closes after between one and
+/// one and a half times the timeout.
 struct Watchdog {
     stop: watch::Receiver<bool>,
     activity: Arc<Activity>,
@@ -263,7 +265,9 @@ impl Watchdog {
         if closing {
             conn.as_mut().graceful_shutdown();
         }
-        let mut wait = self.idle;
+        let period = (self.idle / 2).max(Duration::from_millis(10));
+        let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+        let mut quiet_ticks = 0u32;
         loop {
             tokio::select! {
                 _ = conn.as_mut() => return,
@@ -273,13 +277,12 @@ impl Watchdog {
                         conn.as_mut().graceful_shutdown();
                     }
                 }
-                () = tokio::time::sleep(wait), if !closing => {
-                    let idle_for = self.activity.idle_for();
-                    if self.in_flight.load(Ordering::Relaxed) == 0 && idle_for >= self.idle {
+                _ = ticker.tick(), if !closing => {
+                    let busy = self.activity.take_touched() || self.in_flight.load(Ordering::Relaxed) > 0;
+                    quiet_ticks = if busy { 0 } else { quiet_ticks + 1 };
+                    if quiet_ticks >= 2 {
                         closing = true;
                         conn.as_mut().graceful_shutdown();
-                    } else {
-                        wait = self.idle.saturating_sub(idle_for).max(Duration::from_millis(100));
                     }
                 }
             }

@@ -10,7 +10,8 @@ use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering}
 use std::time::{Duration, Instant};
 
 use http::header::HOST;
-use http::{HeaderMap, HeaderValue, Method, Request, Response, Version};
+use http::uri::{PathAndQuery, Scheme};
+use http::{HeaderMap, HeaderValue, Method, Request, Response, Uri, Version};
 use hyper::body::Incoming;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
@@ -49,6 +50,8 @@ pub(crate) struct Pool {
 #[derive(Debug)]
 pub(crate) struct Target {
     pub(crate) spec: TargetSpec,
+    /// `Host` sent upstream: the target's authority, built once.
+    host_header: HeaderValue,
     /// Cleared by active checks after `unhealthy_after` failures.
     pub(crate) active_ok: AtomicBool,
     passive_failures: AtomicU32,
@@ -145,6 +148,8 @@ impl Pool {
             .iter()
             .map(|t| Target {
                 spec: t.clone(),
+                host_header: HeaderValue::from_str(t.authority.as_str())
+                    .unwrap_or_else(|_| HeaderValue::from_static("")),
                 active_ok: AtomicBool::new(true),
                 passive_failures: AtomicU32::new(0),
                 ejected_until_ms: AtomicU64::new(0),
@@ -157,7 +162,7 @@ impl Pool {
     /// Sends the request, retrying per policy when it is safe (idempotent method, no body).
     pub(crate) async fn forward(
         &self,
-        parts: http::request::Parts,
+        mut parts: http::request::Parts,
         body: RequestBody,
         body_empty: bool,
         key: BalanceKey,
@@ -171,7 +176,9 @@ impl Pool {
             let index = balance::pick(self, &key, &tried).ok_or_else(|| self.no_healthy())?;
             tried.push(index);
             let target = &self.targets[index];
-            let request = self.build(&parts, target, body.take().unwrap_or_else(RequestBody::empty))?;
+            // Only a request that may be retried keeps a copy of its headers.
+            let headers = if attempts_left > 0 { parts.headers.clone() } else { std::mem::take(&mut parts.headers) };
+            let request = self.build(&parts, headers, target, body.take().unwrap_or_else(RequestBody::empty))?;
             let started = Instant::now();
             target.in_flight.fetch_add(1, Ordering::Relaxed);
             let result = tokio::time::timeout(timeout, self.client.request(request)).await;
@@ -217,23 +224,32 @@ impl Pool {
     fn build(
         &self,
         parts: &http::request::Parts,
+        mut headers: HeaderMap,
         target: &Target,
         body: RequestBody,
     ) -> Result<Request<RequestBody>, ProxyError> {
-        let path = parts.uri.path_and_query().map_or("/", |pq| pq.as_str());
-        let scheme = if target.spec.https { "https" } else { "http" };
-        let uri = format!("{scheme}://{}{}{path}", target.spec.authority, target.spec.base_path);
+        let path_and_query = match (target.spec.base_path.is_empty(), parts.uri.path_and_query()) {
+            (true, Some(pq)) => pq.clone(),
+            (_, pq) => {
+                let pq = pq.map_or("/", |pq| pq.as_str());
+                PathAndQuery::try_from(format!("{}{pq}", target.spec.base_path)).map_err(|_| ProxyError::Invalid)?
+            }
+        };
+        let mut uri = http::uri::Parts::default();
+        uri.scheme = Some(if target.spec.https { Scheme::HTTPS } else { Scheme::HTTP });
+        uri.authority = Some(target.spec.authority.clone());
+        uri.path_and_query = Some(path_and_query);
         let mut request = Request::new(body);
         *request.method_mut() = parts.method.clone();
-        *request.uri_mut() = uri.parse().map_err(|_| ProxyError::Invalid)?;
-        *request.version_mut() = if self.spec.protocol == Protocol::H2 { Version::HTTP_2 } else { Version::HTTP_11 };
-        let headers = request.headers_mut();
-        headers.clone_from(&parts.headers);
+        *request.uri_mut() = Uri::from_parts(uri).map_err(|_| ProxyError::Invalid)?;
         if self.spec.protocol == Protocol::H2 {
+            *request.version_mut() = Version::HTTP_2;
             headers.remove(HOST);
-        } else if let Ok(host) = HeaderValue::from_str(target.spec.authority.as_str()) {
-            headers.insert(HOST, host);
+        } else {
+            *request.version_mut() = Version::HTTP_11;
+            headers.insert(HOST, target.host_header.clone());
         }
+        *request.headers_mut() = headers;
         Ok(request)
     }
 }

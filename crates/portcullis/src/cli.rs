@@ -89,7 +89,15 @@ pub(crate) fn serve(snapshot: Snapshot) -> ExitCode {
     for warning in &snapshot.warnings {
         tracing::warn!("{warning}");
     }
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    // On one core (a container limit, or `taskset`), the single-threaded scheduler avoids
+    // the work-stealing machinery's cross-thread wakeups.
+    let cores = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
+    let mut builder = if cores == 1 {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+    };
+    let runtime = match builder.enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("cannot start the runtime: {e}");
