@@ -1,24 +1,27 @@
 #!/usr/bin/env bash
-# Portcullis benchmark: the upstream directly vs nginx vs Portcullis (and HAProxy with
-# WITH_HAPROXY=1), all on 127.0.0.1, measured in one run. Plain bash + the configs in conf/.
-# Built on the shared baseline harness. See README.md.
+# Portcullis benchmark: the upstream directly vs nginx vs Portcullis (HAProxy too with
+# WITH_HAPROXY=1), all on 127.0.0.1, measured in one run. Plain bash + the templates in
+# conf/. Adapted from the shared baseline harness (direct vs nginx vs HAProxy). See README.md.
 #
-#   bench/run.sh                 # all phases (A B C D), ~15 min on 2 cores
-#   PHASES="A" REPS=5 bench/run.sh
-#   bench/run.sh --summarize-only   # rebuild summary.md from $OUT/*.tsv
+#   bench/run.sh                        # phases A B C D, ~15 min on 2 cores
+#   QUICK=1 bench/run.sh                # 1 rep, 5 s runs, 64 conns (~3 min)
+#   PHASES="A C" REPS=5 bench/run.sh    # subset / more repeats
+#   TARGETS="direct nginx" bench/run.sh # without Portcullis (no build)
+#   bench/run.sh --summarize-only       # rebuild summary.md from $OUT/*.tsv
 #
-# Every server listens on 127.0.0.1 only, writes under $RUN, and is stopped by
-# PID on exit. Every load run is bounded in time (wrk -d / h2load -D, plus timeout).
+# Every server listens on 127.0.0.1 only, writes under $RUN, and is stopped by PID on
+# exit. Every load run is bounded in time (wrk -d / h2load -D, plus timeout). System
+# services are never touched.
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO=$(cd "$HERE/.." && pwd)
-PORTCULLIS_BIN=${PORTCULLIS_BIN:-$REPO/target/release/portcullis}
-if [ -n "${QUICK:-}" ]; then   # a short check: one repetition, one connection count
-    REPS=${REPS:-1}; DUR=${DUR:-5}; CONNS=${CONNS:-64}; RATE_DUR=${RATE_DUR:-8}; WARMUP=${WARMUP:-2}
+
+if [ -n "${QUICK:-}" ]; then   # a short plumbing/sanity run; explicit settings still win
+    REPS=${REPS:-1}; DUR=${DUR:-5}; CONNS=${CONNS:-64}; WARMUP=${WARMUP:-2}; RATE_DUR=${RATE_DUR:-10}
 fi
 
-RUN=${RUN:-/tmp/gwbench}
+RUN=${RUN:-/tmp/pcsbench}
 OUT=${OUT:-$RUN/results}
 DUR=${DUR:-10}                     # seconds per closed-loop wrk run
 WARMUP=${WARMUP:-3}                # seconds of wrk warm-up per target
@@ -28,7 +31,7 @@ RATE_CONNS=${RATE_CONNS:-64}       # fixed-rate phase: connections
 RATE_PER_CONN=${RATE_PER_CONN:-80} # fixed-rate phase: req/s per connection (64*80 = 5120 req/s)
 RATE_DUR=${RATE_DUR:-15}
 RATE_WARM=${RATE_WARM:-2}
-IDLE_CONNS=${IDLE_CONNS:-9000}     # memory phase: idle keep-alive connections (fd hard limit 20000, haproxy ~2 fd/conn)
+IDLE_CONNS=${IDLE_CONNS:-9000}     # memory phase: idle keep-alive connections (fd hard limit 20000)
 LOADGEN_CPU=${LOADGEN_CPU:-0}
 SERVER_CPU=${SERVER_CPU:-1}
 UP_PORT=${UP_PORT:-18080}
@@ -41,11 +44,22 @@ WAIT_FILE=${WAIT_FILE:-}           # optional gate: wait until WAIT_FILE contain
 WAIT_WORD=${WAIT_WORD:-real}
 WAIT_MAX=${WAIT_MAX:-1200}         # seconds, checked every 30 s
 
-if [ -n "${WITH_HAPROXY:-}" ]; then
-    TARGETS_ALL="direct nginx haproxy portcullis"; TARGETS_PROXY="nginx haproxy portcullis"
-else
-    TARGETS_ALL="direct nginx portcullis"; TARGETS_PROXY="nginx portcullis"
+# Where cargo puts the release binary: CARGO_TARGET_DIR (relative to the repo) or <repo>/target.
+case ${CARGO_TARGET_DIR:-} in
+    "") CARGO_OUT=$REPO/target ;;
+    /*) CARGO_OUT=$CARGO_TARGET_DIR ;;
+    *)  CARGO_OUT=$REPO/$CARGO_TARGET_DIR ;;
+esac
+PORTCULLIS_BIN=${PORTCULLIS_BIN:-$CARGO_OUT/release/portcullis}
+PORTCULLIS_LOG=${PORTCULLIS_LOG:-warn}
+
+# Targets: "direct" is the upstream itself; every other target is a proxy in front of it.
+if [ -z "${TARGETS:-}" ]; then
+    TARGETS="direct nginx portcullis"
+    [ -z "${WITH_HAPROXY:-}" ] || TARGETS="direct nginx haproxy portcullis"
 fi
+TARGETS_ALL=$TARGETS
+TARGETS_PROXY=${TARGETS_PROXY:-$(for t in $TARGETS_ALL; do [ "$t" = direct ] || printf '%s ' "$t"; done)}
 TICK_US=$((1000000 / $(getconf CLK_TCK)))
 
 declare -A PID=()
@@ -53,12 +67,13 @@ HOLDERS=()
 
 log() { printf '[%s] %s\n' "$(date +%T)" "$*" | tee -a "$OUT/run.log" >&2; }
 die() { log "ERROR: $*"; exit 1; }
+has_target() { case " $TARGETS_ALL " in *" $1 "*) return 0 ;; *) return 1 ;; esac; }
 
 port_of()   { case $1 in direct) echo "$UP_PORT";; nginx) echo "$NGX_PORT";; haproxy) echo "$HAP_PORT";; portcullis) echo "$PCS_PORT";; esac; }
 server_of() { case $1 in direct) echo upstream;; *) echo "$1";; esac; }
 
 # ---------------------------------------------------------------- processes
-procs_of() {   # master PID and its direct children (nginx workers)
+procs_of() {   # server PID and its direct children (nginx workers; Portcullis has none: one process, its threads inside)
     local p=${PID[$1]:-}
     [ -n "$p" ] || return 0
     echo "$p"
@@ -66,6 +81,10 @@ procs_of() {   # master PID and its direct children (nginx workers)
 }
 
 cpu_ticks() {  # utime+stime of a server's processes, in clock ticks
+    # /proc/PID/stat of a process is the sum over all its threads (live and exited), so a
+    # multi-threaded server needs no per-thread walk. comm (field 2) may contain spaces and
+    # ')', so strip through the last ") ": the state (field 3) becomes $1, utime (14) $12,
+    # stime (15) $13.
     local t=0 p v
     for p in $(procs_of "$1"); do
         v=$(sed 's/^.*) //' "/proc/$p/stat" 2>/dev/null | awk '{print $12 + $13}') || v=0
@@ -83,7 +102,7 @@ rss_kb() {     # summed VmRSS of a server's processes
     echo "$t"
 }
 
-cpu_snap() {   # "cpu0_busy cpu0_total cpu1_busy cpu1_total steal_total" from /proc/stat
+cpu_snap() {   # "cpuL_busy cpuL_total cpuS_busy cpuS_total steal_total" from /proc/stat
     awk -v a="cpu$LOADGEN_CPU" -v b="cpu$SERVER_CPU" '
         $1 == a || $1 == b { busy = $2 + $3 + $4 + $7 + $8; tot = busy + $5 + $6 + $9
                              if ($1 == a) { ab = busy; at = tot } else { bb = busy; bt = tot }; st += $9 }
@@ -97,10 +116,15 @@ start_server() {   # name cpu cmd...
     echo "$name ${PID[$name]}" >>"$RUN/pids"
 }
 
-wait_ok() {        # port: wait (max 10 s) until GET / answers "ok"
-    local i
+wait_up() {        # name port: wait (max 10 s) until GET / answers "ok"; fail fast if the server died
+    local name=$1 port=$2 i
     for i in $(seq 1 100); do
-        [ "$(curl -fsS --max-time 1 "http://127.0.0.1:$1/" 2>/dev/null)" = "ok" ] && return 0
+        [ "$(curl -fsS --max-time 1 "http://127.0.0.1:$port/" 2>/dev/null)" = "ok" ] && return 0
+        if ! kill -0 "${PID[$name]}" 2>/dev/null; then
+            log "$name exited during start-up; last lines of $RUN/$name.stdout:"
+            tail -n 20 "$RUN/$name.stdout" >&2 || true
+            return 1
+        fi
         sleep 0.1
     done
     return 1
@@ -109,14 +133,15 @@ wait_ok() {        # port: wait (max 10 s) until GET / answers "ok"
 stop_all() {
     local name p i
     for p in "${HOLDERS[@]:-}"; do
-        [ -n "$p" ] && kill -TERM "$p" 2>/dev/null || true
+        if [ -n "$p" ]; then kill -TERM "$p" 2>/dev/null || true; fi
     done
+    HOLDERS=()
     for name in "${!PID[@]}"; do
         p=${PID[$name]}
         kill -0 "$p" 2>/dev/null || continue
         kill -TERM "$p" 2>/dev/null || true
         for i in $(seq 1 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
-        kill -0 "$p" 2>/dev/null && kill -KILL "$p" 2>/dev/null || true
+        if kill -0 "$p" 2>/dev/null; then kill -KILL "$p" 2>/dev/null || true; fi
         wait "$p" 2>/dev/null || true
     done
     PID=()
@@ -131,18 +156,40 @@ render() {         # template -> $RUN/conf/<name>
 start_all() {
     : >"$RUN/pids"
     mkdir -p "$RUN/conf" "$RUN/tmp"
-    render upstream.nginx.conf; render proxy.nginx.conf; render haproxy.cfg; render portcullis.yaml
+    local t started="" threads
+    # The upstream always runs: it is "direct" and what every proxy forwards to.
+    render upstream.nginx.conf
     start_server upstream "$SERVER_CPU" nginx -p "$RUN" -e "$RUN/upstream.startup.log" -c "$RUN/conf/upstream.nginx.conf"
-    start_server nginx    "$SERVER_CPU" nginx -p "$RUN" -e "$RUN/nginx-proxy.startup.log" -c "$RUN/conf/proxy.nginx.conf"
-    [ -z "${WITH_HAPROXY:-}" ] || start_server haproxy "$SERVER_CPU" haproxy -db -f "$RUN/conf/haproxy.cfg"
-    # exec keeps the PID; the soft fd limit is raised like nginx's worker_rlimit_nofile.
-    start_server portcullis "$SERVER_CPU" bash -c 'ulimit -n 20000 && PORTCULLIS_LOG=warn exec "$0" run -c "$1"' \
-        "$PORTCULLIS_BIN" "$RUN/conf/portcullis.yaml"
-    wait_ok "$UP_PORT"  || die "upstream did not come up (see $RUN/*.log)"
-    wait_ok "$NGX_PORT" || die "nginx proxy did not come up"
-    [ -z "${WITH_HAPROXY:-}" ] || wait_ok "$HAP_PORT" || die "haproxy did not come up"
-    wait_ok "$PCS_PORT" || die "portcullis did not come up (see $RUN/portcullis.stdout)"
-    log "servers up: upstream=${PID[upstream]} nginx=${PID[nginx]} portcullis=${PID[portcullis]} (all on CPU $SERVER_CPU)"
+    wait_up upstream "$UP_PORT" || die "upstream did not come up (see $RUN/upstream.*)"
+    started="upstream=${PID[upstream]}"
+    for t in $TARGETS_PROXY; do
+        case $t in
+            nginx)
+                render proxy.nginx.conf
+                start_server nginx "$SERVER_CPU" nginx -p "$RUN" -e "$RUN/nginx-proxy.startup.log" -c "$RUN/conf/proxy.nginx.conf" ;;
+            haproxy)
+                render haproxy.cfg
+                start_server haproxy "$SERVER_CPU" haproxy -db -f "$RUN/conf/haproxy.cfg" ;;
+            portcullis)
+                render portcullis.yaml
+                # Same shape as `taskset -c $SERVER_CPU portcullis run -c FILE`; the bash in
+                # between only raises the soft fd limit to the hard one (as nginx's
+                # worker_rlimit_nofile does) and then execs, so the PID is Portcullis's own.
+                # shellcheck disable=SC2016  # $0/$1 are expanded by the inner bash
+                start_server portcullis "$SERVER_CPU" env PORTCULLIS_LOG="$PORTCULLIS_LOG" bash -c \
+                    'ulimit -n "$(ulimit -Hn)" 2>/dev/null || true; exec "$0" run -c "$1"' \
+                    "$PORTCULLIS_BIN" "$RUN/conf/portcullis.yaml" ;;
+            *) die "unknown target '$t' (known: direct nginx portcullis haproxy)" ;;
+        esac
+        wait_up "$t" "$(port_of "$t")" || die "$t did not come up (see $RUN/$t.stdout and $RUN/*.log)"
+        started="$started $t=${PID[$t]}"
+    done
+    log "servers up: $started (all on CPU $SERVER_CPU)"
+    if has_target portcullis; then
+        threads=$(awk '/^Threads:/ { print $2 }' "/proc/${PID[portcullis]}/status")
+        log "portcullis: $threads threads, affinity $(taskset -p -c "${PID[portcullis]}" | sed 's/.*: //')"
+        echo "portcullis threads at start: $threads" >>"$OUT/env.txt"
+    fi
 }
 
 pin_upstream() {   # re-pin every thread of the upstream's processes
@@ -179,7 +226,7 @@ pctl_from_list() { # stdin: one latency (us) per line, sorted ascending -> n p50
 # Phase A/B row: phase target conns rep rps p50 p90 p99 requests errors non2xx
 #                proxy_cpu_s upstream_cpu_s proxy_us_per_req cpuL_busy% cpuS_busy% steal%
 wrk_once() {
-    local phase=$1 rep=$2 target=$3 c=$4 port f srv s0 s1 p0 p1 u0 u1 parsed req pcpu ucpu uspr
+    local phase=$1 rep=$2 target=$3 c=$4 port f srv s0 s1 p0 p1 u0 u1 parsed req pcpu ucpu uspr busy
     port=$(port_of "$target"); srv=$(server_of "$target")
     f="$OUT/raw/wrk_${phase}_${target}_c${c}_r${rep}.txt"
     s0=$(cpu_snap); u0=$(cpu_ticks upstream); p0=0
@@ -194,7 +241,6 @@ wrk_once() {
     pcpu=$(( (p1 - p0) * TICK_US )); ucpu=$(( (u1 - u0) * TICK_US ))
     [ "$target" = direct ] && pcpu=$ucpu      # direct: the upstream *is* the server under test
     uspr=$(awk -v a="$pcpu" -v r="$req" 'BEGIN { printf "%.2f", (r > 0 ? a / r : 0) }')
-    local busy
     busy=$(awk -v x="$s0" -v y="$s1" 'BEGIN { split(x, a, " "); split(y, b, " ")
         lb = b[1] - a[1]; lt = b[2] - a[2]; sb = b[3] - a[3]; st = b[4] - a[4]; stl = b[5] - a[5]
         printf "%.0f\t%.0f\t%.1f", (lt ? 100 * lb / lt : 0), (st ? 100 * sb / st : 0), ((lt + st) ? 100 * stl / (lt + st) : 0) }')
@@ -217,6 +263,7 @@ warmup() {
 phase_A() {  # closed loop; all servers on SERVER_CPU, wrk on LOADGEN_CPU
     log "phase A: closed-loop wrk, servers on CPU $SERVER_CPU, wrk on CPU $LOADGEN_CPU, ${DUR}s x $REPS reps, conns: $CONNS"
     tsv_header A
+    # shellcheck disable=SC2086  # word lists on purpose
     warmup $TARGETS_ALL
     local rep c t
     for rep in $(seq 1 "$REPS"); do
@@ -227,9 +274,11 @@ phase_A() {  # closed loop; all servers on SERVER_CPU, wrk on LOADGEN_CPU
 }
 
 phase_B() {  # proxy alone on SERVER_CPU; upstream moved next to wrk on LOADGEN_CPU
-    log "phase B: proxy-isolated, proxy on CPU $SERVER_CPU, upstream+wrk on CPU $LOADGEN_CPU"
+    [ -n "${TARGETS_PROXY// /}" ] || { log "phase B: skipped (no proxy target)"; return 0; }
+    log "phase B: proxy-isolated, proxy on CPU $SERVER_CPU, upstream+wrk on CPU $LOADGEN_CPU, ${DUR}s x $REPS reps, conns: $CONNS"
     tsv_header B
     pin_upstream "$LOADGEN_CPU"
+    # shellcheck disable=SC2086
     warmup $TARGETS_PROXY
     local rep c t
     for rep in $(seq 1 "$REPS"); do
@@ -249,15 +298,15 @@ phase_C() {  # fixed (open-ish loop) rate; layout as phase A
         for t in $TARGETS_ALL; do
             port=$(port_of "$t")
             f="$OUT/raw/h2load_${t}_r${rep}.txt"; lg="$RUN/h2load_${t}_r${rep}.log"
-            [ -n "${KEEP_LOGS:-}" ] || rm -f "$lg"
+            rm -f "$lg"
             timeout $((RATE_DUR + RATE_WARM + 30)) taskset -c "$LOADGEN_CPU" \
                 h2load --h1 -t1 -c "$RATE_CONNS" --rps "$RATE_PER_CONN" -D "$RATE_DUR" --warm-up-time "$RATE_WARM" \
                 --log-file "$lg" "http://127.0.0.1:$port/" >"$f" 2>&1 || true
-            # h2load logs only the main-duration requests (warm-up excluded); keep 200s
+            # h2load logs only the main-duration requests (warm-up excluded): start µs, status, duration µs
             pct=$(awk -F'\t' '$2 == 200 { print $3 }' "$lg" 2>/dev/null | sort -n | pctl_from_list)
             achieved=$(awk -F'\t' 'NR == 1 || $1 < m { m = $1 } $1 > M { M = $1 } END { printf "%.0f", (M > m ? NR / ((M - m) / 1e6) : 0) }' "$lg" 2>/dev/null)
             errs=$(awk -F'\t' '$2 != 200' "$lg" 2>/dev/null | wc -l)
-            printf 'h2load\t%s\t%s\t%s\t%s\t%s\t%s\n' "$t" "$rep" "$rate" "$achieved" "$pct" "$errs" | tee -a "$OUT/phase_C.tsv" >/dev/null
+            printf 'h2load\t%s\t%s\t%s\t%s\t%s\t%s\n' "$t" "$rep" "$rate" "$achieved" "$pct" "$errs" >>"$OUT/phase_C.tsv"
             [ -n "${KEEP_LOGS:-}" ] || rm -f "$lg"
             if [ -n "$OHA" ]; then
                 f="$OUT/raw/oha_${t}_r${rep}.json"
@@ -279,7 +328,7 @@ phase_C() {  # fixed (open-ish loop) rate; layout as phase A
     done
 }
 
-# Phase D row: target server idle_rss_kb conns_held rss_with_conns_kb delta_kb bytes_per_conn
+# Phase D row: target server_pids idle_rss_kb conns_held rss_with_conns_kb delta_kb bytes_per_conn
 phase_D() {
     local t srv port before after n holder i
     log "phase D: memory, RSS idle and with $IDLE_CONNS idle keep-alive connections"
@@ -289,8 +338,8 @@ phase_D() {
         sleep 1
         before=$(rss_kb "$srv")
         rm -f "$RUN/hold.$port"
-        (   # opens N connections, sends one request on each, then execs into sleep
-            # so the holder is a single PID that owns all the sockets (bounded by the sleep)
+        (   # opens N connections, sends one request on each, then execs into sleep so the
+            # holder is a single PID that owns all the sockets (bounded by the sleep)
             ulimit -n $((IDLE_CONNS + 64))
             n=0
             for ((i = 0; i < IDLE_CONNS; i++)); do
@@ -299,7 +348,7 @@ phase_D() {
                 n=$((n + 1))
             done
             echo "$n" >"$RUN/hold.$port"
-            exec sleep 60
+            exec sleep 90
         ) 2>>"$OUT/run.log" &
         holder=$!; HOLDERS+=("$holder")
         for i in $(seq 1 300); do [ -s "$RUN/hold.$port" ] && break; sleep 0.2; done
@@ -310,98 +359,13 @@ phase_D() {
         printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$t" "$(procs_of "$srv" | tr '\n' ',' | tr -d ' ' | sed 's/,$//')" \
             "$before" "$n" "$after" "$((after - before))" \
             "$(awk -v d=$((after - before)) -v n="$n" 'BEGIN { printf "%.0f", (n > 0 ? d * 1024 / n : 0) }')" >>"$OUT/phase_D.tsv"
+        log "phase D: $t idle ${before} KiB, $n conns held, ${after} KiB"
         sleep 2
     done
 }
 
 # ---------------------------------------------------------------- summary
-summarize() {
-    local s="$OUT/summary.md"
-    {
-        echo "# Gateway baseline: summary (medians of $REPS runs)"
-        echo
-        sed -n '1,40p' "$OUT/env.txt" 2>/dev/null | sed 's/^/    /'
-        echo
-        if [ -s "$OUT/phase_A.tsv" ]; then
-            echo "## A. Closed loop (wrk -t1, ${DUR}s): servers share CPU $SERVER_CPU, wrk on CPU $LOADGEN_CPU"
-            echo
-            echo "| target | conns | req/s | ratio vs direct | p50 µs | p99 µs | server CPU µs/req | server CPU busy % | loadgen CPU busy % | errors |"
-            echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
-            awk -F'\t' -v mode=A -f <(median_awk) "$OUT/phase_A.tsv"
-            echo
-        fi
-        if [ -s "$OUT/phase_B.tsv" ]; then
-            echo "## B. Proxy alone on CPU $SERVER_CPU (upstream + wrk share CPU $LOADGEN_CPU)"
-            echo
-            echo "| target | conns | req/s | p50 µs | p99 µs | proxy CPU µs/req | proxy req/s per busy core | proxy CPU busy % | other CPU busy % | errors |"
-            echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
-            awk -F'\t' -v mode=B -f <(median_awk) "$OUT/phase_B.tsv"
-            echo
-        fi
-        if [ -s "$OUT/phase_C.tsv" ]; then
-            echo "## C. Fixed rate ($((RATE_CONNS * RATE_PER_CONN)) req/s target, $RATE_CONNS conns, ${RATE_DUR}s), layout as A"
-            echo
-            echo "| tool | target | achieved req/s | p50 µs | p90 µs | p99 µs | p99.9 µs | added p50 µs | added p99 µs | errors |"
-            echo "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"
-            awk -F'\t' -v mode=C -f <(median_awk) "$OUT/phase_C.tsv"
-            echo
-        fi
-        if [ -s "$OUT/phase_D.tsv" ]; then
-            echo "## D. Memory (VmRSS of master+workers; kernel socket buffers not included)"
-            echo
-            echo "| target | idle RSS KiB | conns held | RSS with conns KiB | delta KiB | bytes/conn |"
-            echo "|---|---:|---:|---:|---:|---:|"
-            awk -F'\t' 'NR > 1 { printf "| %s | %s | %s | %s | %s | %s |\n", $1, $3, $4, $5, $6, $7 }' "$OUT/phase_D.tsv"
-            echo
-        fi
-        goals
-    } >"$s"
-    log "summary: $s"
-}
-
-# Goals (issue "The gateway serves traffic"): portcullis vs nginx from the medians above.
-goals() {
-    [ -s "$OUT/phase_B.tsv" ] || [ -s "$OUT/phase_C.tsv" ] || [ -s "$OUT/phase_D.tsv" ] || return 0
-    echo "## Goals: Portcullis vs nginx"
-    echo
-    echo "| goal | nginx | portcullis | ratio | verdict |"
-    echo "|---|---:|---:|---:|---|"
-    if [ -s "$OUT/phase_B.tsv" ]; then
-        awk -F'\t' -f <(median_awk_fn) -e '
-            NR > 1 { k = $2 SUBSEP $3; v[k] = (v[k] == "" ? $14 : v[k] "," $14); r[k] = (r[k] == "" ? $5 : r[k] "," $5); c[$3] = 1 }
-            END { for (cc in c) {
-                    n = med(v["nginx" SUBSEP cc]); p = med(v["portcullis" SUBSEP cc])
-                    if (n > 0) printf "| CPU µs/req, proxy alone on a core, %s conns (≤ 0.9×) | %.2f | %.2f | %.2f | %s |\n", cc, n, p, p / n, (p <= 0.9 * n ? "PASS" : "FAIL")
-                    n = med(r["nginx" SUBSEP cc]); p = med(r["portcullis" SUBSEP cc])
-                    if (n > 0) printf "| req/s, proxy alone on a core, %s conns | %.0f | %.0f | %.2f | (info) |\n", cc, n, p, p / n
-                } }' "$OUT/phase_B.tsv"
-    fi
-    if [ -s "$OUT/phase_C.tsv" ]; then
-        awk -F'\t' -f <(median_awk_fn) -e '
-            NR > 1 && $1 == "h2load" { v[$2] = (v[$2] == "" ? $9 : v[$2] "," $9) }
-            END { d = med(v["direct"]); n = med(v["nginx"]) - d; p = med(v["portcullis"]) - d
-                  printf "| added p99 µs at the fixed rate (≤ nginx) | %.0f | %.0f | %.2f | %s |\n", n, p, (n > 0 ? p / n : 0), (p <= n ? "PASS" : "FAIL") }' "$OUT/phase_C.tsv"
-    fi
-    if [ -s "$OUT/phase_D.tsv" ]; then
-        awk -F'\t' 'NR > 1 { idle[$1] = $3; per[$1] = $7 }
-            END { printf "| idle RSS KiB (< 30 MiB) | %s | %s | | %s |\n", idle["nginx"], idle["portcullis"], (idle["portcullis"] < 30720 ? "PASS" : "FAIL")
-                  printf "| bytes per idle keep-alive connection (≤ 4096) | %s | %s | | %s |\n", per["nginx"], per["portcullis"], (per["portcullis"] <= 4096 ? "PASS" : "FAIL") }' "$OUT/phase_D.tsv"
-    fi
-    echo
-}
-
-median_awk_fn() {  # just the med() function, for small awk programs
-    cat <<'AWK'
-function med(str,   n, a, i, j, x) {
-    n = split(str, a, ",")
-    for (i = 2; i <= n; i++) { x = a[i] + 0; j = i - 1; while (j > 0 && a[j] + 0 > x) { a[j + 1] = a[j]; j-- } a[j + 1] = x }
-    if (n == 0) return 0
-    return (n % 2) ? a[(n + 1) / 2] + 0 : (a[n / 2] + a[n / 2 + 1]) / 2
-}
-AWK
-}
-
-median_awk() {  # awk program: medians per key, mawk-compatible (no asort)
+awk_med() {    # awk library: med() of a comma list, add() to one; mawk-compatible (no asort)
     cat <<'AWK'
 function med(str,   n, a, i, j, x) {
     n = split(str, a, ",")
@@ -410,38 +374,243 @@ function med(str,   n, a, i, j, x) {
     return (n % 2) ? a[(n + 1) / 2] + 0 : (a[n / 2] + a[n / 2 + 1]) / 2
 }
 function add(k, col, v) { V[k, col] = (V[k, col] == "" ? v : V[k, col] "," v) }
+function ratio(x, y) { return (y > 0 ? sprintf("%.2f", x / y) : "n/a") }
+AWK
+}
+
+medians() {    # phase_X.tsv mode(AB|C) -> one tab-separated median row per key, in first-seen order
+    # AB: target conns rps p50 p99 us_per_req server_busy loadgen_busy errors runs
+    # C:  tool target achieved p50 p90 p99 p999 errors runs
+    awk -F'\t' -v mode="$2" -f <(awk_med) -f <(cat <<'AWK'
 NR == 1 { next }
-mode == "A" || mode == "B" {
-    k = $2 SUBSEP $3
+mode == "AB" {
+    k = $2 "\t" $3
     if (!(k in seen)) { seen[k] = 1; order[++nk] = k }
     add(k, "rps", $5); add(k, "p50", $6); add(k, "p99", $8); add(k, "err", $10 + $11)
-    add(k, "uspr", $14); add(k, "lb", $15); add(k, "sb", $16)
+    add(k, "uspr", $14); add(k, "lb", $15); add(k, "sb", $16); cnt[k]++
 }
 mode == "C" {
-    k = $1 SUBSEP $2
+    k = $1 "\t" $2
     if (!(k in seen)) { seen[k] = 1; order[++nk] = k }
-    add(k, "ach", $5); add(k, "p50", $7); add(k, "p90", $8); add(k, "p99", $9); add(k, "p999", $10); add(k, "err", $12)
+    add(k, "ach", $5); add(k, "p50", $7); add(k, "p90", $8); add(k, "p99", $9); add(k, "p999", $10); add(k, "err", $12); cnt[k]++
 }
 END {
     for (i = 1; i <= nk; i++) {
-        k = order[i]; split(k, kk, SUBSEP)
-        if (mode == "A") {
-            d = kk[1] == "direct" ? med(V[k, "rps"]) : med(V["direct" SUBSEP kk[2], "rps"])
-            printf "| %s | %s | %.0f | %.2f | %.0f | %.0f | %.2f | %.0f | %.0f | %d |\n", kk[1], kk[2], med(V[k, "rps"]),
-                (d > 0 ? med(V[k, "rps"]) / d : 0), med(V[k, "p50"]), med(V[k, "p99"]), med(V[k, "uspr"]), med(V[k, "sb"]), med(V[k, "lb"]), med(V[k, "err"])
-        } else if (mode == "B") {
-            u = med(V[k, "uspr"])
-            printf "| %s | %s | %.0f | %.0f | %.0f | %.2f | %.0f | %.0f | %.0f | %d |\n", kk[1], kk[2], med(V[k, "rps"]),
-                med(V[k, "p50"]), med(V[k, "p99"]), u, (u > 0 ? 1e6 / u : 0), med(V[k, "sb"]), med(V[k, "lb"]), med(V[k, "err"])
-        } else {
-            dk = kk[1] SUBSEP "direct"
-            printf "| %s | %s | %.0f | %.0f | %.0f | %.0f | %.0f | %.0f | %.0f | %d |\n", kk[1], kk[2], med(V[k, "ach"]),
-                med(V[k, "p50"]), med(V[k, "p90"]), med(V[k, "p99"]), med(V[k, "p999"]),
-                med(V[k, "p50"]) - med(V[dk, "p50"]), med(V[k, "p99"]) - med(V[dk, "p99"]), med(V[k, "err"])
-        }
+        k = order[i]
+        if (mode == "AB")
+            printf "%s\t%.0f\t%.0f\t%.0f\t%.2f\t%.0f\t%.0f\t%d\t%d\n", k, med(V[k, "rps"]), med(V[k, "p50"]), med(V[k, "p99"]),
+                med(V[k, "uspr"]), med(V[k, "sb"]), med(V[k, "lb"]), med(V[k, "err"]), cnt[k]
+        else
+            printf "%s\t%.0f\t%.0f\t%.0f\t%.0f\t%.0f\t%d\t%d\n", k, med(V[k, "ach"]), med(V[k, "p50"]), med(V[k, "p90"]),
+                med(V[k, "p99"]), med(V[k, "p999"]), med(V[k, "err"]), cnt[k]
     }
 }
 AWK
+) "$1"
+}
+
+table_A() {    # medians_A.tsv (read twice: direct first)
+    awk -F'\t' -f <(awk_med) -f <(cat <<'AWK'
+FNR == NR { if ($1 == "direct") d[$2] = $3; next }
+{ printf "| %s | %s | %.0f | %s | %.0f | %.0f | %.2f | %.0f | %.0f | %d |\n", $1, $2, $3, ratio($3, d[$2]), $4, $5, $6, $7, $8, $9 }
+AWK
+) "$1" "$1"
+}
+
+table_B() {
+    awk -F'\t' '{ printf "| %s | %s | %.0f | %.0f | %.0f | %.2f | %.0f | %.0f | %.0f | %d |\n", $1, $2, $3, $4, $5, $6, ($6 > 0 ? 1e6 / $6 : 0), $7, $8, $9 }' "$1"
+}
+
+table_C() {    # medians_C.tsv (read twice: direct first); added = target - direct, same tool
+    awk -F'\t' 'FNR == NR { if ($2 == "direct") { d50[$1] = $4; d99[$1] = $6 } next }
+        { printf "| %s | %s | %.0f | %.0f | %.0f | %.0f | %.0f | %.0f | %.0f | %d |\n", $1, $2, $3, $4, $5, $6, $7, $4 - d50[$1], $6 - d99[$1], $8 }' "$1" "$1"
+}
+
+compare_AB() { # phase medians.tsv -> portcullis vs nginx rows per conns
+    awk -F'\t' -v ph="$1" -f <(awk_med) -f <(cat <<'AWK'
+{ k = $1 SUBSEP $2; rps[k] = $3; p99[k] = $5; us[k] = $6; err[k] = $9; if (!($2 in seen)) { seen[$2] = 1; order[++n] = $2 } }
+END {
+    for (i = 1; i <= n; i++) {
+        c = order[i]; a = "nginx" SUBSEP c; b = "portcullis" SUBSEP c
+        if (!(a in rps) || !(b in rps)) continue
+        printf "| %s | %s | %.0f | %.0f | %s | %.2f | %.2f | %s | %.0f | %.0f | %d / %d |\n", ph, c, rps[a], rps[b], ratio(rps[b], rps[a]),
+            us[a], us[b], ratio(us[b], us[a]), p99[a], p99[b], err[a], err[b]
+    }
+}
+AWK
+) "$2"
+}
+
+compare_C() {
+    awk -F'\t' -f <(awk_med) -f <(cat <<'AWK'
+{ k = $1 SUBSEP $2; p50[k] = $4; p99[k] = $6; err[k] = $8; if (!($1 in seen)) { seen[$1] = 1; order[++n] = $1 } }
+END {
+    for (i = 1; i <= n; i++) {
+        t = order[i]; d = t SUBSEP "direct"; a = t SUBSEP "nginx"; b = t SUBSEP "portcullis"
+        if (!(d in p50) || !(a in p50) || !(b in p50)) continue
+        printf "| %s | %.0f | %.0f | %.0f | %s | %.0f | %.0f | %.0f | %s | %d / %d |\n", t,
+            p50[d], p50[a] - p50[d], p50[b] - p50[d], ratio(p50[b] - p50[d], p50[a] - p50[d]),
+            p99[d], p99[a] - p99[d], p99[b] - p99[d], ratio(p99[b] - p99[d], p99[a] - p99[d]), err[a], err[b]
+    }
+}
+AWK
+) "$1"
+}
+
+compare_D() {
+    awk -F'\t' -f <(awk_med) -f <(cat <<'AWK'
+NR > 1 { idle[$1] = $3; held[$1] = $4; withc[$1] = $5; per[$1] = $7 }
+END {
+    if (!("nginx" in idle) || !("portcullis" in idle)) exit
+    printf "| idle RSS KiB | %d | %d | %s |\n", idle["nginx"], idle["portcullis"], ratio(idle["portcullis"], idle["nginx"])
+    printf "| RSS with idle conns KiB | %d | %d | %s |\n", withc["nginx"], withc["portcullis"], ratio(withc["portcullis"], withc["nginx"])
+    printf "| connections held | %d | %d | |\n", held["nginx"], held["portcullis"]
+    printf "| bytes per idle connection | %d | %d | %s |\n", per["nginx"], per["portcullis"], ratio(per["portcullis"], per["nginx"])
+}
+AWK
+) "$1"
+}
+
+goals() {      # PASS/FAIL per goal from the medians; prints table rows
+    local mb="$OUT/medians_B.tsv" mc="$OUT/medians_C.tsv" d="$OUT/phase_D.tsv"
+    if [ -s "$mb" ]; then
+        awk -F'\t' -f <(awk_med) -f <(cat <<'AWK'
+{ k = $1 SUBSEP $2; us[k] = $6; err[k] = $9; if (!($2 in seen)) { seen[$2] = 1; order[++n] = $2 } }
+END {
+    for (i = 1; i <= n; i++) {
+        c = order[i]; a = "nginx" SUBSEP c; b = "portcullis" SUBSEP c
+        if (!(a in us) || !(b in us)) continue
+        v = (us[a] > 0 && us[b] <= 0.9 * us[a]) ? "PASS" : "FAIL"
+        if (err[b] > 0) v = "FAIL (" err[b] " errors)"
+        printf "| proxy CPU µs/req, proxy alone on a core (B), %s conns | ≤ 0.90 × nginx | %.2f | %.2f | %s | %s |\n", c, us[a], us[b], ratio(us[b], us[a]), v
+    }
+}
+AWK
+) "$mb"
+    else
+        echo "| proxy CPU µs/req (B) | ≤ 0.90 × nginx | | | | not measured |"
+    fi
+    if [ -s "$mc" ]; then
+        awk -F'\t' -f <(awk_med) -f <(cat <<'AWK'
+{ k = $1 SUBSEP $2; p99[k] = $6; err[k] = $8; if (!($1 in seen)) { seen[$1] = 1; order[++n] = $1 } }
+END {
+    for (i = 1; i <= n; i++) {
+        t = order[i]; d = t SUBSEP "direct"; a = t SUBSEP "nginx"; b = t SUBSEP "portcullis"
+        if (!(d in p99) || !(a in p99) || !(b in p99)) continue
+        x = p99[a] - p99[d]; y = p99[b] - p99[d]
+        v = (y <= x) ? "PASS" : "FAIL"
+        if (err[b] > 0) v = "FAIL (" err[b] " errors)"
+        if (t != "h2load") v = "(" v ", cross-check)"
+        printf "| added p99 µs at the fixed rate (C, %s) | ≤ nginx | %.0f | %.0f | %s | %s |\n", t, x, y, ratio(y, x), v
+    }
+}
+AWK
+) "$mc"
+    else
+        echo "| added p99 at the fixed rate (C) | ≤ nginx | | | | not measured |"
+    fi
+    if [ -s "$d" ]; then
+        awk -F'\t' -v want="$IDLE_CONNS" -f <(awk_med) -f <(cat <<'AWK'
+NR > 1 { idle[$1] = $3; held[$1] = $4; per[$1] = $7 }
+END {
+    if (!("portcullis" in per)) { print "| bytes per idle keep-alive connection (D) | ≤ 4096 | | | | not measured |"; exit }
+    v = (per["portcullis"] <= 4096) ? "PASS" : "FAIL"
+    if (held["portcullis"] < want) v = "INVALID (" held["portcullis"] " of " want " conns held)"
+    printf "| bytes per idle keep-alive connection (D, %d conns) | ≤ 4096 | %s | %d | %s | %s |\n", held["portcullis"],
+        ("nginx" in per ? per["nginx"] : "–"), per["portcullis"], ("nginx" in per ? ratio(per["portcullis"], per["nginx"]) : "n/a"), v
+    printf "| idle RSS KiB (D) | (info) | %s | %d | %s | |\n", ("nginx" in idle ? idle["nginx"] : "–"), idle["portcullis"],
+        ("nginx" in idle ? ratio(idle["portcullis"], idle["nginx"]) : "n/a")
+}
+AWK
+) "$d"
+    else
+        echo "| bytes per idle keep-alive connection (D) | ≤ 4096 | | | | not measured |"
+    fi
+}
+
+summarize() {
+    local s="$OUT/summary.md" ph g pass fail
+    rm -f "$OUT"/medians_*.tsv
+    for ph in A B; do
+        if [ -s "$OUT/phase_$ph.tsv" ]; then medians "$OUT/phase_$ph.tsv" AB >"$OUT/medians_$ph.tsv"; fi
+    done
+    if [ -s "$OUT/phase_C.tsv" ]; then medians "$OUT/phase_C.tsv" C >"$OUT/medians_C.tsv"; fi
+    {
+        echo "# Portcullis benchmark: summary (medians of $REPS runs)"
+        echo
+        sed -n '1,40p' "$OUT/env.txt" 2>/dev/null | sed 's/^/    /'
+        echo
+        if has_target portcullis && has_target nginx; then
+            g=$(goals)
+            pass=$(grep -c '| PASS |' <<<"$g" || true); fail=$(grep -Ec '\| (FAIL|INVALID)[^|]*\|$' <<<"$g" || true)
+            echo "## Goals: Portcullis vs nginx, same run ($pass pass, $fail fail)"
+            echo
+            echo "| goal | target | nginx | portcullis | ratio p/n | verdict |"
+            echo "|---|---|---:|---:|---:|---|"
+            echo "$g"
+            echo
+            echo "## Portcullis vs nginx (ratio = portcullis / nginx; below 1 is better for CPU, latency and memory, above 1 for req/s)"
+            echo
+            if [ -s "$OUT/medians_A.tsv" ] || [ -s "$OUT/medians_B.tsv" ]; then
+                echo "| phase | conns | nginx req/s | portcullis req/s | ratio | nginx CPU µs/req | portcullis CPU µs/req | ratio | nginx p99 µs | portcullis p99 µs | errors n / p |"
+                echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+                for ph in A B; do
+                    if [ -s "$OUT/medians_$ph.tsv" ]; then compare_AB "$ph" "$OUT/medians_$ph.tsv"; fi
+                done
+                echo
+            fi
+            if [ -s "$OUT/medians_C.tsv" ]; then
+                echo "Fixed rate (C), added latency = target − direct:"
+                echo
+                echo "| tool | direct p50 µs | nginx +p50 | portcullis +p50 | ratio | direct p99 µs | nginx +p99 | portcullis +p99 | ratio | errors n / p |"
+                echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+                compare_C "$OUT/medians_C.tsv"
+                echo
+            fi
+            if [ -s "$OUT/phase_D.tsv" ]; then
+                echo "Memory (D):"
+                echo
+                echo "| | nginx | portcullis | ratio |"
+                echo "|---|---:|---:|---:|"
+                compare_D "$OUT/phase_D.tsv"
+                echo
+            fi
+        fi
+        if [ -s "$OUT/medians_A.tsv" ]; then
+            echo "## A. Closed loop (wrk -t1, ${DUR}s): servers share CPU $SERVER_CPU, wrk on CPU $LOADGEN_CPU"
+            echo
+            echo "| target | conns | req/s | ratio vs direct | p50 µs | p99 µs | server CPU µs/req | server CPU busy % | loadgen CPU busy % | errors |"
+            echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+            table_A "$OUT/medians_A.tsv"
+            echo
+        fi
+        if [ -s "$OUT/medians_B.tsv" ]; then
+            echo "## B. Proxy alone on CPU $SERVER_CPU (upstream + wrk share CPU $LOADGEN_CPU)"
+            echo
+            echo "| target | conns | req/s | p50 µs | p99 µs | proxy CPU µs/req | proxy req/s per busy core | proxy CPU busy % | other CPU busy % | errors |"
+            echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+            table_B "$OUT/medians_B.tsv"
+            echo
+        fi
+        if [ -s "$OUT/medians_C.tsv" ]; then
+            echo "## C. Fixed rate ($((RATE_CONNS * RATE_PER_CONN)) req/s target, $RATE_CONNS conns, ${RATE_DUR}s), layout as A"
+            echo
+            echo "| tool | target | achieved req/s | p50 µs | p90 µs | p99 µs | p99.9 µs | added p50 µs | added p99 µs | errors |"
+            echo "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"
+            table_C "$OUT/medians_C.tsv"
+            echo
+        fi
+        if [ -s "$OUT/phase_D.tsv" ]; then
+            echo "## D. Memory (VmRSS of the server's processes; kernel socket buffers not included)"
+            echo
+            echo "| target | idle RSS KiB | conns held | RSS with conns KiB | delta KiB | bytes/conn |"
+            echo "|---|---:|---:|---:|---:|---:|"
+            awk -F'\t' 'NR > 1 { printf "| %s | %s | %s | %s | %s | %s |\n", $1, $3, $4, $5, $6, $7 }' "$OUT/phase_D.tsv"
+            echo
+        fi
+        echo "Raw data: $OUT/phase_*.tsv (one row per run), $OUT/raw/ (tool output), $OUT/run.log."
+    } >"$s"
+    log "summary: $s"
 }
 
 env_info() {
@@ -449,17 +618,25 @@ env_info() {
         echo "date:        $(date -u +%FT%TZ)"
         echo "host:        $(nproc) CPUs, $(awk -F: '/model name/{print $2; exit}' /proc/cpuinfo | sed 's/^ *//'), $(free -g | awk '/Mem:/{print $2}') GiB RAM"
         echo "kernel:      $(uname -r)"
+        echo "targets:     $TARGETS_ALL"
         echo "nginx:       $(nginx -v 2>&1 | sed 's/.*: //')"
-        echo "haproxy:     $( [ -n "${WITH_HAPROXY:-}" ] && haproxy -v 2>&1 | head -1 || echo 'not used')"
-        echo "portcullis:  $PORTCULLIS_BIN ($(cd "$REPO" && git rev-parse --short HEAD 2>/dev/null || echo '?'))"
+        if has_target haproxy; then echo "haproxy:     $(haproxy -v 2>&1 | head -1)"; fi
+        if has_target portcullis; then
+            echo "portcullis:  $PORTCULLIS_BIN (built $(date -u -r "$PORTCULLIS_BIN" +%FT%TZ); repo $(git -C "$REPO" describe --always --dirty 2>/dev/null || echo '?'))"
+        fi
         echo "wrk:         $(wrk -v 2>&1 | head -1 | cut -d' ' -f1-2)"
         echo "h2load:      $(h2load --version 2>&1 | head -1)"
-        echo "oha:         $([ -n "$OHA" ] && "$OHA" --version 2>&1 | head -1 || echo 'not used')"
+        echo "oha:         $(if [ -n "$OHA" ]; then "$OHA" --version 2>&1 | head -1; else echo 'not used'; fi)"
         echo "pinning:     load generator on CPU $LOADGEN_CPU; servers on CPU $SERVER_CPU (phase B: upstream moved to CPU $LOADGEN_CPU)"
-        echo "workers:     1 nginx worker (upstream), 1 nginx worker (proxy), portcullis: tokio threads = cores it is pinned to (1)"
+        echo "workers:     1 nginx worker (upstream), 1 nginx worker (proxy)$(if has_target portcullis; then echo '; portcullis: one process, runtime sized to its 1 pinned core'; fi)"
         echo "params:      DUR=${DUR}s REPS=$REPS CONNS='$CONNS' RATE=$((RATE_CONNS * RATE_PER_CONN))/s over $RATE_CONNS conns IDLE_CONNS=$IDLE_CONNS"
         echo "loadavg:     $(cat /proc/loadavg)"
     } >"$OUT/env.txt"
+}
+
+save_params() {    # so that --summarize-only labels the tables with the run's parameters
+    printf 'REPS=%q\nDUR=%q\nCONNS=%q\nRATE_CONNS=%q\nRATE_PER_CONN=%q\nRATE_DUR=%q\nIDLE_CONNS=%q\nLOADGEN_CPU=%q\nSERVER_CPU=%q\nTARGETS_ALL=%q\n' \
+        "$REPS" "$DUR" "$CONNS" "$RATE_CONNS" "$RATE_PER_CONN" "$RATE_DUR" "$IDLE_CONNS" "$LOADGEN_CPU" "$SERVER_CPU" "$TARGETS_ALL" >"$OUT/params.env"
 }
 
 wait_gate() {
@@ -473,28 +650,54 @@ wait_gate() {
     log "gate passed: $WAIT_FILE contains '$WAIT_WORD'"
 }
 
+check_tools() {    # every tool at once, with the install command
+    local tool tools="nginx wrk h2load curl jq taskset ss timeout" pkgs="nginx wrk nghttp2-client curl jq" missing=()
+    if has_target haproxy; then tools="$tools haproxy"; pkgs="$pkgs haproxy"; fi
+    for tool in $tools; do command -v "$tool" >/dev/null || missing+=("$tool"); done
+    if [ "${#missing[@]}" -gt 0 ]; then
+        die "missing: ${missing[*]}. Install with: apt-get update && apt-get install -y --no-install-recommends $pkgs" \
+            "(taskset: util-linux, ss: iproute2, timeout: coreutils)"
+    fi
+}
+
 main() {
     mkdir -p "$OUT/raw"
-    if [ "${1:-}" = "--summarize-only" ]; then summarize; cat "$OUT/summary.md"; return; fi
-    local tool
-    for tool in nginx wrk h2load taskset curl jq ${WITH_HAPROXY:+haproxy}; do command -v "$tool" >/dev/null || die "missing $tool (apt-get install -y --no-install-recommends nginx wrk nghttp2-client curl jq${WITH_HAPROXY:+ haproxy})"; done
-    if [ ! -x "$PORTCULLIS_BIN" ]; then
-        log "building $PORTCULLIS_BIN (cargo build --release -p portcullis)"
-        (cd "$REPO" && cargo build --release -p portcullis) || die "cannot build portcullis"
+    if [ "${1:-}" = "--summarize-only" ]; then
+        # shellcheck disable=SC1091
+        if [ -s "$OUT/params.env" ]; then . "$OUT/params.env"; fi
+        summarize; cat "$OUT/summary.md"; return
     fi
-    for p in "$UP_PORT" "$NGX_PORT" "$HAP_PORT" "$PCS_PORT"; do
-        ss -Hltn "sport = :$p" | grep -q . && die "port $p already in use"
-    done
-    [ "$(nproc)" -gt "$SERVER_CPU" ] || die "need at least $((SERVER_CPU + 1)) CPUs"
-    wait_gate
-    trap stop_all EXIT INT TERM
+    [ $# -eq 0 ] || { echo "usage: bench/run.sh [--summarize-only]  (settings via environment, see bench/README.md)" >&2; exit 2; }
     : >"$OUT/run.log"
+    rm -f "$OUT"/phase_*.tsv "$OUT"/medians_*.tsv "$OUT/summary.md" "$OUT"/raw/*
+    check_tools
+    if [ "$(nproc)" -le "$SERVER_CPU" ] || [ "$(nproc)" -le "$LOADGEN_CPU" ]; then
+        die "need CPUs $LOADGEN_CPU and $SERVER_CPU (have $(nproc))"
+    fi
+    if has_target portcullis && [ ! -x "$PORTCULLIS_BIN" ]; then
+        log "$PORTCULLIS_BIN missing: cargo build --release -p portcullis (in $REPO)"
+        (cd "$REPO" && cargo build --release -p portcullis) || die "cannot build portcullis"
+        [ -x "$PORTCULLIS_BIN" ] || die "built, but $PORTCULLIS_BIN is still missing (set PORTCULLIS_BIN or CARGO_TARGET_DIR)"
+    fi
+    local t p
+    for t in direct $TARGETS_PROXY; do
+        p=$(port_of "$t")
+        [ -n "$p" ] || die "unknown target '$t'"
+        if ss -Hltn "sport = :$p" | grep -q .; then die "port $p ($t) already in use on this machine; pick free ports with UP_PORT/NGX_PORT/PCS_PORT"; fi
+    done
+    wait_gate
+    trap stop_all EXIT
+    trap 'exit 130' INT
+    trap 'exit 143' TERM
     env_info
+    save_params
     start_all
     local ph
-    for ph in $PHASES; do "phase_$ph"; done
+    for ph in $PHASES; do
+        case $ph in A|B|C|D) "phase_$ph" ;; *) die "unknown phase '$ph' (A B C D)" ;; esac
+    done
     stop_all
-    env_info_end=$(cat /proc/loadavg); echo "loadavg end: $env_info_end" >>"$OUT/env.txt"
+    echo "loadavg end: $(cat /proc/loadavg)" >>"$OUT/env.txt"
     summarize
     cat "$OUT/summary.md"
 }

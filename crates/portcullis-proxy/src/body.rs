@@ -13,6 +13,7 @@ use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
 
 use crate::access_log::PendingLog;
+use crate::upstream::Lease;
 
 /// Shared between a streaming request body and the handler that reports on it.
 #[derive(Debug, Default)]
@@ -86,11 +87,22 @@ pin_project_lite::pin_project! {
         source: Source,
         log: Option<Box<PendingLog>>,
         bytes_out: u64,
+        // The upstream connection, handed back when the body has ended (dropped otherwise).
+        lease: Option<Lease>,
     }
 
     impl PinnedDrop for ResponseBody {
         fn drop(this: Pin<&mut Self>) {
             let this = this.project();
+            // A body read to its end frees its connection for the next request; one
+            // abandoned half-way takes the connection down with it.
+            let ended = match &*this.source {
+                Source::Upstream { body } => body.is_end_stream(),
+                Source::Full { .. } => true,
+            };
+            if let (true, Some(lease)) = (ended, this.lease.as_mut()) {
+                lease.release();
+            }
             if let Some(log) = this.log.take() {
                 log.finish(*this.bytes_out);
             }
@@ -109,11 +121,17 @@ pin_project_lite::pin_project! {
 impl ResponseBody {
     pub fn full(data: Bytes, log: Option<Box<PendingLog>>) -> Self {
         let data = (!data.is_empty()).then_some(data);
-        Self { source: Source::Full { data }, log, bytes_out: 0 }
+        Self { source: Source::Full { data }, log, bytes_out: 0, lease: None }
     }
 
-    pub fn upstream(body: Incoming, log: Option<Box<PendingLog>>) -> Self {
-        Self { source: Source::Upstream { body }, log, bytes_out: 0 }
+    pub(crate) fn upstream(body: Incoming, log: Option<Box<PendingLog>>, lease: Option<Lease>) -> Self {
+        let mut this = Self { source: Source::Upstream { body }, log, bytes_out: 0, lease };
+        if Body::is_end_stream(&this)
+            && let Some(lease) = this.lease.as_mut()
+        {
+            lease.release();
+        }
+        this
     }
 }
 

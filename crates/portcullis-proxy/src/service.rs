@@ -95,7 +95,7 @@ pub async fn handle(
                     let (mut head, body) = forwarded.response.into_parts();
                     pipeline::on_response(Some(&route), &mut head, &ctx);
                     note(&mut log, &ctx, head.status.as_u16());
-                    Response::from_parts(head, ResponseBody::upstream(body, log))
+                    Response::from_parts(head, ResponseBody::upstream(body, log, forwarded.lease))
                 }
                 Err(e) => gateway_reply(e.into_problem().into_reply(), &mut ctx, log),
             }

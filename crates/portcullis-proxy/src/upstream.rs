@@ -2,6 +2,7 @@
 //! and forwarding with balancing, timeouts and retries.
 
 mod balance;
+mod h1pool;
 mod health;
 
 use std::net::IpAddr;
@@ -21,6 +22,7 @@ use portcullis_core::snapshot::{Protocol, TargetSpec, TargetsSpec, UpstreamKind,
 use crate::body::RequestBody;
 use crate::error::ProxyError;
 
+pub(crate) use h1pool::Lease;
 pub use health::spawn_active_checks;
 
 /// Idle pooled connections kept per target.
@@ -52,6 +54,8 @@ pub(crate) struct Target {
     pub(crate) spec: TargetSpec,
     /// `Host` sent upstream: the target's authority, built once.
     host_header: HeaderValue,
+    /// HTTP/1.1 keep-alive connections (the `h2` protocol uses the multiplexing client).
+    h1: Arc<h1pool::H1Pool>,
     /// Cleared by active checks after `unhealthy_after` failures.
     pub(crate) active_ok: AtomicBool,
     passive_failures: AtomicU32,
@@ -119,6 +123,8 @@ pub(crate) struct Forwarded {
     pub(crate) response: Response<Incoming>,
     pub(crate) target: Arc<str>,
     pub(crate) upstream_ms: f64,
+    /// The HTTP/1.1 connection, to return when the body has been read.
+    pub(crate) lease: Option<Lease>,
 }
 
 impl Pool {
@@ -150,6 +156,7 @@ impl Pool {
                 spec: t.clone(),
                 host_header: HeaderValue::from_str(t.authority.as_str())
                     .unwrap_or_else(|_| HeaderValue::from_static("")),
+                h1: h1pool::H1Pool::new(t.authority.as_str().to_owned(), spec.connect_timeout, POOL_MAX_IDLE_PER_HOST),
                 active_ok: AtomicBool::new(true),
                 passive_failures: AtomicU32::new(0),
                 ejected_until_ms: AtomicU64::new(0),
@@ -181,13 +188,12 @@ impl Pool {
             let request = self.build(&parts, headers, target, body.take().unwrap_or_else(RequestBody::empty))?;
             let started = Instant::now();
             target.in_flight.fetch_add(1, Ordering::Relaxed);
-            let result = tokio::time::timeout(timeout, self.client.request(request)).await;
+            let result = tokio::time::timeout(timeout, self.send(target, request)).await;
             target.in_flight.fetch_sub(1, Ordering::Relaxed);
-            let outcome = match result {
-                Err(_) => Err(ProxyError::Timeout),
-                Ok(Err(e)) if e.is_connect() => Err(ProxyError::Connect),
-                Ok(Err(e)) => Err(classify(&e)),
-                Ok(Ok(response)) => Ok(response),
+            let (outcome, lease) = match result {
+                Err(_) => (Err(ProxyError::Timeout), None),
+                Ok(Err(e)) => (Err(e), None),
+                Ok(Ok((response, lease))) => (Ok(response), lease),
             };
             let retry = attempts_left > 0 && self.should_retry(&outcome);
             target.record(passive_ok(&outcome), &self.spec);
@@ -197,7 +203,26 @@ impl Pool {
             }
             let response = outcome?;
             let upstream_ms = started.elapsed().as_secs_f64() * 1000.0;
-            return Ok(Forwarded { response, target: target.spec.name.clone(), upstream_ms });
+            return Ok(Forwarded { response, target: target.spec.name.clone(), upstream_ms, lease });
+        }
+    }
+
+    async fn send(
+        &self,
+        target: &Target,
+        request: Request<RequestBody>,
+    ) -> Result<(Response<Incoming>, Option<Lease>), ProxyError> {
+        if self.spec.protocol == Protocol::H2 {
+            return match self.client.request(request).await {
+                Ok(response) => Ok((response, None)),
+                Err(e) if e.is_connect() => Err(ProxyError::Connect),
+                Err(e) => Err(classify(&e)),
+            };
+        }
+        match target.h1.send(request).await {
+            Ok((response, lease)) => Ok((response, Some(lease))),
+            Err(h1pool::SendFailure::Connect) => Err(ProxyError::Connect),
+            Err(h1pool::SendFailure::Http(e)) => Err(classify_hyper(&e)),
         }
     }
 
@@ -235,13 +260,19 @@ impl Pool {
                 PathAndQuery::try_from(format!("{}{pq}", target.spec.base_path)).map_err(|_| ProxyError::Invalid)?
             }
         };
-        let mut uri = http::uri::Parts::default();
-        uri.scheme = Some(if target.spec.https { Scheme::HTTPS } else { Scheme::HTTP });
-        uri.authority = Some(target.spec.authority.clone());
-        uri.path_and_query = Some(path_and_query);
         let mut request = Request::new(body);
         *request.method_mut() = parts.method.clone();
-        *request.uri_mut() = Uri::from_parts(uri).map_err(|_| ProxyError::Invalid)?;
+        *request.uri_mut() = if self.spec.protocol == Protocol::H2 {
+            // The multiplexing client routes by the absolute URI.
+            let mut uri = http::uri::Parts::default();
+            uri.scheme = Some(if target.spec.https { Scheme::HTTPS } else { Scheme::HTTP });
+            uri.authority = Some(target.spec.authority.clone());
+            uri.path_and_query = Some(path_and_query);
+            Uri::from_parts(uri).map_err(|_| ProxyError::Invalid)?
+        } else {
+            // HTTP/1.1 connections are already to the target: origin form.
+            Uri::from(path_and_query)
+        };
         if self.spec.protocol == Protocol::H2 {
             *request.version_mut() = Version::HTTP_2;
             headers.remove(HOST);
@@ -275,6 +306,17 @@ fn classify(e: &hyper_util::client::legacy::Error) -> ProxyError {
         source = err.source();
     }
     ProxyError::Invalid
+}
+
+fn classify_hyper(e: &hyper::Error) -> ProxyError {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = source {
+        if err.is::<crate::body::BodyLimitExceeded>() {
+            return ProxyError::BodyTooLarge;
+        }
+        source = err.source();
+    }
+    if e.is_user() || e.is_body_write_aborted() { ProxyError::ClientBody } else { ProxyError::Invalid }
 }
 
 fn is_idempotent(method: &Method) -> bool {

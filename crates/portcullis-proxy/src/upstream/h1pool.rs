@@ -1,0 +1,129 @@
+//! HTTP/1.1 upstream connections without a dispatcher in between: idle senders wait on a
+//! per-target stack (last in, first out, so the warmest connection is reused) and go back
+//! when the response body has been read to its end — no task is spawned per request to
+//! return a connection. A body abandoned half-read drops its connection instead.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use http::{Request, Response};
+use hyper::body::Incoming;
+use hyper::client::conn::http1::{self, SendRequest};
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpStream;
+
+use crate::body::RequestBody;
+use crate::error::ProxyError;
+
+type Sender = SendRequest<RequestBody>;
+
+/// The idle connections of one target.
+#[derive(Debug)]
+pub(crate) struct H1Pool {
+    address: String,
+    connect_timeout: Duration,
+    max_idle: usize,
+    idle: Mutex<Vec<Sender>>,
+}
+
+/// A connection lent to one exchange; returned by [`Lease::release`] once the response body
+/// has ended.
+#[derive(Debug)]
+pub(crate) struct Lease {
+    sender: Option<Sender>,
+    pool: Arc<H1Pool>,
+}
+
+impl Lease {
+    pub(crate) fn release(&mut self) {
+        if let Some(sender) = self.sender.take() {
+            self.pool.checkin(sender);
+        }
+    }
+}
+
+impl H1Pool {
+    pub(crate) fn new(address: String, connect_timeout: Duration, max_idle: usize) -> Arc<Self> {
+        Arc::new(Self { address, connect_timeout, max_idle, idle: Mutex::new(Vec::new()) })
+    }
+
+    fn checkout(&self) -> Option<Sender> {
+        let mut idle = self.idle.lock().ok()?;
+        while let Some(sender) = idle.pop() {
+            if !sender.is_closed() {
+                return Some(sender);
+            }
+        }
+        None
+    }
+
+    fn checkin(&self, sender: Sender) {
+        if sender.is_closed() {
+            return;
+        }
+        if let Ok(mut idle) = self.idle.lock()
+            && idle.len() < self.max_idle
+        {
+            idle.push(sender);
+        }
+    }
+
+    async fn connect(&self) -> Result<Sender, ProxyError> {
+        let stream = tokio::time::timeout(self.connect_timeout, TcpStream::connect(&self.address))
+            .await
+            .map_err(|_| ProxyError::Connect)?
+            .map_err(|_| ProxyError::Connect)?;
+        let _ = stream.set_nodelay(true);
+        let (sender, conn) = http1::handshake(TokioIo::new(stream)).await.map_err(|_| ProxyError::Connect)?;
+        tokio::spawn(async move {
+            let _ = conn.await;
+        });
+        Ok(sender)
+    }
+
+    /// A ready sender: a pooled one if any is still alive, else a new connection.
+    async fn ready_sender(&self, fresh: bool) -> Result<Sender, ProxyError> {
+        if !fresh {
+            while let Some(mut sender) = self.checkout() {
+                if sender.ready().await.is_ok() {
+                    return Ok(sender);
+                }
+            }
+        }
+        let mut sender = self.connect().await?;
+        sender.ready().await.map_err(|_| ProxyError::Connect)?;
+        Ok(sender)
+    }
+
+    /// Sends one request. A pooled connection the upstream closed before taking the request
+    /// is replaced by a new one, once, so keep-alive races never reach the client.
+    pub(crate) async fn send(
+        self: &Arc<Self>,
+        request: Request<RequestBody>,
+    ) -> Result<(Response<Incoming>, Lease), SendFailure> {
+        let mut request = request;
+        let mut fresh = false;
+        loop {
+            let mut sender = self.ready_sender(fresh).await.map_err(|_| SendFailure::Connect)?;
+            match sender.try_send_request(request).await {
+                Ok(response) => return Ok((response, Lease { sender: Some(sender), pool: self.clone() })),
+                Err(mut e) => match e.take_message() {
+                    Some(unsent) if !fresh => {
+                        request = unsent;
+                        fresh = true;
+                    }
+                    _ => return Err(SendFailure::Http(e.into_error())),
+                },
+            }
+        }
+    }
+}
+
+/// Why a send failed.
+#[derive(Debug)]
+pub(crate) enum SendFailure {
+    /// No connection could be made.
+    Connect,
+    /// The exchange failed on a connection.
+    Http(hyper::Error),
+}
