@@ -328,16 +328,23 @@ phase_C() {  # fixed (open-ish loop) rate; layout as phase A
     done
 }
 
-# Phase D row: target server_pids idle_rss_kb conns_held rss_with_conns_kb delta_kb bytes_per_conn
+# Phase D row: target server_pids idle_rss_kb conns_held rss_with_conns_kb delta_kb bytes_per_conn conns_opened open_s
+#   conns_held = client sockets still ESTABLISHED with the response waiting unread in them at the
+#   moment RSS is read, i.e. connections the server accepted, answered and keeps open.
+answered() {       # port -> client-side sockets to it that are established and hold an unread response
+    ss -Htn state established "( dport = :$1 )" 2>/dev/null | awk '$1 > 0 { n++ } END { print n + 0 }'
+}
+
 phase_D() {
-    local t srv port before after n holder i
+    local t srv port before after held holder i t0 opened
     log "phase D: memory, RSS idle and with $IDLE_CONNS idle keep-alive connections"
-    printf 'target\tserver_pids\tidle_rss_kb\tconns_held\trss_with_conns_kb\tdelta_kb\tbytes_per_conn\n' >"$OUT/phase_D.tsv"
+    printf 'target\tserver_pids\tidle_rss_kb\tconns_held\trss_with_conns_kb\tdelta_kb\tbytes_per_conn\tconns_opened\topen_s\n' >"$OUT/phase_D.tsv"
     for t in $TARGETS_ALL; do
         srv=$(server_of "$t"); port=$(port_of "$t")
         sleep 1
         before=$(rss_kb "$srv")
         rm -f "$RUN/hold.$port"
+        t0=$(date +%s)
         (   # opens N connections, sends one request on each, then execs into sleep so the
             # holder is a single PID that owns all the sockets (bounded by the sleep)
             ulimit -n $((IDLE_CONNS + 64))
@@ -351,15 +358,18 @@ phase_D() {
             exec sleep 90
         ) 2>>"$OUT/run.log" &
         holder=$!; HOLDERS+=("$holder")
-        for i in $(seq 1 300); do [ -s "$RUN/hold.$port" ] && break; sleep 0.2; done
-        sleep 3
-        n=$(cat "$RUN/hold.$port" 2>/dev/null || echo 0)
+        for i in $(seq 1 900); do [ -s "$RUN/hold.$port" ] && break; sleep 0.2; done   # opening: max 180 s
+        opened=$(cat "$RUN/hold.$port" 2>/dev/null || echo 0)
+        for i in $(seq 1 60); do [ "$(answered "$port")" -ge "$opened" ] && break; sleep 0.5; done   # answers: max 30 s
+        sleep 2
         after=$(rss_kb "$srv")
+        held=$(answered "$port")
         kill -TERM "$holder" 2>/dev/null || true; wait "$holder" 2>/dev/null || true
-        printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$t" "$(procs_of "$srv" | tr '\n' ',' | tr -d ' ' | sed 's/,$//')" \
-            "$before" "$n" "$after" "$((after - before))" \
-            "$(awk -v d=$((after - before)) -v n="$n" 'BEGIN { printf "%.0f", (n > 0 ? d * 1024 / n : 0) }')" >>"$OUT/phase_D.tsv"
-        log "phase D: $t idle ${before} KiB, $n conns held, ${after} KiB"
+        printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$t" "$(procs_of "$srv" | tr '\n' ',' | tr -d ' ' | sed 's/,$//')" \
+            "$before" "$held" "$after" "$((after - before))" \
+            "$(awk -v d=$((after - before)) -v n="$held" 'BEGIN { printf "%.0f", (n > 0 ? d * 1024 / n : 0) }')" \
+            "$opened" "$(($(date +%s) - t0))" >>"$OUT/phase_D.tsv"
+        log "phase D: $t idle ${before} KiB; $opened conns opened, $held answered and held; ${after} KiB"
         sleep 2
     done
 }
@@ -603,9 +613,9 @@ summarize() {
         if [ -s "$OUT/phase_D.tsv" ]; then
             echo "## D. Memory (VmRSS of the server's processes; kernel socket buffers not included)"
             echo
-            echo "| target | idle RSS KiB | conns held | RSS with conns KiB | delta KiB | bytes/conn |"
-            echo "|---|---:|---:|---:|---:|---:|"
-            awk -F'\t' 'NR > 1 { printf "| %s | %s | %s | %s | %s | %s |\n", $1, $3, $4, $5, $6, $7 }' "$OUT/phase_D.tsv"
+            echo "| target | idle RSS KiB | conns held | RSS with conns KiB | delta KiB | bytes/conn | conns opened | opening + reading s |"
+            echo "|---|---:|---:|---:|---:|---:|---:|---:|"
+            awk -F'\t' 'NR > 1 { printf "| %s | %s | %s | %s | %s | %s | %s | %s |\n", $1, $3, $4, $5, $6, $7, $8, $9 }' "$OUT/phase_D.tsv"
             echo
         fi
         echo "Raw data: $OUT/phase_*.tsv (one row per run), $OUT/raw/ (tool output), $OUT/run.log."

@@ -30,6 +30,9 @@ const POOL_MAX_IDLE_PER_HOST: usize = 1024;
 /// How long an idle pooled connection is kept.
 const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 
+/// The first try plus the most retries the config allows.
+const MAX_TRIES: usize = 11;
+
 type HttpClient = Client<HttpConnector, RequestBody>;
 
 /// One upstream at run time.
@@ -75,7 +78,9 @@ fn now_ms() -> u64 {
 
 impl Target {
     pub(crate) fn is_healthy(&self) -> bool {
-        self.active_ok.load(Ordering::Relaxed) && now_ms() >= self.ejected_until_ms.load(Ordering::Relaxed)
+        // The clock is read only for a target that was ejected at some point.
+        let until = self.ejected_until_ms.load(Ordering::Relaxed);
+        self.active_ok.load(Ordering::Relaxed) && (until == 0 || now_ms() >= until)
     }
 
     fn record(&self, ok: bool, spec: &TargetsSpec) {
@@ -178,10 +183,15 @@ impl Pool {
         let retryable = body_empty && is_idempotent(&parts.method);
         let mut attempts_left = if retryable { self.spec.retries.attempts } else { 0 };
         let mut body = Some(body);
-        let mut tried: Vec<usize> = Vec::new();
+        // At most 1 + 10 attempts (the schema caps retries), so no heap for the tried list.
+        let mut tried = [usize::MAX; MAX_TRIES];
+        let mut tries = 0;
         loop {
-            let index = balance::pick(self, &key, &tried).ok_or_else(|| self.no_healthy())?;
-            tried.push(index);
+            let index = balance::pick(self, &key, &tried[..tries]).ok_or_else(|| self.no_healthy())?;
+            if let Some(slot) = tried.get_mut(tries) {
+                *slot = index;
+                tries += 1;
+            }
             let target = &self.targets[index];
             // Only a request that may be retried keeps a copy of its headers.
             let headers = if attempts_left > 0 { parts.headers.clone() } else { std::mem::take(&mut parts.headers) };
