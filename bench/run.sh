@@ -51,7 +51,7 @@ case ${CARGO_TARGET_DIR:-} in
     *)  CARGO_OUT=$REPO/$CARGO_TARGET_DIR ;;
 esac
 PORTCULLIS_BIN=${PORTCULLIS_BIN:-$CARGO_OUT/release/portcullis}
-PORTCULLIS_LOG=${PORTCULLIS_LOG:-warn}
+PORTCULLIS_LOG=${PORTCULLIS_LOG:-info}   # info = lifecycle only (listening, shutting down, stopped)
 
 # Targets: "direct" is the upstream itself; every other target is a proxy in front of it.
 if [ -z "${TARGETS:-}" ]; then
@@ -145,6 +145,24 @@ stop_all() {
         wait "$p" 2>/dev/null || true
     done
     PID=()
+}
+
+check_alive() {    # phase: every server must still run; if one is gone, say how, summarize and stop
+    local name p rc dead=""
+    for name in "${!PID[@]}"; do
+        p=${PID[$name]}
+        kill -0 "$p" 2>/dev/null && continue
+        rc=0; wait "$p" 2>/dev/null || rc=$?
+        log "ERROR: $name (PID $p) is gone after phase $1: exit status $rc$([ "$rc" -gt 128 ] && echo " = signal $((rc - 128))"); last lines of $RUN/$name.stdout:"
+        tail -n 20 "$RUN/$name.stdout" >&2 || true
+        unset "PID[$name]"
+        dead="$dead $name"
+    done
+    [ -z "$dead" ] && return 0
+    stop_all
+    summarize
+    cat "$OUT/summary.md"
+    die "server(s)$dead died during phase $1; the numbers of that phase are not valid"
 }
 
 render() {         # template -> $RUN/conf/<name>
@@ -328,7 +346,7 @@ phase_C() {  # fixed (open-ish loop) rate; layout as phase A
     done
 }
 
-# Phase D row: target server_pids idle_rss_kb conns_held rss_with_conns_kb delta_kb bytes_per_conn conns_opened open_s
+# Phase D row: target server_pids idle_rss_kb conns_held rss_with_conns_kb delta_kb bytes_per_conn conns_opened open_s closed_by_server
 #   conns_held = client sockets still ESTABLISHED with the response waiting unread in them at the
 #   moment RSS is read, i.e. connections the server accepted, answered and keeps open.
 answered() {       # port -> client-side sockets to it that are established and hold an unread response
@@ -336,9 +354,9 @@ answered() {       # port -> client-side sockets to it that are established and 
 }
 
 phase_D() {
-    local t srv port before after held holder i t0 opened
+    local t srv port before after held holder i t0 opened closed
     log "phase D: memory, RSS idle and with $IDLE_CONNS idle keep-alive connections"
-    printf 'target\tserver_pids\tidle_rss_kb\tconns_held\trss_with_conns_kb\tdelta_kb\tbytes_per_conn\tconns_opened\topen_s\n' >"$OUT/phase_D.tsv"
+    printf 'target\tserver_pids\tidle_rss_kb\tconns_held\trss_with_conns_kb\tdelta_kb\tbytes_per_conn\tconns_opened\topen_s\tclosed_by_server\n' >"$OUT/phase_D.tsv"
     for t in $TARGETS_ALL; do
         srv=$(server_of "$t"); port=$(port_of "$t")
         sleep 1
@@ -364,12 +382,13 @@ phase_D() {
         sleep 2
         after=$(rss_kb "$srv")
         held=$(answered "$port")
+        closed=$(ss -Htn state close-wait "( dport = :$port )" 2>/dev/null | wc -l)   # the server closed them
         kill -TERM "$holder" 2>/dev/null || true; wait "$holder" 2>/dev/null || true
-        printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$t" "$(procs_of "$srv" | tr '\n' ',' | tr -d ' ' | sed 's/,$//')" \
+        printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$t" "$(procs_of "$srv" | tr '\n' ',' | tr -d ' ' | sed 's/,$//')" \
             "$before" "$held" "$after" "$((after - before))" \
             "$(awk -v d=$((after - before)) -v n="$held" 'BEGIN { printf "%.0f", (n > 0 ? d * 1024 / n : 0) }')" \
-            "$opened" "$(($(date +%s) - t0))" >>"$OUT/phase_D.tsv"
-        log "phase D: $t idle ${before} KiB; $opened conns opened, $held answered and held; ${after} KiB"
+            "$opened" "$(($(date +%s) - t0))" "$closed" >>"$OUT/phase_D.tsv"
+        log "phase D: $t idle ${before} KiB; $opened conns opened, $held answered and held, $closed closed by the server; ${after} KiB"
         sleep 2
     done
 }
@@ -509,6 +528,7 @@ END {
         if (!(d in p99) || !(a in p99) || !(b in p99)) continue
         x = p99[a] - p99[d]; y = p99[b] - p99[d]
         v = (y <= x) ? "PASS" : "FAIL"
+        if (x <= 0) v = "INCONCLUSIVE (nginx adds no p99 over direct: noise, rerun)"
         if (err[b] > 0) v = "FAIL (" err[b] " errors)"
         if (t != "h2load") v = "(" v ", cross-check)"
         printf "| added p99 µs at the fixed rate (C, %s) | ≤ nginx | %.0f | %.0f | %s | %s |\n", t, x, y, ratio(y, x), v
@@ -521,15 +541,15 @@ AWK
     fi
     if [ -s "$d" ]; then
         awk -F'\t' -v want="$IDLE_CONNS" -f <(awk_med) -f <(cat <<'AWK'
-NR > 1 { idle[$1] = $3; held[$1] = $4; per[$1] = $7 }
+NR > 1 { idle[$1] = $3; held[$1] = $4; per[$1] = $7; closed[$1] = $10 + 0 }
 END {
     if (!("portcullis" in per)) { print "| bytes per idle keep-alive connection (D) | ≤ 4096 | | | | not measured |"; exit }
     v = (per["portcullis"] <= 4096) ? "PASS" : "FAIL"
-    if (held["portcullis"] < want) v = "INVALID (" held["portcullis"] " of " want " conns held)"
+    if (held["portcullis"] < want) v = "INVALID (" held["portcullis"] " of " want " conns held, " closed["portcullis"] " closed by the server)"
     printf "| bytes per idle keep-alive connection (D, %d conns) | ≤ 4096 | %s | %d | %s | %s |\n", held["portcullis"],
         ("nginx" in per ? per["nginx"] : "–"), per["portcullis"], ("nginx" in per ? ratio(per["portcullis"], per["nginx"]) : "n/a"), v
-    printf "| idle RSS KiB (D) | (info) | %s | %d | %s | |\n", ("nginx" in idle ? idle["nginx"] : "–"), idle["portcullis"],
-        ("nginx" in idle ? ratio(idle["portcullis"], idle["nginx"]) : "n/a")
+    printf "| idle RSS KiB (D) | < 30 MiB | %s | %d | %s | %s |\n", ("nginx" in idle ? idle["nginx"] : "–"), idle["portcullis"],
+        ("nginx" in idle ? ratio(idle["portcullis"], idle["nginx"]) : "n/a"), (idle["portcullis"] + 0 > 0 && idle["portcullis"] < 30720 ? "PASS" : "FAIL")
 }
 AWK
 ) "$d"
@@ -613,9 +633,9 @@ summarize() {
         if [ -s "$OUT/phase_D.tsv" ]; then
             echo "## D. Memory (VmRSS of the server's processes; kernel socket buffers not included)"
             echo
-            echo "| target | idle RSS KiB | conns held | RSS with conns KiB | delta KiB | bytes/conn | conns opened | opening + reading s |"
-            echo "|---|---:|---:|---:|---:|---:|---:|---:|"
-            awk -F'\t' 'NR > 1 { printf "| %s | %s | %s | %s | %s | %s | %s | %s |\n", $1, $3, $4, $5, $6, $7, $8, $9 }' "$OUT/phase_D.tsv"
+            echo "| target | idle RSS KiB | conns held | RSS with conns KiB | delta KiB | bytes/conn | conns opened | closed by server | opening + reading s |"
+            echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|"
+            awk -F'\t' 'NR > 1 { printf "| %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", $1, $3, $4, $5, $6, $7, $8, $10, $9 }' "$OUT/phase_D.tsv"
             echo
         fi
         echo "Raw data: $OUT/phase_*.tsv (one row per run), $OUT/raw/ (tool output), $OUT/run.log."
@@ -705,6 +725,7 @@ main() {
     local ph
     for ph in $PHASES; do
         case $ph in A|B|C|D) "phase_$ph" ;; *) die "unknown phase '$ph' (A B C D)" ;; esac
+        check_alive "$ph"
     done
     stop_all
     echo "loadavg end: $(cat /proc/loadavg)" >>"$OUT/env.txt"

@@ -35,19 +35,53 @@ impl Activity {
 /// Largest request head the framing scan will accumulate across reads; hyper refuses larger.
 const MAX_SCANNED_HEAD: usize = 64 * 1024;
 
-/// Watches HTTP/1.1 request heads for `Content-Length` together with `Transfer-Encoding`:
-/// hyper resolves that per RFC 9112 (drops the length, closes after the response), but the
-/// gateway refuses such requests outright, which needs the head as the client sent it.
-#[derive(Debug, Default)]
+/// Watches HTTP/1.1 request heads as the client sends them, for two reasons:
+/// - `Content-Length` together with `Transfer-Encoding`: hyper resolves that per RFC 9112
+///   (drops the length, closes after the response), but the gateway refuses such requests.
+/// - the header-read deadline: a head that is still incomplete (or, on a new connection, not
+///   begun) is timed here, so the clock is read only for slow heads, and hyper's per-request
+///   timer — which would also cut idle keep-alive connections at the header deadline — is off.
+#[derive(Debug)]
 pub(crate) struct FramingScan {
     /// The next bytes read start a request head.
     expect_head: AtomicBool,
     ambiguous: AtomicBool,
+    start: std::time::Instant,
+    /// Milliseconds since `start` at which the pending head began; `u64::MAX`: none pending.
+    head_since_ms: std::sync::atomic::AtomicU64,
 }
 
+const NO_HEAD: u64 = u64::MAX;
+
 impl FramingScan {
+    /// A new connection: its first head is pending from now.
     pub(crate) fn new() -> Arc<Self> {
-        Arc::new(Self { expect_head: AtomicBool::new(true), ambiguous: AtomicBool::new(false) })
+        Arc::new(Self {
+            expect_head: AtomicBool::new(true),
+            ambiguous: AtomicBool::new(false),
+            start: std::time::Instant::now(),
+            head_since_ms: std::sync::atomic::AtomicU64::new(0),
+        })
+    }
+
+    fn now_ms(&self) -> u64 {
+        u64::try_from(self.start.elapsed().as_millis()).unwrap_or(NO_HEAD - 1)
+    }
+
+    /// How long the pending head has been arriving, if one is.
+    pub(crate) fn head_pending_for(&self) -> Option<std::time::Duration> {
+        let since = self.head_since_ms.load(Ordering::Relaxed);
+        (since != NO_HEAD).then(|| std::time::Duration::from_millis(self.now_ms().saturating_sub(since)))
+    }
+
+    fn head_begun(&self) {
+        if self.head_since_ms.load(Ordering::Relaxed) == NO_HEAD {
+            self.head_since_ms.store(self.now_ms(), Ordering::Relaxed);
+        }
+    }
+
+    fn head_done(&self) {
+        self.head_since_ms.store(NO_HEAD, Ordering::Relaxed);
     }
 
     /// Called when a request was handed over: the connection's next head starts a new scan.
@@ -90,10 +124,17 @@ impl Scan {
                     self.shared.ambiguous.store(true, Ordering::Relaxed);
                 }
                 self.shared.expect_head.store(false, Ordering::Relaxed);
+                self.shared.head_done();
             }
-            Ok(httparse::Status::Partial) if bytes.len() < MAX_SCANNED_HEAD => self.partial = bytes.to_vec(),
+            Ok(httparse::Status::Partial) if bytes.len() < MAX_SCANNED_HEAD => {
+                self.shared.head_begun();
+                self.partial = bytes.to_vec();
+            }
             // Malformed or oversized: hyper's own parser answers it.
-            _ => self.shared.expect_head.store(false, Ordering::Relaxed),
+            _ => {
+                self.shared.expect_head.store(false, Ordering::Relaxed);
+                self.shared.head_done();
+            }
         }
     }
 }

@@ -59,7 +59,7 @@ impl Gateway {
     pub async fn bind(runtime: Runtime) -> std::io::Result<Self> {
         let mut listeners = Vec::new();
         for spec in &runtime.snapshot.listeners {
-            let listener = TcpListener::bind(spec.bind).await.map_err(|e| {
+            let listener = listen(spec.bind).map_err(|e| {
                 std::io::Error::new(e.kind(), format!("listener `{}` cannot bind {}: {e}", spec.name, spec.bind))
             })?;
             listeners.push((spec.clone(), listener));
@@ -103,6 +103,17 @@ impl Gateway {
             tracing::warn!("shutdown grace elapsed with requests still open");
         }
     }
+}
+
+/// Accept queue length: bursts of new connections wait in the kernel instead of being
+/// refused (the OS default of 128 is too short for a gateway; capped by somaxconn).
+const LISTEN_BACKLOG: u32 = 4096;
+
+fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() { tokio::net::TcpSocket::new_v4()? } else { tokio::net::TcpSocket::new_v6()? };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(LISTEN_BACKLOG)
 }
 
 struct AcceptLoop {
@@ -172,6 +183,7 @@ impl Connection {
         };
         let activity = Activity::new();
         let framing = (!is_h2).then(FramingScan::new);
+        let framing_for_watchdog = framing.clone();
         let io = TokioIo::new(ConnIo::new(stream, prefix, activity.clone(), framing.clone()));
         let in_flight = Arc::new(AtomicUsize::new(0));
         let service = {
@@ -194,7 +206,14 @@ impl Connection {
                 }
             })
         };
-        let watch = Watchdog { stop: self.stop, activity, in_flight, idle: limits.idle_timeout };
+        let watch = Watchdog {
+            stop: self.stop,
+            activity,
+            in_flight,
+            idle: limits.idle_timeout,
+            heads: framing_for_watchdog,
+            header_read: limits.header_read_timeout,
+        };
         if is_h2 {
             let conn = http2_builder(&limits).serve_connection(io, service);
             watch.drive(conn).await;
@@ -209,11 +228,9 @@ fn http1_builder(limits: &Limits) -> http1::Builder {
     let mut b = http1::Builder::new();
     let buf =
         usize::try_from(limits.max_header_bytes + limits.max_uri_bytes).unwrap_or(usize::MAX).saturating_add(1024);
-    b.timer(TokioTimer::new())
-        .header_read_timeout(limits.header_read_timeout)
-        .keep_alive(true)
-        .max_buf_size(buf.max(MIN_BUF))
-        .max_headers(256);
+    // No hyper header_read_timeout: its timer also runs while a keep-alive connection waits
+    // for the next request, which would override idle_timeout; the watchdog times heads.
+    b.timer(TokioTimer::new()).keep_alive(true).max_buf_size(buf.max(MIN_BUF)).max_headers(256);
     b
 }
 
@@ -248,14 +265,17 @@ async fn detect_h2(stream: &mut TcpStream, deadline: Duration) -> Option<(bool, 
     Some((is_h2, Bytes::copy_from_slice(&buf[..len])))
 }
 
-/// Drives one connection: closes it gracefully on shutdown or when idle too long. Idleness
-/// is sampled every half `idle_timeout`, so an idle connection closes after between one and
-/// one and a half times the timeout.
+/// Drives one connection: closes it gracefully on shutdown or when idle too long, and drops
+/// it when a request head takes longer than the header-read deadline (slow-loris). Both are
+/// sampled every half of the shorter timeout, so each fires within 1× to 1.5× its value.
 struct Watchdog {
     stop: watch::Receiver<bool>,
     activity: Arc<Activity>,
     in_flight: Arc<AtomicUsize>,
     idle: Duration,
+    /// HTTP/1.1 head timing (HTTP/2 heads are framed by the protocol).
+    heads: Option<Arc<FramingScan>>,
+    header_read: Duration,
 }
 
 impl Watchdog {
@@ -265,7 +285,8 @@ impl Watchdog {
         if closing {
             conn.as_mut().graceful_shutdown();
         }
-        let period = (self.idle / 2).max(Duration::from_millis(10));
+        let shortest = if self.heads.is_some() { self.idle.min(self.header_read) } else { self.idle };
+        let period = (shortest / 2).max(Duration::from_millis(10));
         let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
         let mut quiet_ticks = 0u32;
         loop {
@@ -277,10 +298,15 @@ impl Watchdog {
                         conn.as_mut().graceful_shutdown();
                     }
                 }
-                _ = ticker.tick(), if !closing => {
+                _ = ticker.tick() => {
+                    let slow_head = self.heads.as_ref().and_then(|h| h.head_pending_for()).is_some_and(|d| d >= self.header_read);
+                    if slow_head {
+                        // Dropping the connection closes the socket; a half-sent head gets no answer.
+                        return;
+                    }
                     let busy = self.activity.take_touched() || self.in_flight.load(Ordering::Relaxed) > 0;
                     quiet_ticks = if busy { 0 } else { quiet_ticks + 1 };
-                    if quiet_ticks >= 2 {
+                    if !closing && u128::from(quiet_ticks) * period.as_millis() >= self.idle.as_millis() {
                         closing = true;
                         conn.as_mut().graceful_shutdown();
                     }

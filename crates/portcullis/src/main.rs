@@ -7,6 +7,11 @@ mod echo;
 
 use std::process::ExitCode;
 
+/// mimalloc: the proxy allocates many small, short-lived objects per request (header maps,
+/// futures, buffers), where glibc's allocator showed ~6% of CPU under load.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     cli::main()
 }
