@@ -24,6 +24,20 @@ struct PathEntry {
     /// (methods, route index); `None` methods match all.
     routes: Vec<(Option<Vec<Method>>, usize)>,
     allow: HeaderValue,
+    /// The pattern's parameter names in order, shared so a match does not allocate them.
+    names: Vec<Arc<str>>,
+}
+
+/// Parameter names of a pattern (`{id}`, `{*rest}` → `id`, `rest`).
+fn param_names(pattern: &str) -> Vec<Arc<str>> {
+    let mut out = Vec::new();
+    let mut rest = pattern;
+    while let Some(open) = rest.find('{') {
+        let Some(close) = rest[open..].find('}') else { break };
+        out.push(Arc::from(rest[open + 1..open + close].trim_start_matches('*')));
+        rest = &rest[open + close + 1..];
+    }
+    out
 }
 
 /// The outcome of a lookup.
@@ -62,7 +76,11 @@ impl HostRoutes {
                 let i = self.paths.len();
                 let router = if path.contains("{*") { &mut self.catch_all } else { &mut self.router };
                 router.insert(path, i).map_err(|e| RouteError::Pattern(e.to_string()))?;
-                self.paths.push(PathEntry { routes: Vec::new(), allow: HeaderValue::from_static("") });
+                self.paths.push(PathEntry {
+                    routes: Vec::new(),
+                    allow: HeaderValue::from_static(""),
+                    names: param_names(path),
+                });
                 self.index.insert(path.to_owned(), i);
                 i
             }
@@ -113,7 +131,12 @@ impl HostRoutes {
         match hit {
             Some(&(_, route)) => {
                 let params = if want_params(route) {
-                    found.params.iter().map(|(k, v)| (Arc::from(k), v.to_owned())).collect()
+                    found
+                        .params
+                        .iter()
+                        .enumerate()
+                        .map(|(i, (k, v))| (entry.names.get(i).cloned().unwrap_or_else(|| Arc::from(k)), v.to_owned()))
+                        .collect()
                 } else {
                     Vec::new()
                 };

@@ -49,11 +49,23 @@ pub fn request_host(parts: &Parts) -> Option<String> {
     Some(raw.trim_end_matches('.').to_ascii_lowercase())
 }
 
+/// Whether any segment is `.` or `..`, also when the dots are written `%2e` (either case).
+/// Checked without allocating: this runs on every request.
 fn has_dot_segment(path: &str) -> bool {
     path.split('/').any(|seg| {
-        let lower = seg.to_ascii_lowercase();
-        let decoded = lower.replace("%2e", ".");
-        decoded == "." || decoded == ".."
+        let mut rest = seg.as_bytes();
+        let mut dots = 0;
+        while !rest.is_empty() {
+            if rest[0] == b'.' {
+                rest = &rest[1..];
+            } else if rest.len() >= 3 && rest[0] == b'%' && rest[1] == b'2' && rest[2].eq_ignore_ascii_case(&b'e') {
+                rest = &rest[3..];
+            } else {
+                return false;
+            }
+            dots += 1;
+        }
+        dots == 1 || dots == 2
     })
 }
 
