@@ -109,6 +109,11 @@ fn parse_hop(hop: &str) -> Option<IpAddr> {
     hop.parse::<std::net::SocketAddr>().ok().map(|s| canonical(s.ip()))
 }
 
+/// Headers that claim a client address or an original URL. Only a trusted proxy may pass
+/// them on: backends route on `X-Original-URL` (IIS, Symfony) or log `X-Real-IP`.
+const CLAIM_HEADERS: [&str; 6] =
+    ["forwarded", "x-real-ip", "x-forwarded-port", "x-forwarded-prefix", "x-original-url", "x-rewrite-url"];
+
 /// Sets `X-Forwarded-For`, `-Proto` and `-Host` on a request about to go upstream. The
 /// incoming `X-Forwarded-For` is kept only when the peer is a trusted proxy.
 pub fn set_forwarded(
@@ -119,6 +124,11 @@ pub fn set_forwarded(
     host: Option<&HeaderValue>,
 ) {
     let peer = canonical(peer);
+    if !is_trusted(peer, trusted) {
+        for name in CLAIM_HEADERS {
+            headers.remove(name);
+        }
+    }
     let value = if is_trusted(peer, trusted) && headers.contains_key(&X_FORWARDED_FOR) {
         let prior: Vec<&str> = headers.get_all(&X_FORWARDED_FOR).iter().filter_map(|v| v.to_str().ok()).collect();
         HeaderValue::from_str(&format!("{}, {peer}", prior.join(", "))).ok()

@@ -89,6 +89,8 @@ pin_project_lite::pin_project! {
         bytes_out: u64,
         // The upstream connection, handed back when the body has ended (dropped otherwise).
         lease: Option<Lease>,
+        // The upstream body reported its end (chunked bodies never say so by length).
+        ended: bool,
     }
 
     impl PinnedDrop for ResponseBody {
@@ -96,10 +98,11 @@ pin_project_lite::pin_project! {
             let this = this.project();
             // A body read to its end frees its connection for the next request; one
             // abandoned half-way takes the connection down with it.
-            let ended = match &*this.source {
-                Source::Upstream { body } => body.is_end_stream(),
-                Source::Full { .. } => true,
-            };
+            let ended = *this.ended
+                || match &*this.source {
+                    Source::Upstream { body } => body.is_end_stream(),
+                    Source::Full { .. } => true,
+                };
             if let (true, Some(lease)) = (ended, this.lease.as_mut()) {
                 lease.release();
             }
@@ -121,11 +124,11 @@ pin_project_lite::pin_project! {
 impl ResponseBody {
     pub fn full(data: Bytes, log: Option<Box<PendingLog>>) -> Self {
         let data = (!data.is_empty()).then_some(data);
-        Self { source: Source::Full { data }, log, bytes_out: 0, lease: None }
+        Self { source: Source::Full { data }, log, bytes_out: 0, lease: None, ended: true }
     }
 
     pub(crate) fn upstream(body: Incoming, log: Option<Box<PendingLog>>, lease: Option<Lease>) -> Self {
-        let mut this = Self { source: Source::Upstream { body }, log, bytes_out: 0, lease };
+        let mut this = Self { source: Source::Upstream { body }, log, bytes_out: 0, lease, ended: false };
         if Body::is_end_stream(&this)
             && let Some(lease) = this.lease.as_mut()
         {

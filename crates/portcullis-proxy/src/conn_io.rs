@@ -33,60 +33,42 @@ impl Activity {
 }
 
 /// Largest request head the framing scan will accumulate across reads; hyper refuses larger.
-const MAX_SCANNED_HEAD: usize = 64 * 1024;
+const MAX_SCANNED_HEAD: usize = 32 * 1024;
 
-/// Watches HTTP/1.1 request heads as the client sends them, for two reasons:
-/// - `Content-Length` together with `Transfer-Encoding`: hyper resolves that per RFC 9112
-///   (drops the length, closes after the response), but the gateway refuses such requests.
-/// - the header-read deadline: a head that is still incomplete (or, on a new connection, not
-///   begun) is timed here, so the clock is read only for slow heads, and hyper's per-request
-///   timer — which would also cut idle keep-alive connections at the header deadline — is off.
+/// Watches HTTP/1.1 request heads for `Content-Length` together with `Transfer-Encoding`:
+/// hyper resolves that per RFC 9112 (drops the length, closes after the response), but the
+/// gateway refuses such requests outright, which needs the head as the client sent it.
+///
+/// Best effort by design: the scan only knows where a head starts while every request on the
+/// connection so far had no body; after a request with a body it stops (hyper's own handling
+/// still applies). It never decides timing — hyper's header-read timer does.
 #[derive(Debug)]
 pub(crate) struct FramingScan {
     /// The next bytes read start a request head.
     expect_head: AtomicBool,
+    /// A request with a body was seen: head boundaries are no longer known.
+    off: AtomicBool,
     ambiguous: AtomicBool,
-    start: std::time::Instant,
-    /// Milliseconds since `start` at which the pending head began; `u64::MAX`: none pending.
-    head_since_ms: std::sync::atomic::AtomicU64,
 }
 
-const NO_HEAD: u64 = u64::MAX;
-
 impl FramingScan {
-    /// A new connection: its first head is pending from now.
     pub(crate) fn new() -> Arc<Self> {
         Arc::new(Self {
             expect_head: AtomicBool::new(true),
+            off: AtomicBool::new(false),
             ambiguous: AtomicBool::new(false),
-            start: std::time::Instant::now(),
-            head_since_ms: std::sync::atomic::AtomicU64::new(0),
         })
     }
 
-    fn now_ms(&self) -> u64 {
-        u64::try_from(self.start.elapsed().as_millis()).unwrap_or(NO_HEAD - 1)
-    }
-
-    /// How long the pending head has been arriving, if one is.
-    pub(crate) fn head_pending_for(&self) -> Option<std::time::Duration> {
-        let since = self.head_since_ms.load(Ordering::Relaxed);
-        (since != NO_HEAD).then(|| std::time::Duration::from_millis(self.now_ms().saturating_sub(since)))
-    }
-
-    fn head_begun(&self) {
-        if self.head_since_ms.load(Ordering::Relaxed) == NO_HEAD {
-            self.head_since_ms.store(self.now_ms(), Ordering::Relaxed);
+    /// Called when hyper hands over a request: after a bodiless one the next bytes are a new
+    /// head; after one with a body the scan stops for good.
+    pub(crate) fn request_dispatched(&self, bodiless: bool) {
+        if bodiless && !self.off.load(Ordering::Relaxed) {
+            self.expect_head.store(true, Ordering::Relaxed);
+        } else {
+            self.off.store(true, Ordering::Relaxed);
+            self.expect_head.store(false, Ordering::Relaxed);
         }
-    }
-
-    fn head_done(&self) {
-        self.head_since_ms.store(NO_HEAD, Ordering::Relaxed);
-    }
-
-    /// Called when a request was handed over: the connection's next head starts a new scan.
-    pub(crate) fn expect_head(&self) {
-        self.expect_head.store(true, Ordering::Relaxed);
     }
 
     /// Whether the head just parsed was ambiguous (and forgets it).
@@ -107,11 +89,18 @@ impl Scan {
         if data.is_empty() || !self.shared.expect_head.load(Ordering::Relaxed) {
             return;
         }
+        if !self.partial.is_empty() {
+            self.partial.extend_from_slice(data);
+            // A head can only complete with a line end: do not re-parse a trickle byte by byte.
+            if !data.contains(&b'\n') {
+                self.give_up_if_too_long();
+                return;
+            }
+        }
         let joined;
         let bytes: &[u8] = if self.partial.is_empty() {
             data
         } else {
-            self.partial.extend_from_slice(data);
             joined = std::mem::take(&mut self.partial);
             &joined
         };
@@ -124,17 +113,17 @@ impl Scan {
                     self.shared.ambiguous.store(true, Ordering::Relaxed);
                 }
                 self.shared.expect_head.store(false, Ordering::Relaxed);
-                self.shared.head_done();
             }
-            Ok(httparse::Status::Partial) if bytes.len() < MAX_SCANNED_HEAD => {
-                self.shared.head_begun();
-                self.partial = bytes.to_vec();
-            }
-            // Malformed or oversized: hyper's own parser answers it.
-            _ => {
-                self.shared.expect_head.store(false, Ordering::Relaxed);
-                self.shared.head_done();
-            }
+            Ok(httparse::Status::Partial) if bytes.len() < MAX_SCANNED_HEAD => self.partial = bytes.to_vec(),
+            // Malformed, too many headers or too long: hyper's own parser answers it.
+            _ => self.shared.request_dispatched(false),
+        }
+    }
+
+    fn give_up_if_too_long(&mut self) {
+        if self.partial.len() >= MAX_SCANNED_HEAD {
+            self.partial = Vec::new();
+            self.shared.request_dispatched(false);
         }
     }
 }

@@ -183,7 +183,6 @@ impl Connection {
         };
         let activity = Activity::new();
         let framing = (!is_h2).then(FramingScan::new);
-        let framing_for_watchdog = framing.clone();
         let io = TokioIo::new(ConnIo::new(stream, prefix, activity.clone(), framing.clone()));
         let in_flight = Arc::new(AtomicUsize::new(0));
         let service = {
@@ -196,7 +195,7 @@ impl Connection {
                     if framing.take_ambiguous() {
                         request.extensions_mut().insert(AmbiguousFraming);
                     }
-                    framing.expect_head();
+                    framing.request_dispatched(http_body::Body::is_end_stream(request.body()));
                 }
                 in_flight.fetch_add(1, Ordering::Relaxed);
                 async move {
@@ -206,14 +205,7 @@ impl Connection {
                 }
             })
         };
-        let watch = Watchdog {
-            stop: self.stop,
-            activity,
-            in_flight,
-            idle: limits.idle_timeout,
-            heads: framing_for_watchdog,
-            header_read: limits.header_read_timeout,
-        };
+        let watch = Watchdog { stop: self.stop, activity, in_flight, idle: limits.idle_timeout };
         if is_h2 {
             let conn = http2_builder(&limits).serve_connection(io, service);
             watch.drive(conn).await;
@@ -228,9 +220,14 @@ fn http1_builder(limits: &Limits) -> http1::Builder {
     let mut b = http1::Builder::new();
     let buf =
         usize::try_from(limits.max_header_bytes + limits.max_uri_bytes).unwrap_or(usize::MAX).saturating_add(1024);
-    // No hyper header_read_timeout: its timer also runs while a keep-alive connection waits
-    // for the next request, which would override idle_timeout; the watchdog times heads.
-    b.timer(TokioTimer::new()).keep_alive(true).max_buf_size(buf.max(MIN_BUF)).max_headers(256);
+    // hyper times every request head, and its timer also runs while a keep-alive connection
+    // waits for its next request: on HTTP/1.1 an idle connection closes after the shorter of
+    // header_read_timeout and idle_timeout.
+    b.timer(TokioTimer::new())
+        .header_read_timeout(limits.header_read_timeout)
+        .keep_alive(true)
+        .max_buf_size(buf.max(MIN_BUF))
+        .max_headers(256);
     b
 }
 
@@ -266,16 +263,14 @@ async fn detect_h2(stream: &mut TcpStream, deadline: Duration) -> Option<(bool, 
 }
 
 /// Drives one connection: closes it gracefully on shutdown or when idle too long, and drops
-/// it when a request head takes longer than the header-read deadline (slow-loris). Both are
-/// sampled every half of the shorter timeout, so each fires within 1× to 1.5× its value.
+/// it when it stays silent for another idle period after that (a client that stopped reading
+/// a response, or an upstream that stalled mid-body, would otherwise hold it forever).
+/// Idleness is sampled every half `idle_timeout`, so it fires after 1× to 1.5× the timeout.
 struct Watchdog {
     stop: watch::Receiver<bool>,
     activity: Arc<Activity>,
     in_flight: Arc<AtomicUsize>,
     idle: Duration,
-    /// HTTP/1.1 head timing (HTTP/2 heads are framed by the protocol).
-    heads: Option<Arc<FramingScan>>,
-    header_read: Duration,
 }
 
 impl Watchdog {
@@ -285,8 +280,7 @@ impl Watchdog {
         if closing {
             conn.as_mut().graceful_shutdown();
         }
-        let shortest = if self.heads.is_some() { self.idle.min(self.header_read) } else { self.idle };
-        let period = (shortest / 2).max(Duration::from_millis(10));
+        let period = (self.idle / 2).max(Duration::from_millis(10));
         let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
         let mut quiet_ticks = 0u32;
         loop {
@@ -299,16 +293,16 @@ impl Watchdog {
                     }
                 }
                 _ = ticker.tick() => {
-                    let slow_head = self.heads.as_ref().and_then(|h| h.head_pending_for()).is_some_and(|d| d >= self.header_read);
-                    if slow_head {
-                        // Dropping the connection closes the socket; a half-sent head gets no answer.
-                        return;
-                    }
-                    let busy = self.activity.take_touched() || self.in_flight.load(Ordering::Relaxed) > 0;
-                    quiet_ticks = if busy { 0 } else { quiet_ticks + 1 };
-                    if !closing && u128::from(quiet_ticks) * period.as_millis() >= self.idle.as_millis() {
+                    let moved = self.activity.take_touched();
+                    let busy = moved || (!closing && self.in_flight.load(Ordering::Relaxed) > 0);
+                    quiet_ticks = if busy { 0 } else { quiet_ticks.saturating_add(1) };
+                    if quiet_ticks >= 2 && !closing {
                         closing = true;
+                        quiet_ticks = 0;
                         conn.as_mut().graceful_shutdown();
+                    } else if quiet_ticks >= 2 {
+                        // Still silent an idle period after the graceful close: drop it.
+                        return;
                     }
                 }
             }

@@ -28,7 +28,7 @@ pub use health::spawn_active_checks;
 /// Idle pooled connections kept per target.
 const POOL_MAX_IDLE_PER_HOST: usize = 1024;
 /// How long an idle pooled connection is kept.
-const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+pub(crate) const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// The first try plus the most retries the config allows.
 const MAX_TRIES: usize = 11;
@@ -206,7 +206,9 @@ impl Pool {
                 Ok(Ok((response, lease))) => (Ok(response), lease),
             };
             let retry = attempts_left > 0 && self.should_retry(&outcome);
-            target.record(passive_ok(&outcome), &self.spec);
+            if let Some(ok) = passive_ok(&outcome) {
+                target.record(ok, &self.spec);
+            }
             if retry {
                 attempts_left -= 1;
                 continue;
@@ -295,10 +297,13 @@ impl Pool {
     }
 }
 
-fn passive_ok(outcome: &Result<Response<Incoming>, ProxyError>) -> bool {
+/// Whether the exchange speaks for the target's health: `None` when the client caused the
+/// failure (a body over the limit or broken off), so no client can get a target ejected.
+fn passive_ok(outcome: &Result<Response<Incoming>, ProxyError>) -> Option<bool> {
     match outcome {
-        Ok(r) => !matches!(r.status().as_u16(), 502..=504),
-        Err(_) => false,
+        Ok(r) => Some(!matches!(r.status().as_u16(), 502..=504)),
+        Err(ProxyError::BodyTooLarge | ProxyError::ClientBody) => None,
+        Err(_) => Some(false),
     }
 }
 

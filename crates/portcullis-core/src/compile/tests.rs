@@ -110,3 +110,22 @@ fn identity_headers_include_forward_claims() {
     assert!(snap.identity_headers.iter().any(|h| h == "x-user-email"));
     assert!(snap.identity_headers.iter().any(|h| h == "x-consumer"));
 }
+
+#[test]
+fn targets_get_the_default_port_and_refuse_credentials() {
+    let head = "version: 1\nlisteners: [{ name: l, bind: \"127.0.0.1:8080\" }]\n";
+    let compile_own = |extra: &str| {
+        let text = format!("{head}{extra}");
+        let loaded = load_str(&text, "t.yaml", Path::new("/tmp"), None).map_err(|e| e.to_string())?;
+        compile(&loaded).map_err(|e| e.to_string())
+    };
+    let snap = compile_own("upstreams:\n  plain: { targets: [\"http://orders.internal\"] }\n");
+    let snap = snap.unwrap_or_else(|e| panic!("{e}"));
+    let plain = snap.upstreams.iter().find(|u| u.name.as_ref() == "plain");
+    let Some(crate::snapshot::UpstreamKind::Targets(t)) = plain.map(|u| &u.kind) else { panic!("targets") };
+    assert_eq!(t.targets[0].authority.as_str(), "orders.internal:80");
+    let err = compile_own("upstreams:\n  creds: { targets: [\"http://u:secret@h:8080\"] }\n");
+    let err = err.err().unwrap_or_default();
+    assert!(err.contains("cannot carry user:password"), "{err}");
+    assert!(!err.contains("secret@"), "the credential is not echoed: {err}");
+}

@@ -118,6 +118,25 @@ fn target(c: &mut Compiler<'_>, path: &KeyPath, text: &str) -> Option<TargetSpec
         c.error(path, format!("`{text}` has no host"));
         return None;
     };
+    if authority.as_str().contains('@') {
+        // Credentials in a target would be sent as Host and logged with the target name.
+        c.error(path, "a target cannot carry user:password@; use headers.request or upstream TLS");
+        return None;
+    }
+    // Connections go to host:port, so the scheme's default port is made explicit.
+    let authority = match authority.port_u16() {
+        Some(_) => authority,
+        None => {
+            let port = if https { 443 } else { 80 };
+            match http::uri::Authority::try_from(format!("{}:{port}", authority.host())) {
+                Ok(a) => a,
+                Err(_) => {
+                    c.error(path, format!("`{text}` has an invalid host"));
+                    return None;
+                }
+            }
+        }
+    };
     if uri.query().is_some() {
         c.error(path, "a target cannot have a query string");
     }

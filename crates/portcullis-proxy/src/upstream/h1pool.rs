@@ -23,7 +23,9 @@ pub(crate) struct H1Pool {
     address: String,
     connect_timeout: Duration,
     max_idle: usize,
-    idle: Mutex<Vec<Sender>>,
+    /// Newest at the back (reused first); the front ages out after `idle_timeout`.
+    idle: Mutex<std::collections::VecDeque<(Sender, std::time::Instant)>>,
+    idle_timeout: Duration,
 }
 
 /// A connection lent to one exchange; returned by [`Lease::release`] once the response body
@@ -44,12 +46,18 @@ impl Lease {
 
 impl H1Pool {
     pub(crate) fn new(address: String, connect_timeout: Duration, max_idle: usize) -> Arc<Self> {
-        Arc::new(Self { address, connect_timeout, max_idle, idle: Mutex::new(Vec::new()) })
+        Arc::new(Self {
+            address,
+            connect_timeout,
+            max_idle,
+            idle: Mutex::new(std::collections::VecDeque::new()),
+            idle_timeout: super::POOL_IDLE_TIMEOUT,
+        })
     }
 
     fn checkout(&self) -> Option<Sender> {
         let mut idle = self.idle.lock().ok()?;
-        while let Some(sender) = idle.pop() {
+        while let Some((sender, _)) = idle.pop_back() {
             if !sender.is_closed() {
                 return Some(sender);
             }
@@ -61,10 +69,15 @@ impl H1Pool {
         if sender.is_closed() {
             return;
         }
-        if let Ok(mut idle) = self.idle.lock()
-            && idle.len() < self.max_idle
-        {
-            idle.push(sender);
+        let now = std::time::Instant::now();
+        if let Ok(mut idle) = self.idle.lock() {
+            // Connections unused for idle_timeout are closed (dropping the sender ends them).
+            while idle.front().is_some_and(|(_, since)| now.duration_since(*since) >= self.idle_timeout) {
+                idle.pop_front();
+            }
+            if idle.len() < self.max_idle {
+                idle.push_back((sender, now));
+            }
         }
     }
 

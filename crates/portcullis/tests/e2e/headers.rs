@@ -150,3 +150,35 @@ async fn route_header_rules_apply_both_ways() {
     assert_eq!(r.header("strict-transport-security"), Some("max-age=63072000"));
     assert!(r.headers.get("x-powered-by").is_none());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn underscore_spellings_of_identity_headers_are_stripped_too() {
+    let b = backend().await;
+    let gw = TestGateway::start(&config(&b, "")).await;
+    get(&gw.url("/a"), &[("x_consumer", "admin"), ("x-auth_subject", "root"), ("x_user_email", "ceo@example.com")])
+        .await;
+    let h = &b.requests()[0].headers;
+    for name in ["x_consumer", "x-auth_subject", "x_user_email"] {
+        assert!(!h.contains_key(name), "{name} reached the backend");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn untrusted_clients_cannot_claim_an_address_or_original_url() {
+    let b = backend().await;
+    let gw = TestGateway::start(&config(&b, "")).await;
+    get(
+        &gw.url("/a"),
+        &[
+            ("forwarded", "for=6.6.6.6"),
+            ("x-real-ip", "6.6.6.6"),
+            ("x-original-url", "/admin"),
+            ("x-rewrite-url", "/admin"),
+        ],
+    )
+    .await;
+    let h = &b.requests()[0].headers;
+    for name in ["forwarded", "x-real-ip", "x-original-url", "x-rewrite-url"] {
+        assert!(!h.contains_key(name), "{name} reached the backend");
+    }
+}

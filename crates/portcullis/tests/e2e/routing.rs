@@ -97,7 +97,16 @@ async fn rewrite_substitutes_parameters_and_keeps_the_query() {
 async fn dot_segments_cannot_escape_a_route() {
     let (b0, b1, b2) = three().await;
     let gw = TestGateway::start(&config(&[&b0, &b1, &b2])).await;
-    for path in ["/static/../admin", "/static/%2e%2e/admin", "/static/./app.js"] {
+    for path in [
+        "/static/../admin",
+        "/static/%2e%2e/admin",
+        "/static/./app.js",
+        "/static/..;/admin",
+        "//static/app.js",
+        "/st%61tic/app.js",
+        "/static/a%2fb",
+        "/static/a%5cb",
+    ] {
         let out = crate::kit::raw(
             gw.addr,
             format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes(),

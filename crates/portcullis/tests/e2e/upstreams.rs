@@ -468,3 +468,19 @@ async fn target_base_path_is_prefixed_to_the_forwarded_path() {
     let uris: Vec<String> = backend.requests().into_iter().map(|r| r.uri).collect();
     assert_eq!(uris, ["/base/orders/7?x=1", "/base/plain"]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_body_errors_never_eject_a_target() {
+    let b = Backend::ok().await;
+    let yaml = format!(
+        "version: 1\nlisteners: [{{ name: t, bind: \"@LISTEN@\" }}]\nlogging: {{ access: {{ path: off }} }}\nupstreams:\n  up:\n    targets: [\"{}\"]\n    health: {{ passive: {{ unhealthy_after: 1, cooldown: 30s }} }}\nroutes:\n  - {{ name: r, match: {{ path: /x }}, upstream: up, auth: none, limits: {{ max_body_bytes: 10 }} }}\n",
+        b.url()
+    );
+    let gw = TestGateway::start(&yaml).await;
+    let chunked = b"POST /x HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n14\r\naaaaaaaaaaaaaaaaaaaa\r\n0\r\n\r\n";
+    for _ in 0..3 {
+        let out = crate::kit::raw(gw.addr, chunked, crate::kit::WAIT).await;
+        assert!(out.starts_with("HTTP/1.1 413"), "{out}");
+    }
+    assert_eq!(get(&gw.url("/x"), &[]).await.status, http::StatusCode::OK, "the target is still in");
+}
