@@ -124,9 +124,12 @@ impl HostRoutes {
     ) -> RouteMatch {
         let Ok(found) = router.at(path) else { return RouteMatch::NotFound };
         let Some(entry) = self.paths.get(*found.value) else { return RouteMatch::NotFound };
-        let hit = entry.routes.iter().find(|(methods, _)| match methods {
-            None => true,
-            Some(list) => list.contains(method) || (method == Method::HEAD && list.contains(&Method::GET)),
+        // An exact method (or any-method route) first; HEAD falls back to a GET route.
+        let exact = entry.routes.iter().find(|(methods, _)| methods.as_ref().is_none_or(|list| list.contains(method)));
+        let hit = exact.or_else(|| {
+            (method == Method::HEAD)
+                .then(|| entry.routes.iter().find(|(m, _)| m.as_ref().is_some_and(|l| l.contains(&Method::GET))))
+                .flatten()
         });
         match hit {
             Some(&(_, route)) => {
@@ -301,6 +304,8 @@ mod tests {
             other => panic!("{other:?}"),
         }
         assert_eq!(found(t.lookup(None, &Method::HEAD, "/v1/orders/7")), Some(0));
+        let t = table(&[(None, "/x", Some(&[Method::GET])), (None, "/x", Some(&[Method::HEAD]))]);
+        assert_eq!(found(t.lookup(None, &Method::HEAD, "/x")), Some(1), "an explicit HEAD route wins");
         assert_eq!(t.lookup(None, &Method::GET, "/v2"), RouteMatch::NotFound);
     }
 

@@ -182,6 +182,7 @@ impl Pool {
     ) -> Result<Forwarded, ProxyError> {
         let retryable = body_empty && is_idempotent(&parts.method);
         let mut attempts_left = if retryable { self.spec.retries.attempts } else { 0 };
+        let deadline = tokio::time::Instant::now() + timeout;
         let mut body = Some(body);
         // At most 1 + 10 attempts (the schema caps retries), so no heap for the tried list.
         let mut tried = [usize::MAX; MAX_TRIES];
@@ -198,7 +199,8 @@ impl Pool {
             let request = self.build(&parts, headers, target, body.take().unwrap_or_else(RequestBody::empty))?;
             let started = Instant::now();
             target.in_flight.fetch_add(1, Ordering::Relaxed);
-            let result = tokio::time::timeout(timeout, self.send(target, request)).await;
+            // One deadline for the whole exchange, retries included.
+            let result = tokio::time::timeout_at(deadline, self.send(target, request)).await;
             target.in_flight.fetch_sub(1, Ordering::Relaxed);
             let (outcome, lease) = match result {
                 Err(_) => (Err(ProxyError::Timeout), None),

@@ -29,7 +29,7 @@ fn snapshot() -> Snapshot {
 }
 
 fn parts(method: &str, uri: &str, headers: &[(&str, &str)]) -> Parts {
-    let mut b = http::Request::builder().method(method).uri(uri);
+    let mut b = http::Request::builder().method(method).uri(uri).header("host", "example.com");
     for (k, v) in headers {
         b = b.header(*k, *v);
     }

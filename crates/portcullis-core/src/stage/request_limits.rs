@@ -26,6 +26,9 @@ impl RequestLimits {
         if header_bytes(parts) > limits.max_header_bytes {
             return Problem::new(ErrorCode::HeadersTooLarge, "the request headers are larger than allowed").into();
         }
+        if let Err(why) = host_header(parts) {
+            return Problem::new(ErrorCode::BadRequest, why).into();
+        }
         match declared_length(parts) {
             Err(why) => Problem::new(ErrorCode::BadRequest, why).into(),
             Ok(Some(len)) if len > limits.max_body_bytes => {
@@ -33,6 +36,19 @@ impl RequestLimits {
             }
             Ok(_) => Flow::Continue,
         }
+    }
+}
+
+/// HTTP/1.1 needs exactly one `Host` (RFC 9112 §3.2); two could route differently here and
+/// upstream.
+fn host_header(parts: &Parts) -> Result<(), &'static str> {
+    let mut hosts = parts.headers.get_all(http::header::HOST).iter();
+    match (hosts.next(), hosts.next()) {
+        (Some(_), Some(_)) => Err("more than one Host header"),
+        (None, None) if parts.version == http::Version::HTTP_11 && parts.uri.authority().is_none() => {
+            Err("HTTP/1.1 requests need a Host header")
+        }
+        _ => Ok(()),
     }
 }
 
@@ -73,7 +89,11 @@ mod tests {
     use super::*;
 
     fn parts(uri: &str, headers: &[(&str, &str)]) -> Parts {
+        let has_host = headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("host"));
         let mut b = http::Request::builder().uri(uri);
+        if !has_host {
+            b = b.header("host", "example.com");
+        }
         for (k, v) in headers {
             b = b.header(*k, *v);
         }
@@ -97,6 +117,18 @@ mod tests {
         );
         assert_eq!(code(RequestLimits::run(&limits, &parts("/", &[("content-length", "6")]))), Some("body_too_large"));
         assert_eq!(code(RequestLimits::run(&limits, &parts("/", &[("content-length", "5")]))), None);
+    }
+
+    #[test]
+    fn host_must_be_single_and_present_on_http_1_1() {
+        let limits = Limits::default();
+        let two = parts("/", &[("host", "a"), ("host", "b")]);
+        assert_eq!(code(RequestLimits::run(&limits, &two)), Some("bad_request"));
+        let mut none = parts("/", &[]);
+        none.headers.remove(http::header::HOST);
+        none.version = http::Version::HTTP_11;
+        assert_eq!(code(RequestLimits::run(&limits, &none)), Some("bad_request"));
+        assert_eq!(code(RequestLimits::run(&limits, &parts("/", &[("host", "a")]))), None);
     }
 
     #[test]

@@ -31,6 +31,9 @@ impl Transform {
             }
         }
         headers::strip_hop_by_hop(&mut parts.headers);
+        if parts.version == http::Version::HTTP_2 {
+            join_cookies(&mut parts.headers);
+        }
         parts.headers.insert(X_REQUEST_ID, ctx.request_id.clone());
         parts.headers.insert(TRACEPARENT, ctx.trace.traceparent());
         headers::set_forwarded(
@@ -42,5 +45,18 @@ impl Transform {
         );
         route.request_headers.apply(&mut parts.headers);
         Flow::Continue
+    }
+}
+
+/// HTTP/2 clients may split `cookie` into several fields; an HTTP/1.1 upstream must get one,
+/// joined with `"; "` (RFC 9113 §8.2.3).
+fn join_cookies(headers: &mut http::HeaderMap) {
+    let mut values = headers.get_all(http::header::COOKIE).iter();
+    if values.next().is_none() || values.next().is_none() {
+        return;
+    }
+    let joined: Vec<&[u8]> = headers.get_all(http::header::COOKIE).iter().map(http::HeaderValue::as_bytes).collect();
+    if let Ok(value) = http::HeaderValue::from_bytes(&joined.join(&b"; "[..])) {
+        headers.insert(http::header::COOKIE, value);
     }
 }

@@ -182,3 +182,19 @@ async fn untrusted_clients_cannot_claim_an_address_or_original_url() {
         assert!(!h.contains_key(name), "{name} reached the backend");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http2_cookie_fields_reach_an_http1_upstream_as_one() {
+    let b = backend().await;
+    let gw = TestGateway::start(&config(&b, "")).await;
+    let req = http::Request::get(gw.url("/a"))
+        .header("cookie", "a=1")
+        .header("cookie", "b=2")
+        .body(Full::new(Bytes::new()))
+        .expect("request");
+    let r = crate::kit::send(&crate::kit::h2_client(), req).await;
+    assert_eq!(r.status, StatusCode::OK);
+    let h = &b.requests()[0].headers;
+    assert_eq!(h.get_all("cookie").iter().count(), 1);
+    assert_eq!(h["cookie"], "a=1; b=2");
+}

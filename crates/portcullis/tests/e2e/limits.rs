@@ -193,3 +193,16 @@ async fn shutdown_lets_in_flight_requests_finish() {
     assert_eq!(r.text(), "slow-ok");
     assert!(TcpStream::connect(addr).await.is_err(), "still accepting after shutdown");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http11_needs_exactly_one_host() {
+    let b = Backend::ok().await;
+    let gw = TestGateway::start(&config(&b, "", true)).await;
+    let hosts = b"GET /x HTTP/1.1\r\nHost: a\r\nHost: b\r\nConnection: close\r\n\r\n";
+    let out = raw(gw.addr, hosts, WAIT).await;
+    assert_eq!(status_of(&out), "400", "{out}");
+    let no_host = b"GET /x HTTP/1.1\r\nConnection: close\r\n\r\n";
+    let out = raw(gw.addr, no_host, WAIT).await;
+    assert_eq!(status_of(&out), "400", "{out}");
+    assert_eq!(b.count(), 0);
+}
