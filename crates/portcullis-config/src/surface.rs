@@ -422,12 +422,43 @@ pub struct Waf {
     pub deny_ips: Vec<String>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+/// WAF mode. YAML 1.1 reads a bare `off` as the boolean `false`, so that is accepted too.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum WafMode {
     Block,
     Detect,
     Off,
+}
+
+impl<'de> Deserialize<'de> for WafMode {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Text(String),
+            Flag(bool),
+        }
+        match Raw::deserialize(deserializer)? {
+            Raw::Text(t) if t == "block" => Ok(Self::Block),
+            Raw::Text(t) if t == "detect" => Ok(Self::Detect),
+            Raw::Text(t) if t == "off" => Ok(Self::Off),
+            Raw::Flag(false) => Ok(Self::Off),
+            _ => Err(serde::de::Error::custom("expected block, detect or off")),
+        }
+    }
+}
+
+impl JsonSchema for WafMode {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "WafMode".into()
+    }
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "description": "block | detect | off",
+            "anyOf": [{ "enum": ["block", "detect", "off"] }, { "const": false }]
+        })
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]

@@ -17,7 +17,7 @@ use portcullis_config::surface::{AuthProvider, Document};
 use portcullis_config::{Diagnostic, Diagnostics, KeyPath, Loaded};
 
 use crate::headers::IDENTITY_HEADERS;
-use crate::snapshot::{self, Limits, ListenerSpec, LogSink, Snapshot};
+use crate::snapshot::{self, IpRules, Limits, ListenerSpec, LogSink, Snapshot};
 
 /// Collects diagnostics while compiling.
 pub(crate) struct Compiler<'a> {
@@ -50,6 +50,7 @@ pub fn compile(loaded: &Loaded) -> Result<Snapshot, Diagnostics> {
     sections::admin(&mut c);
     let limits = limits(&mut c);
     let trusted_proxies = sections::cidrs(&mut c, &at("trusted_proxies"), &doc.trusted_proxies);
+    let ip_rules = ip_rules(&mut c);
     let access_log = access_log(&mut c);
     sections::auth(&mut c);
     sections::consumers_and_plans(&mut c);
@@ -68,6 +69,7 @@ pub fn compile(loaded: &Loaded) -> Result<Snapshot, Diagnostics> {
         listeners,
         limits,
         trusted_proxies,
+        ip_rules,
         shutdown_grace: doc.shutdown_grace.map_or(snapshot::DEFAULT_SHUTDOWN_GRACE, |d| d.0),
         upstreams,
         routes,
@@ -146,6 +148,15 @@ fn access_log(c: &mut Compiler<'_>) -> LogSink {
             LogSink::Off
         }
         file => LogSink::File(c.loaded.resolve_path(file)),
+    }
+}
+
+fn ip_rules(c: &mut Compiler<'_>) -> IpRules {
+    let Some(waf) = &c.doc.waf else { return IpRules::default() };
+    let (allow, deny) = (waf.allow_ips.clone(), waf.deny_ips.clone());
+    IpRules {
+        allow: sections::cidrs(c, &at("waf").key("allow_ips"), &allow),
+        deny: sections::cidrs(c, &at("waf").key("deny_ips"), &deny),
     }
 }
 

@@ -13,7 +13,7 @@ use crate::flow::Flow;
 use crate::headers::{self, TRACEPARENT, X_REQUEST_ID};
 use crate::ids::{self, TraceContext};
 use crate::snapshot::{RouteSpec, Snapshot};
-use crate::stage::{Authenticate, Authorize, MatchRoute, RequestLimits, StripIdentity, Transform};
+use crate::stage::{Authenticate, Authorize, IpFilter, MatchRoute, RequestLimits, StripIdentity, Transform};
 
 /// Where a request came from, as the listener saw it.
 #[derive(Debug, Clone)]
@@ -72,7 +72,8 @@ pub fn on_request(snapshot: &Snapshot, parts: &mut Parts, ctx: &mut RequestConte
     stage!(RequestLimits::run(&snapshot.limits, parts));
     // Client-sent identity headers go before any stage could read or forward them.
     stage!(StripIdentity::run(&snapshot.identity_headers, parts));
-    // IP allow/deny would sit here, before routing, so a denied address learns nothing.
+    // IP allow/deny before routing, so a denied address learns nothing about the routes.
+    stage!(IpFilter::run(&snapshot.ip_rules, ctx));
     // Routing decides which route's rules apply to every later stage.
     stage!(MatchRoute::run(snapshot, parts, ctx));
     let Some(route) = ctx.route.clone() else { return Flow::Continue };

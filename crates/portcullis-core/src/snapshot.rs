@@ -39,6 +39,8 @@ pub struct Snapshot {
     pub listeners: Vec<ListenerSpec>,
     pub limits: Limits,
     pub trusted_proxies: Vec<IpNet>,
+    /// `waf.allow_ips` / `waf.deny_ips`, applied to the client IP.
+    pub ip_rules: IpRules,
     pub shutdown_grace: Duration,
     pub upstreams: Vec<UpstreamSpec>,
     pub routes: Vec<Arc<RouteSpec>>,
@@ -64,6 +66,28 @@ pub struct ListenerSpec {
 #[derive(Debug, Clone)]
 pub struct ListenerTlsSpec {
     pub certificates: Vec<(PathBuf, PathBuf)>,
+}
+
+/// Client IP allow and deny lists: a non-empty `allow` admits only its addresses; `deny` wins.
+#[derive(Debug, Clone, Default)]
+pub struct IpRules {
+    pub allow: Vec<IpNet>,
+    pub deny: Vec<IpNet>,
+}
+
+impl IpRules {
+    pub fn is_empty(&self) -> bool {
+        self.allow.is_empty() && self.deny.is_empty()
+    }
+
+    /// Whether `ip` may pass.
+    pub fn admits(&self, ip: std::net::IpAddr) -> bool {
+        let ip = crate::headers::canonical(ip);
+        if self.deny.iter().any(|n| n.contains(&ip)) {
+            return false;
+        }
+        self.allow.is_empty() || self.allow.iter().any(|n| n.contains(&ip))
+    }
 }
 
 /// Request limits (global, or a route's lowered copy).

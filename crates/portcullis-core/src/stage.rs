@@ -5,6 +5,7 @@
 mod auth;
 mod authorize;
 mod identity;
+mod ip_filter;
 mod request_limits;
 mod route_match;
 mod transform;
@@ -12,6 +13,7 @@ mod transform;
 pub use auth::Authenticate;
 pub use authorize::Authorize;
 pub use identity::StripIdentity;
+pub use ip_filter::IpFilter;
 pub use request_limits::{AmbiguousFraming, RequestLimits};
 pub use route_match::{MatchRoute, request_host as route_match_host};
 pub use transform::Transform;

@@ -140,9 +140,10 @@ pub(super) fn policies_waf_cors(c: &mut Compiler<'_>) {
         }
     }
     if let Some(waf) = &c.doc.waf {
-        cidrs(c, &at("waf").key("allow_ips"), &waf.allow_ips);
-        cidrs(c, &at("waf").key("deny_ips"), &waf.deny_ips);
-        c.warn(&at("waf"), "the WAF and IP lists are not enforced by this build yet");
+        let rules_on = waf.mode != Some(portcullis_config::surface::WafMode::Off);
+        if rules_on {
+            c.warn(&at("waf"), "WAF rules are not enforced by this build yet (allow_ips and deny_ips are)");
+        }
     }
     for (name, cors) in &c.doc.cors {
         let path = at("cors").key(name);

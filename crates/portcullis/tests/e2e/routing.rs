@@ -118,3 +118,37 @@ async fn dot_segments_cannot_escape_a_route() {
     }
     assert_eq!(b0.count() + b1.count() + b2.count(), 0);
 }
+
+fn ip_config(backend: &Backend, waf: &str, trusted: &str) -> String {
+    format!(
+        "version: 1\nlisteners: [{{ name: t, bind: \"@LISTEN@\" }}]\nlogging: {{ access: {{ path: off }} }}\ntrusted_proxies: [{trusted}]\nwaf: {{ mode: off, {waf} }}\nupstreams:\n  b: {{ targets: [\"{}\"] }}\nroutes:\n  - {{ name: all, match: {{ path: \"/{{*rest}}\" }}, upstream: b, auth: none }}\n",
+        backend.url()
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn denied_and_unlisted_addresses_get_403_ip_denied() {
+    let b = Backend::ok().await;
+    let gw = TestGateway::start(&ip_config(&b, "deny_ips: [\"127.0.0.0/8\"]", "")).await;
+    let r = get(&gw.url("/x"), &[]).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    assert_eq!(r.code(), "ip_denied");
+    let gw = TestGateway::start(&ip_config(&b, "allow_ips: [\"10.0.0.0/8\"]", "")).await;
+    assert_eq!(get(&gw.url("/x"), &[]).await.code(), "ip_denied");
+    let gw = TestGateway::start(&ip_config(&b, "allow_ips: [\"127.0.0.1\"], deny_ips: [\"127.0.0.1/32\"]", "")).await;
+    assert_eq!(get(&gw.url("/x"), &[]).await.code(), "ip_denied", "deny wins over allow");
+    assert_eq!(b.count(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ip_rules_judge_the_client_behind_a_trusted_proxy() {
+    let b = Backend::ok().await;
+    let gw = TestGateway::start(&ip_config(&b, "deny_ips: [\"203.0.113.0/24\"]", "\"127.0.0.0/8\"")).await;
+    let r = get(&gw.url("/x"), &[("x-forwarded-for", "203.0.113.7")]).await;
+    assert_eq!(r.code(), "ip_denied");
+    let r = get(&gw.url("/x"), &[("x-forwarded-for", "198.51.100.7")]).await;
+    assert_eq!(r.status, StatusCode::OK);
+    // Without trust, the claimed address is ignored and the peer is judged.
+    let gw = TestGateway::start(&ip_config(&b, "deny_ips: [\"203.0.113.0/24\"]", "")).await;
+    assert_eq!(get(&gw.url("/x"), &[("x-forwarded-for", "203.0.113.7")]).await.status, StatusCode::OK);
+}

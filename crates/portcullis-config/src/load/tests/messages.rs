@@ -44,7 +44,7 @@ fn unknown_auth_provider_type_names_the_known_types() {
 #[test]
 fn enum_and_range_mistakes_say_what_is_allowed() {
     let d = errors_of(load_text("version: 1\nwaf: { mode: blok }\ntracing: { sample_ratio: 2 }\n"));
-    assert_eq!(at(&d, "waf.mode").message, "must be `block`, `detect` or `off`, got `blok`");
+    assert_eq!(at(&d, "waf.mode").message, "must be `block`, `detect`, `off` or `false`, got `blok`");
     assert_eq!(at(&d, "tracing.sample_ratio").message, "must be at most 1.0, got `2`");
 }
 
