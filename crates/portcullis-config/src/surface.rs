@@ -175,19 +175,24 @@ pub struct LogSink {
 #[serde(transparent)]
 pub struct LogPath(pub String);
 
+/// Reads a string where YAML 1.1's `false` (a bare `off`) stands for `"off"`.
+fn off_or_text<'de, D: serde::Deserializer<'de>>(deserializer: D, expected: &str) -> Result<String, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Raw {
+        Text(String),
+        Flag(bool),
+    }
+    match Raw::deserialize(deserializer)? {
+        Raw::Text(text) => Ok(text),
+        Raw::Flag(false) => Ok("off".to_owned()),
+        Raw::Flag(true) => Err(serde::de::Error::custom(format!("expected {expected}"))),
+    }
+}
+
 impl<'de> Deserialize<'de> for LogPath {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Raw {
-            Text(String),
-            Flag(bool),
-        }
-        match Raw::deserialize(deserializer)? {
-            Raw::Text(text) => Ok(Self(text)),
-            Raw::Flag(false) => Ok(Self("off".to_owned())),
-            Raw::Flag(true) => Err(serde::de::Error::custom("expected stdout, stderr, off or a file path")),
-        }
+        off_or_text(deserializer, "stdout, stderr, off or a file path").map(Self)
     }
 }
 
@@ -433,18 +438,12 @@ pub enum WafMode {
 
 impl<'de> Deserialize<'de> for WafMode {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Raw {
-            Text(String),
-            Flag(bool),
-        }
-        match Raw::deserialize(deserializer)? {
-            Raw::Text(t) if t == "block" => Ok(Self::Block),
-            Raw::Text(t) if t == "detect" => Ok(Self::Detect),
-            Raw::Text(t) if t == "off" => Ok(Self::Off),
-            Raw::Flag(false) => Ok(Self::Off),
-            _ => Err(serde::de::Error::custom("expected block, detect or off")),
+        const EXPECTED: &str = "block, detect or off";
+        match off_or_text(deserializer, EXPECTED)?.as_str() {
+            "block" => Ok(Self::Block),
+            "detect" => Ok(Self::Detect),
+            "off" => Ok(Self::Off),
+            _ => Err(serde::de::Error::custom(format!("expected {EXPECTED}"))),
         }
     }
 }
