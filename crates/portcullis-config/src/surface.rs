@@ -226,7 +226,7 @@ pub struct Tracing {
 #[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Upstream {
-    /// `http://host:port[/base]` or `https://…`.
+    /// `http://host:port[/base]` or `https://…` (TLS; also every target when `tls` is set).
     #[serde(default)]
     pub targets: Vec<String>,
     /// `round_robin` | `least_requests` | `hash:client_ip` | `hash:header:NAME`.
@@ -238,6 +238,8 @@ pub struct Upstream {
     pub timeouts: Option<UpstreamTimeouts>,
     pub retries: Option<Retries>,
     pub health: Option<Health>,
+    /// TLS to the targets (verification is always on); when set, every target is reached
+    /// over TLS, whatever its scheme.
     pub tls: Option<UpstreamTls>,
     pub soap: Option<UpstreamSoap>,
     /// A built-in backend that answers every request itself (demos, tests, stubs of a real API).
@@ -313,9 +315,15 @@ pub struct PassiveHealth {
 #[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpstreamTls {
+    /// PEM bundle of the CAs trusted for the targets' certificates; absent: the system roots.
+    /// Certificates are always verified.
     pub ca: Option<String>,
+    /// PEM certificate chain the gateway presents to the targets (with `client_key`).
     pub client_cert: Option<String>,
+    /// PEM private key of `client_cert`.
     pub client_key: Option<String>,
+    /// The name sent as SNI and verified in the targets' certificates; absent: each
+    /// target's host.
     pub server_name: Option<String>,
 }
 

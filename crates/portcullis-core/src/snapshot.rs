@@ -144,6 +144,26 @@ pub struct TargetsSpec {
     pub retries: RetryPolicy,
     pub active_health: Option<ActiveHealthSpec>,
     pub passive_health: PassiveHealthSpec,
+    /// How TLS targets are verified and what the gateway presents to them.
+    pub tls: UpstreamTlsSpec,
+}
+
+/// Upstream TLS settings, paths resolved against the config file's folder. The files are
+/// read when the proxy builds its runtime, so a bad file fails the (re)load.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UpstreamTlsSpec {
+    /// Trusted CAs (PEM bundle); `None`: the system roots.
+    pub ca: Option<PathBuf>,
+    /// Certificate chain and key presented to the targets.
+    pub client_cert: Option<ClientCertSpec>,
+    /// SNI and the name verified; `None`: each target's host.
+    pub server_name: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientCertSpec {
+    pub cert: PathBuf,
+    pub key: PathBuf,
 }
 
 /// One backend address: scheme, authority and an optional base path prepended upstream.
@@ -151,6 +171,7 @@ pub struct TargetsSpec {
 pub struct TargetSpec {
     /// As written, for logs and metrics.
     pub name: Arc<str>,
+    /// Connected with TLS: an `https://` target, or any target of an upstream with `tls`.
     pub https: bool,
     pub authority: http::uri::Authority,
     /// Without the trailing slash; empty for none.

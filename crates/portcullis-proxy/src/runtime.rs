@@ -17,11 +17,15 @@ pub struct Runtime {
 }
 
 impl Runtime {
-    /// Builds pools and starts health checks (needs a Tokio runtime).
+    /// Builds pools (reading upstream certificate files: a bad one fails the whole load) and
+    /// starts health checks (needs a Tokio runtime).
     pub fn new(snapshot: Snapshot) -> std::io::Result<Self> {
         let access_log = AccessLog::start(&snapshot.access_log)?;
-        let upstreams: Vec<Arc<UpstreamRuntime>> =
-            snapshot.upstreams.iter().map(|spec| Arc::new(UpstreamRuntime::new(spec))).collect();
+        let upstreams = snapshot
+            .upstreams
+            .iter()
+            .map(|spec| UpstreamRuntime::new(spec).map(Arc::new))
+            .collect::<std::io::Result<Vec<_>>>()?;
         for upstream in &upstreams {
             spawn_active_checks(upstream);
         }

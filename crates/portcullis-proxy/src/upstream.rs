@@ -1,9 +1,11 @@
 //! Live upstreams: a pooled keep-alive client per upstream, its targets with health state,
-//! and forwarding with balancing, timeouts and retries.
+//! and forwarding with balancing, timeouts and retries. TLS targets ([`tls`]) go through the
+//! same pools; only the connect step differs.
 
 mod balance;
 mod h1pool;
 mod health;
+mod tls;
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -33,7 +35,22 @@ pub(crate) const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 /// The first try plus the most retries the config allows.
 const MAX_TRIES: usize = 11;
 
-type HttpClient = Client<HttpConnector, RequestBody>;
+/// The multiplexing client (`protocol: h2`, and active health checks); typed by whether
+/// the upstream speaks TLS, so plain connections keep hyper-util's own connector.
+#[derive(Debug)]
+pub(crate) enum HttpClient {
+    Plain(Client<HttpConnector, RequestBody>),
+    Tls(Client<tls::TlsConnect, RequestBody>),
+}
+
+impl HttpClient {
+    pub(crate) fn request(&self, request: Request<RequestBody>) -> hyper_util::client::legacy::ResponseFuture {
+        match self {
+            Self::Plain(client) => client.request(request),
+            Self::Tls(client) => client.request(request),
+        }
+    }
+}
 
 /// One upstream at run time.
 #[derive(Debug)]
@@ -100,12 +117,14 @@ impl Target {
 }
 
 impl UpstreamRuntime {
-    pub fn new(spec: &UpstreamSpec) -> Self {
+    /// Builds the pools; for TLS targets this reads the certificate files, and a missing or
+    /// invalid one is an error naming it.
+    pub fn new(spec: &UpstreamSpec) -> std::io::Result<Self> {
         let pool = match &spec.kind {
             UpstreamKind::Mock(_) => None,
-            UpstreamKind::Targets(t) => Some(Pool::new(t)),
+            UpstreamKind::Targets(t) => Some(Pool::new(&spec.name, t)?),
         };
-        Self { spec: spec.clone(), pool }
+        Ok(Self { spec: spec.clone(), pool })
     }
 
     /// Target names and whether each is healthy.
@@ -114,6 +133,12 @@ impl UpstreamRuntime {
             .as_ref()
             .map_or_else(Vec::new, |p| p.targets.iter().map(|t| (t.spec.name.clone(), t.is_healthy())).collect())
     }
+}
+
+/// Reads every upstream's certificate files as a (re)load would, without serving: one
+/// message per upstream that would fail. `validate` uses it to check all that `run` checks.
+pub fn check_files(snapshot: &portcullis_core::Snapshot) -> Vec<String> {
+    snapshot.upstreams.iter().filter_map(|spec| UpstreamRuntime::new(spec).err().map(|e| e.to_string())).collect()
 }
 
 /// What the balancer hashes on.
@@ -141,11 +166,17 @@ impl Pool {
         }
     }
 
-    fn new(spec: &TargetsSpec) -> Self {
+    fn new(name: &str, spec: &TargetsSpec) -> std::io::Result<Self> {
         let mut connector = HttpConnector::new();
         connector.set_connect_timeout(Some(spec.connect_timeout));
         connector.set_nodelay(true);
         connector.set_keepalive(Some(Duration::from_secs(60)));
+        // Compile made the targets all TLS or all plain.
+        let tls = if spec.targets.iter().any(|t| t.https) {
+            Some(tls::UpstreamTls::new(name, &spec.tls, spec.protocol)?)
+        } else {
+            None
+        };
         let mut builder = Client::builder(TokioExecutor::new());
         builder
             .pool_timer(TokioTimer::new())
@@ -154,21 +185,35 @@ impl Pool {
             .pool_max_idle_per_host(POOL_MAX_IDLE_PER_HOST)
             .set_host(false)
             .http2_only(spec.protocol == Protocol::H2);
-        let targets = spec
-            .targets
-            .iter()
-            .map(|t| Target {
+        let mut targets = Vec::with_capacity(spec.targets.len());
+        for t in &spec.targets {
+            let target_tls = match (&tls, t.https) {
+                (Some(tls), true) => {
+                    Some(h1pool::TargetTls { name: tls.server_name_for(&t.authority)?, tls: tls.clone() })
+                }
+                _ => None,
+            };
+            let address = t.authority.as_str().to_owned();
+            targets.push(Target {
                 spec: t.clone(),
                 host_header: HeaderValue::from_str(t.authority.as_str())
                     .unwrap_or_else(|_| HeaderValue::from_static("")),
-                h1: h1pool::H1Pool::new(t.authority.as_str().to_owned(), spec.connect_timeout, POOL_MAX_IDLE_PER_HOST),
+                h1: h1pool::H1Pool::new(address, spec.connect_timeout, POOL_MAX_IDLE_PER_HOST, target_tls),
                 active_ok: AtomicBool::new(true),
                 passive_failures: AtomicU32::new(0),
                 ejected_until_ms: AtomicU64::new(0),
                 in_flight: AtomicUsize::new(0),
-            })
-            .collect();
-        Self { spec: spec.clone(), client: builder.build(connector), targets, cursor: AtomicUsize::new(0) }
+            });
+        }
+        let client = match tls {
+            None => HttpClient::Plain(builder.build(connector)),
+            Some(tls) => {
+                // The connector sees `https` URIs; the handshake is ours.
+                connector.enforce_http(false);
+                HttpClient::Tls(builder.build(tls::TlsConnect::new(connector, tls, spec.connect_timeout)))
+            }
+        };
+        Ok(Self { spec: spec.clone(), client, targets, cursor: AtomicUsize::new(0) })
     }
 
     /// Sends the request, retrying per policy when it is safe (idempotent method, no body).

@@ -153,7 +153,17 @@ fn validate(args: &ConfigArgs) -> ExitCode {
             for w in &snapshot.warnings {
                 eprintln!("warning: {w}");
             }
-            println!("{label}: ok ({} routes)", snapshot.routes.len());
+            // Certificate files are read at load time, as `run` would.
+            let file_errors = portcullis_proxy::upstream::check_files(&snapshot);
+            for e in &file_errors {
+                println!("{e}");
+            }
+            if file_errors.is_empty() {
+                println!("{label}: ok ({} routes)", snapshot.routes.len());
+            } else {
+                failed = true;
+                println!("{label}: {} error(s)", file_errors.len());
+            }
         }
         Err(errors) => {
             failed = true;

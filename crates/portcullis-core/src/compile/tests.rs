@@ -129,3 +129,58 @@ fn targets_get_the_default_port_and_refuse_credentials() {
     assert!(err.contains("cannot carry user:password"), "{err}");
     assert!(!err.contains("secret@"), "the credential is not echoed: {err}");
 }
+
+fn targets_of<'a>(snap: &'a crate::Snapshot, name: &str) -> &'a crate::snapshot::TargetsSpec {
+    let upstream = snap.upstreams.iter().find(|u| u.name.as_ref() == name);
+    let Some(crate::snapshot::UpstreamKind::Targets(t)) = upstream.map(|u| &u.kind) else { panic!("targets") };
+    t
+}
+
+#[test]
+fn upstream_tls_paths_resolve_against_the_config_folder() {
+    let snap = compile_text(
+        "  secure:\n    targets: [\"https://orders.internal\"]\n    tls: { ca: certs/ca.pem, client_cert: /etc/gw.pem, client_key: gw-key.pem, server_name: orders.internal }\n",
+    );
+    let snap = snap.unwrap_or_else(|e| panic!("{e}"));
+    let t = targets_of(&snap, "secure");
+    assert!(t.targets[0].https);
+    assert_eq!(t.targets[0].authority.as_str(), "orders.internal:443");
+    assert_eq!(t.tls.ca.as_deref(), Some(Path::new("/tmp/certs/ca.pem")));
+    let client = t.tls.client_cert.as_ref().unwrap_or_else(|| panic!("client cert"));
+    assert_eq!(client.cert, Path::new("/etc/gw.pem"));
+    assert_eq!(client.key, Path::new("/tmp/gw-key.pem"));
+    assert_eq!(t.tls.server_name.as_deref(), Some("orders.internal"));
+    assert_eq!(targets_of(&snap, "up").tls, crate::snapshot::UpstreamTlsSpec::default());
+}
+
+#[test]
+fn a_client_certificate_needs_its_key_and_a_key_its_certificate() {
+    let err = compile_text(
+        "  a: { targets: [\"https://a:8443\"], tls: { client_cert: gw.pem } }\n  b: { targets: [\"https://b:8443\"], tls: { client_key: gw-key.pem } }\n",
+    );
+    let err = err.err().unwrap_or_default();
+    assert!(err.contains("`client_cert` needs `client_key`"), "{err}");
+    assert!(err.contains("`client_key` needs `client_cert`"), "{err}");
+    assert!(err.contains("upstreams.a.tls.client_cert") && err.contains("upstreams.b.tls.client_key"), "{err}");
+}
+
+#[test]
+fn tls_on_a_mock_and_a_bad_server_name_or_empty_file_are_errors() {
+    let err = compile_text(
+        "  m2: { mock: { status: 200 }, tls: { ca: ca.pem } }\n  s: { targets: [\"https://s:8443\"], tls: { server_name: \"bad name!\", ca: \"\" } }\n",
+    );
+    let err = err.err().unwrap_or_default();
+    assert!(err.contains("a mock upstream has no connection to secure"), "{err}");
+    assert!(err.contains("`bad name!` is not a DNS name or IP address"), "{err}");
+    assert!(err.contains("upstreams.s.tls.ca") && err.contains("name a PEM file"), "{err}");
+    let mixed = compile_text("  x: { targets: [\"http://a:80\", \"https://b:443\"] }\n");
+    assert!(mixed.err().unwrap_or_default().contains("mixes http:// and https:// targets"));
+}
+
+#[test]
+fn an_http_target_of_an_upstream_with_tls_is_reached_over_tls_with_a_warning() {
+    let snap = compile_text("  t: { targets: [\"http://10.0.0.1:8080\"], tls: { ca: ca.pem } }\n");
+    let snap = snap.unwrap_or_else(|e| panic!("{e}"));
+    assert!(targets_of(&snap, "t").targets[0].https, "never plaintext when TLS settings were given");
+    assert!(snap.warnings.iter().any(|w| w.message.contains("reached over TLS")), "{:?}", snap.warnings);
+}

@@ -1,16 +1,17 @@
-//! Compile `upstreams`: targets, balancing, protocol, timeouts, retries, health, mocks.
+//! Compile `upstreams`: targets, balancing, protocol, timeouts, retries, health, TLS, mocks.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use portcullis_config::KeyPath;
-use portcullis_config::surface::{RetryCondition, RetryOn, Upstream, UpstreamProtocol};
+use portcullis_config::surface::{RetryCondition, RetryOn, Upstream, UpstreamProtocol, UpstreamTls};
 
 use super::{Compiler, at};
 use crate::snapshot::{
-    self, ActiveHealthSpec, Balance, MockSpec, PassiveHealthSpec, Protocol, RetryPolicy, TargetSpec, TargetsSpec,
-    UpstreamKind, UpstreamSpec,
+    self, ActiveHealthSpec, Balance, ClientCertSpec, MockSpec, PassiveHealthSpec, Protocol, RetryPolicy, TargetSpec,
+    TargetsSpec, UpstreamKind, UpstreamSpec, UpstreamTlsSpec,
 };
 
 pub(super) fn compile(c: &mut Compiler<'_>) -> Vec<UpstreamSpec> {
@@ -22,16 +23,18 @@ pub(super) fn compile(c: &mut Compiler<'_>) -> Vec<UpstreamSpec> {
                 c.error(&path, "an upstream has either `mock` or `targets`, not both");
                 continue;
             }
-            (Some(mock), true) => UpstreamKind::Mock(mock_spec(c, &path.key("mock"), mock)),
+            (Some(mock), true) => {
+                if upstream.tls.is_some() {
+                    c.error(&path.key("tls"), "a mock upstream has no connection to secure; remove `tls`");
+                }
+                UpstreamKind::Mock(mock_spec(c, &path.key("mock"), mock))
+            }
             (None, true) => {
                 c.error(&path.key("targets"), "list at least one target (or use `mock`)");
                 continue;
             }
             (None, false) => UpstreamKind::Targets(targets_spec(c, &path, upstream)),
         };
-        if upstream.tls.is_some() {
-            c.error(&path.key("tls"), "upstream TLS is not available in this build yet");
-        }
         if upstream.soap.is_some() {
             c.warn(
                 &path.key("soap"),
@@ -61,8 +64,20 @@ fn mock_spec(c: &mut Compiler<'_>, path: &KeyPath, mock: &portcullis_config::sur
 }
 
 fn targets_spec(c: &mut Compiler<'_>, path: &KeyPath, u: &Upstream) -> TargetsSpec {
-    let targets =
-        u.targets.iter().enumerate().filter_map(|(i, t)| target(c, &path.key("targets").index(i), t)).collect();
+    let tls_block = u.tls.is_some();
+    let targets = u
+        .targets
+        .iter()
+        .enumerate()
+        .filter_map(|(i, t)| target(c, &path.key("targets").index(i), t, tls_block))
+        .collect::<Vec<TargetSpec>>();
+    if targets.iter().any(|t| t.https) && targets.iter().any(|t| !t.https) {
+        // One connector and one health client per upstream: all TLS or none.
+        c.error(
+            &path.key("targets"),
+            "mixes http:// and https:// targets; an upstream's targets all use TLS or none do",
+        );
+    }
     let balance = match u.balance.as_deref() {
         None | Some("round_robin") => Balance::RoundRobin,
         Some("least_requests") => Balance::LeastRequests,
@@ -95,20 +110,20 @@ fn targets_spec(c: &mut Compiler<'_>, path: &KeyPath, u: &Upstream) -> TargetsSp
         retries: retries(u),
         active_health: active_health(c, path, u),
         passive_health: passive_health(u),
+        tls: tls_spec(c, &path.key("tls"), u.tls.as_ref()),
     }
 }
 
-fn target(c: &mut Compiler<'_>, path: &KeyPath, text: &str) -> Option<TargetSpec> {
+/// One target; `tls_block`: the upstream has `tls`, so the target is reached over TLS even
+/// when written `http://` (never silently plaintext when TLS settings were given).
+fn target(c: &mut Compiler<'_>, path: &KeyPath, text: &str, tls_block: bool) -> Option<TargetSpec> {
     let Ok(uri) = text.parse::<http::Uri>() else {
         c.error(path, format!("`{text}` is not a URL"));
         return None;
     };
     let https = match uri.scheme_str() {
         Some("http") => false,
-        Some("https") => {
-            c.error(path, "https targets are not available in this build yet");
-            true
-        }
+        Some("https") => true,
         _ => {
             c.error(path, format!("`{text}` must start with http:// or https://"));
             return None;
@@ -140,8 +155,11 @@ fn target(c: &mut Compiler<'_>, path: &KeyPath, text: &str) -> Option<TargetSpec
     if uri.query().is_some() {
         c.error(path, "a target cannot have a query string");
     }
+    if tls_block && !https {
+        c.warn(path, "the upstream has `tls`, so this http:// target is reached over TLS; write https:// to say so");
+    }
     let base_path = uri.path().trim_end_matches('/').to_owned();
-    Some(TargetSpec { name: Arc::from(text), https, authority, base_path })
+    Some(TargetSpec { name: Arc::from(text), https: https || tls_block, authority, base_path })
 }
 
 fn retries(u: &Upstream) -> RetryPolicy {
@@ -182,4 +200,57 @@ fn passive_health(u: &Upstream) -> PassiveHealthSpec {
         unhealthy_after: p.and_then(|p| p.unhealthy_after).unwrap_or(snapshot::DEFAULT_PASSIVE_UNHEALTHY_AFTER),
         cooldown: p.and_then(|p| p.cooldown).map_or(snapshot::DEFAULT_PASSIVE_COOLDOWN, |d| d.0),
     }
+}
+
+fn tls_spec(c: &mut Compiler<'_>, path: &KeyPath, tls: Option<&UpstreamTls>) -> UpstreamTlsSpec {
+    let Some(t) = tls else { return UpstreamTlsSpec::default() };
+    let ca = tls_file(c, &path.key("ca"), t.ca.as_deref());
+    let cert = tls_file(c, &path.key("client_cert"), t.client_cert.as_deref());
+    let key = tls_file(c, &path.key("client_key"), t.client_key.as_deref());
+    let client_cert = match (cert, key, t.client_cert.is_some(), t.client_key.is_some()) {
+        (Some(cert), Some(key), _, _) => Some(ClientCertSpec { cert, key }),
+        (_, _, true, false) => {
+            c.error(&path.key("client_cert"), "`client_cert` needs `client_key` (the certificate's private key)");
+            None
+        }
+        (_, _, false, true) => {
+            c.error(&path.key("client_key"), "`client_key` needs `client_cert` (the certificate it belongs to)");
+            None
+        }
+        _ => None,
+    };
+    let server_name = t.server_name.as_ref().map(|name| {
+        if !is_server_name(name) {
+            c.error(&path.key("server_name"), format!("`{name}` is not a DNS name or IP address"));
+        }
+        name.clone()
+    });
+    UpstreamTlsSpec { ca, client_cert, server_name }
+}
+
+/// A configured PEM file, resolved against the config file's folder (read at run time).
+fn tls_file(c: &mut Compiler<'_>, path: &KeyPath, value: Option<&str>) -> Option<PathBuf> {
+    let value = value?;
+    if value.trim().is_empty() {
+        c.error(path, "name a PEM file");
+        return None;
+    }
+    Some(c.loaded.resolve_path(value))
+}
+
+/// A name rustls can send as SNI and verify: an IP address or DNS labels.
+fn is_server_name(name: &str) -> bool {
+    if name.parse::<std::net::IpAddr>().is_ok() {
+        return true;
+    }
+    let name = name.strip_suffix('.').unwrap_or(name);
+    !name.is_empty()
+        && name.len() <= 253
+        && name.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+                && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        })
 }

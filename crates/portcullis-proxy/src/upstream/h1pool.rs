@@ -2,6 +2,9 @@
 //! per-target stack (last in, first out, so the warmest connection is reused) and go back
 //! when the response body has been read to its end — no task is spawned per request to
 //! return a connection. A body abandoned half-read drops its connection instead.
+//!
+//! A TLS target's connections are handshaken here too, within the connect timeout; the
+//! sender type is the same either way, so the exchange path does not know the difference.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -10,8 +13,10 @@ use http::{Request, Response};
 use hyper::body::Incoming;
 use hyper::client::conn::http1::{self, SendRequest};
 use hyper_util::rt::TokioIo;
+use rustls_pki_types::ServerName;
 use tokio::net::TcpStream;
 
+use super::tls::UpstreamTls;
 use crate::body::RequestBody;
 use crate::error::ProxyError;
 
@@ -26,6 +31,14 @@ pub(crate) struct H1Pool {
     /// Newest at the back (reused first); the front ages out after `idle_timeout`.
     idle: Mutex<std::collections::VecDeque<(Sender, std::time::Instant)>>,
     idle_timeout: Duration,
+    tls: Option<TargetTls>,
+}
+
+/// How a TLS target is reached: the upstream's TLS side and the name verified.
+#[derive(Debug)]
+pub(crate) struct TargetTls {
+    pub(crate) tls: UpstreamTls,
+    pub(crate) name: ServerName<'static>,
 }
 
 /// A connection lent to one exchange; returned by [`Lease::release`] once the response body
@@ -45,13 +58,19 @@ impl Lease {
 }
 
 impl H1Pool {
-    pub(crate) fn new(address: String, connect_timeout: Duration, max_idle: usize) -> Arc<Self> {
+    pub(crate) fn new(
+        address: String,
+        connect_timeout: Duration,
+        max_idle: usize,
+        tls: Option<TargetTls>,
+    ) -> Arc<Self> {
         Arc::new(Self {
             address,
             connect_timeout,
             max_idle,
             idle: Mutex::new(std::collections::VecDeque::new()),
             idle_timeout: super::POOL_IDLE_TIMEOUT,
+            tls,
         })
     }
 
@@ -82,16 +101,19 @@ impl H1Pool {
     }
 
     async fn connect(&self) -> Result<Sender, ProxyError> {
-        let stream = tokio::time::timeout(self.connect_timeout, TcpStream::connect(&self.address))
+        // One deadline for the TCP connect and the TLS handshake.
+        let deadline = tokio::time::Instant::now() + self.connect_timeout;
+        let stream = tokio::time::timeout_at(deadline, TcpStream::connect(&self.address))
             .await
             .map_err(|_| ProxyError::Connect)?
             .map_err(|_| ProxyError::Connect)?;
         let _ = stream.set_nodelay(true);
-        let (sender, conn) = http1::handshake(TokioIo::new(stream)).await.map_err(|_| ProxyError::Connect)?;
-        tokio::spawn(async move {
-            let _ = conn.await;
-        });
-        Ok(sender)
+        let Some(tls) = &self.tls else { return drive(TokioIo::new(stream)).await };
+        let stream = tokio::time::timeout_at(deadline, tls.tls.connect(tls.name.clone(), stream))
+            .await
+            .map_err(|_| ProxyError::Connect)?
+            .map_err(|_| ProxyError::Connect)?;
+        drive(TokioIo::new(stream)).await
     }
 
     /// A ready sender: a pooled one if any is still alive, else a new connection.
@@ -130,6 +152,18 @@ impl H1Pool {
             }
         }
     }
+}
+
+/// Starts the HTTP/1.1 connection task over `io` and returns its sender.
+async fn drive<T>(io: T) -> Result<Sender, ProxyError>
+where
+    T: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+{
+    let (sender, conn) = http1::handshake(io).await.map_err(|_| ProxyError::Connect)?;
+    tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    Ok(sender)
 }
 
 /// Why a send failed.

@@ -51,7 +51,9 @@ async fn check_loop(upstream: Weak<UpstreamRuntime>, index: usize) {
 }
 
 async fn probe(pool: &super::Pool, target: &super::Target, spec: &portcullis_core::snapshot::ActiveHealthSpec) -> bool {
-    let uri = format!("http://{}{}{}", target.spec.authority, target.spec.base_path, spec.path);
+    // A TLS target is probed over TLS with the upstream's settings (the client's connector).
+    let scheme = if target.spec.https { "https" } else { "http" };
+    let uri = format!("{scheme}://{}{}{}", target.spec.authority, target.spec.base_path, spec.path);
     let Ok(uri) = uri.parse::<http::Uri>() else { return false };
     let mut request = Request::new(RequestBody::empty());
     *request.uri_mut() = uri;

@@ -6,4 +6,5 @@ mod headers;
 mod kit;
 mod limits;
 mod routing;
+mod upstream_tls;
 mod upstreams;
