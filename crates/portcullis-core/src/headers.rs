@@ -61,6 +61,33 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
     }
 }
 
+/// Hop-by-hop headers a route lets through (SPEC §3 makes exceptions).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct HopExceptions {
+    /// `TE: trailers`, for an HTTP/2 upstream (gRPC needs it); any other `TE` value still goes.
+    pub te_trailers: bool,
+}
+
+/// [`strip_hop_by_hop`], then the exceptions put back in their canonical form (nothing the
+/// client listed beside them survives: `TE: trailers, deflate` goes on as `trailers`).
+pub fn strip_hop_by_hop_except(headers: &mut HeaderMap, keep: HopExceptions) {
+    let te_trailers = keep.te_trailers && has_token(headers, &header::TE, "trailers");
+    strip_hop_by_hop(headers);
+    if te_trailers {
+        headers.insert(header::TE, HeaderValue::from_static("trailers"));
+    }
+}
+
+/// Whether a comma-separated header lists `token` (parameters after `;` ignored).
+fn has_token(headers: &HeaderMap, name: &HeaderName, token: &str) -> bool {
+    headers
+        .get_all(name)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|item| item.split(';').next().is_some_and(|t| t.trim().eq_ignore_ascii_case(token)))
+}
+
 fn is_hop_by_hop(name: &str) -> bool {
     matches!(name, "connection" | "keep-alive" | "te" | "trailer" | "transfer-encoding" | "upgrade")
         || name.starts_with("proxy-")
@@ -218,5 +245,23 @@ mod tests {
         strip_hop_by_hop(&mut h);
         assert_eq!(h.len(), 1);
         assert!(h.contains_key("x-keep"));
+    }
+
+    #[test]
+    fn only_te_trailers_survives_when_the_route_allows_it() {
+        let mut h = HeaderMap::new();
+        h.insert(header::CONNECTION, HeaderValue::from_static("keep-alive, x-hop"));
+        h.insert(header::TE, HeaderValue::from_static("deflate, trailers"));
+        h.insert("x-hop", HeaderValue::from_static("1"));
+        let mut plain = h.clone();
+        strip_hop_by_hop_except(&mut plain, HopExceptions::default());
+        assert!(plain.is_empty(), "{plain:?}");
+        strip_hop_by_hop_except(&mut h, HopExceptions { te_trailers: true });
+        assert_eq!(h.len(), 1, "{h:?}");
+        assert_eq!(h[header::TE], "trailers");
+        let mut gzip = HeaderMap::new();
+        gzip.insert(header::TE, HeaderValue::from_static("gzip"));
+        strip_hop_by_hop_except(&mut gzip, HopExceptions { te_trailers: true });
+        assert!(gzip.is_empty(), "{gzip:?}");
     }
 }

@@ -243,6 +243,9 @@ pub struct RouteSpec {
     pub timeout: Option<Duration>,
     /// Whether the route pattern has parameters the rewrite needs.
     pub captures_params: bool,
+    /// The upstream speaks HTTP/2: a client's `TE: trailers` is forwarded (gRPC needs it),
+    /// though `TE` is otherwise hop-by-hop.
+    pub te_trailers: bool,
 }
 
 /// How a route authenticates.

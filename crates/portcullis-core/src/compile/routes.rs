@@ -10,7 +10,9 @@ use portcullis_config::surface::{AuthKeyword, HeaderRules, Route, RouteAuth, Rou
 
 use super::{Compiler, at};
 use crate::route::RouteTable;
-use crate::snapshot::{AuthRule, HeaderOps, Limits, Rewrite, RewritePart, RouteSpec, UpstreamSpec};
+use crate::snapshot::{
+    AuthRule, HeaderOps, Limits, Protocol, Rewrite, RewritePart, RouteSpec, UpstreamKind, UpstreamSpec,
+};
 
 pub(super) fn compile(
     c: &mut Compiler<'_>,
@@ -56,6 +58,8 @@ fn route(
     let headers = r.headers.clone().unwrap_or_default();
     let request_headers = header_ops(c, &path.key("headers").key("request"), &headers.request);
     let response_headers = header_ops(c, &path.key("headers").key("response"), &headers.response);
+    let kind = upstream.and_then(|i| upstreams.get(i)).map(|u| &u.kind);
+    let te_trailers = matches!(kind, Some(UpstreamKind::Targets(t)) if t.protocol == Protocol::H2);
     Some(RouteSpec {
         name: Arc::from(r.name.as_str()),
         host: r.matcher.host.as_ref().map(|h| h.to_ascii_lowercase()),
@@ -74,6 +78,7 @@ fn route(
         request_headers,
         response_headers,
         timeout: r.timeout.map(|d| d.0),
+        te_trailers,
     })
 }
 

@@ -1,4 +1,5 @@
-//! The request transform before the upstream: path rewrite, hop-by-hop stripping, the
+//! The request transform before the upstream: path rewrite, hop-by-hop stripping (but for
+//! `TE: trailers` to HTTP/2 upstreams), the
 //! gateway's own headers (`X-Request-Id`, `traceparent`, `X-Forwarded-*`) and the route's
 //! `headers.request` edits.
 
@@ -30,7 +31,9 @@ impl Transform {
                 Err(_) => return Problem::new(ErrorCode::BadRequest, "the rewritten path is invalid").into(),
             }
         }
-        headers::strip_hop_by_hop(&mut parts.headers);
+        // gRPC needs `TE: trailers` to reach an HTTP/2 upstream, though `TE` is hop-by-hop.
+        let keep = headers::HopExceptions { te_trailers: route.te_trailers };
+        headers::strip_hop_by_hop_except(&mut parts.headers, keep);
         if parts.version == http::Version::HTTP_2 {
             join_cookies(&mut parts.headers);
         }

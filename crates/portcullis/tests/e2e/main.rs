@@ -2,6 +2,7 @@
 
 mod access_log;
 mod cli;
+mod grpc;
 mod headers;
 mod kit;
 mod limits;
