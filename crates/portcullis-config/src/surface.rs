@@ -514,6 +514,12 @@ pub struct Route {
     pub headers: Option<RouteHeaders>,
     pub timeout: Option<DurationValue>,
     pub soap: Option<RouteSoap>,
+    /// Pass WebSocket upgrades through: an HTTP/1.1 `GET` with `Connection: upgrade` and
+    /// `Upgrade: websocket` is forwarded with those headers to the (`http1`) upstream, and
+    /// once it answers 101 the two connections are spliced. Off: upgrade headers are
+    /// stripped like every hop-by-hop header and the request is an ordinary one.
+    #[serde(default)]
+    pub websocket: bool,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]

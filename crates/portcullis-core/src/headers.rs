@@ -61,21 +61,33 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
     }
 }
 
-/// Hop-by-hop headers a route lets through (SPEC §3 makes exceptions).
+/// Hop-by-hop headers a route lets through (SPEC §3 makes these two exceptions).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct HopExceptions {
     /// `TE: trailers`, for an HTTP/2 upstream (gRPC needs it); any other `TE` value still goes.
     pub te_trailers: bool,
+    /// A WebSocket upgrade: `Connection: upgrade` and `Upgrade: websocket` are kept.
+    pub websocket: bool,
 }
 
 /// [`strip_hop_by_hop`], then the exceptions put back in their canonical form (nothing the
-/// client listed beside them survives: `TE: trailers, deflate` goes on as `trailers`).
+/// client listed beside them survives: `Upgrade: websocket, h2c` goes on as `websocket`).
 pub fn strip_hop_by_hop_except(headers: &mut HeaderMap, keep: HopExceptions) {
     let te_trailers = keep.te_trailers && has_token(headers, &header::TE, "trailers");
+    let websocket = keep.websocket && is_websocket_upgrade(headers);
     strip_hop_by_hop(headers);
     if te_trailers {
         headers.insert(header::TE, HeaderValue::from_static("trailers"));
     }
+    if websocket {
+        headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+        headers.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+    }
+}
+
+/// `Connection` lists `upgrade` and `Upgrade` names `websocket` (RFC 6455 §4.1).
+pub fn is_websocket_upgrade(headers: &HeaderMap) -> bool {
+    has_token(headers, &header::CONNECTION, "upgrade") && has_token(headers, &header::UPGRADE, "websocket")
 }
 
 /// Whether a comma-separated header lists `token` (parameters after `;` ignored).
@@ -248,20 +260,29 @@ mod tests {
     }
 
     #[test]
-    fn only_te_trailers_survives_when_the_route_allows_it() {
+    fn only_te_trailers_and_a_websocket_upgrade_survive_when_the_route_allows_them() {
         let mut h = HeaderMap::new();
-        h.insert(header::CONNECTION, HeaderValue::from_static("keep-alive, x-hop"));
+        h.insert(header::CONNECTION, HeaderValue::from_static("keep-alive, Upgrade, x-hop"));
+        h.insert(header::UPGRADE, HeaderValue::from_static("WebSocket, h2c"));
         h.insert(header::TE, HeaderValue::from_static("deflate, trailers"));
         h.insert("x-hop", HeaderValue::from_static("1"));
         let mut plain = h.clone();
         strip_hop_by_hop_except(&mut plain, HopExceptions::default());
         assert!(plain.is_empty(), "{plain:?}");
-        strip_hop_by_hop_except(&mut h, HopExceptions { te_trailers: true });
-        assert_eq!(h.len(), 1, "{h:?}");
+        strip_hop_by_hop_except(&mut h, HopExceptions { te_trailers: true, websocket: true });
+        assert_eq!(h.len(), 3, "{h:?}");
         assert_eq!(h[header::TE], "trailers");
-        let mut gzip = HeaderMap::new();
-        gzip.insert(header::TE, HeaderValue::from_static("gzip"));
-        strip_hop_by_hop_except(&mut gzip, HopExceptions { te_trailers: true });
-        assert!(gzip.is_empty(), "{gzip:?}");
+        assert_eq!(h[header::CONNECTION], "upgrade");
+        assert_eq!(h[header::UPGRADE], "websocket");
+    }
+
+    #[test]
+    fn an_upgrade_to_something_else_is_not_a_websocket_upgrade() {
+        let mut h = HeaderMap::new();
+        h.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+        h.insert(header::UPGRADE, HeaderValue::from_static("h2c"));
+        h.insert(header::TE, HeaderValue::from_static("gzip"));
+        strip_hop_by_hop_except(&mut h, HopExceptions { te_trailers: true, websocket: true });
+        assert!(h.is_empty(), "{h:?}");
     }
 }

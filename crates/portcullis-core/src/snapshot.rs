@@ -243,6 +243,9 @@ pub struct RouteSpec {
     pub timeout: Option<Duration>,
     /// Whether the route pattern has parameters the rewrite needs.
     pub captures_params: bool,
+    /// `websocket: true`: a WebSocket upgrade request keeps its `Connection: upgrade` and
+    /// `Upgrade` headers and the connection is spliced after the upstream's 101.
+    pub websocket: bool,
     /// The upstream speaks HTTP/2: a client's `TE: trailers` is forwarded (gRPC needs it),
     /// though `TE` is otherwise hop-by-hop.
     pub te_trailers: bool,

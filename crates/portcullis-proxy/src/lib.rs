@@ -5,7 +5,8 @@
 //! A request flows: accept → [`server`] (connection cap, protocol detection, header-read and
 //! idle deadlines) → [`service::handle`] (intake and the core pipeline, then a mock, the
 //! gateway's own problem document, or [`upstream`] forwarding) → response transform →
-//! [`body::ResponseBody`] streams back and writes the access log line when it ends.
+//! [`body::ResponseBody`] streams back and writes the access log line when it ends. An
+//! allowed WebSocket upgrade that the upstream accepts becomes a spliced tunnel (`tunnel`).
 
 pub mod access_log;
 pub mod body;
@@ -14,6 +15,7 @@ pub mod error;
 pub mod runtime;
 pub mod server;
 pub mod service;
+mod tunnel;
 pub mod upstream;
 
 pub use runtime::Runtime;

@@ -15,7 +15,6 @@ use bytes::Bytes;
 use hyper::server::conn::{http1, http2};
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::graceful::GracefulConnection;
 use portcullis_core::pipeline::Downstream;
 use portcullis_core::snapshot::{Limits, ListenerSpec};
 use portcullis_core::stage::AmbiguousFraming;
@@ -26,6 +25,7 @@ use tokio::sync::{Semaphore, mpsc, watch};
 use crate::conn_io::{Activity, ConnIo, FramingScan};
 use crate::runtime::Runtime;
 use crate::service;
+use crate::tunnel;
 
 const H2_PREFACE: &[u8; 24] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 /// hyper's smallest read buffer; the header limit is enforced by our own stage above it.
@@ -185,8 +185,11 @@ impl Connection {
         let framing = (!is_h2).then(FramingScan::new);
         let io = TokioIo::new(ConnIo::new(stream, prefix, activity.clone(), framing.clone()));
         let in_flight = Arc::new(AtomicUsize::new(0));
+        // A WebSocket 101 parks its tunnel here until hyper hands the socket over.
+        let tunnel = Arc::new(tunnel::Slot::default());
         let service = {
             let (current, downstream, in_flight) = (self.current.clone(), self.downstream.clone(), in_flight.clone());
+            let tunnel = tunnel.clone();
             service_fn(move |mut request: hyper::Request<hyper::body::Incoming>| {
                 let runtime = current.load_full();
                 let downstream = downstream.clone();
@@ -198,20 +201,27 @@ impl Connection {
                     framing.request_dispatched(http_body::Body::is_end_stream(request.body()));
                 }
                 in_flight.fetch_add(1, Ordering::Relaxed);
+                let tunnel = tunnel.clone();
                 async move {
-                    let response = service::handle(runtime, &downstream, request).await;
+                    let mut response = service::handle(runtime, &downstream, request).await;
+                    tunnel.hold(&mut response);
                     in_flight.fetch_sub(1, Ordering::Relaxed);
                     Ok::<_, Infallible>(response)
                 }
             })
         };
+        let (stop, splice_activity) = (self.stop.clone(), activity.clone());
         let watch = Watchdog { stop: self.stop, activity, in_flight, idle: limits.idle_timeout };
         if is_h2 {
             let conn = http2_builder(&limits).serve_connection(io, service);
-            watch.drive(conn).await;
+            watch.drive(conn, http2::Connection::graceful_shutdown).await;
         } else {
-            let conn = http1_builder(&limits).serve_connection(io, service);
-            watch.drive(conn).await;
+            let conn = http1_builder(&limits).serve_connection(io, service).with_upgrades();
+            watch.drive(conn, http1::UpgradeableConnection::graceful_shutdown).await;
+            // Still in this task: the tunnel keeps the connection's permit and the drain waits.
+            if let Some(tunnel) = tunnel.take() {
+                tunnel.splice(splice_activity, stop, limits.idle_timeout, &self.current).await;
+            }
         }
     }
 }
@@ -274,11 +284,11 @@ struct Watchdog {
 }
 
 impl Watchdog {
-    async fn drive<C: GracefulConnection>(mut self, conn: C) {
+    async fn drive<C: Future>(mut self, conn: C, graceful_shutdown: fn(std::pin::Pin<&mut C>)) {
         let mut conn = pin!(conn);
         let mut closing = *self.stop.borrow();
         if closing {
-            conn.as_mut().graceful_shutdown();
+            graceful_shutdown(conn.as_mut());
         }
         let period = (self.idle / 2).max(Duration::from_millis(10));
         let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
@@ -289,7 +299,7 @@ impl Watchdog {
                 changed = self.stop.changed(), if !closing => {
                     if changed.is_err() || *self.stop.borrow() {
                         closing = true;
-                        conn.as_mut().graceful_shutdown();
+                        graceful_shutdown(conn.as_mut());
                     }
                 }
                 _ = ticker.tick() => {
@@ -299,7 +309,7 @@ impl Watchdog {
                     if quiet_ticks >= 2 && !closing {
                         closing = true;
                         quiet_ticks = 0;
-                        conn.as_mut().graceful_shutdown();
+                        graceful_shutdown(conn.as_mut());
                     } else if quiet_ticks >= 2 {
                         // Still silent an idle period after the graceful close: drop it.
                         return;

@@ -5,17 +5,20 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
-use http::{Request, Response};
+use http::header::{CONNECTION, UPGRADE};
+use http::{HeaderValue, Request, Response, StatusCode};
 use hyper::body::Incoming;
+use hyper::upgrade::OnUpgrade;
 use portcullis_core::pipeline::{self, Downstream};
-use portcullis_core::snapshot::UpstreamKind;
+use portcullis_core::snapshot::{RouteSpec, UpstreamKind};
 use portcullis_core::{ErrorCode, Flow, Problem, Reply, RequestContext};
 
 use crate::access_log::PendingLog;
 use crate::body::{BodyStats, RequestBody, ResponseBody};
 use crate::error::ProxyError;
 use crate::runtime::Runtime;
-use crate::upstream::BalanceKey;
+use crate::tunnel::Tunnel;
+use crate::upstream::{BalanceKey, Forwarded};
 
 /// Handles one request on `runtime` (the config current when the request arrived).
 pub async fn handle(
@@ -82,11 +85,15 @@ pub async fn handle(
             }
             let timeout = route.timeout.unwrap_or(pool.spec.response_timeout);
             let key = BalanceKey { client_ip: ctx.client_ip, header: pool.hash_header(&parts.headers) };
-            let result = pool.forward(parts, request_body, body_empty, key, timeout).await;
+            let upgrade = websocket_upgrade(&route, &mut parts);
+            let result = pool.forward(parts, request_body, body_empty, key, timeout, upgrade.is_some()).await;
             // Past the limit the upstream saw a truncated body: whatever came of it is void.
             let exceeded = stats.as_ref().is_some_and(|s| s.exceeded.load(std::sync::atomic::Ordering::Relaxed));
             match result {
                 _ if exceeded => gateway_reply(ProxyError::BodyTooLarge.into_problem().into_reply(), &mut ctx, log),
+                Ok(forwarded) if forwarded.response.status() == StatusCode::SWITCHING_PROTOCOLS => {
+                    switch_protocols(forwarded, upgrade, &route, &mut ctx, log)
+                }
                 Ok(forwarded) => {
                     if let Some(log) = log.as_mut() {
                         log.target = Some(forwarded.target);
@@ -101,6 +108,51 @@ pub async fn handle(
             }
         }
     }
+}
+
+/// The client's side of a WebSocket upgrade, when the route allows one and the transform kept
+/// the upgrade headers; a request whose connection cannot be handed over goes on as an
+/// ordinary request.
+fn websocket_upgrade(route: &RouteSpec, parts: &mut http::request::Parts) -> Option<OnUpgrade> {
+    if !route.websocket || !parts.headers.contains_key(UPGRADE) {
+        return None;
+    }
+    let on = parts.extensions.remove::<OnUpgrade>();
+    if on.is_none() {
+        parts.headers.remove(UPGRADE);
+        parts.headers.remove(CONNECTION);
+    }
+    on
+}
+
+/// The upstream agreed to a WebSocket upgrade: answer 101 and leave a [`Tunnel`] in the
+/// response for the listener to splice once hyper hands the connection over. The access log
+/// line is written as the 101 goes out.
+fn switch_protocols(
+    forwarded: Forwarded,
+    downstream: Option<OnUpgrade>,
+    route: &RouteSpec,
+    ctx: &mut RequestContext,
+    mut log: Option<Box<PendingLog>>,
+) -> Response<ResponseBody> {
+    let Forwarded { mut response, target, upstream_ms, lease } = forwarded;
+    if let Some(log) = log.as_mut() {
+        log.target = Some(target);
+        log.upstream_ms = Some(upstream_ms);
+    }
+    // A switch to anything but WebSocket is not what was asked for.
+    let Some(downstream) = downstream.filter(|_| portcullis_core::headers::is_websocket_upgrade(response.headers()))
+    else {
+        return gateway_reply(ProxyError::Invalid.into_problem().into_reply(), ctx, log);
+    };
+    let upstream = hyper::upgrade::on(&mut response);
+    let (mut head, _) = response.into_parts();
+    pipeline::on_response(Some(route), &mut head, ctx);
+    head.headers.insert(CONNECTION, HeaderValue::from_static("upgrade"));
+    head.headers.insert(UPGRADE, HeaderValue::from_static("websocket"));
+    head.extensions.insert(Tunnel::new(downstream, upstream, lease));
+    note(&mut log, ctx, head.status.as_u16());
+    Response::from_parts(head, ResponseBody::full(Bytes::new(), log))
 }
 
 trait IntoReply {

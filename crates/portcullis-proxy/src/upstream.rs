@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use http::header::HOST;
 use http::uri::{PathAndQuery, Scheme};
-use http::{HeaderMap, HeaderValue, Method, Request, Response, Uri, Version};
+use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, Uri, Version};
 use hyper::body::Incoming;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
@@ -217,6 +217,8 @@ impl Pool {
     }
 
     /// Sends the request, retrying per policy when it is safe (idempotent method, no body).
+    /// `upgrade`: the request asks for a WebSocket upgrade, so a 101 is an answer (otherwise
+    /// a 101 is an invalid response: no backend may take a connection over unasked).
     pub(crate) async fn forward(
         &self,
         mut parts: http::request::Parts,
@@ -224,6 +226,7 @@ impl Pool {
         body_empty: bool,
         key: BalanceKey,
         timeout: Duration,
+        upgrade: bool,
     ) -> Result<Forwarded, ProxyError> {
         let retryable = body_empty && is_idempotent(&parts.method);
         let mut attempts_left = if retryable { self.spec.retries.attempts } else { 0 };
@@ -250,6 +253,9 @@ impl Pool {
             let (outcome, lease) = match result {
                 Err(_) => (Err(ProxyError::Timeout), None),
                 Ok(Err(e)) => (Err(e), None),
+                Ok(Ok((response, _))) if response.status() == StatusCode::SWITCHING_PROTOCOLS && !upgrade => {
+                    (Err(ProxyError::Invalid), None)
+                }
                 Ok(Ok((response, lease))) => (Ok(response), lease),
             };
             let retry = attempts_left > 0 && self.should_retry(&outcome);

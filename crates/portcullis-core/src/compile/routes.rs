@@ -60,6 +60,9 @@ fn route(
     let response_headers = header_ops(c, &path.key("headers").key("response"), &headers.response);
     let kind = upstream.and_then(|i| upstreams.get(i)).map(|u| &u.kind);
     let te_trailers = matches!(kind, Some(UpstreamKind::Targets(t)) if t.protocol == Protocol::H2);
+    if r.websocket {
+        websocket(c, &path.key("websocket"), kind, methods.as_deref());
+    }
     Some(RouteSpec {
         name: Arc::from(r.name.as_str()),
         host: r.matcher.host.as_ref().map(|h| h.to_ascii_lowercase()),
@@ -78,8 +81,23 @@ fn route(
         request_headers,
         response_headers,
         timeout: r.timeout.map(|d| d.0),
+        websocket: r.websocket,
         te_trailers,
     })
+}
+
+/// `websocket: true` needs a route that takes `GET` and an upstream that can answer 101.
+fn websocket(c: &mut Compiler<'_>, path: &KeyPath, kind: Option<&UpstreamKind>, methods: Option<&[Method]>) {
+    match kind {
+        Some(UpstreamKind::Mock(_)) => c.error(path, "a mock upstream cannot take a WebSocket upgrade"),
+        Some(UpstreamKind::Targets(t)) if t.protocol == Protocol::H2 => {
+            c.error(path, "WebSocket upgrades need an `http1` upstream; this one is `protocol: h2`");
+        }
+        _ => {}
+    }
+    if methods.is_some_and(|m| !m.contains(&Method::GET)) {
+        c.error(path, "a WebSocket upgrade is a GET request, but the route's `methods` leave GET out");
+    }
 }
 
 fn auth(c: &mut Compiler<'_>, path: &KeyPath, rule: &RouteAuth) -> AuthRule {

@@ -184,3 +184,20 @@ fn an_http_target_of_an_upstream_with_tls_is_reached_over_tls_with_a_warning() {
     assert!(targets_of(&snap, "t").targets[0].https, "never plaintext when TLS settings were given");
     assert!(snap.warnings.iter().any(|w| w.message.contains("reached over TLS")), "{:?}", snap.warnings);
 }
+
+#[test]
+fn websocket_routes_need_get_and_an_http1_upstream() {
+    let err = compile_text(
+        "  grpc: { targets: [\"http://127.0.0.1:9001\"], protocol: h2 }\nroutes:\n  - { name: a, match: { path: /a }, upstream: m, auth: none, websocket: true }\n  - { name: b, match: { path: /b }, upstream: grpc, auth: none, websocket: true }\n  - { name: c, match: { path: /c, methods: [POST] }, upstream: up, auth: none, websocket: true }\n",
+    );
+    let err = err.err().unwrap_or_default();
+    assert!(err.contains("a mock upstream cannot take a WebSocket upgrade"), "{err}");
+    assert!(err.contains("this one is `protocol: h2`"), "{err}");
+    assert!(err.contains("leave GET out"), "{err}");
+    let ok = compile_text(
+        "  grpc: { targets: [\"http://127.0.0.1:9001\"], protocol: h2 }\nroutes:\n  - { name: ws, match: { path: /ws }, upstream: up, auth: none, websocket: true }\n  - { name: g, match: { path: /g }, upstream: grpc, auth: none }\n",
+    );
+    let snap = ok.unwrap_or_else(|e| panic!("{e}"));
+    assert!(snap.routes[0].websocket && !snap.routes[0].te_trailers);
+    assert!(!snap.routes[1].websocket && snap.routes[1].te_trailers, "TE: trailers goes to h2 upstreams");
+}

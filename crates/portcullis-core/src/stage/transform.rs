@@ -1,5 +1,5 @@
 //! The request transform before the upstream: path rewrite, hop-by-hop stripping (but for
-//! `TE: trailers` to HTTP/2 upstreams), the
+//! `TE: trailers` to HTTP/2 upstreams and allowed WebSocket upgrades), the
 //! gateway's own headers (`X-Request-Id`, `traceparent`, `X-Forwarded-*`) and the route's
 //! `headers.request` edits.
 
@@ -31,8 +31,12 @@ impl Transform {
                 Err(_) => return Problem::new(ErrorCode::BadRequest, "the rewritten path is invalid").into(),
             }
         }
-        // gRPC needs `TE: trailers` to reach an HTTP/2 upstream, though `TE` is hop-by-hop.
-        let keep = headers::HopExceptions { te_trailers: route.te_trailers };
+        // The two hop-by-hop exceptions of SPEC §3: `TE: trailers` to an HTTP/2 upstream, and
+        // a WebSocket upgrade (an HTTP/1.1 GET) on a route that allows it.
+        let keep = headers::HopExceptions {
+            te_trailers: route.te_trailers,
+            websocket: route.websocket && parts.method == http::Method::GET && parts.version == http::Version::HTTP_11,
+        };
         headers::strip_hop_by_hop_except(&mut parts.headers, keep);
         if parts.version == http::Version::HTTP_2 {
             join_cookies(&mut parts.headers);

@@ -5,6 +5,7 @@
 //!
 //! A TLS target's connections are handshaken here too, within the connect timeout; the
 //! sender type is the same either way, so the exchange path does not know the difference.
+//! Connections are driven with upgrades enabled, so a 101 hands the socket to a tunnel.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -161,7 +162,7 @@ where
 {
     let (sender, conn) = http1::handshake(io).await.map_err(|_| ProxyError::Connect)?;
     tokio::spawn(async move {
-        let _ = conn.await;
+        let _ = conn.with_upgrades().await;
     });
     Ok(sender)
 }

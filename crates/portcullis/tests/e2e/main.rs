@@ -9,3 +9,4 @@ mod limits;
 mod routing;
 mod upstream_tls;
 mod upstreams;
+mod websocket;
