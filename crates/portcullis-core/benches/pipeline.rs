@@ -42,7 +42,7 @@ fn benches(c: &mut Criterion) {
     c.bench_function("route_lookup_catch_all", |b| {
         b.iter(|| snap.table.lookup(black_box(None), &http::Method::GET, black_box("/static/js/app.js")))
     });
-    let downstream = Downstream { peer: ([127, 0, 0, 1], 40000).into(), https: false, listener: "l".into() };
+    let downstream = Downstream { peer: ([127, 0, 0, 1], 40000).into(), https: false, listener: "l".into(), tls: None };
     let template = request();
     c.bench_function("pipeline_intake_and_stages", |b| {
         b.iter_batched(

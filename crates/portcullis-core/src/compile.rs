@@ -8,16 +8,17 @@ mod sections;
 mod upstreams;
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::SystemTime;
 
 use http::HeaderName;
 use ipnet::IpNet;
-use portcullis_config::surface::{AuthProvider, Document};
+use portcullis_config::surface::{self, AuthProvider, Document};
 use portcullis_config::{Diagnostic, Diagnostics, KeyPath, Loaded};
 
 use crate::headers::IDENTITY_HEADERS;
-use crate::snapshot::{self, IpRules, Limits, ListenerSpec, LogSink, Snapshot};
+use crate::snapshot::{self, IpRules, Limits, ListenerSpec, ListenerTlsSpec, LogSink, Snapshot};
 
 /// Collects diagnostics while compiling.
 pub(crate) struct Compiler<'a> {
@@ -47,11 +48,12 @@ pub fn compile(loaded: &Loaded) -> Result<Snapshot, Diagnostics> {
     let doc = &loaded.document;
     let mut c = Compiler { loaded, doc, errors: Diagnostics::default(), warnings: Vec::new() };
     let listeners = listeners(&mut c);
-    sections::admin(&mut c);
+    let admin = sections::admin(&mut c);
     let limits = limits(&mut c);
     let trusted_proxies = sections::cidrs(&mut c, &at("trusted_proxies"), &doc.trusted_proxies);
     let ip_rules = ip_rules(&mut c);
-    let access_log = access_log(&mut c);
+    let access_log = log_sink(&mut c, "access");
+    let audit_log = log_sink(&mut c, "audit");
     sections::auth(&mut c);
     sections::consumers_and_plans(&mut c);
     sections::policies_waf_cors(&mut c);
@@ -62,11 +64,11 @@ pub fn compile(loaded: &Loaded) -> Result<Snapshot, Diagnostics> {
         errors.sort();
         return Err(errors);
     }
+    let watch = watched_files(loaded, &listeners, &upstreams);
     Ok(Snapshot {
         hash: fnv_hex(loaded.value.to_string().as_bytes()),
         loaded_at: SystemTime::now(),
         stage: loaded.stage.clone(),
-        listeners,
         limits,
         trusted_proxies,
         ip_rules,
@@ -76,9 +78,13 @@ pub fn compile(loaded: &Loaded) -> Result<Snapshot, Diagnostics> {
         table,
         identity_headers: identity_headers(doc),
         access_log,
+        audit_log,
         sample_ratio: doc.tracing.as_ref().and_then(|t| t.sample_ratio).unwrap_or(0.0),
         warnings: c.warnings,
         document: loaded.value.clone(),
+        watch,
+        admin,
+        listeners,
     })
 }
 
@@ -99,12 +105,46 @@ fn listeners(c: &mut Compiler<'_>) -> Vec<ListenerSpec> {
         if c.doc.listeners[..i].iter().any(|o| o.bind == l.bind) {
             c.error(&path.key("bind"), format!("`{}` is bound by another listener", l.bind));
         }
-        if l.tls.is_some() {
-            c.error(&path.key("tls"), "TLS listeners are not available in this build yet");
-        }
-        out.push(ListenerSpec { name: Arc::from(l.name.as_str()), bind, http2: l.http2, tls: None });
+        let tls = l.tls.as_ref().map(|t| listener_tls(c, &path.key("tls"), t));
+        out.push(ListenerSpec { name: Arc::from(l.name.as_str()), bind, http2: l.http2, tls });
     }
     out
+}
+
+fn listener_tls(c: &mut Compiler<'_>, path: &KeyPath, t: &surface::ListenerTls) -> ListenerTlsSpec {
+    if t.certificates.is_empty() {
+        c.error(&path.key("certificates"), "a TLS listener needs at least one certificate");
+    }
+    if t.client_cert.is_some() && t.client_ca.is_none() {
+        c.error(&path.key("client_cert"), "`client_cert` needs `client_ca` (the CA that signs client certificates)");
+    }
+    let certificates = t.certificates.iter().map(|p| (c.loaded.resolve_path(&p.cert), c.loaded.resolve_path(&p.key)));
+    ListenerTlsSpec {
+        certificates: certificates.collect(),
+        allow_tls12: t.min_version != Some(surface::TlsVersion::V1_3),
+        client_ca: t.client_ca.as_deref().map(|p| c.loaded.resolve_path(p)),
+        client_cert_required: t.client_cert == Some(surface::ClientCertMode::Required),
+    }
+}
+
+/// Every file a reload must watch: `${file:}` references and all TLS material.
+fn watched_files(loaded: &Loaded, listeners: &[ListenerSpec], upstreams: &[snapshot::UpstreamSpec]) -> Vec<PathBuf> {
+    let mut files = loaded.files.clone();
+    for up in upstreams {
+        let snapshot::UpstreamKind::Targets(targets) = &up.kind else { continue };
+        let tls = &targets.tls;
+        files.extend(tls.ca.iter().cloned());
+        files.extend(tls.client_cert.iter().flat_map(|c| [c.cert.clone(), c.key.clone()]));
+    }
+    for tls in listeners.iter().filter_map(|l| l.tls.as_ref()) {
+        for (cert, key) in &tls.certificates {
+            files.extend([cert.clone(), key.clone()]);
+        }
+        files.extend(tls.client_ca.iter().cloned());
+    }
+    files.sort();
+    files.dedup();
+    files
 }
 
 fn limits(c: &mut Compiler<'_>) -> Limits {
@@ -137,14 +177,20 @@ fn limits(c: &mut Compiler<'_>) -> Limits {
     limits
 }
 
-fn access_log(c: &mut Compiler<'_>) -> LogSink {
-    let Some(sink) = &c.doc.logging.access else { return LogSink::Stdout };
+/// `logging.access` (default stdout) or `logging.audit` (default off).
+fn log_sink(c: &mut Compiler<'_>, key: &str) -> LogSink {
+    let logging = &c.doc.logging;
+    let (sink, default) = match key {
+        "access" => (logging.access.as_ref(), LogSink::Stdout),
+        _ => (logging.audit.as_ref(), LogSink::Off),
+    };
+    let Some(sink) = sink else { return default };
     match sink.path.0.as_str() {
         "off" => LogSink::Off,
         "stdout" => LogSink::Stdout,
         "stderr" => LogSink::Stderr,
         "" => {
-            c.error(&at("logging").key("access").key("path"), "must be stdout, stderr, off or a file");
+            c.error(&at("logging").key(key).key("path"), "must be stdout, stderr, off or a file");
             LogSink::Off
         }
         file => LogSink::File(c.loaded.resolve_path(file)),

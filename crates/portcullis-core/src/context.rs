@@ -16,6 +16,8 @@ pub struct RequestContext {
     /// The client address after the trusted-proxy rule.
     pub client_ip: IpAddr,
     pub https: bool,
+    /// The connection's TLS session (SNI, version, verified client certificate).
+    pub tls: Option<Arc<TlsInfo>>,
     pub listener: Arc<str>,
     pub request_id: HeaderValue,
     pub trace: TraceContext,
@@ -31,4 +33,24 @@ pub struct RequestContext {
     /// The error code of a gateway-made answer (`None`: ok).
     pub outcome: Option<ErrorCode>,
     pub cache: Option<&'static str>,
+}
+
+/// The negotiated TLS session of a connection.
+#[derive(Debug, Clone, Default)]
+pub struct TlsInfo {
+    /// `TLSv1.2` or `TLSv1.3` (logged as the access log's `tls`).
+    pub version: &'static str,
+    /// The server name the client asked for (SNI).
+    pub server_name: Option<String>,
+    /// The verified client certificate (mTLS), if one was presented.
+    pub client_cert: Option<ClientCert>,
+}
+
+/// A client certificate that passed verification against the listener's `client_ca`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ClientCert {
+    /// RFC 4514 distinguished name, e.g. `CN=acme-billing,O=Acme`.
+    pub subject: String,
+    /// DNS, URI, email and IP subject alternative names, as text.
+    pub sans: Vec<String>,
 }

@@ -18,7 +18,7 @@ pub mod snapshot;
 pub mod stage;
 
 pub use compile::compile;
-pub use context::RequestContext;
+pub use context::{ClientCert, RequestContext, TlsInfo};
 pub use flow::{Flow, Reply};
 pub use problem::{ErrorCode, Problem};
 pub use snapshot::Snapshot;

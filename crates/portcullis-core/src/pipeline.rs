@@ -8,7 +8,7 @@ use std::sync::Arc;
 use http::header::{HOST, USER_AGENT};
 use http::request::Parts;
 
-use crate::context::RequestContext;
+use crate::context::{RequestContext, TlsInfo};
 use crate::flow::Flow;
 use crate::headers::{self, TRACEPARENT, X_REQUEST_ID};
 use crate::ids::{self, TraceContext};
@@ -21,6 +21,8 @@ pub struct Downstream {
     pub peer: SocketAddr,
     pub https: bool,
     pub listener: Arc<str>,
+    /// What the TLS handshake established; `None` on plain connections.
+    pub tls: Option<Arc<TlsInfo>>,
 }
 
 /// Builds the context every stage reads: request id, trace, client IP and host.
@@ -41,6 +43,7 @@ pub fn intake(snapshot: &Snapshot, parts: &Parts, downstream: &Downstream) -> Re
         peer: downstream.peer,
         client_ip: headers::client_ip(downstream.peer.ip(), &parts.headers, &snapshot.trusted_proxies),
         https: downstream.https,
+        tls: downstream.tls.clone(),
         listener: downstream.listener.clone(),
         request_id,
         trace,

@@ -48,11 +48,17 @@ pub struct Snapshot {
     /// Stripped from every client request before any stage runs.
     pub identity_headers: Vec<HeaderName>,
     pub access_log: LogSink,
+    /// `logging.audit`: admin actions and reloads, one JSON object per line.
+    pub audit_log: LogSink,
     pub sample_ratio: f64,
     /// Sections that parse and cross-check but whose enforcement this build lacks.
     pub warnings: Vec<Diagnostic>,
     /// The merged document, for `GET /config`.
     pub document: serde_json::Value,
+    pub admin: Option<AdminSpec>,
+    /// Files this config was read from or names (the config itself, `${file:}` references,
+    /// certificates and keys): a change to any of them triggers a reload.
+    pub watch: Vec<PathBuf>,
 }
 
 #[derive(Debug, Clone)]
@@ -63,9 +69,26 @@ pub struct ListenerSpec {
     pub tls: Option<ListenerTlsSpec>,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ListenerTlsSpec {
+    /// `(cert, key)` PEM files, absolute; the first pair is the default certificate.
     pub certificates: Vec<(PathBuf, PathBuf)>,
+    /// Accept TLS 1.2 as well as 1.3 (`min_version: "1.2"`, the default).
+    pub allow_tls12: bool,
+    /// CA bundle for client certificates (mTLS); `None`: no certificate is asked for.
+    pub client_ca: Option<PathBuf>,
+    /// With `client_ca`: refuse the handshake without a valid client certificate.
+    pub client_cert_required: bool,
+}
+
+/// The admin listener (`admin:`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AdminSpec {
+    pub bind: SocketAddr,
+    /// Bearer token; `None` only on loopback (then the API is open to local processes).
+    pub token: Option<String>,
+    /// `/metrics` answers without the token.
+    pub public_metrics: bool,
 }
 
 /// Client IP allow and deny lists: a non-empty `allow` admits only its addresses; `deny` wins.

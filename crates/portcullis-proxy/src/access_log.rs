@@ -95,6 +95,8 @@ pub struct PendingLog {
     pub auth: Option<Arc<str>>,
     pub outcome: Option<&'static str>,
     pub cache: Option<&'static str>,
+    /// The negotiated TLS version (`TLSv1.3`); `None` on plain connections.
+    pub tls: Option<&'static str>,
 }
 
 #[derive(Serialize)]
@@ -145,6 +147,7 @@ impl PendingLog {
             auth: None,
             outcome: None,
             cache: None,
+            tls: ctx.tls.as_ref().map(|t| t.version),
         })
     }
 
@@ -179,7 +182,7 @@ impl PendingLog {
             outcome: self.outcome.unwrap_or("ok"),
             cache: self.cache,
             user_agent: self.user_agent.as_deref(),
-            tls: None,
+            tls: self.tls,
         };
         if let Ok(mut text) = serde_json::to_string(&line) {
             text.push('\n');

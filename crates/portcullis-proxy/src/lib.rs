@@ -9,12 +9,17 @@
 //! allowed WebSocket upgrade that the upstream accepts becomes a spliced tunnel (`tunnel`).
 
 pub mod access_log;
+pub mod admin;
+pub mod audit;
 pub mod body;
 mod conn_io;
 pub mod error;
+pub mod metrics;
+pub mod reload;
 pub mod runtime;
 pub mod server;
 pub mod service;
+pub mod tls;
 mod tunnel;
 pub mod upstream;
 

@@ -1,5 +1,5 @@
-//! One loaded config with its live parts: the snapshot, the upstream pools and the access
-//! log. Requests load the current [`Runtime`] once and keep it until they finish, so a reload
+//! One loaded config with its live parts: the snapshot, the listeners' TLS acceptors, the
+//! upstream pools and the access log. Requests load the current [`Runtime`] once and keep it until they finish, so a reload
 //! never changes a request mid-flight.
 
 use std::sync::Arc;
@@ -7,19 +7,35 @@ use std::sync::Arc;
 use portcullis_core::Snapshot;
 
 use crate::access_log::AccessLog;
+use crate::metrics::Metrics;
+use crate::tls::{self, CertificateInfo, ListenerTls};
 use crate::upstream::{UpstreamRuntime, spawn_active_checks};
 
 #[derive(Debug)]
 pub struct Runtime {
     pub snapshot: Arc<Snapshot>,
+    /// Per listener, in `snapshot.listeners` order: its TLS acceptor, `None` for plain HTTP.
+    pub tls: Vec<Option<Arc<ListenerTls>>>,
     pub upstreams: Vec<Arc<UpstreamRuntime>>,
     pub access_log: AccessLog,
+    /// Shared by every runtime of the process once the gateway adopts this one.
+    pub metrics: Arc<Metrics>,
 }
 
 impl Runtime {
     /// Builds pools (reading upstream certificate files: a bad one fails the whole load) and
     /// starts health checks (needs a Tokio runtime).
     pub fn new(snapshot: Snapshot) -> std::io::Result<Self> {
+        let tls = snapshot
+            .listeners
+            .iter()
+            .map(|l| match &l.tls {
+                Some(spec) => tls::build(spec, l.http2)
+                    .map(|t| Some(Arc::new(t)))
+                    .map_err(|e| std::io::Error::new(e.kind(), format!("listener `{}`: {e}", l.name))),
+                None => Ok(None),
+            })
+            .collect::<std::io::Result<Vec<_>>>()?;
         let access_log = AccessLog::start(&snapshot.access_log)?;
         let upstreams = snapshot
             .upstreams
@@ -29,6 +45,39 @@ impl Runtime {
         for upstream in &upstreams {
             spawn_active_checks(upstream);
         }
-        Ok(Self { snapshot: Arc::new(snapshot), upstreams, access_log })
+        let runtime =
+            Self { snapshot: Arc::new(snapshot), tls, upstreams, access_log, metrics: Arc::new(Metrics::new()) };
+        runtime.warn_about_expiry();
+        Ok(runtime)
     }
+
+    /// Every certificate the listeners serve.
+    pub fn certificates(&self) -> impl Iterator<Item = &CertificateInfo> {
+        self.tls.iter().flatten().flat_map(|t| t.certificates.iter())
+    }
+
+    fn warn_about_expiry(&self) {
+        let now = std::time::SystemTime::now();
+        for cert in self.certificates() {
+            let left = cert.seconds_left(now);
+            if left < tls::EXPIRY_WARNING.as_secs_f64() {
+                tracing::warn!(
+                    certificate = %cert.name,
+                    file = %cert.file.display(),
+                    days_left = (left / 86400.0).floor(),
+                    "certificate expires soon"
+                );
+            }
+        }
+    }
+}
+
+/// Reads every certificate and key the snapshot names, as a (re)load would, without serving:
+/// one message per listener or upstream that would fail. `validate` checks all `run` checks.
+pub fn check_files(snapshot: &Snapshot) -> Vec<String> {
+    let listeners = snapshot.listeners.iter().filter_map(|l| {
+        let spec = l.tls.as_ref()?;
+        tls::build(spec, l.http2).err().map(|e| format!("listener `{}`: {e}", l.name))
+    });
+    listeners.chain(crate::upstream::check_files(snapshot)).collect()
 }

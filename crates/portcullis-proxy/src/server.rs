@@ -1,13 +1,14 @@
-//! Downstream listeners: accept with a connection cap, detect HTTP/1.1 or HTTP/2 (prior
-//! knowledge) under the header-read deadline, serve with hyper, close idle connections, and
-//! drain gracefully on shutdown.
+//! Downstream listeners: accept with a connection cap, complete the TLS handshake (ALPN) or
+//! detect HTTP/1.1 or HTTP/2 prior knowledge under the header-read deadline, serve with
+//! hyper, close idle connections, re-bind only what a reload changed, and drain gracefully
+//! on shutdown.
 
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::pin;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
@@ -18,13 +19,15 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use portcullis_core::pipeline::Downstream;
 use portcullis_core::snapshot::{Limits, ListenerSpec};
 use portcullis_core::stage::AmbiguousFraming;
-use tokio::io::AsyncReadExt;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, mpsc, watch};
 
 use crate::conn_io::{Activity, ConnIo, FramingScan};
+use crate::metrics::Metrics;
 use crate::runtime::Runtime;
 use crate::service;
+use crate::tls::ListenerTls;
 use crate::tunnel;
 
 const H2_PREFACE: &[u8; 24] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
@@ -33,72 +36,195 @@ const MIN_BUF: usize = 8192;
 
 /// A gateway with its listeners bound, ready to serve.
 pub struct Gateway {
-    current: Arc<ArcSwap<Runtime>>,
-    listeners: Vec<(ListenerSpec, TcpListener)>,
+    shared: Arc<Shared>,
 }
 
-/// Shares the current config with the process (reload swaps it).
+/// Shares the current config with the process: reloads go through [`GatewayHandle::apply`].
 #[derive(Clone)]
 pub struct GatewayHandle {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
     current: Arc<ArcSwap<Runtime>>,
+    metrics: Arc<Metrics>,
+    permits: Arc<Semaphore>,
+    stop: watch::Sender<bool>,
+    /// Cloned into every accept loop and connection; shutdown waits until all are gone.
+    done: Mutex<Option<mpsc::Sender<()>>>,
+    done_rx: tokio::sync::Mutex<mpsc::Receiver<()>>,
+    listeners: Mutex<Listeners>,
+}
+
+#[derive(Default)]
+struct Listeners {
+    running: bool,
+    /// `max_connections` the semaphore currently stands for.
+    capacity: usize,
+    bound: Vec<Bound>,
+}
+
+/// One listening socket, known by its configured address: a reload that keeps the address
+/// keeps the socket (and its accept queue), whatever else about the listener changed.
+struct Bound {
+    bind: SocketAddr,
+    local: SocketAddr,
+    name: Arc<str>,
+    /// Until the gateway runs.
+    pending: Option<TcpListener>,
+    stop: watch::Sender<bool>,
+}
+
+impl Bound {
+    fn open(spec: &ListenerSpec) -> std::io::Result<Self> {
+        let listener = listen(spec.bind).map_err(|e| {
+            std::io::Error::new(e.kind(), format!("listener `{}` cannot bind {}: {e}", spec.name, spec.bind))
+        })?;
+        Ok(Self {
+            bind: spec.bind,
+            local: listener.local_addr()?,
+            name: spec.name.clone(),
+            pending: Some(listener),
+            stop: watch::channel(false).0,
+        })
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 impl GatewayHandle {
     pub fn current(&self) -> Arc<Runtime> {
-        self.current.load_full()
+        self.shared.current.load_full()
     }
 
-    /// Installs a new runtime; requests in flight finish on the one they started with.
-    pub fn swap(&self, runtime: Runtime) {
-        self.current.store(Arc::new(runtime));
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.shared.metrics
+    }
+
+    /// Installs a new runtime: listeners at new addresses are bound first (a failure leaves
+    /// everything as it was), then the runtime is swapped, then listeners the new config no
+    /// longer has stop accepting. Requests in flight finish on the runtime they started with.
+    pub fn apply(&self, mut runtime: Runtime) -> std::io::Result<()> {
+        runtime.metrics = self.shared.metrics.clone();
+        let mut listeners = lock(&self.shared.listeners);
+        let mut fresh = Vec::new();
+        for spec in &runtime.snapshot.listeners {
+            if !listeners.bound.iter().any(|b| b.bind == spec.bind) {
+                fresh.push(Bound::open(spec)?);
+            }
+        }
+        let capacity = usize::try_from(runtime.snapshot.limits.max_connections).unwrap_or(usize::MAX);
+        match capacity.cmp(&listeners.capacity) {
+            std::cmp::Ordering::Greater => self.shared.permits.add_permits(capacity - listeners.capacity),
+            std::cmp::Ordering::Less => {
+                // Only free permits can go at once; connections over the new cap finish normally.
+                let _ = self.shared.permits.forget_permits(listeners.capacity - capacity);
+            }
+            std::cmp::Ordering::Equal => {}
+        }
+        listeners.capacity = capacity;
+        let specs = runtime.snapshot.listeners.clone();
+        self.shared.current.store(Arc::new(runtime));
+        listeners.bound.retain(|b| {
+            let kept = specs.iter().any(|s| s.bind == b.bind);
+            if !kept {
+                tracing::info!(listener = %b.name, addr = %b.local, "listener removed");
+                let _ = b.stop.send(true);
+            }
+            kept
+        });
+        for b in &mut listeners.bound {
+            if let Some(spec) = specs.iter().find(|s| s.bind == b.bind) {
+                b.name = spec.name.clone();
+            }
+        }
+        let running = listeners.running;
+        for mut b in fresh {
+            tracing::info!(listener = %b.name, addr = %b.local, "listening");
+            if running {
+                self.spawn(&mut b);
+            }
+            listeners.bound.push(b);
+        }
+        Ok(())
+    }
+
+    /// The bound address of each listener (port 0 resolved).
+    pub fn local_addrs(&self) -> Vec<(Arc<str>, SocketAddr)> {
+        lock(&self.shared.listeners).bound.iter().map(|b| (b.name.clone(), b.local)).collect()
+    }
+
+    /// Turns `true` when shutdown begins.
+    pub fn stopping(&self) -> watch::Receiver<bool> {
+        self.shared.stop.subscribe()
+    }
+
+    fn spawn(&self, bound: &mut Bound) {
+        let Some(listener) = bound.pending.take() else { return };
+        let Some(done) = lock(&self.shared.done).clone() else { return };
+        let accept = AcceptLoop {
+            bind: bound.bind,
+            listener,
+            shared: self.shared.clone(),
+            own_stop: bound.stop.subscribe(),
+            stop: self.shared.stop.subscribe(),
+            done,
+        };
+        tokio::spawn(accept.run());
     }
 }
 
 impl Gateway {
     /// Binds every listener of the runtime's snapshot.
-    pub async fn bind(runtime: Runtime) -> std::io::Result<Self> {
-        let mut listeners = Vec::new();
+    pub async fn bind(mut runtime: Runtime) -> std::io::Result<Self> {
+        let mut bound = Vec::new();
         for spec in &runtime.snapshot.listeners {
-            let listener = listen(spec.bind).map_err(|e| {
-                std::io::Error::new(e.kind(), format!("listener `{}` cannot bind {}: {e}", spec.name, spec.bind))
-            })?;
-            listeners.push((spec.clone(), listener));
+            bound.push(Bound::open(spec)?);
         }
-        Ok(Self { current: Arc::new(ArcSwap::from_pointee(runtime)), listeners })
+        let metrics = Arc::new(Metrics::new());
+        runtime.metrics = metrics.clone();
+        let capacity = usize::try_from(runtime.snapshot.limits.max_connections).unwrap_or(usize::MAX);
+        let (done, done_rx) = mpsc::channel::<()>(1);
+        let shared = Shared {
+            current: Arc::new(ArcSwap::from_pointee(runtime)),
+            metrics,
+            permits: Arc::new(Semaphore::new(capacity.min(Semaphore::MAX_PERMITS))),
+            stop: watch::channel(false).0,
+            done: Mutex::new(Some(done)),
+            done_rx: tokio::sync::Mutex::new(done_rx),
+            listeners: Mutex::new(Listeners { running: false, capacity: capacity.min(Semaphore::MAX_PERMITS), bound }),
+        };
+        Ok(Self { shared: Arc::new(shared) })
     }
 
     /// The bound address of each listener (port 0 resolved).
     pub fn local_addrs(&self) -> Vec<(Arc<str>, SocketAddr)> {
-        self.listeners.iter().filter_map(|(s, l)| l.local_addr().ok().map(|a| (s.name.clone(), a))).collect()
+        self.handle().local_addrs()
     }
 
     pub fn handle(&self) -> GatewayHandle {
-        GatewayHandle { current: self.current.clone() }
+        GatewayHandle { shared: self.shared.clone() }
     }
 
     /// Serves until `shutdown` resolves, then stops accepting and gives open requests up to
     /// the configured `shutdown_grace` to finish.
     pub async fn run(self, shutdown: impl Future<Output = ()>) {
-        let (stop_tx, stop_rx) = watch::channel(false);
-        let (done_tx, mut done_rx) = mpsc::channel::<()>(1);
-        let limits = self.current.load().snapshot.limits;
-        let permits = Arc::new(Semaphore::new(usize::try_from(limits.max_connections).unwrap_or(usize::MAX)));
-        for (spec, listener) in self.listeners {
-            let accept = AcceptLoop {
-                spec,
-                listener,
-                current: self.current.clone(),
-                permits: permits.clone(),
-                stop: stop_rx.clone(),
-                done: done_tx.clone(),
-            };
-            tokio::spawn(accept.run());
+        let handle = self.handle();
+        {
+            let mut listeners = lock(&self.shared.listeners);
+            listeners.running = true;
+            for b in &mut listeners.bound {
+                handle.spawn(b);
+            }
         }
-        drop(done_tx);
         shutdown.await;
-        let grace = self.current.load().snapshot.shutdown_grace;
+        let grace = self.shared.current.load().snapshot.shutdown_grace;
         tracing::info!(grace_ms = grace.as_millis() as u64, "shutting down: draining connections");
-        let _ = stop_tx.send(true);
+        let _ = self.shared.stop.send(true);
+        drop(lock(&self.shared.done).take());
+        let mut done_rx = self.shared.done_rx.lock().await;
         if tokio::time::timeout(grace, done_rx.recv()).await.is_err() {
             tracing::warn!("shutdown grace elapsed with requests still open");
         }
@@ -117,10 +243,11 @@ fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
 }
 
 struct AcceptLoop {
-    spec: ListenerSpec,
+    bind: SocketAddr,
     listener: TcpListener,
-    current: Arc<ArcSwap<Runtime>>,
-    permits: Arc<Semaphore>,
+    shared: Arc<Shared>,
+    /// This listener removed by a reload.
+    own_stop: watch::Receiver<bool>,
     stop: watch::Receiver<bool>,
     done: mpsc::Sender<()>,
 }
@@ -130,32 +257,46 @@ impl AcceptLoop {
         loop {
             let accepted = tokio::select! {
                 _ = self.stop.changed() => return,
+                _ = self.own_stop.changed() => return,
                 accepted = self.listener.accept() => accepted,
             };
             let (stream, peer) = match accepted {
                 Ok(pair) => pair,
                 Err(e) => {
                     // Out of file descriptors and the like: back off instead of spinning.
-                    tracing::warn!(listener = %self.spec.name, error = %e, "accept failed");
+                    tracing::warn!(addr = %self.bind, error = %e, "accept failed");
                     tokio::time::sleep(Duration::from_millis(10)).await;
                     continue;
                 }
             };
-            let Ok(permit) = self.permits.clone().try_acquire_owned() else {
+            let Ok(permit) = self.shared.permits.clone().try_acquire_owned() else {
                 // Over max_connections: close at once rather than queue without bound.
                 drop(stream);
                 continue;
             };
+            // The listener's settings under the config current now (a reload may have
+            // changed its TLS, HTTP/2 or name without re-binding it).
+            let runtime = self.shared.current.load();
+            let Some(index) = runtime.snapshot.listeners.iter().position(|l| l.bind == self.bind) else { continue };
+            let spec = &runtime.snapshot.listeners[index];
+            let tls = runtime.tls.get(index).cloned().flatten();
             let _ = stream.set_nodelay(true);
             let conn = Connection {
-                downstream: Arc::new(Downstream { peer, https: false, listener: self.spec.name.clone() }),
-                http2: self.spec.http2,
-                current: self.current.clone(),
+                downstream: Downstream { peer, https: tls.is_some(), listener: spec.name.clone(), tls: None },
+                http2: spec.http2,
+                current: self.shared.current.clone(),
                 stop: self.stop.clone(),
             };
+            let gauge = self.shared.metrics.connections(&spec.name);
+            drop(runtime);
             let done = self.done.clone();
             tokio::spawn(async move {
-                conn.serve(stream).await;
+                gauge.inc();
+                match tls {
+                    Some(tls) => conn.serve_tls(stream, tls).await,
+                    None => conn.serve_plain(stream).await,
+                }
+                gauge.dec();
                 drop(permit);
                 drop(done);
             });
@@ -164,14 +305,14 @@ impl AcceptLoop {
 }
 
 struct Connection {
-    downstream: Arc<Downstream>,
+    downstream: Downstream,
     http2: bool,
     current: Arc<ArcSwap<Runtime>>,
     stop: watch::Receiver<bool>,
 }
 
 impl Connection {
-    async fn serve(self, mut stream: TcpStream) {
+    async fn serve_plain(self, mut stream: TcpStream) {
         let limits = self.current.load().snapshot.limits;
         let (is_h2, prefix) = if self.http2 {
             match detect_h2(&mut stream, limits.header_read_timeout).await {
@@ -181,6 +322,32 @@ impl Connection {
         } else {
             (false, Bytes::new())
         };
+        self.serve(stream, is_h2, prefix, limits).await;
+    }
+
+    /// The handshake runs under the header-read deadline (a slow-loris guard for TLS too);
+    /// ALPN decides the protocol. A failed handshake is logged at debug: scanners cause many.
+    async fn serve_tls(mut self, stream: TcpStream, tls: Arc<ListenerTls>) {
+        let limits = self.current.load().snapshot.limits;
+        let stream = match tokio::time::timeout(limits.header_read_timeout, tls.acceptor.accept(stream)).await {
+            Ok(Ok(stream)) => stream,
+            Ok(Err(e)) => {
+                tracing::debug!(peer = %self.downstream.peer, error = %e, "TLS handshake failed");
+                return;
+            }
+            Err(_) => return,
+        };
+        let session = stream.get_ref().1;
+        let is_h2 = session.alpn_protocol() == Some(b"h2");
+        self.downstream.tls = Some(Arc::new(crate::tls::session_info(session)));
+        self.serve(stream, is_h2, Bytes::new(), limits).await;
+    }
+
+    async fn serve<S>(self, stream: S, is_h2: bool, prefix: Bytes, limits: Limits)
+    where
+        S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        let downstream = Arc::new(self.downstream);
         let activity = Activity::new();
         let framing = (!is_h2).then(FramingScan::new);
         let io = TokioIo::new(ConnIo::new(stream, prefix, activity.clone(), framing.clone()));
@@ -188,7 +355,7 @@ impl Connection {
         // A WebSocket 101 parks its tunnel here until hyper hands the socket over.
         let tunnel = Arc::new(tunnel::Slot::default());
         let service = {
-            let (current, downstream, in_flight) = (self.current.clone(), self.downstream.clone(), in_flight.clone());
+            let (current, downstream, in_flight) = (self.current.clone(), downstream.clone(), in_flight.clone());
             let tunnel = tunnel.clone();
             service_fn(move |mut request: hyper::Request<hyper::body::Incoming>| {
                 let runtime = current.load_full();

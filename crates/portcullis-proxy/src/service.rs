@@ -20,18 +20,37 @@ use crate::runtime::Runtime;
 use crate::tunnel::Tunnel;
 use crate::upstream::{BalanceKey, Forwarded};
 
-/// Handles one request on `runtime` (the config current when the request arrived).
+/// Handles one request on `runtime` (the config current when the request arrived) and counts
+/// it in the metrics.
 pub async fn handle(
     runtime: Arc<Runtime>,
     downstream: &Downstream,
     request: Request<Incoming>,
 ) -> Response<ResponseBody> {
     let started = Instant::now();
+    let method = request.method().clone();
+    let mut route = None;
+    let metrics = runtime.metrics.clone();
+    let response = dispatch(runtime, downstream, request, started, &mut route).await;
+    metrics.request(route.as_ref(), &method, response.status(), started.elapsed());
+    response
+}
+
+/// The request's way through the stages; `route_name` is set once a route matched.
+async fn dispatch(
+    runtime: Arc<Runtime>,
+    downstream: &Downstream,
+    request: Request<Incoming>,
+    started: Instant,
+    route_name: &mut Option<Arc<str>>,
+) -> Response<ResponseBody> {
     let (mut parts, body) = request.into_parts();
     let snapshot = &runtime.snapshot;
     let mut ctx = pipeline::intake(snapshot, &parts, downstream);
     let mut log = runtime.access_log.enabled().then(|| PendingLog::start(&runtime.access_log, &parts, &ctx, started));
-    match pipeline::on_request(snapshot, &mut parts, &mut ctx) {
+    let flow = pipeline::on_request(snapshot, &mut parts, &mut ctx);
+    *route_name = ctx.route.as_ref().map(|r| r.name.clone());
+    match flow {
         Flow::Respond(reply) => gateway_reply(reply, &mut ctx, log),
         Flow::Continue => {
             let Some(route) = ctx.route.clone() else {
@@ -95,6 +114,7 @@ pub async fn handle(
                     switch_protocols(forwarded, upgrade, &route, &mut ctx, log)
                 }
                 Ok(forwarded) => {
+                    runtime.metrics.upstream(&upstream.spec.name, forwarded.upstream_ms);
                     if let Some(log) = log.as_mut() {
                         log.target = Some(forwarded.target);
                         log.upstream_ms = Some(forwarded.upstream_ms);

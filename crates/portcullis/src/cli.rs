@@ -7,6 +7,8 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use portcullis_config::{Diagnostics, Loaded, ProcessEnv, Source};
 use portcullis_core::Snapshot;
+use portcullis_proxy::admin::Admin;
+use portcullis_proxy::reload::{self, Reloader};
 use portcullis_proxy::{Gateway, Runtime};
 
 #[derive(Parser)]
@@ -74,7 +76,7 @@ pub(crate) fn build(loaded: Result<Loaded, Diagnostics>) -> Result<Snapshot, Dia
 fn run(args: &ConfigArgs) -> ExitCode {
     let loaded = portcullis_config::load_file(&args.config, args.stage.as_deref());
     match build(loaded) {
-        Ok(snapshot) => serve(snapshot),
+        Ok(snapshot) => serve(snapshot, Some((args.config.clone(), args.stage.clone()))),
         Err(errors) => {
             eprintln!("{errors}");
             eprintln!("{} error(s); not starting", errors.len());
@@ -83,8 +85,10 @@ fn run(args: &ConfigArgs) -> ExitCode {
     }
 }
 
-/// Serves a compiled snapshot on a fresh Tokio runtime until a signal.
-pub(crate) fn serve(snapshot: Snapshot) -> ExitCode {
+/// Serves a compiled snapshot on a fresh Tokio runtime until a signal. With the `source` it
+/// was loaded from (config file and stage), it also reloads on SIGHUP, on file changes and
+/// through the admin API.
+pub(crate) fn serve(snapshot: Snapshot, source: Option<(PathBuf, Option<String>)>) -> ExitCode {
     init_logging();
     for warning in &snapshot.warnings {
         tracing::warn!("{warning}");
@@ -118,6 +122,25 @@ pub(crate) fn serve(snapshot: Snapshot) -> ExitCode {
         };
         for (name, addr) in gateway.local_addrs() {
             tracing::info!(listener = %name, %addr, "listening");
+        }
+        if let Some((path, stage)) = source {
+            let reloader = Reloader::new(path, stage, gateway.handle());
+            tokio::spawn(reloader.clone().watch());
+            #[cfg(unix)]
+            tokio::spawn(reload::on_sighup(reloader.clone()));
+            if let Some(spec) = reloader.handle().current().snapshot.admin.clone() {
+                let admin = match Admin::bind(spec.bind, reloader.clone()).await {
+                    Ok(admin) => admin,
+                    Err(e) => {
+                        eprintln!("{e}");
+                        return ExitCode::from(1);
+                    }
+                };
+                if let Ok(addr) = admin.local_addr() {
+                    tracing::info!(listener = "admin", admin_addr = %addr, "admin API listening");
+                }
+                tokio::spawn(admin.run());
+            }
         }
         gateway.run(shutdown_signal()).await;
         tracing::info!("stopped");
@@ -154,7 +177,7 @@ fn validate(args: &ConfigArgs) -> ExitCode {
                 eprintln!("warning: {w}");
             }
             // Certificate files are read at load time, as `run` would.
-            let file_errors = portcullis_proxy::upstream::check_files(&snapshot);
+            let file_errors = portcullis_proxy::runtime::check_files(&snapshot);
             for e in &file_errors {
                 println!("{e}");
             }

@@ -68,5 +68,5 @@ pub(crate) fn run(bind: &str) -> ExitCode {
     eprintln!("  curl -i http://{bind}/echo/anything?x=1  # proxied to a local echo backend");
     eprintln!("  curl -i -H 'X-Consumer: admin' http://{bind}/echo/who  # identity headers are stripped");
     eprintln!("  curl -i http://{bind}/nope               # a problem document (404 no_route)");
-    crate::cli::serve(snapshot)
+    crate::cli::serve(snapshot, None)
 }

@@ -7,21 +7,31 @@ use portcullis_config::KeyPath;
 use portcullis_config::surface::AuthProvider;
 
 use super::{Compiler, at, parse_net};
+use crate::snapshot::AdminSpec;
 
 const JWT_ALGORITHMS: [&str; 10] =
     ["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "EdDSA", "ES512"];
 
-pub(super) fn admin(c: &mut Compiler<'_>) {
-    let Some(admin) = &c.doc.admin else { return };
+pub(super) fn admin(c: &mut Compiler<'_>) -> Option<AdminSpec> {
+    let admin = c.doc.admin.as_ref()?;
     let path = at("admin");
+    let token = admin.token.clone().filter(|t| !t.is_empty());
     match admin.bind.parse::<std::net::SocketAddr>() {
-        Err(_) => c.error(&path.key("bind"), format!("`{}` is not IP:PORT", admin.bind)),
-        Ok(addr) if !addr.ip().is_loopback() && admin.token.as_deref().is_none_or(str::is_empty) => {
-            c.error(&path.key("token"), "a token is required when the admin API is not on loopback");
+        Err(_) => {
+            c.error(&path.key("bind"), format!("`{}` is not IP:PORT", admin.bind));
+            None
         }
-        Ok(_) => {}
+        Ok(addr) if !addr.ip().is_loopback() && token.is_none() => {
+            c.error(&path.key("token"), "a token is required when the admin API is not on loopback");
+            None
+        }
+        Ok(bind) => {
+            if c.doc.listeners.iter().any(|l| l.bind.parse::<std::net::SocketAddr>().is_ok_and(|b| b == bind)) {
+                c.error(&path.key("bind"), format!("`{bind}` is already a traffic listener's address"));
+            }
+            Some(AdminSpec { bind, token, public_metrics: admin.public_metrics })
+        }
     }
-    c.warn(&path, "the admin API is not available in this build yet; `admin` is ignored");
 }
 
 pub(super) fn cidrs(c: &mut Compiler<'_>, path: &KeyPath, list: &[String]) -> Vec<IpNet> {

@@ -87,12 +87,34 @@ fn insecure_jwt_algorithms_are_refused_and_providers_fail_closed_with_a_warning(
     assert!(matches!(snap.routes[0].auth, AuthRule::Any(_)));
 }
 
+fn compile_listeners(listeners: &str) -> Result<crate::Snapshot, String> {
+    let text = format!("version: 1\nlisteners: {listeners}\n");
+    let loaded = load_str(&text, "t.yaml", Path::new("/etc/pc"), None).map_err(|e| e.to_string())?;
+    compile(&loaded).map_err(|e| e.to_string())
+}
+
 #[test]
-fn plaintext_is_never_served_for_a_tls_listener() {
-    let text = "version: 1\nlisteners: [{ name: l, bind: \"127.0.0.1:8443\", tls: { certificates: [{ cert: c.pem, key: k.pem }] } }]\n";
-    let loaded = load_str(text, "t.yaml", Path::new("/tmp"), None).map_err(|e| e.to_string());
-    let err = loaded.and_then(|l| compile(&l).map(|_| ()).map_err(|e| e.to_string()));
-    assert!(err.err().unwrap_or_default().contains("TLS listeners are not available"));
+fn tls_listener_paths_resolve_against_the_config_folder() {
+    let snap = compile_listeners(
+        "[{ name: l, bind: \"127.0.0.1:8443\", tls: { certificates: [{ cert: c.pem, key: /k/k.pem }], min_version: \"1.3\", client_ca: ca.pem, client_cert: required } }]",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let tls = snap.listeners[0].tls.as_ref().unwrap_or_else(|| panic!("tls"));
+    assert_eq!(tls.certificates, vec![("/etc/pc/c.pem".into(), "/k/k.pem".into())]);
+    assert_eq!(tls.client_ca.as_deref(), Some(Path::new("/etc/pc/ca.pem")));
+    assert!(tls.client_cert_required && !tls.allow_tls12);
+    for f in ["/etc/pc/c.pem", "/k/k.pem", "/etc/pc/ca.pem"] {
+        assert!(snap.watch.iter().any(|w| w == Path::new(f)), "{f} is watched");
+    }
+}
+
+#[test]
+fn a_tls_listener_needs_a_certificate_and_client_cert_needs_a_ca() {
+    let err =
+        compile_listeners("[{ name: l, bind: \"127.0.0.1:8443\", tls: { certificates: [], client_cert: optional } }]")
+            .err()
+            .unwrap_or_default();
+    assert!(err.contains("at least one certificate") && err.contains("needs `client_ca`"), "{err}");
 }
 
 #[test]

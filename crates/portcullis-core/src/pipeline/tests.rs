@@ -37,7 +37,7 @@ fn parts(method: &str, uri: &str, headers: &[(&str, &str)]) -> Parts {
 }
 
 fn run(snap: &Snapshot, p: &mut Parts) -> (Flow, crate::RequestContext) {
-    let downstream = Downstream { peer: ([127, 0, 0, 1], 4000).into(), https: false, listener: "l".into() };
+    let downstream = Downstream { peer: ([127, 0, 0, 1], 4000).into(), https: false, listener: "l".into(), tls: None };
     let mut ctx = intake(snap, p, &downstream);
     (on_request(snap, p, &mut ctx), ctx)
 }

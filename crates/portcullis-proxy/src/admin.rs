@@ -1,0 +1,240 @@
+//! The admin API (SPEC §5), served with axum on its own listener: liveness and readiness,
+//! Prometheus metrics, config reload, and read-only views of routes, upstreams and
+//! certificates.
+//!
+//! Every endpoint but `/health` and `/ready` (and `/metrics` with `public_metrics: true`)
+//! needs `Authorization: Bearer <token>` when the config sets a token; the token is read from
+//! the current config on every request, so a reload rotates it. Without a token (allowed on
+//! loopback only) the API is open to local processes.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use axum::Router;
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use portcullis_core::{ErrorCode, Problem};
+use serde_json::{Value, json};
+use tokio::net::TcpListener;
+
+use crate::reload::{Reloader, Trigger};
+use crate::runtime::Runtime;
+
+#[derive(Clone)]
+struct AdminState {
+    reloader: Arc<Reloader>,
+}
+
+impl AdminState {
+    fn current(&self) -> Arc<Runtime> {
+        self.reloader.handle().current()
+    }
+}
+
+/// The admin listener, bound and ready to serve.
+pub struct Admin {
+    listener: TcpListener,
+    router: Router,
+    reloader: Arc<Reloader>,
+}
+
+impl Admin {
+    /// Binds `addr`; requests are answered from `reloader`'s gateway.
+    pub async fn bind(addr: SocketAddr, reloader: Arc<Reloader>) -> std::io::Result<Self> {
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|e| std::io::Error::new(e.kind(), format!("admin API cannot bind {addr}: {e}")))?;
+        Ok(Self { listener, router: router(AdminState { reloader: reloader.clone() }), reloader })
+    }
+
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// Serves until the gateway begins its shutdown.
+    pub async fn run(self) {
+        let mut stopping = self.reloader.handle().stopping();
+        let stop = async move {
+            let _ = stopping.wait_for(|stop| *stop).await;
+        };
+        if let Err(e) = axum::serve(self.listener, self.router).with_graceful_shutdown(stop).await {
+            tracing::error!(error = %e, "admin API stopped");
+        }
+    }
+}
+
+fn router(state: AdminState) -> Router {
+    let guarded = Router::new()
+        .route("/config/reload", post(reload))
+        .route("/routes", get(routes))
+        .route("/upstreams", get(upstreams))
+        .route("/certificates", get(certificates))
+        .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
+    let metrics = Router::new()
+        .route("/metrics", get(metrics))
+        .route_layer(middleware::from_fn_with_state(state.clone(), require_token_for_metrics));
+    Router::new()
+        .route("/health", get(health))
+        .route("/ready", get(ready))
+        .merge(metrics)
+        .merge(guarded)
+        .fallback(not_found)
+        .with_state(state)
+}
+
+async fn require_token(State(state): State<AdminState>, request: Request, next: Next) -> Response {
+    match check_token(&state, &request) {
+        None => next.run(request).await,
+        Some(refusal) => refusal,
+    }
+}
+
+async fn require_token_for_metrics(State(state): State<AdminState>, request: Request, next: Next) -> Response {
+    let public = state.current().snapshot.admin.as_ref().is_some_and(|a| a.public_metrics);
+    if public {
+        return next.run(request).await;
+    }
+    require_token(State(state), request, next).await
+}
+
+/// `None`: let it through; else the 401 to answer.
+fn check_token(state: &AdminState, request: &Request) -> Option<Response> {
+    let runtime = state.current();
+    let expected = runtime.snapshot.admin.as_ref().and_then(|a| a.token.as_deref())?;
+    let presented = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")));
+    match presented {
+        None => Some(unauthorized(ErrorCode::MissingCredentials, "the admin API needs a bearer token")),
+        Some(token) if same_secret(token.trim().as_bytes(), expected.as_bytes()) => None,
+        Some(_) => Some(unauthorized(ErrorCode::InvalidToken, "the admin token is not valid")),
+    }
+}
+
+/// Compares digests, so the time taken says nothing about how much of the token was right.
+fn same_secret(a: &[u8], b: &[u8]) -> bool {
+    let (a, b) = (ring::digest::digest(&ring::digest::SHA256, a), ring::digest::digest(&ring::digest::SHA256, b));
+    a.as_ref() == b.as_ref()
+}
+
+fn unauthorized(code: ErrorCode, detail: &'static str) -> Response {
+    let challenge = match code {
+        ErrorCode::InvalidToken => r#"Bearer realm="portcullis-admin", error="invalid_token""#,
+        _ => r#"Bearer realm="portcullis-admin""#,
+    };
+    problem(Problem::new(code, detail).with_header(header::WWW_AUTHENTICATE, HeaderValue::from_static(challenge)))
+}
+
+fn problem(problem: Problem) -> Response {
+    let id = portcullis_core::ids::new_request_id();
+    let (parts, body) = problem.into_response(&id).into_parts();
+    Response::from_parts(parts, axum::body::Body::from(body))
+}
+
+async fn not_found() -> Response {
+    problem(Problem::new(ErrorCode::NoRoute, "no such admin endpoint"))
+}
+
+async fn health() -> Response {
+    axum::Json(json!({"status": "ok"})).into_response()
+}
+
+/// Ready once a config is loaded and serving (the database check joins when the gateway
+/// has one).
+async fn ready(State(state): State<AdminState>) -> Response {
+    let runtime = state.current();
+    axum::Json(json!({"status": "ready", "config_hash": runtime.snapshot.hash})).into_response()
+}
+
+async fn metrics(State(state): State<AdminState>) -> Response {
+    let runtime = state.current();
+    let text = state.reloader.handle().metrics().render(&runtime);
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8"),
+        )],
+        text,
+    )
+        .into_response()
+}
+
+async fn reload(State(state): State<AdminState>) -> Response {
+    match state.reloader.reload(Trigger::Admin).await {
+        Ok(hash) => axum::Json(json!({"hash": hash})).into_response(),
+        Err(errors) => (StatusCode::UNPROCESSABLE_ENTITY, axum::Json(json!({"errors": errors}))).into_response(),
+    }
+}
+
+async fn routes(State(state): State<AdminState>) -> Response {
+    let runtime = state.current();
+    let snapshot = &runtime.snapshot;
+    let routes: Vec<Value> = snapshot
+        .routes
+        .iter()
+        .map(|r| {
+            json!({
+                "name": &*r.name,
+                "host": r.host,
+                "path": r.path,
+                "methods": r.methods.as_ref().map(|m| m.iter().map(|m| m.as_str().to_owned()).collect::<Vec<_>>()),
+                "upstream": snapshot.upstreams.get(r.upstream).map(|u| &*u.name),
+                "auth": format!("{:?}", r.auth),
+                "policies": r.policies.iter().map(|p| &**p).collect::<Vec<_>>(),
+                "websocket": r.websocket,
+            })
+        })
+        .collect();
+    axum::Json(Value::Array(routes)).into_response()
+}
+
+async fn upstreams(State(state): State<AdminState>) -> Response {
+    let runtime = state.current();
+    let upstreams: Vec<Value> = runtime
+        .upstreams
+        .iter()
+        .map(|u| {
+            let targets: Vec<Value> =
+                u.target_health().into_iter().map(|(t, healthy)| json!({"target": &*t, "healthy": healthy})).collect();
+            json!({"name": &*u.spec.name, "targets": targets})
+        })
+        .collect();
+    axum::Json(Value::Array(upstreams)).into_response()
+}
+
+async fn certificates(State(state): State<AdminState>) -> Response {
+    let runtime = state.current();
+    let now = SystemTime::now();
+    let certs: Vec<Value> = runtime
+        .certificates()
+        .map(|c| {
+            let left = c.seconds_left(now);
+            json!({
+                "name": c.name,
+                "sans": c.sans,
+                "not_after": humantime::format_rfc3339_seconds(c.not_after).to_string(),
+                "days_left": (left / 86400.0).floor(),
+                "file": c.file.display().to_string(),
+            })
+        })
+        .collect();
+    axum::Json(Value::Array(certs)).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::same_secret;
+
+    #[test]
+    fn secrets_compare_by_value() {
+        assert!(same_secret(b"s3cret", b"s3cret"));
+        assert!(!same_secret(b"s3cret", b"s3cre"));
+        assert!(!same_secret(b"", b"x"));
+    }
+}

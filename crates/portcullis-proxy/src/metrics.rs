@@ -1,0 +1,215 @@
+//! Prometheus metrics (SPEC §7). One [`Metrics`] lives as long as the process: counters keep
+//! counting across reloads. Per-request work is two map lookups under a read lock plus
+//! atomic adds; gauges that describe the current config (target health, certificate expiry)
+//! are refreshed from the current runtime when `/metrics` is scraped.
+
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+use std::time::{Duration, SystemTime};
+
+use http::{Method, StatusCode};
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+
+use crate::runtime::Runtime;
+
+/// Seconds: 0.5 ms to ~33 s, doubling.
+fn latency_buckets() -> Histogram {
+    Histogram::new(prometheus_client::metrics::histogram::exponential_buckets(0.0005, 2.0, 17))
+}
+
+type LatencyFamily<L> = Family<L, Histogram, fn() -> Histogram>;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RequestLabels {
+    route: Arc<str>,
+    method: &'static str,
+    status: u16,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RouteLabel {
+    route: Arc<str>,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct UpstreamLabel {
+    upstream: Arc<str>,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct TargetLabels {
+    upstream: Arc<str>,
+    target: Arc<str>,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct NameLabel {
+    name: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ResultLabel {
+    result: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ListenerLabel {
+    listener: Arc<str>,
+}
+
+/// The route label of requests that matched no route.
+const NO_ROUTE: &str = "";
+
+pub struct Metrics {
+    registry: Registry,
+    requests: Family<RequestLabels, Counter>,
+    request_duration: LatencyFamily<RouteLabel>,
+    upstream_duration: LatencyFamily<UpstreamLabel>,
+    target_healthy: Family<TargetLabels, Gauge>,
+    certificate_expiry: Family<NameLabel, Gauge<f64, AtomicU64>>,
+    reloads: Family<ResultLabel, Counter>,
+    connections: Family<ListenerLabel, Gauge>,
+    no_route: Arc<str>,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Metrics").finish_non_exhaustive()
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("portcullis");
+        let requests = Family::<RequestLabels, Counter>::default();
+        registry.register("requests", "Requests answered, by route, method and status", requests.clone());
+        let request_duration: LatencyFamily<RouteLabel> = Family::new_with_constructor(latency_buckets);
+        registry.register(
+            "request_duration_seconds",
+            "Time from the request head to the response head, by route",
+            request_duration.clone(),
+        );
+        let upstream_duration: LatencyFamily<UpstreamLabel> = Family::new_with_constructor(latency_buckets);
+        registry.register(
+            "upstream_duration_seconds",
+            "Time the upstream took to answer with a response head",
+            upstream_duration.clone(),
+        );
+        let target_healthy = Family::<TargetLabels, Gauge>::default();
+        registry.register("upstream_target_healthy", "1 when the target takes traffic", target_healthy.clone());
+        let certificate_expiry = Family::<NameLabel, Gauge<f64, AtomicU64>>::default();
+        registry.register(
+            "tls_certificate_expiry_seconds",
+            "Seconds until a served certificate expires, by its first DNS name",
+            certificate_expiry.clone(),
+        );
+        let reloads = Family::<ResultLabel, Counter>::default();
+        registry.register("config_reloads", "Config reloads, by result (ok or error)", reloads.clone());
+        let connections = Family::<ListenerLabel, Gauge>::default();
+        registry.register("connections_active", "Open downstream connections, by listener", connections.clone());
+        Self {
+            registry,
+            requests,
+            request_duration,
+            upstream_duration,
+            target_healthy,
+            certificate_expiry,
+            reloads,
+            connections,
+            no_route: Arc::from(NO_ROUTE),
+        }
+    }
+
+    /// One answered request (gateway-made answers included).
+    pub fn request(&self, route: Option<&Arc<str>>, method: &Method, status: StatusCode, elapsed: Duration) {
+        let route = route.unwrap_or(&self.no_route).clone();
+        self.request_duration.get_or_create(&RouteLabel { route: route.clone() }).observe(elapsed.as_secs_f64());
+        self.requests
+            .get_or_create(&RequestLabels { route, method: method_label(method), status: status.as_u16() })
+            .inc();
+    }
+
+    pub fn upstream(&self, upstream: &Arc<str>, elapsed_ms: f64) {
+        self.upstream_duration
+            .get_or_create(&UpstreamLabel { upstream: upstream.clone() })
+            .observe(elapsed_ms / 1000.0);
+    }
+
+    pub fn reload(&self, ok: bool) {
+        self.reloads.get_or_create(&ResultLabel { result: if ok { "ok" } else { "error" } }).inc();
+    }
+
+    /// The gauge of a listener's open connections (kept by its accept loop).
+    pub fn connections(&self, listener: &Arc<str>) -> Gauge {
+        self.connections.get_or_create_owned(&ListenerLabel { listener: listener.clone() })
+    }
+
+    /// The text exposition, with config-describing gauges taken from `runtime`.
+    pub fn render(&self, runtime: &Runtime) -> String {
+        self.target_healthy.clear();
+        for upstream in &runtime.upstreams {
+            for (target, healthy) in upstream.target_health() {
+                let labels = TargetLabels { upstream: upstream.spec.name.clone(), target };
+                self.target_healthy.get_or_create(&labels).set(i64::from(healthy));
+            }
+        }
+        self.certificate_expiry.clear();
+        let now = SystemTime::now();
+        for cert in runtime.certificates() {
+            self.certificate_expiry.get_or_create(&NameLabel { name: cert.name.clone() }).set(cert.seconds_left(now));
+        }
+        let mut out = String::with_capacity(8192);
+        if prometheus_client::encoding::text::encode(&mut out, &self.registry).is_err() {
+            out.clear();
+        }
+        out
+    }
+}
+
+fn method_label(method: &Method) -> &'static str {
+    match *method {
+        Method::GET => "GET",
+        Method::HEAD => "HEAD",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::PATCH => "PATCH",
+        Method::OPTIONS => "OPTIONS",
+        Method::CONNECT => "CONNECT",
+        Method::TRACE => "TRACE",
+        // Extension methods are unbounded: one label keeps the series count bounded.
+        _ => "OTHER",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_are_counted_by_route_method_and_status() {
+        let m = Metrics::new();
+        let route: Arc<str> = Arc::from("orders");
+        m.request(Some(&route), &Method::GET, StatusCode::OK, Duration::from_millis(3));
+        m.request(Some(&route), &Method::GET, StatusCode::OK, Duration::from_millis(3));
+        m.request(None, &Method::from_bytes(b"BREW").unwrap_or(Method::GET), StatusCode::NOT_FOUND, Duration::ZERO);
+        m.reload(false);
+        let mut out = String::new();
+        prometheus_client::encoding::text::encode(&mut out, &m.registry).unwrap_or_default();
+        assert!(out.contains(r#"portcullis_requests_total{route="orders",method="GET",status="200"} 2"#), "{out}");
+        assert!(out.contains(r#"portcullis_requests_total{route="",method="OTHER",status="404"} 1"#), "{out}");
+        assert!(out.contains(r#"portcullis_config_reloads_total{result="error"} 1"#), "{out}");
+        assert!(out.contains("portcullis_request_duration_seconds_bucket"), "{out}");
+    }
+}

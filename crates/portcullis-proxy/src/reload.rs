@@ -1,0 +1,184 @@
+//! Config reload (SPEC §4): on SIGHUP, an admin request, or a change to the config file or
+//! any file it names (certificates, keys, CAs, `${file:}` references). The new config is
+//! loaded, compiled and built into a complete [`Runtime`] — certificate files read, pools
+//! made — before one atomic swap. On any error the old config keeps serving, and the error
+//! is logged, audited and counted.
+
+use std::hash::{Hash, Hasher};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::audit::{self, AuditEntry};
+use crate::runtime::Runtime;
+use crate::server::GatewayHandle;
+
+/// How often watched files are looked at. A change is acted on once two looks agree, so a
+/// certificate and key written one after the other are read together: seen within ~1 s.
+pub const WATCH_INTERVAL: Duration = Duration::from_millis(500);
+
+/// What asked for a reload (the audit log's `actor`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Trigger {
+    Signal,
+    FileChange,
+    Admin,
+}
+
+impl Trigger {
+    fn actor(self) -> &'static str {
+        match self {
+            Self::Signal => "sighup",
+            Self::FileChange => "file-watch",
+            Self::Admin => "admin",
+        }
+    }
+}
+
+/// Reloads one config file (with its stage) into a running gateway.
+pub struct Reloader {
+    path: PathBuf,
+    stage: Option<String>,
+    handle: GatewayHandle,
+    /// One reload at a time: the second waits and then reads the newest files.
+    busy: tokio::sync::Mutex<()>,
+}
+
+impl std::fmt::Debug for Reloader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Reloader").field("path", &self.path).field("stage", &self.stage).finish_non_exhaustive()
+    }
+}
+
+impl Reloader {
+    pub fn new(path: PathBuf, stage: Option<String>, handle: GatewayHandle) -> Arc<Self> {
+        Arc::new(Self { path, stage, handle, busy: tokio::sync::Mutex::new(()) })
+    }
+
+    pub fn handle(&self) -> &GatewayHandle {
+        &self.handle
+    }
+
+    /// Loads, validates and installs the config. `Ok`: the new config's hash. `Err`: every
+    /// problem found; the old config is still serving.
+    pub async fn reload(&self, trigger: Trigger) -> Result<String, Vec<String>> {
+        let _busy = self.busy.lock().await;
+        let outcome = self.try_reload().await;
+        let metrics = self.handle.metrics();
+        metrics.reload(outcome.is_ok());
+        let current = self.handle.current();
+        let path = self.path.display().to_string();
+        match &outcome {
+            Ok(hash) => {
+                tracing::info!(trigger = trigger.actor(), hash = %hash, "config reloaded");
+                let entry = AuditEntry {
+                    actor: trigger.actor(),
+                    action: "config.reload",
+                    target: Some(&path),
+                    result: "ok",
+                    detail: Some(hash),
+                };
+                audit::record(&current.snapshot.audit_log, &entry);
+            }
+            Err(errors) => {
+                for e in errors {
+                    tracing::error!(trigger = trigger.actor(), "config reload refused: {e}");
+                }
+                let detail = errors.join("; ");
+                let entry = AuditEntry {
+                    actor: trigger.actor(),
+                    action: "config.reload",
+                    target: Some(&path),
+                    result: "error",
+                    detail: Some(&detail),
+                };
+                audit::record(&current.snapshot.audit_log, &entry);
+            }
+        }
+        outcome
+    }
+
+    async fn try_reload(&self) -> Result<String, Vec<String>> {
+        let (path, stage) = (self.path.clone(), self.stage.clone());
+        let compiled = tokio::task::spawn_blocking(move || {
+            let loaded = portcullis_config::load_file(&path, stage.as_deref())?;
+            portcullis_core::compile(&loaded)
+        })
+        .await
+        .map_err(|e| vec![format!("the reload task failed: {e}")])?;
+        let snapshot = compiled.map_err(|d| d.iter().map(ToString::to_string).collect::<Vec<_>>())?;
+        for warning in &snapshot.warnings {
+            tracing::warn!("{warning}");
+        }
+        let hash = snapshot.hash.clone();
+        let runtime = Runtime::new(snapshot).map_err(|e| vec![e.to_string()])?;
+        self.handle.apply(runtime).map_err(|e| vec![e.to_string()])?;
+        Ok(hash)
+    }
+
+    /// The files whose change triggers a reload: the config and what the current one names.
+    fn watched(&self) -> Vec<PathBuf> {
+        let mut files = vec![self.path.clone()];
+        files.extend(self.handle.current().snapshot.watch.iter().cloned());
+        files
+    }
+
+    /// Watches the files until shutdown; reloads when their content changes and has settled.
+    pub async fn watch(self: Arc<Self>) {
+        let mut stopping = self.handle.stopping();
+        let mut applied = fingerprint(&self.watched()).await;
+        let mut last_seen = applied;
+        loop {
+            tokio::select! {
+                () = tokio::time::sleep(WATCH_INTERVAL) => {}
+                _ = stopping.changed() => return,
+            }
+            let seen = fingerprint(&self.watched()).await;
+            if seen != applied && seen == last_seen {
+                let _ = self.reload(Trigger::FileChange).await;
+                // The new config may name other files: start from what it watches now, so
+                // a broken file does not retrigger until it changes again.
+                applied = fingerprint(&self.watched()).await;
+                last_seen = applied;
+                continue;
+            }
+            last_seen = seen;
+        }
+    }
+}
+
+/// A hash of the files' names and contents (a missing file hashes differently from an empty
+/// one). Content, not mtime: atomic renames, symlink swaps and same-second edits all count.
+async fn fingerprint(files: &[PathBuf]) -> u64 {
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    for file in files {
+        file.hash(&mut hasher);
+        match tokio::fs::read(file).await {
+            Ok(bytes) => bytes.hash(&mut hasher),
+            Err(e) => e.kind().hash(&mut hasher),
+        }
+    }
+    hasher.finish()
+}
+
+/// Reloads on every SIGHUP until shutdown.
+#[cfg(unix)]
+pub async fn on_sighup(reloader: Arc<Reloader>) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let Ok(mut hangups) = signal(SignalKind::hangup()) else {
+        tracing::warn!("cannot listen for SIGHUP; reload by file change or the admin API");
+        return;
+    };
+    let mut stopping = reloader.handle.stopping();
+    loop {
+        tokio::select! {
+            got = hangups.recv() => {
+                if got.is_none() {
+                    return;
+                }
+                let _ = reloader.reload(Trigger::Signal).await;
+            }
+            _ = stopping.changed() => return,
+        }
+    }
+}

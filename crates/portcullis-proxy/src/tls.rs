@@ -1,0 +1,334 @@
+//! Downstream TLS: each listener's certificates, chosen by SNI against their subject
+//! alternative names (the first is the default), client certificates (mTLS) verified against
+//! the listener's `client_ca`, and what a handshake established for later stages.
+//!
+//! A [`ListenerTls`] is built with the [`crate::Runtime`] of one config, from files read at
+//! that moment: a certificate rotation is a reload, and new handshakes pick up the runtime
+//! that is current when they start. Session tickets survive reloads (one process-wide
+//! ticketer), so resumption keeps working across a rotation.
+
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, SystemTime};
+
+use portcullis_core::snapshot::ListenerTlsSpec;
+use portcullis_core::{ClientCert, TlsInfo};
+use rustls::crypto::CryptoProvider;
+use rustls::server::danger::ClientCertVerifier;
+use rustls::server::{
+    ClientHello, ProducesTickets, ResolvesServerCert, ServerSessionMemoryCache, WebPkiClientVerifier,
+};
+use rustls::sign::CertifiedKey;
+use rustls::{RootCertStore, ServerConfig, ServerConnection};
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+use tokio_rustls::TlsAcceptor;
+use x509_parser::extensions::GeneralName;
+use x509_parser::prelude::{FromDer, X509Certificate};
+
+/// Below this much validity left, loading a certificate logs a warning.
+pub const EXPIRY_WARNING: Duration = Duration::from_secs(14 * 24 * 3600);
+
+/// Resumption cache entries per listener (a few hundred bytes each).
+const SESSION_CACHE: usize = 4096;
+
+/// The TLS side of one listener under one config.
+pub struct ListenerTls {
+    pub acceptor: TlsAcceptor,
+    pub certificates: Vec<CertificateInfo>,
+}
+
+impl std::fmt::Debug for ListenerTls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ListenerTls").field("certificates", &self.certificates).finish_non_exhaustive()
+    }
+}
+
+/// What the admin API and the expiry metric show of a served certificate.
+#[derive(Debug, Clone)]
+pub struct CertificateInfo {
+    /// The first DNS subject alternative name (else the subject's CN, else the file name).
+    pub name: String,
+    pub sans: Vec<String>,
+    pub not_after: SystemTime,
+    pub file: PathBuf,
+}
+
+impl CertificateInfo {
+    /// Seconds of validity left (negative once expired).
+    pub fn seconds_left(&self, now: SystemTime) -> f64 {
+        match self.not_after.duration_since(now) {
+            Ok(left) => left.as_secs_f64(),
+            Err(past) => -past.duration().as_secs_f64(),
+        }
+    }
+}
+
+/// Reads the listener's certificates, keys and client CA, and builds its acceptor.
+/// `h2`: offer ALPN `h2` besides `http/1.1`.
+pub fn build(spec: &ListenerTlsSpec, h2: bool) -> io::Result<ListenerTls> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut entries = Vec::with_capacity(spec.certificates.len());
+    let mut certificates = Vec::with_capacity(spec.certificates.len());
+    for (cert_file, key_file) in &spec.certificates {
+        let chain = read_chain(cert_file)?;
+        let key = PrivateKeyDer::from_pem_file(key_file)
+            .map_err(|e| invalid(format!("{}: no usable private key ({e})", key_file.display())))?;
+        let certified = CertifiedKey::from_der(chain, key, &provider).map_err(|e| {
+            invalid(format!("{} / {}: certificate and key do not fit ({e})", cert_file.display(), key_file.display()))
+        })?;
+        let info = describe(certified.cert.first().map_or(&[][..], |c| c.as_ref()), cert_file)?;
+        let names = info.sans.iter().filter_map(|s| s.strip_prefix("DNS:")).map(str::to_ascii_lowercase).collect();
+        entries.push((names, Arc::new(certified)));
+        certificates.push(info);
+    }
+    if entries.is_empty() {
+        return Err(invalid("a TLS listener needs at least one certificate".into()));
+    }
+    let versions: &[&'static rustls::SupportedProtocolVersion] =
+        if spec.allow_tls12 { &[&rustls::version::TLS13, &rustls::version::TLS12] } else { &[&rustls::version::TLS13] };
+    let builder = ServerConfig::builder_with_provider(provider.clone())
+        .with_protocol_versions(versions)
+        .map_err(|e| invalid(format!("TLS versions: {e}")))?;
+    let builder = match &spec.client_ca {
+        Some(ca) => builder.with_client_cert_verifier(client_verifier(ca, spec.client_cert_required, provider)?),
+        None => builder.with_no_client_auth(),
+    };
+    let mut config = builder.with_cert_resolver(Arc::new(SniResolver { entries }));
+    config.alpn_protocols = if h2 { vec![b"h2".to_vec(), b"http/1.1".to_vec()] } else { vec![b"http/1.1".to_vec()] };
+    config.session_storage = ServerSessionMemoryCache::new(SESSION_CACHE);
+    if let Some(ticketer) = ticketer() {
+        config.ticketer = ticketer;
+    }
+    Ok(ListenerTls { acceptor: TlsAcceptor::from(Arc::new(config)), certificates })
+}
+
+/// The process-wide ticket key rotator: tickets issued before a reload stay valid after it.
+fn ticketer() -> Option<Arc<dyn ProducesTickets>> {
+    static TICKETER: OnceLock<Option<Arc<dyn ProducesTickets>>> = OnceLock::new();
+    TICKETER.get_or_init(|| rustls::crypto::ring::Ticketer::new().ok()).clone()
+}
+
+fn client_verifier(
+    ca: &Path,
+    required: bool,
+    provider: Arc<CryptoProvider>,
+) -> io::Result<Arc<dyn ClientCertVerifier>> {
+    let mut roots = RootCertStore::empty();
+    for cert in read_chain(ca)? {
+        roots.add(cert).map_err(|e| invalid(format!("{}: not a usable CA certificate ({e})", ca.display())))?;
+    }
+    let builder = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider);
+    let builder = if required { builder } else { builder.allow_unauthenticated() };
+    builder.build().map_err(|e| invalid(format!("{}: {e}", ca.display())))
+}
+
+fn read_chain(file: &Path) -> io::Result<Vec<CertificateDer<'static>>> {
+    let certs = CertificateDer::pem_file_iter(file)
+        .and_then(Iterator::collect::<Result<Vec<_>, _>>)
+        .map_err(|e| invalid(format!("{}: cannot read certificates ({e})", file.display())))?;
+    if certs.is_empty() {
+        return Err(invalid(format!("{}: no PEM certificate in it", file.display())));
+    }
+    Ok(certs)
+}
+
+fn invalid(message: String) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, message)
+}
+
+/// Name, SANs and expiry of a leaf certificate.
+fn describe(der: &[u8], file: &Path) -> io::Result<CertificateInfo> {
+    let (_, cert) = X509Certificate::from_der(der)
+        .map_err(|e| invalid(format!("{}: not an X.509 certificate ({e})", file.display())))?;
+    let sans = subject_alt_names(&cert);
+    let cn = cert.subject().iter_common_name().next().and_then(|cn| cn.as_str().ok()).map(str::to_owned);
+    let name = sans
+        .iter()
+        .find_map(|s| s.strip_prefix("DNS:"))
+        .map(str::to_owned)
+        .or(cn)
+        .unwrap_or_else(|| file.file_name().map_or_else(String::new, |f| f.to_string_lossy().into_owned()));
+    let not_after = u64::try_from(cert.validity().not_after.timestamp()).unwrap_or(0);
+    Ok(CertificateInfo {
+        name,
+        sans,
+        not_after: SystemTime::UNIX_EPOCH + Duration::from_secs(not_after),
+        file: file.to_path_buf(),
+    })
+}
+
+/// SANs as `DNS:name`, `IP:addr`, `URI:uri`, `email:addr`.
+fn subject_alt_names(cert: &X509Certificate<'_>) -> Vec<String> {
+    let Ok(Some(ext)) = cert.subject_alternative_name() else { return Vec::new() };
+    ext.value
+        .general_names
+        .iter()
+        .filter_map(|name| match name {
+            GeneralName::DNSName(d) => Some(format!("DNS:{d}")),
+            GeneralName::URI(u) => Some(format!("URI:{u}")),
+            GeneralName::RFC822Name(e) => Some(format!("email:{e}")),
+            GeneralName::IPAddress(bytes) => ip_text(bytes).map(|ip| format!("IP:{ip}")),
+            _ => None,
+        })
+        .collect()
+}
+
+fn ip_text(bytes: &[u8]) -> Option<std::net::IpAddr> {
+    match bytes.len() {
+        4 => <[u8; 4]>::try_from(bytes).ok().map(std::net::IpAddr::from),
+        16 => <[u8; 16]>::try_from(bytes).ok().map(std::net::IpAddr::from),
+        _ => None,
+    }
+}
+
+/// Picks the certificate whose SANs name the requested host (exact, then a one-label
+/// wildcard); without SNI or a match, the first certificate.
+#[derive(Debug)]
+struct SniResolver {
+    entries: Vec<(Vec<String>, Arc<CertifiedKey>)>,
+}
+
+impl SniResolver {
+    fn pick(&self, server_name: Option<&str>) -> Option<Arc<CertifiedKey>> {
+        if let Some(host) = server_name {
+            let host = host.trim_end_matches('.').to_ascii_lowercase();
+            if let Some((_, key)) = self.entries.iter().find(|(names, _)| names.contains(&host)) {
+                return Some(key.clone());
+            }
+            if let Some((_, parent)) = host.split_once('.') {
+                let found = self
+                    .entries
+                    .iter()
+                    .find(|(names, _)| names.iter().any(|n| n.strip_prefix("*.").is_some_and(|rest| rest == parent)));
+                if let Some((_, key)) = found {
+                    return Some(key.clone());
+                }
+            }
+        }
+        self.entries.first().map(|(_, key)| key.clone())
+    }
+}
+
+impl ResolvesServerCert for SniResolver {
+    fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        self.pick(hello.server_name())
+    }
+}
+
+/// What later stages may know of a finished handshake.
+pub fn session_info(conn: &ServerConnection) -> TlsInfo {
+    let version = match conn.protocol_version() {
+        Some(rustls::ProtocolVersion::TLSv1_3) => "TLSv1.3",
+        Some(rustls::ProtocolVersion::TLSv1_2) => "TLSv1.2",
+        _ => "TLS",
+    };
+    let client_cert = conn.peer_certificates().and_then(|chain| chain.first()).and_then(|leaf| {
+        let (_, cert) = X509Certificate::from_der(leaf.as_ref()).ok()?;
+        Some(ClientCert { subject: rfc4514(&cert), sans: subject_alt_names(&cert) })
+    });
+    TlsInfo { version, server_name: conn.server_name().map(str::to_owned), client_cert }
+}
+
+/// The subject as an RFC 4514 string: RDNs last-to-first, `CN=acme-billing,O=Acme`.
+fn rfc4514(cert: &X509Certificate<'_>) -> String {
+    let registry = x509_parser::objects::oid_registry();
+    let mut parts = Vec::new();
+    for rdn in cert.subject().iter().collect::<Vec<_>>().into_iter().rev() {
+        let attrs: Vec<String> = rdn
+            .iter()
+            .map(|attr| {
+                let oid = attr.attr_type();
+                let key = match x509_parser::objects::oid2sn(oid, registry) {
+                    Ok("commonName") | Ok("CN") => "CN".to_owned(),
+                    Ok(sn) => short_name(sn).unwrap_or(sn).to_owned(),
+                    Err(_) => oid.to_id_string(),
+                };
+                let value = attr.as_str().map_or_else(|_| hex_value(attr.as_slice()), escape_dn_value);
+                format!("{key}={value}")
+            })
+            .collect();
+        parts.push(attrs.join("+"));
+    }
+    parts.join(",")
+}
+
+fn short_name(sn: &str) -> Option<&'static str> {
+    Some(match sn {
+        "organizationName" | "O" => "O",
+        "organizationalUnitName" | "OU" => "OU",
+        "countryName" | "C" => "C",
+        "localityName" | "L" => "L",
+        "stateOrProvinceName" | "ST" => "ST",
+        "streetAddress" => "STREET",
+        "domainComponent" | "DC" => "DC",
+        "userId" | "UID" => "UID",
+        _ => return None,
+    })
+}
+
+fn hex_value(bytes: &[u8]) -> String {
+    let mut out = String::from("#");
+    for b in bytes {
+        out.push_str(&format!("{b:02x}"));
+    }
+    out
+}
+
+/// RFC 4514 §2.4 escaping.
+fn escape_dn_value(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    let last = value.chars().count().saturating_sub(1);
+    for (i, ch) in value.chars().enumerate() {
+        let special = matches!(ch, '"' | '+' | ',' | ';' | '<' | '>' | '\\')
+            || (i == 0 && (ch == '#' || ch == ' '))
+            || (i == last && ch == ' ');
+        if special {
+            out.push('\\');
+        }
+        if ch == '\0' {
+            out.push_str("\\00");
+        } else {
+            out.push(ch);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(name: &str) -> Arc<CertifiedKey> {
+        let params = rcgen::CertificateParams::new(vec![name.to_owned()]).unwrap_or_else(|e| panic!("{e}"));
+        let kp = rcgen::KeyPair::generate().unwrap_or_else(|e| panic!("{e}"));
+        let cert = params.self_signed(&kp).unwrap_or_else(|e| panic!("{e}"));
+        let provider = rustls::crypto::ring::default_provider();
+        let der = PrivateKeyDer::try_from(kp.serialize_der()).unwrap_or_else(|e| panic!("{e}"));
+        Arc::new(CertifiedKey::from_der(vec![cert.der().clone()], der, &provider).unwrap_or_else(|e| panic!("{e}")))
+    }
+
+    #[test]
+    fn sni_picks_exact_then_wildcard_then_the_default() {
+        let (a, b, w) = (key("a.example.com"), key("b.example.com"), key("*.wild.example.com"));
+        let resolver = SniResolver {
+            entries: vec![
+                (vec!["a.example.com".into()], a.clone()),
+                (vec!["b.example.com".into()], b.clone()),
+                (vec!["*.wild.example.com".into()], w.clone()),
+            ],
+        };
+        let pick = |name| resolver.pick(name).map(|k| k.cert[0].clone());
+        assert_eq!(pick(Some("B.Example.com.")), Some(b.cert[0].clone()));
+        assert_eq!(pick(Some("x.wild.example.com")), Some(w.cert[0].clone()));
+        assert_eq!(pick(Some("y.x.wild.example.com")), Some(a.cert[0].clone()), "a wildcard covers one label");
+        assert_eq!(pick(None), Some(a.cert[0].clone()));
+    }
+
+    #[test]
+    fn dn_values_are_escaped() {
+        assert_eq!(escape_dn_value("Acme, Inc."), "Acme\\, Inc.");
+        assert_eq!(escape_dn_value("#x "), "\\#x\\ ");
+    }
+}
