@@ -16,6 +16,7 @@ use crate::schema::{ComplexTy, Field, SimpleTy, Ty, TypeId, Types, ValueKind};
 use crate::wsdl::Operation;
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, reason = "a failed unwrap is the test failure")]
 mod tests;
 
 /// The draft these schemas are written in.
@@ -33,29 +34,27 @@ pub struct JsonSchemas {
 impl Operation {
     /// Schemas whose references start with `ref_prefix`, e.g. `#/components/schemas/`.
     pub fn json_schemas(&self, ref_prefix: &str) -> JsonSchemas {
-        let mut generator = Generator { types: &self.types, prefix: ref_prefix, definitions: BTreeMap::new(), todo: Vec::new() };
-        let mut input = generator.root(self.input.ty);
-        if let Value::Object(map) = &mut input {
-            map.insert("additionalProperties".to_owned(), Value::Bool(false));
-        }
-        let output = match &self.output {
-            Some(shape) => generator.root(shape.ty),
-            None => json!({}),
-        };
+        let mut generator = Generator::new(&self.types, ref_prefix);
+        let input = generator.input(self.input.ty);
+        let output = self.output.as_ref().map_or_else(|| json!({}), |shape| generator.root(shape.ty));
         generator.drain();
         JsonSchemas { input, output, definitions: generator.definitions }
     }
 
     /// A self-contained schema of the input (definitions under `$defs`).
     pub fn input_schema(&self) -> Value {
-        let schemas = self.json_schemas("#/$defs/");
-        standalone(schemas.input, schemas.definitions)
+        let mut generator = Generator::new(&self.types, "#/$defs/");
+        let input = generator.input(self.input.ty);
+        generator.drain();
+        standalone(input, generator.definitions)
     }
 
     /// A self-contained schema of the output (definitions under `$defs`).
     pub fn output_schema(&self) -> Value {
-        let schemas = self.json_schemas("#/$defs/");
-        standalone(schemas.output, schemas.definitions)
+        let mut generator = Generator::new(&self.types, "#/$defs/");
+        let output = self.output.as_ref().map_or_else(|| json!({}), |shape| generator.root(shape.ty));
+        generator.drain();
+        standalone(output, generator.definitions)
     }
 }
 
@@ -78,7 +77,20 @@ struct Generator<'t> {
     todo: Vec<(String, TypeId)>,
 }
 
-impl Generator<'_> {
+impl<'t> Generator<'t> {
+    fn new(types: &'t Types, prefix: &'t str) -> Self {
+        Self { types, prefix, definitions: BTreeMap::new(), todo: Vec::new() }
+    }
+
+    /// The input object refuses keys it does not declare, as the mapping does.
+    fn input(&mut self, ty: TypeId) -> Value {
+        let mut input = self.root(ty);
+        if let Value::Object(map) = &mut input {
+            map.insert("additionalProperties".to_owned(), Value::Bool(false));
+        }
+        input
+    }
+
     /// The message object itself is always inlined.
     fn root(&mut self, ty: TypeId) -> Value {
         match self.types.get(ty) {

@@ -46,6 +46,10 @@ impl QName {
 /// Clark notation, `{urn:example}Name`, or just `Name` when in no namespace.
 impl fmt::Display for QName {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.namespace.is_empty() { f.write_str(&self.local) } else { write!(f, "{{{}}}{}", self.namespace, self.local) }
+        if self.namespace.is_empty() {
+            f.write_str(&self.local)
+        } else {
+            write!(f, "{{{}}}{}", self.namespace, self.local)
+        }
     }
 }

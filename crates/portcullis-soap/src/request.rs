@@ -18,6 +18,7 @@ use crate::wsdl::{Operation, SoapVersion};
 pub(crate) mod lexical;
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, reason = "a failed unwrap is the test failure")]
 mod tests;
 
 /// How deep input objects may nest (recursive types could otherwise recurse without end).
@@ -197,16 +198,24 @@ impl Writer<'_> {
                     let text = Map::from_iter([("#text".to_owned(), scalar.clone())]);
                     self.complex(&field.name, ty, &text, pointer, depth)
                 }
+                _ if ty.text.is_some() => {
+                    let required: Vec<String> =
+                        ty.attributes.iter().filter(|a| a.required).map(|a| format!("@{}", a.name.local)).collect();
+                    Err(error(pointer, format!("expected an object with `#text` and {}", required.join(", "))))
+                }
                 _ => Err(error(pointer, "expected an object")),
             },
             Ty::Simple(simple) => {
-                let text = lexical::lexical(&simple.builtin, value).map_err(|e| error(pointer, format!("expected {e}")))?;
+                let text =
+                    lexical::lexical(&simple.builtin, value).map_err(|e| error(pointer, format!("expected {e}")))?;
                 self.leaf(&field.name, &text, pointer)
             }
             Ty::Any => match value {
                 Value::String(s) => self.leaf(&field.name, s, pointer),
                 Value::Number(_) | Value::Bool(_) => self.leaf(&field.name, &value.to_string(), pointer),
-                _ => Err(error(pointer, "this element has no declared type (xs:anyType): only a text value can be sent")),
+                _ => {
+                    Err(error(pointer, "this element has no declared type (xs:anyType): only a text value can be sent"))
+                }
             },
             Ty::Broken(reason) => Err(error(pointer, reason.clone())),
         }
@@ -291,7 +300,13 @@ impl Writer<'_> {
         Ok(())
     }
 
-    fn field(&mut self, field: &Field, value: Option<&Value>, pointer: &mut String, depth: usize) -> Result<(), MapError> {
+    fn field(
+        &mut self,
+        field: &Field,
+        value: Option<&Value>,
+        pointer: &mut String,
+        depth: usize,
+    ) -> Result<(), MapError> {
         match value {
             None if field.min > 0 => Err(error(pointer, "this required field is missing")),
             None => Ok(()),

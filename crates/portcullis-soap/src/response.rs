@@ -21,6 +21,7 @@ use crate::wsdl::Operation;
 use crate::xml::{self, Element, Limits, XmlError, is_xml_space};
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, reason = "a failed unwrap is the test failure")]
 mod tests;
 
 /// A SOAP response, mapped.
@@ -205,7 +206,12 @@ pub(crate) fn scalar(text: &str, kind: ValueKind) -> Value {
         ValueKind::Decimal | ValueKind::Float => integer(trimmed)
             .or_else(|| {
                 let valid = lexical::is_double(trimmed);
-                trimmed.parse::<f64>().ok().filter(|f| valid && f.is_finite()).and_then(Number::from_f64).map(Value::Number)
+                trimmed
+                    .parse::<f64>()
+                    .ok()
+                    .filter(|f| valid && f.is_finite())
+                    .and_then(Number::from_f64)
+                    .map(Value::Number)
             })
             .unwrap_or_else(|| Value::String(trimmed.to_owned())),
     }

@@ -17,9 +17,6 @@ use crate::names::QName;
 pub(crate) mod link;
 pub(crate) mod read;
 
-#[cfg(test)]
-mod tests;
-
 /// Index of a type in [`Types::tys`].
 pub(crate) type TypeId = usize;
 

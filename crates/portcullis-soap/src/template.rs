@@ -17,6 +17,7 @@ use crate::schema::{ComplexTy, Ty};
 use crate::wsdl::Operation;
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, reason = "a failed unwrap is the test failure")]
 mod tests;
 
 /// Where a placeholder takes its value from.
@@ -193,7 +194,9 @@ fn pieces(text: &str) -> Result<Vec<Piece>, String> {
 
 fn placeholder(inner: &str) -> Result<Placeholder, String> {
     let bad = || {
-        format!("`{{{inner}}}` is not a placeholder; use {{path.NAME}}, {{query.NAME}}, {{body.A.B}}, {{claim.NAME}} or {{consumer}}")
+        format!(
+            "`{{{inner}}}` is not a placeholder; use {{path.NAME}}, {{query.NAME}}, {{body.A.B}}, {{claim.NAME}} or {{consumer}}"
+        )
     };
     if inner == "consumer" {
         return Ok(Placeholder::Consumer);
@@ -213,7 +216,11 @@ fn placeholder(inner: &str) -> Result<Placeholder, String> {
     }
 }
 
-fn render_fields(fields: &[(String, Node)], lookup: &dyn Lookup, key: &str) -> Result<Map<String, Value>, TemplateError> {
+fn render_fields(
+    fields: &[(String, Node)],
+    lookup: &dyn Lookup,
+    key: &str,
+) -> Result<Map<String, Value>, TemplateError> {
     let mut map = Map::new();
     for (name, node) in fields {
         if let Some(value) = render(node, lookup, &join(key, name))? {
@@ -265,7 +272,12 @@ fn text(pieces: &[Piece], lookup: &dyn Lookup, key: &str) -> Result<Option<Value
     Ok(Some(Value::String(out)))
 }
 
-fn check_fields(op: &Operation, ty: &ComplexTy, fields: &[(String, Node)], pointer: &mut String) -> Result<(), MapError> {
+fn check_fields(
+    op: &Operation,
+    ty: &ComplexTy,
+    fields: &[(String, Node)],
+    pointer: &mut String,
+) -> Result<(), MapError> {
     let len = pointer.len();
     for (name, node) in fields {
         push_pointer(pointer, name);
@@ -290,7 +302,10 @@ fn check_fields(op: &Operation, ty: &ComplexTy, fields: &[(String, Node)], point
     for field in ty.fields.iter().filter(|f| f.min > 0) {
         if !fields.iter().any(|(name, _)| *name == field.name.local) {
             push_pointer(pointer, &field.name.local);
-            return Err(MapError { pointer: pointer.clone(), message: "this required field is not in the template".to_owned() });
+            return Err(MapError {
+                pointer: pointer.clone(),
+                message: "this required field is not in the template".to_owned(),
+            });
         }
     }
     Ok(())

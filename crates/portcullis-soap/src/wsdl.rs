@@ -16,7 +16,8 @@ mod assemble;
 mod read;
 
 #[cfg(test)]
-mod tests;
+#[allow(clippy::unwrap_used, reason = "a failed unwrap is the test failure")]
+pub(crate) mod tests;
 
 /// The SOAP version of a binding.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -258,7 +259,8 @@ impl Wsdl {
         let matches = |op: &&Operation| op.name == name && version.is_none_or(|v| op.version == v);
         let candidates: Vec<&Operation> = self.operations.iter().filter(matches).collect();
         let Some(first) = candidates.first() else {
-            let unsupported = self.unsupported.iter().find(|u| u.name == name && version.is_none_or(|v| u.version == v));
+            let unsupported =
+                self.unsupported.iter().find(|u| u.name == name && version.is_none_or(|v| u.version == v));
             if let Some(u) = unsupported {
                 return Err(u.error.clone());
             }

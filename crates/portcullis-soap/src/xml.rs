@@ -21,6 +21,7 @@ use quick_xml::reader::Reader;
 use crate::names::{QName, XML};
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, reason = "a failed unwrap is the test failure")]
 mod tests;
 
 /// Bounds applied to every XML document this crate parses.
@@ -70,7 +71,9 @@ pub enum XmlError {
     TooManyNodes { limit: usize },
     #[error("the XML document has a DTD (<!DOCTYPE>), which is refused: no DTD or entity processing is done")]
     Dtd,
-    #[error("the XML document uses the entity `&{0};`; only &lt; &gt; &amp; &apos; &quot; and character references exist")]
+    #[error(
+        "the XML document uses the entity `&{0};`; only &lt; &gt; &amp; &apos; &quot; and character references exist"
+    )]
     UnknownEntity(String),
     #[error("the XML document is not UTF-8: {0}")]
     Encoding(String),
@@ -132,7 +135,11 @@ impl Element {
     }
 
     /// Child elements in `ns` named `local`.
-    pub(crate) fn children_named<'a, 'n>(&'a self, ns: &'n str, local: &'n str) -> impl Iterator<Item = &'a Element> + 'n
+    pub(crate) fn children_named<'a, 'n>(
+        &'a self,
+        ns: &'n str,
+        local: &'n str,
+    ) -> impl Iterator<Item = &'a Element> + 'n
     where
         'a: 'n,
     {
@@ -282,7 +289,10 @@ impl<'l> TreeBuilder<'l> {
                 declarations.push((Box::from(""), Rc::from(value.as_str())));
             } else if let Some(prefix) = key.strip_prefix("xmlns:") {
                 if value.is_empty() {
-                    return Err(XmlError::Malformed { position: at, message: format!("prefix `{prefix}` bound to \"\"") });
+                    return Err(XmlError::Malformed {
+                        position: at,
+                        message: format!("prefix `{prefix}` bound to \"\""),
+                    });
                 }
                 declarations.push((Box::from(prefix), Rc::from(value.as_str())));
             } else {
@@ -318,10 +328,10 @@ impl<'l> TreeBuilder<'l> {
     }
 
     fn close(&mut self, at: u64) -> Result<(), XmlError> {
-        let element = self
-            .stack
-            .pop()
-            .ok_or_else(|| XmlError::Malformed { position: at, message: "an end tag without a start tag".to_owned() })?;
+        let element = self.stack.pop().ok_or_else(|| XmlError::Malformed {
+            position: at,
+            message: "an end tag without a start tag".to_owned(),
+        })?;
         match self.stack.last_mut() {
             Some(parent) => parent.children.push(element),
             None => self.root = Some(element),
@@ -342,7 +352,10 @@ impl<'l> TreeBuilder<'l> {
 
     fn finish(self, at: u64) -> Result<Element, XmlError> {
         if let Some(open) = self.stack.last() {
-            return Err(XmlError::Malformed { position: at, message: format!("element <{}> is not closed", open.local) });
+            return Err(XmlError::Malformed {
+                position: at,
+                message: format!("element <{}> is not closed", open.local),
+            });
         }
         self.root.ok_or(XmlError::NoRoot)
     }

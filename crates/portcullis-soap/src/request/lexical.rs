@@ -28,7 +28,9 @@ pub(crate) fn lexical<'v>(builtin: &Builtin, value: &'v Value) -> Result<Cow<'v,
         (ValueKind::Boolean, Value::String(s)) => {
             matches!(s.trim(), "true" | "false" | "1" | "0").then(|| Cow::Borrowed(s.trim()))
         }
-        (ValueKind::Integer(range), Value::Number(n)) => integer_number(n).filter(|t| in_range(t, range)).map(Cow::Owned),
+        (ValueKind::Integer(range), Value::Number(n)) => {
+            integer_number(n).filter(|t| in_range(t, range)).map(Cow::Owned)
+        }
         (ValueKind::Integer(range), Value::String(s)) => {
             let t = s.trim();
             (is_integer(t) && in_range(t, range)).then_some(Cow::Borrowed(t))

@@ -13,7 +13,7 @@ use crate::schema::read::{
     RawTypeRef,
 };
 use crate::schema::{
-    AttrField, Builtin, Choice, STRING, ComplexTy, Field, GlobalElement, SimpleTy, Ty, TypeId, Types, builtin_names,
+    AttrField, Builtin, Choice, ComplexTy, Field, GlobalElement, STRING, SimpleTy, Ty, TypeId, Types, builtin_names,
 };
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -181,7 +181,9 @@ impl<'r> Linker<'r> {
                 match &self.types.tys[id] {
                     Ty::Simple(base) => base.clone(),
                     Ty::Any => SimpleTy { builtin: STRING, ..Default::default() },
-                    Ty::Complex(_) => return Err(format!("a simpleType restricting the complex type `{}`", name.local)),
+                    Ty::Complex(_) => {
+                        return Err(format!("a simpleType restricting the complex type `{}`", name.local));
+                    }
                     Ty::Broken(message) => return Err(message.clone()),
                 }
             }
@@ -209,13 +211,16 @@ impl<'r> Linker<'r> {
         for attr in &raw.attributes {
             let id = self.type_ref(&attr.ty);
             match &self.types.tys[id] {
-                Ty::Complex(_) => return Err(format!("attribute `{}` of {} has a complex type", attr.name.local, raw.label)),
+                Ty::Complex(_) => {
+                    return Err(format!("attribute `{}` of {} has a complex type", attr.name.local, raw.label));
+                }
                 Ty::Broken(message) => return Err(message.clone()),
                 Ty::Simple(_) | Ty::Any => {}
             }
             ty.attributes.push(AttrField { name: attr.name.clone(), ty: id, required: attr.required });
         }
-        if let Some(dup) = ty.fields.iter().enumerate().find(|(i, f)| ty.fields[..*i].iter().any(|g| g.name.local == f.name.local))
+        if let Some(dup) =
+            ty.fields.iter().enumerate().find(|(i, f)| ty.fields[..*i].iter().any(|g| g.name.local == f.name.local))
         {
             return Err(format!("element name `{}` appears twice in {}", dup.1.name.local, raw.label));
         }
@@ -257,7 +262,9 @@ impl<'r> Linker<'r> {
         }
         let optional = optional || group.min == 0;
         let choice = match group.kind {
-            Compositor::Choice if choice.is_some() => return Err(format!("a nested xs:choice in {label} is not supported")),
+            Compositor::Choice if choice.is_some() => {
+                return Err(format!("a nested xs:choice in {label} is not supported"));
+            }
             Compositor::Choice => {
                 ty.choices.push(Choice { required: !optional });
                 Some(ty.choices.len() - 1)

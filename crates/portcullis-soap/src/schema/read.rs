@@ -38,9 +38,14 @@ pub(crate) enum RawContent {
     Empty,
     Group(RawGroup),
     /// `complexContent/extension`: the base's fields, then these.
-    Extension { base: QName, group: Option<RawGroup> },
+    Extension {
+        base: QName,
+        group: Option<RawGroup>,
+    },
     /// `simpleContent`: text of the base type (a simple type, or a complex one with simple content).
-    Simple { base: QName },
+    Simple {
+        base: QName,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -127,7 +132,13 @@ pub(crate) fn schema(el: &Element, raw: &mut Raw) {
                 let mut reader = TypeReader::new(&ctx, format!("element `{}`", name.local));
                 let ty = reader.type_ref(child);
                 let ty = reader.finish_ref(ty);
-                raw.elements.push(RawElement { name, ty, min: 1, max: MaxOccurs::Bounded(1), nillable: nillable(child) });
+                raw.elements.push(RawElement {
+                    name,
+                    ty,
+                    min: 1,
+                    max: MaxOccurs::Bounded(1),
+                    nillable: nillable(child),
+                });
             }
             ("complexType", Some(name)) => {
                 let label = format!("complexType `{}`", name.local);

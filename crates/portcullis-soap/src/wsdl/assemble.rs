@@ -116,7 +116,10 @@ impl Site<'_> {
     fn port_type_op(&self, name: &str) -> Result<&PortTypeOp, WsdlError> {
         let port_type = &self.binding.port_type;
         let Some(ops) = self.defs.port_types.get(port_type) else {
-            return Err(invalid(format!("operation `{name}`"), format!("portType `{}` is not defined", port_type.local)));
+            return Err(invalid(
+                format!("operation `{name}`"),
+                format!("portType `{}` is not defined", port_type.local),
+            ));
         };
         let mut matching = ops.iter().filter(|o| o.name == name);
         match (matching.next(), matching.next()) {
