@@ -24,10 +24,8 @@ fn envelope(body: &str) -> Vec<u8> {
 /// Payloads and the error each must give.
 fn payloads() -> Vec<(&'static str, Vec<u8>, XmlError)> {
     let big_entity = "x".repeat(50_000);
-    let quadratic = format!(
-        "<!DOCTYPE r [<!ENTITY a \"{big_entity}\">]>{ENV_OPEN}<r>{}</r>{ENV_CLOSE}",
-        "&a;".repeat(50_000)
-    );
+    let quadratic =
+        format!("<!DOCTYPE r [<!ENTITY a \"{big_entity}\">]>{ENV_OPEN}<r>{}</r>{ENV_CLOSE}", "&a;".repeat(50_000));
     let deep = format!("{ENV_OPEN}{}{}{ENV_CLOSE}", "<a>".repeat(1_000_000), "</a>".repeat(1_000_000));
     let wide = format!("{ENV_OPEN}<r>{}</r>{ENV_CLOSE}", "<a/>".repeat(1_000_000));
     let oversize = format!("{ENV_OPEN}<r>{}</r>{ENV_CLOSE}", "x".repeat(Limits::DEFAULT_MAX_BYTES));

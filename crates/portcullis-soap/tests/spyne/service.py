@@ -9,6 +9,7 @@ Operations (document/literal wrapped, spyne's default):
 - get_person(person_id)      -> Person: nested Address, an integer, a boolean, a nillable field
 - list_tags(count)           -> array of strings (an `stringArray` wrapper with repeated children)
 - list_people(count)         -> array of nested complex types
+- describe_nickname(nickname) -> string; takes a nillable input (xsi:nil in the request)
 - add(a, b)                  -> integer
 - is_even(n)                 -> boolean
 - fail(kind)                 -> a Client or a Server fault
@@ -37,7 +38,8 @@ class Person(ComplexModel):
     name = Unicode
     age = Integer
     active = Boolean
-    nickname = Unicode(nillable=True)
+    # min_occurs=1 makes spyne write None as xsi:nil="true" instead of leaving it out.
+    nickname = Unicode(nillable=True, min_occurs=1)
     address = Address
 
 
@@ -63,6 +65,10 @@ class PeopleService(ServiceBase):
     @rpc(Integer, _returns=Array(Person))
     def list_people(ctx, count):
         return [make_person(i) for i in range(1, count + 1)]
+
+    @rpc(Unicode(nillable=True), _returns=Unicode)
+    def describe_nickname(ctx, nickname):
+        return "no nickname" if nickname is None else "nickname: " + nickname
 
     @rpc(Integer, Integer, _returns=Integer)
     def add(ctx, a, b):
