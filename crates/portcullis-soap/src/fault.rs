@@ -67,8 +67,9 @@ fn display(code: &QName, env: &str) -> String {
     if code.namespace == env { code.local.clone() } else { code.to_string() }
 }
 
-fn detail(el: Option<&Element>) -> Option<Value> {
-    let el = el?;
+fn detail(el: &mut Element, local: &str) -> Option<Value> {
+    let index = el.children.iter().position(|c| &*c.local == local)?;
+    let el = el.children.swap_remove(index);
     if el.children.is_empty() && el.text.trim_matches(is_xml_space).is_empty() {
         return None;
     }
@@ -76,11 +77,13 @@ fn detail(el: Option<&Element>) -> Option<Value> {
 }
 
 /// Reads the `Fault` element of an envelope in namespace `env`.
-pub(crate) fn parse(el: &Element, env: &str) -> Fault {
+pub(crate) fn parse(el: Element, env: &str) -> Fault {
     if env == SOAP12_ENV { soap12(el) } else { soap11(el) }
 }
 
-fn soap11(el: &Element) -> Fault {
+fn soap11(mut el: Element) -> Fault {
+    let detail = detail(&mut el, "detail");
+    let el = &el;
     let code = code_of(child(el, "faultcode"));
     let in_env = code.namespace == SOAP11_ENV || code.namespace.is_empty();
     let client = in_env && code.local.split('.').next() == Some("Client");
@@ -91,11 +94,13 @@ fn soap11(el: &Element) -> Fault {
         subcodes: Vec::new(),
         faultstring: text(child(el, "faultstring")).unwrap_or_default(),
         actor: text(child(el, "faultactor")),
-        detail: detail(child(el, "detail")),
+        detail,
     }
 }
 
-fn soap12(el: &Element) -> Fault {
+fn soap12(mut el: Element) -> Fault {
+    let detail = detail(&mut el, "Detail");
+    let el = &el;
     let code_el = child(el, "Code");
     let code = code_of(code_el.and_then(|c| child(c, "Value")));
     let mut subcodes = Vec::new();
@@ -114,6 +119,6 @@ fn soap12(el: &Element) -> Fault {
         subcodes,
         faultstring: text(english.or(texts.first()).copied()).unwrap_or_default(),
         actor: text(child(el, "Node")),
-        detail: detail(child(el, "Detail")),
+        detail,
     }
 }

@@ -156,7 +156,12 @@ impl Writer<'_> {
                     self.namespaces.len() - 1
                 }
             };
-            let _ = write!(self.out, "ns{index}:");
+            self.out.push_str("ns");
+            match u32::try_from(index).ok().and_then(|i| char::from_digit(i, 10)) {
+                Some(digit) => self.out.push(digit),
+                None => self.out.push_str(&index.to_string()),
+            }
+            self.out.push(':');
         }
         self.out.push_str(&name.local);
     }

@@ -48,7 +48,7 @@ impl Operation {
     pub fn parse_response(&self, body: &[u8], limits: &Limits) -> Result<SoapResponse, ResponseError> {
         let mapper = Mapper { types: Some(&self.types) };
         let (env, body) = envelope(body, limits)?;
-        respond(&env, &body, |body| match &self.output {
+        respond(env, body, |mut body| match &self.output {
             Some(shape) => {
                 let ty = match self.types.get(shape.ty) {
                     Ty::Complex(c) => Some(c),
@@ -56,14 +56,14 @@ impl Operation {
                 };
                 match &shape.wrapper {
                     None => mapper.object(body, ty),
-                    Some(wrapper) => match body.children.first() {
+                    Some(wrapper) => match first_child(&mut body) {
                         Some(el) if *el.local == wrapper.local => mapper.object(el, ty),
                         Some(el) => mapper.object(el, None),
                         None => Map::new(),
                     },
                 }
             }
-            None => body.children.first().map(|el| mapper.object(el, None)).unwrap_or_default(),
+            None => first_child(&mut body).map(|el| mapper.object(el, None)).unwrap_or_default(),
         })
     }
 }
@@ -72,62 +72,70 @@ impl Operation {
 pub fn parse_response_untyped(body: &[u8], limits: &Limits) -> Result<SoapResponse, ResponseError> {
     let mapper = Mapper { types: None };
     let (env, body) = envelope(body, limits)?;
-    respond(&env, &body, |body| body.children.first().map(|el| mapper.object(el, None)).unwrap_or_default())
+    respond(env, body, |mut body| first_child(&mut body).map(|el| mapper.object(el, None)).unwrap_or_default())
+}
+
+fn first_child(el: &mut Element) -> Option<Element> {
+    (!el.children.is_empty()).then(|| el.children.swap_remove(0))
 }
 
 /// The envelope's namespace and its `Body`.
-fn envelope(bytes: &[u8], limits: &Limits) -> Result<(String, Element), ResponseError> {
-    let root = xml::parse(bytes, limits)?;
+fn envelope(bytes: &[u8], limits: &Limits) -> Result<(&'static str, Element), ResponseError> {
+    let mut root = xml::parse(bytes, limits)?;
     let env = [SOAP11_ENV, SOAP12_ENV].into_iter().find(|ns| root.is(ns, "Envelope")).ok_or_else(|| {
         ResponseError::NotSoap(format!("the root element is <{}>, not a SOAP 1.1 or 1.2 Envelope", root.qname()))
     })?;
-    let mut root = root;
     let index = root
         .children
         .iter()
         .position(|c| c.is(env, "Body"))
         .ok_or_else(|| ResponseError::NotSoap("the envelope has no Body".to_owned()))?;
-    Ok((env.to_owned(), root.children.swap_remove(index)))
+    Ok((env, root.children.swap_remove(index)))
 }
 
 fn respond(
     env: &str,
-    body: &Element,
-    output: impl FnOnce(&Element) -> Map<String, Value>,
+    mut body: Element,
+    output: impl FnOnce(Element) -> Map<String, Value>,
 ) -> Result<SoapResponse, ResponseError> {
-    match body.children.first() {
-        Some(first) if first.is(env, "Fault") => Ok(SoapResponse::Fault(fault::parse(first, env))),
-        _ => Ok(SoapResponse::Output(output(body))),
+    if body.children.first().is_some_and(|first| first.is(env, "Fault")) {
+        let fault = body.children.swap_remove(0);
+        return Ok(SoapResponse::Fault(fault::parse(fault, env)));
     }
+    Ok(SoapResponse::Output(output(body)))
 }
 
-/// Maps elements to JSON with whatever schema knowledge there is.
+/// Maps elements to JSON with whatever schema knowledge there is. The tree is consumed, so
+/// text moves into the JSON instead of being copied.
 pub(crate) struct Mapper<'t> {
     pub(crate) types: Option<&'t Types>,
 }
 
 impl Mapper<'_> {
     /// An element's attributes, text and children as an object.
-    pub(crate) fn object(&self, el: &Element, ty: Option<&ComplexTy>) -> Map<String, Value> {
+    pub(crate) fn object(&self, el: Element, ty: Option<&ComplexTy>) -> Map<String, Value> {
         let mut map = Map::new();
-        for attr in el.attrs.iter().filter(|a| &*a.ns != XSI) {
+        let Element { attrs, text, children, .. } = el;
+        for attr in attrs.into_iter().filter(|a| &*a.ns != XSI) {
             let kind = ty.and_then(|t| t.attribute(&attr.local)).and_then(|a| self.kind(a.ty));
-            let value = kind.map_or_else(|| Value::String(attr.value.clone()), |k| scalar(&attr.value, k));
+            let value = kind.map_or_else(|| Value::String(attr.value.clone()), |k| scalar(attr.value.clone(), k));
             map.insert(format!("@{}", attr.local), value);
         }
         match ty.and_then(|t| t.text).and_then(|t| self.kind(t)) {
             Some(kind) => {
-                map.insert("#text".to_owned(), scalar(&el.text, kind));
+                map.insert("#text".to_owned(), scalar(text, kind));
             }
-            None if !el.text.trim_matches(is_xml_space).is_empty() => {
-                map.insert("#text".to_owned(), Value::String(el.text.clone()));
+            None if !text.trim_matches(is_xml_space).is_empty() => {
+                map.insert("#text".to_owned(), Value::String(text));
             }
             None => {}
         }
-        for child in &el.children {
+        for child in children {
             let field = ty.and_then(|t| t.field(&child.local));
+            let repeated = field.is_some_and(|f| f.max.is_repeated());
+            let local = child.local.clone();
             let value = self.value(child, field.map(|f| f.ty));
-            insert(&mut map, &child.local, value, field.is_some_and(|f| f.max.is_repeated()));
+            insert(&mut map, &local, value, repeated);
         }
         map
     }
@@ -139,18 +147,18 @@ impl Mapper<'_> {
         }
     }
 
-    fn value(&self, el: &Element, ty: Option<TypeId>) -> Value {
+    fn value(&self, el: Element, ty: Option<TypeId>) -> Value {
         if matches!(el.attr_ns(XSI, "nil").map(str::trim), Some("true" | "1")) {
             return Value::Null;
         }
-        let ty = self.xsi_type(el).or(ty);
+        let ty = self.xsi_type(&el).or(ty);
         let has_attributes = el.attrs.iter().any(|a| &*a.ns != XSI);
         match (ty, self.types) {
             (Some(ty), Some(types)) => match types.get(ty) {
-                Ty::Simple(s) if !has_attributes => scalar(&el.text, s.builtin.kind),
+                Ty::Simple(s) if !has_attributes => scalar(el.text, s.builtin.kind),
                 Ty::Complex(c) if c.fields.is_empty() && c.attributes.is_empty() && !has_attributes => {
                     match c.text.and_then(|t| self.kind(t)) {
-                        Some(kind) => scalar(&el.text, kind),
+                        Some(kind) => scalar(el.text, kind),
                         None => Value::Object(self.object(el, Some(c))),
                     }
                 }
@@ -166,9 +174,9 @@ impl Mapper<'_> {
         self.types?.by_name(&name)
     }
 
-    fn generic(&self, el: &Element, has_attributes: bool) -> Value {
+    fn generic(&self, el: Element, has_attributes: bool) -> Value {
         if el.children.is_empty() && !has_attributes {
-            Value::String(el.text.clone())
+            Value::String(el.text)
         } else {
             Value::Object(self.object(el, None))
         }
@@ -191,19 +199,21 @@ fn insert(map: &mut Map<String, Value>, key: &str, value: Value, repeated: bool)
 }
 
 /// A text value as JSON, by XSD kind; text outside the type's lexical space stays a string.
-pub(crate) fn scalar(text: &str, kind: ValueKind) -> Value {
+pub(crate) fn scalar(text: String, kind: ValueKind) -> Value {
+    if kind == ValueKind::String {
+        return Value::String(text);
+    }
     let trimmed = text.trim_matches(is_xml_space);
     let empty = trimmed.is_empty();
     match kind {
-        ValueKind::String => Value::String(text.to_owned()),
         _ if empty => Value::Null,
         ValueKind::Boolean => match trimmed {
             "true" | "1" => Value::Bool(true),
             "false" | "0" => Value::Bool(false),
-            _ => Value::String(text.to_owned()),
+            _ => Value::String(text.clone()),
         },
         ValueKind::Integer(_) => integer(trimmed).unwrap_or_else(|| Value::String(trimmed.to_owned())),
-        ValueKind::Decimal | ValueKind::Float => integer(trimmed)
+        ValueKind::String | ValueKind::Decimal | ValueKind::Float => integer(trimmed)
             .or_else(|| {
                 let valid = lexical::is_double(trimmed);
                 trimmed
