@@ -292,10 +292,17 @@ fn check_fields(
                 message: format!("unknown field `{name}`; expected one of: {}", names.join(", ")),
             });
         }
-        if let (Some(field), Node::Object(inner)) = (field, node)
-            && let Ty::Complex(child) = op.types.get(field.ty)
-        {
-            check_fields(op, child, inner, pointer)?;
+        if let (Some(field), Node::Object(inner)) = (field, node) {
+            match op.types.get(field.ty) {
+                Ty::Complex(child) => check_fields(op, child, inner, pointer)?,
+                Ty::Simple(_) => {
+                    return Err(MapError {
+                        pointer: pointer.clone(),
+                        message: "expected a value, not a map".to_owned(),
+                    });
+                }
+                Ty::Any | Ty::Broken(_) => {}
+            }
         }
         pointer.truncate(len);
     }

@@ -229,9 +229,10 @@ impl Wsdl {
     /// port: SOAP 1.1 unless only SOAP 1.2 exists.
     pub fn operations(&self) -> impl Iterator<Item = &Operation> {
         self.operations.iter().enumerate().filter_map(|(i, op)| {
-            let first = self.operations.iter().position(|o| o.port_type == op.port_type && o.name == op.name);
-            let preferred = self.preferred(&op.name, None).ok()?;
-            (first == Some(i)).then_some(preferred)
+            let same = |o: &&Operation| o.port_type == op.port_type && o.name == op.name;
+            let first = self.operations.iter().position(|o| same(&o))?;
+            let preferred = self.operations.iter().filter(same).find(|o| o.version == SoapVersion::Soap11);
+            (first == i).then_some(preferred.unwrap_or(op))
         })
     }
 

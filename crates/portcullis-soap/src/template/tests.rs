@@ -88,4 +88,6 @@ fn templates_are_checked_against_the_operation_input() {
     let save = w.operation("SaveContact").unwrap();
     let nested = template(json!({"Contact": {"Id": "1", "Nme": "x"}})).unwrap().check(save).unwrap_err();
     assert_eq!(nested.pointer, "/Contact/Nme");
+    let map_for_value = template(json!({"ContactId": {"x": "1"}})).unwrap().check(get).unwrap_err();
+    assert_eq!(map_for_value.to_string(), "/ContactId: expected a value, not a map");
 }

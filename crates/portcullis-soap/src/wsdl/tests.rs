@@ -120,3 +120,24 @@ fn recursive_and_self_deriving_types_do_not_loop() {
     let err = w.operation("Op").unwrap_err().to_string();
     assert!(err.contains("derives from itself"), "{err}");
 }
+
+#[test]
+fn one_name_on_two_port_types_is_listed_twice_and_ambiguous_by_name() {
+    let text = r#"<definitions xmlns="http://schemas.xmlsoap.org/wsdl/" xmlns:soap="http://schemas.xmlsoap.org/wsdl/soap/"
+        xmlns:xs="http://www.w3.org/2001/XMLSchema" xmlns:t="urn:t" targetNamespace="urn:t">
+      <types><xs:schema targetNamespace="urn:t"><xs:element name="E"><xs:complexType/></xs:element></xs:schema></types>
+      <message name="m"><part name="p" element="t:E"/></message>
+      <portType name="P1"><operation name="Op"><input message="t:m"/><output message="t:m"/></operation></portType>
+      <portType name="P2"><operation name="Op"><input message="t:m"/><output message="t:m"/></operation></portType>
+      <binding name="B1" type="t:P1"><soap:binding transport="http://schemas.xmlsoap.org/soap/http"/>
+        <operation name="Op"><input><soap:body use="literal"/></input><output><soap:body use="literal"/></output></operation></binding>
+      <binding name="B2" type="t:P2"><soap:binding transport="http://schemas.xmlsoap.org/soap/http"/>
+        <operation name="Op"><input><soap:body use="literal"/></input><output><soap:body use="literal"/></output></operation></binding>
+      <service name="S1"><port name="p1" binding="t:B1"><soap:address location="http://x/1"/></port></service>
+      <service name="S2"><port name="p2" binding="t:B2"><soap:address location="http://x/2"/></port></service>
+    </definitions>"#;
+    let w = Wsdl::parse(text.as_bytes()).unwrap();
+    assert_eq!(w.operations().map(Operation::service).collect::<Vec<_>>(), ["S1", "S2"]);
+    let err = w.operation("Op").unwrap_err();
+    assert_eq!(err, WsdlError::AmbiguousOperation { name: "Op".into(), port_types: vec!["P1".into(), "P2".into()] });
+}
