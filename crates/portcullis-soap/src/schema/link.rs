@@ -28,11 +28,16 @@ struct Linker<'r> {
     types: Types,
     any: TypeId,
     by_name: HashMap<&'r QName, (&'r RawType, State)>,
+    /// Named types being linked right now (derivation chains recurse; keep the stack small).
+    depth: usize,
 }
+
+/// Longer derivation chains than this are refused rather than risking the stack.
+const MAX_DERIVATION_DEPTH: usize = 64;
 
 /// Links every type and global element of `raw`.
 pub(crate) fn link(raw: &Raw) -> Types {
-    let mut linker = Linker { raw, types: Types::default(), any: 0, by_name: HashMap::new() };
+    let mut linker = Linker { raw, types: Types::default(), any: 0, by_name: HashMap::new(), depth: 0 };
     linker.any = linker.alloc(Ty::Any);
     linker.types.any = linker.any;
     for name in builtin_names() {
@@ -98,9 +103,15 @@ impl<'r> Linker<'r> {
             State::InProgress => {
                 self.types.tys[id] = Ty::Broken(format!("type `{}` derives from itself", name.local));
             }
+            State::Pending if self.depth >= MAX_DERIVATION_DEPTH => {
+                let message = format!("type `{}` derives through more than {MAX_DERIVATION_DEPTH} types", name.local);
+                return self.alloc(Ty::Broken(message));
+            }
             State::Pending => {
                 self.set_state(name, State::InProgress);
+                self.depth += 1;
                 let linked = self.fill(raw);
+                self.depth -= 1;
                 if !matches!(self.types.tys[id], Ty::Broken(_)) {
                     self.types.tys[id] = linked;
                 }

@@ -141,3 +141,29 @@ fn one_name_on_two_port_types_is_listed_twice_and_ambiguous_by_name() {
     let err = w.operation("Op").unwrap_err();
     assert_eq!(err, WsdlError::AmbiguousOperation { name: "Op".into(), port_types: vec!["P1".into(), "P2".into()] });
 }
+
+#[test]
+fn very_long_derivation_chains_are_refused_not_recursed() {
+    let mut types = String::new();
+    for i in 0..5000 {
+        types.push_str(&format!(
+            r#"<xs:complexType name="T{i}"><xs:complexContent><xs:extension base="t:T{}"/></xs:complexContent></xs:complexType>"#,
+            i + 1
+        ));
+    }
+    types.push_str(r#"<xs:complexType name="T5000"><xs:sequence><xs:element name="x" type="xs:int"/></xs:sequence></xs:complexType>"#);
+    let text = format!(
+        r#"<definitions xmlns="http://schemas.xmlsoap.org/wsdl/" xmlns:soap="http://schemas.xmlsoap.org/wsdl/soap/"
+        xmlns:xs="http://www.w3.org/2001/XMLSchema" xmlns:t="urn:t" targetNamespace="urn:t">
+      <types><xs:schema targetNamespace="urn:t">{types}<xs:element name="Op" type="t:T0"/></xs:schema></types>
+      <message name="m"><part name="p" element="t:Op"/></message>
+      <portType name="P"><operation name="Op"><input message="t:m"/></operation></portType>
+      <binding name="B" type="t:P"><soap:binding transport="http://schemas.xmlsoap.org/soap/http"/>
+        <operation name="Op"><input><soap:body use="literal"/></input></operation></binding>
+      <service name="S"><port name="p" binding="t:B"><soap:address location="http://x/"/></port></service>
+    </definitions>"#
+    );
+    let w = Wsdl::parse(text.as_bytes()).unwrap();
+    let err = w.operation("Op").unwrap_err().to_string();
+    assert!(err.contains("more than 64 types"), "{err}");
+}
