@@ -130,12 +130,13 @@ impl Mapper<'_> {
             }
             None => {}
         }
-        for child in children {
+        for mut child in children {
             let field = ty.and_then(|t| t.field(&child.local));
             let repeated = field.is_some_and(|f| f.max.is_repeated());
-            let local = child.local.clone();
+            // The name moves into the key; the value does not need it.
+            let local = std::mem::take(&mut child.local);
             let value = self.value(child, field.map(|f| f.ty));
-            insert(&mut map, &local, value, repeated);
+            insert(&mut map, local, value, repeated);
         }
         map
     }
@@ -185,15 +186,15 @@ impl Mapper<'_> {
 
 /// Adds a child's value, turning the key into an array when the element repeats. Element
 /// values are never arrays themselves, so an array under a key is always a repetition.
-fn insert(map: &mut Map<String, Value>, key: &str, value: Value, repeated: bool) {
-    match map.get_mut(key) {
+fn insert(map: &mut Map<String, Value>, key: Box<str>, value: Value, repeated: bool) {
+    match map.get_mut(&*key) {
         Some(Value::Array(items)) => items.push(value),
         Some(existing) => {
             let first = existing.take();
             *existing = Value::Array(vec![first, value]);
         }
         None => {
-            map.insert(key.to_owned(), if repeated { Value::Array(vec![value]) } else { value });
+            map.insert(key.into_string(), if repeated { Value::Array(vec![value]) } else { value });
         }
     }
 }

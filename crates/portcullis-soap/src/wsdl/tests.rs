@@ -167,3 +167,12 @@ fn very_long_derivation_chains_are_refused_not_recursed() {
     let err = w.operation("Op").unwrap_err().to_string();
     assert!(err.contains("more than 64 types"), "{err}");
 }
+
+#[test]
+fn parsed_wsdls_can_be_shared_across_request_threads() {
+    fn shareable<T: Send + Sync + 'static>() {}
+    shareable::<Wsdl>();
+    shareable::<Operation>();
+    shareable::<crate::RequestTemplate>();
+    shareable::<crate::SoapResponse>();
+}
