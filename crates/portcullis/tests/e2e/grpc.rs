@@ -18,8 +18,9 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Notify, mpsc};
 
+use crate::certs::{Pki, server_config};
 use crate::kit::{Backend, TestGateway, WAIT, client, scratch_dir, send, text};
-use crate::upstream_tls::{Pki, TlsBackend, server_config};
+use crate::upstream_tls::TlsBackend;
 
 /// One gRPC message frame.
 fn frame(message: &[u8]) -> Bytes {

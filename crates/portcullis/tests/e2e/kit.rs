@@ -1,11 +1,12 @@
-//! The shared test kit: a gateway on port 0 from a YAML string, recording mock upstreams,
-//! broken upstreams, and HTTP/1.1, HTTP/2 and raw-socket clients. Everything binds 127.0.0.1.
+//! The shared test kit: a gateway on port 0 from a YAML string or a config file (with its
+//! reloader, file watcher and admin API when asked), recording mock upstreams, broken
+//! upstreams, and HTTP/1.1, HTTP/2 and raw-socket clients. Everything binds 127.0.0.1.
 
 #![allow(dead_code, unreachable_pub)]
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -18,6 +19,8 @@ use hyper::service::service_fn;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioIo};
+use portcullis_proxy::GatewayHandle;
+use portcullis_proxy::reload::Reloader;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::oneshot;
@@ -39,8 +42,14 @@ pub fn scratch_dir() -> PathBuf {
 
 /// A running gateway; stopped (gracefully) on drop.
 pub struct TestGateway {
+    /// The first listener's address.
     pub addr: SocketAddr,
     pub dir: PathBuf,
+    pub handle: GatewayHandle,
+    /// Started from a file: reloads it.
+    pub reloader: Option<Arc<Reloader>>,
+    /// With [`TestGateway::with_admin`]: the admin API's address.
+    pub admin: Option<SocketAddr>,
     stop: Option<oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<()>>,
 }
@@ -55,15 +64,61 @@ impl TestGateway {
         let text = yaml.replace("@LISTEN@", "127.0.0.1:0").replace("@DIR@", &dir.display().to_string());
         let loaded = portcullis_config::load_str(&text, "test.yaml", &dir, None)
             .unwrap_or_else(|e| panic!("config does not load:\n{e}"));
+        Self::run(loaded, dir).await
+    }
+
+    /// Starts a gateway from a config file (relative paths are relative to its folder, as
+    /// with `run -c`), with a [`Reloader`] for it; no watcher, no admin API.
+    pub async fn from_file(path: &Path) -> Self {
+        let loaded = portcullis_config::load_file(path, None).unwrap_or_else(|e| panic!("config does not load:\n{e}"));
+        let dir = path.parent().expect("a config file's folder").to_path_buf();
+        let mut gw = Self::run(loaded, dir).await;
+        gw.reloader = Some(Reloader::new(path.to_path_buf(), None, gw.handle.clone()));
+        gw
+    }
+
+    /// [`TestGateway::from_file`] with the file watcher running, as `run -c FILE` has it.
+    pub async fn start_watching(path: &Path) -> Self {
+        let gw = Self::from_file(path).await;
+        tokio::spawn(gw.reloader().clone().watch());
+        gw
+    }
+
+    /// Binds the admin API on 127.0.0.1:0 (whatever `admin.bind` says), answering from this
+    /// gateway's reloader.
+    pub async fn with_admin(mut self) -> Self {
+        let admin = portcullis_proxy::admin::Admin::bind("127.0.0.1:0".parse().expect("addr"), self.reloader().clone())
+            .await
+            .expect("bind admin");
+        self.admin = Some(admin.local_addr().expect("admin addr"));
+        tokio::spawn(admin.run());
+        self
+    }
+
+    async fn run(loaded: portcullis_config::Loaded, dir: PathBuf) -> Self {
         let snapshot = portcullis_core::compile(&loaded).unwrap_or_else(|e| panic!("config does not compile:\n{e}"));
         let runtime = portcullis_proxy::Runtime::new(snapshot).expect("runtime");
         let gateway = portcullis_proxy::Gateway::bind(runtime).await.expect("bind");
         let addr = gateway.local_addrs()[0].1;
+        let handle = gateway.handle();
         let (tx, rx) = oneshot::channel();
         let task = tokio::spawn(gateway.run(async {
             let _ = rx.await;
         }));
-        Self { addr, dir, stop: Some(tx), task: Some(task) }
+        Self { addr, dir, handle, reloader: None, admin: None, stop: Some(tx), task: Some(task) }
+    }
+
+    pub fn reloader(&self) -> &Arc<Reloader> {
+        self.reloader.as_ref().expect("a gateway started from a file")
+    }
+
+    /// The bound address of the listener called `name`, if it is listening.
+    pub fn listener(&self, name: &str) -> Option<SocketAddr> {
+        self.handle.local_addrs().into_iter().find(|(n, _)| &**n == name).map(|(_, a)| a)
+    }
+
+    pub fn admin_url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.admin.expect("started with_admin"))
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -278,6 +333,22 @@ pub async fn get(url: &str, headers: &[(&str, &str)]) -> Reply {
         b = b.header(*k, *v);
     }
     send(&client(), b.body(Full::new(Bytes::new())).expect("request")).await
+}
+
+/// Polls `check` every 20 ms until it gives `Some`, failing with `what` after [`WAIT`].
+pub async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        if let Some(found) = check().await {
+            return found;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 /// Writes raw bytes and returns everything read until the peer closes or `wait` passes.

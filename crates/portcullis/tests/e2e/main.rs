@@ -1,12 +1,15 @@
-//! End-to-end tests over real sockets, one module per capability, on the shared [`kit`].
+//! End-to-end tests over real sockets, one module per capability, on the shared [`kit`]
+//! (and [`certs`] for generated certificates and TLS clients).
 
 mod access_log;
+mod certs;
 mod cli;
 mod grpc;
 mod headers;
 mod kit;
 mod limits;
 mod routing;
+mod tls;
 mod upstream_tls;
 mod upstreams;
 mod websocket;

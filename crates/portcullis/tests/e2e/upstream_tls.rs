@@ -16,83 +16,12 @@ use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
-use rcgen::{
-    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, KeyUsagePurpose,
-};
-use rustls::server::WebPkiClientVerifier;
-use rustls::{RootCertStore, ServerConfig};
-use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::ServerConfig;
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 
+use crate::certs::{Pki, server_config};
 use crate::kit::{TestGateway, WAIT, get, scratch_dir};
-
-/// A throwaway certificate authority.
-pub(crate) struct Pki {
-    issuer: Issuer<'static, KeyPair>,
-    pub(crate) ca_pem: String,
-}
-
-/// A leaf certificate and its key, PEM.
-pub(crate) struct Leaf {
-    pub(crate) cert_pem: String,
-    pub(crate) key_pem: String,
-}
-
-impl Pki {
-    pub(crate) fn new(name: &str) -> Self {
-        let key = KeyPair::generate().expect("CA key");
-        let mut params = CertificateParams::new(Vec::<String>::new()).expect("CA params");
-        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-        params.distinguished_name.push(DnType::CommonName, name);
-        let ca_pem = params.self_signed(&key).expect("CA cert").pem();
-        Self { issuer: Issuer::new(params, key), ca_pem }
-    }
-
-    /// A server (or, with `client`, client) certificate for `names` (DNS names or IPs).
-    pub(crate) fn leaf(&self, names: &[&str], client: bool) -> Leaf {
-        let key = KeyPair::generate().expect("leaf key");
-        let names: Vec<String> = names.iter().map(|n| (*n).to_owned()).collect();
-        let mut params = CertificateParams::new(names).expect("leaf params");
-        params.distinguished_name.push(DnType::CommonName, "portcullis-test");
-        params.extended_key_usages =
-            vec![if client { ExtendedKeyUsagePurpose::ClientAuth } else { ExtendedKeyUsagePurpose::ServerAuth }];
-        let cert = params.signed_by(&key, &self.issuer).expect("sign leaf");
-        Leaf { cert_pem: cert.pem(), key_pem: key.serialize_pem() }
-    }
-
-    fn roots(&self) -> RootCertStore {
-        let mut roots = RootCertStore::empty();
-        for cert in CertificateDer::pem_slice_iter(self.ca_pem.as_bytes()) {
-            roots.add(cert.expect("CA PEM")).expect("CA cert");
-        }
-        roots
-    }
-}
-
-fn provider() -> Arc<rustls::crypto::CryptoProvider> {
-    Arc::new(rustls::crypto::ring::default_provider())
-}
-
-/// A backend's rustls config: `leaf` as its certificate, ALPN h2 and http/1.1, and client
-/// certificates from `client_ca` required when given.
-pub(crate) fn server_config(leaf: &Leaf, client_ca: Option<&Pki>) -> Arc<ServerConfig> {
-    let chain: Vec<CertificateDer<'static>> =
-        CertificateDer::pem_slice_iter(leaf.cert_pem.as_bytes()).collect::<Result<_, _>>().expect("chain");
-    let key = PrivateKeyDer::from_pem_slice(leaf.key_pem.as_bytes()).expect("key");
-    let builder = ServerConfig::builder_with_provider(provider()).with_safe_default_protocol_versions().expect("v");
-    let builder = match client_ca {
-        Some(ca) => builder.with_client_cert_verifier(
-            WebPkiClientVerifier::builder_with_provider(Arc::new(ca.roots()), provider()).build().expect("verifier"),
-        ),
-        None => builder.with_no_client_auth(),
-    };
-    let mut config = builder.with_single_cert(chain, key).expect("server cert");
-    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-    Arc::new(config)
-}
 
 /// What a TLS backend saw of each completed handshake.
 #[derive(Debug, Clone)]
