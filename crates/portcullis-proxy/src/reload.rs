@@ -124,25 +124,33 @@ impl Reloader {
     }
 
     /// Watches the files until shutdown; reloads when their content changes and has settled.
-    pub async fn watch(self: Arc<Self>) {
-        let mut stopping = self.handle.stopping();
-        let mut applied = fingerprint(&self.watched()).await;
-        let mut last_seen = applied;
-        loop {
-            tokio::select! {
-                () = tokio::time::sleep(WATCH_INTERVAL) => {}
-                _ = stopping.changed() => return,
+    /// The baseline is read before this returns, so a change made once it has been called is
+    /// never mistaken for the starting state (the task may be scheduled much later).
+    pub fn watch(self: Arc<Self>) -> impl std::future::Future<Output = ()> + Send + 'static {
+        let mut applied = fingerprint_blocking(&self.watched());
+        async move {
+            let mut stopping = self.handle.stopping();
+            let mut last_seen = applied;
+            loop {
+                tokio::select! {
+                    () = tokio::time::sleep(WATCH_INTERVAL) => {}
+                    _ = stopping.changed() => return,
+                }
+                let watched = self.watched();
+                let seen = fingerprint(&watched).await;
+                if seen != applied && seen == last_seen {
+                    let _ = self.reload(Trigger::FileChange).await;
+                    // What was seen is what the reload read, or older: a write made while it
+                    // ran shows as a change at the next look instead of being taken as
+                    // applied. A broken file does not retrigger until it changes again. Only
+                    // when the new config names other files are those read afresh.
+                    let now_watched = self.watched();
+                    applied = if now_watched == watched { seen } else { fingerprint(&now_watched).await };
+                    last_seen = applied;
+                    continue;
+                }
+                last_seen = seen;
             }
-            let seen = fingerprint(&self.watched()).await;
-            if seen != applied && seen == last_seen {
-                let _ = self.reload(Trigger::FileChange).await;
-                // The new config may name other files: start from what it watches now, so
-                // a broken file does not retrigger until it changes again.
-                applied = fingerprint(&self.watched()).await;
-                last_seen = applied;
-                continue;
-            }
-            last_seen = seen;
         }
     }
 }
@@ -150,10 +158,15 @@ impl Reloader {
 /// A hash of the files' names and contents (a missing file hashes differently from an empty
 /// one). Content, not mtime: atomic renames, symlink swaps and same-second edits all count.
 async fn fingerprint(files: &[PathBuf]) -> u64 {
+    let files = files.to_vec();
+    tokio::task::spawn_blocking(move || fingerprint_blocking(&files)).await.unwrap_or_default()
+}
+
+fn fingerprint_blocking(files: &[PathBuf]) -> u64 {
     let mut hasher = std::collections::hash_map::DefaultHasher::new();
     for file in files {
         file.hash(&mut hasher);
-        match tokio::fs::read(file).await {
+        match std::fs::read(file) {
             Ok(bytes) => bytes.hash(&mut hasher),
             Err(e) => e.kind().hash(&mut hasher),
         }
