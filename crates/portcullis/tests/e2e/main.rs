@@ -8,6 +8,7 @@ mod grpc;
 mod headers;
 mod kit;
 mod limits;
+mod reload;
 mod routing;
 mod tls;
 mod upstream_tls;

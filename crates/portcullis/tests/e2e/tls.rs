@@ -232,6 +232,7 @@ impl Mtls {
 async fn a_required_client_certificate_must_be_present_and_signed_by_client_ca() {
     let m = mtls("required").await;
     let none = m.attempt(None, "/none").await;
+    assert!(none.is_err(), "no certificate: {none:?}");
     let foreign = m.attempt(Some(&m.foreign), "/foreign").await;
     assert!(foreign.is_err(), "a certificate from another CA: {foreign:?}");
     assert_eq!(m.attempt(Some(&m.good), "/good").await, Ok(StatusCode::OK));
