@@ -219,7 +219,8 @@ async fn certificates(State(state): State<AdminState>) -> Response {
                 "name": c.name,
                 "sans": c.sans,
                 "not_after": humantime::format_rfc3339_seconds(c.not_after).to_string(),
-                "days_left": (left / 86400.0).floor(),
+                // Whole days, as operators count them (29, not 29.0).
+                "days_left": (left / 86400.0).floor() as i64,
                 "file": c.file.display().to_string(),
             })
         })
