@@ -2,6 +2,7 @@
 //! (and [`certs`] for generated certificates and TLS clients).
 
 mod access_log;
+mod admin;
 mod certs;
 mod cli;
 mod grpc;
