@@ -174,24 +174,29 @@ fn fingerprint_blocking(files: &[PathBuf]) -> u64 {
     hasher.finish()
 }
 
-/// Reloads on every SIGHUP until shutdown.
+/// Reloads on every SIGHUP until shutdown. The handler is installed before this returns:
+/// until then a SIGHUP would terminate the process (its default action), so call it before
+/// the gateway announces that it is listening.
 #[cfg(unix)]
-pub async fn on_sighup(reloader: Arc<Reloader>) {
+pub fn on_sighup(reloader: Arc<Reloader>) -> impl std::future::Future<Output = ()> + Send + 'static {
     use tokio::signal::unix::{SignalKind, signal};
-    let Ok(mut hangups) = signal(SignalKind::hangup()) else {
-        tracing::warn!("cannot listen for SIGHUP; reload by file change or the admin API");
-        return;
-    };
-    let mut stopping = reloader.handle.stopping();
-    loop {
-        tokio::select! {
-            got = hangups.recv() => {
-                if got.is_none() {
-                    return;
+    let hangups = signal(SignalKind::hangup());
+    async move {
+        let Ok(mut hangups) = hangups else {
+            tracing::warn!("cannot listen for SIGHUP; reload by file change or the admin API");
+            return;
+        };
+        let mut stopping = reloader.handle.stopping();
+        loop {
+            tokio::select! {
+                got = hangups.recv() => {
+                    if got.is_none() {
+                        return;
+                    }
+                    let _ = reloader.reload(Trigger::Signal).await;
                 }
-                let _ = reloader.reload(Trigger::Signal).await;
+                _ = stopping.changed() => return,
             }
-            _ = stopping.changed() => return,
         }
     }
 }

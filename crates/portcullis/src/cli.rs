@@ -120,9 +120,9 @@ pub(crate) fn serve(snapshot: Snapshot, source: Option<(PathBuf, Option<String>)
                 return ExitCode::from(1);
             }
         };
-        for (name, addr) in gateway.local_addrs() {
-            tracing::info!(listener = %name, %addr, "listening");
-        }
+        // Signal handlers first: until one is installed, SIGTERM or SIGHUP would end the
+        // process without a drain, so nothing may say "listening" before them.
+        let shutdown = shutdown_signal();
         if let Some((path, stage)) = source {
             let reloader = Reloader::new(path, stage, gateway.handle());
             tokio::spawn(reloader.clone().watch());
@@ -142,30 +142,41 @@ pub(crate) fn serve(snapshot: Snapshot, source: Option<(PathBuf, Option<String>)
                 tokio::spawn(admin.run());
             }
         }
-        gateway.run(shutdown_signal()).await;
+        for (name, addr) in gateway.local_addrs() {
+            tracing::info!(listener = %name, %addr, "listening");
+        }
+        gateway.run(shutdown).await;
         tracing::info!("stopped");
         ExitCode::SUCCESS
     })
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+/// Installs the SIGTERM and SIGINT handlers now (they must be in place before the gateway
+/// says it is listening); the future resolves on the first of them.
+#[cfg(unix)]
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
+    use tokio::signal::unix::{Signal, SignalKind, signal};
+    let (term, int) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt()));
+    async fn first(signal: std::io::Result<Signal>) {
+        match signal {
             Ok(mut s) => {
                 s.recv().await;
             }
             Err(_) => std::future::pending::<()>().await,
         }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {}
-        () = term => {}
+    }
+    async move {
+        tokio::select! {
+            () = first(term) => {}
+            () = first(int) => {}
+        }
+    }
+}
+
+#[cfg(not(unix))]
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
+    async {
+        let _ = tokio::signal::ctrl_c().await;
     }
 }
 
