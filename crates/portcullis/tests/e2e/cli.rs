@@ -1,13 +1,15 @@
 //! The command line: `validate` (every error with its line), `schema`, exit codes, and `run`
-//! and `demo` as real processes stopped by SIGTERM.
+//! and `demo` as real processes: reloaded by SIGHUP, drained and stopped by SIGTERM.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use http::StatusCode;
 
-use crate::kit::{Backend, get, scratch_dir};
+use crate::certs::{LeafSpec, Pki, days_from_now};
+use crate::kit::{Backend, get, scratch_dir, text};
 
 const BIN: &str = env!("CARGO_BIN_EXE_portcullis");
 
@@ -128,10 +130,12 @@ fn usage_errors_exit_2_and_schema_prints_json() {
     assert!(schema["properties"]["routes"].is_object());
 }
 
-/// A running `portcullis` process and the address it listens on.
+/// A running `portcullis` process, the address it listens on and its log (stderr) so far.
+/// Killed on drop if still running, so a failed test leaves no process behind.
 struct Process {
     child: Child,
     addr: String,
+    log: Arc<Mutex<Vec<String>>>,
 }
 
 impl Process {
@@ -145,20 +149,58 @@ impl Process {
             .expect("spawn");
         let stderr = child.stderr.take().expect("stderr");
         let (tx, rx) = std::sync::mpsc::channel();
+        let log: Arc<Mutex<Vec<String>>> = Arc::default();
+        let lines = log.clone();
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Some(at) = line.find("addr=") {
-                    let addr: String = line[at + 5..].chars().take_while(|c| !c.is_whitespace()).collect();
+                if let Some(at) = line.find(" addr=") {
+                    let addr: String = line[at + 6..].chars().take_while(|c| !c.is_whitespace()).collect();
                     let _ = tx.send(addr);
                 }
+                lines.lock().expect("lock").push(line);
             }
         });
         let addr = rx.recv_timeout(Duration::from_secs(10)).expect("the gateway did not report its address");
-        Self { child, addr }
+        Self { child, addr, log }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    /// Sends `signal` (`HUP`, `TERM`) to the process.
+    fn signal(&self, signal: &str) {
+        let sent = Command::new("kill").args([&format!("-{signal}"), &self.child.id().to_string()]).status();
+        assert!(sent.is_ok_and(|s| s.success()), "kill -{signal}");
+    }
+
+    /// Waits (bounded) for a log line that satisfies `wanted`.
+    async fn log_line(&self, what: &str, wanted: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(line) = self.log.lock().expect("lock").iter().find(|l| wanted(l)) {
+                return line.clone();
+            }
+            let log = self.log.lock().expect("lock").join("\n");
+            assert!(Instant::now() < deadline, "no log line {what} in:\n{log}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Waits (bounded) for the process to exit; its exit code.
+    async fn exited(&mut self) -> i32 {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return status.code().unwrap_or(-1);
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        panic!("portcullis did not exit");
     }
 
     fn terminate(mut self) -> i32 {
-        let _ = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
+        self.signal("TERM");
         let deadline = Instant::now() + Duration::from_secs(10);
         while Instant::now() < deadline {
             if let Ok(Some(status)) = self.child.try_wait() {
@@ -166,8 +208,16 @@ impl Process {
             }
             std::thread::sleep(Duration::from_millis(20));
         }
-        let _ = self.child.kill();
         panic!("portcullis did not exit after SIGTERM");
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
     }
 }
 
@@ -198,4 +248,96 @@ async fn demo_needs_nothing_but_the_binary() {
     assert_eq!(echo["path"], "/who");
     assert!(echo["headers"].get("x-consumer").is_none(), "{echo}");
     assert_eq!(p.terminate(), 0);
+}
+
+/// A `run` config: one plain listener, `routes` (list items) to `backend`.
+fn run_config(backend: &Backend, extra: &str, routes: &str) -> String {
+    format!(
+        "version: 1\nlisteners: [{{ name: l, bind: \"127.0.0.1:0\" }}]\nlogging: {{ access: {{ path: off }} }}\n{extra}\
+         upstreams:\n  up: {{ targets: [\"{}\"] }}\nroutes:\n{routes}",
+        backend.url()
+    )
+}
+
+const ROUTE_X: &str = "  - { name: x, match: { path: /x }, upstream: up, auth: none }\n";
+const ROUTE_Y: &str = "  - { name: second, match: { path: /y }, upstream: up, auth: none }\n";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_reloads_the_config_file() {
+    let b = Backend::ok().await;
+    let path = write("hup.yaml", &run_config(&b, "", ROUTE_X));
+    let p = Process::spawn(&["run", "-c", path.to_str().unwrap_or_default()]);
+    assert_eq!(get(&p.url("/x"), &[]).await.status, StatusCode::OK);
+    assert_eq!(get(&p.url("/y"), &[]).await.status, StatusCode::NOT_FOUND);
+
+    std::fs::write(&path, run_config(&b, "", &format!("{ROUTE_X}{ROUTE_Y}"))).expect("rewrite config");
+    // The file watcher may also notice; the log says which trigger did what.
+    p.signal("HUP");
+    let line =
+        p.log_line("`config reloaded` by SIGHUP", |l| l.contains("config reloaded") && l.contains("sighup")).await;
+    assert!(line.contains("hash="), "{line}");
+    assert_eq!(get(&p.url("/y"), &[]).await.status, StatusCode::OK, "the reloaded route");
+    assert_eq!(get(&p.url("/x"), &[]).await.status, StatusCode::OK);
+
+    // A broken file on SIGHUP is refused and logged; the process keeps serving.
+    std::fs::write(&path, "version: 1\nlisteners: [\n").expect("break config");
+    p.signal("HUP");
+    p.log_line("a refused reload", |l| l.contains("config reload refused") && l.contains("sighup")).await;
+    assert_eq!(get(&p.url("/y"), &[]).await.status, StatusCode::OK, "still the last good config");
+    assert_eq!(p.terminate(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_lets_the_request_in_flight_finish_then_exits_0() {
+    let b = Backend::start_with_delay(Duration::from_millis(1500), |_| text(StatusCode::OK, "slow-ok")).await;
+    let path = write("term.yaml", &run_config(&b, "shutdown_grace: 10s\n", ROUTE_X));
+    let mut p = Process::spawn(&["run", "-c", path.to_str().unwrap_or_default()]);
+    let url = p.url("/x");
+    let in_flight = tokio::spawn(async move { get(&url, &[]).await });
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while b.count() == 0 {
+        assert!(Instant::now() < deadline, "the slow request never reached the backend");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    p.signal("TERM");
+    let r = tokio::time::timeout(Duration::from_secs(10), in_flight).await.expect("finishes").expect("task");
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.text(), "slow-ok");
+    assert_eq!(p.exited().await, 0);
+    p.log_line("the drain", |l| l.contains("shutting down")).await;
+    p.log_line("the stop", |l| l.contains("stopped")).await;
+    assert!(tokio::net::TcpStream::connect(&p.addr).await.is_err(), "no longer listening");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_certificate_expiring_within_14_days_is_warned_about() {
+    let b = Backend::ok().await;
+    let dir = scratch_dir();
+    let pki = Pki::new("edge-ca");
+    let subject = [(rcgen::DnType::CommonName, "soon")];
+    let soon = LeafSpec { names: &["soon.test"], client: false, subject: &subject, not_after: Some(days_from_now(7)) };
+    pki.issue(&soon).write(&dir, "soon");
+    let config = run_config(&b, "", ROUTE_X).replace(
+        "bind: \"127.0.0.1:0\" }",
+        "bind: \"127.0.0.1:0\", tls: { certificates: [{ cert: soon.pem, key: soon-key.pem }] } }",
+    );
+    let path = dir.join("soon.yaml");
+    std::fs::write(&path, config).expect("write config");
+    let p = Process::spawn(&["run", "-c", path.to_str().unwrap_or_default()]);
+    let line = p.log_line("an expiry warning", |l| l.contains("certificate expires soon")).await;
+    assert!(line.contains("WARN") && line.contains("soon.test") && line.contains("days_left=6"), "{line}");
+    assert_eq!(p.terminate(), 0);
+}
+
+/// The handlers are installed before the gateway says it is listening: signals sent the
+/// moment it does are a reload and a drain, not the default action (death by signal).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signals_sent_as_soon_as_it_listens_are_handled() {
+    let b = Backend::ok().await;
+    let path = write("early.yaml", &run_config(&b, "", ROUTE_X));
+    let p = Process::spawn(&["run", "-c", path.to_str().unwrap_or_default()]);
+    p.signal("HUP");
+    p.log_line("`config reloaded` by SIGHUP", |l| l.contains("config reloaded") && l.contains("sighup")).await;
+    let p = Process::spawn(&["run", "-c", path.to_str().unwrap_or_default()]);
+    assert_eq!(p.terminate(), 0, "SIGTERM at once: a graceful stop");
 }
