@@ -75,6 +75,10 @@ pub struct Metrics {
     reloads: Family<ResultLabel, Counter>,
     connections: Family<ListenerLabel, Gauge>,
     no_route: Arc<str>,
+    /// One render at a time: each clears and refills the config-describing gauges, so two
+    /// concurrent scrapes (an HA pair of Prometheus servers) would otherwise each miss
+    /// series the other had just cleared.
+    rendering: std::sync::Mutex<()>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -128,6 +132,7 @@ impl Metrics {
             reloads,
             connections,
             no_route: Arc::from(NO_ROUTE),
+            rendering: std::sync::Mutex::new(()),
         }
     }
 
@@ -157,6 +162,7 @@ impl Metrics {
 
     /// The text exposition, with config-describing gauges taken from `runtime`.
     pub fn render(&self, runtime: &Runtime) -> String {
+        let _rendering = self.rendering.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         self.target_healthy.clear();
         for upstream in &runtime.upstreams {
             for (target, healthy) in upstream.target_health() {
