@@ -179,3 +179,39 @@ async fn a_token_from_a_file_reference_rotates_when_the_file_changes() {
     .await;
     assert_unauthorized(&admin(&gw, "GET", "/routes", Some("from-file-1")).await, "the old token");
 }
+
+/// Two Prometheus servers (an HA pair) scrape at the same moment: each must get every series.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_scrapes_each_get_every_series() {
+    let backend = Backend::ok().await;
+    let dir = scratch_dir();
+    let pki = Pki::new("edge-ca");
+    pki.leaf(&["api.test"], false).write(&dir, "api");
+    let text = config(&backend, &format!("token: \"{TOKEN}\"")).replace(
+        r#"[{ name: main, bind: "127.0.0.1:0" }]"#,
+        r#"[{ name: main, bind: "127.0.0.1:0", tls: { certificates: [{ cert: api.pem, key: api-key.pem }] } }]"#,
+    );
+    let gw = TestGateway::from_file(&write_config(&dir, &text)).await.with_admin().await;
+    let url = gw.admin_url("/metrics");
+    let scrapes = (0..8).map(|_| {
+        let url = url.clone();
+        tokio::spawn(async move {
+            let mut missing = 0;
+            for _ in 0..25 {
+                let r = get(&url, &[("authorization", &format!("Bearer {TOKEN}"))]).await;
+                let text = r.text();
+                if !text.contains("portcullis_tls_certificate_expiry_seconds{name=\"api.test\"}")
+                    || !text.contains("portcullis_upstream_target_healthy{")
+                {
+                    missing += 1;
+                }
+            }
+            missing
+        })
+    });
+    let mut missing = 0;
+    for s in scrapes.collect::<Vec<_>>() {
+        missing += s.await.expect("scrape task");
+    }
+    assert_eq!(missing, 0, "scrapes missing the certificate or target series");
+}

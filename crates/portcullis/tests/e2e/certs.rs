@@ -149,16 +149,25 @@ pub(crate) struct ClientOptions<'a> {
     pub(crate) versions: &'a [&'static rustls::SupportedProtocolVersion],
     pub(crate) alpn: &'a [&'a [u8]],
     pub(crate) sni: bool,
+    /// Keep sessions to resume later handshakes made with the same config.
+    pub(crate) resumption: bool,
 }
 
 impl Default for ClientOptions<'_> {
     fn default() -> Self {
-        Self { trust: None, client_cert: None, versions: rustls::ALL_VERSIONS, alpn: &[b"http/1.1"], sni: true }
+        Self {
+            trust: None,
+            client_cert: None,
+            versions: rustls::ALL_VERSIONS,
+            alpn: &[b"http/1.1"],
+            sni: true,
+            resumption: false,
+        }
     }
 }
 
-/// A client config; session resumption is off, so every handshake shows the certificate the
-/// server picks now.
+/// A client config; unless asked for, session resumption is off, so every handshake shows
+/// the certificate the server picks now.
 pub(crate) fn client_config(options: &ClientOptions<'_>) -> Arc<ClientConfig> {
     let builder =
         ClientConfig::builder_with_provider(provider()).with_protocol_versions(options.versions).expect("versions");
@@ -177,7 +186,9 @@ pub(crate) fn client_config(options: &ClientOptions<'_>) -> Arc<ClientConfig> {
     };
     config.alpn_protocols = options.alpn.iter().map(|p| p.to_vec()).collect();
     config.enable_sni = options.sni;
-    config.resumption = rustls::client::Resumption::disabled();
+    if !options.resumption {
+        config.resumption = rustls::client::Resumption::disabled();
+    }
     Arc::new(config)
 }
 
@@ -234,6 +245,8 @@ pub(crate) struct HttpsConn {
     pub(crate) peer_cert: Option<CertificateDer<'static>>,
     pub(crate) alpn: Option<Vec<u8>>,
     pub(crate) version: Option<rustls::ProtocolVersion>,
+    /// The handshake resumed an earlier session.
+    pub(crate) resumed: bool,
 }
 
 impl HttpsConn {
@@ -248,6 +261,7 @@ impl HttpsConn {
             let peer_cert = session.peer_certificates().and_then(|c| c.first()).map(|c| c.clone().into_owned());
             let alpn = session.alpn_protocol().map(<[u8]>::to_vec);
             let version = session.protocol_version();
+            let resumed = session.handshake_kind() == Some(rustls::HandshakeKind::Resumed);
             let io = TokioIo::new(tls);
             let sender = if alpn.as_deref() == Some(b"h2") {
                 let (sender, conn) =
@@ -259,7 +273,7 @@ impl HttpsConn {
                 tokio::spawn(conn);
                 Sender::H1(sender)
             };
-            Ok(Self { sender, host: host.to_owned(), peer_cert, alpn, version })
+            Ok(Self { sender, host: host.to_owned(), peer_cert, alpn, version, resumed })
         };
         tokio::time::timeout(WAIT, connect).await.map_err(|_| "connect timed out".to_owned())?
     }

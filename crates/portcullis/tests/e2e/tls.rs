@@ -272,3 +272,33 @@ async fn a_stalled_handshake_is_closed_by_the_header_read_timeout() {
     let _ = tokio::time::timeout(WAIT, s.read_to_end(&mut buf)).await.expect("closed before WAIT");
     assert!(started.elapsed() < WAIT - Duration::from_secs(1), "closed by the deadline");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sessions_resume_and_tickets_survive_a_certificate_rotation() {
+    let backend = Backend::ok().await;
+    let dir = scratch_dir();
+    let pki = one_cert(&dir);
+    let config = format!(
+        "version: 1\nlisteners: [{{ name: edge, bind: \"127.0.0.1:0\", tls: {{ {ONE_CERT} }} }}]\n\
+         logging: {{ access: {{ path: off }} }}\nupstreams:\n  b: {{ targets: [\"{}\"] }}\n\
+         routes:\n  - {{ name: r, match: {{ path: /r }}, upstream: b, auth: none }}\n",
+        backend.url()
+    );
+    let path = dir.join("portcullis.yaml");
+    std::fs::write(&path, config).expect("write config");
+    let gw = TestGateway::from_file(&path).await;
+    for versions in [&[&rustls::version::TLS13][..], &[&rustls::version::TLS12][..]] {
+        let client = client_config(&ClientOptions { resumption: true, versions, ..trusting(&pki) });
+        // Each connection reads a response, so TLS 1.3 tickets sent after the handshake arrive.
+        let connect = || async {
+            let mut conn = HttpsConn::connect(gw.addr, "localhost", client.clone()).await.expect("handshake");
+            assert_eq!(conn.get("/r").await.expect("request").status, StatusCode::OK);
+            conn
+        };
+        assert!(!connect().await.resumed, "{versions:?}: the first handshake is a full one");
+        assert!(connect().await.resumed, "{versions:?}: the second resumes");
+        pki.leaf(&["localhost"], false).write(&gw.dir, "server");
+        gw.reloader().reload(portcullis_proxy::reload::Trigger::Admin).await.expect("reload");
+        assert!(connect().await.resumed, "{versions:?}: a ticket from before the reload still resumes");
+    }
+}
