@@ -5,7 +5,8 @@
 //! Every endpoint but `/health` and `/ready` (and `/metrics` with `public_metrics: true`)
 //! needs `Authorization: Bearer <token>` when the config sets a token; the token is read from
 //! the current config on every request, so a reload rotates it. Without a token (allowed on
-//! loopback only) the API is open to local processes.
+//! loopback only) the API is open to local processes; a listener bound off loopback stays
+//! closed if a reload drops the token, since the listener itself is only bound at start.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -27,6 +28,9 @@ use crate::runtime::Runtime;
 #[derive(Clone)]
 struct AdminState {
     reloader: Arc<Reloader>,
+    /// The listener is on loopback. It is bound once, at start: a reload that drops the token
+    /// (or the `admin` section) must not open a listener that is reachable from elsewhere.
+    loopback: bool,
 }
 
 impl AdminState {
@@ -48,7 +52,8 @@ impl Admin {
         let listener = TcpListener::bind(addr)
             .await
             .map_err(|e| std::io::Error::new(e.kind(), format!("admin API cannot bind {addr}: {e}")))?;
-        Ok(Self { listener, router: router(AdminState { reloader: reloader.clone() }), reloader })
+        let loopback = listener.local_addr()?.ip().is_loopback();
+        Ok(Self { listener, router: router(AdminState { reloader: reloader.clone(), loopback }), reloader })
     }
 
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
@@ -104,7 +109,11 @@ async fn require_token_for_metrics(State(state): State<AdminState>, request: Req
 /// `None`: let it through; else the 401 to answer.
 fn check_token(state: &AdminState, request: &Request) -> Option<Response> {
     let runtime = state.current();
-    let expected = runtime.snapshot.admin.as_ref().and_then(|a| a.token.as_deref())?;
+    let Some(expected) = runtime.snapshot.admin.as_ref().and_then(|a| a.token.as_deref()) else {
+        // No token is open only to local processes; off loopback nothing can authenticate.
+        return (!state.loopback)
+            .then(|| unauthorized(ErrorCode::MissingCredentials, "the current config sets no admin token"));
+    };
     let presented = request
         .headers()
         .get(header::AUTHORIZATION)

@@ -111,6 +111,9 @@ impl Reloader {
             tracing::warn!("{warning}");
         }
         let hash = snapshot.hash.clone();
+        if snapshot.admin.as_ref().map(|a| a.bind) != self.handle.current().snapshot.admin.as_ref().map(|a| a.bind) {
+            tracing::warn!("the admin API is bound at start: a changed or removed `admin.bind` applies at restart");
+        }
         let runtime = Runtime::new(snapshot).map_err(|e| vec![e.to_string()])?;
         self.handle.apply(runtime).map_err(|e| vec![e.to_string()])?;
         Ok(hash)
