@@ -215,3 +215,35 @@ async fn concurrent_scrapes_each_get_every_series() {
     }
     assert_eq!(missing, 0, "scrapes missing the certificate or target series");
 }
+
+/// The admin listener is bound once, at start. A reload that drops the token (or the whole
+/// `admin` section) must not leave a listener that is off loopback open to anyone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_without_a_token_does_not_open_an_admin_api_bound_off_loopback() {
+    let backend = Backend::ok().await;
+    let dir = scratch_dir();
+    let exposed = config(&backend, &format!("token: \"{TOKEN}\"")).replace("127.0.0.1:1", "0.0.0.0:1");
+    let path = write_config(&dir, &exposed);
+    let gw = TestGateway::from_file(&path).await.with_admin_on("0.0.0.0:0".parse().expect("addr")).await;
+    assert_eq!(admin(&gw, "GET", "/routes", Some(TOKEN)).await.status, StatusCode::OK);
+
+    let without_admin: String =
+        config(&backend, "").lines().filter(|l| !l.starts_with("admin:")).collect::<Vec<_>>().join("\n");
+    write_config(&dir, &without_admin);
+    let r = admin(&gw, "POST", "/config/reload", Some(TOKEN)).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    assert_unauthorized(&admin(&gw, "GET", "/routes", None).await, "no token configured, listener off loopback");
+    assert_unauthorized(&admin(&gw, "GET", "/metrics", None).await, "/metrics");
+    assert_unauthorized(&admin(&gw, "POST", "/config/reload", None).await, "/config/reload");
+    assert_eq!(admin(&gw, "GET", "/health", None).await.status, StatusCode::OK, "liveness stays open");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_a_token_an_admin_api_on_loopback_is_open_to_local_processes() {
+    let backend = Backend::ok().await;
+    let dir = scratch_dir();
+    let path = write_config(&dir, &config(&backend, "public_metrics: false"));
+    let gw = TestGateway::from_file(&path).await.with_admin().await;
+    assert_eq!(admin(&gw, "GET", "/routes", None).await.status, StatusCode::OK);
+    assert_eq!(admin(&gw, "GET", "/metrics", None).await.status, StatusCode::OK);
+}
