@@ -3,19 +3,13 @@
 //! `WWW-Authenticate`), `public_metrics`, the Prometheus text, `/certificates`, `/routes`,
 //! `/upstreams`, and a token rotated by a reload.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use http::StatusCode;
 
 use crate::certs::{LeafSpec, Pki, days_from_now};
 use crate::kit::{Backend, TestGateway, get, scratch_dir};
-use crate::reload::{TOKEN, admin, metric};
-
-fn write_config(dir: &Path, text: &str) -> PathBuf {
-    let path = dir.join("portcullis.yaml");
-    std::fs::write(&path, text).expect("write config");
-    path
-}
+use crate::reload::{TOKEN, admin, metric, write_config};
 
 /// A plain listener, route `r` to `backend`, and the admin map's body `admin`.
 fn config(backend: &Backend, admin: &str) -> String {

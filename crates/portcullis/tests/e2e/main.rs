@@ -10,6 +10,7 @@ mod headers;
 mod kit;
 mod limits;
 mod reload;
+mod rotation;
 mod routing;
 mod tls;
 mod upstream_tls;
