@@ -263,3 +263,22 @@ async fn a_change_made_right_after_the_watcher_starts_is_not_missed() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_whose_new_listener_cannot_bind_is_refused_whole() {
+    let backend = Backend::ok().await;
+    let dir = scratch_dir();
+    let taken = tokio::net::TcpListener::bind("127.0.0.2:0").await.expect("bind");
+    let taken_addr = taken.local_addr().expect("addr");
+    let path = write_config(&dir, &plain(&backend, "", ""));
+    let gw = TestGateway::from_file(&path).await.with_admin().await;
+    let listener = format!("  - {{ name: second, bind: \"{taken_addr}\" }}\n");
+    write_config(&dir, &plain(&backend, &listener, ROUTE_TWO));
+    let r = admin(&gw, "POST", "/config/reload", Some(TOKEN)).await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.text());
+    assert!(r.text().contains(&taken_addr.to_string()), "names the address: {}", r.text());
+    assert_eq!(get(&gw.url("/two"), &[]).await.status, StatusCode::NOT_FOUND, "the new routes are not in force");
+    assert_eq!(get(&gw.url("/one"), &[]).await.status, StatusCode::OK);
+    assert_eq!(gw.listener("second"), None);
+    drop(taken);
+}

@@ -302,3 +302,32 @@ async fn sessions_resume_and_tickets_survive_a_certificate_rotation() {
         assert!(connect().await.resumed, "{versions:?}: a ticket from before the reload still resumes");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_active_counts_tls_connections_and_returns_to_zero() {
+    let backend = Backend::ok().await;
+    let dir = scratch_dir();
+    let pki = one_cert(&dir);
+    let gw = tls_gateway(dir, ONE_CERT, &backend).await;
+    let gauge = || {
+        let text = gw.handle.metrics().render(&gw.handle.current());
+        text.lines()
+            .find_map(|l| l.strip_prefix("portcullis_connections_active{listener=\"edge\"} ")?.parse::<i64>().ok())
+    };
+    let mut open = Vec::new();
+    for _ in 0..3 {
+        let mut conn = HttpsConn::connect(gw.addr, "localhost", client_config(&trusting(&pki))).await.expect("handshake");
+        assert_eq!(conn.get("/c").await.expect("request").status, StatusCode::OK);
+        open.push(conn);
+    }
+    // Failed handshakes: a TLS 1.1 hello and a client that trusts another CA.
+    let mut s = TcpStream::connect(gw.addr).await.expect("connect");
+    s.write_all(&tls11_client_hello([0x03, 0x01])).await.expect("write");
+    let _ = tokio::time::timeout(WAIT, s.read_to_end(&mut Vec::new())).await;
+    let other = Pki::new("other");
+    assert!(https_get(gw.addr, "localhost", client_config(&trusting(&other)), "/c").await.is_err());
+    eventually("3 open connections", || async { (gauge() == Some(3)).then_some(()) }).await;
+    drop(open);
+    drop(s);
+    eventually("no open connection", || async { (gauge() == Some(0)).then_some(()) }).await;
+}
