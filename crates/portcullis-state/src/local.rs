@@ -176,15 +176,15 @@ impl Limiter {
     }
 
     /// Commits a request if it still conforms (another request may have raced in since the
-    /// caller's read). Returns whether it was committed.
-    pub(crate) fn commit(&self, key: &str, now: Nanos) -> bool {
+    /// caller's read). Returns the decision after the commit, or `None` if it no longer fits.
+    pub(crate) fn commit(&self, key: &str, now: Nanos) -> Option<Decision> {
         let mut shard = self.shard(key).lock();
         let tat = shard.map.get(key).copied().unwrap_or(0);
         let (decision, new_tat) = gcra::evaluate(tat, now, &self.limit);
         if decision.allowed {
             self.store(&mut shard, key, new_tat, now);
         }
-        decision.allowed
+        decision.allowed.then_some(decision)
     }
 
     /// Gives back one token taken by [`Limiter::commit`].
@@ -248,17 +248,25 @@ fn sweep_shard(shard: &mut Shard, now: Nanos) {
 pub fn check_all(checks: &[(&Limiter, &str)], now: Nanos) -> MultiDecision {
     let all_admit = checks.iter().all(|(limiter, key)| limiter.peek(key, now).remaining > 0);
     if all_admit {
+        // At most 8 limits are reported from the stack; past that, the headline is still
+        // computed over all of them from a second read.
+        let mut after = [None; 8];
         for (done, (limiter, key)) in checks.iter().enumerate() {
-            if !limiter.commit(key, now) {
+            let Some(decision) = limiter.commit(key, now) else {
                 for (l, k) in &checks[..done] {
                     l.rollback(k, now);
                 }
                 return denied(checks, now);
+            };
+            if let Some(slot) = after.get_mut(done) {
+                *slot = Some(decision);
             }
         }
-        // Report the state after this request's tokens were taken.
-        let after = checks.iter().map(|(l, k)| gcra::state_decision(l.tat(k).max(now), now, l.limit(), true));
-        return gcra::headline(after, Source::Local);
+        if checks.len() <= after.len() {
+            return gcra::headline(after.into_iter().map_while(|d| d), Source::Local);
+        }
+        let reread = checks.iter().map(|(l, k)| gcra::state_decision(l.tat(k).max(now), now, l.limit(), true));
+        return gcra::headline(reread, Source::Local);
     }
     denied(checks, now)
 }

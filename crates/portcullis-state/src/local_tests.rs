@@ -97,3 +97,30 @@ fn peek_consumes_nothing() {
         assert_eq!(l.peek("k", SEC).remaining, 2);
     }
 }
+
+#[test]
+fn many_limits_on_one_request_report_the_tightest() {
+    let limiters: Vec<_> = (1..=10).map(|i| limiter(&format!("l{i}"), 1, i + 1)).collect();
+    let checks: Vec<_> = limiters.iter().map(|l| (l, "k")).collect();
+    let d = check_all(&checks, SEC);
+    assert!(d.allowed());
+    assert_eq!((d.index, d.decision.remaining), (0, 1));
+    assert!(check_all(&checks, SEC).allowed());
+    let refused = check_all(&checks, SEC);
+    assert!(!refused.allowed());
+    assert_eq!(refused.index, 0);
+    assert_eq!(limiters[9].peek("k", SEC).remaining, 9);
+}
+
+#[test]
+fn concurrent_requests_never_over_admit() {
+    let l = std::sync::Arc::new(limiter("shared", 1, 50));
+    let handles: Vec<_> = (0..4)
+        .map(|_| {
+            let l = l.clone();
+            std::thread::spawn(move || (0..1_000).filter(|_| check_all(&[(&l, "k")], SEC).allowed()).count())
+        })
+        .collect();
+    let total: usize = handles.into_iter().map(|h| h.join().unwrap_or(0)).sum();
+    assert_eq!(total, 50);
+}
