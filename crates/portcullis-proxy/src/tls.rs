@@ -4,12 +4,14 @@
 //!
 //! A [`ListenerTls`] is built with the [`crate::Runtime`] of one config, from files read at
 //! that moment: a certificate rotation is a reload, and new handshakes pick up the runtime
-//! that is current when they start. Session tickets survive reloads (one process-wide
-//! ticketer), so resumption keeps working across a rotation.
+//! that is current when they start. Session tickets and the session cache survive reloads,
+//! so resumption keeps working across a rotation; they are shared only by listeners that
+//! verify clients the same way (see [`Resumption`]).
 
+use std::collections::HashMap;
 use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError, Weak};
 use std::time::{Duration, SystemTime};
 
 use portcullis_core::snapshot::ListenerTlsSpec;
@@ -17,7 +19,8 @@ use portcullis_core::{ClientCert, TlsInfo};
 use rustls::crypto::CryptoProvider;
 use rustls::server::danger::ClientCertVerifier;
 use rustls::server::{
-    ClientHello, ProducesTickets, ResolvesServerCert, ServerSessionMemoryCache, WebPkiClientVerifier,
+    ClientHello, ProducesTickets, ResolvesServerCert, ServerSessionMemoryCache, StoresServerSessions,
+    WebPkiClientVerifier,
 };
 use rustls::sign::CertifiedKey;
 use rustls::{RootCertStore, ServerConfig, ServerConnection};
@@ -37,6 +40,8 @@ const SESSION_CACHE: usize = 4096;
 pub struct ListenerTls {
     pub acceptor: TlsAcceptor,
     pub certificates: Vec<CertificateInfo>,
+    /// Keeps the resumption state shared while a config uses it.
+    _resumption: Arc<Resumption>,
 }
 
 impl std::fmt::Debug for ListenerTls {
@@ -91,32 +96,80 @@ pub fn build(spec: &ListenerTlsSpec, h2: bool) -> io::Result<ListenerTls> {
     let builder = ServerConfig::builder_with_provider(provider.clone())
         .with_protocol_versions(versions)
         .map_err(|e| invalid(format!("TLS versions: {e}")))?;
-    let builder = match &spec.client_ca {
-        Some(ca) => builder.with_client_cert_verifier(client_verifier(ca, spec.client_cert_required, provider)?),
-        None => builder.with_no_client_auth(),
+    let (builder, trust) = match &spec.client_ca {
+        Some(ca) => {
+            let roots = read_chain(ca)?;
+            let trust = ClientTrust::Verified { roots: roots_digest(&roots), required: spec.client_cert_required };
+            let verifier = client_verifier(ca, roots, spec.client_cert_required, provider)?;
+            (builder.with_client_cert_verifier(verifier), trust)
+        }
+        None => (builder.with_no_client_auth(), ClientTrust::Anyone),
     };
     let mut config = builder.with_cert_resolver(Arc::new(SniResolver { entries }));
     config.alpn_protocols = if h2 { vec![b"h2".to_vec(), b"http/1.1".to_vec()] } else { vec![b"http/1.1".to_vec()] };
-    config.session_storage = ServerSessionMemoryCache::new(SESSION_CACHE);
-    if let Some(ticketer) = ticketer() {
-        config.ticketer = ticketer;
+    let resumption = Resumption::for_trust(trust);
+    config.session_storage = resumption.sessions.clone();
+    if let Some(ticketer) = &resumption.ticketer {
+        config.ticketer = ticketer.clone();
     }
-    Ok(ListenerTls { acceptor: TlsAcceptor::from(Arc::new(config)), certificates })
+    Ok(ListenerTls { acceptor: TlsAcceptor::from(Arc::new(config)), certificates, _resumption: resumption })
 }
 
-/// The process-wide ticket key rotator: tickets issued before a reload stay valid after it.
-fn ticketer() -> Option<Arc<dyn ProducesTickets>> {
-    static TICKETER: OnceLock<Option<Arc<dyn ProducesTickets>>> = OnceLock::new();
-    TICKETER.get_or_init(|| rustls::crypto::ring::Ticketer::new().ok()).clone()
+/// How a listener verifies clients; sessions resume only between listeners (and configs)
+/// that agree on it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum ClientTrust {
+    /// No client certificates asked for.
+    Anyone,
+    /// Client certificates verified against these CA certificates (a SHA-256 of them).
+    Verified { roots: Vec<u8>, required: bool },
+}
+
+/// Session tickets and the session-ID cache, kept across reloads for listeners of one
+/// [`ClientTrust`]. rustls does not verify the client again when a session resumes, so a
+/// ticket issued where no certificate was asked for (another listener, or before a reload
+/// that set `client_cert: required` or changed `client_ca`) must not decrypt here: it then
+/// falls back to a full handshake, with the certificate check.
+struct Resumption {
+    ticketer: Option<Arc<dyn ProducesTickets>>,
+    sessions: Arc<dyn StoresServerSessions>,
+}
+
+impl Resumption {
+    fn for_trust(trust: ClientTrust) -> Arc<Self> {
+        static SHARED: OnceLock<Mutex<HashMap<ClientTrust, Weak<Resumption>>>> = OnceLock::new();
+        let mut shared = SHARED.get_or_init(Mutex::default).lock().unwrap_or_else(PoisonError::into_inner);
+        // A state no config holds any more (a replaced client CA) is dropped.
+        shared.retain(|_, state| state.strong_count() > 0);
+        if let Some(state) = shared.get(&trust).and_then(Weak::upgrade) {
+            return state;
+        }
+        let state = Arc::new(Self {
+            ticketer: rustls::crypto::ring::Ticketer::new().ok(),
+            sessions: ServerSessionMemoryCache::new(SESSION_CACHE),
+        });
+        shared.insert(trust, Arc::downgrade(&state));
+        state
+    }
+}
+
+fn roots_digest(roots: &[CertificateDer<'_>]) -> Vec<u8> {
+    let mut digest = ring::digest::Context::new(&ring::digest::SHA256);
+    for root in roots {
+        digest.update(&(root.len() as u64).to_be_bytes());
+        digest.update(root.as_ref());
+    }
+    digest.finish().as_ref().to_vec()
 }
 
 fn client_verifier(
     ca: &Path,
+    certs: Vec<CertificateDer<'static>>,
     required: bool,
     provider: Arc<CryptoProvider>,
 ) -> io::Result<Arc<dyn ClientCertVerifier>> {
     let mut roots = RootCertStore::empty();
-    for cert in read_chain(ca)? {
+    for cert in certs {
         roots.add(cert).map_err(|e| invalid(format!("{}: not a usable CA certificate ({e})", ca.display())))?;
     }
     let builder = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider);
