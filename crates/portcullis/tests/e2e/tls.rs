@@ -316,7 +316,8 @@ async fn connections_active_counts_tls_connections_and_returns_to_zero() {
     };
     let mut open = Vec::new();
     for _ in 0..3 {
-        let mut conn = HttpsConn::connect(gw.addr, "localhost", client_config(&trusting(&pki))).await.expect("handshake");
+        let mut conn =
+            HttpsConn::connect(gw.addr, "localhost", client_config(&trusting(&pki))).await.expect("handshake");
         assert_eq!(conn.get("/c").await.expect("request").status, StatusCode::OK);
         open.push(conn);
     }
@@ -330,4 +331,82 @@ async fn connections_active_counts_tls_connections_and_returns_to_zero() {
     drop(open);
     drop(s);
     eventually("no open connection", || async { (gauge() == Some(0)).then_some(()) }).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls12_session_ids_resume_across_a_reload() {
+    let backend = Backend::ok().await;
+    let dir = scratch_dir();
+    let pki = one_cert(&dir);
+    let config = format!(
+        "version: 1\nlisteners: [{{ name: edge, bind: \"127.0.0.1:0\", tls: {{ {ONE_CERT} }} }}]\n\
+         logging: {{ access: {{ path: off }} }}\nupstreams:\n  b: {{ targets: [\"{}\"] }}\n\
+         routes:\n  - {{ name: r, match: {{ path: /r }}, upstream: b, auth: none }}\n",
+        backend.url()
+    );
+    let path = dir.join("portcullis.yaml");
+    std::fs::write(&path, config).expect("write config");
+    let gw = TestGateway::from_file(&path).await;
+    let base = client_config(&ClientOptions { versions: &[&rustls::version::TLS12], ..trusting(&pki) });
+    let mut client = (*base).clone();
+    client.resumption =
+        rustls::client::Resumption::default().tls12_resumption(rustls::client::Tls12Resumption::SessionIdOnly);
+    let client = std::sync::Arc::new(client);
+    let connect = || async {
+        let mut conn = HttpsConn::connect(gw.addr, "localhost", client.clone()).await.expect("handshake");
+        assert_eq!(conn.get("/r").await.expect("request").status, StatusCode::OK);
+        conn
+    };
+    assert!(!connect().await.resumed);
+    assert!(connect().await.resumed, "a session id resumes");
+    gw.reloader().reload(portcullis_proxy::reload::Trigger::Admin).await.expect("reload");
+    assert!(connect().await.resumed, "a session id from before the reload resumes");
+}
+
+/// A session resumed on a listener that requires client certificates must have had one
+/// verified by that listener's CA: tickets from another listener, or from before a reload
+/// that made certificates required, must not skip the check.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resumption_never_skips_a_required_client_certificate() {
+    let backend = Backend::ok().await;
+    let dir = scratch_dir();
+    let server = one_cert(&dir);
+    let clients = Pki::new("partners-ca");
+    clients.write_ca(&dir, "partners-ca.pem");
+    let config = |partners_tls: &str| {
+        format!(
+            "version: 1\nlisteners:\n  - {{ name: public, bind: \"127.0.0.1:0\", tls: {{ {ONE_CERT} }} }}\n\
+             \x20 - {{ name: partners, bind: \"127.0.0.2:0\", tls: {{ {ONE_CERT}{partners_tls} }} }}\n\
+             logging: {{ access: {{ path: off }} }}\nupstreams:\n  b: {{ targets: [\"{}\"] }}\n\
+             routes:\n  - {{ name: r, match: {{ path: \"/{{*rest}}\" }}, upstream: b, auth: none }}\n",
+            backend.url()
+        )
+    };
+    let required = ", client_ca: partners-ca.pem, client_cert: required";
+    let path = dir.join("portcullis.yaml");
+    std::fs::write(&path, config(required)).expect("write config");
+    let gw = TestGateway::from_file(&path).await;
+    let (public, partners) = (gw.listener("public").expect("public"), gw.listener("partners").expect("partners"));
+    for versions in [&[&rustls::version::TLS13][..], &[&rustls::version::TLS12][..]] {
+        let no_cert = client_config(&ClientOptions { resumption: true, versions, ..trusting(&server) });
+        let mut conn = HttpsConn::connect(public, "localhost", no_cert.clone()).await.expect("public handshake");
+        assert_eq!(conn.get("/public").await.expect("request").status, StatusCode::OK);
+        let mut again = HttpsConn::connect(public, "localhost", no_cert.clone()).await.expect("public again");
+        assert!(again.resumed, "{versions:?}: resumption works on the public listener");
+        assert_eq!(again.get("/public").await.expect("request").status, StatusCode::OK);
+        let crossed = https_get(partners, "localhost", no_cert, "/crossed").await;
+        assert!(crossed.is_err(), "{versions:?}: a public session resumed on the mTLS listener: {crossed:?}");
+    }
+
+    // A listener that becomes `required` by a reload does not honour older sessions.
+    std::fs::write(&path, config("")).expect("write config");
+    gw.reloader().reload(portcullis_proxy::reload::Trigger::Admin).await.expect("reload");
+    let no_cert = client_config(&ClientOptions { resumption: true, ..trusting(&server) });
+    let mut conn = HttpsConn::connect(partners, "localhost", no_cert.clone()).await.expect("open partners");
+    assert_eq!(conn.get("/open").await.expect("request").status, StatusCode::OK);
+    std::fs::write(&path, config(required)).expect("write config");
+    gw.reloader().reload(portcullis_proxy::reload::Trigger::Admin).await.expect("reload");
+    let after = https_get(partners, "localhost", no_cert, "/after").await;
+    assert!(after.is_err(), "a session from before client certificates were required: {after:?}");
+    assert!(!backend.requests().iter().any(|r| r.uri == "/crossed" || r.uri == "/after"));
 }
