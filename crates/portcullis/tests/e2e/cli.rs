@@ -341,3 +341,28 @@ async fn signals_sent_as_soon_as_it_listens_are_handled() {
     let p = Process::spawn(&["run", "-c", path.to_str().unwrap_or_default()]);
     assert_eq!(p.terminate(), 0, "SIGTERM at once: a graceful stop");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_grace_bounds_the_drain() {
+    let b = Backend::start_with_delay(Duration::from_secs(8), |_| text(StatusCode::OK, "too-slow")).await;
+    let path = write("grace.yaml", &run_config(&b, "shutdown_grace: 300ms\n", ROUTE_X));
+    let mut p = Process::spawn(&["run", "-c", path.to_str().unwrap_or_default()]);
+    let url = p.url("/x");
+    let in_flight = tokio::spawn(async move {
+        let c = crate::kit::client();
+        let req = http::Request::get(url).body(http_body_util::Full::new(bytes::Bytes::new())).expect("request");
+        c.request(req).await.map(|r| r.status())
+    });
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while b.count() == 0 {
+        assert!(Instant::now() < deadline, "the slow request never reached the backend");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let started = Instant::now();
+    p.signal("TERM");
+    assert_eq!(p.exited().await, 0);
+    assert!(started.elapsed() < Duration::from_secs(4), "exited {:?} after SIGTERM", started.elapsed());
+    p.log_line("the grace warning", |l| l.contains("shutdown grace elapsed")).await;
+    let cut = tokio::time::timeout(Duration::from_secs(5), in_flight).await.expect("the client sees the end");
+    assert!(cut.expect("task").is_err(), "the request past the grace was cut off");
+}
