@@ -56,6 +56,8 @@ pub fn compile(loaded: &Loaded) -> Result<Snapshot, Diagnostics> {
     let audit_log = log_sink(&mut c, "audit");
     sections::auth(&mut c);
     sections::consumers_and_plans(&mut c);
+    let rate_limits = sections::rate_limits(&mut c);
+    let state = sections::state(&mut c);
     sections::policies_waf_cors(&mut c);
     let upstreams = upstreams::compile(&mut c);
     let (routes, table) = routes::compile(&mut c, &limits, &upstreams);
@@ -84,6 +86,8 @@ pub fn compile(loaded: &Loaded) -> Result<Snapshot, Diagnostics> {
         document: loaded.value.clone(),
         watch,
         admin,
+        rate_limits,
+        state,
         listeners,
     })
 }

@@ -33,6 +33,8 @@ pub struct RequestContext {
     /// The error code of a gateway-made answer (`None`: ok).
     pub outcome: Option<ErrorCode>,
     pub cache: Option<&'static str>,
+    /// One bucket key per entry of the route's `rate_limits` (same order).
+    pub rate_keys: Vec<String>,
 }
 
 /// The negotiated TLS session of a connection.

@@ -13,7 +13,9 @@ use crate::flow::Flow;
 use crate::headers::{self, TRACEPARENT, X_REQUEST_ID};
 use crate::ids::{self, TraceContext};
 use crate::snapshot::{RouteSpec, Snapshot};
-use crate::stage::{Authenticate, Authorize, IpFilter, MatchRoute, RequestLimits, StripIdentity, Transform};
+use crate::stage::{
+    Authenticate, Authorize, IpFilter, MatchRoute, RateLimitKeys, RequestLimits, StripIdentity, Transform,
+};
 
 /// Where a request came from, as the listener saw it.
 #[derive(Debug, Clone)]
@@ -55,6 +57,7 @@ pub fn intake(snapshot: &Snapshot, parts: &Parts, downstream: &Downstream) -> Re
         auth: None,
         outcome: None,
         cache: None,
+        rate_keys: Vec::new(),
     }
 }
 
@@ -89,6 +92,8 @@ pub fn on_request(snapshot: &Snapshot, parts: &mut Parts, ctx: &mut RequestConte
     // Authentication, then authorization, rate limits and validation follow in that order.
     stage!(Authenticate::run(&route.auth, ctx));
     stage!(Authorize::run(&route));
+    // The buckets the request counts against; the proxy decides (it may await Redis).
+    stage!(RateLimitKeys::run(snapshot, &route, parts, ctx));
     // Transform last: only a request that passed every check is reshaped for the upstream.
     stage!(Transform::run(snapshot, &route, parts, ctx));
     Flow::Continue

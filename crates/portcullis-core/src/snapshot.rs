@@ -56,6 +56,9 @@ pub struct Snapshot {
     /// The merged document, for `GET /config`.
     pub document: serde_json::Value,
     pub admin: Option<AdminSpec>,
+    /// `rate_limits`, by name order; routes refer to them by index.
+    pub rate_limits: Vec<RateLimitSpec>,
+    pub state: StateSpec,
     /// Files this config was read from or names (the config itself, `${file:}` references,
     /// certificates and keys): a change to any of them triggers a reload.
     pub watch: Vec<PathBuf>,
@@ -79,6 +82,48 @@ pub struct ListenerTlsSpec {
     pub client_ca: Option<PathBuf>,
     /// With `client_ca`: refuse the handshake without a valid client certificate.
     pub client_cert_required: bool,
+}
+
+/// One entry of `rate_limits`: GCRA with a steady `count` per `period` and `burst` capacity.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RateLimitSpec {
+    pub name: Arc<str>,
+    pub count: u32,
+    pub period: Duration,
+    /// `None`: one period's count.
+    pub burst: Option<u32>,
+    pub key: LimitKey,
+}
+
+/// What a rate limit counts by.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LimitKey {
+    ClientIp,
+    /// The authenticated consumer; requests without one count by client IP.
+    Consumer,
+    /// A claim of the verified token; requests without it count by client IP.
+    Claim(String),
+    /// A request header; requests without it share one bucket.
+    Header(HeaderName),
+    /// The route: one bucket for all its clients.
+    Route,
+}
+
+/// `state:` — where shared counters live.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct StateSpec {
+    pub redis: Option<String>,
+    pub on_redis_error: OnRedisError,
+}
+
+/// What a rate-limit decision does when Redis fails.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum OnRedisError {
+    /// Per-instance limits until Redis is back.
+    #[default]
+    Local,
+    Allow,
+    Deny,
 }
 
 /// The admin listener (`admin:`).
@@ -266,6 +311,8 @@ pub struct RouteSpec {
     pub timeout: Option<Duration>,
     /// Whether the route pattern has parameters the rewrite needs.
     pub captures_params: bool,
+    /// Indexes into [`Snapshot::rate_limits`]: all must admit the request.
+    pub rate_limits: Vec<usize>,
     /// `websocket: true`: a WebSocket upgrade request keeps its `Connection: upgrade` and
     /// `Upgrade` headers and the connection is spliced after the upstream's 101.
     pub websocket: bool,

@@ -15,6 +15,7 @@ pub mod body;
 mod conn_io;
 pub mod error;
 pub mod metrics;
+pub mod rate_limit;
 pub mod reload;
 pub mod runtime;
 pub mod server;

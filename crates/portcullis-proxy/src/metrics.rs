@@ -37,6 +37,12 @@ struct RouteLabel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RouteLimitLabels {
+    route: Arc<str>,
+    limit: Arc<str>,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct UpstreamLabel {
     upstream: Arc<str>,
 }
@@ -74,6 +80,7 @@ pub struct Metrics {
     certificate_expiry: Family<NameLabel, Gauge<f64, AtomicU64>>,
     reloads: Family<ResultLabel, Counter>,
     connections: Family<ListenerLabel, Gauge>,
+    rate_limited: Family<RouteLimitLabels, Counter>,
     no_route: Arc<str>,
     /// One render at a time: each clears and refills the config-describing gauges, so two
     /// concurrent scrapes (an HA pair of Prometheus servers) would otherwise each miss
@@ -122,8 +129,11 @@ impl Metrics {
         registry.register("config_reloads", "Config reloads, by result (ok or error)", reloads.clone());
         let connections = Family::<ListenerLabel, Gauge>::default();
         registry.register("connections_active", "Open downstream connections, by listener", connections.clone());
+        let rate_limited = Family::<RouteLimitLabels, Counter>::default();
+        registry.register("rate_limited", "Requests refused by a rate limit, by route and limit", rate_limited.clone());
         Self {
             registry,
+            rate_limited,
             requests,
             request_duration,
             upstream_duration,
@@ -149,6 +159,10 @@ impl Metrics {
         self.upstream_duration
             .get_or_create(&UpstreamLabel { upstream: upstream.clone() })
             .observe(elapsed_ms / 1000.0);
+    }
+
+    pub fn rate_limited(&self, route: &Arc<str>, limit: &Arc<str>) {
+        self.rate_limited.get_or_create(&RouteLimitLabels { route: route.clone(), limit: limit.clone() }).inc();
     }
 
     pub fn reload(&self, ok: bool) {

@@ -8,6 +8,7 @@ use portcullis_core::Snapshot;
 
 use crate::access_log::AccessLog;
 use crate::metrics::Metrics;
+use crate::rate_limit::RateLimits;
 use crate::tls::{self, CertificateInfo, ListenerTls};
 use crate::upstream::{UpstreamRuntime, spawn_active_checks};
 
@@ -18,6 +19,7 @@ pub struct Runtime {
     pub tls: Vec<Option<Arc<ListenerTls>>>,
     pub upstreams: Vec<Arc<UpstreamRuntime>>,
     pub access_log: AccessLog,
+    pub rate_limits: RateLimits,
     /// Shared by every runtime of the process once the gateway adopts this one.
     pub metrics: Arc<Metrics>,
 }
@@ -45,8 +47,15 @@ impl Runtime {
         for upstream in &upstreams {
             spawn_active_checks(upstream);
         }
-        let runtime =
-            Self { snapshot: Arc::new(snapshot), tls, upstreams, access_log, metrics: Arc::new(Metrics::new()) };
+        let rate_limits = RateLimits::new(&snapshot)?;
+        let runtime = Self {
+            snapshot: Arc::new(snapshot),
+            tls,
+            upstreams,
+            access_log,
+            rate_limits,
+            metrics: Arc::new(Metrics::new()),
+        };
         runtime.warn_about_expiry();
         Ok(runtime)
     }

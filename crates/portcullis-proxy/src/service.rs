@@ -60,6 +60,14 @@ async fn dispatch(
                     log,
                 );
             };
+            // Rate limits: after authentication and authorization, before anything is forwarded.
+            let limited = runtime.rate_limits.check(&route, &ctx).await;
+            if let Some(checked) = limited.as_ref().filter(|c| !c.decision.allowed()) {
+                if let Some(limit) = &checked.limit {
+                    runtime.metrics.rate_limited(&route.name, limit);
+                }
+                return gateway_reply(checked.refusal().into_reply(), &mut ctx, log);
+            }
             let Some(upstream) = runtime.upstreams.get(route.upstream) else {
                 return gateway_reply(
                     Problem::new(ErrorCode::Internal, "route without upstream").into_reply(),
@@ -80,6 +88,9 @@ async fn dispatch(
                 head.status = mock.status;
                 head.headers.clone_from(&mock.headers);
                 pipeline::on_response(Some(&route), &mut head, &ctx);
+                if let Some(checked) = &limited {
+                    checked.annotate(&mut head.headers);
+                }
                 note(&mut log, &ctx, head.status.as_u16());
                 return Response::from_parts(head, ResponseBody::full(mock.body.clone(), log));
             }
@@ -121,6 +132,9 @@ async fn dispatch(
                     }
                     let (mut head, body) = forwarded.response.into_parts();
                     pipeline::on_response(Some(&route), &mut head, &ctx);
+                    if let Some(checked) = &limited {
+                        checked.annotate(&mut head.headers);
+                    }
                     note(&mut log, &ctx, head.status.as_u16());
                     Response::from_parts(head, ResponseBody::upstream(body, log, forwarded.lease))
                 }

@@ -81,6 +81,7 @@ fn route(
         request_headers,
         response_headers,
         timeout: r.timeout.map(|d| d.0),
+        rate_limits: r.rate_limits.iter().filter_map(|name| c.doc.rate_limits.keys().position(|k| k == name)).collect(),
         websocket: r.websocket,
         te_trailers,
     })

@@ -7,7 +7,11 @@ use portcullis_config::KeyPath;
 use portcullis_config::surface::AuthProvider;
 
 use super::{Compiler, at, parse_net};
-use crate::snapshot::AdminSpec;
+use std::sync::Arc;
+
+use portcullis_config::surface;
+
+use crate::snapshot::{AdminSpec, LimitKey, OnRedisError, RateLimitSpec, StateSpec};
 
 const JWT_ALGORITHMS: [&str; 10] =
     ["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "EdDSA", "ES512"];
@@ -133,13 +137,67 @@ pub(super) fn consumers_and_plans(c: &mut Compiler<'_>) {
             c.error(&at("plans").key(name).key("burst"), "burst needs a rate");
         }
     }
-    for (name, limit) in &c.doc.rate_limits {
-        if limit.rate.count == 0 {
-            c.error(&at("rate_limits").key(name).key("rate"), "must be more than 0");
-        }
+    if !c.doc.plans.is_empty() {
+        c.warn(&at("plans"), "plans and quotas are not enforced by this build yet (rate_limits are)");
     }
-    if !c.doc.plans.is_empty() || !c.doc.rate_limits.is_empty() {
-        c.warn(&at("rate_limits"), "rate limits, plans and quotas are not enforced by this build yet");
+}
+
+/// `rate_limits`, in name order (routes refer to them by index).
+pub(super) fn rate_limits(c: &mut Compiler<'_>) -> Vec<RateLimitSpec> {
+    let mut out = Vec::with_capacity(c.doc.rate_limits.len());
+    for (name, limit) in &c.doc.rate_limits {
+        let path = at("rate_limits").key(name);
+        let count = u32::try_from(limit.rate.count).unwrap_or(0);
+        if count == 0 {
+            c.error(&path.key("rate"), "must be more than 0 and at most 4294967295");
+        }
+        if limit.burst == Some(0) {
+            c.error(&path.key("burst"), "must be at least 1");
+        }
+        let key = match limit.key.as_str() {
+            "client_ip" => LimitKey::ClientIp,
+            "consumer" => LimitKey::Consumer,
+            "route" => LimitKey::Route,
+            other => match (other.strip_prefix("claim:"), other.strip_prefix("header:")) {
+                (Some(claim), _) if !claim.is_empty() => LimitKey::Claim(claim.to_owned()),
+                (_, Some(header)) => match http::HeaderName::from_bytes(header.as_bytes()) {
+                    Ok(h) => LimitKey::Header(h),
+                    Err(_) => {
+                        c.error(&path.key("key"), format!("`{header}` is not a header name"));
+                        LimitKey::Route
+                    }
+                },
+                _ => {
+                    c.error(&path.key("key"), "must be client_ip, consumer, route, claim:NAME or header:NAME");
+                    LimitKey::Route
+                }
+            },
+        };
+        out.push(RateLimitSpec {
+            name: Arc::from(name.as_str()),
+            count,
+            period: limit.rate.period(),
+            burst: limit.burst,
+            key,
+        });
+    }
+    out
+}
+
+pub(super) fn state(c: &mut Compiler<'_>) -> StateSpec {
+    let state = &c.doc.state;
+    if let Some(url) = &state.redis
+        && !(url.starts_with("redis://") || url.starts_with("rediss://") || url.starts_with("unix://"))
+    {
+        c.error(&at("state").key("redis"), "must be a redis://, rediss:// or unix:// URL");
+    }
+    StateSpec {
+        redis: state.redis.clone(),
+        on_redis_error: match state.on_redis_error {
+            None | Some(surface::OnRedisError::Local) => OnRedisError::Local,
+            Some(surface::OnRedisError::Allow) => OnRedisError::Allow,
+            Some(surface::OnRedisError::Deny) => OnRedisError::Deny,
+        },
     }
 }
 

@@ -9,6 +9,7 @@ mod grpc;
 mod headers;
 mod kit;
 mod limits;
+mod rate_limits;
 mod reload;
 mod rotation;
 mod routing;

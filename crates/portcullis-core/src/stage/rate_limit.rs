@@ -1,0 +1,58 @@
+//! Rate-limit keys. This stage only works out, from the request as the client sent it, which
+//! bucket of each of the route's limits the request counts against; the decision itself
+//! (local counters or Redis, an await) is made by the proxy right after the pipeline, before
+//! anything is forwarded.
+
+use std::fmt::Write;
+use std::hash::{Hash, Hasher};
+
+use http::request::Parts;
+
+use crate::context::RequestContext;
+use crate::flow::Flow;
+use crate::snapshot::{LimitKey, RouteSpec, Snapshot};
+
+/// Header values longer than this are keyed by a hash (bounded key memory).
+const MAX_KEY_VALUE: usize = 128;
+
+pub struct RateLimitKeys;
+
+impl RateLimitKeys {
+    pub fn run(snapshot: &Snapshot, route: &RouteSpec, parts: &Parts, ctx: &mut RequestContext) -> Flow {
+        if route.rate_limits.is_empty() {
+            return Flow::Continue;
+        }
+        let keys = route
+            .rate_limits
+            .iter()
+            .map(|&i| snapshot.rate_limits.get(i).map_or_else(String::new, |l| key_of(&l.key, route, parts, ctx)))
+            .collect();
+        ctx.rate_keys = keys;
+        Flow::Continue
+    }
+}
+
+fn key_of(key: &LimitKey, route: &RouteSpec, parts: &Parts, ctx: &RequestContext) -> String {
+    let by_ip = || format!("ip:{}", ctx.client_ip);
+    match key {
+        LimitKey::ClientIp => by_ip(),
+        LimitKey::Consumer => ctx.consumer.as_ref().map_or_else(by_ip, |c| format!("c:{c}")),
+        // Claims arrive with token verification; until a request has them it counts by IP.
+        LimitKey::Claim(_) => by_ip(),
+        LimitKey::Header(name) => {
+            let mut out = String::from("h:");
+            if let Some(value) = parts.headers.get(name) {
+                let bytes = value.as_bytes();
+                if bytes.len() <= MAX_KEY_VALUE {
+                    out.push_str(&String::from_utf8_lossy(bytes));
+                } else {
+                    let mut h = std::collections::hash_map::DefaultHasher::new();
+                    bytes.hash(&mut h);
+                    let _ = write!(out, "#{:016x}", h.finish());
+                }
+            }
+            out
+        }
+        LimitKey::Route => format!("r:{}", route.name),
+    }
+}

@@ -1,0 +1,145 @@
+//! Rate limits: GCRA burst then steady rate, the `RateLimit-*` headers, keys kept apart,
+//! several limits on one route, and — with `state.redis` — one limit shared by three gateways.
+
+use std::time::{Duration, Instant};
+
+use http::StatusCode;
+
+use crate::kit::{Backend, TestGateway, get};
+
+fn config(backend: &str, limits: &str, route_limits: &str, state: &str) -> String {
+    format!(
+        "version: 1\nlisteners: [{{ name: l, bind: \"@LISTEN@\" }}]\nlogging: {{ access: {{ path: off }} }}\n{state}\
+         upstreams:\n  up: {{ targets: [\"{backend}\"] }}\nrate_limits:\n{limits}\
+         routes:\n  - {{ name: r, match: {{ path: \"/{{*rest}}\" }}, upstream: up, auth: none, rate_limits: [{route_limits}] }}\n  \
+         - {{ name: free, match: {{ path: /free }}, upstream: up, auth: none }}\n"
+    )
+}
+
+/// A name no other test (or earlier run against the shared Redis) uses.
+fn unique(prefix: &str) -> String {
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+    format!("{prefix}_{}_{nanos}", std::process::id())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn burst_passes_at_once_then_the_steady_rate_with_ratelimit_headers() {
+    let b = Backend::ok().await;
+    let yaml = config(&b.url(), "  tight: { rate: 5/s, burst: 3, key: client_ip }\n", "tight", "");
+    let gw = TestGateway::start(&yaml).await;
+    for remaining in ["2", "1", "0"] {
+        let r = get(&gw.url("/x"), &[]).await;
+        assert_eq!(r.status, StatusCode::OK);
+        assert_eq!(r.header("ratelimit-limit"), Some("3"));
+        assert_eq!(r.header("ratelimit-remaining"), Some(remaining));
+        assert!(r.header("ratelimit-reset").is_some_and(|v| v.parse::<u64>().is_ok_and(|s| s <= 1)));
+    }
+    let refused = get(&gw.url("/x"), &[]).await;
+    assert_eq!(refused.status, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(refused.code(), "rate_limited");
+    assert_eq!(refused.header("retry-after"), Some("1"));
+    assert_eq!(refused.header("ratelimit-remaining"), Some("0"));
+    assert_eq!(b.count(), 3, "the refused request never reached the backend");
+    // Unlimited routes are untouched.
+    assert_eq!(get(&gw.url("/free"), &[]).await.status, StatusCode::OK);
+
+    // Steady: one request per 200 ms passes. Hammer for ~1.2 s and count.
+    let started = Instant::now();
+    let mut passed = 0u32;
+    while started.elapsed() < Duration::from_millis(1200) {
+        if get(&gw.url("/x"), &[]).await.status == StatusCode::OK {
+            passed += 1;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    let expected = elapsed * 5.0;
+    assert!(
+        f64::from(passed) >= expected - 2.0 && f64::from(passed) <= expected + 2.0,
+        "{passed} passed in {elapsed:.2}s at 5/s"
+    );
+    gw.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keys_are_isolated_and_the_tightest_of_several_limits_is_reported() {
+    let b = Backend::ok().await;
+    let limits = "  per_client: { rate: 1/m, burst: 2, key: \"header:X-Client\" }\n  \
+                  whole: { rate: 1/m, burst: 10, key: route }\n";
+    let gw = TestGateway::start(&config(&b.url(), limits, "per_client, whole", "")).await;
+    for _ in 0..2 {
+        let r = get(&gw.url("/x"), &[("x-client", "noisy")]).await;
+        assert_eq!(r.status, StatusCode::OK);
+    }
+    let r = get(&gw.url("/x"), &[("x-client", "noisy")]).await;
+    assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS, "the noisy client is limited");
+    // Another client is not, and its headers are those of the tightest limit (per_client).
+    let r = get(&gw.url("/x"), &[("x-client", "quiet")]).await;
+    assert_eq!(r.status, StatusCode::OK, "one noisy client does not limit another");
+    assert_eq!(r.header("ratelimit-limit"), Some("2"));
+    assert_eq!(r.header("ratelimit-remaining"), Some("1"));
+    // The refused request took nothing from the route-wide limit: 3 admitted so far, 7 left.
+    let metrics = gw.handle.metrics().render(&gw.handle.current());
+    assert!(metrics.contains(r#"portcullis_rate_limited_total{route="r",limit="per_client"} 1"#), "{metrics}");
+    for i in 0..7 {
+        let r = get(&gw.url("/x"), &[("x-client", &format!("c{i}"))]).await;
+        assert_eq!(r.status, StatusCode::OK, "route budget request {i}");
+    }
+    let r = get(&gw.url("/x"), &[("x-client", "fresh")]).await;
+    assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS, "the route-wide limit is spent");
+    gw.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_keeps_the_buckets_of_unchanged_limits() {
+    let b = Backend::ok().await;
+    let dir = crate::kit::scratch_dir();
+    let path = dir.join("gw.yaml");
+    let yaml = config(&b.url(), "  one: { rate: 1/m, burst: 1, key: client_ip }\n", "one", "")
+        .replace("@LISTEN@", "127.0.0.1:0");
+    std::fs::write(&path, &yaml).expect("write config");
+    let gw = TestGateway::from_file(&path).await;
+    assert_eq!(get(&gw.url("/x"), &[]).await.status, StatusCode::OK);
+    assert_eq!(get(&gw.url("/x"), &[]).await.status, StatusCode::TOO_MANY_REQUESTS);
+    // Change something else (a new route) and reload: the spent bucket stays spent.
+    std::fs::write(&path, yaml.replace("name: free", "name: free2")).expect("rewrite");
+    gw.reloader().reload(portcullis_proxy::reload::Trigger::Admin).await.expect("reload");
+    assert_eq!(get(&gw.url("/x"), &[]).await.status, StatusCode::TOO_MANY_REQUESTS);
+    gw.shutdown().await;
+}
+
+fn redis_url() -> String {
+    std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_gateways_sharing_redis_admit_the_limit_in_total() {
+    let b = Backend::ok().await;
+    let name = unique("shared");
+    let limits = format!("  {name}: {{ rate: 100/m, burst: 100, key: route }}\n");
+    let state = format!("state: {{ redis: \"{}\", on_redis_error: deny }}\n", redis_url());
+    let yaml = config(&b.url(), &limits, &name, &state);
+    let gateways = [TestGateway::start(&yaml).await, TestGateway::start(&yaml).await, TestGateway::start(&yaml).await];
+    let urls: Vec<String> = gateways.iter().map(|g| g.url("/x")).collect();
+    let mut clients = Vec::new();
+    for c in 0..6 {
+        let url = urls[c % 3].clone();
+        clients.push(tokio::spawn(async move {
+            let mut admitted = 0u32;
+            for _ in 0..50 {
+                if get(&url, &[]).await.status == StatusCode::OK {
+                    admitted += 1;
+                }
+            }
+            admitted
+        }));
+    }
+    let mut total = 0;
+    for c in clients {
+        total += c.await.expect("client task");
+    }
+    assert!((95..=105).contains(&total), "admitted {total} of 300 against a shared limit of 100");
+    for g in gateways {
+        g.shutdown().await;
+    }
+}
