@@ -8,7 +8,6 @@
 //! SOAP endpoint next to mapped ones would let a client post any envelope, around the
 //! mapping's checks, so a SOAP upstream route without `soap.operation` is an error.
 
-use std::path::Path;
 use std::sync::Arc;
 
 use http::uri::PathAndQuery;
@@ -31,30 +30,13 @@ pub(super) fn upstream(c: &mut Compiler<'_>, path: &KeyPath, soap: &UpstreamSoap
         return None;
     }
     let file = c.loaded.resolve_path(&soap.wsdl);
-    match read_wsdl(&file) {
+    match Wsdl::from_file(&file) {
         Ok(wsdl) => Some(SoapUpstreamSpec { wsdl_file: file, wsdl: Arc::new(wsdl) }),
-        Err(message) => {
-            c.error(&path, format!("WSDL `{}`: {message}", file.display()));
+        Err(e) => {
+            c.error(&path, format!("WSDL `{}`: {e}", file.display()));
             None
         }
     }
-}
-
-fn read_wsdl(file: &Path) -> Result<Wsdl, String> {
-    use std::io::Read as _;
-    let max = Wsdl::DEFAULT_MAX_BYTES as u64;
-    // A regular file, read at most one byte past the limit: a wrong path to a device, a pipe
-    // or a huge file neither hangs nor fills memory.
-    let f = std::fs::File::open(file).map_err(|e| format!("cannot be read: {e}"))?;
-    if !f.metadata().is_ok_and(|m| m.is_file()) {
-        return Err("is not a regular file".to_owned());
-    }
-    let mut bytes = Vec::new();
-    f.take(max + 1).read_to_end(&mut bytes).map_err(|e| format!("cannot be read: {e}"))?;
-    if bytes.len() as u64 > max {
-        return Err(format!("is larger than the {max} bytes a WSDL may have"));
-    }
-    Wsdl::parse(&bytes).map_err(|e| e.to_string())
 }
 
 /// What a SOAP route is checked against besides its upstream.

@@ -57,7 +57,7 @@ fn an_unknown_operation_is_an_error_listing_the_known_ones() {
     ));
     assert!(err.contains("routes[0].soap.operation"), "{err}");
     assert!(err.contains("no SOAP operation `DeleteContact`"), "{err}");
-    assert!(err.contains("GetContact, FindContacts, SaveContact"), "{err}");
+    assert!(err.contains("(it has: GetContact, FindContacts, SaveContact)"), "each operation once: {err}");
 }
 
 #[test]
