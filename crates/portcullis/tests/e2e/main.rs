@@ -7,6 +7,7 @@ mod headers;
 mod kit;
 mod limits;
 mod routing;
+mod soap;
 mod upstream_tls;
 mod upstreams;
 mod websocket;
