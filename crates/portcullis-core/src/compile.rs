@@ -5,6 +5,7 @@
 
 mod routes;
 mod sections;
+mod soap;
 mod upstreams;
 
 use std::net::SocketAddr;
@@ -131,9 +132,10 @@ fn listener_tls(c: &mut Compiler<'_>, path: &KeyPath, t: &surface::ListenerTls) 
     }
 }
 
-/// Every file a reload must watch: `${file:}` references and all TLS material.
+/// Every file a reload must watch: `${file:}` references, all TLS material and WSDLs.
 fn watched_files(loaded: &Loaded, listeners: &[ListenerSpec], upstreams: &[snapshot::UpstreamSpec]) -> Vec<PathBuf> {
     let mut files = loaded.files.clone();
+    files.extend(upstreams.iter().filter_map(|up| up.soap.as_ref()).map(|s| s.wsdl_file.clone()));
     for up in upstreams {
         let snapshot::UpstreamKind::Targets(targets) = &up.kind else { continue };
         let tls = &targets.tls;

@@ -194,6 +194,16 @@ pub enum LogSink {
 pub struct UpstreamSpec {
     pub name: Arc<str>,
     pub kind: UpstreamKind,
+    /// `soap: { wsdl }`: a SOAP service, its WSDL read and parsed at compile time.
+    pub soap: Option<SoapUpstreamSpec>,
+}
+
+/// A SOAP upstream's WSDL (SPEC §6).
+#[derive(Debug, Clone)]
+pub struct SoapUpstreamSpec {
+    /// The WSDL file, absolute; watched, so editing it reloads the config.
+    pub wsdl_file: PathBuf,
+    pub wsdl: Arc<portcullis_soap::Wsdl>,
 }
 
 #[derive(Debug, Clone)]
@@ -319,6 +329,20 @@ pub struct RouteSpec {
     /// The upstream speaks HTTP/2: a client's `TE: trailers` is forwarded (gRPC needs it),
     /// though `TE` is otherwise hop-by-hop.
     pub te_trailers: bool,
+    /// `soap: { operation, request? }`: the request becomes a SOAP envelope, the answer JSON.
+    pub soap: Option<SoapRouteSpec>,
+}
+
+/// A route's SOAP operation, resolved against its upstream's WSDL at compile time.
+#[derive(Debug)]
+pub struct SoapRouteSpec {
+    pub operation: Arc<portcullis_soap::Operation>,
+    /// `soap.request`, checked against the operation; `None`: the JSON body (POST, PUT,
+    /// PATCH) or the query parameters are the input as they are.
+    pub template: Option<portcullis_soap::RequestTemplate>,
+    /// Where the envelope is posted on a target without a base path: the path (and query)
+    /// of the WSDL port's `soap:address`, `/` when it has none. A target's own base path wins.
+    pub address_path: http::uri::PathAndQuery,
 }
 
 /// How a route authenticates.

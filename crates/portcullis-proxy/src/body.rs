@@ -28,22 +28,30 @@ pub struct BodyStats {
 pub struct BodyLimitExceeded;
 
 pin_project_lite::pin_project! {
-    /// The downstream request body as sent upstream.
+    /// The downstream request body as sent upstream (or a body the gateway made, such as a
+    /// SOAP envelope).
     pub struct RequestBody {
         #[pin]
         inner: Option<Incoming>,
         limit: u64,
         stats: Option<Arc<BodyStats>>,
+        // A body in memory, sent as one frame.
+        full: Option<Bytes>,
     }
 }
 
 impl RequestBody {
     pub fn empty() -> Self {
-        Self { inner: None, limit: 0, stats: None }
+        Self { inner: None, limit: 0, stats: None, full: None }
     }
 
     pub fn limited(inner: Incoming, limit: u64, stats: Arc<BodyStats>) -> Self {
-        Self { inner: Some(inner), limit, stats: Some(stats) }
+        Self { inner: Some(inner), limit, stats: Some(stats), full: None }
+    }
+
+    /// A body already in memory.
+    pub fn full(data: Bytes) -> Self {
+        Self { inner: None, limit: 0, stats: None, full: (!data.is_empty()).then_some(data) }
     }
 }
 
@@ -53,6 +61,9 @@ impl Body for RequestBody {
 
     fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
         let this = self.project();
+        if let Some(data) = this.full.take() {
+            return Poll::Ready(Some(Ok(Frame::data(data))));
+        }
         let Some(inner) = this.inner.as_pin_mut() else { return Poll::Ready(None) };
         match inner.poll_frame(cx) {
             Poll::Ready(Some(Ok(frame))) => {
@@ -72,11 +83,14 @@ impl Body for RequestBody {
     }
 
     fn is_end_stream(&self) -> bool {
-        self.inner.as_ref().is_none_or(Body::is_end_stream)
+        self.full.is_none() && self.inner.as_ref().is_none_or(Body::is_end_stream)
     }
 
     fn size_hint(&self) -> SizeHint {
-        self.inner.as_ref().map_or_else(|| SizeHint::with_exact(0), Body::size_hint)
+        match (&self.full, &self.inner) {
+            (Some(data), _) => SizeHint::with_exact(data.len() as u64),
+            (None, inner) => inner.as_ref().map_or_else(|| SizeHint::with_exact(0), Body::size_hint),
+        }
     }
 }
 

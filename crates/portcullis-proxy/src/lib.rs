@@ -6,7 +6,8 @@
 //! idle deadlines) → [`service::handle`] (intake and the core pipeline, then a mock, the
 //! gateway's own problem document, or [`upstream`] forwarding) → response transform →
 //! [`body::ResponseBody`] streams back and writes the access log line when it ends. An
-//! allowed WebSocket upgrade that the upstream accepts becomes a spliced tunnel (`tunnel`).
+//! allowed WebSocket upgrade that the upstream accepts becomes a spliced tunnel (`tunnel`);
+//! a SOAP route's request becomes an envelope and its answer JSON (`soap`).
 
 pub mod access_log;
 pub mod admin;
@@ -20,6 +21,7 @@ pub mod reload;
 pub mod runtime;
 pub mod server;
 pub mod service;
+mod soap;
 pub mod tls;
 mod tunnel;
 pub mod upstream;

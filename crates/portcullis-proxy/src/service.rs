@@ -1,5 +1,6 @@
 //! One request through the gateway: intake, the core pipeline, then the upstream (or a mock,
-//! or the gateway's own answer), the response transform and the access log.
+//! a SOAP exchange ([`crate::soap`]), or the gateway's own answer), the response transform
+//! and the access log.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -17,8 +18,9 @@ use crate::access_log::PendingLog;
 use crate::body::{BodyStats, RequestBody, ResponseBody};
 use crate::error::ProxyError;
 use crate::runtime::Runtime;
+use crate::soap::SoapCall;
 use crate::tunnel::Tunnel;
-use crate::upstream::{BalanceKey, Forwarded};
+use crate::upstream::{BalanceKey, ForwardMode, Forwarded};
 
 /// Handles one request on `runtime` (the config current when the request arrived) and counts
 /// it in the metrics.
@@ -101,6 +103,10 @@ async fn dispatch(
                     log,
                 );
             };
+            if let Some(soap) = &route.soap {
+                let call = SoapCall { runtime: &runtime, upstream, pool, route: &route, soap };
+                return crate::soap::exchange(call, parts, body, &mut ctx, log).await;
+            }
             // Asked of the codec, not the headers: the transform stage already removed
             // `Transfer-Encoding`, and HTTP/2 bodies need no length header.
             let body_empty = http_body::Body::is_end_stream(&body);
@@ -116,7 +122,8 @@ async fn dispatch(
             let timeout = route.timeout.unwrap_or(pool.spec.response_timeout);
             let key = BalanceKey { client_ip: ctx.client_ip, header: pool.hash_header(&parts.headers) };
             let upgrade = websocket_upgrade(&route, &mut parts);
-            let result = pool.forward(parts, request_body, body_empty, key, timeout, upgrade.is_some()).await;
+            let mode = if upgrade.is_some() { ForwardMode::WebSocketUpgrade } else { ForwardMode::Proxy };
+            let result = pool.forward(parts, request_body, body_empty, key, timeout, mode).await;
             // Past the limit the upstream saw a truncated body: whatever came of it is void.
             let exceeded = stats.as_ref().is_some_and(|s| s.exceeded.load(std::sync::atomic::Ordering::Relaxed));
             match result {
@@ -189,7 +196,7 @@ fn switch_protocols(
     Response::from_parts(head, ResponseBody::full(Bytes::new(), log))
 }
 
-trait IntoReply {
+pub(crate) trait IntoReply {
     fn into_reply(self) -> Reply;
 }
 
@@ -199,7 +206,11 @@ impl IntoReply for Problem {
     }
 }
 
-fn gateway_reply(reply: Reply, ctx: &mut RequestContext, log: Option<Box<PendingLog>>) -> Response<ResponseBody> {
+pub(crate) fn gateway_reply(
+    reply: Reply,
+    ctx: &mut RequestContext,
+    log: Option<Box<PendingLog>>,
+) -> Response<ResponseBody> {
     let response: Response<Bytes> = match reply {
         Reply::Problem(problem) => {
             ctx.outcome = Some(problem.code);
@@ -215,7 +226,7 @@ fn gateway_reply(reply: Reply, ctx: &mut RequestContext, log: Option<Box<Pending
     response.map(|b| ResponseBody::full(b, log))
 }
 
-fn note(log: &mut Option<Box<PendingLog>>, ctx: &RequestContext, status: u16) {
+pub(crate) fn note(log: &mut Option<Box<PendingLog>>, ctx: &RequestContext, status: u16) {
     if let Some(log) = log.as_mut() {
         log.note_context(ctx);
         log.status = status;

@@ -148,6 +148,19 @@ pub(crate) struct BalanceKey {
     pub(crate) header: Option<HeaderValue>,
 }
 
+/// What kind of exchange a forwarded request is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ForwardMode {
+    /// Proxying: the target's base path, then the request's path.
+    Proxy,
+    /// Proxying a WebSocket upgrade request: a 101 is an answer (otherwise a 101 is an
+    /// invalid response: no backend may take a connection over unasked).
+    WebSocketUpgrade,
+    /// A SOAP envelope: to the target's base path alone when it has one, else to the
+    /// request's path (which then carries the path of the WSDL port's address).
+    SoapEndpoint,
+}
+
 /// A forwarded request's result.
 pub(crate) struct Forwarded {
     pub(crate) response: Response<Incoming>,
@@ -217,8 +230,6 @@ impl Pool {
     }
 
     /// Sends the request, retrying per policy when it is safe (idempotent method, no body).
-    /// `upgrade`: the request asks for a WebSocket upgrade, so a 101 is an answer (otherwise
-    /// a 101 is an invalid response: no backend may take a connection over unasked).
     pub(crate) async fn forward(
         &self,
         mut parts: http::request::Parts,
@@ -226,8 +237,9 @@ impl Pool {
         body_empty: bool,
         key: BalanceKey,
         timeout: Duration,
-        upgrade: bool,
+        mode: ForwardMode,
     ) -> Result<Forwarded, ProxyError> {
+        let upgrade = mode == ForwardMode::WebSocketUpgrade;
         let retryable = body_empty && is_idempotent(&parts.method);
         let mut attempts_left = if retryable { self.spec.retries.attempts } else { 0 };
         let deadline = tokio::time::Instant::now() + timeout;
@@ -244,7 +256,7 @@ impl Pool {
             let target = &self.targets[index];
             // Only a request that may be retried keeps a copy of its headers.
             let headers = if attempts_left > 0 { parts.headers.clone() } else { std::mem::take(&mut parts.headers) };
-            let request = self.build(&parts, headers, target, body.take().unwrap_or_else(RequestBody::empty))?;
+            let request = self.build(&parts, headers, target, body.take().unwrap_or_else(RequestBody::empty), mode)?;
             let started = Instant::now();
             target.in_flight.fetch_add(1, Ordering::Relaxed);
             // One deadline for the whole exchange, retries included.
@@ -317,12 +329,17 @@ impl Pool {
         mut headers: HeaderMap,
         target: &Target,
         body: RequestBody,
+        mode: ForwardMode,
     ) -> Result<Request<RequestBody>, ProxyError> {
-        let path_and_query = match (target.spec.base_path.is_empty(), parts.uri.path_and_query()) {
+        let base_path = &target.spec.base_path;
+        let path_and_query = match (base_path.is_empty(), parts.uri.path_and_query()) {
+            (false, _) if mode == ForwardMode::SoapEndpoint => {
+                PathAndQuery::try_from(base_path.as_str()).map_err(|_| ProxyError::Invalid)?
+            }
             (true, Some(pq)) => pq.clone(),
             (_, pq) => {
                 let pq = pq.map_or("/", |pq| pq.as_str());
-                PathAndQuery::try_from(format!("{}{pq}", target.spec.base_path)).map_err(|_| ProxyError::Invalid)?
+                PathAndQuery::try_from(format!("{base_path}{pq}")).map_err(|_| ProxyError::Invalid)?
             }
         };
         let mut request = Request::new(body);

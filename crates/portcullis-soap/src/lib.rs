@@ -80,7 +80,7 @@ pub use request::{MapError, SOAP_ACTION, SoapRequest};
 pub use response::{ResponseError, SoapResponse, parse_response_untyped};
 pub use routes::{GeneratedRoute, RouteAuth, RouteOptions, generated_routes, kebab, routes_yaml};
 pub use template::{Lookup, Placeholder, RequestTemplate, TemplateError};
-pub use wsdl::{Operation, Port, Service, SoapVersion, Style, UnsupportedOperation, Wsdl, WsdlError};
+pub use wsdl::{Operation, Port, Service, SoapVersion, Style, UnsupportedOperation, Wsdl, WsdlError, WsdlFileError};
 pub use xml::{Limits, XmlError};
 
 /// Collects query parameters into an input map: a repeated name becomes an array, so it can

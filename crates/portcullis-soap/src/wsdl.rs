@@ -58,6 +58,19 @@ pub enum WsdlError {
     NoSoapOperations,
 }
 
+/// Why [`Wsdl::from_file`] failed.
+#[derive(Debug, thiserror::Error)]
+pub enum WsdlFileError {
+    #[error("cannot be read: {0}")]
+    Io(std::io::Error),
+    #[error("is not a regular file")]
+    NotAFile,
+    #[error("is larger than the {limit} bytes a WSDL may have")]
+    TooLarge { limit: usize },
+    #[error(transparent)]
+    Wsdl(#[from] WsdlError),
+}
+
 fn known_list(known: &[String]) -> String {
     if known.is_empty() { String::new() } else { format!(" (it has: {})", known.join(", ")) }
 }
@@ -185,6 +198,24 @@ impl Wsdl {
         Self::parse_with_limits(bytes, &Limits::with_max_bytes(Self::DEFAULT_MAX_BYTES))
     }
 
+    /// Reads and parses a WSDL file: a regular file of at most [`Self::DEFAULT_MAX_BYTES`],
+    /// read no further than one byte past that, so a wrong path to a device, a pipe or a huge
+    /// file neither hangs nor fills memory.
+    pub fn from_file(path: &std::path::Path) -> Result<Self, WsdlFileError> {
+        use std::io::Read as _;
+        let max = Self::DEFAULT_MAX_BYTES as u64;
+        let file = std::fs::File::open(path).map_err(WsdlFileError::Io)?;
+        if !file.metadata().is_ok_and(|m| m.is_file()) {
+            return Err(WsdlFileError::NotAFile);
+        }
+        let mut bytes = Vec::new();
+        file.take(max + 1).read_to_end(&mut bytes).map_err(WsdlFileError::Io)?;
+        if bytes.len() as u64 > max {
+            return Err(WsdlFileError::TooLarge { limit: Self::DEFAULT_MAX_BYTES });
+        }
+        Ok(Self::parse(&bytes)?)
+    }
+
     pub fn parse_with_limits(bytes: &[u8], limits: &Limits) -> Result<Self, WsdlError> {
         let root = xml::parse(bytes, limits)?;
         if root.is(WSDL20, "description") {
@@ -265,8 +296,13 @@ impl Wsdl {
             if let Some(u) = unsupported {
                 return Err(u.error.clone());
             }
-            let mut known: Vec<String> = self.operations.iter().map(|o| o.name.clone()).collect();
-            known.dedup();
+            // Once each, in document order (an operation bound to two ports is listed twice).
+            let mut known: Vec<String> = Vec::new();
+            for op in &self.operations {
+                if !known.contains(&op.name) {
+                    known.push(op.name.clone());
+                }
+            }
             return Err(WsdlError::UnknownOperation { name: name.to_owned(), known });
         };
         let mut port_types: Vec<String> = candidates.iter().map(|o| o.port_type.local.clone()).collect();

@@ -27,6 +27,13 @@ enum Command {
     Validate(ConfigArgs),
     /// Print the JSON Schema of the config file (for editors and CI).
     Schema,
+    /// Print the OpenAPI 3.1 document of the API the config serves.
+    Openapi(ConfigArgs),
+    /// SOAP to REST helpers.
+    Soap {
+        #[command(subcommand)]
+        command: crate::soap_cli::SoapCommand,
+    },
     /// A self-contained quick start: a local echo backend, a mock upstream, no files needed.
     Demo {
         /// Where the demo gateway listens.
@@ -55,6 +62,8 @@ pub(crate) fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Command::Demo { bind } => crate::demo::run(&bind),
+        Command::Openapi(args) => crate::openapi::run(&args.config, args.stage.as_deref()),
+        Command::Soap { command } => crate::soap_cli::run(&command),
     }
 }
 

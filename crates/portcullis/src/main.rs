@@ -4,6 +4,8 @@
 mod cli;
 mod demo;
 mod echo;
+mod openapi;
+mod soap_cli;
 
 use std::process::ExitCode;
 

@@ -1,6 +1,6 @@
 //! Compile `routes`: every reference resolved (upstream, auth providers, policies, rate
 //! limits, CORS), patterns inserted into the route table, limits only lowered, header edits
-//! and rewrites parsed.
+//! and rewrites parsed; a route's `soap` block is resolved in [`super::soap`].
 
 use std::sync::Arc;
 
@@ -8,7 +8,7 @@ use http::{HeaderName, HeaderValue, Method};
 use portcullis_config::KeyPath;
 use portcullis_config::surface::{AuthKeyword, HeaderRules, Route, RouteAuth, RouteLimits};
 
-use super::{Compiler, at};
+use super::{Compiler, at, soap};
 use crate::route::RouteTable;
 use crate::snapshot::{
     AuthRule, HeaderOps, Limits, Protocol, Rewrite, RewritePart, RouteSpec, UpstreamKind, UpstreamSpec,
@@ -58,18 +58,21 @@ fn route(
     let headers = r.headers.clone().unwrap_or_default();
     let request_headers = header_ops(c, &path.key("headers").key("request"), &headers.request);
     let response_headers = header_ops(c, &path.key("headers").key("response"), &headers.response);
-    let kind = upstream.and_then(|i| upstreams.get(i)).map(|u| &u.kind);
+    let spec = upstream.and_then(|i| upstreams.get(i));
+    let kind = spec.map(|u| &u.kind);
     let te_trailers = matches!(kind, Some(UpstreamKind::Targets(t)) if t.protocol == Protocol::H2);
     if r.websocket {
         websocket(c, &path.key("websocket"), kind, methods.as_deref());
     }
+    let soap = soap::route(c, path, r, spec, &soap::RouteFacts { params: &params, auth: &auth });
     Some(RouteSpec {
         name: Arc::from(r.name.as_str()),
         host: r.matcher.host.as_ref().map(|h| h.to_ascii_lowercase()),
         path: r.matcher.path.clone(),
         methods,
         upstream: upstream?,
-        captures_params: rewrite.is_some() && !params.is_empty(),
+        // A SOAP route's template may read path parameters.
+        captures_params: (rewrite.is_some() || soap.is_some()) && !params.is_empty(),
         rewrite,
         auth,
         policies: r
@@ -84,6 +87,7 @@ fn route(
         rate_limits: r.rate_limits.iter().filter_map(|name| c.doc.rate_limits.keys().position(|k| k == name)).collect(),
         websocket: r.websocket,
         te_trailers,
+        soap,
     })
 }
 
@@ -144,17 +148,8 @@ fn references(c: &mut Compiler<'_>, path: &KeyPath, r: &Route) {
     {
         c.error(&path.key("cors"), format!("unknown cors entry `{cors}`"));
     }
-    if r.cache.is_some() || r.validate.is_some() || r.soap.is_some() {
-        c.warn(path, "cache, validate and soap on routes are not enforced by this build yet");
-    }
-    if let Some(soap) = &r.soap {
-        let is_soap = c.doc.upstreams.get(&r.upstream).is_some_and(|u| u.soap.is_some());
-        if !is_soap {
-            c.error(&path.key("soap"), format!("upstream `{}` has no `soap.wsdl`", r.upstream));
-        }
-        if soap.operation.is_empty() {
-            c.error(&path.key("soap").key("operation"), "name the SOAP operation");
-        }
+    if r.cache.is_some() || r.validate.is_some() {
+        c.warn(path, "cache and validate on routes are not enforced by this build yet");
     }
 }
 

@@ -1,4 +1,5 @@
-//! Compile `upstreams`: targets, balancing, protocol, timeouts, retries, health, TLS, mocks.
+//! Compile `upstreams`: targets, balancing, protocol, timeouts, retries, health, TLS, mocks,
+//! and the WSDL of a SOAP upstream (read in [`super::soap`]).
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -35,13 +36,14 @@ pub(super) fn compile(c: &mut Compiler<'_>) -> Vec<UpstreamSpec> {
             }
             (None, false) => UpstreamKind::Targets(targets_spec(c, &path, upstream)),
         };
-        if upstream.soap.is_some() {
-            c.warn(
-                &path.key("soap"),
-                "SOAP mapping is not available in this build yet; requests pass through unchanged",
-            );
-        }
-        out.push(UpstreamSpec { name: Arc::from(name.as_str()), kind });
+        let soap = upstream.soap.as_ref().and_then(|soap| {
+            if matches!(kind, UpstreamKind::Mock(_)) {
+                c.error(&path.key("soap"), "a SOAP upstream needs `targets` (the service's endpoint), not `mock`");
+                return None;
+            }
+            super::soap::upstream(c, &path.key("soap"), soap)
+        });
+        out.push(UpstreamSpec { name: Arc::from(name.as_str()), kind, soap });
     }
     out
 }

@@ -43,6 +43,16 @@ fn a_version_can_be_chosen_explicitly() {
 }
 
 #[test]
+fn an_unknown_operation_lists_each_known_one_once() {
+    // Each operation is bound to a SOAP 1.2 and a SOAP 1.1 port.
+    let err = wsdl("contacts-wrapped.wsdl").operation("GetContacts").unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "the WSDL has no SOAP operation `GetContacts` (it has: GetContact, FindContacts, SaveContact)"
+    );
+}
+
+#[test]
 fn a_soap12_only_service_uses_soap12() {
     let w = wsdl("weather-soap12.wsdl");
     let op = w.operation("GetForecast").unwrap();

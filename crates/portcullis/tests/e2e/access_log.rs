@@ -49,7 +49,7 @@ routes:
 }
 
 /// Reads the log until it holds `n` lines (bounded by [`WAIT`]); returns the raw lines.
-async fn wait_for_lines(gw: &TestGateway, n: usize) -> Vec<String> {
+pub(crate) async fn wait_for_lines(gw: &TestGateway, n: usize) -> Vec<String> {
     let path = gw.dir.join("access.jsonl");
     let deadline = tokio::time::Instant::now() + WAIT;
     loop {

@@ -13,6 +13,7 @@ mod rate_limits;
 mod reload;
 mod rotation;
 mod routing;
+mod soap;
 mod tls;
 mod upstream_tls;
 mod upstreams;

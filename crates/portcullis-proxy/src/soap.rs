@@ -1,0 +1,341 @@
+//! SOAP routes at run time (SPEC §6): a request that passed every stage becomes an envelope
+//! posted to the SOAP upstream, and the answer becomes JSON or a `soap_fault` problem.
+//!
+//! The exchange: the client's body is read whole, bounded by the route's `max_body_bytes`
+//! (413 past it) → the operation's input ([`input`]) → the envelope (a mapping error is 400
+//! `invalid_request` with the JSON pointer) → POST through the upstream's pool (balancing,
+//! TLS, passive health; never retried, a POST is not idempotent), to the target's base path,
+//! else the path of the WSDL port's address → the answer read whole, bounded by the same
+//! limit → parsed whatever its HTTP status: the output is 200 JSON, a fault is `soap_fault`
+//! (400 client/sender, 502 server/receiver) with `faultcode` and `faultstring`, anything else
+//! 502 `upstream_error`. One deadline (the route's `timeout`, else the upstream's response
+//! timeout) covers the client's body, the upstream's answer and its body.
+
+mod input;
+
+use std::sync::Arc;
+
+use bytes::{Bytes, BytesMut};
+use http::header::{self, HeaderName};
+use http::request::Parts;
+use http::{HeaderValue, Method, Response, StatusCode, Uri};
+use http_body::Body;
+use http_body_util::BodyExt as _;
+use portcullis_core::pipeline;
+use portcullis_core::snapshot::{RouteSpec, SoapRouteSpec};
+use portcullis_core::{ErrorCode, Problem, RequestContext};
+use portcullis_soap::{Fault, Limits, MapError, ResponseError, SoapRequest, SoapResponse};
+use tokio::time::Instant;
+
+use crate::access_log::PendingLog;
+use crate::body::{BodyStats, RequestBody, ResponseBody};
+use crate::error::ProxyError;
+use crate::runtime::Runtime;
+use crate::service::{IntoReply as _, gateway_reply, note};
+use crate::upstream::{BalanceKey, ForwardMode, Pool, UpstreamRuntime};
+
+/// Answers bigger than this are parsed on the blocking pool, so a large document does not
+/// hold up the other requests of a worker thread.
+const BLOCKING_PARSE_BYTES: usize = 256 * 1024;
+
+/// Longest `detail` taken from a mapping error (which names the client's keys).
+const MAX_DETAIL_CHARS: usize = 300;
+
+/// Client headers that describe the client's body or negotiate the answer's representation:
+/// the envelope is a new body, and the answer must come back as plain, whole XML.
+const REPLACED_HEADERS: [HeaderName; 13] = [
+    header::CONTENT_TYPE,
+    header::CONTENT_LENGTH,
+    header::CONTENT_ENCODING,
+    header::CONTENT_LANGUAGE,
+    header::ACCEPT,
+    header::ACCEPT_ENCODING,
+    header::EXPECT,
+    header::RANGE,
+    header::IF_RANGE,
+    header::IF_MATCH,
+    header::IF_NONE_MATCH,
+    header::IF_MODIFIED_SINCE,
+    header::IF_UNMODIFIED_SINCE,
+];
+
+/// Why a SOAP exchange ended without the operation's answer.
+#[derive(Debug, thiserror::Error)]
+enum SoapError {
+    #[error("the request body is larger than allowed")]
+    BodyTooLarge,
+    #[error("the request body could not be read")]
+    ClientBody,
+    #[error("the request body did not arrive within the route's timeout")]
+    ClientBodyTimeout,
+    #[error(transparent)]
+    Input(#[from] input::InputError),
+    #[error(transparent)]
+    Map(#[from] MapError),
+    #[error(transparent)]
+    Upstream(#[from] ProxyError),
+    #[error("the SOAP answer is larger than the route's body limit")]
+    AnswerTooLarge,
+    #[error("the SOAP answer broke off")]
+    AnswerBroken,
+    #[error("the SOAP answer did not arrive in time")]
+    AnswerTimeout,
+    #[error("the SOAP answer is not a usable SOAP envelope: {0}")]
+    NotSoap(#[from] ResponseError),
+    #[error("the SOAP service answered HTTP {0} without a fault")]
+    StatusWithoutFault(StatusCode),
+    #[error("parsing the SOAP answer failed")]
+    Internal,
+}
+
+impl SoapError {
+    fn into_problem(self) -> Problem {
+        let detail = match &self {
+            Self::Map(e) => bounded(e.to_string()),
+            Self::Input(e) => bounded(e.to_string()),
+            _ => String::new(),
+        };
+        match self {
+            Self::BodyTooLarge => ProxyError::BodyTooLarge.into_problem(),
+            Self::ClientBody => ProxyError::ClientBody.into_problem(),
+            Self::ClientBodyTimeout => Problem::new(ErrorCode::BadRequest, self.to_string()),
+            Self::Input(input::InputError::NotJson(_) | input::InputError::Encoding(_)) => {
+                Problem::new(ErrorCode::BadRequest, detail)
+            }
+            Self::Input(input::InputError::NotObject | input::InputError::Template(_)) | Self::Map(_) => {
+                Problem::new(ErrorCode::InvalidRequest, detail)
+            }
+            Self::Upstream(e) => e.into_problem(),
+            Self::AnswerTimeout => ProxyError::Timeout.into_problem(),
+            // What exactly was wrong with the answer is logged, not told: it describes the
+            // backend, not the client's request.
+            Self::AnswerTooLarge | Self::AnswerBroken | Self::NotSoap(_) | Self::StatusWithoutFault(_) => {
+                Problem::new(ErrorCode::UpstreamError, "the SOAP service sent no valid answer")
+            }
+            Self::Internal => Problem::new(ErrorCode::Internal, self.to_string()),
+        }
+    }
+}
+
+fn bounded(mut text: String) -> String {
+    if let Some((cut, _)) = text.char_indices().nth(MAX_DETAIL_CHARS) {
+        text.truncate(cut);
+        text.push('…');
+    }
+    text
+}
+
+/// What one SOAP exchange works with.
+pub(crate) struct SoapCall<'a> {
+    pub(crate) runtime: &'a Runtime,
+    pub(crate) upstream: &'a UpstreamRuntime,
+    pub(crate) pool: &'a Pool,
+    pub(crate) route: &'a Arc<RouteSpec>,
+    pub(crate) soap: &'a SoapRouteSpec,
+}
+
+/// Runs the exchange and answers the client; the access log line is written when the
+/// answer's body ends, as for proxied requests.
+pub(crate) async fn exchange<B>(
+    call: SoapCall<'_>,
+    parts: Parts,
+    body: B,
+    ctx: &mut RequestContext,
+    mut log: Option<Box<PendingLog>>,
+) -> Response<ResponseBody>
+where
+    B: Body<Data = Bytes> + Unpin,
+{
+    let stats = Arc::new(BodyStats::default());
+    if let Some(log) = log.as_mut() {
+        log.bytes_in = Some(stats.clone());
+    }
+    match call.run(parts, body, ctx, &stats, &mut log).await {
+        Ok(SoapResponse::Output(output)) => {
+            let json = Bytes::from(serde_json::Value::Object(output).to_string());
+            let mut head = Response::new(()).into_parts().0;
+            head.headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+            head.headers.insert(header::CONTENT_LENGTH, HeaderValue::from(json.len()));
+            pipeline::on_response(Some(call.route), &mut head, ctx);
+            note(&mut log, ctx, head.status.as_u16());
+            Response::from_parts(head, ResponseBody::full(json, log))
+        }
+        Ok(SoapResponse::Fault(fault)) => fault_reply(&fault, call.route, ctx, log),
+        Err(e) => {
+            if matches!(
+                e,
+                SoapError::AnswerTooLarge
+                    | SoapError::AnswerBroken
+                    | SoapError::NotSoap(_)
+                    | SoapError::StatusWithoutFault(_)
+            ) {
+                tracing::warn!(upstream = %call.upstream.spec.name, route = %call.route.name, error = %e, "SOAP answer refused");
+            }
+            gateway_reply(e.into_problem().into_reply(), ctx, log)
+        }
+    }
+}
+
+/// A fault is the service's answer, translated: a `soap_fault` problem that still gets the
+/// route's response headers.
+fn fault_reply(
+    fault: &Fault,
+    route: &RouteSpec,
+    ctx: &mut RequestContext,
+    mut log: Option<Box<PendingLog>>,
+) -> Response<ResponseBody> {
+    let mut problem = Problem::new(ErrorCode::SoapFault, "the SOAP service answered with a fault");
+    problem.status = Some(fault.status());
+    problem.extensions.push(("faultcode", fault.faultcode.clone().into()));
+    problem.extensions.push(("faultstring", fault.faultstring.clone().into()));
+    ctx.outcome = Some(ErrorCode::SoapFault);
+    let (mut head, body) = problem.into_response(&ctx.request_id).into_parts();
+    pipeline::on_response(Some(route), &mut head, ctx);
+    note(&mut log, ctx, head.status.as_u16());
+    Response::from_parts(head, ResponseBody::full(body, log))
+}
+
+impl SoapCall<'_> {
+    async fn run<B>(
+        &self,
+        mut parts: Parts,
+        body: B,
+        ctx: &RequestContext,
+        stats: &BodyStats,
+        log: &mut Option<Box<PendingLog>>,
+    ) -> Result<SoapResponse, SoapError>
+    where
+        B: Body<Data = Bytes> + Unpin,
+    {
+        let timeout = self.route.timeout.unwrap_or(self.pool.spec.response_timeout);
+        let deadline = Instant::now() + timeout;
+        let limit = self.route.limits.max_body_bytes;
+        let body = read_bounded(body, limit, deadline, Some(stats)).await.map_err(|e| match e {
+            ReadError::TooLarge => SoapError::BodyTooLarge,
+            ReadError::Broken => SoapError::ClientBody,
+            ReadError::Timeout => SoapError::ClientBodyTimeout,
+        })?;
+        let input = input::build(self.soap.template.as_ref(), &parts, &body, ctx)?;
+        let request = self.soap.operation.build_request(&input)?;
+        envelope_head(&mut parts, &request, self.soap);
+        let key = BalanceKey { client_ip: ctx.client_ip, header: self.pool.hash_header(&parts.headers) };
+        let envelope = RequestBody::full(Bytes::from(request.body));
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        let forwarded = self.pool.forward(parts, envelope, false, key, remaining, ForwardMode::SoapEndpoint).await?;
+        let body_started = std::time::Instant::now();
+        let (response, mut lease) = (forwarded.response, forwarded.lease);
+        let status = response.status();
+        let answer = read_bounded(response.into_body(), limit, deadline, None).await;
+        let upstream_ms = forwarded.upstream_ms + body_started.elapsed().as_secs_f64() * 1000.0;
+        self.runtime.metrics.upstream(&self.upstream.spec.name, upstream_ms);
+        if let Some(log) = log.as_mut() {
+            log.target = Some(forwarded.target);
+            log.upstream_ms = Some(upstream_ms);
+        }
+        let answer = answer.map_err(|e| match e {
+            ReadError::TooLarge => SoapError::AnswerTooLarge,
+            ReadError::Broken => SoapError::AnswerBroken,
+            ReadError::Timeout => SoapError::AnswerTimeout,
+        })?;
+        // Read to its end: the connection can serve the next request.
+        if let Some(lease) = lease.as_mut() {
+            lease.release();
+        }
+        self.parse(status, answer, limit).await
+    }
+
+    async fn parse(&self, status: StatusCode, answer: Bytes, limit: u64) -> Result<SoapResponse, SoapError> {
+        let op = &self.soap.operation;
+        if op.is_one_way() && status.is_success() && answer.iter().all(u8::is_ascii_whitespace) {
+            return Ok(SoapResponse::Output(serde_json::Map::new()));
+        }
+        let limits = Limits::with_max_bytes(usize::try_from(limit).unwrap_or(usize::MAX));
+        let parsed = if answer.len() > BLOCKING_PARSE_BYTES {
+            let op = op.clone();
+            tokio::task::spawn_blocking(move || op.parse_response(&answer, &limits))
+                .await
+                .map_err(|_| SoapError::Internal)?
+        } else {
+            op.parse_response(&answer, &limits)
+        };
+        match parsed? {
+            SoapResponse::Output(_) if !status.is_success() => Err(SoapError::StatusWithoutFault(status)),
+            parsed => Ok(parsed),
+        }
+    }
+}
+
+/// The request head for the envelope: POST to the WSDL address's path (the pool swaps in a
+/// target's base path), the operation's `Content-Type` and `SOAPAction`, and none of the
+/// client's body or representation headers. The rest (`X-Request-Id`, `traceparent`,
+/// `X-Forwarded-*`, `headers.request` edits) is what the transform stage made of them.
+fn envelope_head(parts: &mut Parts, request: &SoapRequest, soap: &SoapRouteSpec) {
+    parts.method = Method::POST;
+    parts.uri = Uri::from(soap.address_path.clone());
+    for name in &REPLACED_HEADERS {
+        parts.headers.remove(name);
+    }
+    parts.headers.remove(&portcullis_soap::SOAP_ACTION);
+    for (name, value) in request.headers() {
+        parts.headers.insert(name.clone(), value.clone());
+    }
+    parts.headers.insert(header::CONTENT_LENGTH, HeaderValue::from(request.body.len()));
+}
+
+enum ReadError {
+    TooLarge,
+    Broken,
+    Timeout,
+}
+
+/// Reads a whole body, at most `limit` bytes, before `deadline`. `stats` counts the bytes
+/// (the access log's `bytes_in`).
+async fn read_bounded<B>(
+    mut body: B,
+    limit: u64,
+    deadline: Instant,
+    stats: Option<&BodyStats>,
+) -> Result<Bytes, ReadError>
+where
+    B: Body<Data = Bytes> + Unpin,
+{
+    use std::sync::atomic::Ordering::Relaxed;
+    // A declared length over the limit is refused before a byte is read.
+    if body.size_hint().lower() > limit {
+        return Err(ReadError::TooLarge);
+    }
+    let mut chunks: Vec<Bytes> = Vec::new();
+    let mut total: u64 = 0;
+    loop {
+        let frame = match tokio::time::timeout_at(deadline, body.frame()).await {
+            Err(_) => return Err(ReadError::Timeout),
+            Ok(None) => break,
+            Ok(Some(Err(_))) => return Err(ReadError::Broken),
+            Ok(Some(Ok(frame))) => frame,
+        };
+        let Ok(data) = frame.into_data() else { continue };
+        total += data.len() as u64;
+        if let Some(stats) = stats {
+            stats.bytes.store(total, Relaxed);
+        }
+        if total > limit {
+            if let Some(stats) = stats {
+                stats.exceeded.store(true, Relaxed);
+            }
+            return Err(ReadError::TooLarge);
+        }
+        chunks.push(data);
+    }
+    Ok(match chunks.len() {
+        0 => Bytes::new(),
+        1 => chunks.swap_remove(0),
+        _ => {
+            let mut all = BytesMut::with_capacity(usize::try_from(total).unwrap_or(0));
+            chunks.iter().for_each(|c| all.extend_from_slice(c));
+            all.freeze()
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests;
