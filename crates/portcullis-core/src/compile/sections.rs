@@ -30,7 +30,10 @@ pub(super) fn admin(c: &mut Compiler<'_>) -> Option<AdminSpec> {
             None
         }
         Ok(bind) => {
-            if c.doc.listeners.iter().any(|l| l.bind.parse::<std::net::SocketAddr>().is_ok_and(|b| b == bind)) {
+            // Port 0 (any free port) never collides.
+            let taken = bind.port() != 0
+                && c.doc.listeners.iter().any(|l| l.bind.parse::<std::net::SocketAddr>().is_ok_and(|b| b == bind));
+            if taken {
                 c.error(&path.key("bind"), format!("`{bind}` is already a traffic listener's address"));
             }
             Some(AdminSpec { bind, token, public_metrics: admin.public_metrics })

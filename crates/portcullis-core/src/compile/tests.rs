@@ -118,6 +118,31 @@ fn a_tls_listener_needs_a_certificate_and_client_cert_needs_a_ca() {
 }
 
 #[test]
+fn admin_compiles_and_may_not_share_a_listener_address() {
+    let snap = compile_text("admin: { bind: \"127.0.0.1:9901\", token: t, public_metrics: true }\n")
+        .unwrap_or_else(|e| panic!("{e}"));
+    let admin = snap.admin.unwrap_or_else(|| panic!("admin"));
+    assert_eq!((admin.bind.port(), admin.token.as_deref(), admin.public_metrics), (9901, Some("t"), true));
+    let err = compile_text("admin: { bind: \"127.0.0.1:8080\" }\n").err().unwrap_or_default();
+    assert!(err.contains("already a traffic listener"), "{err}");
+}
+
+#[test]
+fn rate_limits_compile_with_their_keys_and_routes_refer_by_index() {
+    let snap = compile_text(
+        "rate_limits:\n  b: { rate: 10/s, burst: 20, key: \"header:X-Key\" }\n  a: { rate: 5/m, key: route }\nroutes:\n  - { name: r, match: { path: /x }, upstream: up, auth: none, rate_limits: [b, a] }\n",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let names: Vec<&str> = snap.rate_limits.iter().map(|l| &*l.name).collect();
+    assert_eq!(names, ["a", "b"]);
+    assert_eq!(snap.routes[0].rate_limits, vec![1, 0]);
+    assert_eq!(snap.rate_limits[1].key, crate::snapshot::LimitKey::Header(http::HeaderName::from_static("x-key")));
+    assert_eq!((snap.rate_limits[0].count, snap.rate_limits[0].period.as_secs()), (5, 60));
+    let err = compile_text("rate_limits:\n  z: { rate: 0/s, burst: 0, key: consumer }\n").err().unwrap_or_default();
+    assert!(err.contains("must be more than 0") && err.contains("must be at least 1"), "{err}");
+}
+
+#[test]
 fn admin_off_loopback_needs_a_token() {
     let err = compile_text("admin: { bind: \"0.0.0.0:9901\" }\n");
     assert!(err.err().unwrap_or_default().contains("a token is required"));
