@@ -45,11 +45,11 @@ pub struct CacheKey {
 }
 
 impl CacheKey {
-    pub fn new(route: &RouteSpec, spec: CacheSpec, host: Option<&str>, uri: &Uri, consumer: Option<&str>) -> Self {
+    pub fn new(route: &Arc<str>, spec: CacheSpec, host: Option<&str>, uri: &Uri, consumer: Option<&str>) -> Self {
         let mut pairs: Vec<&str> = uri.query().unwrap_or("").split('&').filter(|p| !p.is_empty()).collect();
         pairs.sort_unstable();
         Self {
-            route: route.name.clone(),
+            route: route.clone(),
             spec,
             host: host.map(str::to_owned),
             path: uri.path().to_owned(),
@@ -248,7 +248,7 @@ impl ResponseCache {
         let lookup = if bypass(&parts.method, &parts.headers, ctx) {
             Lookup::Bypass
         } else {
-            let key = CacheKey::new(route, spec, ctx.host.as_deref(), uri, ctx.consumer.as_deref());
+            let key = CacheKey::new(&route.name, spec, ctx.host.as_deref(), uri, ctx.consumer.as_deref());
             match self.store.get(&key).filter(|e| e.fresh()) {
                 Some(entry) => Lookup::Hit(entry),
                 None => Lookup::Miss { key, store: parts.method == Method::GET },

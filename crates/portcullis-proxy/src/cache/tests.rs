@@ -9,17 +9,7 @@ use super::{CacheKey, store_ttl};
 fn key(shared: bool, uri: &str, consumer: Option<&str>) -> CacheKey {
     let spec = CacheSpec { ttl: Duration::from_secs(30), shared };
     let uri: Uri = uri.parse().unwrap_or_default();
-    let mut pairs: Vec<&str> = uri.query().unwrap_or("").split('&').filter(|p| !p.is_empty()).collect();
-    pairs.sort_unstable();
-    // Built as `CacheKey::new` does, without a whole compiled route.
-    CacheKey {
-        route: "r".into(),
-        spec,
-        host: Some("api.example.com".into()),
-        path: uri.path().into(),
-        query: pairs.join("&"),
-        consumer: if shared { None } else { consumer.map(str::to_owned) },
-    }
+    CacheKey::new(&"r".into(), spec, Some("api.example.com"), &uri, consumer)
 }
 
 #[test]
