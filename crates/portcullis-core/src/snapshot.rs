@@ -331,6 +331,18 @@ pub struct RouteSpec {
     pub te_trailers: bool,
     /// `soap: { operation, request? }`: the request becomes a SOAP envelope, the answer JSON.
     pub soap: Option<SoapRouteSpec>,
+    /// `cache: { ttl, shared }`: GET/HEAD 200 responses are kept and served again.
+    pub cache: Option<CacheSpec>,
+}
+
+/// A route's response cache settings. Entries are keyed by route name and these settings, so
+/// a reload that changes them never serves what the old settings stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct CacheSpec {
+    /// How long an entry is served (never longer than the upstream's `s-maxage`/`max-age`).
+    pub ttl: Duration,
+    /// `true`: one entry for every consumer; `false` (default): one per consumer.
+    pub shared: bool,
 }
 
 /// A route's SOAP operation, resolved against its upstream's WSDL at compile time.

@@ -1,6 +1,6 @@
 //! The admin API (SPEC §5), served with axum on its own listener: liveness and readiness,
-//! Prometheus metrics, config reload, and read-only views of routes, upstreams and
-//! certificates.
+//! Prometheus metrics, config reload, cache purge, and read-only views of routes, upstreams
+//! and certificates.
 //!
 //! Every endpoint but `/health` and `/ready` (and `/metrics` with `public_metrics: true`)
 //! needs `Authorization: Bearer <token>` when the config sets a token; the token is read from
@@ -75,6 +75,7 @@ impl Admin {
 fn router(state: AdminState) -> Router {
     let guarded = Router::new()
         .route("/config/reload", post(reload))
+        .route("/cache/purge", post(purge_cache))
         .route("/routes", get(routes))
         .route("/upstreams", get(upstreams))
         .route("/certificates", get(certificates))
@@ -179,6 +180,41 @@ async fn reload(State(state): State<AdminState>) -> Response {
         Ok(hash) => axum::Json(json!({"hash": hash})).into_response(),
         Err(errors) => (StatusCode::UNPROCESSABLE_ENTITY, axum::Json(json!({"errors": errors}))).into_response(),
     }
+}
+
+/// `POST /cache/purge` `{route?, path_prefix?}`: both optional, neither purges everything.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PurgeRequest {
+    route: Option<String>,
+    path_prefix: Option<String>,
+}
+
+async fn purge_cache(State(state): State<AdminState>, body: axum::body::Bytes) -> Response {
+    let request: PurgeRequest = if body.iter().all(u8::is_ascii_whitespace) {
+        PurgeRequest::default()
+    } else {
+        match serde_json::from_slice(&body) {
+            Ok(r) => r,
+            Err(e) => return problem(Problem::new(ErrorCode::InvalidRequest, format!("purge body: {e}"))),
+        }
+    };
+    let runtime = state.current();
+    let purged = runtime.cache.purge(request.route.as_deref(), request.path_prefix.as_deref());
+    let target = match (&request.route, &request.path_prefix) {
+        (None, None) => "*".to_owned(),
+        (route, prefix) => format!("{}{}", route.as_deref().unwrap_or("*"), prefix.as_deref().unwrap_or("")),
+    };
+    let detail = format!("{purged} entries");
+    let entry = crate::audit::AuditEntry {
+        actor: "admin",
+        action: "cache.purge",
+        target: Some(&target),
+        result: "ok",
+        detail: Some(&detail),
+    };
+    crate::audit::record(&runtime.snapshot.audit_log, &entry);
+    axum::Json(json!({"purged": purged})).into_response()
 }
 
 async fn routes(State(state): State<AdminState>) -> Response {

@@ -13,6 +13,7 @@ use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
 
 use crate::access_log::PendingLog;
+use crate::cache::Capture;
 use crate::upstream::Lease;
 
 /// Shared between a streaming request body and the handler that reports on it.
@@ -105,6 +106,8 @@ pin_project_lite::pin_project! {
         lease: Option<Lease>,
         // The upstream body reported its end (chunked bodies never say so by length).
         ended: bool,
+        // A copy for the response cache, stored when the body ends cleanly.
+        capture: Option<Box<Capture>>,
     }
 
     impl PinnedDrop for ResponseBody {
@@ -135,20 +138,39 @@ pin_project_lite::pin_project! {
     }
 }
 
+impl Source {
+    fn is_end(&self) -> bool {
+        match self {
+            Self::Full { data } => data.is_none(),
+            Self::Upstream { body } => body.is_end_stream(),
+        }
+    }
+}
+
 impl ResponseBody {
     pub fn full(data: Bytes, log: Option<Box<PendingLog>>) -> Self {
         let data = (!data.is_empty()).then_some(data);
-        Self { source: Source::Full { data }, log, bytes_out: 0, lease: None, ended: true }
+        Self { source: Source::Full { data }, log, bytes_out: 0, lease: None, ended: true, capture: None }
     }
 
     pub(crate) fn upstream(body: Incoming, log: Option<Box<PendingLog>>, lease: Option<Lease>) -> Self {
-        let mut this = Self { source: Source::Upstream { body }, log, bytes_out: 0, lease, ended: false };
+        let mut this =
+            Self { source: Source::Upstream { body }, log, bytes_out: 0, lease, ended: false, capture: None };
         if Body::is_end_stream(&this)
             && let Some(lease) = this.lease.as_mut()
         {
             lease.release();
         }
         this
+    }
+
+    /// Copies the body into the response cache as it streams (an empty body is stored now).
+    pub(crate) fn with_capture(mut self, capture: Option<Box<Capture>>) -> Self {
+        match capture {
+            Some(capture) if Body::is_end_stream(&self) => capture.finish(),
+            capture => self.capture = capture,
+        }
+        self
     }
 }
 
@@ -157,8 +179,8 @@ impl Body for ResponseBody {
     type Error = hyper::Error;
 
     fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
-        let this = self.project();
-        let polled = match this.source.project() {
+        let mut this = self.project();
+        let polled = match this.source.as_mut().project() {
             SourceProj::Full { data } => Poll::Ready(data.take().map(|d| Ok(Frame::data(d)))),
             SourceProj::Upstream { body } => body.poll_frame(cx),
         };
@@ -166,6 +188,23 @@ impl Body for ResponseBody {
             && let Some(data) = frame.data_ref()
         {
             *this.bytes_out += data.len() as u64;
+        }
+        if let Some(capture) = this.capture.as_mut() {
+            let keep = match &polled {
+                Poll::Pending => true,
+                // Trailers are not stored: an answer with them is not cached.
+                Poll::Ready(Some(Ok(frame))) => frame.data_ref().is_some_and(|d| capture.push(d)),
+                Poll::Ready(Some(Err(_))) => false,
+                Poll::Ready(None) => true,
+            };
+            // hyper stops polling once the body says it has ended.
+            let ended = matches!(&polled, Poll::Ready(None)) || (this.source.is_end() && polled.is_ready());
+            if !keep || ended {
+                if let (true, Some(capture)) = (keep, this.capture.take()) {
+                    capture.finish();
+                }
+                *this.capture = None;
+            }
         }
         polled
     }

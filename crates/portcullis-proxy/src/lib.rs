@@ -7,12 +7,14 @@
 //! gateway's own problem document, or [`upstream`] forwarding) → response transform →
 //! [`body::ResponseBody`] streams back and writes the access log line when it ends. An
 //! allowed WebSocket upgrade that the upstream accepts becomes a spliced tunnel (`tunnel`);
-//! a SOAP route's request becomes an envelope and its answer JSON (`soap`).
+//! a SOAP route's request becomes an envelope and its answer JSON (`soap`). Routes with
+//! `cache` answer from [`cache`] before forwarding and store what streams back.
 
 pub mod access_log;
 pub mod admin;
 pub mod audit;
 pub mod body;
+pub mod cache;
 mod conn_io;
 pub mod error;
 pub mod metrics;

@@ -43,6 +43,12 @@ struct RouteLimitLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RouteResultLabels {
+    route: Arc<str>,
+    result: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct UpstreamLabel {
     upstream: Arc<str>,
 }
@@ -81,6 +87,7 @@ pub struct Metrics {
     reloads: Family<ResultLabel, Counter>,
     connections: Family<ListenerLabel, Gauge>,
     rate_limited: Family<RouteLimitLabels, Counter>,
+    cache: Family<RouteResultLabels, Counter>,
     no_route: Arc<str>,
     /// One render at a time: each clears and refills the config-describing gauges, so two
     /// concurrent scrapes (an HA pair of Prometheus servers) would otherwise each miss
@@ -131,9 +138,12 @@ impl Metrics {
         registry.register("connections_active", "Open downstream connections, by listener", connections.clone());
         let rate_limited = Family::<RouteLimitLabels, Counter>::default();
         registry.register("rate_limited", "Requests refused by a rate limit, by route and limit", rate_limited.clone());
+        let cache = Family::<RouteResultLabels, Counter>::default();
+        registry.register("cache_requests", "Cache lookups, by route and result (hit, miss, bypass)", cache.clone());
         Self {
             registry,
             rate_limited,
+            cache,
             requests,
             request_duration,
             upstream_duration,
@@ -163,6 +173,11 @@ impl Metrics {
 
     pub fn rate_limited(&self, route: &Arc<str>, limit: &Arc<str>) {
         self.rate_limited.get_or_create(&RouteLimitLabels { route: route.clone(), limit: limit.clone() }).inc();
+    }
+
+    /// One request of a cached route: `hit`, `miss` or `bypass`.
+    pub fn cache(&self, route: &Arc<str>, result: &'static str) {
+        self.cache.get_or_create(&RouteResultLabels { route: route.clone(), result }).inc();
     }
 
     pub fn reload(&self, ok: bool) {

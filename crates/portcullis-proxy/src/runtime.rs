@@ -7,6 +7,7 @@ use std::sync::Arc;
 use portcullis_core::Snapshot;
 
 use crate::access_log::AccessLog;
+use crate::cache::ResponseCache;
 use crate::metrics::Metrics;
 use crate::rate_limit::RateLimits;
 use crate::tls::{self, CertificateInfo, ListenerTls};
@@ -20,6 +21,8 @@ pub struct Runtime {
     pub upstreams: Vec<Arc<UpstreamRuntime>>,
     pub access_log: AccessLog,
     pub rate_limits: RateLimits,
+    /// Fresh here; the gateway hands it the previous runtime's entries on a reload.
+    pub cache: ResponseCache,
     /// Shared by every runtime of the process once the gateway adopts this one.
     pub metrics: Arc<Metrics>,
 }
@@ -54,6 +57,7 @@ impl Runtime {
             upstreams,
             access_log,
             rate_limits,
+            cache: ResponseCache::default(),
             metrics: Arc::new(Metrics::new()),
         };
         runtime.warn_about_expiry();

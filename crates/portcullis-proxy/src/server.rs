@@ -108,7 +108,10 @@ impl GatewayHandle {
     /// longer has stop accepting. Requests in flight finish on the runtime they started with.
     pub fn apply(&self, mut runtime: Runtime) -> std::io::Result<()> {
         runtime.metrics = self.shared.metrics.clone();
-        runtime.rate_limits.adopt(&self.shared.current.load().rate_limits);
+        let previous = self.shared.current.load();
+        runtime.rate_limits.adopt(&previous.rate_limits);
+        runtime.cache.adopt(&previous.cache, &runtime.snapshot);
+        drop(previous);
         let mut listeners = lock(&self.shared.listeners);
         let mut fresh = Vec::new();
         for spec in &runtime.snapshot.listeners {

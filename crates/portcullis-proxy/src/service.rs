@@ -16,6 +16,7 @@ use portcullis_core::{ErrorCode, Flow, Problem, Reply, RequestContext};
 
 use crate::access_log::PendingLog;
 use crate::body::{BodyStats, RequestBody, ResponseBody};
+use crate::cache::Lookup;
 use crate::error::ProxyError;
 use crate::runtime::Runtime;
 use crate::soap::SoapCall;
@@ -50,6 +51,8 @@ async fn dispatch(
     let snapshot = &runtime.snapshot;
     let mut ctx = pipeline::intake(snapshot, &parts, downstream);
     let mut log = runtime.access_log.enabled().then(|| PendingLog::start(&runtime.access_log, &parts, &ctx, started));
+    // The cache keys on the path the client asked for, not the rewritten one.
+    let downstream_uri = parts.uri.clone();
     let flow = pipeline::on_request(snapshot, &mut parts, &mut ctx);
     *route_name = ctx.route.as_ref().map(|r| r.name.clone());
     match flow {
@@ -107,6 +110,17 @@ async fn dispatch(
                 let call = SoapCall { runtime: &runtime, upstream, pool, route: &route, soap };
                 return crate::soap::exchange(call, parts, body, &mut ctx, log).await;
             }
+            // Cache lookup: after rate limits (a hit still counts), before anything is forwarded.
+            let cached = runtime.cache.lookup(&route, &mut ctx, &parts, &downstream_uri, &runtime.metrics);
+            if let Lookup::Hit(entry) = &cached {
+                let (mut head, body) = entry.response(parts.method == http::Method::HEAD);
+                pipeline::on_response(Some(&route), &mut head, &ctx);
+                if let Some(checked) = &limited {
+                    checked.annotate(&mut head.headers);
+                }
+                note(&mut log, &ctx, head.status.as_u16());
+                return Response::from_parts(head, ResponseBody::full(body, log));
+            }
             // Asked of the codec, not the headers: the transform stage already removed
             // `Transfer-Encoding`, and HTTP/2 bodies need no length header.
             let body_empty = http_body::Body::is_end_stream(&body);
@@ -138,12 +152,15 @@ async fn dispatch(
                         log.upstream_ms = Some(forwarded.upstream_ms);
                     }
                     let (mut head, body) = forwarded.response.into_parts();
+                    let capture = cached.on_upstream_head(&runtime.cache, &head);
                     pipeline::on_response(Some(&route), &mut head, &ctx);
+                    cached.mark(&mut head.headers);
                     if let Some(checked) = &limited {
                         checked.annotate(&mut head.headers);
                     }
                     note(&mut log, &ctx, head.status.as_u16());
-                    Response::from_parts(head, ResponseBody::upstream(body, log, forwarded.lease))
+                    let body = ResponseBody::upstream(body, log, forwarded.lease).with_capture(capture);
+                    Response::from_parts(head, body)
                 }
                 Err(e) => gateway_reply(e.into_problem().into_reply(), &mut ctx, log),
             }

@@ -11,7 +11,7 @@ use portcullis_config::surface::{AuthKeyword, HeaderRules, Route, RouteAuth, Rou
 use super::{Compiler, at, soap};
 use crate::route::RouteTable;
 use crate::snapshot::{
-    AuthRule, HeaderOps, Limits, Protocol, Rewrite, RewritePart, RouteSpec, UpstreamKind, UpstreamSpec,
+    AuthRule, CacheSpec, HeaderOps, Limits, Protocol, Rewrite, RewritePart, RouteSpec, UpstreamKind, UpstreamSpec,
 };
 
 pub(super) fn compile(
@@ -65,6 +65,7 @@ fn route(
         websocket(c, &path.key("websocket"), kind, methods.as_deref());
     }
     let soap = soap::route(c, path, r, spec, &soap::RouteFacts { params: &params, auth: &auth });
+    let cache = cache(c, &path.key("cache"), r, methods.as_deref(), soap.is_some());
     Some(RouteSpec {
         name: Arc::from(r.name.as_str()),
         host: r.matcher.host.as_ref().map(|h| h.to_ascii_lowercase()),
@@ -88,7 +89,28 @@ fn route(
         websocket: r.websocket,
         te_trailers,
         soap,
+        cache,
     })
+}
+
+/// `cache: { ttl, shared }`: a positive TTL on a route that takes GET or HEAD. SOAP routes
+/// answer from a POSTed envelope, which this build does not cache: stated, then ignored.
+fn cache(c: &mut Compiler<'_>, path: &KeyPath, r: &Route, methods: Option<&[Method]>, soap: bool) -> Option<CacheSpec> {
+    let spec = r.cache.as_ref()?;
+    if spec.ttl.0.is_zero() {
+        c.error(&path.key("ttl"), "the cache TTL must be longer than zero");
+    }
+    if methods.is_some_and(|m| !m.contains(&Method::GET) && !m.contains(&Method::HEAD)) {
+        c.error(path, "only GET and HEAD responses are cached, but the route's `methods` leave both out");
+    }
+    if soap {
+        c.warn(path, "SOAP routes are not cached by this build: `cache` is ignored here");
+        return None;
+    }
+    if c.doc.state.redis.is_some() {
+        c.warn(path, "the response cache is per instance in this build; `state.redis` does not share it yet");
+    }
+    Some(CacheSpec { ttl: spec.ttl.0, shared: spec.shared })
 }
 
 /// `websocket: true` needs a route that takes `GET` and an upstream that can answer 101.
@@ -148,8 +170,8 @@ fn references(c: &mut Compiler<'_>, path: &KeyPath, r: &Route) {
     {
         c.error(&path.key("cors"), format!("unknown cors entry `{cors}`"));
     }
-    if r.cache.is_some() || r.validate.is_some() {
-        c.warn(path, "cache and validate on routes are not enforced by this build yet");
+    if r.validate.is_some() {
+        c.warn(path, "validate on routes is not enforced by this build yet");
     }
 }
 

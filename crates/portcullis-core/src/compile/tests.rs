@@ -248,3 +248,21 @@ fn websocket_routes_need_get_and_an_http1_upstream() {
     assert!(snap.routes[0].websocket && !snap.routes[0].te_trailers);
     assert!(!snap.routes[1].websocket && snap.routes[1].te_trailers, "TE: trailers goes to h2 upstreams");
 }
+
+#[test]
+fn cache_needs_a_positive_ttl_and_a_get_or_head_route() {
+    let snap = compile_text(
+        "routes:\n  - { name: r, match: { path: /x }, upstream: up, auth: none, cache: { ttl: 30s, shared: true } }\n",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let cache = snap.routes[0].cache.unwrap_or_else(|| panic!("cache compiled"));
+    assert_eq!((cache.ttl, cache.shared), (std::time::Duration::from_secs(30), true));
+    assert!(!snap.warnings.iter().any(|w| w.message.contains("cache")), "{:?}", snap.warnings);
+    let err = compile_text(
+        "routes:\n  - { name: r, match: { path: /x, methods: [POST] }, upstream: up, auth: none, cache: { ttl: 0s } }\n",
+    )
+    .err()
+    .unwrap_or_default();
+    assert!(err.contains("longer than zero"), "{err}");
+    assert!(err.contains("leave both out"), "{err}");
+}

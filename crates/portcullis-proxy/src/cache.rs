@@ -1,0 +1,318 @@
+//! The response cache (SPEC §3 "Caching"): GET and HEAD answers of routes with `cache`, in
+//! memory (moka, bounded by bytes), per instance. Lookup runs after the rate-limit check and
+//! before forwarding; a miss wraps the upstream body in a [`Capture`] that copies it while it
+//! streams to the client and stores it when it ends (dropped past [`MAX_ENTRY_BYTES`]).
+//!
+//! Choices, each for safety first:
+//! - key: route name and its cache settings, host, path, sorted query, and the consumer
+//!   (`None` = anonymous) unless `shared: true`. HEAD reads the GET entry; only GET stores.
+//! - BYPASS (no lookup, no store): other methods; a request `Cache-Control: no-cache|no-store`
+//!   or `Pragma: no-cache`; `Authorization` or `Cookie` on a request the gateway did not
+//!   authenticate (the upstream may answer per credential).
+//! - stored: status 200 only; never with `Cache-Control: no-store|private|no-cache`,
+//!   `Set-Cookie` or `Vary` (the key has no varying headers); TTL is the route's, shortened to
+//!   the upstream's `s-maxage` (or else `max-age`) when that is smaller.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+use http::header::{AGE, AUTHORIZATION, CACHE_CONTROL, CONTENT_LENGTH, COOKIE, PRAGMA, SET_COOKIE, VARY};
+use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri};
+use portcullis_core::RequestContext;
+use portcullis_core::snapshot::{CacheSpec, RouteSpec, Snapshot};
+
+use crate::metrics::Metrics;
+
+/// Memory the cache may use: bodies, headers and keys of all entries.
+pub const MAX_CACHE_BYTES: u64 = 64 * 1024 * 1024;
+/// A larger body streams to the client as usual and is not stored.
+pub const MAX_ENTRY_BYTES: usize = 1024 * 1024;
+
+pub const X_CACHE: HeaderName = HeaderName::from_static("x-cache");
+
+/// What one entry is stored under.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct CacheKey {
+    pub route: Arc<str>,
+    pub spec: CacheSpec,
+    pub host: Option<String>,
+    pub path: String,
+    /// `&`-separated pairs as sent, sorted: order does not split entries.
+    pub query: String,
+    /// `None` for shared routes and anonymous requests.
+    pub consumer: Option<String>,
+}
+
+impl CacheKey {
+    pub fn new(route: &Arc<str>, spec: CacheSpec, host: Option<&str>, uri: &Uri, consumer: Option<&str>) -> Self {
+        let mut pairs: Vec<&str> = uri.query().unwrap_or("").split('&').filter(|p| !p.is_empty()).collect();
+        pairs.sort_unstable();
+        Self {
+            route: route.clone(),
+            spec,
+            host: host.map(str::to_owned),
+            path: uri.path().to_owned(),
+            query: pairs.join("&"),
+            consumer: if spec.shared { None } else { consumer.map(str::to_owned) },
+        }
+    }
+}
+
+/// A stored 200 answer: the upstream's headers (before the response transform) and body.
+#[derive(Debug)]
+pub struct Entry {
+    headers: HeaderMap,
+    body: Bytes,
+    stored: Instant,
+    ttl: Duration,
+}
+
+impl Entry {
+    fn weight(&self, key: &CacheKey) -> u32 {
+        let headers: usize = self.headers.iter().map(|(n, v)| n.as_str().len() + v.len() + 32).sum();
+        let key_len = key.path.len() + key.query.len() + key.host.as_ref().map_or(0, String::len);
+        u32::try_from(self.body.len() + headers + key_len + 128).unwrap_or(u32::MAX)
+    }
+
+    fn fresh(&self) -> bool {
+        self.stored.elapsed() < self.ttl
+    }
+
+    /// The head and body of a hit, with `Age` and `X-Cache: HIT`; HEAD gets no body.
+    pub fn response(&self, head_only: bool) -> (http::response::Parts, Bytes) {
+        let mut head = http::Response::new(()).into_parts().0;
+        head.status = StatusCode::OK;
+        head.headers.clone_from(&self.headers);
+        head.headers.insert(CONTENT_LENGTH, HeaderValue::from(self.body.len()));
+        head.headers.insert(AGE, HeaderValue::from(self.stored.elapsed().as_secs()));
+        head.headers.insert(X_CACHE, HeaderValue::from_static("HIT"));
+        (head, if head_only { Bytes::new() } else { self.body.clone() })
+    }
+}
+
+struct EntryTtl;
+
+impl moka::Expiry<CacheKey, Arc<Entry>> for EntryTtl {
+    fn expire_after_create(&self, _: &CacheKey, value: &Arc<Entry>, _: Instant) -> Option<Duration> {
+        Some(value.ttl)
+    }
+
+    fn expire_after_update(
+        &self,
+        _: &CacheKey,
+        value: &Arc<Entry>,
+        _: Instant,
+        _: Option<Duration>,
+    ) -> Option<Duration> {
+        Some(value.ttl)
+    }
+}
+
+/// The outcome of a lookup, for one request of a route.
+#[derive(Debug)]
+pub enum Lookup {
+    /// The route has no cache (or it is a SOAP or mock route): no `X-Cache`.
+    Uncached,
+    Bypass,
+    Hit(Arc<Entry>),
+    Miss {
+        key: CacheKey,
+        store: bool,
+    },
+}
+
+impl Lookup {
+    /// The value of `X-Cache` (and, lower-case, of the log's `cache` and the metric's `result`).
+    fn label(&self) -> Option<&'static str> {
+        match self {
+            Self::Uncached => None,
+            Self::Bypass => Some("BYPASS"),
+            Self::Hit(_) => Some("HIT"),
+            Self::Miss { .. } => Some("MISS"),
+        }
+    }
+
+    /// Marks the upstream's answer and, when it may be stored, returns the capture that will
+    /// store its body. `head` is the upstream's head before the response transform.
+    pub fn on_upstream_head(&self, cache: &ResponseCache, head: &http::response::Parts) -> Option<Box<Capture>> {
+        let Self::Miss { key, store: true } = self else { return None };
+        let ttl = store_ttl(head.status, &head.headers, key.spec.ttl)?;
+        let declared = head.headers.get(CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<usize>().ok());
+        if declared.is_some_and(|n| n > MAX_ENTRY_BYTES) {
+            return None;
+        }
+        let mut headers = head.headers.clone();
+        headers.remove(AGE);
+        Some(Box::new(Capture { cache: cache.clone(), key: key.clone(), headers, ttl, body: BytesMut::new() }))
+    }
+
+    /// Adds `X-Cache` to a response head (after the response transform).
+    pub fn mark(&self, headers: &mut HeaderMap) {
+        if let Some(label) = self.label() {
+            headers.insert(X_CACHE, HeaderValue::from_static(label));
+        }
+    }
+}
+
+/// The TTL of a storable answer, `None` when it must not be stored.
+pub fn store_ttl(status: StatusCode, headers: &HeaderMap, route_ttl: Duration) -> Option<Duration> {
+    if status != StatusCode::OK || headers.contains_key(SET_COOKIE) || headers.contains_key(VARY) {
+        return None;
+    }
+    let (mut max_age, mut s_maxage) = (None, None);
+    for directive in directives(headers, &CACHE_CONTROL) {
+        let (name, value) = directive.split_once('=').map_or((directive.as_str(), None), |(n, v)| (n, Some(v)));
+        let seconds = || value.and_then(|v| v.trim_matches('"').parse::<u64>().ok());
+        match name.trim() {
+            "no-store" | "private" | "no-cache" => return None,
+            "max-age" => max_age = seconds(),
+            "s-maxage" => s_maxage = seconds(),
+            _ => {}
+        }
+    }
+    let ttl = s_maxage.or(max_age).map_or(route_ttl, |s| route_ttl.min(Duration::from_secs(s)));
+    (!ttl.is_zero()).then_some(ttl)
+}
+
+/// Lower-cased comma-separated directives of every `name` header.
+fn directives(headers: &HeaderMap, name: &HeaderName) -> Vec<String> {
+    headers
+        .get_all(name)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|d| d.trim().to_ascii_lowercase())
+        .collect()
+}
+
+/// Whether the request must go to the upstream without lookup or store.
+fn bypass(method: &Method, headers: &HeaderMap, ctx: &RequestContext) -> bool {
+    if method != Method::GET && method != Method::HEAD {
+        return true;
+    }
+    let asks_fresh = directives(headers, &CACHE_CONTROL).iter().any(|d| d == "no-cache" || d == "no-store")
+        || directives(headers, &PRAGMA).iter().any(|d| d == "no-cache");
+    let unverified_credentials =
+        ctx.consumer.is_none() && (headers.contains_key(AUTHORIZATION) || headers.contains_key(COOKIE));
+    asks_fresh || unverified_credentials
+}
+
+/// The memory store, shared by the runtimes of successive configs.
+#[derive(Clone)]
+pub struct ResponseCache {
+    store: moka::sync::Cache<CacheKey, Arc<Entry>>,
+}
+
+impl std::fmt::Debug for ResponseCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ResponseCache").field("entries", &self.store.entry_count()).finish_non_exhaustive()
+    }
+}
+
+impl Default for ResponseCache {
+    fn default() -> Self {
+        Self::new(MAX_CACHE_BYTES)
+    }
+}
+
+impl ResponseCache {
+    pub fn new(max_bytes: u64) -> Self {
+        // The sync cache: entries are inserted from a body's `poll_frame`, where nothing awaits.
+        let store = moka::sync::Cache::builder()
+            .max_capacity(max_bytes)
+            .weigher(|k: &CacheKey, v: &Arc<Entry>| v.weight(k))
+            .expire_after(EntryTtl)
+            .build();
+        Self { store }
+    }
+
+    /// Takes over `previous`'s entries, dropping those of routes this config no longer has
+    /// with the same cache settings.
+    pub fn adopt(&mut self, previous: &Self, snapshot: &Snapshot) {
+        self.store = previous.store.clone();
+        self.remove_if(|k| !snapshot.routes.iter().any(|r| r.name == k.route && r.cache == Some(k.spec)));
+    }
+
+    /// Looks the request up, counting the result and setting the log's `cache` field.
+    /// `uri` is the downstream URI (before any rewrite).
+    pub fn lookup(
+        &self,
+        route: &RouteSpec,
+        ctx: &mut RequestContext,
+        parts: &http::request::Parts,
+        uri: &Uri,
+        metrics: &Metrics,
+    ) -> Lookup {
+        let Some(spec) = route.cache else { return Lookup::Uncached };
+        let lookup = if bypass(&parts.method, &parts.headers, ctx) {
+            Lookup::Bypass
+        } else {
+            let key = CacheKey::new(&route.name, spec, ctx.host.as_deref(), uri, ctx.consumer.as_deref());
+            match self.store.get(&key).filter(|e| e.fresh()) {
+                Some(entry) => Lookup::Hit(entry),
+                None => Lookup::Miss { key, store: parts.method == Method::GET },
+            }
+        };
+        let label = match lookup {
+            Lookup::Hit(_) => "hit",
+            Lookup::Miss { .. } => "miss",
+            _ => "bypass",
+        };
+        ctx.cache = Some(label);
+        metrics.cache(&route.name, label);
+        lookup
+    }
+
+    /// Drops the entries of `route` (all routes when `None`) whose path starts with
+    /// `path_prefix`; answers how many live entries went.
+    pub fn purge(&self, route: Option<&str>, path_prefix: Option<&str>) -> u64 {
+        self.remove_if(|k| route.is_none_or(|r| &*k.route == r) && path_prefix.is_none_or(|p| k.path.starts_with(p)))
+    }
+
+    fn remove_if(&self, doomed: impl Fn(&CacheKey) -> bool) -> u64 {
+        let mut removed = 0;
+        for (key, entry) in self.store.iter() {
+            if doomed(&key) {
+                self.store.invalidate(&*key);
+                removed += u64::from(entry.fresh());
+            }
+        }
+        removed
+    }
+}
+
+/// A copy of a response body on its way to the client, stored when the body ends.
+pub struct Capture {
+    cache: ResponseCache,
+    key: CacheKey,
+    headers: HeaderMap,
+    ttl: Duration,
+    body: BytesMut,
+}
+
+impl std::fmt::Debug for Capture {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Capture").field("bytes", &self.body.len()).finish_non_exhaustive()
+    }
+}
+
+impl Capture {
+    /// Copies a chunk; `false` once the body is too large to store (drop the capture).
+    pub fn push(&mut self, data: &Bytes) -> bool {
+        if self.body.len() + data.len() > MAX_ENTRY_BYTES {
+            return false;
+        }
+        self.body.extend_from_slice(data);
+        true
+    }
+
+    /// The body ended cleanly: store it.
+    pub fn finish(self) {
+        let entry = Entry { headers: self.headers, body: self.body.freeze(), stored: Instant::now(), ttl: self.ttl };
+        self.cache.store.insert(self.key, Arc::new(entry));
+    }
+}
+
+#[cfg(test)]
+mod tests;
