@@ -143,3 +143,109 @@ async fn three_gateways_sharing_redis_admit_the_limit_in_total() {
         g.shutdown().await;
     }
 }
+
+/// A `redis-server` of the test's own on a free port (the machine's Redis is never stopped).
+struct OwnRedis {
+    port: u16,
+    child: Option<std::process::Child>,
+}
+
+impl OwnRedis {
+    fn start(port: u16) -> Self {
+        let child = std::process::Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("redis-server must be installed to test on_redis_error");
+        let own = Self { port, child: Some(child) };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !own.answers() {
+            assert!(Instant::now() < deadline, "redis-server on {port} did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        own
+    }
+
+    fn answers(&self) -> bool {
+        use std::io::{Read, Write};
+        let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", self.port)) else { return false };
+        let _ = s.set_read_timeout(Some(Duration::from_millis(200)));
+        let mut buf = [0u8; 7];
+        s.write_all(b"PING\r\n").is_ok() && s.read_exact(&mut buf).is_ok() && &buf == b"+PONG\r\n"
+    }
+
+    fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for OwnRedis {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_on_redis_error_mode_degrades_when_redis_stops_and_recovers_when_it_returns() {
+    let b = Backend::ok().await;
+    for mode in ["deny", "allow", "local"] {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("port").port();
+        let mut redis = OwnRedis::start(port);
+        let name = unique(mode);
+        let limits = format!("  {name}: {{ rate: 1/m, burst: 3, key: \"header:X-K\" }}\n");
+        let state = format!("state: {{ redis: \"redis://127.0.0.1:{port}\", on_redis_error: {mode} }}\n");
+        let gw = TestGateway::start(&config(&b.url(), &limits, &name, &state)).await;
+        let statuses = |n: usize, key: String| {
+            let url = gw.url("/x");
+            async move {
+                let mut out = Vec::new();
+                for _ in 0..n {
+                    let started = Instant::now();
+                    out.push(get(&url, &[("x-k", &key)]).await.status.as_u16());
+                    assert!(started.elapsed() < Duration::from_secs(2), "a decision must never hang");
+                }
+                out
+            }
+        };
+        // Until the first connection to Redis is up, decisions may be degraded: warm up on
+        // throw-away keys until one behaves like a counted bucket.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        for round in 0.. {
+            if statuses(4, format!("warm{round}")).await == [200, 200, 200, 429] {
+                break;
+            }
+            assert!(Instant::now() < deadline, "{mode}: Redis never answered");
+        }
+        assert_eq!(statuses(4, "main".into()).await, [200, 200, 200, 429], "{mode}: the shared counter in Redis");
+        redis.kill();
+        let down = statuses(4, "main".into()).await;
+        let expected: &[u16] = match mode {
+            "deny" => &[429, 429, 429, 429],
+            "allow" => &[200, 200, 200, 200],
+            // Per-instance counters: a fresh local bucket of the same burst.
+            _ => &[200, 200, 200, 429],
+        };
+        assert_eq!(down, expected, "{mode}: with Redis down");
+        let _redis = OwnRedis::start(port);
+        // Back on Redis (empty again, as it keeps nothing): deny and local admit once more,
+        // allow starts counting and refuses the fourth.
+        let deadline = Instant::now() + Duration::from_secs(8);
+        loop {
+            let s = statuses(4, "main".into()).await;
+            let back = match mode {
+                "allow" => s.contains(&429),
+                _ => s.contains(&200),
+            };
+            if back {
+                break;
+            }
+            assert!(Instant::now() < deadline, "{mode}: decisions never went back to Redis: {s:?}");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        gw.shutdown().await;
+    }
+}
