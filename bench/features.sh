@@ -13,6 +13,8 @@ set -euo pipefail
 
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/.." && pwd)
+# shellcheck source=bench/lib.sh
+. "$HERE/lib.sh"
 RUN=${RUN:-/tmp/pcsfeat}
 DUR=${DUR:-8}
 REPS=${REPS:-3}
@@ -33,12 +35,7 @@ declare -A PID=() PORT=([plain]=18096 [rate_limited]=18097)
 stop_all() { for p in "${PID[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
 trap stop_all EXIT
 
-cat >"$RUN/upstream.conf" <<EOF
-worker_processes 1; daemon off; pid $RUN/upstream.pid; error_log $RUN/upstream.err warn;
-events { worker_connections 4096; }
-http { access_log off; keepalive_requests 100000000; client_body_temp_path $RUN/tmp/u;
-  server { listen 127.0.0.1:$UP_PORT backlog=4096; location / { return 200 "ok"; } } }
-EOF
+write_upstream_conf "$RUN/upstream.conf" "$RUN" "$UP_PORT"
 for variant in plain rate_limited; do
     limits="" route_limits=""
     if [ "$variant" = rate_limited ]; then
@@ -71,8 +68,6 @@ for port in $UP_PORT "${PORT[plain]}" "${PORT[rate_limited]}"; do
     for _ in $(seq 1 100); do curl -fsS --max-time 1 "http://127.0.0.1:$port/" >/dev/null 2>&1 && break; sleep 0.1; done
 done
 
-cpu_ticks() { sed 's/^.*) //' "/proc/$1/stat" | awk '{print $12 + $13}'; }
-
 OUTF="$RUN/results.tsv"
 printf 'variant\trep\trps\tcpu_us_per_req\terrors\n' >"$OUTF"
 for rep in $(seq 1 "$REPS"); do
@@ -88,9 +83,7 @@ for rep in $(seq 1 "$REPS"); do
     done
 done
 awk -F'\t' 'NR > 1 { rps[$1] = rps[$1] " " $3; cpu[$1] = cpu[$1] " " $4; err += $5 }
-    function med(list,   a, m, i, j, t) { m = split(list, a, " ")
-        for (i = 1; i <= m; i++) for (j = i + 1; j <= m; j++) if (a[j] + 0 < a[i] + 0) { t = a[i]; a[i] = a[j]; a[j] = t }
-        return m % 2 ? a[(m + 1) / 2] : (a[m / 2] + a[m / 2 + 1]) / 2 }
+    '"$MED_AWK"'
     END {
         print "| variant | req/s | CPU µs/req |"; print "|---|---:|---:|"
         printf "| plain proxy | %.0f | %.2f |\n", med(rps["plain"]), med(cpu["plain"])

@@ -22,6 +22,8 @@ set -euo pipefail
 
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/.." && pwd)
+# shellcheck source=bench/lib.sh
+. "$HERE/lib.sh"
 RUN=${RUN:-/tmp/pcstls}
 DUR=${DUR:-10}
 REPS=${REPS:-3}
@@ -53,12 +55,7 @@ openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 30 \
     -keyout "$RUN/key.pem" -out "$RUN/cert.pem" 2>/dev/null
 # rustls reads PKCS#8, SEC1 or PKCS#1 keys; openssl writes PKCS#8 here.
 
-cat >"$RUN/upstream.conf" <<EOF
-worker_processes 1; daemon off; pid $RUN/upstream.pid; error_log $RUN/upstream.err warn;
-events { worker_connections 4096; }
-http { access_log off; keepalive_requests 100000000; client_body_temp_path $RUN/tmp/u;
-  server { listen 127.0.0.1:$UP_PORT backlog=4096; location / { return 200 "ok"; } } }
-EOF
+write_upstream_conf "$RUN/upstream.conf" "$RUN" "$UP_PORT"
 cat >"$RUN/proxy.conf" <<EOF
 worker_processes 1; daemon off; pid $RUN/proxy.pid; error_log $RUN/proxy.err warn;
 worker_rlimit_nofile 20000;
@@ -105,15 +102,6 @@ for port in $NGX_TLS_PORT $PCS_TLS_PORT; do
     curl -fsS -k --max-time 2 "https://127.0.0.1:$port/" >/dev/null || { echo "TLS on $port does not answer" >&2; exit 1; }
 done
 
-cpu_ticks() {  # utime+stime of a process and its children (nginx's worker)
-    local t=0 p v
-    for p in $1 $(ps -o pid= --ppid "$1" 2>/dev/null); do
-        v=$(sed 's/^.*) //' "/proc/$p/stat" 2>/dev/null | awk '{print $12 + $13}') || v=0
-        t=$((t + ${v:-0}))
-    done
-    echo "$t"
-}
-
 # target scheme port conns mode(keepalive|handshake) rep -> TSV row
 measure() {
     local target=$1 scheme=$2 port=$3 conns=$4 mode=$5 rep=$6 f c0 c1 extra=()
@@ -150,9 +138,7 @@ done
 echo
 echo "Medians over $REPS run(s) of ${DUR}s; proxy alone on CPU $SERVER_CPU; ECDSA P-256 certificate; TLS 1.3 (wrk's OpenSSL picks it with both)."
 awk -F'\t' 'NR > 1 { k = $1 "\t" $2 "\t" $3; rps[k] = rps[k] " " $6; cpu[k] = cpu[k] " " $8; err[k] += $9; order[k] = ++n }
-    function med(list,   a, m, i, j, t) { m = split(list, a, " ")
-        for (i = 1; i <= m; i++) for (j = i + 1; j <= m; j++) if (a[j] + 0 < a[i] + 0) { t = a[i]; a[i] = a[j]; a[j] = t }
-        return m % 2 ? a[(m + 1) / 2] : (a[m / 2] + a[m / 2 + 1]) / 2 }
+    '"$MED_AWK"'
     END {
         print "| measurement | nginx req/s | Portcullis req/s | nginx CPU µs/req | Portcullis CPU µs/req | Portcullis / nginx (req per CPU) | errors |"
         print "|---|---|---|---|---|---|---|"
