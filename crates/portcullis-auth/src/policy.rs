@@ -7,20 +7,16 @@
 //! result that is not a boolean all refuse the request.
 //!
 //! The CEL context is built only for policies with an expression, and then only the
-//! top-level variables the expression names. Credential headers are never put in it.
+//! top-level variables the expression names (of `request`, only the fields it reads).
+//! Credential headers are never put in it.
 
-use std::collections::HashMap;
-use std::fmt;
+mod expr;
+
 use std::net::IpAddr;
-use std::sync::Arc;
 
-use cel::objects::{Key, Map};
-use cel::{Context, Env, Program, Value};
 use serde_json::Value as Json;
 
-/// Request headers a policy must never read: they carry credentials.
-const HIDDEN_HEADERS: [http::HeaderName; 3] =
-    [http::header::AUTHORIZATION, http::header::COOKIE, http::header::PROXY_AUTHORIZATION];
+use self::expr::Expr;
 
 /// A compiled policy: immutable, shared by every request of a config snapshot.
 #[derive(Debug)]
@@ -161,158 +157,6 @@ impl ClaimRule {
             None => false,
         }
     }
-}
-
-/// A parsed CEL expression and the top-level variables it reads.
-struct Expr {
-    source: String,
-    program: Program,
-    env: Arc<Env>,
-    uses: Uses,
-}
-
-/// Which variables to build: the rest of the context is never allocated.
-#[derive(Debug, Clone, Copy)]
-struct Uses {
-    request: bool,
-    claims: bool,
-    token: bool,
-    consumer: bool,
-    route: bool,
-    provider: bool,
-}
-
-impl fmt::Debug for Expr {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Expr").field("source", &self.source).field("uses", &self.uses).finish()
-    }
-}
-
-impl Expr {
-    fn compile(policy: &str, source: &str) -> Result<Expr, PolicyError> {
-        let env = Env::stdlib();
-        let program = env.compile(source).map_err(|errors| parse_error(policy, &errors))?;
-        let refs = program.references();
-        let uses = Uses {
-            request: refs.has_variable("request"),
-            claims: refs.has_variable("claims"),
-            token: refs.has_variable("token"),
-            consumer: refs.has_variable("consumer"),
-            route: refs.has_variable("route"),
-            provider: refs.has_variable("provider"),
-        };
-        Ok(Expr { source: source.to_owned(), program, env: Arc::new(env), uses })
-    }
-
-    /// True only for a boolean `true`; any other value or an error refuses (fail closed).
-    fn allows(&self, input: &PolicyInput<'_>) -> bool {
-        let mut ctx = Context::with_env(Arc::clone(&self.env));
-        let uses = self.uses;
-        if uses.request {
-            ctx.add_variable_from_value("request", request_value(input));
-        }
-        if uses.claims || uses.token {
-            let claims = input.claims.map_or_else(empty_map, json_object);
-            if uses.token {
-                ctx.add_variable_from_value("token", claims.clone());
-            }
-            ctx.add_variable_from_value("claims", claims);
-        }
-        if uses.consumer {
-            let consumer = map([("name", opt_str(input.consumer)), ("plan", opt_str(input.plan))]);
-            ctx.add_variable_from_value("consumer", consumer);
-        }
-        if uses.route {
-            ctx.add_variable_from_value("route", map([("name", Value::from(input.route))]));
-        }
-        if uses.provider {
-            ctx.add_variable_from_value("provider", opt_str(input.provider));
-        }
-        matches!(self.program.execute(&ctx), Ok(Value::Bool(true)))
-    }
-}
-
-fn parse_error(policy: &str, errors: &cel::ParseErrors) -> PolicyError {
-    let first = errors.errors.first();
-    // The parser's line and column are both 1-based (checked in the tests); a position it
-    // could not place is not passed on.
-    let position = first.map(|e| e.pos).filter(|&(line, column)| line >= 1 && column >= 1);
-    let message = first.map_or_else(|| errors.to_string(), |e| e.msg.clone());
-    PolicyError {
-        message: format!("policy `{policy}`: CEL expression does not parse: {message}"),
-        line: position.and_then(|(line, _)| usize::try_from(line).ok()),
-        column: position.and_then(|(_, column)| usize::try_from(column).ok()),
-    }
-}
-
-fn request_value(input: &PolicyInput<'_>) -> Value {
-    let query = input.query.map_or_else(empty_map, query_value);
-    map([
-        ("method", Value::from(input.method)),
-        ("path", Value::from(input.path)),
-        ("host", opt_str(input.host)),
-        ("query", query),
-        ("headers", headers_value(input.headers)),
-        ("client_ip", Value::from(input.client_ip.to_string())),
-    ])
-}
-
-/// Percent-decoded (and `+` as space) query parameters, the first value of each name.
-fn query_value(query: &str) -> Value {
-    let mut params = HashMap::new();
-    for (name, value) in form_urlencoded::parse(query.as_bytes()) {
-        params.entry(Key::from(name.into_owned())).or_insert_with(|| Value::from(value.into_owned()));
-    }
-    Value::Map(Map { map: Arc::new(params) })
-}
-
-/// Header names are already lowercase in `HeaderMap`; each keeps its first value.
-fn headers_value(headers: &http::HeaderMap) -> Value {
-    let mut out = HashMap::with_capacity(headers.keys_len());
-    for name in headers.keys().filter(|name| !HIDDEN_HEADERS.contains(name)) {
-        if let Some(value) = headers.get(name) {
-            let value = String::from_utf8_lossy(value.as_bytes()).into_owned();
-            out.insert(Key::from(name.as_str()), Value::from(value));
-        }
-    }
-    Value::Map(Map { map: Arc::new(out) })
-}
-
-fn json_object(object: &serde_json::Map<String, Json>) -> Value {
-    let entries = object.iter().map(|(k, v)| (Key::from(k.as_str()), json_value(v))).collect();
-    Value::Map(Map { map: Arc::new(entries) })
-}
-
-fn json_value(value: &Json) -> Value {
-    match value {
-        Json::Null => Value::Null,
-        Json::Bool(b) => Value::Bool(*b),
-        Json::Number(n) => {
-            if let Some(i) = n.as_i64() {
-                Value::Int(i)
-            } else if let Some(u) = n.as_u64() {
-                Value::UInt(u)
-            } else {
-                Value::Float(n.as_f64().unwrap_or(f64::NAN))
-            }
-        }
-        Json::String(s) => Value::from(s.as_str()),
-        Json::Array(items) => Value::List(Arc::new(items.iter().map(json_value).collect())),
-        Json::Object(object) => json_object(object),
-    }
-}
-
-fn map<const N: usize>(entries: [(&str, Value); N]) -> Value {
-    let entries = entries.into_iter().map(|(k, v)| (Key::from(k), v)).collect();
-    Value::Map(Map { map: Arc::new(entries) })
-}
-
-fn empty_map() -> Value {
-    Value::Map(Map { map: Arc::new(HashMap::new()) })
-}
-
-fn opt_str(value: Option<&str>) -> Value {
-    value.map_or(Value::Null, Value::from)
 }
 
 #[cfg(test)]

@@ -251,6 +251,18 @@ fn request_route_and_provider_fields() {
 }
 
 #[test]
+fn request_used_whole_has_every_field() {
+    let mut req = Req::new().header("x-a", "1");
+    req.query = Some("a=1");
+    let whole = cel("size(request) == 6 && request.headers['x-a'] == '1' && request['query'].a == '1'");
+    assert_eq!(decide(&whole, &req), Decision::Allow);
+    let fields = cel("[request][0].method == 'GET' && request.client_ip.startsWith('192.')");
+    assert_eq!(decide(&fields, &req), Decision::Allow);
+    let has = cel("has(request.host) && !has(request.nope) && 'method' in request");
+    assert_eq!(decide(&has, &req), Decision::Allow);
+}
+
+#[test]
 fn non_boolean_result_is_forbidden() {
     for expr in ["'yes'", "1", "request.method", "claims", "null"] {
         assert_eq!(decide(&cel(expr), &Req::new()), Decision::Forbidden, "{expr}");
@@ -284,6 +296,6 @@ fn policies_that_could_never_or_always_match_do_not_compile() {
 
 #[test]
 fn policy_is_shareable_across_threads() {
-    fn assert_send_sync<T: Send + Sync + fmt::Debug>() {}
+    fn assert_send_sync<T: Send + Sync + std::fmt::Debug>() {}
     assert_send_sync::<Policy>();
 }
