@@ -10,6 +10,7 @@ mod grpc;
 mod headers;
 mod kit;
 mod limits;
+mod oidc;
 mod rate_limits;
 mod reload;
 mod rotation;
