@@ -5,3 +5,4 @@
 //! background tasks replace whole.
 
 pub mod api_key;
+pub mod jwt;
