@@ -22,6 +22,9 @@ mod keys;
 mod refresh;
 mod verify;
 
+#[cfg(test)]
+mod tests;
+
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
