@@ -110,10 +110,8 @@ pub(crate) fn max_age(headers: &http::HeaderMap) -> Option<Duration> {
             if lower == "no-cache" || lower == "no-store" {
                 return Some(Duration::ZERO);
             }
-            if let Some(secs) = lower.strip_prefix("max-age=") {
-                if let Ok(secs) = secs.trim_matches('"').parse::<u64>() {
-                    found = Some(Duration::from_secs(secs));
-                }
+            if let Some(Ok(secs)) = lower.strip_prefix("max-age=").map(|s| s.trim_matches('"').parse::<u64>()) {
+                found = Some(Duration::from_secs(secs));
             }
         }
     }

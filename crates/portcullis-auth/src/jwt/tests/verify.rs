@@ -76,7 +76,10 @@ fn wrong_issuer_and_wrong_audience_are_refused() {
 fn string_exp_is_refused_not_treated_as_absent() {
     let exp = (now() - 3600).to_string();
     assert_eq!(verify(&rs256(&with_claim("exp", json!(exp)))), Err(JwtError::InvalidClaim("exp")));
-    assert_eq!(verify(&rs256(&with_claim("exp", json!((now() + 600).to_string())))), Err(JwtError::InvalidClaim("exp")));
+    assert_eq!(
+        verify(&rs256(&with_claim("exp", json!((now() + 600).to_string())))),
+        Err(JwtError::InvalidClaim("exp"))
+    );
     let mut claims = claims();
     claims.as_object_mut().expect("object").remove("exp");
     assert_eq!(verify(&rs256(&claims)), Err(JwtError::InvalidClaim("exp")), "exp is required");
@@ -97,7 +100,11 @@ fn claims_of_the_wrong_type_are_refused() {
         ("exp", json!(null), "exp"),
     ];
     for (name, value, claim) in cases {
-        assert_eq!(verify(&rs256(&with_claim(name, value.clone()))), Err(JwtError::InvalidClaim(claim)), "{name}: {value}");
+        assert_eq!(
+            verify(&rs256(&with_claim(name, value.clone()))),
+            Err(JwtError::InvalidClaim(claim)),
+            "{name}: {value}"
+        );
     }
 }
 
@@ -119,8 +126,12 @@ fn hs256_signed_with_the_rsa_public_key_is_refused_even_if_listed() {
     let public = jwk(&rsa1(), Algorithm::RS256, "rs1");
     // The confusion attack: the public key material (what an attacker has) as HMAC secret.
     for secret in [public["n"].as_str().expect("n").as_bytes(), public.to_string().as_bytes()] {
-        let forged =
-            raw_token(&json!({"alg": "HS256", "kid": "rs1"}), &claims(), &EncodingKey::from_secret(secret).expect("secret"), Algorithm::HS256);
+        let forged = raw_token(
+            &json!({"alg": "HS256", "kid": "rs1"}),
+            &claims(),
+            &EncodingKey::from_secret(secret).expect("secret"),
+            Algorithm::HS256,
+        );
         assert_eq!(verify(&forged), Err(JwtError::AlgorithmNotAllowed));
         let mut careless = settings();
         careless.algorithms.push(Algorithm::HS256);
@@ -195,8 +206,19 @@ fn no_keys_yet_is_its_own_error() {
 fn garbage_is_refused_without_panic() {
     let header = b64(&json!({"alg": "RS256", "kid": "rs1"}));
     let junk = [
-        "", ".", "..", "...", "a.b.c", "a.b.c.d", "Bearer x", "\u{0}\u{ff}", "é.é.é", "====.====.====",
-        &format!("{header}.."), &format!("{header}.e30."), &format!("{header}.e30.AAAA"),
+        "",
+        ".",
+        "..",
+        "...",
+        "a.b.c",
+        "a.b.c.d",
+        "Bearer x",
+        "\u{0}\u{ff}",
+        "é.é.é",
+        "====.====.====",
+        &format!("{header}.."),
+        &format!("{header}.e30."),
+        &format!("{header}.e30.AAAA"),
         &format!("{}.e30.AAAA", b64(&json!("not an object"))),
         &format!("{}.e30.AAAA", b64(&json!({"alg": 256}))),
         &format!("{}.e30.AAAA", b64(&json!({"alg": "RS256", "kid": 5}))),
