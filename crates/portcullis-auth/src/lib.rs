@@ -5,4 +5,5 @@
 //! background tasks replace whole.
 
 pub mod api_key;
+pub mod jwt;
 pub mod policy;

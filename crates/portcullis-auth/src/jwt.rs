@@ -1,0 +1,182 @@
+//! JWT bearer tokens verified against an IdP's JWKS (SPEC §3 "Authentication details").
+//!
+//! A [`JwtProvider`] is one `type: jwt` entry of the config. Requests call
+//! [`JwtProvider::verify`], which is synchronous and does no I/O: it reads the current key set
+//! from an `ArcSwap` snapshot and a cache of tokens already verified. Keys arrive from a
+//! [`JwksSource`] — [`HttpJwksSource`] in the gateway, [`StaticJwksSource`] offline — fetched
+//! by the background task of [`JwtProvider::spawn_refresh`] and, when a token names a `kid` we
+//! do not know, by [`JwtProvider::refetch_for_unknown_kid`]:
+//!
+//! ```text
+//! verify ──► UnknownKid ──► may_refetch()? ──► refetch_for_unknown_kid().await ──► verify again
+//! ```
+//!
+//! A fetch that fails, or brings a document with no usable key, never replaces the keys in use:
+//! while the IdP is down the last good keys keep serving.
+
+mod cache;
+mod error;
+mod fetch;
+mod http;
+mod keys;
+mod refresh;
+mod verify;
+
+#[cfg(test)]
+mod tests;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use arc_swap::ArcSwap;
+
+pub use error::{FetchError, JwtError};
+pub use fetch::{FETCH_TIMEOUT, FetchFuture, Fetched, HttpJwksSource, JwksSource, StaticJwksSource};
+pub use refresh::{DEFAULT_REFRESH, MAX_REFRESH, MIN_REFRESH, REFETCH_INTERVAL, RefreshEvents};
+pub use verify::MAX_TOKEN_BYTES;
+
+use cache::{Entry, VerifiedCache, token_hash};
+use keys::KeySet;
+
+/// What a provider checks; equal settings across a config reload keep the provider (and its
+/// keys and cache).
+#[derive(Clone, Debug, PartialEq)]
+pub struct JwtSettings {
+    /// The provider's name in the config, for logs and metrics.
+    pub provider: Arc<str>,
+    /// `iss` must equal this.
+    pub issuer: String,
+    /// `None`: OIDC discovery from `issuer`.
+    pub jwks_uri: Option<String>,
+    /// PEM bundle trusted for the IdP; `None`: the system roots.
+    pub ca: Option<PathBuf>,
+    /// `aud` must contain one of these; empty: `aud` is not required.
+    pub audiences: Vec<String>,
+    /// The allow-list; HS* is refused even when listed, and `none` cannot be listed.
+    pub algorithms: Vec<jsonwebtoken::Algorithm>,
+    /// Slack for `exp` and `nbf`, in whole seconds.
+    pub leeway: Duration,
+}
+
+/// A token that passed: its claims and the parts of them the gateway uses.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Verified {
+    pub claims: serde_json::Map<String, serde_json::Value>,
+    pub subject: Option<String>,
+    /// `exp`, in unix seconds (always present: a token without `exp` is refused).
+    pub expires_at: Option<u64>,
+    /// From `scope` (space separated) and `scp` (a string or an array).
+    pub scopes: Vec<String>,
+}
+
+/// The keys in use and a number that changes whenever they do (it invalidates cached tokens).
+struct Current {
+    generation: u64,
+    keys: KeySet,
+    /// The document they came from, to tell a refresh that changed nothing.
+    jwks: bytes::Bytes,
+}
+
+/// One JWT auth provider. Used as `Arc<JwtProvider>`.
+pub struct JwtProvider {
+    settings: JwtSettings,
+    source: Arc<dyn JwksSource>,
+    events: Arc<dyn RefreshEvents>,
+    current: ArcSwap<Current>,
+    cache: VerifiedCache,
+    refetch: refresh::RefetchState,
+    clock: Clock,
+}
+
+impl std::fmt::Debug for JwtProvider {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JwtProvider").field("settings", &self.settings).field("source", &self.source).finish()
+    }
+}
+
+/// Unix seconds; tests freeze it.
+enum Clock {
+    System,
+    #[cfg(test)]
+    Fixed(std::sync::atomic::AtomicU64),
+}
+
+impl Clock {
+    fn now(&self) -> u64 {
+        match self {
+            Self::System => SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs()),
+            #[cfg(test)]
+            Self::Fixed(secs) => secs.load(std::sync::atomic::Ordering::Relaxed),
+        }
+    }
+}
+
+impl JwtProvider {
+    /// A provider with no keys yet: call [`spawn_refresh`](Self::spawn_refresh) (or await
+    /// [`refetch_for_unknown_kid`](Self::refetch_for_unknown_kid)) to fetch them.
+    pub fn new(settings: JwtSettings, source: Arc<dyn JwksSource>, events: Arc<dyn RefreshEvents>) -> Arc<Self> {
+        Self::build(settings, source, events, REFETCH_INTERVAL, Clock::System)
+    }
+
+    fn build(
+        settings: JwtSettings,
+        source: Arc<dyn JwksSource>,
+        events: Arc<dyn RefreshEvents>,
+        refetch_interval: Duration,
+        clock: Clock,
+    ) -> Arc<Self> {
+        let empty = Current { generation: 0, keys: KeySet::default(), jwks: bytes::Bytes::new() };
+        Arc::new(Self {
+            settings,
+            source,
+            events,
+            current: ArcSwap::from_pointee(empty),
+            cache: VerifiedCache::new(),
+            refetch: refresh::RefetchState::new(refetch_interval),
+            clock,
+        })
+    }
+
+    pub fn settings(&self) -> &JwtSettings {
+        &self.settings
+    }
+
+    /// Verifies a bearer token: synchronous, never blocks, no I/O. A token verified before
+    /// against the same keys comes from the cache (its expiry checked again).
+    pub fn verify(&self, token: &str) -> Result<Arc<Verified>, JwtError> {
+        if token.len() > MAX_TOKEN_BYTES {
+            return Err(JwtError::TooLarge);
+        }
+        let now = self.clock.now();
+        let current = self.current.load();
+        let hash = token_hash(token);
+        if let Some(hit) = self.cache.get(&hash, now, current.generation) {
+            return Ok(hit);
+        }
+        let verified = Arc::new(verify::verify(&self.settings, &current.keys, token, now)?);
+        let exp = verified.expires_at.unwrap_or(0);
+        let entry = Entry {
+            verified: Arc::clone(&verified),
+            valid_until: exp.saturating_add(self.settings.leeway.as_secs()),
+            generation: current.generation,
+        };
+        self.cache.insert(hash, entry);
+        Ok(verified)
+    }
+
+    /// How many usable keys are in use.
+    pub fn key_count(&self) -> usize {
+        self.current.load().keys.keys.len()
+    }
+
+    /// Installs a freshly parsed key set unless it is the document already in use.
+    fn install(&self, jwks: bytes::Bytes, keys: KeySet) {
+        let old = self.current.load();
+        if old.jwks == jwks {
+            return;
+        }
+        let generation = old.generation.wrapping_add(1);
+        self.current.store(Arc::new(Current { generation, keys, jwks }));
+    }
+}
