@@ -25,6 +25,14 @@ const HIDDEN_HEADERS: [http::HeaderName; 3] =
 /// The fields of the `request` variable, in [`RequestFields`] bit order.
 const REQUEST_FIELDS: [&str; 6] = ["method", "path", "host", "query", "headers", "client_ip"];
 
+/// Longer expressions are refused before parsing: the parser and the interpreter recurse, and
+/// a long enough chain (`1 + 1 + …`, some 20 000 terms) overflows the stack, which would abort
+/// the gateway at config load or, worse, at evaluation. A policy is a line, not a program.
+const MAX_EXPR_BYTES: usize = 4096;
+
+/// Deeper syntax trees are refused at compile time, so evaluation recursion stays bounded.
+const MAX_EXPR_DEPTH: usize = 100;
+
 /// A CEL value that borrows the request's strings instead of copying them.
 type Val<'a> = Box<dyn CelVal + 'a>;
 
@@ -55,11 +63,22 @@ impl fmt::Debug for Expr {
 
 impl Expr {
     pub(super) fn compile(policy: &str, source: &str) -> Result<Expr, PolicyError> {
+        if source.len() > MAX_EXPR_BYTES {
+            return Err(PolicyError::new(format!(
+                "policy `{policy}`: CEL expression is {} bytes, more than the {MAX_EXPR_BYTES} allowed",
+                source.len()
+            )));
+        }
         let env = Env::stdlib();
         let program = env.compile(source).map_err(|errors| parse_error(policy, &errors))?;
+        let request = RequestFields::read_by(program.expression()).map_err(|TooDeep| {
+            PolicyError::new(format!(
+                "policy `{policy}`: CEL expression is nested more than {MAX_EXPR_DEPTH} levels deep"
+            ))
+        })?;
         let refs = program.references();
         let uses = Uses {
-            request: RequestFields::read_by(program.expression()),
+            request,
             claims: refs.has_variable("claims"),
             token: refs.has_variable("token"),
             consumer: refs.has_variable("consumer"),
@@ -139,10 +158,11 @@ struct RequestFields(u8);
 impl RequestFields {
     const ALL: RequestFields = RequestFields((1 << REQUEST_FIELDS.len()) - 1);
 
-    fn read_by(expr: &IdedExpr) -> RequestFields {
+    /// The fields `expr` reads, or `TooDeep` past [`MAX_EXPR_DEPTH`].
+    fn read_by(expr: &IdedExpr) -> Result<RequestFields, TooDeep> {
         let mut fields = RequestFields(0);
-        fields.visit(expr);
-        fields
+        fields.visit(expr, 0)?;
+        Ok(fields)
     }
 
     fn any(self) -> bool {
@@ -160,10 +180,11 @@ impl RequestFields {
         }
     }
 
-    fn visit(&mut self, node: &IdedExpr) {
-        if *self == RequestFields::ALL {
-            return;
+    fn visit(&mut self, node: &IdedExpr, depth: usize) -> Result<(), TooDeep> {
+        if depth > MAX_EXPR_DEPTH {
+            return Err(TooDeep);
         }
+        let next = depth + 1;
         match &node.expr {
             Ast::Select(select) if is_request(&select.operand) => self.mark(&select.field),
             Ast::Call(call)
@@ -171,37 +192,58 @@ impl RequestFields {
             {
                 match &call.args[1].expr {
                     Ast::Literal(LiteralValue::String(field)) => self.mark(field.inner()),
-                    _ => *self = RequestFields::ALL,
+                    _ => {
+                        *self = RequestFields::ALL;
+                        self.visit(&call.args[1], next)?;
+                    }
                 }
             }
             Ast::Ident(name) if name == "request" => *self = RequestFields::ALL,
             Ast::Ident(_) | Ast::Literal(_) | Ast::Unspecified => {}
-            Ast::Select(select) => self.visit(&select.operand),
+            Ast::Select(select) => self.visit(&select.operand, next)?,
             Ast::Call(call) => {
-                call.target.iter().for_each(|t| self.visit(t));
-                call.args.iter().for_each(|a| self.visit(a));
+                for child in call.target.iter().map(|t| &**t).chain(&call.args) {
+                    self.visit(child, next)?;
+                }
             }
-            Ast::List(list) => list.elements.iter().for_each(|e| self.visit(e)),
-            Ast::Map(map) => map.entries.iter().for_each(|e| self.visit_entry(&e.expr)),
-            Ast::Struct(s) => s.entries.iter().for_each(|e| self.visit_entry(&e.expr)),
+            Ast::List(list) => {
+                for child in &list.elements {
+                    self.visit(child, next)?;
+                }
+            }
+            Ast::Map(map) => {
+                for entry in &map.entries {
+                    self.visit_entry(&entry.expr, next)?;
+                }
+            }
+            Ast::Struct(s) => {
+                for entry in &s.entries {
+                    self.visit_entry(&entry.expr, next)?;
+                }
+            }
             Ast::Comprehension(c) => {
                 for part in [&c.iter_range, &c.accu_init, &c.loop_cond, &c.loop_step, &c.result] {
-                    self.visit(part);
+                    self.visit(part, next)?;
                 }
             }
         }
+        Ok(())
     }
 
-    fn visit_entry(&mut self, entry: &EntryExpr) {
+    fn visit_entry(&mut self, entry: &EntryExpr, depth: usize) -> Result<(), TooDeep> {
         match entry {
-            EntryExpr::StructField(field) => self.visit(&field.value),
+            EntryExpr::StructField(field) => self.visit(&field.value, depth),
             EntryExpr::MapEntry(entry) => {
-                self.visit(&entry.key);
-                self.visit(&entry.value);
+                self.visit(&entry.key, depth)?;
+                self.visit(&entry.value, depth)
             }
         }
     }
 }
+
+/// An expression nested deeper than [`MAX_EXPR_DEPTH`].
+#[derive(Debug)]
+struct TooDeep;
 
 fn is_request(node: &IdedExpr) -> bool {
     matches!(&node.expr, Ast::Ident(name) if name == "request")

@@ -299,3 +299,21 @@ fn policy_is_shareable_across_threads() {
     fn assert_send_sync<T: Send + Sync + std::fmt::Debug>() {}
     assert_send_sync::<Policy>();
 }
+
+#[test]
+fn overlong_or_deeply_nested_expressions_do_not_compile() {
+    // Unchecked, 20 000 terms overflow the stack in the CEL parser and abort the process.
+    let long = format!("1{} == 1", " + 1".repeat(20_000));
+    let err = Policy::compile("p", Vec::new(), Vec::new(), Some(&long)).expect_err("too long");
+    assert!(err.message.contains("4096"), "{}", err.message);
+    let deep = format!("1{} == 1", " + 1".repeat(200));
+    let err = Policy::compile("p", Vec::new(), Vec::new(), Some(&deep)).expect_err("too deep");
+    assert!(err.message.contains("nested"), "{}", err.message);
+    // Within both limits, the worst cases at the length limit compile (or fail to parse) cleanly.
+    let nots = format!("{}true", "!".repeat(4000));
+    assert!(Policy::compile("p", Vec::new(), Vec::new(), Some(&nots)).is_ok());
+    let lists = format!("{}1{} == 1", "[".repeat(2000), "]".repeat(2000));
+    assert!(Policy::compile("p", Vec::new(), Vec::new(), Some(&lists)).is_err());
+    let ands = format!("true{}", " && true".repeat(60));
+    assert_eq!(decide(&cel(&ands), &Req::new()), Decision::Allow);
+}
