@@ -6,7 +6,7 @@
 //! `request` builds all of them). The SPEC example reads `request.method` and so copies no
 //! header.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::sync::Arc;
 
@@ -21,6 +21,27 @@ use super::{PolicyError, PolicyInput};
 /// Request headers a policy must never read: they carry credentials.
 const HIDDEN_HEADERS: [http::HeaderName; 3] =
     [http::header::AUTHORIZATION, http::header::COOKIE, http::header::PROXY_AUTHORIZATION];
+
+/// The variables a policy is given, then the CEL type names an expression may also name
+/// (`type(x) == string`).
+const VARIABLES: [&str; 16] = [
+    "request",
+    "claims",
+    "token",
+    "consumer",
+    "route",
+    "provider",
+    "bool",
+    "int",
+    "uint",
+    "double",
+    "string",
+    "bytes",
+    "list",
+    "map",
+    "null_type",
+    "type",
+];
 
 /// The fields of the `request` variable, in [`RequestFields`] bit order.
 const REQUEST_FIELDS: [&str; 6] = ["method", "path", "host", "query", "headers", "client_ip"];
@@ -71,14 +92,23 @@ impl Expr {
         }
         let env = Env::stdlib();
         let program = env.compile(source).map_err(|errors| parse_error(policy, &errors))?;
-        let request = RequestFields::read_by(program.expression()).map_err(|TooDeep| {
+        let reads = Reads::of(program.expression()).map_err(|TooDeep| {
             PolicyError::new(format!(
                 "policy `{policy}`: CEL expression is nested more than {MAX_EXPR_DEPTH} levels deep"
             ))
         })?;
         let refs = program.references();
+        let mut free = refs.variables();
+        free.sort_unstable();
+        let unknown = free.into_iter().find(|v| !VARIABLES.contains(v) && !reads.bound.contains(*v));
+        if let Some(name) = unknown {
+            return Err(PolicyError::new(format!(
+                "policy `{policy}`: CEL expression reads `{name}`, which is not one of {}",
+                VARIABLES[..6].join(", ")
+            )));
+        }
         let uses = Uses {
-            request,
+            request: reads.request,
             claims: refs.has_variable("claims"),
             token: refs.has_variable("token"),
             consumer: refs.has_variable("consumer"),
@@ -152,18 +182,11 @@ fn request_val<'a>(input: &PolicyInput<'a>, fields: RequestFields) -> Val<'a> {
 }
 
 /// Which fields of `request` an expression reads, one bit per [`REQUEST_FIELDS`] entry.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 struct RequestFields(u8);
 
 impl RequestFields {
     const ALL: RequestFields = RequestFields((1 << REQUEST_FIELDS.len()) - 1);
-
-    /// The fields `expr` reads, or `TooDeep` past [`MAX_EXPR_DEPTH`].
-    fn read_by(expr: &IdedExpr) -> Result<RequestFields, TooDeep> {
-        let mut fields = RequestFields(0);
-        fields.visit(expr, 0)?;
-        Ok(fields)
-    }
 
     fn any(self) -> bool {
         self.0 != 0
@@ -179,6 +202,23 @@ impl RequestFields {
             self.0 |= 1 << bit;
         }
     }
+}
+
+/// What an expression reads: the fields of `request`, and the names its comprehensions
+/// (`exists`, `all`, `map`, …) bind, which are not free variables.
+#[derive(Debug, Default)]
+struct Reads {
+    request: RequestFields,
+    bound: HashSet<String>,
+}
+
+impl Reads {
+    /// Walks `expr`, or gives up with `TooDeep` past [`MAX_EXPR_DEPTH`].
+    fn of(expr: &IdedExpr) -> Result<Reads, TooDeep> {
+        let mut reads = Reads::default();
+        reads.visit(expr, 0)?;
+        Ok(reads)
+    }
 
     fn visit(&mut self, node: &IdedExpr, depth: usize) -> Result<(), TooDeep> {
         if depth > MAX_EXPR_DEPTH {
@@ -186,19 +226,19 @@ impl RequestFields {
         }
         let next = depth + 1;
         match &node.expr {
-            Ast::Select(select) if is_request(&select.operand) => self.mark(&select.field),
+            Ast::Select(select) if is_request(&select.operand) => self.request.mark(&select.field),
             Ast::Call(call)
                 if call.func_name == operators::INDEX && call.args.len() == 2 && is_request(&call.args[0]) =>
             {
                 match &call.args[1].expr {
-                    Ast::Literal(LiteralValue::String(field)) => self.mark(field.inner()),
+                    Ast::Literal(LiteralValue::String(field)) => self.request.mark(field.inner()),
                     _ => {
-                        *self = RequestFields::ALL;
+                        self.request = RequestFields::ALL;
                         self.visit(&call.args[1], next)?;
                     }
                 }
             }
-            Ast::Ident(name) if name == "request" => *self = RequestFields::ALL,
+            Ast::Ident(name) if name == "request" => self.request = RequestFields::ALL,
             Ast::Ident(_) | Ast::Literal(_) | Ast::Unspecified => {}
             Ast::Select(select) => self.visit(&select.operand, next)?,
             Ast::Call(call) => {
@@ -222,6 +262,7 @@ impl RequestFields {
                 }
             }
             Ast::Comprehension(c) => {
+                self.bound.extend([&c.iter_var, &c.accu_var].into_iter().chain(&c.iter_var2).cloned());
                 for part in [&c.iter_range, &c.accu_init, &c.loop_cond, &c.loop_step, &c.result] {
                     self.visit(part, next)?;
                 }
