@@ -8,7 +8,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 
 use cel::common::ast::{EntryExpr, Expr as Ast, IdedExpr, LiteralValue, operators};
 use cel::common::types::{CelBool, CelDouble, CelInt, CelList, CelMap, CelMapKey, CelNull, CelString, CelUInt};
@@ -54,6 +54,9 @@ const MAX_EXPR_BYTES: usize = 4096;
 /// Deeper syntax trees are refused at compile time, so evaluation recursion stays bounded.
 const MAX_EXPR_DEPTH: usize = 100;
 
+/// CEL's standard library, built once and shared by every policy (and every reload).
+static STDLIB: LazyLock<Arc<Env>> = LazyLock::new(|| Arc::new(Env::stdlib()));
+
 /// A CEL value that borrows the request's strings instead of copying them.
 type Val<'a> = Box<dyn CelVal + 'a>;
 
@@ -90,7 +93,7 @@ impl Expr {
                 source.len()
             )));
         }
-        let env = Env::stdlib();
+        let env = Arc::clone(&STDLIB);
         let program = env.compile(source).map_err(|errors| parse_error(policy, &errors))?;
         let reads = Reads::of(program.expression()).map_err(|TooDeep| {
             PolicyError::new(format!(
@@ -115,7 +118,7 @@ impl Expr {
             route: refs.has_variable("route"),
             provider: refs.has_variable("provider"),
         };
-        Ok(Expr { source: source.to_owned(), program, env: Arc::new(env), uses })
+        Ok(Expr { source: source.to_owned(), program, env, uses })
     }
 
     /// True only for a boolean `true`; any other value or an error refuses (fail closed).
