@@ -1,6 +1,7 @@
 //! Policy decisions on the request path: a scope check, a claim rule, and the SPEC example CEL
 //! expression (`consumer.plan == 'gold' && request.method in ['GET', 'HEAD']`), the latter with
-//! a realistic set of request headers because the `request` variable copies them.
+//! a realistic set of request headers, and one expression that reads a header (the costliest
+//! variable to build).
 
 use std::hint::black_box;
 use std::net::{IpAddr, Ipv4Addr};
@@ -68,5 +69,32 @@ fn bench(c: &mut Criterion) {
     c.bench_function("policy/cel_claims", |b| b.iter(|| black_box(claims_only.evaluate(black_box(&input)))));
 }
 
-criterion_group!(benches, bench);
+fn bench_headers(c: &mut Criterion) {
+    let headers = headers();
+    let claims = match json!({"sub": "alice", "tid": "acme"}) {
+        serde_json::Value::Object(map) => map,
+        _ => return,
+    };
+    let input = PolicyInput {
+        method: "GET",
+        path: "/v1/orders",
+        host: Some("api.example.com"),
+        query: None,
+        headers: &headers,
+        client_ip: IpAddr::V4(Ipv4Addr::new(192, 0, 2, 7)),
+        claims: Some(&claims),
+        scopes: &[],
+        consumer: None,
+        plan: None,
+        provider: Some("corp"),
+        route: "list-orders",
+    };
+    // The costliest variable: `request.headers` builds a map of every non-credential header.
+    let expr = "request.headers['x-tenant'] == claims.tid";
+    let policy = Policy::compile("bench", Vec::new(), Vec::new(), Some(expr)).expect("valid policy");
+    assert_eq!(policy.evaluate(&input), Decision::Allow);
+    c.bench_function("policy/cel_header_vs_claim", |b| b.iter(|| black_box(policy.evaluate(black_box(&input)))));
+}
+
+criterion_group!(benches, bench, bench_headers);
 criterion_main!(benches);

@@ -137,7 +137,7 @@ pub fn granted_scopes(claims: &serde_json::Map<String, Json>) -> Vec<String> {
 }
 
 impl PolicyError {
-    fn new(message: String) -> PolicyError {
+    pub(super) fn new(message: String) -> PolicyError {
         PolicyError { message, line: None, column: None }
     }
 }

@@ -6,9 +6,9 @@
 //! `request` builds all of them). The SPEC example reads `request.method` and so copies no
 //! header.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 
 use cel::common::ast::{EntryExpr, Expr as Ast, IdedExpr, LiteralValue, operators};
 use cel::common::types::{CelBool, CelDouble, CelInt, CelList, CelMap, CelMapKey, CelNull, CelString, CelUInt};
@@ -22,8 +22,40 @@ use super::{PolicyError, PolicyInput};
 const HIDDEN_HEADERS: [http::HeaderName; 3] =
     [http::header::AUTHORIZATION, http::header::COOKIE, http::header::PROXY_AUTHORIZATION];
 
+/// The variables a policy is given, then the CEL type names an expression may also name
+/// (`type(x) == string`).
+const VARIABLES: [&str; 16] = [
+    "request",
+    "claims",
+    "token",
+    "consumer",
+    "route",
+    "provider",
+    "bool",
+    "int",
+    "uint",
+    "double",
+    "string",
+    "bytes",
+    "list",
+    "map",
+    "null_type",
+    "type",
+];
+
 /// The fields of the `request` variable, in [`RequestFields`] bit order.
 const REQUEST_FIELDS: [&str; 6] = ["method", "path", "host", "query", "headers", "client_ip"];
+
+/// Longer expressions are refused before parsing: the parser and the interpreter recurse, and
+/// a long enough chain (`1 + 1 + …`, some 20 000 terms) overflows the stack, which would abort
+/// the gateway at config load or, worse, at evaluation. A policy is a line, not a program.
+const MAX_EXPR_BYTES: usize = 4096;
+
+/// Deeper syntax trees are refused at compile time, so evaluation recursion stays bounded.
+const MAX_EXPR_DEPTH: usize = 100;
+
+/// CEL's standard library, built once and shared by every policy (and every reload).
+static STDLIB: LazyLock<Arc<Env>> = LazyLock::new(|| Arc::new(Env::stdlib()));
 
 /// A CEL value that borrows the request's strings instead of copying them.
 type Val<'a> = Box<dyn CelVal + 'a>;
@@ -55,18 +87,38 @@ impl fmt::Debug for Expr {
 
 impl Expr {
     pub(super) fn compile(policy: &str, source: &str) -> Result<Expr, PolicyError> {
-        let env = Env::stdlib();
+        if source.len() > MAX_EXPR_BYTES {
+            return Err(PolicyError::new(format!(
+                "policy `{policy}`: CEL expression is {} bytes, more than the {MAX_EXPR_BYTES} allowed",
+                source.len()
+            )));
+        }
+        let env = Arc::clone(&STDLIB);
         let program = env.compile(source).map_err(|errors| parse_error(policy, &errors))?;
+        let reads = Reads::of(program.expression()).map_err(|TooDeep| {
+            PolicyError::new(format!(
+                "policy `{policy}`: CEL expression is nested more than {MAX_EXPR_DEPTH} levels deep"
+            ))
+        })?;
         let refs = program.references();
+        let mut free = refs.variables();
+        free.sort_unstable();
+        let unknown = free.into_iter().find(|v| !VARIABLES.contains(v) && !reads.bound.contains(*v));
+        if let Some(name) = unknown {
+            return Err(PolicyError::new(format!(
+                "policy `{policy}`: CEL expression reads `{name}`, which is not one of {}",
+                VARIABLES[..6].join(", ")
+            )));
+        }
         let uses = Uses {
-            request: RequestFields::read_by(program.expression()),
+            request: reads.request,
             claims: refs.has_variable("claims"),
             token: refs.has_variable("token"),
             consumer: refs.has_variable("consumer"),
             route: refs.has_variable("route"),
             provider: refs.has_variable("provider"),
         };
-        Ok(Expr { source: source.to_owned(), program, env: Arc::new(env), uses })
+        Ok(Expr { source: source.to_owned(), program, env, uses })
     }
 
     /// True only for a boolean `true`; any other value or an error refuses (fail closed).
@@ -133,17 +185,11 @@ fn request_val<'a>(input: &PolicyInput<'a>, fields: RequestFields) -> Val<'a> {
 }
 
 /// Which fields of `request` an expression reads, one bit per [`REQUEST_FIELDS`] entry.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 struct RequestFields(u8);
 
 impl RequestFields {
     const ALL: RequestFields = RequestFields((1 << REQUEST_FIELDS.len()) - 1);
-
-    fn read_by(expr: &IdedExpr) -> RequestFields {
-        let mut fields = RequestFields(0);
-        fields.visit(expr);
-        fields
-    }
 
     fn any(self) -> bool {
         self.0 != 0
@@ -159,49 +205,89 @@ impl RequestFields {
             self.0 |= 1 << bit;
         }
     }
+}
 
-    fn visit(&mut self, node: &IdedExpr) {
-        if *self == RequestFields::ALL {
-            return;
+/// What an expression reads: the fields of `request`, and the names its comprehensions
+/// (`exists`, `all`, `map`, …) bind, which are not free variables.
+#[derive(Debug, Default)]
+struct Reads {
+    request: RequestFields,
+    bound: HashSet<String>,
+}
+
+impl Reads {
+    /// Walks `expr`, or gives up with `TooDeep` past [`MAX_EXPR_DEPTH`].
+    fn of(expr: &IdedExpr) -> Result<Reads, TooDeep> {
+        let mut reads = Reads::default();
+        reads.visit(expr, 0)?;
+        Ok(reads)
+    }
+
+    fn visit(&mut self, node: &IdedExpr, depth: usize) -> Result<(), TooDeep> {
+        if depth > MAX_EXPR_DEPTH {
+            return Err(TooDeep);
         }
+        let next = depth + 1;
         match &node.expr {
-            Ast::Select(select) if is_request(&select.operand) => self.mark(&select.field),
+            Ast::Select(select) if is_request(&select.operand) => self.request.mark(&select.field),
             Ast::Call(call)
                 if call.func_name == operators::INDEX && call.args.len() == 2 && is_request(&call.args[0]) =>
             {
                 match &call.args[1].expr {
-                    Ast::Literal(LiteralValue::String(field)) => self.mark(field.inner()),
-                    _ => *self = RequestFields::ALL,
+                    Ast::Literal(LiteralValue::String(field)) => self.request.mark(field.inner()),
+                    _ => {
+                        self.request = RequestFields::ALL;
+                        self.visit(&call.args[1], next)?;
+                    }
                 }
             }
-            Ast::Ident(name) if name == "request" => *self = RequestFields::ALL,
+            Ast::Ident(name) if name == "request" => self.request = RequestFields::ALL,
             Ast::Ident(_) | Ast::Literal(_) | Ast::Unspecified => {}
-            Ast::Select(select) => self.visit(&select.operand),
+            Ast::Select(select) => self.visit(&select.operand, next)?,
             Ast::Call(call) => {
-                call.target.iter().for_each(|t| self.visit(t));
-                call.args.iter().for_each(|a| self.visit(a));
+                for child in call.target.iter().map(|t| &**t).chain(&call.args) {
+                    self.visit(child, next)?;
+                }
             }
-            Ast::List(list) => list.elements.iter().for_each(|e| self.visit(e)),
-            Ast::Map(map) => map.entries.iter().for_each(|e| self.visit_entry(&e.expr)),
-            Ast::Struct(s) => s.entries.iter().for_each(|e| self.visit_entry(&e.expr)),
+            Ast::List(list) => {
+                for child in &list.elements {
+                    self.visit(child, next)?;
+                }
+            }
+            Ast::Map(map) => {
+                for entry in &map.entries {
+                    self.visit_entry(&entry.expr, next)?;
+                }
+            }
+            Ast::Struct(s) => {
+                for entry in &s.entries {
+                    self.visit_entry(&entry.expr, next)?;
+                }
+            }
             Ast::Comprehension(c) => {
+                self.bound.extend([&c.iter_var, &c.accu_var].into_iter().chain(&c.iter_var2).cloned());
                 for part in [&c.iter_range, &c.accu_init, &c.loop_cond, &c.loop_step, &c.result] {
-                    self.visit(part);
+                    self.visit(part, next)?;
                 }
             }
         }
+        Ok(())
     }
 
-    fn visit_entry(&mut self, entry: &EntryExpr) {
+    fn visit_entry(&mut self, entry: &EntryExpr, depth: usize) -> Result<(), TooDeep> {
         match entry {
-            EntryExpr::StructField(field) => self.visit(&field.value),
+            EntryExpr::StructField(field) => self.visit(&field.value, depth),
             EntryExpr::MapEntry(entry) => {
-                self.visit(&entry.key);
-                self.visit(&entry.value);
+                self.visit(&entry.key, depth)?;
+                self.visit(&entry.value, depth)
             }
         }
     }
 }
+
+/// An expression nested deeper than [`MAX_EXPR_DEPTH`].
+#[derive(Debug)]
+struct TooDeep;
 
 fn is_request(node: &IdedExpr) -> bool {
     matches!(&node.expr, Ast::Ident(name) if name == "request")

@@ -272,7 +272,7 @@ fn non_boolean_result_is_forbidden() {
 #[test]
 fn evaluation_error_is_forbidden() {
     // A missing key, a type mismatch and a division by zero all fail closed.
-    for expr in ["claims.sub == 'alice'", "request.method > 1", "1 / 0 == 1", "unknown_var"] {
+    for expr in ["claims.sub == 'alice'", "request.method > 1", "1 / 0 == 1", "request.nope == 1"] {
         assert_eq!(decide(&cel(expr), &Req::new()), Decision::Forbidden, "{expr}");
     }
 }
@@ -298,4 +298,31 @@ fn policies_that_could_never_or_always_match_do_not_compile() {
 fn policy_is_shareable_across_threads() {
     fn assert_send_sync<T: Send + Sync + std::fmt::Debug>() {}
     assert_send_sync::<Policy>();
+}
+
+#[test]
+fn unknown_variable_is_a_policy_error_but_comprehension_names_are_not() {
+    let err = Policy::compile("p", Vec::new(), Vec::new(), Some("reqeust.method == 'GET'")).expect_err("typo");
+    assert!(err.message.contains("`reqeust`"), "{}", err.message);
+    let policy = cel("claims.groups.exists(g, g == 'ops') && claims.groups.all(x, type(x) == string)");
+    assert_eq!(decide(&policy, &Req::new().claims(json!({"groups": ["ops", "dev"]}))), Decision::Allow);
+    assert_eq!(decide(&policy, &Req::new().claims(json!({"groups": ["dev"]}))), Decision::Forbidden);
+}
+
+#[test]
+fn overlong_or_deeply_nested_expressions_do_not_compile() {
+    // Unchecked, 20 000 terms overflow the stack in the CEL parser and abort the process.
+    let long = format!("1{} == 1", " + 1".repeat(20_000));
+    let err = Policy::compile("p", Vec::new(), Vec::new(), Some(&long)).expect_err("too long");
+    assert!(err.message.contains("4096"), "{}", err.message);
+    let deep = format!("1{} == 1", " + 1".repeat(200));
+    let err = Policy::compile("p", Vec::new(), Vec::new(), Some(&deep)).expect_err("too deep");
+    assert!(err.message.contains("nested"), "{}", err.message);
+    // Within both limits, the worst cases at the length limit compile (or fail to parse) cleanly.
+    let nots = format!("{}true", "!".repeat(4000));
+    assert!(Policy::compile("p", Vec::new(), Vec::new(), Some(&nots)).is_ok());
+    let lists = format!("{}1{} == 1", "[".repeat(2000), "]".repeat(2000));
+    assert!(Policy::compile("p", Vec::new(), Vec::new(), Some(&lists)).is_err());
+    let ands = format!("true{}", " && true".repeat(60));
+    assert_eq!(decide(&cel(&ands), &Req::new()), Decision::Allow);
 }
