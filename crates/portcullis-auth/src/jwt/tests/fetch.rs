@@ -188,7 +188,14 @@ fn only_https_or_loopback_http_is_fetched() {
     assert!(checked_uri("http://127.0.0.1:8080/keys").is_ok());
     assert!(checked_uri("http://[::1]/keys").is_ok());
     assert!(checked_uri("http://localhost/keys").is_ok());
-    for bad in ["http://login.example.com/keys", "ftp://127.0.0.1/", "/keys", "", "http://10.0.0.1/"] {
+    for bad in [
+        "http://login.example.com/keys",
+        "ftp://127.0.0.1/",
+        "/keys",
+        "",
+        "http://10.0.0.1/",
+        "https://user:pw@idp.test/",
+    ] {
         assert!(checked_uri(bad).is_err(), "{bad}");
     }
     let plain = JwtSettings { jwks_uri: Some("http://idp.example.com/keys".into()), ..settings() };

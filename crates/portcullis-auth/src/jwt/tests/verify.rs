@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use base64::Engine as _;
 use jsonwebtoken::{Algorithm, EncodingKey};
 use serde_json::json;
 
@@ -33,6 +34,39 @@ fn rs256_token_verifies_with_subject_expiry_and_scopes() {
 fn es256_token_verifies() {
     let verified = verify(&token(Algorithm::ES256, &ec1(), "ec1", &claims())).expect("valid ES256 token");
     assert_eq!(verified.subject.as_deref(), Some("alice"));
+}
+
+#[test]
+fn every_supported_algorithm_verifies_with_its_own_key_only() {
+    let ec384 = EncodingKey::from_ec_der(include_bytes!("../../../tests/fixtures/ec384.pkcs8.der"));
+    let ed = EncodingKey::from_ed_der(include_bytes!("../../../tests/fixtures/ed25519.pkcs8.der"));
+    let cases = [
+        (Algorithm::RS384, rsa1(), "rs"),
+        (Algorithm::RS512, rsa1(), "rs"),
+        (Algorithm::PS256, rsa1(), "rs"),
+        (Algorithm::PS384, rsa1(), "rs"),
+        (Algorithm::PS512, rsa1(), "rs"),
+        (Algorithm::ES384, ec384, "ec384"),
+        (Algorithm::EdDSA, ed, "ed"),
+    ];
+    for (alg, key, kid) in cases {
+        let mut all = settings();
+        all.algorithms = vec![alg];
+        let provider = loaded_provider(all);
+        let mut public = jwk(&key, alg, kid);
+        public.as_object_mut().expect("object").remove("alg");
+        provider.load(jwks(&[public, jwk(&rsa2(), Algorithm::RS256, "other")]));
+        assert!(provider.verify(&token(alg, &key, kid, &claims())).is_ok(), "{alg:?}");
+        assert_eq!(
+            provider
+                .verify(&token(alg, &key, "other", &claims()))
+                .map(|_| ())
+                .err()
+                .map(|e| e == JwtError::BadSignature || e == JwtError::KeyAlgorithmMismatch),
+            Some(true),
+            "{alg:?} against another key"
+        );
+    }
 }
 
 #[test]
@@ -232,6 +266,20 @@ fn garbage_is_refused_without_panic() {
 }
 
 #[test]
+fn duplicate_claim_or_header_names_are_refused() {
+    let header = b64(&json!({"alg": "RS256", "kid": "rs1"}));
+    let payload = format!(r#"{{"iss":"{ISSUER}","aud":"{AUDIENCE}","exp":{},"exp":1}}"#, now() + 600);
+    let signed = format!("{header}.{}", base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(payload));
+    let sig = jsonwebtoken::crypto::sign(signed.as_bytes(), &rsa1(), Algorithm::RS256).expect("signs");
+    assert_eq!(verify(&format!("{signed}.{sig}")), Err(JwtError::Malformed));
+    let header =
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(r#"{"alg":"RS256","alg":"HS256","kid":"rs1"}"#);
+    let signed = format!("{header}.{}", b64(&claims()));
+    let sig = jsonwebtoken::crypto::sign(signed.as_bytes(), &rsa1(), Algorithm::RS256).expect("signs");
+    assert_eq!(verify(&format!("{signed}.{sig}")), Err(JwtError::Malformed));
+}
+
+#[test]
 fn any_single_character_change_is_refused() {
     let provider = loaded_provider(settings());
     let good = token(Algorithm::ES256, &ec1(), "ec1", &claims());
@@ -286,6 +334,7 @@ fn unusable_jwks_entries_are_skipped() {
         json!({"kty": "EC", "crv": "P-521", "x": "AAAA", "y": "AAAA", "kid": "p521"}),
         json!({"kty": "RSA", "n": "AQAB", "e": "AQAB", "kid": "tiny"}),
         json!({"kty": "RSA", "alg": "RSA-OAEP-512", "kid": "weird"}),
+        json!({"kty": "EC", "crv": "P-256", "x": "AAAA", "y": "AAAA", "kid": "off-curve"}),
         json!("not even an object"),
         enc,
         jwk(&rsa1(), Algorithm::RS256, "rs1"),
