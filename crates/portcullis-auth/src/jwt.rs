@@ -36,7 +36,7 @@ pub use fetch::{FETCH_TIMEOUT, FetchFuture, Fetched, HttpJwksSource, JwksSource,
 pub use refresh::{DEFAULT_REFRESH, MAX_REFRESH, MIN_REFRESH, REFETCH_INTERVAL, RefreshEvents};
 pub use verify::MAX_TOKEN_BYTES;
 
-use cache::{Entry, VerifiedCache, token_hash};
+use cache::{Entry, VerifiedCache};
 use keys::KeySet;
 
 /// What a provider checks; equal settings across a config reload keep the provider (and its
@@ -150,18 +150,19 @@ impl JwtProvider {
         }
         let now = self.clock.now();
         let current = self.current.load();
-        let hash = token_hash(token);
-        if let Some(hit) = self.cache.get(&hash, now, current.generation) {
+        let key = self.cache.key(token);
+        if let Some(hit) = self.cache.get(key, token, now, current.generation) {
             return Ok(hit);
         }
         let verified = Arc::new(verify::verify(&self.settings, &current.keys, token, now)?);
         let exp = verified.expires_at.unwrap_or(0);
         let entry = Entry {
+            token: Arc::from(token),
             verified: Arc::clone(&verified),
             valid_until: exp.saturating_add(self.settings.leeway.as_secs()),
             generation: current.generation,
         };
-        self.cache.insert(hash, entry);
+        self.cache.insert(key, entry);
         Ok(verified)
     }
 

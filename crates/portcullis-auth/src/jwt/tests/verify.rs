@@ -316,6 +316,23 @@ fn cached_result_is_the_same_and_expiry_is_checked_again() {
 }
 
 #[test]
+fn a_cache_key_collision_is_a_miss_not_another_tokens_claims() {
+    let provider = loaded_provider(settings());
+    let alice = rs256(&claims());
+    let mallory = rs256(&with_claim("sub", json!("mallory")));
+    let verified = provider.verify(&mallory).expect("valid");
+    // Pretend alice's token hashes to where mallory's entry sits.
+    let entry = crate::jwt::cache::Entry {
+        token: Arc::from(mallory.as_str()),
+        verified,
+        valid_until: now() + 600,
+        generation: provider.current.load().generation,
+    };
+    provider.cache.insert(provider.cache.key(&alice), entry);
+    assert_eq!(provider.verify(&alice).expect("valid").subject.as_deref(), Some("alice"));
+}
+
+#[test]
 fn a_key_set_change_drops_cached_tokens() {
     let provider = loaded_provider(settings());
     let token = rs256(&claims());
