@@ -166,6 +166,16 @@ impl JwtProvider {
         Ok(verified)
     }
 
+    /// Installs a JWKS document now, without a fetch: for `portcullis explain`/`test`, whose
+    /// case files supply the keys and which have no runtime to fetch with. A document with no
+    /// usable key is refused and the keys in use stay. Returns how many keys are now in use.
+    pub fn load_jwks(&self, jwks: bytes::Bytes) -> Result<usize, FetchError> {
+        let keys = KeySet::parse(&jwks).map_err(FetchError::Jwks)?;
+        let count = keys.keys.len();
+        self.install(jwks, keys);
+        Ok(count)
+    }
+
     /// How many usable keys are in use.
     pub fn key_count(&self) -> usize {
         self.current.load().keys.keys.len()

@@ -8,6 +8,7 @@ use serde_json::json;
 
 use super::*;
 use crate::jwt::JwtError;
+use crate::jwt::keys::KeySet;
 
 fn verify(token: &str) -> Result<Arc<crate::jwt::Verified>, JwtError> {
     loaded_provider(settings()).verify(token)
@@ -140,6 +141,25 @@ fn claims_of_the_wrong_type_are_refused() {
             "{name}: {value}"
         );
     }
+}
+
+#[test]
+fn far_future_dates_neither_panic_nor_overflow() {
+    let provider = loaded_provider(settings());
+    for exp in [json!(u64::MAX), json!(1e300), json!(18_446_744_073_709_551_615.0_f64)] {
+        let token = rs256(&with_claim("exp", exp.clone()));
+        assert!(provider.verify(&token).is_ok(), "{exp}");
+        assert!(provider.verify(&token).is_ok(), "{exp} cached");
+    }
+    assert_eq!(verify(&rs256(&with_claim("nbf", json!(1e300)))), Err(JwtError::NotYetValid));
+}
+
+#[test]
+fn load_jwks_refuses_a_document_without_usable_keys_and_keeps_the_old_ones() {
+    let provider = loaded_provider(settings());
+    assert!(provider.load_jwks(bytes::Bytes::from_static(b"{\"keys\": []}")).is_err());
+    assert_eq!(provider.key_count(), 2);
+    assert!(provider.verify(&rs256(&claims())).is_ok());
 }
 
 #[test]
