@@ -8,8 +8,14 @@
 //! do not know, by [`JwtProvider::refetch_for_unknown_kid`]:
 //!
 //! ```text
-//! verify ──► UnknownKid ──► may_refetch()? ──► refetch_for_unknown_kid().await ──► verify again
+//! verify ──► UnknownKid or NoKeys ──► may_refetch()? ──► refetch_for_unknown_kid().await
+//!                                                          ──► verify again (once)
 //! ```
+//!
+//! When `may_refetch()` is false the error stands (`invalid_token`): at most one refetch per
+//! 30 s per provider, so made-up `kid`s cannot turn into a flood of requests to the IdP.
+//! Header parameters that point at keys (`jku`, `x5u`, `jwk`, `x5c`) are ignored: keys only
+//! ever come from the configured JWKS.
 //!
 //! A fetch that fails, or brings a document with no usable key, never replaces the keys in use:
 //! while the IdP is down the last good keys keep serving.

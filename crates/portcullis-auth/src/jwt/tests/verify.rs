@@ -383,3 +383,10 @@ fn unusable_jwks_entries_are_skipped() {
     assert!(KeySet::parse(b"{\"keys\": 5}").is_err());
     assert!(KeySet::parse(b"<html>").is_err());
 }
+
+#[test]
+fn provider_is_shareable_across_threads() {
+    fn shareable<T: Send + Sync>() {}
+    shareable::<JwtProvider>();
+    shareable::<crate::jwt::HttpJwksSource>();
+}
