@@ -8,8 +8,14 @@
 //! do not know, by [`JwtProvider::refetch_for_unknown_kid`]:
 //!
 //! ```text
-//! verify ──► UnknownKid ──► may_refetch()? ──► refetch_for_unknown_kid().await ──► verify again
+//! verify ──► UnknownKid or NoKeys ──► may_refetch()? ──► refetch_for_unknown_kid().await
+//!                                                          ──► verify again (once)
 //! ```
+//!
+//! When `may_refetch()` is false the error stands (`invalid_token`): at most one refetch per
+//! 30 s per provider, so made-up `kid`s cannot turn into a flood of requests to the IdP.
+//! Header parameters that point at keys (`jku`, `x5u`, `jwk`, `x5c`) are ignored: keys only
+//! ever come from the configured JWKS.
 //!
 //! A fetch that fails, or brings a document with no usable key, never replaces the keys in use:
 //! while the IdP is down the last good keys keep serving.
@@ -36,7 +42,7 @@ pub use fetch::{FETCH_TIMEOUT, FetchFuture, Fetched, HttpJwksSource, JwksSource,
 pub use refresh::{DEFAULT_REFRESH, MAX_REFRESH, MIN_REFRESH, REFETCH_INTERVAL, RefreshEvents};
 pub use verify::MAX_TOKEN_BYTES;
 
-use cache::{Entry, VerifiedCache, token_hash};
+use cache::{Entry, VerifiedCache};
 use keys::KeySet;
 
 /// What a provider checks; equal settings across a config reload keep the provider (and its
@@ -150,19 +156,30 @@ impl JwtProvider {
         }
         let now = self.clock.now();
         let current = self.current.load();
-        let hash = token_hash(token);
-        if let Some(hit) = self.cache.get(&hash, now, current.generation) {
+        let key = self.cache.key(token);
+        if let Some(hit) = self.cache.get(key, token, now, current.generation) {
             return Ok(hit);
         }
         let verified = Arc::new(verify::verify(&self.settings, &current.keys, token, now)?);
         let exp = verified.expires_at.unwrap_or(0);
         let entry = Entry {
+            token: Arc::from(token),
             verified: Arc::clone(&verified),
             valid_until: exp.saturating_add(self.settings.leeway.as_secs()),
             generation: current.generation,
         };
-        self.cache.insert(hash, entry);
+        self.cache.insert(key, entry);
         Ok(verified)
+    }
+
+    /// Installs a JWKS document now, without a fetch: for `portcullis explain`/`test`, whose
+    /// case files supply the keys and which have no runtime to fetch with. A document with no
+    /// usable key is refused and the keys in use stay. Returns how many keys are now in use.
+    pub fn load_jwks(&self, jwks: bytes::Bytes) -> Result<usize, FetchError> {
+        let keys = KeySet::parse(&jwks).map_err(FetchError::Jwks)?;
+        let count = keys.keys.len();
+        self.install(jwks, keys);
+        Ok(count)
     }
 
     /// How many usable keys are in use.

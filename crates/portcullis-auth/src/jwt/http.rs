@@ -122,6 +122,10 @@ pub(crate) fn max_age(headers: &http::HeaderMap) -> Option<Duration> {
 pub(crate) fn checked_uri(raw: &str) -> Result<Uri, FetchError> {
     let bad = || FetchError::BadUrl(raw.to_owned());
     let uri: Uri = raw.parse().map_err(|_| bad())?;
+    // Credentials in the URL would be sent nowhere (we set no Authorization) and logged.
+    if uri.authority().is_some_and(|a| a.as_str().contains('@')) {
+        return Err(bad());
+    }
     let host = uri.host().ok_or_else(bad)?.trim_start_matches('[').trim_end_matches(']');
     match uri.scheme_str() {
         Some("https") => Ok(uri),

@@ -18,8 +18,7 @@ use jsonwebtoken::{Algorithm, EncodingKey};
 use serde_json::{Value, json};
 
 use super::{
-    Clock, FetchError, FetchFuture, Fetched, JwksSource, JwtProvider, JwtSettings, KeySet, REFETCH_INTERVAL,
-    RefreshEvents,
+    Clock, FetchError, FetchFuture, Fetched, JwksSource, JwtProvider, JwtSettings, REFETCH_INTERVAL, RefreshEvents,
 };
 
 pub(super) const ISSUER: &str = "https://idp.test/tenant";
@@ -162,10 +161,8 @@ impl JwtProvider {
         }
     }
 
-    /// Installs keys directly, as a successful fetch would.
     pub(super) fn load(&self, jwks: Bytes) {
-        let keys = KeySet::parse(&jwks).expect("usable test JWKS");
-        self.install(jwks, keys);
+        self.load_jwks(jwks).expect("usable test JWKS");
     }
 }
 

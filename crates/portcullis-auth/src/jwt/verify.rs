@@ -10,7 +10,6 @@
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::Algorithm;
-use jsonwebtoken::crypto::rust_crypto::DEFAULT_PROVIDER;
 use serde_json::{Map, Value};
 
 use super::keys::{Key, KeySet};
@@ -56,7 +55,33 @@ pub(crate) fn verify(settings: &JwtSettings, keys: &KeySet, token: &str, now: u6
 
 fn decode_object(part: &str) -> Result<Claims, JwtError> {
     let bytes = URL_SAFE_NO_PAD.decode(part).map_err(|_| JwtError::Malformed)?;
-    serde_json::from_slice::<Claims>(&bytes).map_err(|_| JwtError::Malformed)
+    serde_json::from_slice::<UniqueKeys>(&bytes).map(|o| o.0).map_err(|_| JwtError::Malformed)
+}
+
+/// A JSON object whose top-level names are unique (RFC 7515 4, RFC 7519 4): with a duplicate
+/// `exp` or `iss`, which one counts depends on the parser, and the backend's may differ.
+struct UniqueKeys(Claims);
+
+impl<'de> serde::Deserialize<'de> for UniqueKeys {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = UniqueKeys;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a JSON object with unique member names")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut access: A) -> Result<UniqueKeys, A::Error> {
+                let mut map = Claims::new();
+                while let Some((name, value)) = access.next_entry::<String, Value>()? {
+                    if map.insert(name, value).is_some() {
+                        return Err(serde::de::Error::custom("duplicate member name"));
+                    }
+                }
+                Ok(UniqueKeys(map))
+            }
+        }
+        deserializer.deserialize_map(Visitor)
+    }
 }
 
 fn allowed_algorithm(settings: &JwtSettings, header: &Claims) -> Result<Algorithm, JwtError> {
@@ -105,15 +130,8 @@ fn check_signature(
             fitting
         }
     };
-    for key in candidates {
-        // The RustCrypto provider directly rather than the process default: the default panics
-        // when a build unifies both of jsonwebtoken's crypto features.
-        let Ok(verifier) = (DEFAULT_PROVIDER.verifier_factory)(&alg, &key.decoding) else {
-            continue;
-        };
-        if verifier.verify(signed, sig).is_ok() {
-            return Ok(());
-        }
+    if candidates.iter().any(|key| key.verify(alg, signed, sig)) {
+        return Ok(());
     }
     Err(JwtError::BadSignature)
 }

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use jsonwebtoken::Algorithm;
 use serde_json::json;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpListener;
 
 use super::*;
@@ -26,60 +26,64 @@ fn ok(body: impl Into<Vec<u8>>, headers: Vec<(&'static str, String)>) -> Reply {
     Reply { status: 200, headers, body: body.into() }
 }
 
-/// Serves fixed replies by path, counting requests per path; `None` paths get a 404.
+type Routes = Arc<Mutex<HashMap<String, Reply>>>;
+type Hits = Arc<Mutex<HashMap<String, usize>>>;
+
+/// Serves fixed replies by path, counting requests per path; unknown paths get a 404.
 struct Idp {
     addr: SocketAddr,
-    routes: Arc<Mutex<HashMap<String, Reply>>>,
-    hits: Arc<Mutex<HashMap<String, usize>>>,
+    scheme: &'static str,
+    routes: Routes,
+    hits: Hits,
     task: tokio::task::JoinHandle<()>,
 }
 
 impl Idp {
     async fn start() -> Self {
+        Self::start_with(None).await
+    }
+
+    /// Over TLS with a fresh self-signed certificate for 127.0.0.1; also returns its PEM.
+    async fn start_tls() -> (Self, String) {
+        let params = rcgen::CertificateParams::new(vec!["127.0.0.1".to_owned()]).expect("params");
+        let key = rcgen::KeyPair::generate().expect("key");
+        let cert = params.self_signed(&key).expect("self-signed");
+        let private = rustls_pki_types::PrivateKeyDer::try_from(key.serialize_der()).expect("key der");
+        let config = rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()
+            .expect("versions")
+            .with_no_client_auth()
+            .with_single_cert(vec![cert.der().clone()], private)
+            .expect("server config");
+        (Self::start_with(Some(tokio_rustls::TlsAcceptor::from(Arc::new(config)))).await, cert.pem())
+    }
+
+    async fn start_with(tls: Option<tokio_rustls::TlsAcceptor>) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
-        let routes: Arc<Mutex<HashMap<String, Reply>>> = Arc::default();
-        let hits: Arc<Mutex<HashMap<String, usize>>> = Arc::default();
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        let (routes, hits): (Routes, Hits) = (Arc::default(), Arc::default());
         let (r, h) = (routes.clone(), hits.clone());
         let task = tokio::spawn(async move {
-            while let Ok((mut stream, _)) = listener.accept().await {
-                let (routes, hits) = (r.clone(), h.clone());
+            while let Ok((stream, _)) = listener.accept().await {
+                let (routes, hits, tls) = (r.clone(), h.clone(), tls.clone());
                 tokio::spawn(async move {
-                    let mut head = Vec::new();
-                    let mut buf = [0u8; 1024];
-                    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
-                        match stream.read(&mut buf).await {
-                            Ok(0) | Err(_) => return,
-                            Ok(n) => head.extend_from_slice(&buf[..n]),
+                    match tls {
+                        None => answer(stream, routes, hits).await,
+                        Some(tls) => {
+                            if let Ok(stream) = tls.accept(stream).await {
+                                answer(stream, routes, hits).await;
+                            }
                         }
                     }
-                    let head = String::from_utf8_lossy(&head);
-                    let path = head.split(' ').nth(1).unwrap_or("").to_owned();
-                    *hits.lock().expect("lock").entry(path.clone()).or_default() += 1;
-                    let reply = routes.lock().expect("lock").get(&path).cloned();
-                    let Some(reply) = reply else {
-                        let _ = stream.write_all(b"HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\n\r\n").await;
-                        return;
-                    };
-                    if reply.status == 0 {
-                        // Accept and never answer.
-                        tokio::time::sleep(Duration::from_secs(3600)).await;
-                    }
-                    let mut out = format!("HTTP/1.1 {} X\r\ncontent-length: {}\r\n", reply.status, reply.body.len());
-                    for (name, value) in &reply.headers {
-                        out.push_str(&format!("{name}: {value}\r\n"));
-                    }
-                    out.push_str("\r\n");
-                    let _ = stream.write_all(out.as_bytes()).await;
-                    let _ = stream.write_all(&reply.body).await;
                 });
             }
         });
-        Self { addr, routes, hits, task }
+        Self { addr, scheme, routes, hits, task }
     }
 
     fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.addr)
+        format!("{}://{}{path}", self.scheme, self.addr)
     }
 
     fn route(&self, path: &str, reply: Reply) {
@@ -93,6 +97,37 @@ impl Idp {
     fn stop(self) {
         self.task.abort();
     }
+}
+
+async fn answer<S: AsyncRead + AsyncWrite + Unpin>(mut stream: S, routes: Routes, hits: Hits) {
+    let mut head = Vec::new();
+    let mut buf = [0u8; 1024];
+    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+        match stream.read(&mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => head.extend_from_slice(&buf[..n]),
+        }
+    }
+    let head = String::from_utf8_lossy(&head);
+    let path = head.split(' ').nth(1).unwrap_or("").to_owned();
+    *hits.lock().expect("lock").entry(path.clone()).or_default() += 1;
+    let reply = routes.lock().expect("lock").get(&path).cloned();
+    let Some(reply) = reply else {
+        let _ = stream.write_all(b"HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\n\r\n").await;
+        return;
+    };
+    if reply.status == 0 {
+        // Accept and never answer.
+        tokio::time::sleep(Duration::from_secs(3600)).await;
+    }
+    let mut out = format!("HTTP/1.1 {} X\r\ncontent-length: {}\r\n", reply.status, reply.body.len());
+    for (name, value) in &reply.headers {
+        out.push_str(&format!("{name}: {value}\r\n"));
+    }
+    out.push_str("\r\n");
+    let _ = stream.write_all(out.as_bytes()).await;
+    let _ = stream.write_all(&reply.body).await;
+    let _ = stream.shutdown().await;
 }
 
 fn jwks_settings(idp: &Idp) -> JwtSettings {
@@ -164,6 +199,21 @@ async fn an_idp_that_never_answers_times_out() {
 }
 
 #[tokio::test]
+async fn https_fetch_trusts_the_configured_ca_only() {
+    let (idp, ca_pem) = Idp::start_tls().await;
+    idp.route("/keys", ok(standard_jwks().to_vec(), vec![]));
+    let ca = std::env::temp_dir().join(format!("portcullis-jwt-ca-{}-{}.pem", std::process::id(), idp.addr.port()));
+    std::fs::write(&ca, ca_pem).expect("write CA");
+    let trusted = JwtSettings { ca: Some(ca.clone()), ..jwks_settings(&idp) };
+    let fetched = fetch(&trusted).await;
+    let _ = std::fs::remove_file(&ca);
+    assert_eq!(fetched.expect("fetched over TLS").jwks, standard_jwks());
+    // The system roots do not know the self-signed certificate.
+    assert!(matches!(fetch(&jwks_settings(&idp)).await, Err(FetchError::Tls(..))));
+    assert_eq!(idp.hits("/keys"), 1);
+}
+
+#[tokio::test]
 async fn known_keys_keep_working_while_the_idp_is_down() {
     let idp = Idp::start().await;
     idp.route("/keys", ok(standard_jwks().to_vec(), vec![]));
@@ -188,7 +238,14 @@ fn only_https_or_loopback_http_is_fetched() {
     assert!(checked_uri("http://127.0.0.1:8080/keys").is_ok());
     assert!(checked_uri("http://[::1]/keys").is_ok());
     assert!(checked_uri("http://localhost/keys").is_ok());
-    for bad in ["http://login.example.com/keys", "ftp://127.0.0.1/", "/keys", "", "http://10.0.0.1/"] {
+    for bad in [
+        "http://login.example.com/keys",
+        "ftp://127.0.0.1/",
+        "/keys",
+        "",
+        "http://10.0.0.1/",
+        "https://user:pw@idp.test/",
+    ] {
         assert!(checked_uri(bad).is_err(), "{bad}");
     }
     let plain = JwtSettings { jwks_uri: Some("http://idp.example.com/keys".into()), ..settings() };

@@ -2,11 +2,13 @@
 
 use std::sync::Arc;
 
+use base64::Engine as _;
 use jsonwebtoken::{Algorithm, EncodingKey};
 use serde_json::json;
 
 use super::*;
 use crate::jwt::JwtError;
+use crate::jwt::keys::KeySet;
 
 fn verify(token: &str) -> Result<Arc<crate::jwt::Verified>, JwtError> {
     loaded_provider(settings()).verify(token)
@@ -33,6 +35,39 @@ fn rs256_token_verifies_with_subject_expiry_and_scopes() {
 fn es256_token_verifies() {
     let verified = verify(&token(Algorithm::ES256, &ec1(), "ec1", &claims())).expect("valid ES256 token");
     assert_eq!(verified.subject.as_deref(), Some("alice"));
+}
+
+#[test]
+fn every_supported_algorithm_verifies_with_its_own_key_only() {
+    let ec384 = EncodingKey::from_ec_der(include_bytes!("../../../tests/fixtures/ec384.pkcs8.der"));
+    let ed = EncodingKey::from_ed_der(include_bytes!("../../../tests/fixtures/ed25519.pkcs8.der"));
+    let cases = [
+        (Algorithm::RS384, rsa1(), "rs"),
+        (Algorithm::RS512, rsa1(), "rs"),
+        (Algorithm::PS256, rsa1(), "rs"),
+        (Algorithm::PS384, rsa1(), "rs"),
+        (Algorithm::PS512, rsa1(), "rs"),
+        (Algorithm::ES384, ec384, "ec384"),
+        (Algorithm::EdDSA, ed, "ed"),
+    ];
+    for (alg, key, kid) in cases {
+        let mut all = settings();
+        all.algorithms = vec![alg];
+        let provider = loaded_provider(all);
+        let mut public = jwk(&key, alg, kid);
+        public.as_object_mut().expect("object").remove("alg");
+        provider.load(jwks(&[public, jwk(&rsa2(), Algorithm::RS256, "other")]));
+        assert!(provider.verify(&token(alg, &key, kid, &claims())).is_ok(), "{alg:?}");
+        assert_eq!(
+            provider
+                .verify(&token(alg, &key, "other", &claims()))
+                .map(|_| ())
+                .err()
+                .map(|e| e == JwtError::BadSignature || e == JwtError::KeyAlgorithmMismatch),
+            Some(true),
+            "{alg:?} against another key"
+        );
+    }
 }
 
 #[test]
@@ -106,6 +141,25 @@ fn claims_of_the_wrong_type_are_refused() {
             "{name}: {value}"
         );
     }
+}
+
+#[test]
+fn far_future_dates_neither_panic_nor_overflow() {
+    let provider = loaded_provider(settings());
+    for exp in [json!(u64::MAX), json!(1e300), json!(18_446_744_073_709_551_615.0_f64)] {
+        let token = rs256(&with_claim("exp", exp.clone()));
+        assert!(provider.verify(&token).is_ok(), "{exp}");
+        assert!(provider.verify(&token).is_ok(), "{exp} cached");
+    }
+    assert_eq!(verify(&rs256(&with_claim("nbf", json!(1e300)))), Err(JwtError::NotYetValid));
+}
+
+#[test]
+fn load_jwks_refuses_a_document_without_usable_keys_and_keeps_the_old_ones() {
+    let provider = loaded_provider(settings());
+    assert!(provider.load_jwks(bytes::Bytes::from_static(b"{\"keys\": []}")).is_err());
+    assert_eq!(provider.key_count(), 2);
+    assert!(provider.verify(&rs256(&claims())).is_ok());
 }
 
 #[test]
@@ -232,6 +286,20 @@ fn garbage_is_refused_without_panic() {
 }
 
 #[test]
+fn duplicate_claim_or_header_names_are_refused() {
+    let header = b64(&json!({"alg": "RS256", "kid": "rs1"}));
+    let payload = format!(r#"{{"iss":"{ISSUER}","aud":"{AUDIENCE}","exp":{},"exp":1}}"#, now() + 600);
+    let signed = format!("{header}.{}", base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(payload));
+    let sig = jsonwebtoken::crypto::sign(signed.as_bytes(), &rsa1(), Algorithm::RS256).expect("signs");
+    assert_eq!(verify(&format!("{signed}.{sig}")), Err(JwtError::Malformed));
+    let header =
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(r#"{"alg":"RS256","alg":"HS256","kid":"rs1"}"#);
+    let signed = format!("{header}.{}", b64(&claims()));
+    let sig = jsonwebtoken::crypto::sign(signed.as_bytes(), &rsa1(), Algorithm::RS256).expect("signs");
+    assert_eq!(verify(&format!("{signed}.{sig}")), Err(JwtError::Malformed));
+}
+
+#[test]
 fn any_single_character_change_is_refused() {
     let provider = loaded_provider(settings());
     let good = token(Algorithm::ES256, &ec1(), "ec1", &claims());
@@ -268,6 +336,23 @@ fn cached_result_is_the_same_and_expiry_is_checked_again() {
 }
 
 #[test]
+fn a_cache_key_collision_is_a_miss_not_another_tokens_claims() {
+    let provider = loaded_provider(settings());
+    let alice = rs256(&claims());
+    let mallory = rs256(&with_claim("sub", json!("mallory")));
+    let verified = provider.verify(&mallory).expect("valid");
+    // Pretend alice's token hashes to where mallory's entry sits.
+    let entry = crate::jwt::cache::Entry {
+        token: Arc::from(mallory.as_str()),
+        verified,
+        valid_until: now() + 600,
+        generation: provider.current.load().generation,
+    };
+    provider.cache.insert(provider.cache.key(&alice), entry);
+    assert_eq!(provider.verify(&alice).expect("valid").subject.as_deref(), Some("alice"));
+}
+
+#[test]
 fn a_key_set_change_drops_cached_tokens() {
     let provider = loaded_provider(settings());
     let token = rs256(&claims());
@@ -286,6 +371,7 @@ fn unusable_jwks_entries_are_skipped() {
         json!({"kty": "EC", "crv": "P-521", "x": "AAAA", "y": "AAAA", "kid": "p521"}),
         json!({"kty": "RSA", "n": "AQAB", "e": "AQAB", "kid": "tiny"}),
         json!({"kty": "RSA", "alg": "RSA-OAEP-512", "kid": "weird"}),
+        json!({"kty": "EC", "crv": "P-256", "x": "AAAA", "y": "AAAA", "kid": "off-curve"}),
         json!("not even an object"),
         enc,
         jwk(&rsa1(), Algorithm::RS256, "rs1"),
@@ -296,4 +382,11 @@ fn unusable_jwks_entries_are_skipped() {
     assert!(KeySet::parse(&jwks(&[json!({"kty": "oct", "k": "c2VjcmV0"})])).is_err(), "no usable key");
     assert!(KeySet::parse(b"{\"keys\": 5}").is_err());
     assert!(KeySet::parse(b"<html>").is_err());
+}
+
+#[test]
+fn provider_is_shareable_across_threads() {
+    fn shareable<T: Send + Sync>() {}
+    shareable::<JwtProvider>();
+    shareable::<crate::jwt::HttpJwksSource>();
 }
