@@ -101,6 +101,8 @@ pub struct KeyRecord {
     pub consumer: Arc<str>,
     /// Seconds since the Unix epoch after which the key is refused; `None`: never.
     pub expires_at: Option<i64>,
+    /// The owner's usage plan, as the database knows it (config consumers: from the file).
+    pub plan: Option<Arc<str>>,
 }
 
 impl KeyRecord {
@@ -177,7 +179,8 @@ mod tests {
     #[test]
     fn the_index_finds_usable_keys_and_reports_expiry() {
         let key = generate().expect("rng");
-        let record = KeyRecord { id: Some("k1".into()), consumer: Arc::from("acme"), expires_at: Some(100) };
+        let record =
+            KeyRecord { id: Some("k1".into()), consumer: Arc::from("acme"), expires_at: Some(100), plan: None };
         let mut map = HashMap::default();
         map.insert(key.digest, record.clone());
         let index = KeyIndex::new(map);

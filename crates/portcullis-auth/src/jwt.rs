@@ -39,6 +39,7 @@ use arc_swap::ArcSwap;
 
 pub use error::{FetchError, JwtError};
 pub use fetch::{FETCH_TIMEOUT, FetchFuture, Fetched, HttpJwksSource, JwksSource, StaticJwksSource};
+pub use jsonwebtoken::Algorithm;
 pub use refresh::{DEFAULT_REFRESH, MAX_REFRESH, MIN_REFRESH, REFETCH_INTERVAL, RefreshEvents};
 pub use verify::MAX_TOKEN_BYTES;
 

@@ -1,5 +1,6 @@
 //! Criterion benches of the hot path without sockets: the route table lookup and the whole
-//! request pipeline (intake + every stage) for a typical proxied GET.
+//! request pipeline (intake + every stage) for a typical proxied GET, and the same with JWT
+//! authentication (RS256, a verified token from the provider's cache, as in steady traffic).
 //! Run: `cargo bench -p portcullis-core`.
 
 use std::hint::black_box;
@@ -55,7 +56,8 @@ fn benches(c: &mut Criterion) {
             },
             |mut parts| {
                 let mut ctx = pipeline::intake(&snap, &parts, &downstream);
-                let flow = pipeline::on_request(&snap, &mut parts, &mut ctx);
+                let flow =
+                    pipeline::on_request(&snap, &portcullis_core::stage::AuthSources::default(), &mut parts, &mut ctx);
                 black_box((flow, parts))
             },
             criterion::BatchSize::SmallInput,
@@ -63,5 +65,76 @@ fn benches(c: &mut Criterion) {
     });
 }
 
-criterion_group!(pipeline_benches, benches);
+const JWT_CONFIG: &str = r#"version: 1
+listeners: [{ name: l, bind: "127.0.0.1:8080" }]
+auth:
+  corp: { type: jwt, issuer: "https://idp.example.com", audiences: [api], algorithms: [RS256], forward_claims: { email: X-Email } }
+policies:
+  read: { scopes: [orders.read] }
+upstreams: { up: { targets: ["http://127.0.0.1:9000"] } }
+routes:
+  - { name: orders, match: { host: api.example.com, path: "/v1/orders/{id}", methods: [GET] }, upstream: up, auth: { any: [corp] }, policy: read, rewrite: { path: "/orders/{id}" } }
+"#;
+
+/// Test-only key (the e2e IdP fixture).
+const RSA_PEM: &str = include_str!("../../portcullis/tests/e2e/fixtures/idp-rsa1.pem");
+
+struct NoEvents;
+impl portcullis_auth::jwt::RefreshEvents for NoEvents {
+    fn refreshed(&self, _: &str, _: &'static str) {}
+}
+
+fn jwt_benches(c: &mut Criterion) {
+    use std::sync::Arc;
+
+    use jsonwebtoken::{Algorithm, EncodingKey, Header, jwk::Jwk};
+    use portcullis_auth::jwt::{JwtProvider, StaticJwksSource};
+    use portcullis_core::snapshot::ProviderKind;
+
+    let loaded = portcullis_config::load_str(JWT_CONFIG, "bench.yaml", Path::new("/tmp"), None);
+    let snap = portcullis_core::compile(&loaded.unwrap_or_else(|e| panic!("{e}"))).unwrap_or_else(|e| panic!("{e}"));
+    let key = EncodingKey::from_rsa_pem(RSA_PEM.as_bytes()).unwrap_or_else(|e| panic!("{e}"));
+    let mut jwk = Jwk::from_encoding_key(&key, Algorithm::RS256).unwrap_or_else(|e| panic!("{e}"));
+    jwk.common.key_id = Some("k1".into());
+    let jwks = bytes::Bytes::from(serde_json::json!({ "keys": [jwk] }).to_string());
+    let ProviderKind::Jwt(spec) = &snap.providers[0].kind else { panic!("a jwt provider") };
+    let provider =
+        JwtProvider::new(spec.settings.clone(), Arc::new(StaticJwksSource(jwks.clone())), Arc::new(NoEvents));
+    provider.load_jwks(jwks).unwrap_or_else(|e| panic!("{e}"));
+    let live = vec![Some(provider)];
+    let sources = portcullis_core::stage::AuthSources { jwt: &live, keys: None };
+    let mut header = Header::new(Algorithm::RS256);
+    header.kid = Some("k1".into());
+    let claims = serde_json::json!({
+        "iss": "https://idp.example.com", "aud": "api", "sub": "alice", "email": "alice@example.com",
+        "scope": "orders.read", "exp": 4_000_000_000u64
+    });
+    let token = jsonwebtoken::encode(&header, &claims, &key).unwrap_or_else(|e| panic!("{e}"));
+    let mut template = request();
+    template.headers.insert(
+        http::header::AUTHORIZATION,
+        http::HeaderValue::from_str(&format!("Bearer {token}")).unwrap_or_else(|e| panic!("{e}")),
+    );
+    let downstream = Downstream { peer: ([127, 0, 0, 1], 40000).into(), https: false, listener: "l".into(), tls: None };
+    c.bench_function("pipeline_with_jwt_auth_and_scope_policy_cached", |b| {
+        b.iter_batched(
+            || {
+                let mut p = http::Request::new(()).into_parts().0;
+                p.method = template.method.clone();
+                p.uri = template.uri.clone();
+                p.headers = template.headers.clone();
+                p
+            },
+            |mut parts| {
+                let mut ctx = pipeline::intake(&snap, &parts, &downstream);
+                let flow = pipeline::on_request(&snap, &sources, &mut parts, &mut ctx);
+                assert!(matches!(flow, portcullis_core::Flow::Continue));
+                black_box((flow, parts))
+            },
+            criterion::BatchSize::SmallInput,
+        )
+    });
+}
+
+criterion_group!(pipeline_benches, benches, jwt_benches);
 criterion_main!(pipeline_benches);

@@ -3,6 +3,7 @@
 //! placed at its key path and line:column; sections this build parses but does not enforce
 //! become warnings.
 
+mod identity;
 mod routes;
 mod sections;
 mod soap;
@@ -57,9 +58,13 @@ pub fn compile(loaded: &Loaded) -> Result<Snapshot, Diagnostics> {
     let audit_log = log_sink(&mut c, "audit");
     sections::auth(&mut c);
     sections::consumers_and_plans(&mut c);
+    let plans = sections::plans(&mut c);
     let rate_limits = sections::rate_limits(&mut c);
     let state = sections::state(&mut c);
     sections::policies_waf_cors(&mut c);
+    let providers = identity::providers(&mut c);
+    let (consumers, config_keys) = identity::consumers(&mut c);
+    let policies = identity::policies(&mut c);
     let upstreams = upstreams::compile(&mut c);
     let (routes, table) = routes::compile(&mut c, &limits, &upstreams);
     if !c.errors.is_empty() {
@@ -89,6 +94,12 @@ pub fn compile(loaded: &Loaded) -> Result<Snapshot, Diagnostics> {
         admin,
         rate_limits,
         state,
+        key_headers: identity::key_headers(&providers),
+        providers,
+        consumers,
+        config_keys,
+        plans,
+        policies,
         listeners,
     })
 }

@@ -30,6 +30,14 @@ pub struct RequestContext {
     /// The consumer and auth provider, once authenticated.
     pub consumer: Option<String>,
     pub auth: Option<Arc<str>>,
+    /// The consumer's usage plan, when it has one.
+    pub plan: Option<Arc<str>>,
+    /// The verified JWT, when a JWT provider authenticated the request.
+    pub token: Option<Arc<portcullis_auth::jwt::Verified>>,
+    /// The provider whose check refused the request (for `auth_failures_total`).
+    pub auth_failed: Option<Arc<str>>,
+    /// An unknown `kid` already caused one JWKS refetch for this request.
+    pub jwks_refetched: bool,
     /// The error code of a gateway-made answer (`None`: ok).
     pub outcome: Option<ErrorCode>,
     pub cache: Option<&'static str>,

@@ -1,5 +1,8 @@
 //! What a stage decides: go on, or answer instead of forwarding.
 
+use std::future::Future;
+use std::pin::Pin;
+
 use bytes::Bytes;
 
 use crate::problem::Problem;
@@ -11,6 +14,19 @@ pub enum Flow {
     Continue,
     /// Answer the client now; later stages and the upstream never see the request.
     Respond(Reply),
+    /// A stage needs I/O first (a JWKS refetch for an unknown `kid`): await this, then run
+    /// the pipeline again. Stages before authentication are idempotent, and the stage that
+    /// asked marks the context so it never asks twice for one request.
+    Wait(Pending),
+}
+
+/// The I/O a stage waits for; bounded by the stage's own timeout.
+pub struct Pending(pub Pin<Box<dyn Future<Output = ()> + Send + 'static>>);
+
+impl std::fmt::Debug for Pending {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Pending")
+    }
 }
 
 /// A response made by the gateway itself.

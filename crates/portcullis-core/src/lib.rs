@@ -19,6 +19,6 @@ pub mod stage;
 
 pub use compile::compile;
 pub use context::{ClientCert, RequestContext, TlsInfo};
-pub use flow::{Flow, Reply};
+pub use flow::{Flow, Pending, Reply};
 pub use problem::{ErrorCode, Problem};
 pub use snapshot::Snapshot;

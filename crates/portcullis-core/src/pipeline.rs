@@ -14,7 +14,7 @@ use crate::headers::{self, TRACEPARENT, X_REQUEST_ID};
 use crate::ids::{self, TraceContext};
 use crate::snapshot::{RouteSpec, Snapshot};
 use crate::stage::{
-    Authenticate, Authorize, IpFilter, MatchRoute, RateLimitKeys, RequestLimits, StripIdentity, Transform,
+    AuthSources, Authenticate, Authorize, IpFilter, MatchRoute, RateLimitKeys, RequestLimits, StripIdentity, Transform,
 };
 
 /// Where a request came from, as the listener saw it.
@@ -55,6 +55,10 @@ pub fn intake(snapshot: &Snapshot, parts: &Parts, downstream: &Downstream) -> Re
         params: Vec::new(),
         consumer: None,
         auth: None,
+        plan: None,
+        token: None,
+        auth_failed: None,
+        jwks_refetched: false,
         outcome: None,
         cache: None,
         rate_keys: Vec::new(),
@@ -71,8 +75,9 @@ macro_rules! stage {
 }
 
 /// Runs the request stages in SPEC §3 order. On `Continue`, `ctx.route` is set and `parts`
-/// is ready to be sent to the route's upstream.
-pub fn on_request(snapshot: &Snapshot, parts: &mut Parts, ctx: &mut RequestContext) -> Flow {
+/// is ready to be sent to the route's upstream. On `Wait`, await it and call again: every
+/// stage before authentication is idempotent.
+pub fn on_request(snapshot: &Snapshot, sources: &AuthSources<'_>, parts: &mut Parts, ctx: &mut RequestContext) -> Flow {
     // Request limits first: nothing else should spend work on an oversized or ambiguously
     // framed request (connection limits and TLS were applied by the listener).
     stage!(RequestLimits::run(&snapshot.limits, parts));
@@ -90,8 +95,8 @@ pub fn on_request(snapshot: &Snapshot, parts: &mut Parts, ctx: &mut RequestConte
     // CORS and the WAF come next (before authentication: a preflight carries no
     // credentials, and an attack is refused before it reaches the auth code).
     // Authentication, then authorization, rate limits and validation follow in that order.
-    stage!(Authenticate::run(&route.auth, ctx));
-    stage!(Authorize::run(&route));
+    stage!(Authenticate::run(snapshot, sources, &route.auth, parts, ctx));
+    stage!(Authorize::run(snapshot, &route, parts, ctx));
     // The buckets the request counts against; the proxy decides (it may await Redis).
     stage!(RateLimitKeys::run(snapshot, &route, parts, ctx));
     // Transform last: only a request that passed every check is reshaped for the upstream.

@@ -59,6 +59,18 @@ pub struct Snapshot {
     /// `rate_limits`, by name order; routes refer to them by index.
     pub rate_limits: Vec<RateLimitSpec>,
     pub state: StateSpec,
+    /// `auth`, by name order; routes name them (see [`Snapshot::provider`]).
+    pub providers: Vec<ProviderSpec>,
+    /// `consumers` declared in the file, by name order.
+    pub consumers: Vec<ConsumerSpec>,
+    /// The keys of config-declared consumers (`consumers.*.keys`), by digest.
+    pub config_keys: portcullis_auth::api_key::KeyIndex,
+    /// `plans`, by name order; consumers name them.
+    pub plans: Vec<PlanSpec>,
+    /// `policies`, by name order; routes name them.
+    pub policies: Vec<PolicySpec>,
+    /// Every `api_key` provider's header: removed from every request before it is forwarded.
+    pub key_headers: Vec<HeaderName>,
     /// Files this config was read from or names (the config itself, `${file:}` references,
     /// certificates and keys): a change to any of them triggers a reload.
     pub watch: Vec<PathBuf>,
@@ -126,6 +138,79 @@ pub enum OnRedisError {
     Deny,
 }
 
+/// One entry of `auth`.
+#[derive(Debug)]
+pub struct ProviderSpec {
+    pub name: Arc<str>,
+    pub kind: ProviderKind,
+}
+
+#[derive(Debug)]
+pub enum ProviderKind {
+    Jwt(JwtSpec),
+    /// A key in `header`, looked up by digest among config and database keys.
+    ApiKey {
+        header: HeaderName,
+    },
+    /// The verified client certificate's subject, matched against `consumers.*.mtls_subject`.
+    Mtls,
+}
+
+/// A JWT provider's request-side settings; the verification settings travel to the live
+/// provider (which outlives reloads with the same settings).
+#[derive(Debug)]
+pub struct JwtSpec {
+    pub settings: portcullis_auth::jwt::JwtSettings,
+    /// Where a token is looked for, in order; the first one found is the token.
+    pub token_from: Vec<TokenSource>,
+    /// Browsers without a valid token are redirected here (GET, `Accept` preferring HTML).
+    pub login_url: Option<String>,
+    /// `(claim, header)`: set on the upstream request from the verified token.
+    pub forward_claims: Vec<(String, HeaderName)>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TokenSource {
+    /// `Authorization: Bearer <token>`.
+    Header,
+    Cookie(String),
+    Query(String),
+}
+
+/// A consumer declared in the config file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsumerSpec {
+    pub name: Arc<str>,
+    pub plan: Option<Arc<str>>,
+    /// RFC 4514 subject of the client certificate that identifies this consumer.
+    pub mtls_subject: Option<String>,
+}
+
+/// A usage plan: a steady rate with a burst, a quota, or both, per consumer. It applies on
+/// top of the route's own limits on every route its consumers call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlanSpec {
+    pub name: Arc<str>,
+    /// `(count, period)`.
+    pub rate: Option<(u32, Duration)>,
+    pub burst: Option<u32>,
+    pub quota: Option<QuotaSpec>,
+}
+
+/// Accepted requests per UTC calendar day or month.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QuotaSpec {
+    pub limit: u64,
+    pub monthly: bool,
+}
+
+/// One compiled policy.
+#[derive(Debug)]
+pub struct PolicySpec {
+    pub name: Arc<str>,
+    pub policy: portcullis_auth::policy::Policy,
+}
+
 /// The admin listener (`admin:`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AdminSpec {
@@ -141,6 +226,63 @@ pub struct AdminSpec {
 pub struct IpRules {
     pub allow: Vec<IpNet>,
     pub deny: Vec<IpNet>,
+}
+
+impl Snapshot {
+    /// The provider named `name` (routes refer to providers by name; there are few).
+    pub fn provider(&self, name: &str) -> Option<&ProviderSpec> {
+        self.providers.iter().find(|p| &*p.name == name)
+    }
+
+    pub fn provider_index(&self, name: &str) -> Option<usize> {
+        self.providers.iter().position(|p| &*p.name == name)
+    }
+
+    pub fn plan(&self, name: &str) -> Option<&PlanSpec> {
+        self.plans.iter().find(|p| &*p.name == name)
+    }
+
+    pub fn policy(&self, name: &str) -> Option<&PolicySpec> {
+        self.policies.iter().find(|p| &*p.name == name)
+    }
+
+    /// The config-declared consumer whose `mtls_subject` is `subject`.
+    pub fn consumer_by_subject(&self, subject: &str) -> Option<&ConsumerSpec> {
+        self.consumers.iter().find(|c| c.mtls_subject.as_deref().is_some_and(|s| same_subject(s, subject)))
+    }
+
+    pub fn consumer(&self, name: &str) -> Option<&ConsumerSpec> {
+        self.consumers.iter().find(|c| &*c.name == name)
+    }
+}
+
+/// Distinguished names compare attribute by attribute, ignoring spaces around `,` and `=`
+/// and the case of attribute types (`cn=a, o=b` is `CN=a,O=b`); values compare exactly.
+pub fn same_subject(a: &str, b: &str) -> bool {
+    rdns(a).eq(rdns(b))
+}
+
+/// The attribute-value pairs of an RFC 4514 name, splitting on unescaped `,` and `+` only.
+fn rdns(name: &str) -> impl Iterator<Item = (String, &str)> {
+    let mut start = 0;
+    let mut escaped = false;
+    let mut cuts = Vec::new();
+    for (i, c) in name.char_indices() {
+        match c {
+            _ if escaped => escaped = false,
+            '\\' => escaped = true,
+            ',' | '+' => {
+                cuts.push(&name[start..i]);
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    cuts.push(&name[start..]);
+    cuts.into_iter().map(|rdn| match rdn.split_once('=') {
+        Some((k, v)) => (k.trim().to_ascii_uppercase(), v.trim()),
+        None => (String::new(), rdn.trim()),
+    })
 }
 
 impl IpRules {

@@ -11,7 +11,7 @@ mod request_limits;
 mod route_match;
 mod transform;
 
-pub use auth::Authenticate;
+pub use auth::{AuthSources, Authenticate};
 pub use authorize::Authorize;
 pub use identity::StripIdentity;
 pub use ip_filter::IpFilter;

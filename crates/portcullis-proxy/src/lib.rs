@@ -17,6 +17,7 @@ pub mod body;
 pub mod cache;
 mod conn_io;
 pub mod error;
+pub mod identity;
 pub mod metrics;
 pub mod rate_limit;
 pub mod reload;

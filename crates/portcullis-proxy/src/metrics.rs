@@ -49,6 +49,18 @@ struct RouteResultLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ProviderCodeLabels {
+    provider: Arc<str>,
+    code: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ProviderResultLabels {
+    provider: Arc<str>,
+    result: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct UpstreamLabel {
     upstream: Arc<str>,
 }
@@ -88,6 +100,8 @@ pub struct Metrics {
     connections: Family<ListenerLabel, Gauge>,
     rate_limited: Family<RouteLimitLabels, Counter>,
     cache: Family<RouteResultLabels, Counter>,
+    auth_failures: Family<ProviderCodeLabels, Counter>,
+    jwks_refresh: Family<ProviderResultLabels, Counter>,
     no_route: Arc<str>,
     /// One render at a time: each clears and refills the config-describing gauges, so two
     /// concurrent scrapes (an HA pair of Prometheus servers) would otherwise each miss
@@ -140,8 +154,18 @@ impl Metrics {
         registry.register("rate_limited", "Requests refused by a rate limit, by route and limit", rate_limited.clone());
         let cache = Family::<RouteResultLabels, Counter>::default();
         registry.register("cache_requests", "Cache lookups, by route and result (hit, miss, bypass)", cache.clone());
+        let auth_failures = Family::<ProviderCodeLabels, Counter>::default();
+        registry.register(
+            "auth_failures",
+            "Requests refused by authentication, by provider and error code",
+            auth_failures.clone(),
+        );
+        let jwks_refresh = Family::<ProviderResultLabels, Counter>::default();
+        registry.register("jwks_refresh", "JWKS fetches, by provider and result (ok or error)", jwks_refresh.clone());
         Self {
             registry,
+            auth_failures,
+            jwks_refresh,
             rate_limited,
             cache,
             requests,
@@ -178,6 +202,16 @@ impl Metrics {
     /// One request of a cached route: `hit`, `miss` or `bypass`.
     pub fn cache(&self, route: &Arc<str>, result: &'static str) {
         self.cache.get_or_create(&RouteResultLabels { route: route.clone(), result }).inc();
+    }
+
+    /// A request refused by authentication; `provider` is the provider that refused it.
+    pub fn auth_failure(&self, provider: &Arc<str>, code: &'static str) {
+        self.auth_failures.get_or_create(&ProviderCodeLabels { provider: provider.clone(), code }).inc();
+    }
+
+    /// One JWKS fetch of a provider: `ok` or `error`.
+    pub fn jwks_refresh(&self, provider: &str, result: &'static str) {
+        self.jwks_refresh.get_or_create(&ProviderResultLabels { provider: Arc::from(provider), result }).inc();
     }
 
     pub fn reload(&self, ok: bool) {

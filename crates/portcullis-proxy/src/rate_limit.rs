@@ -6,9 +6,12 @@
 use std::sync::Arc;
 
 use http::{HeaderMap, HeaderName, HeaderValue};
-use portcullis_core::snapshot::{self, RateLimitSpec, RouteSpec, Snapshot};
+use portcullis_core::snapshot::{self, PlanSpec, RateLimitSpec, RouteSpec, Snapshot};
 use portcullis_core::{ErrorCode, Problem, RequestContext};
-use portcullis_state::{Decision, Engine, Limit, Limiter, MultiDecision, Rate, RedisConfig, SystemClock, ceil_seconds};
+use portcullis_state::{
+    Decision, Engine, Limit, Limiter, MultiDecision, Quota, QuotaDecision, QuotaPeriod, Rate, RedisConfig, SystemClock,
+    ceil_seconds,
+};
 
 pub const RATELIMIT_LIMIT: HeaderName = HeaderName::from_static("ratelimit-limit");
 pub const RATELIMIT_REMAINING: HeaderName = HeaderName::from_static("ratelimit-remaining");
@@ -19,6 +22,8 @@ pub struct RateLimits {
     engine: Arc<Engine>,
     redis: Option<RedisConfig>,
     limiters: Vec<(RateLimitSpec, Arc<Limiter>)>,
+    /// Per `Snapshot::plans` entry: the plan and the limiter of its rate, if it has one.
+    plans: Vec<(PlanSpec, Option<Arc<Limiter>>)>,
 }
 
 impl std::fmt::Debug for RateLimits {
@@ -53,7 +58,30 @@ impl RateLimits {
                 })?;
             limiters.push((spec.clone(), Arc::new(Limiter::new(&spec.name, limit))));
         }
-        Ok(Self { engine: Arc::new(engine), redis, limiters })
+        let mut plans = Vec::with_capacity(snapshot.plans.len());
+        for plan in &snapshot.plans {
+            let limiter = match plan.rate {
+                Some((count, period)) => {
+                    let limit = Limit::new(Rate::Count { count, period }, plan.burst).map_err(|e| {
+                        std::io::Error::new(std::io::ErrorKind::InvalidInput, format!("plan `{}`: {e}", plan.name))
+                    })?;
+                    Some(Arc::new(Limiter::new(&format!("plan:{}", plan.name), limit)))
+                }
+                None => None,
+            };
+            plans.push((plan.clone(), limiter));
+        }
+        Ok(Self { engine: Arc::new(engine), redis, limiters, plans })
+    }
+
+    /// The engine deciding (its local quota counters are what the database persists).
+    pub fn engine(&self) -> &Arc<Engine> {
+        &self.engine
+    }
+
+    /// `plan`'s quota, if the plan exists and has one.
+    pub fn quota_of(&self, plan: &str) -> Option<Quota> {
+        self.plans.iter().find(|(p, _)| &*p.name == plan).and_then(|(p, _)| quota(p))
     }
 
     /// Keeps the counters of `previous` wherever this config did not change them: the same
@@ -68,38 +96,96 @@ impl RateLimits {
                 *limiter = old.clone();
             }
         }
+        for (spec, limiter) in &mut self.plans {
+            if let Some((_, old)) =
+                previous.plans.iter().find(|(s, _)| s.name == spec.name && s.rate == spec.rate && s.burst == spec.burst)
+            {
+                limiter.clone_from(old);
+            }
+        }
     }
 
-    /// Checks `route`'s limits for the request; `None` when the route has none.
+    /// Checks `route`'s limits and the consumer's plan (its rate, then its quota, which
+    /// counts only requests the rates admitted); `None` when nothing applies.
     pub async fn check(&self, route: &RouteSpec, ctx: &RequestContext) -> Option<Checked> {
-        if route.rate_limits.is_empty() || ctx.rate_keys.len() != route.rate_limits.len() {
+        let plan = match (ctx.plan.as_deref(), ctx.consumer.as_deref()) {
+            (Some(plan), Some(consumer)) => self.plans.iter().find(|(p, _)| &*p.name == plan).map(|p| (p, consumer)),
+            _ => None,
+        };
+        if route.rate_limits.is_empty() && plan.is_none() {
             return None;
         }
-        let mut checks = Vec::with_capacity(route.rate_limits.len());
+        if ctx.rate_keys.len() != route.rate_limits.len() {
+            return None;
+        }
+        let mut checks = Vec::with_capacity(route.rate_limits.len() + 1);
         for (&index, key) in route.rate_limits.iter().zip(&ctx.rate_keys) {
             let (_, limiter) = self.limiters.get(index)?;
             checks.push((&**limiter, key.as_str()));
         }
-        let decision = self.engine.check(&checks).await;
-        let limit =
-            route.rate_limits.get(decision.index).and_then(|&i| self.limiters.get(i)).map(|(s, _)| s.name.clone());
-        Some(Checked { decision, limit })
+        let plan_key;
+        if let Some(((_, Some(limiter)), consumer)) = plan {
+            plan_key = format!("c:{consumer}");
+            checks.push((&**limiter, plan_key.as_str()));
+        }
+        let decision = if checks.is_empty() { None } else { Some(self.engine.check(&checks).await) };
+        let limit = decision.as_ref().and_then(|d| match route.rate_limits.get(d.index) {
+            Some(&i) => self.limiters.get(i).map(|(s, _)| s.name.clone()),
+            None => plan.map(|((p, _), _)| Arc::from(format!("plan:{}", p.name))),
+        });
+        let mut checked = Checked { decision, limit, quota: None };
+        if checked.allowed()
+            && let Some(((spec, _), consumer)) = plan
+            && let Some(q) = quota(spec)
+        {
+            let d = self.engine.try_consume(consumer, &q).await;
+            if !d.allowed {
+                checked.limit = Some(Arc::from(format!("quota:{}", spec.name)));
+            }
+            checked.quota = Some(d);
+        }
+        Some(checked)
     }
+}
+
+fn quota(plan: &PlanSpec) -> Option<Quota> {
+    plan.quota.map(|q| Quota { limit: q.limit, period: if q.monthly { QuotaPeriod::Month } else { QuotaPeriod::Day } })
 }
 
 /// A decision and the name of the limit it is about (the tightest, or the one that refused).
 #[derive(Debug, Clone)]
 pub struct Checked {
-    pub decision: MultiDecision,
+    /// The rate limits' decision (`None`: only a quota applies).
+    pub decision: Option<MultiDecision>,
     pub limit: Option<Arc<str>>,
+    /// The plan's quota, counted once the rates admitted the request.
+    pub quota: Option<QuotaDecision>,
 }
 
 impl Checked {
+    pub fn allowed(&self) -> bool {
+        self.decision.as_ref().is_none_or(MultiDecision::allowed) && self.quota.is_none_or(|q| q.allowed)
+    }
+
     /// The 429 for a refused request, with `Retry-After` and the `RateLimit-*` headers.
     pub fn refusal(&self) -> Problem {
-        let d = &self.decision.decision;
+        if let Some(q) = self.quota.filter(|q| !q.allowed) {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+            let retry = q.retry_after_seconds(now).max(1);
+            return Problem::new(ErrorCode::QuotaExceeded, "the usage plan's quota for this period is used up")
+                .with_header(http::header::RETRY_AFTER, HeaderValue::from(retry))
+                .with_header(RATELIMIT_LIMIT, HeaderValue::from(q.limit))
+                .with_header(RATELIMIT_REMAINING, HeaderValue::from(0u64))
+                .with_header(RATELIMIT_RESET, HeaderValue::from(retry));
+        }
+        let Some(decision) = &self.decision else {
+            return Problem::new(ErrorCode::RateLimited, "too many requests");
+        };
+        let d = &decision.decision;
         let retry = d.retry_after.map_or(1, ceil_seconds).max(1);
-        let detail = if self.decision.degraded() {
+        let detail = if decision.degraded() {
             "the shared rate-limit state is unavailable and this gateway is set to refuse meanwhile"
         } else {
             "too many requests; retry after the time in Retry-After"
@@ -114,8 +200,10 @@ impl Checked {
 
     /// Adds the `RateLimit-*` headers of an admitted request to its response.
     pub fn annotate(&self, headers: &mut HeaderMap) {
-        for (name, value) in header_values(&self.decision.decision) {
-            headers.insert(name, value);
+        if let Some(decision) = &self.decision {
+            for (name, value) in header_values(&decision.decision) {
+                headers.insert(name, value);
+            }
         }
     }
 }

@@ -8,6 +8,7 @@ use portcullis_core::Snapshot;
 
 use crate::access_log::AccessLog;
 use crate::cache::ResponseCache;
+use crate::identity::Identity;
 use crate::metrics::Metrics;
 use crate::rate_limit::RateLimits;
 use crate::tls::{self, CertificateInfo, ListenerTls};
@@ -21,6 +22,8 @@ pub struct Runtime {
     pub upstreams: Vec<Arc<UpstreamRuntime>>,
     pub access_log: AccessLog,
     pub rate_limits: RateLimits,
+    /// JWT providers with their live key sets, and the run-time API keys.
+    pub identity: Identity,
     /// Fresh here; the gateway hands it the previous runtime's entries on a reload.
     pub cache: ResponseCache,
     /// Shared by every runtime of the process once the gateway adopts this one.
@@ -51,7 +54,9 @@ impl Runtime {
             spawn_active_checks(upstream);
         }
         let rate_limits = RateLimits::new(&snapshot)?;
+        let identity = Identity::new(&snapshot)?;
         let runtime = Self {
+            identity,
             snapshot: Arc::new(snapshot),
             tls,
             upstreams,

@@ -110,6 +110,8 @@ impl GatewayHandle {
         runtime.metrics = self.shared.metrics.clone();
         let previous = self.shared.current.load();
         runtime.rate_limits.adopt(&previous.rate_limits);
+        runtime.identity.adopt(&previous.identity);
+        runtime.identity.start(&self.shared.metrics);
         runtime.cache.adopt(&previous.cache, &runtime.snapshot);
         drop(previous);
         let mut listeners = lock(&self.shared.listeners);
@@ -189,6 +191,7 @@ impl Gateway {
         }
         let metrics = Arc::new(Metrics::new());
         runtime.metrics = metrics.clone();
+        runtime.identity.start(&metrics);
         let capacity = usize::try_from(runtime.snapshot.limits.max_connections).unwrap_or(usize::MAX);
         let (done, done_rx) = mpsc::channel::<()>(1);
         let shared = Shared {

@@ -23,6 +23,9 @@ use crate::soap::SoapCall;
 use crate::tunnel::Tunnel;
 use crate::upstream::{BalanceKey, ForwardMode, Forwarded};
 
+/// How long a request waits for a JWKS refetch its token's unknown `kid` asked for.
+const JWKS_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// Handles one request on `runtime` (the config current when the request arrived) and counts
 /// it in the metrics.
 pub async fn handle(
@@ -53,9 +56,31 @@ async fn dispatch(
     let mut log = runtime.access_log.enabled().then(|| PendingLog::start(&runtime.access_log, &parts, &ctx, started));
     // The cache keys on the path the client asked for, not the rewritten one.
     let downstream_uri = parts.uri.clone();
-    let flow = pipeline::on_request(snapshot, &mut parts, &mut ctx);
+    let sources = runtime.identity.sources();
+    let mut flow = pipeline::on_request(snapshot, &sources, &mut parts, &mut ctx);
+    if let Flow::Wait(pending) = flow {
+        // An unknown `kid`: the provider refetches its JWKS (at most once per 30 s), then the
+        // request is judged again against whatever keys it has.
+        let _ = tokio::time::timeout(JWKS_WAIT, pending.0).await;
+        flow = pipeline::on_request(snapshot, &sources, &mut parts, &mut ctx);
+        if let Flow::Wait(_) = flow {
+            flow = Problem::new(ErrorCode::InvalidToken, "the token's signing key is unknown").into();
+        }
+    }
     *route_name = ctx.route.as_ref().map(|r| r.name.clone());
+    if let (Some(provider), Flow::Respond(reply)) = (&ctx.auth_failed, &flow) {
+        let code = match reply {
+            Reply::Problem(p) => p.code.as_str(),
+            Reply::Response(_) => ctx.outcome.map_or("missing_credentials", ErrorCode::as_str),
+        };
+        runtime.metrics.auth_failure(provider, code);
+    }
     match flow {
+        Flow::Wait(_) => gateway_reply(
+            Problem::new(ErrorCode::Internal, "authentication did not finish").into_reply(),
+            &mut ctx,
+            log,
+        ),
         Flow::Respond(reply) => gateway_reply(reply, &mut ctx, log),
         Flow::Continue => {
             let Some(route) = ctx.route.clone() else {
@@ -67,7 +92,7 @@ async fn dispatch(
             };
             // Rate limits: after authentication and authorization, before anything is forwarded.
             let limited = runtime.rate_limits.check(&route, &ctx).await;
-            if let Some(checked) = limited.as_ref().filter(|c| !c.decision.allowed()) {
+            if let Some(checked) = limited.as_ref().filter(|c| !c.allowed()) {
                 if let Some(limit) = &checked.limit {
                     runtime.metrics.rate_limited(&route.name, limit);
                 }

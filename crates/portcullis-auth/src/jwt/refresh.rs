@@ -3,8 +3,10 @@
 //! refresh on the IdP's `Cache-Control`.
 //!
 //! A fetch runs as its own task, so a request that gave up waiting (client gone) does not
-//! cancel it for the others. Every attempt, failed or not, counts for the interval: an IdP that
-//! is down is not hammered by a flood of tokens with made-up `kid`s.
+//! cancel it for the others. Every unknown-`kid` refetch, failed or not, counts for the
+//! interval: an IdP that is down is not hammered by a flood of tokens with made-up `kid`s.
+//! The background refresh does not count, so a key rotated in just after a refresh is
+//! picked up by its first token rather than 30 s later.
 
 use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::time::{Duration, Instant};
@@ -42,13 +44,14 @@ pub(crate) struct RefetchState {
 }
 
 struct Inner {
-    last_attempt: Option<Instant>,
+    /// When the last unknown-`kid` refetch started.
+    last_kid_refetch: Option<Instant>,
     in_flight: Option<watch::Receiver<Option<Outcome>>>,
 }
 
 impl RefetchState {
     pub(crate) fn new(interval: Duration) -> Self {
-        let inner = Inner { last_attempt: None, in_flight: None };
+        let inner = Inner { last_kid_refetch: None, in_flight: None };
         Self { interval, inner: Mutex::new(inner), alive: watch::Sender::new(()) }
     }
 
@@ -69,7 +72,6 @@ impl Drop for Attempt {
     fn drop(&mut self) {
         {
             let mut inner = self.provider.refetch.lock();
-            inner.last_attempt = Some(Instant::now());
             inner.in_flight = None;
         }
         self.done.send_replace(Some(self.outcome));
@@ -78,17 +80,17 @@ impl Drop for Attempt {
 
 impl JwtProvider {
     /// Whether [`refetch_for_unknown_kid`](Self::refetch_for_unknown_kid) would fetch (or join
-    /// a fetch) now: no attempt yet, one in flight, or the last ended at least 30 s ago.
+    /// a fetch) now: one is in flight, or no unknown-`kid` refetch started in the last 30 s.
     pub fn may_refetch(&self) -> bool {
         let inner = self.refetch.lock();
-        inner.in_flight.is_some() || inner.last_attempt.is_none_or(|at| at.elapsed() >= self.refetch.interval)
+        inner.in_flight.is_some() || inner.last_kid_refetch.is_none_or(|at| at.elapsed() >= self.refetch.interval)
     }
 
-    /// Fetches the JWKS now unless an attempt ended less than 30 s ago; joins a fetch already
+    /// Fetches the JWKS now unless a refetch started less than 30 s ago; joins a fetch already
     /// running instead of starting another. Returns when that attempt is over (within
     /// [`FETCH_TIMEOUT`]); then [`verify`](Self::verify) again.
     pub async fn refetch_for_unknown_kid(self: Arc<Self>) {
-        if let Some(done) = self.start_fetch(self.refetch.interval) {
+        if let Some(done) = self.start_fetch(true) {
             // Logged and counted by the attempt; the caller simply verifies again.
             let _ = wait(done).await;
         }
@@ -106,15 +108,18 @@ impl JwtProvider {
         runtime.spawn(refresh_loop(Arc::downgrade(self), self.refetch.alive.subscribe()));
     }
 
-    /// Starts a fetch, or returns the one running; `None` if the last attempt ended within
-    /// `min_gap`.
-    fn start_fetch(self: &Arc<Self>, min_gap: Duration) -> Option<watch::Receiver<Option<Outcome>>> {
+    /// Starts a fetch, or returns the one running; `None` for an unknown-`kid` refetch
+    /// (`for_kid`) within the interval of the last one.
+    fn start_fetch(self: &Arc<Self>, for_kid: bool) -> Option<watch::Receiver<Option<Outcome>>> {
         let mut inner = self.refetch.lock();
         if let Some(running) = &inner.in_flight {
             return Some(running.clone());
         }
-        if inner.last_attempt.is_some_and(|at| at.elapsed() < min_gap) {
-            return None;
+        if for_kid {
+            if inner.last_kid_refetch.is_some_and(|at| at.elapsed() < self.refetch.interval) {
+                return None;
+            }
+            inner.last_kid_refetch = Some(Instant::now());
         }
         let (done, watcher) = watch::channel(None);
         inner.in_flight = Some(watcher.clone());
@@ -166,7 +171,7 @@ async fn refresh_loop(provider: Weak<JwtProvider>, mut alive: watch::Receiver<()
     let mut retry = FIRST_RETRY;
     loop {
         let Some(strong) = provider.upgrade() else { return };
-        let attempt = strong.start_fetch(Duration::ZERO);
+        let attempt = strong.start_fetch(false);
         drop(strong);
         let outcome = match attempt {
             Some(done) => wait(done).await,

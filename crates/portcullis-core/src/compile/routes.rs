@@ -142,7 +142,6 @@ fn auth(c: &mut Compiler<'_>, path: &KeyPath, rule: &RouteAuth) -> AuthRule {
             c.error(&list.index(i), format!("unknown auth provider `{name}`"));
         }
     }
-    c.warn(path, "authentication providers are not enforced by this build yet: requests to this route are refused");
     let names = names.iter().map(|n| Arc::from(n.as_str())).collect();
     if any { AuthRule::Any(names) } else { AuthRule::All(names) }
 }

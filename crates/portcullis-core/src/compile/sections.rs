@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use portcullis_config::surface;
 
-use crate::snapshot::{AdminSpec, LimitKey, OnRedisError, RateLimitSpec, StateSpec};
+use crate::snapshot::{AdminSpec, LimitKey, OnRedisError, PlanSpec, QuotaSpec, RateLimitSpec, StateSpec};
 
 const JWT_ALGORITHMS: [&str; 10] =
     ["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "EdDSA", "ES512"];
@@ -140,9 +140,30 @@ pub(super) fn consumers_and_plans(c: &mut Compiler<'_>) {
             c.error(&at("plans").key(name).key("burst"), "burst needs a rate");
         }
     }
-    if !c.doc.plans.is_empty() {
-        c.warn(&at("plans"), "plans and quotas are not enforced by this build yet (rate_limits are)");
+}
+
+/// `plans`, in name order.
+pub(super) fn plans(c: &mut Compiler<'_>) -> Vec<PlanSpec> {
+    let mut out = Vec::with_capacity(c.doc.plans.len());
+    for (name, plan) in &c.doc.plans {
+        let path = at("plans").key(name);
+        let rate = plan.rate.as_ref().map(|r| (u32::try_from(r.count).unwrap_or(0), r.period()));
+        if rate.is_some_and(|(n, _)| n == 0) {
+            c.error(&path.key("rate"), "must be more than 0 and at most 4294967295");
+        }
+        if plan.burst == Some(0) {
+            c.error(&path.key("burst"), "must be at least 1");
+        }
+        let quota = plan
+            .quota
+            .as_ref()
+            .map(|q| QuotaSpec { limit: q.count, monthly: matches!(q.per, portcullis_config::values::Per::Month) });
+        if quota.is_some_and(|q| q.limit == 0) {
+            c.error(&path.key("quota"), "must be more than 0");
+        }
+        out.push(PlanSpec { name: Arc::from(name.as_str()), rate, burst: plan.burst, quota });
     }
+    out
 }
 
 /// `rate_limits`, in name order (routes refer to them by index).

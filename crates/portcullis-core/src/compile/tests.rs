@@ -72,7 +72,7 @@ fn rewrite_may_only_use_the_routes_parameters() {
 }
 
 #[test]
-fn insecure_jwt_algorithms_are_refused_and_providers_fail_closed_with_a_warning() {
+fn insecure_jwt_algorithms_are_refused() {
     let auth = "auth:\n  corp: { type: jwt, issuer: \"https://idp.example.com\", algorithms: [none, HS256, RS256] }\n";
     let err = compile_text(&format!(
         "{auth}routes:\n  - {{ name: r, match: {{ path: /x }}, upstream: up, auth: {{ any: [corp] }} }}\n"
@@ -83,8 +83,9 @@ fn insecure_jwt_algorithms_are_refused_and_providers_fail_closed_with_a_warning(
         "auth:\n  corp: { type: jwt, issuer: \"https://idp.example.com\", algorithms: [RS256] }\nroutes:\n  - { name: r, match: { path: /x }, upstream: up, auth: { any: [corp] } }\n",
     );
     let snap = ok.unwrap_or_else(|e| panic!("{e}"));
-    assert!(snap.warnings.iter().any(|w| w.message.contains("refused")));
+    assert!(snap.warnings.is_empty(), "{:?}", snap.warnings);
     assert!(matches!(snap.routes[0].auth, AuthRule::Any(_)));
+    assert_eq!(snap.providers.len(), 1);
 }
 
 fn compile_listeners(listeners: &str) -> Result<crate::Snapshot, String> {
@@ -265,4 +266,25 @@ fn cache_needs_a_positive_ttl_and_a_get_or_head_route() {
     .unwrap_or_default();
     assert!(err.contains("longer than zero"), "{err}");
     assert!(err.contains("leave both out"), "{err}");
+}
+
+#[test]
+fn a_bad_policy_expression_is_an_error_at_its_place() {
+    let err = compile_text(
+        "policies:\n  p: { expr: \"request.method ==\" }\nroutes:\n  - { name: r, match: { path: /x }, upstream: up, auth: none, policy: p }\n",
+    )
+    .err()
+    .unwrap_or_default();
+    assert!(err.contains("policies.p.expr") && err.contains("invalid expression"), "{err}");
+}
+
+#[test]
+fn a_key_listed_for_two_consumers_is_an_error() {
+    let key = format!("sha256:{}", "a".repeat(64));
+    let err = compile_text(&format!(
+        "consumers:\n  a: {{ keys: [\"{key}\"] }}\n  b: {{ keys: [\"{key}\"] }}\nroutes:\n  - {{ name: r, match: {{ path: /x }}, upstream: up, auth: none }}\n"
+    ))
+    .err()
+    .unwrap_or_default();
+    assert!(err.contains("already listed"), "{err}");
 }

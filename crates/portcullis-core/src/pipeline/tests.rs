@@ -39,7 +39,7 @@ fn parts(method: &str, uri: &str, headers: &[(&str, &str)]) -> Parts {
 fn run(snap: &Snapshot, p: &mut Parts) -> (Flow, crate::RequestContext) {
     let downstream = Downstream { peer: ([127, 0, 0, 1], 4000).into(), https: false, listener: "l".into(), tls: None };
     let mut ctx = intake(snap, p, &downstream);
-    (on_request(snap, p, &mut ctx), ctx)
+    (on_request(snap, &crate::stage::AuthSources::default(), p, &mut ctx), ctx)
 }
 
 fn code(flow: &Flow) -> Option<&'static str> {
@@ -62,12 +62,17 @@ fn a_public_route_continues_rewritten_with_gateway_headers() {
 }
 
 #[test]
-fn routes_with_providers_or_policies_this_build_lacks_fail_closed() {
+fn credentials_are_required_and_policies_evaluated() {
     let snap = snapshot();
+    let (flow, ctx) = run(&snap, &mut parts("GET", "/private", &[]));
+    assert_eq!(code(&flow), Some("missing_credentials"));
+    assert_eq!(ctx.auth_failed.as_deref(), Some("corp"), "counted against the route's provider");
+    // Without a running provider (offline), a token is never waved through.
     let (flow, _) = run(&snap, &mut parts("GET", "/private", &[("authorization", "Bearer x")]));
     assert_eq!(code(&flow), Some("internal"));
+    // A public route with a scope policy: no token, no scope.
     let (flow, _) = run(&snap, &mut parts("GET", "/checked", &[]));
-    assert_eq!(code(&flow), Some("forbidden"));
+    assert_eq!(code(&flow), Some("insufficient_scope"));
 }
 
 #[test]

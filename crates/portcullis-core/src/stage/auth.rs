@@ -1,23 +1,450 @@
-//! Authentication. `auth: none` routes are public by statement. Provider types whose
-//! verification this build does not contain fail closed: the request is refused, never
-//! forwarded unauthenticated (and `validate` warns about such routes).
+//! Authentication (SPEC §3). A route names its providers as `any` (the first that accepts the
+//! request wins) or `all` (every one must). A provider either finds no credentials of its kind
+//! (`missing`), refuses what it found, or accepts it; only then are the identity headers set,
+//! after the client's own copies were stripped by [`super::StripIdentity`]. The consumer is
+//! the owner of the API key or mTLS subject, else the JWT `sub`.
+//!
+//! Nothing here blocks: JWT verification is synchronous against the provider's cached key
+//! set. A token whose `kid` is unknown may ask, once per request, for a refetch
+//! ([`Flow::Wait`]); the provider itself allows at most one per 30 s.
+
+use std::sync::Arc;
+
+use http::header::{ACCEPT, AUTHORIZATION, CACHE_CONTROL, COOKIE, LOCATION, WWW_AUTHENTICATE};
+use http::request::Parts;
+use http::{HeaderValue, Method, StatusCode};
+use portcullis_auth::api_key::{KeyIndex, digest_of};
+use portcullis_auth::jwt::{JwtError, JwtProvider, Verified};
 
 use crate::context::RequestContext;
-use crate::flow::Flow;
+use crate::flow::{Flow, Pending, Reply};
+use crate::headers::{X_AUTH_PROVIDER, X_AUTH_SUBJECT, X_CONSUMER};
 use crate::problem::{ErrorCode, Problem};
-use crate::snapshot::AuthRule;
+use crate::snapshot::{AuthRule, JwtSpec, ProviderKind, ProviderSpec, Snapshot, TokenSource};
+
+/// What authentication reads besides the snapshot: live state that outlives reloads.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct AuthSources<'a> {
+    /// Per entry of [`Snapshot::providers`]: the live JWT provider (`None` for other kinds).
+    pub jwt: &'a [Option<Arc<JwtProvider>>],
+    /// API keys created at run time (the database), when one is open.
+    pub keys: Option<&'a KeyIndex>,
+}
 
 pub struct Authenticate;
 
+/// One provider's verdict.
+enum Attempt {
+    Accepted(Accepted),
+    /// No credentials of this provider's kind in the request.
+    Missing,
+    Refused(ErrorCode, &'static str),
+    Wait(Pending),
+}
+
+struct Accepted {
+    provider: Arc<str>,
+    consumer: Option<Arc<str>>,
+    plan: Option<Arc<str>>,
+    subject: Option<String>,
+    token: Option<Arc<Verified>>,
+    /// The consumer comes from an API key or a client certificate (it outranks a JWT `sub`).
+    owns_consumer: bool,
+}
+
 impl Authenticate {
-    pub fn run(rule: &AuthRule, _ctx: &mut RequestContext) -> Flow {
-        match rule {
-            AuthRule::Public => Flow::Continue,
-            AuthRule::Any(_) | AuthRule::All(_) => Problem::new(
-                ErrorCode::Internal,
-                "this route's authentication providers are not available in this build",
-            )
-            .into(),
+    pub fn run(
+        snapshot: &Snapshot,
+        sources: &AuthSources<'_>,
+        rule: &AuthRule,
+        parts: &mut Parts,
+        ctx: &mut RequestContext,
+    ) -> Flow {
+        let (names, all) = match rule {
+            AuthRule::Public => {
+                strip_key_headers(snapshot, parts);
+                return Flow::Continue;
+            }
+            AuthRule::Any(names) => (names, false),
+            AuthRule::All(names) => (names, true),
+        };
+        let mut accepted: Vec<Accepted> = Vec::with_capacity(if all { names.len() } else { 1 });
+        let mut refused: Option<(&ProviderSpec, ErrorCode, &'static str)> = None;
+        for name in names {
+            let Some(index) = snapshot.provider_index(name) else {
+                return Problem::new(ErrorCode::Internal, "the route names an unknown provider").into();
+            };
+            let provider = &snapshot.providers[index];
+            match attempt(snapshot, sources, index, provider, parts, ctx) {
+                Attempt::Accepted(a) => {
+                    accepted.push(a);
+                    if !all {
+                        break;
+                    }
+                }
+                Attempt::Wait(pending) => return Flow::Wait(pending),
+                Attempt::Missing if all => {
+                    return refuse(snapshot, rule, parts, ctx, Some(provider), ErrorCode::MissingCredentials, "");
+                }
+                Attempt::Missing => {}
+                Attempt::Refused(code, detail) if all => {
+                    return refuse(snapshot, rule, parts, ctx, Some(provider), code, detail);
+                }
+                Attempt::Refused(code, detail) => {
+                    refused.get_or_insert((provider, code, detail));
+                }
+            }
         }
+        if accepted.is_empty() {
+            return match refused {
+                Some((provider, code, detail)) => refuse(snapshot, rule, parts, ctx, Some(provider), code, detail),
+                // Nothing presented: counted against the route's first provider.
+                None => {
+                    let first = names.first().and_then(|n| snapshot.provider(n));
+                    refuse(snapshot, rule, parts, ctx, first, ErrorCode::MissingCredentials, "")
+                }
+            };
+        }
+        establish(snapshot, accepted, parts, ctx);
+        strip_key_headers(snapshot, parts);
+        Flow::Continue
+    }
+}
+
+fn attempt(
+    snapshot: &Snapshot,
+    sources: &AuthSources<'_>,
+    index: usize,
+    provider: &ProviderSpec,
+    parts: &Parts,
+    ctx: &mut RequestContext,
+) -> Attempt {
+    match &provider.kind {
+        ProviderKind::Jwt(spec) => {
+            let live = sources.jwt.get(index).and_then(Option::as_ref);
+            jwt(snapshot, spec, live, provider, parts, ctx)
+        }
+        ProviderKind::ApiKey { header } => {
+            let Some(value) = parts.headers.get(header) else { return Attempt::Missing };
+            let digest = digest_of(value.as_bytes());
+            let record = snapshot
+                .config_keys
+                .lookup_digest(&digest)
+                .or_else(|| sources.keys.and_then(|keys| keys.lookup_digest(&digest)));
+            let Some(record) = record else {
+                return Attempt::Refused(ErrorCode::InvalidApiKey, "the API key is not valid");
+            };
+            if record.expires_at.is_some() && record.expired_at(now_unix()) {
+                return Attempt::Refused(ErrorCode::InvalidApiKey, "the API key has expired");
+            }
+            let plan = match snapshot.consumer(&record.consumer) {
+                Some(declared) => declared.plan.clone(),
+                None => record.plan.clone(),
+            };
+            Attempt::Accepted(Accepted {
+                provider: provider.name.clone(),
+                subject: Some(record.consumer.to_string()),
+                consumer: Some(record.consumer),
+                plan,
+                token: None,
+                owns_consumer: true,
+            })
+        }
+        ProviderKind::Mtls => {
+            let Some(cert) = ctx.tls.as_ref().and_then(|t| t.client_cert.as_ref()) else { return Attempt::Missing };
+            let Some(consumer) = snapshot.consumer_by_subject(&cert.subject) else {
+                return Attempt::Refused(ErrorCode::InvalidClientCert, "the client certificate belongs to no consumer");
+            };
+            Attempt::Accepted(Accepted {
+                provider: provider.name.clone(),
+                consumer: Some(consumer.name.clone()),
+                plan: consumer.plan.clone(),
+                subject: Some(cert.subject.clone()),
+                token: None,
+                owns_consumer: true,
+            })
+        }
+    }
+}
+
+fn jwt(
+    snapshot: &Snapshot,
+    spec: &JwtSpec,
+    live: Option<&Arc<JwtProvider>>,
+    provider: &ProviderSpec,
+    parts: &Parts,
+    ctx: &mut RequestContext,
+) -> Attempt {
+    let Some(token) = find_token(&spec.token_from, parts) else { return Attempt::Missing };
+    let Some(live) = live else {
+        return Attempt::Refused(ErrorCode::Internal, "the token provider is not running");
+    };
+    match live.verify(token) {
+        Ok(verified) => {
+            let plan = verified.subject.as_deref().and_then(|s| snapshot.consumer(s)).and_then(|c| c.plan.clone());
+            Attempt::Accepted(Accepted {
+                provider: provider.name.clone(),
+                consumer: verified.subject.as_deref().map(Arc::from),
+                plan,
+                subject: verified.subject.clone(),
+                token: Some(verified),
+                owns_consumer: false,
+            })
+        }
+        Err(JwtError::UnknownKid | JwtError::NoKeys) if !ctx.jwks_refetched && live.may_refetch() => {
+            ctx.jwks_refetched = true;
+            Attempt::Wait(Pending(Box::pin(live.clone().refetch_for_unknown_kid())))
+        }
+        Err(e) => {
+            let code = if e.code() == "token_expired" { ErrorCode::TokenExpired } else { ErrorCode::InvalidToken };
+            Attempt::Refused(code, e.description())
+        }
+    }
+}
+
+/// The first token found in the provider's `token_from` places, in order.
+fn find_token<'p>(sources: &[TokenSource], parts: &'p Parts) -> Option<&'p str> {
+    sources.iter().find_map(|source| match source {
+        TokenSource::Header => parts
+            .headers
+            .get(AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split_once(' '))
+            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+            .map(|(_, token)| token.trim())
+            .filter(|t| !t.is_empty()),
+        TokenSource::Cookie(name) => parts
+            .headers
+            .get_all(COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(';'))
+            .filter_map(|pair| pair.trim().split_once('='))
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.trim_matches('"'))
+            .filter(|t| !t.is_empty()),
+        TokenSource::Query(name) => parts
+            .uri
+            .query()?
+            .split('&')
+            .filter_map(|pair| pair.split_once('='))
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v)
+            .filter(|t| !t.is_empty()),
+    })
+}
+
+/// Sets the context and the identity headers from the accepted providers.
+fn establish(snapshot: &Snapshot, accepted: Vec<Accepted>, parts: &mut Parts, ctx: &mut RequestContext) {
+    let token = accepted.iter().find_map(|a| a.token.clone());
+    let decisive = accepted.iter().position(|a| a.owns_consumer).unwrap_or(0);
+    let subject = token.as_ref().and_then(|t| t.subject.clone()).or_else(|| accepted[decisive].subject.clone());
+    let mut accepted = accepted;
+    let main = accepted.swap_remove(decisive);
+    let headers = &mut parts.headers;
+    if let Some(consumer) = main.consumer.as_deref().and_then(|c| HeaderValue::from_str(c).ok()) {
+        headers.insert(X_CONSUMER, consumer);
+    }
+    if let Some(subject) = subject.as_deref().and_then(|s| HeaderValue::from_str(s).ok()) {
+        headers.insert(X_AUTH_SUBJECT, subject);
+    }
+    if let Ok(provider) = HeaderValue::from_str(&main.provider) {
+        headers.insert(X_AUTH_PROVIDER, provider);
+    }
+    if let Some(token) = &token {
+        let jwt_providers = std::iter::once(&main).chain(accepted.iter()).filter(|a| a.token.is_some());
+        for a in jwt_providers {
+            if let Some(ProviderKind::Jwt(spec)) = snapshot.provider(&a.provider).map(|p| &p.kind) {
+                forward_claims(spec, token, headers);
+            }
+        }
+    }
+    ctx.consumer = main.consumer.as_deref().map(str::to_owned);
+    ctx.plan = main.plan;
+    ctx.auth = Some(main.provider);
+    ctx.token = token;
+}
+
+/// `forward_claims`: strings as they are, numbers and booleans as JSON text; arrays and
+/// objects as compact JSON. A value that cannot be a header value is left out.
+fn forward_claims(spec: &JwtSpec, token: &Verified, headers: &mut http::HeaderMap) {
+    for (claim, header) in &spec.forward_claims {
+        let value = match token.claims.get(claim) {
+            None | Some(serde_json::Value::Null) => continue,
+            Some(serde_json::Value::String(s)) => HeaderValue::from_str(s),
+            Some(other) => HeaderValue::from_str(&other.to_string()),
+        };
+        if let Ok(value) = value {
+            headers.insert(header.clone(), value);
+        }
+    }
+}
+
+/// The API key headers never reach an upstream, whichever route the request took.
+fn strip_key_headers(snapshot: &Snapshot, parts: &mut Parts) {
+    for header in &snapshot.key_headers {
+        parts.headers.remove(header);
+    }
+}
+
+/// 401 with a challenge per provider of the route (RFC 6750 for bearer tokens), or the
+/// login redirect for a browser when a JWT provider of the route has a `login_url`.
+fn refuse(
+    snapshot: &Snapshot,
+    rule: &AuthRule,
+    parts: &Parts,
+    ctx: &mut RequestContext,
+    failed: Option<&ProviderSpec>,
+    code: ErrorCode,
+    detail: &'static str,
+) -> Flow {
+    ctx.auth_failed = Some(failed.map_or_else(|| Arc::from("none"), |p| p.name.clone()));
+    let names = match rule {
+        AuthRule::Public => &[][..],
+        AuthRule::Any(n) | AuthRule::All(n) => &n[..],
+    };
+    let providers = || names.iter().filter_map(|n| snapshot.provider(n));
+    if code != ErrorCode::Internal
+        && parts.method == Method::GET
+        && prefers_html(parts)
+        && let Some(login) = providers().find_map(|p| match &p.kind {
+            ProviderKind::Jwt(spec) => spec.login_url.as_deref(),
+            _ => None,
+        })
+    {
+        ctx.outcome = Some(code);
+        return login_redirect(login, parts, ctx);
+    }
+    let detail = match (code, detail) {
+        (ErrorCode::MissingCredentials, _) => "this route needs credentials",
+        (_, "") => "the credentials are not valid",
+        (_, d) => d,
+    };
+    let mut problem = Problem::new(code, detail);
+    for provider in providers() {
+        let failed_here = failed.is_some_and(|f| std::ptr::eq(f, provider));
+        let error = if failed_here && code != ErrorCode::MissingCredentials { Some(detail) } else { None };
+        if let Some(value) = challenge(&provider.kind, error) {
+            problem = problem.with_header(WWW_AUTHENTICATE, value);
+        }
+    }
+    if problem.headers.is_empty() {
+        problem = problem.with_header(WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"portcullis\""));
+    }
+    problem.into()
+}
+
+/// One `WWW-Authenticate` challenge. `error`: the description of what was wrong (the
+/// provider refused credentials it found); `None`: nothing was presented (RFC 6750 §3.1
+/// then sends no error code).
+fn challenge(kind: &ProviderKind, error: Option<&str>) -> Option<HeaderValue> {
+    let text = match (kind, error) {
+        (ProviderKind::Jwt(_), None) => "Bearer realm=\"portcullis\"".to_owned(),
+        (ProviderKind::Jwt(_), Some(desc)) => {
+            format!("Bearer realm=\"portcullis\", error=\"invalid_token\", error_description=\"{}\"", quoted(desc))
+        }
+        (ProviderKind::ApiKey { header }, _) => format!("ApiKey realm=\"portcullis\", header=\"{header}\""),
+        (ProviderKind::Mtls, _) => "Mutual realm=\"portcullis\"".to_owned(),
+    };
+    HeaderValue::from_str(&text).ok()
+}
+
+fn quoted(text: &str) -> String {
+    text.chars().filter(|c| *c != '"' && *c != '\\' && !c.is_control()).collect()
+}
+
+/// Whether `Accept` lists `text/html` with a weight no lower than any other type's.
+fn prefers_html(parts: &Parts) -> bool {
+    let Some(accept) = parts.headers.get(ACCEPT).and_then(|v| v.to_str().ok()) else { return false };
+    let mut html: Option<f32> = None;
+    let mut best_other: f32 = 0.0;
+    for item in accept.split(',') {
+        let mut fields = item.split(';');
+        let media = fields.next().unwrap_or("").trim().to_ascii_lowercase();
+        let q = fields
+            .filter_map(|f| f.trim().strip_prefix("q="))
+            .find_map(|q| q.trim().parse::<f32>().ok())
+            .unwrap_or(1.0);
+        if media == "text/html" || media == "application/xhtml+xml" {
+            html = Some(html.map_or(q, |h| h.max(q)));
+        } else if media != "*/*" {
+            best_other = best_other.max(q);
+        }
+    }
+    html.is_some_and(|h| h > 0.0 && h >= best_other)
+}
+
+/// `302` to the login page with `return_to` set to the URL the browser asked for.
+fn login_redirect(login: &str, parts: &Parts, ctx: &RequestContext) -> Flow {
+    let scheme = if ctx.https { "https" } else { "http" };
+    let host = ctx.original_host.as_ref().and_then(|h| h.to_str().ok()).unwrap_or("");
+    let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+    let back = format!("{scheme}://{host}{path}");
+    let separator = if login.contains('?') { '&' } else { '?' };
+    let location = format!("{login}{separator}return_to={}", percent_encode(&back));
+    let mut response = http::Response::new(bytes::Bytes::new());
+    *response.status_mut() = StatusCode::FOUND;
+    match HeaderValue::from_str(&location) {
+        Ok(value) => {
+            response.headers_mut().insert(LOCATION, value);
+        }
+        Err(_) => return Problem::new(ErrorCode::MissingCredentials, "this route needs credentials").into(),
+    }
+    response.headers_mut().insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Flow::Respond(Reply::Response(response))
+}
+
+fn percent_encode(text: &str) -> String {
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
+    let mut out = String::with_capacity(text.len() * 3 / 2);
+    for b in text.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(char::from(b));
+        } else {
+            out.push('%');
+            out.push(char::from(HEX[usize::from(b >> 4)]));
+            out.push(char::from(HEX[usize::from(b & 15)]));
+        }
+    }
+    out
+}
+
+fn now_unix() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parts(accept: Option<&str>) -> Parts {
+        let mut b = http::Request::builder().uri("/x");
+        if let Some(a) = accept {
+            b = b.header(ACCEPT, a);
+        }
+        b.body(()).map(|r| r.into_parts().0).unwrap_or_else(|_| http::Request::new(()).into_parts().0)
+    }
+
+    #[test]
+    fn browsers_prefer_html_and_api_clients_do_not() {
+        let browser = "text/html,application/xhtml+xml,application/xml;q=0.9,image/avif,*/*;q=0.8";
+        assert!(prefers_html(&parts(Some(browser))));
+        assert!(!prefers_html(&parts(Some("application/json"))));
+        assert!(!prefers_html(&parts(Some("*/*"))));
+        assert!(!prefers_html(&parts(Some("application/json, text/html;q=0.5"))));
+        assert!(!prefers_html(&parts(Some("text/html;q=0"))));
+        assert!(!prefers_html(&parts(None)));
+    }
+
+    #[test]
+    fn return_to_is_fully_encoded() {
+        assert_eq!(percent_encode("https://a.example/x?y=1&z"), "https%3A%2F%2Fa.example%2Fx%3Fy%3D1%26z");
+    }
+
+    #[test]
+    fn challenges_never_carry_quotes_or_control_characters() {
+        assert_eq!(quoted("a\"b\\c\r\nd"), "abcd");
     }
 }

@@ -1,17 +1,62 @@
-//! Authorization. Policy evaluation is not in this build, so a route that names a policy
-//! fails closed: it is refused rather than forwarded unchecked.
+//! Authorization: every policy the route names must allow the request (SPEC §3). A missing
+//! scope is 403 `insufficient_scope` with an RFC 6750 challenge naming it; any other refusal
+//! is 403 `forbidden`. Policies see the request, the verified claims, the consumer and the
+//! route; they never see credentials (see `portcullis_auth::policy`).
 
+use http::HeaderValue;
+use http::header::WWW_AUTHENTICATE;
+use http::request::Parts;
+use portcullis_auth::policy::{Decision, PolicyInput};
+
+use crate::context::RequestContext;
 use crate::flow::Flow;
 use crate::problem::{ErrorCode, Problem};
-use crate::snapshot::RouteSpec;
+use crate::snapshot::{RouteSpec, Snapshot};
 
 pub struct Authorize;
 
 impl Authorize {
-    pub fn run(route: &RouteSpec) -> Flow {
+    pub fn run(snapshot: &Snapshot, route: &RouteSpec, parts: &Parts, ctx: &RequestContext) -> Flow {
         if route.policies.is_empty() {
             return Flow::Continue;
         }
-        Problem::new(ErrorCode::Forbidden, "this route's policies cannot be evaluated by this build").into()
+        let input = PolicyInput {
+            method: parts.method.as_str(),
+            path: parts.uri.path(),
+            host: ctx.host.as_deref(),
+            query: parts.uri.query(),
+            headers: &parts.headers,
+            client_ip: ctx.client_ip,
+            claims: ctx.token.as_ref().map(|t| &t.claims),
+            scopes: ctx.token.as_ref().map_or(&[][..], |t| &t.scopes[..]),
+            consumer: ctx.consumer.as_deref(),
+            plan: ctx.plan.as_deref(),
+            provider: ctx.auth.as_deref(),
+            route: &route.name,
+        };
+        for name in &route.policies {
+            let Some(spec) = snapshot.policy(name) else {
+                return Problem::new(ErrorCode::Internal, "the route names an unknown policy").into();
+            };
+            match spec.policy.evaluate(&input) {
+                Decision::Allow => {}
+                Decision::InsufficientScope { missing } => {
+                    let challenge = format!(
+                        "Bearer realm=\"portcullis\", error=\"insufficient_scope\", scope=\"{}\"",
+                        missing.replace(['"', '\\'], "")
+                    );
+                    let problem = Problem::new(ErrorCode::InsufficientScope, "the token lacks a required scope");
+                    return match HeaderValue::from_str(&challenge) {
+                        Ok(v) => problem.with_header(WWW_AUTHENTICATE, v),
+                        Err(_) => problem,
+                    }
+                    .into();
+                }
+                Decision::Forbidden => {
+                    return Problem::new(ErrorCode::Forbidden, "a policy of this route refuses the request").into();
+                }
+            }
+        }
+        Flow::Continue
     }
 }

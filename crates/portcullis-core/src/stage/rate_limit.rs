@@ -37,8 +37,12 @@ fn key_of(key: &LimitKey, route: &RouteSpec, parts: &Parts, ctx: &RequestContext
     match key {
         LimitKey::ClientIp => by_ip(),
         LimitKey::Consumer => ctx.consumer.as_ref().map_or_else(by_ip, |c| format!("c:{c}")),
-        // Claims arrive with token verification; until a request has them it counts by IP.
-        LimitKey::Claim(_) => by_ip(),
+        // A request without the claim (or without a token) counts by its client IP.
+        LimitKey::Claim(name) => match ctx.token.as_ref().and_then(|t| t.claims.get(name)) {
+            Some(serde_json::Value::String(s)) if s.len() <= MAX_KEY_VALUE => format!("cl:{name}:{s}"),
+            Some(v @ (serde_json::Value::Number(_) | serde_json::Value::Bool(_))) => format!("cl:{name}:{v}"),
+            _ => by_ip(),
+        },
         LimitKey::Header(name) => {
             let mut out = String::from("h:");
             if let Some(value) = parts.headers.get(name) {

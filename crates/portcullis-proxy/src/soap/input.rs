@@ -51,7 +51,7 @@ pub(crate) fn build(
             Placeholder::Path(name) => params.iter().find(|(n, _)| *n == name).map(|(_, v)| Value::String(v.clone())),
             Placeholder::Query(name) => query.get(name).cloned(),
             Placeholder::Body(path) => Placeholder::select(path, &body).cloned(),
-            Placeholder::Claim(_) => None,
+            Placeholder::Claim(name) => ctx.token.as_ref().and_then(|t| t.claims.get(name.as_str())).cloned(),
             Placeholder::Consumer => ctx.consumer.clone().map(Value::String),
         }
     };
@@ -151,6 +151,10 @@ mod tests {
             params: params.iter().map(|(n, v)| (Arc::from(*n), (*v).to_owned())).collect(),
             consumer: None,
             auth: None,
+            plan: None,
+            token: None,
+            auth_failed: None,
+            jwks_refetched: false,
             outcome: None,
             cache: None,
             rate_keys: Vec::new(),

@@ -3,11 +3,13 @@
 
 mod access_log;
 mod admin;
+mod auth;
 mod cache;
 mod certs;
 mod cli;
 mod grpc;
 mod headers;
+mod idp;
 mod kit;
 mod limits;
 mod oidc;
