@@ -410,3 +410,54 @@ async fn resumption_never_skips_a_required_client_certificate() {
     assert!(after.is_err(), "a session from before client certificates were required: {after:?}");
     assert!(!backend.requests().iter().any(|r| r.uri == "/crossed" || r.uri == "/after"));
 }
+
+/// `type: mtls`: the verified client certificate's subject names the consumer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_certificate_subject_maps_to_its_consumer() {
+    let backend = Backend::ok().await;
+    let dir = scratch_dir();
+    let server = one_cert(&dir);
+    let clients = Pki::new("partners-ca");
+    clients.write_ca(&dir, "partners-ca.pem");
+    let leaf = |subject: &[(rcgen::DnType, &str)]| {
+        clients.issue(&crate::certs::LeafSpec { names: &["partner.example"], client: true, subject, not_after: None })
+    };
+    let acme = leaf(&[(rcgen::DnType::OrganizationName, "Acme"), (rcgen::DnType::CommonName, "acme-billing")]);
+    let stranger = leaf(&[(rcgen::DnType::CommonName, "stranger")]);
+    let yaml = format!(
+        r#"version: 1
+listeners:
+  - name: edge
+    bind: "@LISTEN@"
+    tls: {{ {ONE_CERT}, client_ca: partners-ca.pem, client_cert: optional }}
+logging: {{ access: {{ path: off }} }}
+auth:
+  partner_mtls: {{ type: mtls }}
+consumers:
+  acme: {{ mtls_subject: "CN=acme-billing, O=Acme" }}
+upstreams:
+  b: {{ targets: ["{}"] }}
+routes:
+  - {{ name: all, match: {{ path: "/{{*rest}}" }}, upstream: b, auth: {{ any: [partner_mtls] }} }}
+"#,
+        backend.url()
+    );
+    let gw = TestGateway::start_in(&yaml, dir).await;
+    let call = |cert: Option<&Leaf>, path: &'static str| {
+        let config = client_config(&ClientOptions { client_cert: cert, ..trusting(&server) });
+        https_get(gw.addr, "localhost", config, path)
+    };
+    let r = call(Some(&acme), "/acme").await.expect("acme");
+    assert_eq!(r.status, StatusCode::OK);
+    let seen = &backend.requests()[0].headers;
+    assert_eq!(seen["x-consumer"], "acme");
+    assert_eq!(seen["x-auth-provider"], "partner_mtls");
+    assert_eq!(seen["x-auth-subject"], "CN=acme-billing,O=Acme");
+    let r = call(Some(&stranger), "/stranger").await.expect("stranger");
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    assert!(String::from_utf8_lossy(&r.body).contains("invalid_client_cert"), "{r:?}");
+    let r = call(None, "/none").await.expect("no certificate");
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    assert!(String::from_utf8_lossy(&r.body).contains("missing_credentials"));
+    assert_eq!(backend.count(), 1);
+}
