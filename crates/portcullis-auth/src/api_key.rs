@@ -99,6 +99,9 @@ pub struct KeyRecord {
     /// The database id (`None` for keys declared in the config file).
     pub id: Option<String>,
     pub consumer: Arc<str>,
+    /// The consumer's usage plan as the database has it (`None`: no plan, or a key declared
+    /// in the config file, whose consumer's plan is in the config).
+    pub plan: Option<Arc<str>>,
     /// Seconds since the Unix epoch after which the key is refused; `None`: never.
     pub expires_at: Option<i64>,
 }
@@ -177,7 +180,8 @@ mod tests {
     #[test]
     fn the_index_finds_usable_keys_and_reports_expiry() {
         let key = generate().expect("rng");
-        let record = KeyRecord { id: Some("k1".into()), consumer: Arc::from("acme"), expires_at: Some(100) };
+        let record =
+            KeyRecord { id: Some("k1".into()), consumer: Arc::from("acme"), plan: None, expires_at: Some(100) };
         let mut map = HashMap::default();
         map.insert(key.digest, record.clone());
         let index = KeyIndex::new(map);
