@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use portcullis_config::surface;
 
-use crate::snapshot::{AdminSpec, LimitKey, OnRedisError, RateLimitSpec, StateSpec};
+use crate::snapshot::{AdminSpec, DEFAULT_DATABASE, LimitKey, OnRedisError, RateLimitSpec, StateSpec};
 
 const JWT_ALGORITHMS: [&str; 10] =
     ["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "EdDSA", "ES512"];
@@ -194,7 +194,9 @@ pub(super) fn state(c: &mut Compiler<'_>) -> StateSpec {
     {
         c.error(&at("state").key("redis"), "must be a redis://, rediss:// or unix:// URL");
     }
+    let database = database_url(c);
     StateSpec {
+        database,
         redis: state.redis.clone(),
         on_redis_error: match state.on_redis_error {
             None | Some(surface::OnRedisError::Local) => OnRedisError::Local,
@@ -202,6 +204,23 @@ pub(super) fn state(c: &mut Compiler<'_>) -> StateSpec {
             Some(surface::OnRedisError::Deny) => OnRedisError::Deny,
         },
     }
+}
+
+/// `state.database`, with a relative SQLite path joined to the config folder. The message
+/// never repeats the URL: it may hold a password.
+fn database_url(c: &mut Compiler<'_>) -> String {
+    let url = c.doc.state.database.clone().unwrap_or_else(|| DEFAULT_DATABASE.to_owned());
+    if let Some(file) = url.strip_prefix("sqlite://") {
+        if file.is_empty() || file.contains('?') {
+            c.error(&at("state").key("database"), "write sqlite://FILE (a path, no parameters)");
+            return url;
+        }
+        return format!("sqlite://{}", c.loaded.resolve_path(file).display());
+    }
+    if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+        c.error(&at("state").key("database"), "must be a sqlite://FILE or postgres://… URL");
+    }
+    url
 }
 
 pub(super) fn policies_waf_cors(c: &mut Compiler<'_>) {
