@@ -118,7 +118,7 @@ impl Store {
 
     /// The URL for logs: the password, if any, replaced.
     pub fn describe(&self) -> String {
-        redact(&self.url)
+        redact_url(&self.url)
     }
 
     /// One round trip to the database.
@@ -141,7 +141,7 @@ impl Store {
 }
 
 /// `scheme://user:password@host` → `scheme://user:<redacted>@host`.
-pub(crate) fn redact(url: &str) -> String {
+pub fn redact_url(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else { return url.to_owned() };
     let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
     let (authority, tail) = rest.split_at(authority_end);
@@ -171,8 +171,8 @@ mod tests {
 
     #[test]
     fn passwords_are_redacted_for_logs() {
-        assert_eq!(redact("postgres://app:s3cret@db:5432/p"), "postgres://app:<redacted>@db:5432/p");
-        assert_eq!(redact("postgres://app@db/p"), "postgres://app@db/p");
-        assert_eq!(redact("sqlite:///var/p.db"), "sqlite:///var/p.db");
+        assert_eq!(redact_url("postgres://app:s3cret@db:5432/p"), "postgres://app:<redacted>@db:5432/p");
+        assert_eq!(redact_url("postgres://app@db/p"), "postgres://app@db/p");
+        assert_eq!(redact_url("sqlite:///var/p.db"), "sqlite:///var/p.db");
     }
 }
