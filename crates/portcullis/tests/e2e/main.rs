@@ -8,6 +8,7 @@ mod certs;
 mod cli;
 mod grpc;
 mod headers;
+mod keys;
 mod kit;
 mod limits;
 mod rate_limits;
