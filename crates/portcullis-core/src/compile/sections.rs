@@ -253,3 +253,34 @@ pub(super) fn policies_waf_cors(c: &mut Compiler<'_>) {
         c.warn(&at("openapi"), "routes from OpenAPI documents are not loaded by this build yet");
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    fn database(state: &str) -> Result<String, String> {
+        let text = format!(
+            "version: 1\nlisteners: [{{ name: l, bind: \"127.0.0.1:8080\" }}]\nupstreams: {{ m: {{ mock: {{ status: 200 }} }} }}\n{state}routes:\n  - {{ name: r, match: {{ path: /x }}, upstream: m, auth: none }}\n"
+        );
+        let loaded =
+            portcullis_config::load_str(&text, "t.yaml", Path::new("/etc/pc"), None).map_err(|e| e.to_string())?;
+        crate::compile(&loaded).map(|s| s.state.database).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn the_database_defaults_to_a_sqlite_file_in_the_config_folder() {
+        assert_eq!(database(""), Ok("sqlite:///etc/pc/portcullis.db".to_owned()));
+        assert_eq!(database("state: { database: \"sqlite://d/x.db\" }\n"), Ok("sqlite:///etc/pc/d/x.db".to_owned()));
+        assert_eq!(database("state: { database: \"sqlite:///var/x.db\" }\n"), Ok("sqlite:///var/x.db".to_owned()));
+        let pg = "postgres://app:secret@db/p";
+        assert_eq!(database(&format!("state: {{ database: \"{pg}\" }}\n")), Ok(pg.to_owned()));
+    }
+
+    #[test]
+    fn other_database_urls_are_errors_that_do_not_repeat_the_url() {
+        for bad in ["mysql://app:secret@db/p", "sqlite://", "sqlite://x.db?mode=ro"] {
+            let err = database(&format!("state: {{ database: \"{bad}\" }}\n")).expect_err(bad);
+            assert!(err.contains("state.database") && !err.contains("secret"), "{err}");
+        }
+    }
+}
