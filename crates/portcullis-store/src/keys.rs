@@ -54,6 +54,9 @@ fn key_info((id, consumer, prefix, created_at, expires_at, revoked_at): KeyRow) 
     }
 }
 
+/// id, consumer, digest, expires_at, the consumer's plan.
+type UsableRow = (String, String, String, Option<i64>, Option<String>);
+
 const KEY_COLUMNS: &str = "id, consumer, prefix, created_at, expires_at, revoked_at";
 
 impl Store {
@@ -154,8 +157,7 @@ impl Store {
         let sql = "SELECT k.id, k.consumer, k.digest, k.expires_at, c.plan FROM api_keys k \
                    JOIN consumers c ON c.name = k.consumer \
                    WHERE k.revoked_at IS NULL AND (k.expires_at IS NULL OR k.expires_at > $1)";
-        let rows: Vec<(String, String, String, Option<i64>, Option<String>)> =
-            on_pool!(self, pool => sqlx::query_as(sql).bind(now_unix()).fetch_all(pool).await)?;
+        let rows: Vec<UsableRow> = on_pool!(self, pool => sqlx::query_as(sql).bind(now_unix()).fetch_all(pool).await)?;
         let mut consumers: foldhash::HashMap<String, (Arc<str>, Option<Arc<str>>)> = foldhash::HashMap::default();
         let mut out = Vec::with_capacity(rows.len());
         for (id, consumer, digest, expires_at, plan) in rows {

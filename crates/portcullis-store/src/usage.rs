@@ -10,6 +10,9 @@ use crate::{AuditEvent, AuditRecord, Store, StoreError};
 /// The most audit entries one `list_audit` returns.
 pub const MAX_AUDIT_LIMIT: u32 = 1000;
 
+/// ts, actor, action, target, result, detail.
+type AuditRow = (i64, String, String, Option<String>, String, Option<String>);
+
 impl Store {
     /// Saves `(consumer, period, used)` counters; a stored count larger than the one given
     /// is kept (instances save what they saw, and counts only grow within a period).
@@ -68,7 +71,7 @@ impl Store {
         let limit = i64::from(limit.min(MAX_AUDIT_LIMIT));
         let sql = "SELECT ts, actor, action, target, result, detail FROM audit WHERE ts >= $1 \
                    ORDER BY seq DESC LIMIT $2";
-        let rows: Vec<(i64, String, String, Option<String>, String, Option<String>)> =
+        let rows: Vec<AuditRow> =
             on_pool!(self, pool => sqlx::query_as(sql).bind(since).bind(limit).fetch_all(pool).await)?;
         Ok(rows
             .into_iter()

@@ -71,11 +71,11 @@ fn no_database() -> Response {
     problem(StatusCode::SERVICE_UNAVAILABLE, "database_unavailable", "this gateway has no database open")
 }
 
-/// The current runtime and its database.
-fn open(state: &AdminState) -> Result<(Arc<Runtime>, Arc<KeySync>), Response> {
+/// The current runtime and its database (`None`: answer [`no_database`]).
+fn open(state: &AdminState) -> Option<(Arc<Runtime>, Arc<KeySync>)> {
     let runtime = state.current();
-    let sync = runtime.database.clone().ok_or_else(no_database)?;
-    Ok((runtime, sync))
+    let sync = runtime.database.clone()?;
+    Some((runtime, sync))
 }
 
 /// Records a write in the audit log file and the database (a failure there is logged).
@@ -101,11 +101,15 @@ async fn resync(sync: &KeySync) {
 }
 
 /// A JSON body; an empty one counts as `{}`.
-fn body<T: serde::de::DeserializeOwned + Default>(bytes: &[u8]) -> Result<T, Response> {
+fn body<T: serde::de::DeserializeOwned + Default>(bytes: &[u8]) -> Result<T, serde_json::Error> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Ok(T::default());
     }
-    serde_json::from_slice(bytes).map_err(|e| problem(StatusCode::BAD_REQUEST, "bad_request", format!("body: {e}")))
+    serde_json::from_slice(bytes)
+}
+
+fn bad_body(e: &serde_json::Error) -> Response {
+    problem(StatusCode::BAD_REQUEST, "bad_request", format!("body: {e}"))
 }
 
 /// The config's declared consumers and plans (from the merged document).
@@ -131,12 +135,12 @@ struct NewConsumer {
 
 async fn create(State(state): State<AdminState>, bytes: axum::body::Bytes) -> Response {
     let (runtime, sync) = match open(&state) {
-        Ok(pair) => pair,
-        Err(r) => return r,
+        Some(pair) => pair,
+        None => return no_database(),
     };
     let request: NewConsumer = match body(&bytes) {
         Ok(r) => r,
-        Err(r) => return r,
+        Err(e) => return bad_body(&e),
     };
     if let Some(plan) = &request.plan
         && !config_section(&runtime, "plans").is_some_and(|plans| plans.contains_key(plan))
@@ -162,8 +166,8 @@ async fn create(State(state): State<AdminState>, bytes: axum::body::Bytes) -> Re
 
 async fn list(State(state): State<AdminState>) -> Response {
     let (runtime, sync) = match open(&state) {
-        Ok(pair) => pair,
-        Err(r) => return r,
+        Some(pair) => pair,
+        None => return no_database(),
     };
     let stored = match sync.store().list_consumers().await {
         Ok(list) => list,
@@ -178,8 +182,8 @@ async fn list(State(state): State<AdminState>) -> Response {
 
 async fn show(State(state): State<AdminState>, Path(name): Path<String>) -> Response {
     let (runtime, sync) = match open(&state) {
-        Ok(pair) => pair,
-        Err(r) => return r,
+        Some(pair) => pair,
+        None => return no_database(),
     };
     match sync.store().get_consumer(&name).await {
         Ok(Some(consumer)) => axum::Json(consumer_json(&consumer)).into_response(),
@@ -193,8 +197,8 @@ async fn show(State(state): State<AdminState>, Path(name): Path<String>) -> Resp
 
 async fn remove(State(state): State<AdminState>, Path(name): Path<String>) -> Response {
     let (runtime, sync) = match open(&state) {
-        Ok(pair) => pair,
-        Err(r) => return r,
+        Some(pair) => pair,
+        None => return no_database(),
     };
     let deleted = sync.store().delete_consumer(&name).await;
     if matches!(deleted, Err(StoreError::NotFound { .. })) && config_consumer(&runtime, &name).is_some() {
@@ -221,12 +225,12 @@ struct NewKey {
 
 async fn create_key(State(state): State<AdminState>, Path(name): Path<String>, bytes: axum::body::Bytes) -> Response {
     let (runtime, sync) = match open(&state) {
-        Ok(pair) => pair,
-        Err(r) => return r,
+        Some(pair) => pair,
+        None => return no_database(),
     };
     let request: NewKey = match body(&bytes) {
         Ok(r) => r,
-        Err(r) => return r,
+        Err(e) => return bad_body(&e),
     };
     let expires_at = match request.expires_at.as_deref().map(|t| parse_rfc3339(t).ok_or(t)) {
         None => None,
@@ -257,8 +261,8 @@ async fn create_key(State(state): State<AdminState>, Path(name): Path<String>, b
 
 async fn list_keys(State(state): State<AdminState>, Path(name): Path<String>) -> Response {
     let (_, sync) = match open(&state) {
-        Ok(pair) => pair,
-        Err(r) => return r,
+        Some(pair) => pair,
+        None => return no_database(),
     };
     match sync.store().list_keys(Some(&name)).await {
         Ok(keys) => {
@@ -282,8 +286,8 @@ async fn list_keys(State(state): State<AdminState>, Path(name): Path<String>) ->
 
 async fn revoke_key(State(state): State<AdminState>, Path(id): Path<String>) -> Response {
     let (runtime, sync) = match open(&state) {
-        Ok(pair) => pair,
-        Err(r) => return r,
+        Some(pair) => pair,
+        None => return no_database(),
     };
     let revoked = sync.store().revoke_key(&id).await;
     let detail = revoked.as_ref().map(|k| format!("consumer {}", k.consumer)).unwrap_or_default();
@@ -300,8 +304,8 @@ async fn revoke_key(State(state): State<AdminState>, Path(id): Path<String>) -> 
 /// `GET /audit?since=RFC3339&limit=N`: the newest `limit` entries since then, oldest first.
 async fn audit_entries(State(state): State<AdminState>, RawQuery(query): RawQuery) -> Response {
     let (_, sync) = match open(&state) {
-        Ok(pair) => pair,
-        Err(r) => return r,
+        Some(pair) => pair,
+        None => return no_database(),
     };
     let (mut since, mut limit) = (None, DEFAULT_AUDIT_LIMIT);
     for pair in query.as_deref().unwrap_or_default().split('&').filter(|p| !p.is_empty()) {
