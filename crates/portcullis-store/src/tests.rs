@@ -223,3 +223,18 @@ async fn a_relative_sqlite_file_is_created_in_the_config_folder_in_wal_mode() {
     store.close().await;
     Store::connect("sqlite://data/p.db", &dir).await.expect("reopen");
 }
+
+#[tokio::test]
+async fn when_the_database_fails_the_last_key_index_keeps_serving() {
+    let store = Arc::new(sqlite().await);
+    store.create_consumer("acme", None).await.expect("create");
+    let key = store.create_key("acme", None).await.expect("key");
+    let sync = KeySync::start(store.clone()).await.expect("sync");
+    assert!(sync.keys().lookup(key.key.as_bytes()).is_some());
+    // Break the one query the poll makes.
+    let crate::connect::Pool::Sqlite(pool) = &store.pool else { panic!("sqlite") };
+    sqlx::query("DROP TABLE sync_revision").execute(pool).await.expect("drop");
+    assert!(sync.refresh().await.is_err_and(|e| e.is_unavailable()));
+    assert!(sync.keys().lookup(key.key.as_bytes()).is_some(), "the last index still answers");
+    assert!(sync.consumers().contains_key("acme"));
+}

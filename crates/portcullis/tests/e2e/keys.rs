@@ -251,3 +251,54 @@ async fn a_key_revoked_on_one_instance_leaves_another_instances_index_within_a_s
         let _ = sqlx::query(&format!("DROP SCHEMA {schema} CASCADE")).execute(&mut conn).await;
     }
 }
+
+/// A TCP forwarder to PostgreSQL that [`Cut`] can sever: the database "goes away".
+struct Cut(Vec<tokio::task::AbortHandle>, std::sync::Arc<std::sync::Mutex<Vec<tokio::task::AbortHandle>>>);
+
+impl Cut {
+    fn now(self) {
+        self.0.iter().for_each(tokio::task::AbortHandle::abort);
+        self.1.lock().expect("lock").iter().for_each(tokio::task::AbortHandle::abort);
+    }
+}
+
+async fn forwarder(to: String) -> (std::net::SocketAddr, Cut) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let conns: std::sync::Arc<std::sync::Mutex<Vec<tokio::task::AbortHandle>>> = std::sync::Arc::default();
+    let held = conns.clone();
+    let accept = tokio::spawn(async move {
+        while let Ok((mut down, _)) = listener.accept().await {
+            let to = to.clone();
+            let task = tokio::spawn(async move {
+                if let Ok(mut up) = tokio::net::TcpStream::connect(&to).await {
+                    let _ = tokio::io::copy_bidirectional(&mut down, &mut up).await;
+                }
+            });
+            held.lock().expect("lock").push(task.abort_handle());
+        }
+    });
+    (addr, Cut(vec![accept.abort_handle()], conns))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ready_is_503_while_the_database_is_unreachable() {
+    let Some((url, schema)) = postgres_schema().await else { return };
+    // postgres://user@HOST:PORT/db?… → the same URL through the forwarder.
+    let (head, rest) = url.split_once('@').expect("a user in the URL");
+    let (host, tail) = rest.split_at(rest.find('/').expect("a database in the URL"));
+    let (addr, cut) = forwarder(host.to_owned()).await;
+    let gw = start(&scratch_dir(), Some(&format!("{head}@{addr}{tail}"))).await;
+    let ready = crate::reload::admin(&gw, "GET", "/ready", None).await;
+    assert_eq!(ready.status, StatusCode::OK, "{}", ready.text());
+    cut.now();
+    let ready = crate::reload::admin(&gw, "GET", "/ready", None).await;
+    assert_eq!(ready.status, StatusCode::SERVICE_UNAVAILABLE, "{}", ready.text());
+    assert_eq!(ready.json()["database"], "unreachable");
+    assert_eq!(crate::reload::admin(&gw, "GET", "/health", None).await.status, StatusCode::OK, "still alive");
+    gw.shutdown().await;
+    let base = url.split('?').next().unwrap_or_default().to_owned();
+    if let Ok(mut conn) = sqlx::PgConnection::connect(&base).await {
+        let _ = sqlx::query(&format!("DROP SCHEMA {schema} CASCADE")).execute(&mut conn).await;
+    }
+}
