@@ -99,10 +99,11 @@ pub struct KeyRecord {
     /// The database id (`None` for keys declared in the config file).
     pub id: Option<String>,
     pub consumer: Arc<str>,
+    /// The consumer's usage plan as the database has it (`None`: no plan, or a key declared
+    /// in the config file, whose consumer's plan is in the config).
+    pub plan: Option<Arc<str>>,
     /// Seconds since the Unix epoch after which the key is refused; `None`: never.
     pub expires_at: Option<i64>,
-    /// The owner's usage plan, as the database knows it (config consumers: from the file).
-    pub plan: Option<Arc<str>>,
 }
 
 impl KeyRecord {

@@ -121,9 +121,15 @@ pub enum LimitKey {
     Route,
 }
 
-/// `state:` — where shared counters live.
+/// `state.database` when the config says nothing: a SQLite file beside the config.
+pub const DEFAULT_DATABASE: &str = "sqlite://portcullis.db";
+
+/// `state:` — where consumers, keys and usage are kept, and where shared counters live.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct StateSpec {
+    /// `sqlite://FILE` (the path made absolute against the config folder) or `postgres://…`.
+    /// Opened once at start: a change applies at restart.
+    pub database: String,
     pub redis: Option<String>,
     pub on_redis_error: OnRedisError,
 }

@@ -22,6 +22,8 @@ use portcullis_core::{ErrorCode, Problem};
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
 
+mod consumers;
+
 use crate::reload::{Reloader, Trigger};
 use crate::runtime::Runtime;
 
@@ -79,6 +81,7 @@ fn router(state: AdminState) -> Router {
         .route("/routes", get(routes))
         .route("/upstreams", get(upstreams))
         .route("/certificates", get(certificates))
+        .merge(consumers::routes())
         .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
     let metrics = Router::new()
         .route("/metrics", get(metrics))
@@ -155,11 +158,21 @@ async fn health() -> Response {
     axum::Json(json!({"status": "ok"})).into_response()
 }
 
-/// Ready once a config is loaded and serving (the database check joins when the gateway
-/// has one).
+/// Ready once a config is loaded and serving and the database answers (503 while it does
+/// not: a load balancer then sends traffic elsewhere).
 async fn ready(State(state): State<AdminState>) -> Response {
     let runtime = state.current();
-    axum::Json(json!({"status": "ready", "config_hash": runtime.snapshot.hash})).into_response()
+    let database = match &runtime.database {
+        Some(sync) => crate::database::reachable(sync).await,
+        None => true,
+    };
+    let hash = &runtime.snapshot.hash;
+    if database {
+        axum::Json(json!({"status": "ready", "config_hash": hash, "database": "ok"})).into_response()
+    } else {
+        let body = json!({"status": "unavailable", "config_hash": hash, "database": "unreachable"});
+        (StatusCode::SERVICE_UNAVAILABLE, axum::Json(body)).into_response()
+    }
 }
 
 async fn metrics(State(state): State<AdminState>) -> Response {

@@ -44,8 +44,6 @@ pub struct Identity {
     /// Providers made for this runtime whose refresh task is not running yet.
     fresh: Vec<bool>,
     events: Arc<RefreshCounter>,
-    /// Run-time API keys (the database's), when a store is open.
-    pub keys: Option<Arc<portcullis_auth::api_key::KeyIndex>>,
 }
 
 impl Identity {
@@ -65,7 +63,7 @@ impl Identity {
             });
         }
         let fresh = jwt.iter().map(Option::is_some).collect();
-        Ok(Self { jwt, fresh, events, keys: None })
+        Ok(Self { jwt, fresh, events })
     }
 
     /// Keeps the previous runtime's providers whose settings did not change.
@@ -77,9 +75,6 @@ impl Identity {
                 *slot = Some(kept.clone());
                 *fresh = false;
             }
-        }
-        if self.keys.is_none() {
-            self.keys.clone_from(&previous.keys);
         }
     }
 
@@ -96,9 +91,9 @@ impl Identity {
         }
     }
 
-    /// What the pipeline's authentication stage reads.
-    pub fn sources(&self) -> AuthSources<'_> {
-        AuthSources { jwt: &self.jwt, keys: self.keys.as_deref() }
+    /// What the pipeline's authentication stage reads; `keys`: the database's key index.
+    pub fn sources<'a>(&'a self, keys: Option<&'a portcullis_auth::api_key::KeyIndex>) -> AuthSources<'a> {
+        AuthSources { jwt: &self.jwt, keys }
     }
 
     /// The live JWT providers (for `/ready` and tests).

@@ -16,6 +16,7 @@ pub mod audit;
 pub mod body;
 pub mod cache;
 mod conn_io;
+pub mod database;
 pub mod error;
 pub mod identity;
 pub mod metrics;

@@ -114,6 +114,10 @@ impl Reloader {
         if snapshot.admin.as_ref().map(|a| a.bind) != self.handle.current().snapshot.admin.as_ref().map(|a| a.bind) {
             tracing::warn!("the admin API is bound at start: a changed or removed `admin.bind` applies at restart");
         }
+        let opened = self.handle.current().database.as_ref().map(|d| d.store().url().to_owned());
+        if opened.is_some_and(|url| url != snapshot.state.database) {
+            tracing::warn!("the database is opened at start: a changed `state.database` applies at restart");
+        }
         let runtime = Runtime::new(snapshot).map_err(|e| vec![e.to_string()])?;
         self.handle.apply(runtime).map_err(|e| vec![e.to_string()])?;
         Ok(hash)

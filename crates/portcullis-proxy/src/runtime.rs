@@ -28,6 +28,10 @@ pub struct Runtime {
     pub cache: ResponseCache,
     /// Shared by every runtime of the process once the gateway adopts this one.
     pub metrics: Arc<Metrics>,
+    /// The database (`state.database`) and the key index synced from it: opened once by
+    /// [`crate::Gateway::bind`] and handed on to every reloaded runtime. `None` until then
+    /// (and in offline tools).
+    pub database: Option<Arc<portcullis_store::KeySync>>,
 }
 
 impl Runtime {
@@ -64,6 +68,7 @@ impl Runtime {
             rate_limits,
             cache: ResponseCache::default(),
             metrics: Arc::new(Metrics::new()),
+            database: None,
         };
         runtime.warn_about_expiry();
         Ok(runtime)

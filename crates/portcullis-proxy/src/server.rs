@@ -110,6 +110,9 @@ impl GatewayHandle {
         runtime.metrics = self.shared.metrics.clone();
         let previous = self.shared.current.load();
         runtime.rate_limits.adopt(&previous.rate_limits);
+        if runtime.database.is_none() {
+            runtime.database = previous.database.clone();
+        }
         runtime.identity.adopt(&previous.identity);
         runtime.identity.start(&self.shared.metrics);
         runtime.cache.adopt(&previous.cache, &runtime.snapshot);
@@ -183,8 +186,12 @@ impl GatewayHandle {
 }
 
 impl Gateway {
-    /// Binds every listener of the runtime's snapshot.
+    /// Opens the database (unless the runtime has one) and binds every listener of the
+    /// runtime's snapshot. The key sync runs until shutdown.
     pub async fn bind(mut runtime: Runtime) -> std::io::Result<Self> {
+        if runtime.database.is_none() {
+            runtime.database = Some(crate::database::open(&runtime.snapshot.state).await?);
+        }
         let mut bound = Vec::new();
         for spec in &runtime.snapshot.listeners {
             bound.push(Bound::open(spec)?);
@@ -203,6 +210,9 @@ impl Gateway {
             done_rx: tokio::sync::Mutex::new(done_rx),
             listeners: Mutex::new(Listeners { running: false, capacity: capacity.min(Semaphore::MAX_PERMITS), bound }),
         };
+        if let Some(database) = shared.current.load().database.clone() {
+            crate::database::spawn_sync(database, shared.stop.subscribe());
+        }
         Ok(Self { shared: Arc::new(shared) })
     }
 

@@ -56,7 +56,7 @@ async fn dispatch(
     let mut log = runtime.access_log.enabled().then(|| PendingLog::start(&runtime.access_log, &parts, &ctx, started));
     // The cache keys on the path the client asked for, not the rewritten one.
     let downstream_uri = parts.uri.clone();
-    let sources = runtime.identity.sources();
+    let sources = runtime.identity.sources(runtime.database.as_ref().map(|d| &**d.keys()));
     let mut flow = pipeline::on_request(snapshot, &sources, &mut parts, &mut ctx);
     if let Flow::Wait(pending) = flow {
         // An unknown `kid`: the provider refetches its JWKS (at most once per 30 s), then the

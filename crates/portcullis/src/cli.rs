@@ -34,6 +34,13 @@ enum Command {
         #[command(subcommand)]
         command: crate::soap_cli::SoapCommand,
     },
+    /// Manage API keys in the configured database (`state.database`).
+    Keys {
+        #[command(subcommand)]
+        command: crate::keys_cli::KeysCommand,
+    },
+    /// Read an API key on stdin (one line), print its stored form `sha256:<hex>`.
+    HashKey,
     /// A self-contained quick start: a local echo backend, a mock upstream, no files needed.
     Demo {
         /// Where the demo gateway listens.
@@ -43,13 +50,13 @@ enum Command {
 }
 
 #[derive(clap::Args)]
-struct ConfigArgs {
+pub(crate) struct ConfigArgs {
     /// The config file.
     #[arg(short = 'c', long = "config")]
-    config: PathBuf,
+    pub(crate) config: PathBuf,
     /// The stage overlay to apply (`stages.NAME`).
     #[arg(long)]
-    stage: Option<String>,
+    pub(crate) stage: Option<String>,
 }
 
 pub(crate) fn main() -> ExitCode {
@@ -64,6 +71,8 @@ pub(crate) fn main() -> ExitCode {
         Command::Demo { bind } => crate::demo::run(&bind),
         Command::Openapi(args) => crate::openapi::run(&args.config, args.stage.as_deref()),
         Command::Soap { command } => crate::soap_cli::run(&command),
+        Command::Keys { command } => crate::keys_cli::run(command),
+        Command::HashKey => crate::keys_cli::hash_key(),
     }
 }
 

@@ -4,6 +4,7 @@
 mod cli;
 mod demo;
 mod echo;
+mod keys_cli;
 mod openapi;
 mod soap_cli;
 

@@ -11,7 +11,9 @@ use std::sync::Arc;
 
 use portcullis_config::surface;
 
-use crate::snapshot::{AdminSpec, LimitKey, OnRedisError, PlanSpec, QuotaSpec, RateLimitSpec, StateSpec};
+use crate::snapshot::{
+    AdminSpec, DEFAULT_DATABASE, LimitKey, OnRedisError, PlanSpec, QuotaSpec, RateLimitSpec, StateSpec,
+};
 
 const JWT_ALGORITHMS: [&str; 10] =
     ["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "EdDSA", "ES512"];
@@ -215,7 +217,9 @@ pub(super) fn state(c: &mut Compiler<'_>) -> StateSpec {
     {
         c.error(&at("state").key("redis"), "must be a redis://, rediss:// or unix:// URL");
     }
+    let database = database_url(c);
     StateSpec {
+        database,
         redis: state.redis.clone(),
         on_redis_error: match state.on_redis_error {
             None | Some(surface::OnRedisError::Local) => OnRedisError::Local,
@@ -223,6 +227,23 @@ pub(super) fn state(c: &mut Compiler<'_>) -> StateSpec {
             Some(surface::OnRedisError::Deny) => OnRedisError::Deny,
         },
     }
+}
+
+/// `state.database`, with a relative SQLite path joined to the config folder. The message
+/// never repeats the URL: it may hold a password.
+fn database_url(c: &mut Compiler<'_>) -> String {
+    let url = c.doc.state.database.clone().unwrap_or_else(|| DEFAULT_DATABASE.to_owned());
+    if let Some(file) = url.strip_prefix("sqlite://") {
+        if file.is_empty() || file.contains('?') {
+            c.error(&at("state").key("database"), "write sqlite://FILE (a path, no parameters)");
+            return url;
+        }
+        return format!("sqlite://{}", c.loaded.resolve_path(file).display());
+    }
+    if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+        c.error(&at("state").key("database"), "must be a sqlite://FILE or postgres://… URL");
+    }
+    url
 }
 
 pub(super) fn policies_waf_cors(c: &mut Compiler<'_>) {
@@ -253,5 +274,36 @@ pub(super) fn policies_waf_cors(c: &mut Compiler<'_>) {
     }
     if !c.doc.openapi.is_empty() {
         c.warn(&at("openapi"), "routes from OpenAPI documents are not loaded by this build yet");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    fn database(state: &str) -> Result<String, String> {
+        let text = format!(
+            "version: 1\nlisteners: [{{ name: l, bind: \"127.0.0.1:8080\" }}]\nupstreams: {{ m: {{ mock: {{ status: 200 }} }} }}\n{state}routes:\n  - {{ name: r, match: {{ path: /x }}, upstream: m, auth: none }}\n"
+        );
+        let loaded =
+            portcullis_config::load_str(&text, "t.yaml", Path::new("/etc/pc"), None).map_err(|e| e.to_string())?;
+        crate::compile(&loaded).map(|s| s.state.database).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn the_database_defaults_to_a_sqlite_file_in_the_config_folder() {
+        assert_eq!(database(""), Ok("sqlite:///etc/pc/portcullis.db".to_owned()));
+        assert_eq!(database("state: { database: \"sqlite://d/x.db\" }\n"), Ok("sqlite:///etc/pc/d/x.db".to_owned()));
+        assert_eq!(database("state: { database: \"sqlite:///var/x.db\" }\n"), Ok("sqlite:///var/x.db".to_owned()));
+        let pg = "postgres://app:secret@db/p";
+        assert_eq!(database(&format!("state: {{ database: \"{pg}\" }}\n")), Ok(pg.to_owned()));
+    }
+
+    #[test]
+    fn other_database_urls_are_errors_that_do_not_repeat_the_url() {
+        for bad in ["mysql://app:secret@db/p", "sqlite://", "sqlite://x.db?mode=ro"] {
+            let err = database(&format!("state: {{ database: \"{bad}\" }}\n")).expect_err(bad);
+            assert!(err.contains("state.database") && !err.contains("secret"), "{err}");
+        }
     }
 }

@@ -10,6 +10,7 @@ mod cli;
 mod grpc;
 mod headers;
 mod idp;
+mod keys;
 mod kit;
 mod limits;
 mod oidc;

@@ -1,0 +1,377 @@
+//! Consumers and API keys in the database (SPEC §5), and the audit trail:
+//! `POST/GET /consumers`, `GET/DELETE /consumers/{name}`, `POST/GET /consumers/{name}/keys`,
+//! `DELETE /keys/{id}`, `GET /audit`. All behind the admin token (the caller's route layer).
+//!
+//! Every write is audited twice, to the audit log file and the database's audit table, and
+//! never with the key itself. After a write this instance's key index is refreshed at once;
+//! other instances pick it up at their next sync poll.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get};
+use portcullis_store::{AuditEvent, KeySync, StoreError, parse_rfc3339, rfc3339};
+use serde_json::{Value, json};
+
+use super::AdminState;
+use crate::runtime::Runtime;
+
+/// `GET /audit` without `limit`.
+const DEFAULT_AUDIT_LIMIT: u32 = 100;
+
+pub(super) fn routes() -> Router<AdminState> {
+    Router::new()
+        .route("/consumers", get(list).post(create))
+        .route("/consumers/{name}", get(show).delete(remove))
+        .route("/consumers/{name}/keys", get(list_keys).post(create_key))
+        .route("/keys/{id}", delete(revoke_key))
+        .route("/audit", get(audit_entries))
+}
+
+/// An admin API problem document (RFC 9457). The admin API has codes of its own
+/// (`conflict`, `not_found`, …) beside the gateway's.
+fn problem(status: StatusCode, code: &'static str, detail: impl Into<String>) -> Response {
+    let id = portcullis_core::ids::new_request_id();
+    let body = json!({
+        "type": "about:blank",
+        "title": status.canonical_reason().unwrap_or("Error"),
+        "status": status.as_u16(),
+        "code": code,
+        "detail": detail.into(),
+        "request_id": id.to_str().unwrap_or_default(),
+    });
+    let mut response = (status, body.to_string()).into_response();
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert(portcullis_core::headers::X_REQUEST_ID, id);
+    response
+}
+
+fn store_problem(error: &StoreError) -> Response {
+    match error {
+        StoreError::Invalid(_) => problem(StatusCode::UNPROCESSABLE_ENTITY, "invalid_request", error.to_string()),
+        StoreError::NotFound { .. } => problem(StatusCode::NOT_FOUND, "not_found", error.to_string()),
+        StoreError::Conflict { .. } => problem(StatusCode::CONFLICT, "conflict", error.to_string()),
+        StoreError::Database(_) | StoreError::Migrate(_) => {
+            tracing::warn!(error = %error, "admin API: the database failed");
+            problem(StatusCode::SERVICE_UNAVAILABLE, "database_unavailable", "the database is not reachable")
+        }
+        StoreError::InvalidUrl(_) | StoreError::Random(_) => {
+            tracing::error!(error = %error, "admin API: internal error");
+            problem(StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error")
+        }
+    }
+}
+
+fn no_database() -> Response {
+    problem(StatusCode::SERVICE_UNAVAILABLE, "database_unavailable", "this gateway has no database open")
+}
+
+/// The current runtime and its database (`None`: answer [`no_database`]).
+fn open(state: &AdminState) -> Option<(Arc<Runtime>, Arc<KeySync>)> {
+    let runtime = state.current();
+    let sync = runtime.database.clone()?;
+    Some((runtime, sync))
+}
+
+/// Records a write in the audit log file and the database (a failure there is logged).
+async fn audit(runtime: &Runtime, sync: &KeySync, action: &str, target: &str, outcome: Result<&str, &StoreError>) {
+    let (result, detail) = match outcome {
+        Ok(detail) => ("ok", (!detail.is_empty()).then(|| detail.to_owned())),
+        Err(e) => ("error", Some(e.to_string())),
+    };
+    let entry =
+        crate::audit::AuditEntry { actor: "admin", action, target: Some(target), result, detail: detail.as_deref() };
+    crate::audit::record(&runtime.snapshot.audit_log, &entry);
+    let event = AuditEvent { actor: "admin", action, target: Some(target), result, detail: detail.as_deref() };
+    if let Err(e) = sync.store().append_audit(&event).await {
+        tracing::warn!(error = %e, action, "cannot write the audit entry to the database");
+    }
+}
+
+/// After a write: this instance sees it at once (others at their next poll).
+async fn resync(sync: &KeySync) {
+    if let Err(e) = sync.refresh().await {
+        tracing::warn!(error = %e, "cannot refresh the key index after a write; the sync task retries");
+    }
+}
+
+/// A JSON body; an empty one counts as `{}`.
+fn body<T: serde::de::DeserializeOwned + Default>(bytes: &[u8]) -> Result<T, serde_json::Error> {
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Ok(T::default());
+    }
+    serde_json::from_slice(bytes)
+}
+
+fn bad_body(e: &serde_json::Error) -> Response {
+    problem(StatusCode::BAD_REQUEST, "bad_request", format!("body: {e}"))
+}
+
+/// The config's declared consumers and plans (from the merged document).
+fn config_section<'a>(runtime: &'a Runtime, key: &str) -> Option<&'a serde_json::Map<String, Value>> {
+    runtime.snapshot.document.get(key).and_then(Value::as_object)
+}
+
+fn config_consumer(runtime: &Runtime, name: &str) -> Option<Value> {
+    let consumer = config_section(runtime, "consumers")?.get(name)?;
+    Some(json!({"name": name, "plan": consumer.get("plan").cloned().unwrap_or(Value::Null), "source": "config"}))
+}
+
+fn consumer_json(c: &portcullis_store::Consumer) -> Value {
+    json!({"name": c.name, "plan": c.plan, "created_at": rfc3339(c.created_at), "source": "database"})
+}
+
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewConsumer {
+    name: String,
+    plan: Option<String>,
+}
+
+async fn create(State(state): State<AdminState>, bytes: axum::body::Bytes) -> Response {
+    let (runtime, sync) = match open(&state) {
+        Some(pair) => pair,
+        None => return no_database(),
+    };
+    let request: NewConsumer = match body(&bytes) {
+        Ok(r) => r,
+        Err(e) => return bad_body(&e),
+    };
+    if let Some(plan) = &request.plan
+        && !config_section(&runtime, "plans").is_some_and(|plans| plans.contains_key(plan))
+    {
+        let detail = format!("`{plan}` is not a plan of the current config");
+        return problem(StatusCode::UNPROCESSABLE_ENTITY, "unknown_plan", detail);
+    }
+    if config_consumer(&runtime, &request.name).is_some() {
+        let detail = format!("consumer `{}` is declared in the config file", request.name);
+        return problem(StatusCode::CONFLICT, "conflict", detail);
+    }
+    let created = sync.store().create_consumer(&request.name, request.plan.as_deref()).await;
+    let detail = request.plan.as_deref().map(|p| format!("plan {p}")).unwrap_or_default();
+    audit(&runtime, &sync, "consumer.create", &request.name, created.as_ref().map(|_| detail.as_str())).await;
+    match created {
+        Ok(consumer) => {
+            resync(&sync).await;
+            (StatusCode::CREATED, axum::Json(consumer_json(&consumer))).into_response()
+        }
+        Err(e) => store_problem(&e),
+    }
+}
+
+async fn list(State(state): State<AdminState>) -> Response {
+    let (runtime, sync) = match open(&state) {
+        Some(pair) => pair,
+        None => return no_database(),
+    };
+    let stored = match sync.store().list_consumers().await {
+        Ok(list) => list,
+        Err(e) => return store_problem(&e),
+    };
+    let mut out: Vec<Value> = stored.iter().map(consumer_json).collect();
+    if let Some(declared) = config_section(&runtime, "consumers") {
+        out.extend(declared.keys().filter_map(|name| config_consumer(&runtime, name)));
+    }
+    axum::Json(Value::Array(out)).into_response()
+}
+
+async fn show(State(state): State<AdminState>, Path(name): Path<String>) -> Response {
+    let (runtime, sync) = match open(&state) {
+        Some(pair) => pair,
+        None => return no_database(),
+    };
+    match sync.store().get_consumer(&name).await {
+        Ok(Some(consumer)) => axum::Json(consumer_json(&consumer)).into_response(),
+        Ok(None) => match config_consumer(&runtime, &name) {
+            Some(declared) => axum::Json(declared).into_response(),
+            None => problem(StatusCode::NOT_FOUND, "not_found", format!("consumer `{name}` does not exist")),
+        },
+        Err(e) => store_problem(&e),
+    }
+}
+
+async fn remove(State(state): State<AdminState>, Path(name): Path<String>) -> Response {
+    let (runtime, sync) = match open(&state) {
+        Some(pair) => pair,
+        None => return no_database(),
+    };
+    let deleted = sync.store().delete_consumer(&name).await;
+    if matches!(deleted, Err(StoreError::NotFound { .. })) && config_consumer(&runtime, &name).is_some() {
+        let detail = format!("consumer `{name}` is declared in the config file: remove it there");
+        return problem(StatusCode::CONFLICT, "conflict", detail);
+    }
+    let detail = deleted.as_ref().map(|n| format!("{n} key(s) revoked")).unwrap_or_default();
+    audit(&runtime, &sync, "consumer.delete", &name, deleted.as_ref().map(|_| detail.as_str())).await;
+    match deleted {
+        Ok(_) => {
+            resync(&sync).await;
+            StatusCode::NO_CONTENT.into_response()
+        }
+        Err(e) => store_problem(&e),
+    }
+}
+
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewKey {
+    /// RFC 3339.
+    expires_at: Option<String>,
+}
+
+async fn create_key(State(state): State<AdminState>, Path(name): Path<String>, bytes: axum::body::Bytes) -> Response {
+    let (runtime, sync) = match open(&state) {
+        Some(pair) => pair,
+        None => return no_database(),
+    };
+    let request: NewKey = match body(&bytes) {
+        Ok(r) => r,
+        Err(e) => return bad_body(&e),
+    };
+    let expires_at = match request.expires_at.as_deref().map(|t| parse_rfc3339(t).ok_or(t)) {
+        None => None,
+        Some(Ok(t)) => Some(t),
+        Some(Err(_)) => {
+            return problem(StatusCode::UNPROCESSABLE_ENTITY, "invalid_request", "expires_at must be an RFC 3339 time");
+        }
+    };
+    let created = sync.store().create_key(&name, expires_at).await;
+    // The key id and prefix identify it in the audit trail; the key itself never appears.
+    let detail = created.as_ref().map(|k| format!("{} ({})", k.id, k.prefix)).unwrap_or_default();
+    audit(&runtime, &sync, "key.create", &name, created.as_ref().map(|_| detail.as_str())).await;
+    match created {
+        Ok(key) => {
+            resync(&sync).await;
+            let body = json!({
+                "id": key.id,
+                "key": key.key,
+                "prefix": key.prefix,
+                "created_at": rfc3339(key.created_at),
+                "expires_at": key.expires_at.map(rfc3339),
+            });
+            (StatusCode::CREATED, axum::Json(body)).into_response()
+        }
+        Err(e) => store_problem(&e),
+    }
+}
+
+async fn list_keys(State(state): State<AdminState>, Path(name): Path<String>) -> Response {
+    let (_, sync) = match open(&state) {
+        Some(pair) => pair,
+        None => return no_database(),
+    };
+    match sync.store().list_keys(Some(&name)).await {
+        Ok(keys) => {
+            let keys: Vec<Value> = keys
+                .iter()
+                .map(|k| {
+                    json!({
+                        "id": k.id,
+                        "prefix": k.prefix,
+                        "created_at": rfc3339(k.created_at),
+                        "expires_at": k.expires_at.map(rfc3339),
+                        "revoked": k.revoked,
+                    })
+                })
+                .collect();
+            axum::Json(Value::Array(keys)).into_response()
+        }
+        Err(e) => store_problem(&e),
+    }
+}
+
+async fn revoke_key(State(state): State<AdminState>, Path(id): Path<String>) -> Response {
+    let (runtime, sync) = match open(&state) {
+        Some(pair) => pair,
+        None => return no_database(),
+    };
+    let revoked = sync.store().revoke_key(&id).await;
+    let detail = revoked.as_ref().map(|k| format!("consumer {}", k.consumer)).unwrap_or_default();
+    audit(&runtime, &sync, "key.revoke", &id, revoked.as_ref().map(|_| detail.as_str())).await;
+    match revoked {
+        Ok(_) => {
+            resync(&sync).await;
+            StatusCode::NO_CONTENT.into_response()
+        }
+        Err(e) => store_problem(&e),
+    }
+}
+
+/// `GET /audit?since=RFC3339&limit=N`: the newest `limit` entries since then, oldest first.
+async fn audit_entries(State(state): State<AdminState>, RawQuery(query): RawQuery) -> Response {
+    let (_, sync) = match open(&state) {
+        Some(pair) => pair,
+        None => return no_database(),
+    };
+    let (mut since, mut limit) = (None, DEFAULT_AUDIT_LIMIT);
+    for pair in query.as_deref().unwrap_or_default().split('&').filter(|p| !p.is_empty()) {
+        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+        let value = percent_decode(value);
+        match key {
+            "since" => match parse_rfc3339(&value) {
+                Some(t) => since = Some(t),
+                None => return problem(StatusCode::BAD_REQUEST, "bad_request", "since must be an RFC 3339 time"),
+            },
+            "limit" => match value.parse::<u32>() {
+                Ok(n) if n > 0 => limit = n,
+                _ => return problem(StatusCode::BAD_REQUEST, "bad_request", "limit must be a positive integer"),
+            },
+            _ => return problem(StatusCode::BAD_REQUEST, "bad_request", "the parameters are since and limit"),
+        }
+    }
+    match sync.store().list_audit(since, limit).await {
+        Ok(entries) => {
+            let entries: Vec<Value> = entries
+                .iter()
+                .map(|a| {
+                    json!({
+                        "ts": rfc3339(a.ts),
+                        "actor": a.actor,
+                        "action": a.action,
+                        "target": a.target,
+                        "result": a.result,
+                        "detail": a.detail,
+                    })
+                })
+                .collect();
+            axum::Json(Value::Array(entries)).into_response()
+        }
+        Err(e) => store_problem(&e),
+    }
+}
+
+/// `%XX` escapes in a query value. A `+` stays a `+`: the values here are times and numbers,
+/// and `since=2026-12-02T06:00:00+01:00` typed as is must work.
+fn percent_decode(value: &str) -> String {
+    let bytes = value.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    let hex = |b: Option<&u8>| b.and_then(|&b| char::from(b).to_digit(16));
+    while i < bytes.len() {
+        match (bytes[i], hex(bytes.get(i + 1)), hex(bytes.get(i + 2))) {
+            (b'%', Some(high), Some(low)) => {
+                out.push(u8::try_from(high * 16 + low).unwrap_or(b'?'));
+                i += 3;
+            }
+            (b, _, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn query_values_are_percent_decoded_and_keep_plus() {
+        assert_eq!(super::percent_decode("2026-12-02T06%3A00%3A00%2B01%3A00"), "2026-12-02T06:00:00+01:00");
+        assert_eq!(super::percent_decode("a+b%"), "a+b%");
+        assert_eq!(super::percent_decode("%zz%4"), "%zz%4");
+    }
+}

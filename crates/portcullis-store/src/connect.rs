@@ -1,0 +1,178 @@
+//! Opening the database: parse `state.database`, connect, run the backend's migrations.
+
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::migrate::Migrator;
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
+
+use crate::StoreError;
+
+/// `state.database` when the config says nothing: a file beside the config.
+pub const DEFAULT_DATABASE: &str = "sqlite://portcullis.db";
+/// How long a query waits for a free connection (or a new one) before it fails.
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3);
+/// How long SQLite waits on a lock held by another connection or process (the CLI).
+const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+/// Admin writes and a 250 ms poll: a few connections are plenty.
+const SQLITE_CONNECTIONS: u32 = 4;
+const POSTGRES_CONNECTIONS: u32 = 8;
+
+static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("migrations/sqlite");
+static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("migrations/postgres");
+
+#[derive(Debug, Clone)]
+pub(crate) enum Pool {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
+
+/// Runs the same code against whichever pool the store has (each arm is compiled for its
+/// own driver). The SQL must be portable: `$N` placeholders work on both.
+macro_rules! on_pool {
+    ($store:expr, $pool:ident => $body:expr) => {
+        match &$store.pool {
+            $crate::connect::Pool::Sqlite($pool) => $body,
+            $crate::connect::Pool::Postgres($pool) => $body,
+        }
+    };
+}
+pub(crate) use on_pool;
+
+/// An open database with its migrations applied. Cheap to share behind an `Arc`.
+#[derive(Debug)]
+pub struct Store {
+    pub(crate) pool: Pool,
+    url: String,
+}
+
+/// What `state.database` names, before connecting.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Target {
+    Sqlite(PathBuf),
+    Postgres(String),
+}
+
+/// Checks that `url` is a database URL this build opens (`sqlite://FILE`, `postgres://…`,
+/// `postgresql://…`). The message never repeats the URL, which may hold a password.
+pub fn check_url(url: &str) -> Result<(), StoreError> {
+    target(url, Path::new(".")).map(|_| ())
+}
+
+fn target(url: &str, base_dir: &Path) -> Result<Target, StoreError> {
+    if let Some(rest) = url.strip_prefix("sqlite://") {
+        // Query parameters (`?mode=…`) are not supported: the store sets its own options.
+        let file = rest.split('?').next().unwrap_or_default();
+        if file.is_empty() || rest.contains('?') {
+            return Err(StoreError::InvalidUrl("write sqlite://FILE (a path, no parameters)".into()));
+        }
+        let path = Path::new(file);
+        return Ok(Target::Sqlite(if path.is_absolute() { path.to_path_buf() } else { base_dir.join(path) }));
+    }
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        return Ok(Target::Postgres(url.to_owned()));
+    }
+    Err(StoreError::InvalidUrl("must be a sqlite://FILE or postgres://… URL".into()))
+}
+
+impl Store {
+    /// Opens `url` (a relative SQLite path joins `base_dir`, the config file's folder),
+    /// creating the SQLite file if missing, and applies pending migrations.
+    pub async fn connect(url: &str, base_dir: &Path) -> Result<Self, StoreError> {
+        let pool = match target(url, base_dir)? {
+            Target::Sqlite(file) => {
+                let options = SqliteConnectOptions::new()
+                    .filename(&file)
+                    .create_if_missing(true)
+                    .journal_mode(SqliteJournalMode::Wal)
+                    .synchronous(SqliteSynchronous::Normal)
+                    .busy_timeout(SQLITE_BUSY_TIMEOUT);
+                let pool = SqlitePoolOptions::new()
+                    .max_connections(SQLITE_CONNECTIONS)
+                    .acquire_timeout(ACQUIRE_TIMEOUT)
+                    .connect_with(options)
+                    .await?;
+                SQLITE_MIGRATIONS.run(&pool).await?;
+                Pool::Sqlite(pool)
+            }
+            Target::Postgres(url) => {
+                let options = PgConnectOptions::from_str(&url)?;
+                let pool = PgPoolOptions::new()
+                    .max_connections(POSTGRES_CONNECTIONS)
+                    .acquire_timeout(ACQUIRE_TIMEOUT)
+                    .connect_with(options)
+                    .await?;
+                POSTGRES_MIGRATIONS.run(&pool).await?;
+                Pool::Postgres(pool)
+            }
+        };
+        Ok(Self { pool, url: url.to_owned() })
+    }
+
+    /// The URL this store was opened with. It may hold a password: compare it, never log it.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// The URL for logs: the password, if any, replaced.
+    pub fn describe(&self) -> String {
+        redact_url(&self.url)
+    }
+
+    /// One round trip to the database.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        on_pool!(self, pool => sqlx::query("SELECT 1").execute(pool).await.map(drop))?;
+        Ok(())
+    }
+
+    /// Closes every connection (waits for those in use).
+    pub async fn close(&self) {
+        on_pool!(self, pool => pool.close().await);
+    }
+
+    /// The sync revision: moves on every consumer or key write, from any instance.
+    pub async fn revision(&self) -> Result<i64, StoreError> {
+        let sql = "SELECT n FROM sync_revision WHERE id = 1";
+        let (n,): (i64,) = on_pool!(self, pool => sqlx::query_as(sql).fetch_one(pool).await)?;
+        Ok(n)
+    }
+}
+
+/// `scheme://user:password@host` → `scheme://user:<redacted>@host`.
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else { return url.to_owned() };
+    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(authority_end);
+    match authority.rsplit_once('@') {
+        Some((userinfo, host)) if userinfo.contains(':') => {
+            let user = userinfo.split(':').next().unwrap_or_default();
+            format!("{scheme}://{user}:<redacted>@{host}{tail}")
+        }
+        _ => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_are_checked_and_relative_sqlite_paths_join_the_config_folder() {
+        let base = Path::new("/etc/portcullis");
+        assert_eq!(target(DEFAULT_DATABASE, base).ok(), Some(Target::Sqlite(base.join("portcullis.db"))));
+        assert_eq!(target("sqlite:///var/db/p.db", base).ok(), Some(Target::Sqlite("/var/db/p.db".into())));
+        assert!(matches!(target("postgres://u@h/db", base), Ok(Target::Postgres(_))));
+        for bad in ["", "sqlite://", "mysql://h/db", "sqlite://x.db?mode=ro", "redis://h"] {
+            assert!(check_url(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn passwords_are_redacted_for_logs() {
+        assert_eq!(redact_url("postgres://app:s3cret@db:5432/p"), "postgres://app:<redacted>@db:5432/p");
+        assert_eq!(redact_url("postgres://app@db/p"), "postgres://app@db/p");
+        assert_eq!(redact_url("sqlite:///var/p.db"), "sqlite:///var/p.db");
+    }
+}

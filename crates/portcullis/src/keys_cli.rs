@@ -1,0 +1,224 @@
+//! `portcullis hash-key` and `portcullis keys create|list|revoke` (SPEC §1): API keys in the
+//! database the config names (`state.database`), opened as `run` opens it. Keys are shown
+//! once, at creation; the database keeps only their digest. Writes are audited, as the admin
+//! API's are, with the actor `cli`.
+
+use std::io::{BufRead, Read};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Subcommand;
+use portcullis_core::Snapshot;
+use portcullis_store::{AuditEvent, KeyInfo, Store, StoreError, parse_rfc3339, rfc3339};
+use serde_json::json;
+
+/// The longest line `hash-key` reads (keys are 47 characters; this is generous).
+const MAX_KEY_LINE: u64 = 64 * 1024;
+
+#[derive(Subcommand)]
+pub(crate) enum KeysCommand {
+    /// Create a key for a database consumer (created first if missing); prints the key once.
+    Create {
+        #[command(flatten)]
+        config: crate::cli::ConfigArgs,
+        /// The consumer that owns the key.
+        #[arg(long)]
+        consumer: String,
+        /// The plan of a consumer created now (a plan of the config).
+        #[arg(long)]
+        plan: Option<String>,
+        /// When the key stops working (RFC 3339, e.g. 2027-01-01T00:00:00Z).
+        #[arg(long, value_parser = rfc3339_arg)]
+        expires_at: Option<time::OffsetDateTime>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List keys (never the keys themselves: id, prefix, dates, revoked).
+    List {
+        #[command(flatten)]
+        config: crate::cli::ConfigArgs,
+        /// Only this consumer's keys.
+        #[arg(long)]
+        consumer: Option<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke a key by id; every instance stops accepting it within a second.
+    Revoke {
+        #[command(flatten)]
+        config: crate::cli::ConfigArgs,
+        /// The key id (`key_…`).
+        id: String,
+    },
+}
+
+fn rfc3339_arg(text: &str) -> Result<time::OffsetDateTime, String> {
+    parse_rfc3339(text).ok_or_else(|| "expected an RFC 3339 time, e.g. 2027-01-01T00:00:00Z".to_owned())
+}
+
+/// `hash-key`: one line from stdin, its trailing `\n` or `\r\n` trimmed, printed as
+/// `sha256:<hex>`. Exit 2 on empty input.
+pub(crate) fn hash_key() -> ExitCode {
+    let mut line = Vec::new();
+    if let Err(e) = std::io::stdin().lock().take(MAX_KEY_LINE).read_until(b'\n', &mut line) {
+        eprintln!("cannot read stdin: {e}");
+        return ExitCode::from(2);
+    }
+    let key = line.strip_suffix(b"\n").unwrap_or(&line);
+    let key = key.strip_suffix(b"\r").unwrap_or(key);
+    if key.is_empty() {
+        eprintln!("hash-key reads an API key on stdin: got an empty line");
+        return ExitCode::from(2);
+    }
+    let digest = portcullis_auth::api_key::digest_of(key);
+    println!("{}", portcullis_auth::api_key::stored_form(&digest));
+    ExitCode::SUCCESS
+}
+
+pub(crate) fn run(command: KeysCommand) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("cannot start the runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let outcome = runtime.block_on(async move {
+        match command {
+            KeysCommand::Create { config, consumer, plan, expires_at, json } => {
+                let (snapshot, store) = open(&config).await?;
+                create(&snapshot, &store, &consumer, plan.as_deref(), expires_at, json).await
+            }
+            KeysCommand::List { config, consumer, json } => {
+                let (_, store) = open(&config).await?;
+                list(&store, consumer.as_deref(), json).await
+            }
+            KeysCommand::Revoke { config, id } => {
+                let (snapshot, store) = open(&config).await?;
+                revoke(&snapshot, &store, &id).await
+            }
+        }
+    });
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("{message}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// Loads the config as `validate` does and opens the database it names.
+async fn open(args: &crate::cli::ConfigArgs) -> Result<(Snapshot, Store), String> {
+    let loaded = portcullis_config::load_file(&args.config, args.stage.as_deref());
+    let snapshot = crate::cli::build(loaded).map_err(|errors| format!("{errors}\n{} error(s)", errors.len()))?;
+    let store = Store::connect(&snapshot.state.database, &PathBuf::from("."))
+        .await
+        .map_err(|e| format!("cannot open {}: {e}", portcullis_store::redact_url(&snapshot.state.database)))?;
+    Ok((snapshot, store))
+}
+
+async fn audit(snapshot: &Snapshot, store: &Store, action: &str, target: &str, detail: &str) {
+    let entry = portcullis_proxy::audit::AuditEntry {
+        actor: "cli",
+        action,
+        target: Some(target),
+        result: "ok",
+        detail: Some(detail),
+    };
+    portcullis_proxy::audit::record(&snapshot.audit_log, &entry);
+    let event = AuditEvent { actor: "cli", action, target: Some(target), result: "ok", detail: Some(detail) };
+    if let Err(e) = store.append_audit(&event).await {
+        eprintln!("warning: cannot write the audit entry to the database: {e}");
+    }
+}
+
+fn plan_known(snapshot: &Snapshot, plan: &str) -> bool {
+    snapshot.document.get("plans").and_then(|p| p.as_object()).is_some_and(|plans| plans.contains_key(plan))
+}
+
+async fn create(
+    snapshot: &Snapshot,
+    store: &Store,
+    consumer: &str,
+    plan: Option<&str>,
+    expires_at: Option<time::OffsetDateTime>,
+    json: bool,
+) -> Result<(), String> {
+    if let Some(plan) = plan
+        && !plan_known(snapshot, plan)
+    {
+        return Err(format!("`{plan}` is not a plan of the config"));
+    }
+    match store.get_consumer(consumer).await.map_err(|e| e.to_string())? {
+        Some(existing) if plan.is_some() && existing.plan.as_deref() != plan => {
+            let had = existing.plan.as_deref().unwrap_or("none");
+            return Err(format!("consumer `{consumer}` exists with plan `{had}`; leave out --plan or change it there"));
+        }
+        Some(_) => {}
+        None => {
+            store.create_consumer(consumer, plan).await.map_err(|e| e.to_string())?;
+            audit(snapshot, store, "consumer.create", consumer, plan.map_or("", |p| p)).await;
+        }
+    }
+    let key = store.create_key(consumer, expires_at).await.map_err(|e| e.to_string())?;
+    audit(snapshot, store, "key.create", consumer, &format!("{} ({})", key.id, key.prefix)).await;
+    let expires = key.expires_at.map(rfc3339);
+    if json {
+        let body = json!({
+            "id": key.id, "key": key.key, "prefix": key.prefix, "consumer": consumer,
+            "created_at": rfc3339(key.created_at), "expires_at": expires,
+        });
+        println!("{body}");
+    } else {
+        println!("{}", key.key);
+        println!("id: {}\nprefix: {}\nconsumer: {consumer}", key.id, key.prefix);
+        println!("expires_at: {}", expires.as_deref().unwrap_or("never"));
+        eprintln!("Store the key now: it is not shown again.");
+    }
+    Ok(())
+}
+
+async fn list(store: &Store, consumer: Option<&str>, json: bool) -> Result<(), String> {
+    let keys = store.list_keys(consumer).await.map_err(|e| e.to_string())?;
+    if json {
+        let rows: Vec<_> = keys.iter().map(key_json).collect();
+        println!("{}", serde_json::Value::Array(rows));
+        return Ok(());
+    }
+    println!("{:<20}  {:<12}  {:<20}  {:<20}  {:<20}  REVOKED", "ID", "PREFIX", "CONSUMER", "CREATED", "EXPIRES");
+    for k in &keys {
+        let expires = k.expires_at.map(rfc3339).unwrap_or_else(|| "never".into());
+        let revoked = if k.revoked { "yes" } else { "no" };
+        println!(
+            "{:<20}  {:<12}  {:<20}  {:<20}  {:<20}  {revoked}",
+            k.id,
+            k.prefix,
+            k.consumer,
+            rfc3339(k.created_at),
+            expires
+        );
+    }
+    Ok(())
+}
+
+fn key_json(k: &KeyInfo) -> serde_json::Value {
+    json!({
+        "id": k.id, "prefix": k.prefix, "consumer": k.consumer, "created_at": rfc3339(k.created_at),
+        "expires_at": k.expires_at.map(rfc3339), "revoked": k.revoked,
+    })
+}
+
+async fn revoke(snapshot: &Snapshot, store: &Store, id: &str) -> Result<(), String> {
+    match store.revoke_key(id).await {
+        Ok(key) => {
+            audit(snapshot, store, "key.revoke", id, &format!("consumer {}", key.consumer)).await;
+            println!("revoked {id} ({}, consumer {})", key.prefix, key.consumer);
+            Ok(())
+        }
+        Err(e @ StoreError::NotFound { .. }) => Err(e.to_string()),
+        Err(e) => Err(format!("cannot revoke: {e}")),
+    }
+}
