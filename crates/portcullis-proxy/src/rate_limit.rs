@@ -90,6 +90,9 @@ impl RateLimits {
     pub fn adopt(&mut self, previous: &Self) {
         if self.redis == previous.redis {
             self.engine = previous.engine.clone();
+        } else {
+            // A new engine: the in-process quota counts carry over.
+            self.engine.local_quotas().restore(previous.engine.local_quotas().snapshot());
         }
         for (spec, limiter) in &mut self.limiters {
             if let Some((_, old)) = previous.limiters.iter().find(|(s, _)| s == spec) {

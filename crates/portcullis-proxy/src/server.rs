@@ -192,6 +192,9 @@ impl Gateway {
         if runtime.database.is_none() {
             runtime.database = Some(crate::database::open(&runtime.snapshot.state).await?);
         }
+        if let Some(database) = &runtime.database {
+            crate::database::restore_usage(database, runtime.rate_limits.engine()).await;
+        }
         let mut bound = Vec::new();
         for spec in &runtime.snapshot.listeners {
             bound.push(Bound::open(spec)?);
@@ -212,6 +215,7 @@ impl Gateway {
         };
         if let Some(database) = shared.current.load().database.clone() {
             crate::database::spawn_sync(database, shared.stop.subscribe());
+            crate::database::spawn_usage_persist(shared.current.clone(), shared.stop.subscribe());
         }
         Ok(Self { shared: Arc::new(shared) })
     }
@@ -244,6 +248,11 @@ impl Gateway {
         let mut done_rx = self.shared.done_rx.lock().await;
         if tokio::time::timeout(grace, done_rx.recv()).await.is_err() {
             tracing::warn!("shutdown grace elapsed with requests still open");
+        }
+        // Quota counters counted since the last periodic write survive the restart.
+        let runtime = self.shared.current.load_full();
+        if let Some(database) = &runtime.database {
+            crate::database::persist_usage(database, runtime.rate_limits.engine()).await;
         }
     }
 }

@@ -27,6 +27,7 @@ pub(super) fn routes() -> Router<AdminState> {
         .route("/consumers", get(list).post(create))
         .route("/consumers/{name}", get(show).delete(remove))
         .route("/consumers/{name}/keys", get(list_keys).post(create_key))
+        .route("/consumers/{name}/usage", get(usage))
         .route("/keys/{id}", delete(revoke_key))
         .route("/audit", get(audit_entries))
 }
@@ -193,6 +194,39 @@ async fn show(State(state): State<AdminState>, Path(name): Path<String>) -> Resp
         },
         Err(e) => store_problem(&e),
     }
+}
+
+/// `GET /consumers/{name}/usage`: the consumer's plan and its quota in the current period.
+async fn usage(State(state): State<AdminState>, Path(name): Path<String>) -> Response {
+    let runtime = state.current();
+    let plan: Option<String> = match runtime.snapshot.consumer(&name) {
+        Some(declared) => declared.plan.as_deref().map(str::to_owned),
+        None => {
+            let Some(sync) = runtime.database.clone() else { return no_database() };
+            match sync.store().get_consumer(&name).await {
+                Ok(Some(consumer)) => consumer.plan,
+                Ok(None) => {
+                    return problem(StatusCode::NOT_FOUND, "not_found", format!("consumer `{name}` does not exist"));
+                }
+                Err(e) => return store_problem(&e),
+            }
+        }
+    };
+    let quota = match plan.as_deref().and_then(|p| runtime.rate_limits.quota_of(p)) {
+        Some(quota) => {
+            let d = runtime.rate_limits.engine().quota_usage(&name, &quota).await;
+            let resets_at = time::OffsetDateTime::from_unix_timestamp(d.resets_at).map(rfc3339).unwrap_or_default();
+            json!({
+                "period": quota.period.as_str(),
+                "limit": d.limit,
+                "used": d.used,
+                "remaining": d.remaining,
+                "resets_at": resets_at,
+            })
+        }
+        None => Value::Null,
+    };
+    axum::Json(json!({ "consumer": name, "plan": plan, "quota": quota })).into_response()
 }
 
 async fn remove(State(state): State<AdminState>, Path(name): Path<String>) -> Response {

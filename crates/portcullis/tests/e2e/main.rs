@@ -14,6 +14,7 @@ mod keys;
 mod kit;
 mod limits;
 mod oidc;
+mod plans;
 mod rate_limits;
 mod reload;
 mod rotation;
