@@ -10,6 +10,12 @@ listeners:
     bind: "@BIND@"
 logging:
   access: { path: stdout }
+auth:
+  demo_keys: { type: api_key, header: X-Api-Key }
+plans:
+  demo: { rate: 5/s, burst: 10, quota: 1000/day }
+consumers:
+  demo: { plan: demo, keys: ["@DEMO_KEY_HASH@"] }
 upstreams:
   echo:
     targets: ["http://@ECHO@"]
@@ -28,7 +34,15 @@ routes:
     upstream: echo
     rewrite: { path: "/{rest}" }
     auth: none
+  - name: private
+    match: { path: "/private/{*rest}" }
+    upstream: echo
+    rewrite: { path: "/{rest}" }
+    auth: { any: [demo_keys] }
 "#;
+
+/// The demo consumer's API key. It is printed at start: it protects nothing but the demo.
+pub(crate) const DEMO_KEY: &str = "pcl_demo_key_printed_at_start_not_a_secret";
 
 pub(crate) fn run(bind: &str) -> ExitCode {
     let echo = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
@@ -53,7 +67,9 @@ pub(crate) fn run(bind: &str) -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    let text = DEMO_CONFIG.replace("@ECHO@", &addr.to_string()).replace("@BIND@", bind);
+    let demo_hash = portcullis_auth::api_key::stored_form(&portcullis_auth::api_key::digest_of(DEMO_KEY.as_bytes()));
+    let text =
+        DEMO_CONFIG.replace("@ECHO@", &addr.to_string()).replace("@BIND@", bind).replace("@DEMO_KEY_HASH@", &demo_hash);
     let dir = std::env::temp_dir();
     let loaded = portcullis_config::load_str(&text, "demo.yaml", &dir, None);
     let snapshot = match crate::cli::build(loaded) {
@@ -68,5 +84,8 @@ pub(crate) fn run(bind: &str) -> ExitCode {
     eprintln!("  curl -i http://{bind}/echo/anything?x=1  # proxied to a local echo backend");
     eprintln!("  curl -i -H 'X-Consumer: admin' http://{bind}/echo/who  # identity headers are stripped");
     eprintln!("  curl -i http://{bind}/nope               # a problem document (404 no_route)");
+    eprintln!("  curl -i http://{bind}/private/x          # 401 missing_credentials");
+    eprintln!("  curl -i -H 'X-Api-Key: {DEMO_KEY}' http://{bind}/private/x");
+    eprintln!("                                           # the demo consumer: X-Consumer, RateLimit-* (plan demo)");
     crate::cli::serve(snapshot, None)
 }

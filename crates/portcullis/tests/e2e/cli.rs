@@ -247,6 +247,15 @@ async fn demo_needs_nothing_but_the_binary() {
     let echo = r.json();
     assert_eq!(echo["path"], "/who");
     assert!(echo["headers"].get("x-consumer").is_none(), "{echo}");
+    let r = get(&format!("http://{}/private/x", p.addr), &[]).await;
+    assert_eq!((r.status, r.code()), (StatusCode::UNAUTHORIZED, "missing_credentials".to_owned()));
+    let key = "pcl_demo_key_printed_at_start_not_a_secret";
+    let r = get(&format!("http://{}/private/x", p.addr), &[("x-api-key", key)]).await;
+    assert_eq!(r.status, StatusCode::OK, "{r:?}");
+    let echo = r.json();
+    assert_eq!(echo["headers"]["x-consumer"], "demo", "{echo}");
+    assert!(echo["headers"].get("x-api-key").is_none(), "{echo}");
+    assert_eq!(r.header("ratelimit-limit"), Some("10"), "the demo plan's burst");
     assert_eq!(p.terminate(), 0);
 }
 
