@@ -53,8 +53,9 @@ pub(crate) fn run(data: &[u8]) {
     match data.iter().position(|&b| b == 0) {
         None => check(&FIXED, &String::from_utf8_lossy(data)),
         Some(at) => {
-            // Every algorithm the gateway verifies, and HS256, which it must refuse even when
-            // listed: more of the key and signature code is reachable with fuzzed keys.
+            // An algorithm for each kind of key the gateway verifies (RSA PKCS#1 and PSS,
+            // P-256, P-384, Ed25519), so fuzzed keys reach each signature check, and HS256,
+            // which it must refuse even when listed.
             let fresh = provider(vec![
                 Algorithm::RS256,
                 Algorithm::RS512,
