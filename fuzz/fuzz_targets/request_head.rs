@@ -32,7 +32,8 @@ fuzz_target!(|data: &[u8]| {
     }
     let Ok(request) = builder.body(()) else { return };
     let (mut parts, ()) = request.into_parts();
-    let downstream = Downstream { peer: "127.0.0.1:5555".parse().expect("addr"), https: false, listener: "l".into() };
+    let downstream =
+        Downstream { peer: "127.0.0.1:5555".parse().expect("addr"), https: false, listener: "l".into(), tls: None };
     let mut ctx = pipeline::intake(&SNAPSHOT, &parts, &downstream);
     let _ = pipeline::on_request(&SNAPSHOT, &portcullis_core::stage::AuthSources::default(), &mut parts, &mut ctx);
 });
