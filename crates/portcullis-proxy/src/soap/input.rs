@@ -198,6 +198,17 @@ mod tests {
             Value::Object(input),
             json!({"Id": "a/b c", "Page": "2", "City": "Paris", "Who": "acme", "Label": "n° a/b c"})
         );
+        // With a verified token, `{claim.x}` is the claim's value.
+        let mut claims = serde_json::Map::new();
+        claims.insert("sub".into(), json!("alice"));
+        c.token = Some(Arc::new(portcullis_auth::jwt::Verified {
+            claims,
+            subject: Some("alice".into()),
+            expires_at: Some(4_000_000_000),
+            scopes: Vec::new(),
+        }));
+        let input = build(Some(&t), &parts("POST", "/x?page=2"), br#"{"address": {"city": "Paris"}}"#, &c).unwrap();
+        assert_eq!(input["Sub"], "alice");
     }
 
     #[test]
