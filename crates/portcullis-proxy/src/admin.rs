@@ -213,21 +213,27 @@ async fn purge_cache(State(state): State<AdminState>, body: axum::body::Bytes) -
         }
     };
     let runtime = state.current();
-    let purged = runtime.cache.purge(request.route.as_deref(), request.path_prefix.as_deref());
+    let purged = runtime.cache.purge(request.route.as_deref(), request.path_prefix.as_deref()).await;
     let target = match (&request.route, &request.path_prefix) {
         (None, None) => "*".to_owned(),
         (route, prefix) => format!("{}{}", route.as_deref().unwrap_or("*"), prefix.as_deref().unwrap_or("")),
     };
-    let detail = format!("{purged} entries");
+    let (result, detail) = match &purged {
+        Ok(n) => ("ok", format!("{n} entries")),
+        Err(e) => ("error", e.to_string()),
+    };
     let entry = crate::audit::AuditEntry {
         actor: "admin",
         action: "cache.purge",
         target: Some(&target),
-        result: "ok",
+        result,
         detail: Some(&detail),
     };
     crate::audit::record(&runtime.snapshot.audit_log, &entry);
-    axum::Json(json!({"purged": purged})).into_response()
+    match purged {
+        Ok(purged) => axum::Json(json!({"purged": purged})).into_response(),
+        Err(e) => problem(Problem::new(ErrorCode::Internal, format!("cache purge: {e}"))),
+    }
 }
 
 async fn routes(State(state): State<AdminState>) -> Response {

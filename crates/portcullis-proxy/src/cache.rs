@@ -1,7 +1,10 @@
 //! The response cache (SPEC §3 "Caching"): GET and HEAD answers of routes with `cache`, in
-//! memory (moka, bounded by bytes), per instance. Lookup runs after the rate-limit check and
-//! before forwarding; a miss wraps the upstream body in a [`Capture`] that copies it while it
-//! streams to the client and stores it when it ends (dropped past [`MAX_ENTRY_BYTES`]).
+//! memory (moka, bounded by bytes) per instance, or with `state.redis` in Redis only, shared by
+//! every instance ([`redis_store`]; no memory layer in front, so a purge on one instance is
+//! seen by all at once). Lookup runs after the rate-limit check and before forwarding; a miss
+//! wraps the upstream body in a [`Capture`] that copies it while it streams to the client and
+//! stores it when it ends (dropped past [`MAX_ENTRY_BYTES`]). Redis failing is a miss, never
+//! an error.
 //!
 //! Choices, each for safety first:
 //! - key: route name and its cache settings, host, path, sorted query, and the consumer
@@ -22,7 +25,11 @@ use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri};
 use portcullis_core::RequestContext;
 use portcullis_core::snapshot::{CacheSpec, RouteSpec, Snapshot};
 
+pub use self::redis_store::PurgeError;
+use self::redis_store::RedisStore;
 use crate::metrics::Metrics;
+
+pub mod redis_store;
 
 /// Memory the cache may use: bodies, headers and keys of all entries.
 pub const MAX_CACHE_BYTES: u64 = 64 * 1024 * 1024;
@@ -198,15 +205,26 @@ fn bypass(method: &Method, headers: &HeaderMap, ctx: &RequestContext) -> bool {
     asks_fresh || unverified_credentials
 }
 
-/// The memory store, shared by the runtimes of successive configs.
+/// The store, shared by the runtimes of successive configs.
 #[derive(Clone)]
 pub struct ResponseCache {
-    store: moka::sync::Cache<CacheKey, Arc<Entry>>,
+    store: Store,
+}
+
+type MemoryStore = moka::sync::Cache<CacheKey, Arc<Entry>>;
+
+#[derive(Clone)]
+enum Store {
+    Memory(MemoryStore),
+    Redis(Arc<RedisStore>),
 }
 
 impl std::fmt::Debug for ResponseCache {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ResponseCache").field("entries", &self.store.entry_count()).finish_non_exhaustive()
+        match &self.store {
+            Store::Memory(m) => f.debug_struct("ResponseCache").field("entries", &m.entry_count()).finish(),
+            Store::Redis(r) => f.debug_struct("ResponseCache").field("redis", r).finish(),
+        }
     }
 }
 
@@ -224,19 +242,39 @@ impl ResponseCache {
             .weigher(|k: &CacheKey, v: &Arc<Entry>| v.weight(k))
             .expire_after(EntryTtl)
             .build();
-        Self { store }
+        Self { store: Store::Memory(store) }
     }
 
-    /// Takes over `previous`'s entries, dropping those of routes this config no longer has
-    /// with the same cache settings.
+    /// In Redis with `state.redis` (connecting lazily: Redis may be down at start), else in
+    /// memory. Must be called inside a Tokio runtime.
+    ///
+    /// # Errors
+    /// A Redis URL that does not parse.
+    pub fn for_snapshot(snapshot: &Snapshot) -> std::io::Result<Self> {
+        let Some(url) = snapshot.state.redis.as_deref() else { return Ok(Self::default()) };
+        let store = RedisStore::new(url)
+            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, format!("state.redis: {e}")))?;
+        Ok(Self { store: Store::Redis(Arc::new(store)) })
+    }
+
+    /// Takes over `previous`'s memory entries, dropping those of routes this config no longer
+    /// has with the same cache settings; or its Redis connection when the URL is the same
+    /// (Redis entries of changed settings are never read again: the settings are in the key,
+    /// and their TTL removes them).
     pub fn adopt(&mut self, previous: &Self, snapshot: &Snapshot) {
-        self.store = previous.store.clone();
-        self.remove_if(|k| !snapshot.routes.iter().any(|r| r.name == k.route && r.cache == Some(k.spec)));
+        match (&mut self.store, &previous.store) {
+            (Store::Memory(mine), Store::Memory(old)) => {
+                *mine = old.clone();
+                remove_if(mine, |k| !snapshot.routes.iter().any(|r| r.name == k.route && r.cache == Some(k.spec)));
+            }
+            (Store::Redis(mine), Store::Redis(old)) if mine.url == old.url => *mine = old.clone(),
+            _ => {}
+        }
     }
 
     /// Looks the request up, counting the result and setting the log's `cache` field.
     /// `uri` is the downstream URI (before any rewrite).
-    pub fn lookup(
+    pub async fn lookup(
         &self,
         route: &RouteSpec,
         ctx: &mut RequestContext,
@@ -249,7 +287,11 @@ impl ResponseCache {
             Lookup::Bypass
         } else {
             let key = CacheKey::new(&route.name, spec, ctx.host.as_deref(), uri, ctx.consumer.as_deref());
-            match self.store.get(&key).filter(|e| e.fresh()) {
+            let found = match &self.store {
+                Store::Memory(m) => m.get(&key),
+                Store::Redis(r) => r.get(&key).await.map(Arc::new),
+            };
+            match found.filter(|e| e.fresh()) {
                 Some(entry) => Lookup::Hit(entry),
                 None => Lookup::Miss { key, store: parts.method == Method::GET },
             }
@@ -265,21 +307,29 @@ impl ResponseCache {
     }
 
     /// Drops the entries of `route` (all routes when `None`) whose path starts with
-    /// `path_prefix`; answers how many live entries went.
-    pub fn purge(&self, route: Option<&str>, path_prefix: Option<&str>) -> u64 {
-        self.remove_if(|k| route.is_none_or(|r| &*k.route == r) && path_prefix.is_none_or(|p| k.path.starts_with(p)))
-    }
-
-    fn remove_if(&self, doomed: impl Fn(&CacheKey) -> bool) -> u64 {
-        let mut removed = 0;
-        for (key, entry) in self.store.iter() {
-            if doomed(&key) {
-                self.store.invalidate(&*key);
-                removed += u64::from(entry.fresh());
-            }
+    /// `path_prefix` (in Redis: for every instance); answers how many live entries went.
+    ///
+    /// # Errors
+    /// Redis failed or did not finish in time (entries may remain).
+    pub async fn purge(&self, route: Option<&str>, path_prefix: Option<&str>) -> Result<u64, PurgeError> {
+        match &self.store {
+            Store::Memory(m) => Ok(remove_if(m, |k| {
+                route.is_none_or(|r| &*k.route == r) && path_prefix.is_none_or(|p| k.path.starts_with(p))
+            })),
+            Store::Redis(r) => r.purge(route, path_prefix).await,
         }
-        removed
     }
+}
+
+fn remove_if(store: &MemoryStore, doomed: impl Fn(&CacheKey) -> bool) -> u64 {
+    let mut removed = 0;
+    for (key, entry) in store.iter() {
+        if doomed(&key) {
+            store.invalidate(&*key);
+            removed += u64::from(entry.fresh());
+        }
+    }
+    removed
 }
 
 /// A copy of a response body on its way to the client, stored when the body ends.
@@ -310,7 +360,10 @@ impl Capture {
     /// The body ended cleanly: store it.
     pub fn finish(self) {
         let entry = Entry { headers: self.headers, body: self.body.freeze(), stored: Instant::now(), ttl: self.ttl };
-        self.cache.store.insert(self.key, Arc::new(entry));
+        match &self.cache.store {
+            Store::Memory(m) => m.insert(self.key, Arc::new(entry)),
+            Store::Redis(r) => r.put(&self.key, &entry),
+        }
     }
 }
 

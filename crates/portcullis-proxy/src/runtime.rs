@@ -59,6 +59,7 @@ impl Runtime {
         }
         let rate_limits = RateLimits::new(&snapshot)?;
         let identity = Identity::new(&snapshot)?;
+        let cache = ResponseCache::for_snapshot(&snapshot)?;
         let runtime = Self {
             identity,
             snapshot: Arc::new(snapshot),
@@ -66,7 +67,7 @@ impl Runtime {
             upstreams,
             access_log,
             rate_limits,
-            cache: ResponseCache::default(),
+            cache,
             metrics: Arc::new(Metrics::new()),
             database: None,
         };

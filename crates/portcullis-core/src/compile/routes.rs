@@ -107,9 +107,6 @@ fn cache(c: &mut Compiler<'_>, path: &KeyPath, r: &Route, methods: Option<&[Meth
         c.warn(path, "SOAP routes are not cached by this build: `cache` is ignored here");
         return None;
     }
-    if c.doc.state.redis.is_some() {
-        c.warn(path, "the response cache is per instance in this build; `state.redis` does not share it yet");
-    }
     Some(CacheSpec { ttl: spec.ttl.0, shared: spec.shared })
 }
 

@@ -17,7 +17,7 @@ fn config(backend: &str, limits: &str, route_limits: &str, state: &str) -> Strin
 }
 
 /// A name no other test (or earlier run against the shared Redis) uses.
-fn unique(prefix: &str) -> String {
+pub(crate) fn unique(prefix: &str) -> String {
     let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
     format!("{prefix}_{}_{nanos}", std::process::id())
 }
@@ -108,7 +108,7 @@ async fn a_reload_keeps_the_buckets_of_unchanged_limits() {
     gw.shutdown().await;
 }
 
-fn redis_url() -> String {
+pub(crate) fn redis_url() -> String {
     std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned())
 }
 
@@ -145,13 +145,13 @@ async fn three_gateways_sharing_redis_admit_the_limit_in_total() {
 }
 
 /// A `redis-server` of the test's own on a free port (the machine's Redis is never stopped).
-struct OwnRedis {
+pub(crate) struct OwnRedis {
     port: u16,
     child: Option<std::process::Child>,
 }
 
 impl OwnRedis {
-    fn start(port: u16) -> Self {
+    pub(crate) fn start(port: u16) -> Self {
         let child = std::process::Command::new("redis-server")
             .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
             .stdout(std::process::Stdio::null())
@@ -175,7 +175,7 @@ impl OwnRedis {
         s.write_all(b"PING\r\n").is_ok() && s.read_exact(&mut buf).is_ok() && &buf == b"+PONG\r\n"
     }
 
-    fn kill(&mut self) {
+    pub(crate) fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
             let _ = child.wait();
