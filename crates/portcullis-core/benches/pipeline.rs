@@ -35,6 +35,15 @@ fn request() -> http::request::Parts {
     req.map(|r| r.into_parts().0).unwrap_or_else(|e| panic!("{e}"))
 }
 
+/// A fresh copy of a request head (each iteration's stages mutate theirs).
+fn copy(template: &http::request::Parts) -> http::request::Parts {
+    let mut p = http::Request::new(()).into_parts().0;
+    p.method = template.method.clone();
+    p.uri = template.uri.clone();
+    p.headers = template.headers.clone();
+    p
+}
+
 fn benches(c: &mut Criterion) {
     let snap = snapshot();
     c.bench_function("route_lookup_param_exact_host", |b| {
@@ -47,13 +56,7 @@ fn benches(c: &mut Criterion) {
     let template = request();
     c.bench_function("pipeline_intake_and_stages", |b| {
         b.iter_batched(
-            || {
-                let mut p = http::Request::new(()).into_parts().0;
-                p.method = template.method.clone();
-                p.uri = template.uri.clone();
-                p.headers = template.headers.clone();
-                p
-            },
+            || copy(&template),
             |mut parts| {
                 let mut ctx = pipeline::intake(&snap, &parts, &downstream);
                 let flow =
@@ -118,13 +121,7 @@ fn jwt_benches(c: &mut Criterion) {
     let downstream = Downstream { peer: ([127, 0, 0, 1], 40000).into(), https: false, listener: "l".into(), tls: None };
     c.bench_function("pipeline_with_jwt_auth_and_scope_policy_cached", |b| {
         b.iter_batched(
-            || {
-                let mut p = http::Request::new(()).into_parts().0;
-                p.method = template.method.clone();
-                p.uri = template.uri.clone();
-                p.headers = template.headers.clone();
-                p
-            },
+            || copy(&template),
             |mut parts| {
                 let mut ctx = pipeline::intake(&snap, &parts, &downstream);
                 let flow = pipeline::on_request(&snap, &sources, &mut parts, &mut ctx);
