@@ -19,6 +19,8 @@ const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// Admin writes and a 250 ms poll: a few connections are plenty.
 const SQLITE_CONNECTIONS: u32 = 4;
 const POSTGRES_CONNECTIONS: u32 = 8;
+/// How often opening SQLite is tried before its error is the answer (see `open_sqlite`).
+const SQLITE_OPEN_ATTEMPTS: u32 = 5;
 
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("migrations/sqlite");
 static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("migrations/postgres");
@@ -82,21 +84,7 @@ impl Store {
     /// creating the SQLite file if missing, and applies pending migrations.
     pub async fn connect(url: &str, base_dir: &Path) -> Result<Self, StoreError> {
         let pool = match target(url, base_dir)? {
-            Target::Sqlite(file) => {
-                let options = SqliteConnectOptions::new()
-                    .filename(&file)
-                    .create_if_missing(true)
-                    .journal_mode(SqliteJournalMode::Wal)
-                    .synchronous(SqliteSynchronous::Normal)
-                    .busy_timeout(SQLITE_BUSY_TIMEOUT);
-                let pool = SqlitePoolOptions::new()
-                    .max_connections(SQLITE_CONNECTIONS)
-                    .acquire_timeout(ACQUIRE_TIMEOUT)
-                    .connect_with(options)
-                    .await?;
-                SQLITE_MIGRATIONS.run(&pool).await?;
-                Pool::Sqlite(pool)
-            }
+            Target::Sqlite(file) => Pool::Sqlite(open_sqlite(&file).await?),
             Target::Postgres(url) => {
                 let options = PgConnectOptions::from_str(&url)?;
                 let pool = PgPoolOptions::new()
@@ -140,6 +128,46 @@ impl Store {
     }
 }
 
+/// Opens the SQLite file and applies its migrations. Postgres migrations take an advisory
+/// lock; SQLite ones take none, so two instances (or `portcullis keys` and a starting gateway)
+/// opening a new file at once race: the loser fails with "table … already exists" on a schema
+/// the winner has just committed, or finds the file locked while the winner switches it to
+/// WAL. Each migration is one transaction, so a failed attempt leaves nothing behind, and the
+/// next attempt finds the winner's work recorded and skips it.
+async fn open_sqlite(file: &Path) -> Result<SqlitePool, StoreError> {
+    let mut attempt = 1;
+    loop {
+        match try_open_sqlite(file).await {
+            Ok(pool) => return Ok(pool),
+            Err(e) if attempt >= SQLITE_OPEN_ATTEMPTS => return Err(e),
+            Err(e) => {
+                tracing::debug!(attempt, error = %e, "opening the SQLite database failed; another process may be migrating it");
+                tokio::time::sleep(Duration::from_millis(50 << attempt)).await;
+                attempt += 1;
+            }
+        }
+    }
+}
+
+async fn try_open_sqlite(file: &Path) -> Result<SqlitePool, StoreError> {
+    let options = SqliteConnectOptions::new()
+        .filename(file)
+        .create_if_missing(true)
+        .journal_mode(SqliteJournalMode::Wal)
+        .synchronous(SqliteSynchronous::Normal)
+        .busy_timeout(SQLITE_BUSY_TIMEOUT);
+    let pool = SqlitePoolOptions::new()
+        .max_connections(SQLITE_CONNECTIONS)
+        .acquire_timeout(ACQUIRE_TIMEOUT)
+        .connect_with(options)
+        .await?;
+    if let Err(e) = SQLITE_MIGRATIONS.run(&pool).await {
+        pool.close().await;
+        return Err(e.into());
+    }
+    Ok(pool)
+}
+
 /// `scheme://user:password@host` → `scheme://user:<redacted>@host`.
 pub fn redact_url(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else { return url.to_owned() };
@@ -166,6 +194,25 @@ mod tests {
         assert!(matches!(target("postgres://u@h/db", base), Ok(Target::Postgres(_))));
         for bad in ["", "sqlite://", "mysql://h/db", "sqlite://x.db?mode=ro", "redis://h"] {
             assert!(check_url(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn instances_opening_a_new_sqlite_file_at_once_all_start() {
+        for round in 0..3 {
+            let dir = std::env::temp_dir().join(format!("pcl-migrate-race-{}-{round}", std::process::id()));
+            std::fs::create_dir_all(&dir).expect("temp dir");
+            let opens: Vec<_> = (0..4)
+                .map(|_| {
+                    let dir = dir.clone();
+                    tokio::spawn(async move { Store::connect("sqlite://race.db", &dir).await })
+                })
+                .collect();
+            for open in opens {
+                let store = open.await.expect("task").expect("every instance migrates or finds it migrated");
+                store.revision().await.expect("the schema is in place");
+            }
+            let _ = std::fs::remove_dir_all(&dir);
         }
     }
 
