@@ -41,8 +41,9 @@ pub struct RequestContext {
     /// The error code of a gateway-made answer (`None`: ok).
     pub outcome: Option<ErrorCode>,
     pub cache: Option<&'static str>,
-    /// One bucket key per entry of the route's `rate_limits` (same order).
-    pub rate_keys: Vec<String>,
+    /// One bucket key per entry of the route's `rate_limits` (same order); inline up to two,
+    /// so a rate-limited request allocates only its key text.
+    pub rate_keys: smallvec::SmallVec<[String; 2]>,
 }
 
 /// The negotiated TLS session of a connection.

@@ -61,7 +61,7 @@ pub fn intake(snapshot: &Snapshot, parts: &Parts, downstream: &Downstream) -> Re
         jwks_refetched: false,
         outcome: None,
         cache: None,
-        rate_keys: Vec::new(),
+        rate_keys: smallvec::SmallVec::new(),
     }
 }
 

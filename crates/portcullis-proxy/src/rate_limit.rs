@@ -21,9 +21,23 @@ pub const RATELIMIT_RESET: HeaderName = HeaderName::from_static("ratelimit-reset
 pub struct RateLimits {
     engine: Arc<Engine>,
     redis: Option<RedisConfig>,
-    limiters: Vec<(RateLimitSpec, Arc<Limiter>)>,
+    limiters: Vec<(RateLimitSpec, Bucket)>,
     /// Per `Snapshot::plans` entry: the plan and the limiter of its rate, if it has one.
-    plans: Vec<(PlanSpec, Option<Arc<Limiter>>)>,
+    plans: Vec<(PlanSpec, Option<Bucket>)>,
+}
+
+/// A limiter and its `RateLimit-Limit` value, made once rather than on every response.
+#[derive(Clone)]
+struct Bucket {
+    limiter: Arc<Limiter>,
+    limit_header: HeaderValue,
+}
+
+impl Bucket {
+    fn new(limiter: Limiter) -> Self {
+        let limit_header = number(u64::from(limiter.limit().burst()));
+        Self { limiter: Arc::new(limiter), limit_header }
+    }
 }
 
 impl std::fmt::Debug for RateLimits {
@@ -56,7 +70,7 @@ impl RateLimits {
                 Limit::new(Rate::Count { count: spec.count, period: spec.period }, spec.burst).map_err(|e| {
                     std::io::Error::new(std::io::ErrorKind::InvalidInput, format!("rate limit `{}`: {e}", spec.name))
                 })?;
-            limiters.push((spec.clone(), Arc::new(Limiter::new(&spec.name, limit))));
+            limiters.push((spec.clone(), Bucket::new(Limiter::new(&spec.name, limit))));
         }
         let mut plans = Vec::with_capacity(snapshot.plans.len());
         for plan in &snapshot.plans {
@@ -65,7 +79,7 @@ impl RateLimits {
                     let limit = Limit::new(Rate::Count { count, period }, plan.burst).map_err(|e| {
                         std::io::Error::new(std::io::ErrorKind::InvalidInput, format!("plan `{}`: {e}", plan.name))
                     })?;
-                    Some(Arc::new(Limiter::new(&format!("plan:{}", plan.name), limit)))
+                    Some(Bucket::new(Limiter::new(&format!("plan:{}", plan.name), limit)))
                 }
                 None => None,
             };
@@ -121,22 +135,27 @@ impl RateLimits {
         if ctx.rate_keys.len() != route.rate_limits.len() {
             return None;
         }
-        let mut checks = Vec::with_capacity(route.rate_limits.len() + 1);
-        for (&index, key) in route.rate_limits.iter().zip(&ctx.rate_keys) {
-            let (_, limiter) = self.limiters.get(index)?;
-            checks.push((&**limiter, key.as_str()));
-        }
         let plan_key;
-        if let Some(((_, Some(limiter)), consumer)) = plan {
+        let mut checks: smallvec::SmallVec<[(&Limiter, &str); 4]> = smallvec::SmallVec::new();
+        let mut buckets: smallvec::SmallVec<[&Bucket; 4]> = smallvec::SmallVec::new();
+        for (&index, key) in route.rate_limits.iter().zip(&ctx.rate_keys) {
+            let (_, bucket) = self.limiters.get(index)?;
+            checks.push((&*bucket.limiter, key.as_str()));
+            buckets.push(bucket);
+        }
+        if let Some(((_, Some(bucket)), consumer)) = plan {
             plan_key = format!("c:{consumer}");
-            checks.push((&**limiter, plan_key.as_str()));
+            checks.push((&*bucket.limiter, plan_key.as_str()));
+            buckets.push(bucket);
         }
         let decision = if checks.is_empty() { None } else { Some(self.engine.check(&checks).await) };
-        let limit = decision.as_ref().and_then(|d| match route.rate_limits.get(d.index) {
+        let limit_header = decision.as_ref().and_then(|d| buckets.get(d.index)).map(|b| b.limit_header.clone());
+        // The name of the limit is for the refusal's metric: only looked up for a refusal.
+        let limit = decision.as_ref().filter(|d| !d.allowed()).and_then(|d| match route.rate_limits.get(d.index) {
             Some(&i) => self.limiters.get(i).map(|(s, _)| s.name.clone()),
             None => plan.map(|((p, _), _)| Arc::from(format!("plan:{}", p.name))),
         });
-        let mut checked = Checked { decision, limit, quota: None };
+        let mut checked = Checked { decision, limit, limit_header, quota: None };
         if checked.allowed()
             && let Some(((spec, _), consumer)) = plan
             && let Some(q) = quota(spec)
@@ -155,12 +174,14 @@ fn quota(plan: &PlanSpec) -> Option<Quota> {
     plan.quota.map(|q| Quota { limit: q.limit, period: if q.monthly { QuotaPeriod::Month } else { QuotaPeriod::Day } })
 }
 
-/// A decision and the name of the limit it is about (the tightest, or the one that refused).
+/// A decision and, for a refusal, the name of the limit that refused.
 #[derive(Debug, Clone)]
 pub struct Checked {
     /// The rate limits' decision (`None`: only a quota applies).
     pub decision: Option<MultiDecision>,
     pub limit: Option<Arc<str>>,
+    /// `RateLimit-Limit` of the headline decision's limit.
+    limit_header: Option<HeaderValue>,
     /// The plan's quota, counted once the rates admitted the request.
     pub quota: Option<QuotaDecision>,
 }
@@ -195,7 +216,7 @@ impl Checked {
         };
         let mut problem = Problem::new(ErrorCode::RateLimited, detail)
             .with_header(http::header::RETRY_AFTER, HeaderValue::from(retry));
-        for (name, value) in header_values(d) {
+        for (name, value) in header_values(d, self.limit_header.clone()) {
             problem = problem.with_header(name, value);
         }
         problem
@@ -204,17 +225,60 @@ impl Checked {
     /// Adds the `RateLimit-*` headers of an admitted request to its response.
     pub fn annotate(&self, headers: &mut HeaderMap) {
         if let Some(decision) = &self.decision {
-            for (name, value) in header_values(&decision.decision) {
+            headers.reserve(3);
+            for (name, value) in header_values(&decision.decision, self.limit_header.clone()) {
                 headers.insert(name, value);
             }
         }
     }
 }
 
-fn header_values(d: &Decision) -> [(HeaderName, HeaderValue); 3] {
+fn header_values(d: &Decision, limit: Option<HeaderValue>) -> [(HeaderName, HeaderValue); 3] {
     [
-        (RATELIMIT_LIMIT, HeaderValue::from(d.limit)),
-        (RATELIMIT_REMAINING, HeaderValue::from(d.remaining)),
-        (RATELIMIT_RESET, HeaderValue::from(ceil_seconds(d.reset_after))),
+        (RATELIMIT_LIMIT, limit.unwrap_or_else(|| number(u64::from(d.limit)))),
+        (RATELIMIT_REMAINING, number(u64::from(d.remaining))),
+        (RATELIMIT_RESET, number(ceil_seconds(d.reset_after))),
     ]
+}
+
+/// Numbers below this come from a table of static header values: every admitted response
+/// carries three `RateLimit-*` numbers, and a small one is then a copy, not an allocation.
+const SMALL_NUMBERS: u64 = 1024;
+
+/// `n` as a header value.
+fn number(n: u64) -> HeaderValue {
+    static TABLE: std::sync::LazyLock<Box<[HeaderValue]>> = std::sync::LazyLock::new(|| {
+        // One string for the whole table, kept for the life of the process, so each value
+        // is a static slice of it (cloning one touches no reference count).
+        let mut text = String::new();
+        let mut ends = Vec::new();
+        for i in 0..SMALL_NUMBERS {
+            text.push_str(&i.to_string());
+            ends.push(text.len());
+        }
+        let text: &'static str = Box::leak(text.into_boxed_str());
+        let mut start = 0;
+        ends.into_iter()
+            .map(|end| {
+                let value = HeaderValue::from_static(&text[start..end]);
+                start = end;
+                value
+            })
+            .collect()
+    });
+    usize::try_from(n).ok().and_then(|i| TABLE.get(i)).cloned().unwrap_or_else(|| HeaderValue::from(n))
+}
+
+#[cfg(test)]
+mod tests {
+    use http::HeaderValue;
+
+    use super::{SMALL_NUMBERS, number};
+
+    #[test]
+    fn numbers_from_the_table_and_beyond_it_read_as_written() {
+        for n in (0..SMALL_NUMBERS + 5).chain([99_999_999, u64::from(u32::MAX), u64::MAX]) {
+            assert_eq!(number(n), HeaderValue::from(n), "{n}");
+        }
+    }
 }

@@ -118,8 +118,15 @@ impl Limiter {
     /// Checks and, when admitted, consumes one token for `key`.
     pub fn check(&self, key: &str, now: Nanos) -> Decision {
         let mut shard = self.shard(key).lock();
-        let tat = shard.map.get(key).copied().unwrap_or(0);
-        let (decision, new_tat) = gcra::evaluate(tat, now, &self.limit);
+        // A known key is one map lookup; only a new key goes through `store`.
+        if let Some(tat) = shard.map.get_mut(key) {
+            let (decision, new_tat) = gcra::evaluate(*tat, now, &self.limit);
+            if decision.allowed {
+                *tat = new_tat;
+            }
+            return decision;
+        }
+        let (decision, new_tat) = gcra::evaluate(0, now, &self.limit);
         if decision.allowed {
             self.store(&mut shard, key, new_tat, now);
         }
@@ -246,6 +253,10 @@ fn sweep_shard(shard: &mut Shard, now: Nanos) {
 /// the price is that, during that rare race, another request may briefly see one token fewer
 /// (an error on the safe side).
 pub fn check_all(checks: &[(&Limiter, &str)], now: Nanos) -> MultiDecision {
+    // One limit (the common route): one decision under one lock, nothing to roll back.
+    if let [(limiter, key)] = checks {
+        return gcra::headline(std::iter::once(limiter.check(key, now)), Source::Local);
+    }
     let all_admit = checks.iter().all(|(limiter, key)| limiter.peek(key, now).remaining > 0);
     if all_admit {
         // At most 8 limits are reported from the stack; past that, the headline is still

@@ -61,6 +61,22 @@ fn a_request_refused_by_one_limit_takes_nothing_from_the_others() {
 }
 
 #[test]
+fn one_limit_through_check_all_decides_as_the_limiter_does() {
+    let alone = limiter("per_ip", 2, 3);
+    let reference = limiter("per_ip", 2, 3);
+    let now = 7 * SEC;
+    for step in 0..12u64 {
+        let at = now + step * SEC / 4;
+        let multi = check_all(&[(&alone, "k")], at);
+        let single = reference.check("k", at);
+        assert_eq!(multi.index, 0);
+        assert_eq!(multi.decision, single, "step {step}");
+    }
+    // A refusal took nothing: both sit at the same TAT.
+    assert_eq!(alone.tat("k"), reference.tat("k"));
+}
+
+#[test]
 fn idle_keys_are_swept_and_the_cap_holds() {
     let rate = Rate::Count { count: 1, period: Duration::from_secs(1) };
     let opts = LocalOptions { max_keys: 64, shards: 4 };

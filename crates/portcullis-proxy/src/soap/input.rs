@@ -157,7 +157,7 @@ mod tests {
             jwks_refetched: false,
             outcome: None,
             cache: None,
-            rate_keys: Vec::new(),
+            rate_keys: smallvec::SmallVec::new(),
         }
     }
 
