@@ -6,6 +6,12 @@
 #
 #   FEATURE=rate_limit bench/features.sh   # default: a local rate limit far above the load,
 #                                          # so every request is checked and admitted (goal ≥ 0.95)
+#   FEATURE=rate_limit_redis bench/features.sh
+#                                          # the same limit with state.redis (REDIS_URL, default
+#                                          # the machine's redis://127.0.0.1:6379): one script
+#                                          # call per request. Run it with CONNS=1 too: there the
+#                                          # mean latency difference is the added latency per
+#                                          # request.
 #   FEATURE=jwt bench/features.sh          # JWT auth (RS256) with a scope policy; one token,
 #                                          # so verified from the token cache as in steady
 #                                          # traffic (goal ≥ 0.9). The JWKS is served by the
@@ -39,8 +45,9 @@ if [ ! -x "$BIN" ]; then (cd "$ROOT" && cargo build --release -p portcullis); fi
 rm -rf "$RUN"; mkdir -p "$RUN/tmp" "$RUN/raw"
 case "$FEATURE" in
     rate_limit) ON=rate_limited GOAL=0.95 LABEL="local rate limit on every request" ;;
+    rate_limit_redis) ON=rate_limited_redis GOAL=- LABEL="rate limit through Redis on every request" ;;
     jwt) ON=jwt GOAL=0.90 LABEL="JWT auth (RS256, cached) + scope policy" ;;
-    *) echo "FEATURE must be rate_limit or jwt" >&2; exit 2 ;;
+    *) echo "FEATURE must be rate_limit, rate_limit_redis or jwt" >&2; exit 2 ;;
 esac
 declare -A PID=() PORT=([plain]=18096 [$ON]=18097)
 stop_all() { for p in "${PID[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
@@ -63,9 +70,12 @@ if [ "$FEATURE" = jwt ]; then
 fi
 for variant in plain "$ON"; do
     limits="" route_limits=""
-    if [ "$variant" = rate_limited ]; then
+    if [ "$variant" = rate_limited ] || [ "$variant" = rate_limited_redis ]; then
         limits=$'rate_limits:\n  per_ip: { rate: 100000000/s, burst: 100000000, key: client_ip }\n'
         route_limits=", rate_limits: [per_ip]"
+    fi
+    if [ "$variant" = rate_limited_redis ]; then
+        limits+=$'state: { redis: "'"${REDIS_URL:-redis://127.0.0.1:6379}"$'", on_redis_error: deny }\n'
     fi
     auth="auth: none"
     if [ "$variant" = jwt ]; then
@@ -100,7 +110,7 @@ done
 curl -fsS --max-time 2 "${HEADER[@]}" "http://127.0.0.1:${PORT[$ON]}/" >/dev/null || { echo "the $ON gateway refuses the load's request" >&2; exit 1; }
 
 OUTF="$RUN/results.tsv"
-printf 'variant\trep\trps\tcpu_us_per_req\terrors\n' >"$OUTF"
+printf 'variant\trep\trps\tcpu_us_per_req\terrors\tmean_latency_us\n' >"$OUTF"
 for rep in $(seq 1 "$REPS"); do
     for variant in plain "$ON"; do
         f="$RUN/raw/${variant}_r$rep.txt"
@@ -110,14 +120,16 @@ for rep in $(seq 1 "$REPS"); do
         awk -v v="$variant" -v r="$rep" -v cpu="$(( (c1 - c0) * TICK_US ))" '
             /requests in/ { req = $1 } /Requests\/sec/ { rps = $2 }
             /Non-2xx/ { bad += $NF } /Socket errors/ { gsub(",", ""); bad += $4 + $6 + $8 + $10 }
-            END { printf "%s\t%s\t%.0f\t%.2f\t%d\n", v, r, rps, (req ? cpu / req : 0), bad }' "$f" | tee -a "$OUTF"
+            /^ +Latency/ { lat = $2 + 0; if ($2 ~ /ms$/) lat *= 1000; else if ($2 ~ /[0-9]s$/) lat *= 1000000 }
+            END { printf "%s\t%s\t%.0f\t%.2f\t%d\t%.1f\n", v, r, rps, (req ? cpu / req : 0), bad, lat }' "$f" | tee -a "$OUTF"
     done
 done
-awk -F'\t' -v on="$ON" -v label="$LABEL" -v goal="$GOAL" 'NR > 1 { rps[$1] = rps[$1] " " $3; cpu[$1] = cpu[$1] " " $4; err += $5 }
+awk -F'\t' -v on="$ON" -v label="$LABEL" -v goal="$GOAL" -v conns="$CONNS" 'NR > 1 { rps[$1] = rps[$1] " " $3; cpu[$1] = cpu[$1] " " $4; err += $5; lat[$1] = lat[$1] " " $6 }
     '"$MED_AWK"'
     END {
-        print "| variant | req/s | CPU µs/req |"; print "|---|---:|---:|"
-        printf "| plain proxy | %.0f | %.2f |\n", med(rps["plain"]), med(cpu["plain"])
-        printf "| %s | %.0f | %.2f |\n", label, med(rps[on]), med(cpu[on])
+        print "| variant | req/s | CPU µs/req | mean latency µs |"; print "|---|---:|---:|---:|"
+        printf "| plain proxy | %.0f | %.2f | %.1f |\n", med(rps["plain"]), med(cpu["plain"]), med(lat["plain"])
+        printf "| %s | %.0f | %.2f | %.1f |\n", label, med(rps[on]), med(cpu[on]), med(lat[on])
         printf "\nrequests per CPU, %s / plain: %.3f (goal ≥ %s); errors: %d\n", on, med(cpu["plain"]) / med(cpu[on]), goal, err
+        printf "mean latency added at %s connections: %.1f µs per request\n", conns, med(lat[on]) - med(lat["plain"])
     }' "$OUTF" | tee "$RUN/summary.md"
