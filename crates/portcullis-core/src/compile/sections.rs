@@ -212,10 +212,16 @@ pub(super) fn rate_limits(c: &mut Compiler<'_>) -> Vec<RateLimitSpec> {
 
 pub(super) fn state(c: &mut Compiler<'_>) -> StateSpec {
     let state = &c.doc.state;
-    if let Some(url) = &state.redis
-        && !(url.starts_with("redis://") || url.starts_with("rediss://") || url.starts_with("unix://"))
-    {
-        c.error(&at("state").key("redis"), "must be a redis://, rediss:// or unix:// URL");
+    if let Some(url) = &state.redis {
+        // `run` would refuse what `validate` let through: this build's Redis client has no TLS.
+        if url.starts_with("rediss://") {
+            c.error(
+                &at("state").key("redis"),
+                "TLS to Redis (rediss://) is not supported by this build: use redis:// on a private network, or a local TLS tunnel",
+            );
+        } else if !(url.starts_with("redis://") || url.starts_with("unix://")) {
+            c.error(&at("state").key("redis"), "must be a redis:// or unix:// URL");
+        }
     }
     let database = database_url(c);
     StateSpec {

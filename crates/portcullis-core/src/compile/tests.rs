@@ -288,3 +288,16 @@ fn a_key_listed_for_two_consumers_is_an_error() {
     .unwrap_or_default();
     assert!(err.contains("already listed"), "{err}");
 }
+
+#[test]
+fn state_redis_takes_only_urls_this_build_connects_to() {
+    let route = "routes:\n  - { name: r, match: { path: /x }, upstream: up, auth: none }\n";
+    for ok in ["redis://127.0.0.1:6379", "redis://:pw@cache:6379/2", "unix:///run/redis.sock"] {
+        let text = format!("state: {{ redis: \"{ok}\" }}\n{route}");
+        assert!(compile_text(&text).is_ok(), "{ok}");
+    }
+    let tls = compile_text(&format!("state: {{ redis: \"rediss://cache:6380\" }}\n{route}")).expect_err("rediss");
+    assert!(tls.contains("state.redis") && tls.contains("not supported"), "{tls}");
+    let other = compile_text(&format!("state: {{ redis: \"http://cache\" }}\n{route}")).expect_err("http");
+    assert!(other.contains("must be a redis:// or unix:// URL"), "{other}");
+}
