@@ -141,8 +141,11 @@ pub struct RouteLimits {
 pub struct State {
     /// `sqlite://FILE` (default `sqlite://portcullis.db`) or `postgres://…`.
     pub database: Option<String>,
-    /// Shared counters and cache for all instances.
+    /// Shared counters and cache for all instances: `redis://…`, `rediss://…` (TLS) or
+    /// `unix://…`.
     pub redis: Option<String>,
+    /// PEM CA certificates trusted for a `rediss://` Redis instead of the system's roots.
+    pub redis_ca: Option<String>,
     pub on_redis_error: Option<OnRedisError>,
 }
 

@@ -72,7 +72,7 @@ pub fn compile(loaded: &Loaded) -> Result<Snapshot, Diagnostics> {
         errors.sort();
         return Err(errors);
     }
-    let watch = watched_files(loaded, &listeners, &upstreams);
+    let watch = watched_files(loaded, &listeners, &upstreams, &state);
     Ok(Snapshot {
         hash: fnv_hex(loaded.value.to_string().as_bytes()),
         loaded_at: SystemTime::now(),
@@ -144,8 +144,14 @@ fn listener_tls(c: &mut Compiler<'_>, path: &KeyPath, t: &surface::ListenerTls) 
 }
 
 /// Every file a reload must watch: `${file:}` references, all TLS material and WSDLs.
-fn watched_files(loaded: &Loaded, listeners: &[ListenerSpec], upstreams: &[snapshot::UpstreamSpec]) -> Vec<PathBuf> {
+fn watched_files(
+    loaded: &Loaded,
+    listeners: &[ListenerSpec],
+    upstreams: &[snapshot::UpstreamSpec],
+    state: &snapshot::StateSpec,
+) -> Vec<PathBuf> {
     let mut files = loaded.files.clone();
+    files.extend(state.redis_ca.iter().cloned());
     files.extend(upstreams.iter().filter_map(|up| up.soap.as_ref()).map(|s| s.wsdl_file.clone()));
     for up in upstreams {
         let snapshot::UpstreamKind::Targets(targets) = &up.kind else { continue };

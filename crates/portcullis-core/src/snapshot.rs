@@ -131,6 +131,8 @@ pub struct StateSpec {
     /// Opened once at start: a change applies at restart.
     pub database: String,
     pub redis: Option<String>,
+    /// PEM CA file trusted for `rediss://` (else the system's roots); read at (re)load.
+    pub redis_ca: Option<PathBuf>,
     pub on_redis_error: OnRedisError,
 }
 

@@ -252,7 +252,7 @@ impl ResponseCache {
     /// A Redis URL that does not parse.
     pub fn for_snapshot(snapshot: &Snapshot) -> std::io::Result<Self> {
         let Some(url) = snapshot.state.redis.as_deref() else { return Ok(Self::default()) };
-        let store = RedisStore::new(url)
+        let store = RedisStore::new(url, crate::rate_limit::redis_ca(snapshot)?)
             .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, format!("state.redis: {e}")))?;
         Ok(Self { store: Store::Redis(Arc::new(store)) })
     }
@@ -267,7 +267,9 @@ impl ResponseCache {
                 *mine = old.clone();
                 remove_if(mine, |k| !snapshot.routes.iter().any(|r| r.name == k.route && r.cache == Some(k.spec)));
             }
-            (Store::Redis(mine), Store::Redis(old)) if mine.url == old.url => *mine = old.clone(),
+            (Store::Redis(mine), Store::Redis(old)) if mine.url == old.url && mine.ca_pem == old.ca_pem => {
+                *mine = old.clone();
+            }
             _ => {}
         }
     }

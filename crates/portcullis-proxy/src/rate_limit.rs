@@ -49,8 +49,10 @@ impl std::fmt::Debug for RateLimits {
 impl RateLimits {
     /// Builds fresh limiters (and the Redis engine, which connects lazily) for `snapshot`.
     pub fn new(snapshot: &Snapshot) -> std::io::Result<Self> {
+        let ca_pem = redis_ca(snapshot)?;
         let redis = snapshot.state.redis.as_deref().map(|url| {
             let mut config = RedisConfig::new(url);
+            config.ca_pem = ca_pem;
             config.on_error = match snapshot.state.on_redis_error {
                 snapshot::OnRedisError::Local => portcullis_state::OnRedisError::Local,
                 snapshot::OnRedisError::Allow => portcullis_state::OnRedisError::Allow,
@@ -170,6 +172,33 @@ impl RateLimits {
     }
 }
 
+/// The PEM of `state.redis_ca`, read as every (re)load reads it: one or more certificates.
+pub(crate) fn redis_ca(snapshot: &Snapshot) -> std::io::Result<Option<Vec<u8>>> {
+    use rustls_pki_types::CertificateDer;
+    use rustls_pki_types::pem::PemObject;
+    let Some(path) = &snapshot.state.redis_ca else { return Ok(None) };
+    let fail =
+        |kind, e: &dyn std::fmt::Display| std::io::Error::new(kind, format!("state.redis_ca: {}: {e}", path.display()));
+    let pem = std::fs::read(path).map_err(|e| fail(e.kind(), &e))?;
+    let certs: Result<Vec<_>, _> = CertificateDer::pem_slice_iter(&pem).collect();
+    match certs {
+        Ok(certs) if !certs.is_empty() => Ok(Some(pem)),
+        Ok(_) => Err(fail(std::io::ErrorKind::InvalidData, &"holds no PEM certificate")),
+        Err(e) => Err(fail(std::io::ErrorKind::InvalidData, &e)),
+    }
+}
+
+/// Builds the Redis client `state` describes without connecting: `validate` uses it to check
+/// the URL and the CA as a (re)load would.
+pub(crate) fn check_redis(snapshot: &Snapshot) -> Option<String> {
+    let url = snapshot.state.redis.as_deref()?;
+    let ca = match redis_ca(snapshot) {
+        Ok(ca) => ca,
+        Err(e) => return Some(e.to_string()),
+    };
+    portcullis_state::client(url, ca.as_deref()).err().map(|e| format!("state.redis: {e}"))
+}
+
 fn quota(plan: &PlanSpec) -> Option<Quota> {
     plan.quota.map(|q| Quota { limit: q.limit, period: if q.monthly { QuotaPeriod::Month } else { QuotaPeriod::Day } })
 }
@@ -272,8 +301,36 @@ fn number(n: u64) -> HeaderValue {
 #[cfg(test)]
 mod tests {
     use http::HeaderValue;
+    use portcullis_core::snapshot::Snapshot;
 
-    use super::{SMALL_NUMBERS, number};
+    use super::{SMALL_NUMBERS, check_redis, number};
+
+    fn snapshot(state: &str) -> Snapshot {
+        let text = format!(
+            "version: 1\nlisteners: [{{ name: l, bind: \"127.0.0.1:1\" }}]\n{state}\nupstreams:\n  m: {{ mock: {{ status: 200 }} }}\n\
+             routes:\n  - {{ name: r, match: {{ path: /x }}, upstream: m, auth: none }}\n"
+        );
+        let loaded = portcullis_config::load_str(&text, "t.yaml", std::path::Path::new("/tmp"), None).expect("parses");
+        portcullis_core::compile(&loaded).expect("compiles")
+    }
+
+    #[test]
+    fn validate_reads_the_redis_ca_as_a_load_would() {
+        let dir = std::env::temp_dir().join(format!("pcl-redis-ca-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let not_pem = dir.join("not.pem");
+        std::fs::write(&not_pem, "not a certificate\n").expect("write");
+        let with = |ca: &std::path::Path| {
+            snapshot(&format!("state: {{ redis: \"rediss://127.0.0.1:1\", redis_ca: \"{}\" }}", ca.display()))
+        };
+        let missing = check_redis(&with(&dir.join("missing.pem"))).expect("a missing file is an error");
+        assert!(missing.starts_with("state.redis_ca: ") && missing.contains("missing.pem"), "{missing}");
+        let empty = check_redis(&with(&not_pem)).expect("a file without certificates is an error");
+        assert!(empty.contains("no PEM certificate"), "{empty}");
+        assert_eq!(check_redis(&snapshot("state: { redis: \"rediss://127.0.0.1:1\" }")), None);
+        assert_eq!(check_redis(&snapshot("")), None);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 
     #[test]
     fn numbers_from_the_table_and_beyond_it_read_as_written() {

@@ -78,4 +78,4 @@ pub use error::{LimitError, RedisSetupError};
 pub use gcra::{Decision, Limit, MultiDecision, Nanos, Rate, Source, ceil_seconds, evaluate, peek};
 pub use local::{Limiter, LocalOptions, check_all};
 pub use quota::{LocalQuotas, Quota, QuotaDecision, QuotaPeriod, QuotaUsage, civil_from_days, days_from_civil};
-pub use shared::{DEFAULT_KEY_PREFIX, DEFAULT_REDIS_BACKOFF, DEFAULT_REDIS_TIMEOUT, OnRedisError, RedisConfig};
+pub use shared::{DEFAULT_KEY_PREFIX, DEFAULT_REDIS_BACKOFF, DEFAULT_REDIS_TIMEOUT, OnRedisError, RedisConfig, client};

@@ -62,6 +62,8 @@ pub struct RedisConfig {
     pub timeout: Duration,
     /// After a failure, Redis is skipped this long; then one request probes it.
     pub backoff: Duration,
+    /// PEM CA certificates trusted for `rediss://` instead of the system's roots.
+    pub ca_pem: Option<Vec<u8>>,
 }
 
 impl RedisConfig {
@@ -74,7 +76,24 @@ impl RedisConfig {
             on_error: OnRedisError::default(),
             timeout: DEFAULT_REDIS_TIMEOUT,
             backoff: DEFAULT_REDIS_BACKOFF,
+            ca_pem: None,
         }
+    }
+}
+
+/// A client for `url` (`redis://`, `rediss://` or `unix://`). With `ca_pem`, a `rediss://`
+/// server must present a certificate chained to one of those CAs; without, to the system's
+/// roots. The server's name is checked against the URL's host either way.
+///
+/// # Errors
+/// A URL that does not parse, or a CA that is not PEM certificates.
+pub fn client(url: &str, ca_pem: Option<&[u8]>) -> redis::RedisResult<redis::Client> {
+    match ca_pem {
+        Some(pem) => redis::Client::build_with_tls(
+            url,
+            redis::TlsCertificates { client_tls: None, root_cert: Some(pem.to_vec()) },
+        ),
+        None => redis::Client::open(url),
     }
 }
 
@@ -113,7 +132,7 @@ impl RedisBackend {
     /// # Errors
     /// A URL that does not parse.
     pub(crate) fn new(config: RedisConfig) -> Result<Self, RedisSetupError> {
-        let client = redis::Client::open(config.url.as_str())?;
+        let client = client(&config.url, config.ca_pem.as_deref())?;
         let manager_config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(config.timeout))
             .set_response_timeout(Some(config.timeout))

@@ -212,21 +212,29 @@ pub(super) fn rate_limits(c: &mut Compiler<'_>) -> Vec<RateLimitSpec> {
 
 pub(super) fn state(c: &mut Compiler<'_>) -> StateSpec {
     let state = &c.doc.state;
-    if let Some(url) = &state.redis {
-        // `run` would refuse what `validate` let through: this build's Redis client has no TLS.
-        if url.starts_with("rediss://") {
-            c.error(
-                &at("state").key("redis"),
-                "TLS to Redis (rediss://) is not supported by this build: use redis:// on a private network, or a local TLS tunnel",
-            );
-        } else if !(url.starts_with("redis://") || url.starts_with("unix://")) {
-            c.error(&at("state").key("redis"), "must be a redis:// or unix:// URL");
-        }
+    let tls = state.redis.as_deref().is_some_and(|url| url.starts_with("rediss://"));
+    if let Some(url) = &state.redis
+        && !(tls || url.starts_with("redis://") || url.starts_with("unix://"))
+    {
+        c.error(&at("state").key("redis"), "must be a redis://, rediss:// or unix:// URL");
     }
+    let redis_ca = match state.redis_ca.as_deref() {
+        None => None,
+        Some(_) if !tls => {
+            c.error(&at("state").key("redis_ca"), "`redis_ca` is for a TLS Redis: write `redis: rediss://…`");
+            None
+        }
+        Some(file) if file.trim().is_empty() => {
+            c.error(&at("state").key("redis_ca"), "name a PEM file");
+            None
+        }
+        Some(file) => Some(c.loaded.resolve_path(file)),
+    };
     let database = database_url(c);
     StateSpec {
         database,
         redis: state.redis.clone(),
+        redis_ca,
         on_redis_error: match state.on_redis_error {
             None | Some(surface::OnRedisError::Local) => OnRedisError::Local,
             Some(surface::OnRedisError::Allow) => OnRedisError::Allow,

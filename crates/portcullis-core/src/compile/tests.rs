@@ -290,14 +290,19 @@ fn a_key_listed_for_two_consumers_is_an_error() {
 }
 
 #[test]
-fn state_redis_takes_only_urls_this_build_connects_to() {
+fn state_redis_takes_redis_rediss_and_unix_urls_and_a_ca_only_for_tls() {
     let route = "routes:\n  - { name: r, match: { path: /x }, upstream: up, auth: none }\n";
-    for ok in ["redis://127.0.0.1:6379", "redis://:pw@cache:6379/2", "unix:///run/redis.sock"] {
+    for ok in ["redis://127.0.0.1:6379", "redis://:pw@cache:6379/2", "rediss://cache:6380", "unix:///run/redis.sock"] {
         let text = format!("state: {{ redis: \"{ok}\" }}\n{route}");
         assert!(compile_text(&text).is_ok(), "{ok}");
     }
-    let tls = compile_text(&format!("state: {{ redis: \"rediss://cache:6380\" }}\n{route}")).expect_err("rediss");
-    assert!(tls.contains("state.redis") && tls.contains("not supported"), "{tls}");
     let other = compile_text(&format!("state: {{ redis: \"http://cache\" }}\n{route}")).expect_err("http");
-    assert!(other.contains("must be a redis:// or unix:// URL"), "{other}");
+    assert!(other.contains("must be a redis://, rediss:// or unix:// URL"), "{other}");
+    let snap = compile_text(&format!("state: {{ redis: \"rediss://cache:6380\", redis_ca: certs/ca.pem }}\n{route}"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(snap.state.redis_ca.as_deref(), Some(Path::new("/tmp/certs/ca.pem")));
+    assert!(snap.watch.iter().any(|w| w == Path::new("/tmp/certs/ca.pem")), "a reload follows the CA file");
+    let plain = compile_text(&format!("state: {{ redis: \"redis://cache\", redis_ca: ca.pem }}\n{route}"))
+        .expect_err("a CA for a plain-text Redis");
+    assert!(plain.contains("state.redis_ca") && plain.contains("rediss://"), "{plain}");
 }

@@ -51,6 +51,7 @@ pub enum PurgeError {
 
 pub struct RedisStore {
     pub(super) url: String,
+    pub(super) ca_pem: Option<Vec<u8>>,
     conn: ConnectionManager,
     origin: Instant,
     /// Nanoseconds since `origin` until which Redis is skipped; 0 when closed.
@@ -67,8 +68,8 @@ impl std::fmt::Debug for RedisStore {
 impl RedisStore {
     /// Prepares the connection without connecting (the gateway starts while Redis is down).
     /// Must be called inside a Tokio runtime.
-    pub fn new(url: &str) -> redis::RedisResult<Self> {
-        let client = redis::Client::open(url)?;
+    pub fn new(url: &str, ca_pem: Option<Vec<u8>>) -> redis::RedisResult<Self> {
+        let client = portcullis_state::client(url, ca_pem.as_deref())?;
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(LOOKUP_TIMEOUT))
             .set_response_timeout(Some(STORE_TIMEOUT))
@@ -76,7 +77,7 @@ impl RedisStore {
             .set_min_delay(Duration::from_millis(10))
             .set_max_delay(BACKOFF);
         let conn = ConnectionManager::new_lazy_with_config(client, config)?;
-        Ok(Self { url: url.to_owned(), conn, origin: Instant::now(), skip_until: AtomicU64::new(0) })
+        Ok(Self { url: url.to_owned(), ca_pem, conn, origin: Instant::now(), skip_until: AtomicU64::new(0) })
     }
 
     /// The live entry under `key`, `None` on a miss, a failure or a timeout.

@@ -249,3 +249,92 @@ async fn each_on_redis_error_mode_degrades_when_redis_stops_and_recovers_when_it
         gw.shutdown().await;
     }
 }
+
+/// A `redis-server` of the test's own speaking only TLS on `port`, with `leaf` as its
+/// certificate (clients are not asked for one).
+fn start_tls_redis(port: u16, dir: &std::path::Path, leaf: &crate::certs::Leaf) -> OwnRedis {
+    leaf.write(dir, "redis");
+    let file = |name: &str| dir.join(name).display().to_string();
+    let child = std::process::Command::new("redis-server")
+        .args([
+            "--port",
+            "0",
+            "--tls-port",
+            &port.to_string(),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ])
+        .args(["--tls-cert-file", &file("redis.pem"), "--tls-key-file", &file("redis-key.pem")])
+        .args(["--tls-auth-clients", "no"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("redis-server (built with TLS) must be installed");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "redis-server on {port} did not start");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    OwnRedis { port, child: Some(child) }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn limits_are_shared_through_a_tls_redis_whose_certificate_is_checked() {
+    let b = Backend::ok().await;
+    let dir = crate::kit::scratch_dir();
+    let pki = crate::certs::Pki::new("redis test CA");
+    let ca = pki.write_ca(&dir, "redis-ca.pem");
+    let port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("port").port();
+    let _redis = start_tls_redis(port, &dir, &pki.leaf(&["127.0.0.1"], false));
+    let name = unique("tls");
+    let limits = format!("  {name}: {{ rate: 1/m, burst: 3, key: \"header:X-K\" }}\n");
+    // `allow`: were TLS to fail, every request would pass and the counts below could not hold.
+    let state = format!(
+        "state: {{ redis: \"rediss://127.0.0.1:{port}\", redis_ca: \"{}\", on_redis_error: allow }}\n",
+        ca.display()
+    );
+    let first = TestGateway::start(&config(&b.url(), &limits, &name, &state)).await;
+    let second = TestGateway::start(&config(&b.url(), &limits, &name, &state)).await;
+    let status = async |gw: &TestGateway, key: &str| get(&gw.url("/x"), &[("x-k", key)]).await.status.as_u16();
+    // The first connections (TLS handshakes) may take a moment: warm up on throw-away keys.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    for round in 0.. {
+        let key = format!("warm{round}");
+        let mut seen = Vec::new();
+        for gw in [&first, &second] {
+            for _ in 0..4 {
+                seen.push(status(gw, &key).await);
+            }
+        }
+        if seen == [200, 200, 200, 429, 429, 429, 429, 429] {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the limit never counted through the TLS Redis: {seen:?}");
+    }
+    // One bucket for both gateways: two through the first, then the second gets one more.
+    assert_eq!([status(&first, "main").await, status(&first, "main").await], [200, 200]);
+    assert_eq!([status(&second, "main").await, status(&second, "main").await], [200, 429]);
+
+    // Without the CA the server's certificate is not trusted: with `deny`, nothing passes.
+    let untrusted = format!("state: {{ redis: \"rediss://127.0.0.1:{port}\", on_redis_error: deny }}\n");
+    let third = TestGateway::start(&config(&b.url(), &limits, &name, &untrusted)).await;
+    let until = Instant::now() + Duration::from_secs(1);
+    let mut round = 0;
+    while Instant::now() < until {
+        assert_eq!(
+            status(&third, &format!("fresh{round}")).await,
+            429,
+            "a Redis with an untrusted certificate was used"
+        );
+        round += 1;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    for gw in [first, second, third] {
+        gw.shutdown().await;
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
