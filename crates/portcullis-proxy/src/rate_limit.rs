@@ -151,12 +151,11 @@ impl RateLimits {
             buckets.push(bucket);
         }
         let decision = if checks.is_empty() { None } else { Some(self.engine.check(&checks).await) };
-        let limit_header = decision.as_ref().and_then(|d| buckets.get(d.index)).map(|b| b.limit_header.clone());
-        // The name of the limit is for the refusal's metric: only looked up for a refusal.
-        let limit = decision.as_ref().filter(|d| !d.allowed()).and_then(|d| match route.rate_limits.get(d.index) {
-            Some(&i) => self.limiters.get(i).map(|(s, _)| s.name.clone()),
-            None => plan.map(|((p, _), _)| Arc::from(format!("plan:{}", p.name))),
-        });
+        // The headline decision's limit: its `RateLimit-Limit`, and for a refusal its name
+        // (the limiter's, `plan:NAME` for a plan's rate) for the metric.
+        let headline = decision.as_ref().and_then(|d| buckets.get(d.index).map(|b| (d.allowed(), *b)));
+        let limit_header = headline.map(|(_, b)| b.limit_header.clone());
+        let limit = headline.filter(|(allowed, _)| !allowed).map(|(_, b)| Arc::from(b.limiter.name()));
         let mut checked = Checked { decision, limit, limit_header, quota: None };
         if checked.allowed()
             && let Some(((spec, _), consumer)) = plan
