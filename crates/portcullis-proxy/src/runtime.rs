@@ -103,5 +103,9 @@ pub fn check_files(snapshot: &Snapshot) -> Vec<String> {
         let spec = l.tls.as_ref()?;
         tls::build(spec, l.http2).err().map(|e| format!("listener `{}`: {e}", l.name))
     });
-    listeners.chain(crate::upstream::check_files(snapshot)).chain(crate::rate_limit::check_redis(snapshot)).collect()
+    listeners
+        .chain(crate::upstream::check_files(snapshot))
+        .chain(crate::rate_limit::check_redis(snapshot))
+        .chain(portcullis_store::check_tls_files(&snapshot.state.database))
+        .collect()
 }

@@ -168,6 +168,53 @@ async fn try_open_sqlite(file: &Path) -> Result<SqlitePool, StoreError> {
     Ok(pool)
 }
 
+/// Reads the files a `postgres://` URL's `sslrootcert`, `sslcert` and `sslkey` name, as a
+/// connection would: one message per file that is missing or holds no certificate (no key).
+/// `validate` uses it; the driver reads them again at each connection, so a rotated file is
+/// picked up by the next one. Other URLs name no such files.
+pub fn check_tls_files(url: &str) -> Vec<String> {
+    use rustls_pki_types::pem::PemObject;
+    use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+
+    if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+        return Vec::new();
+    }
+    let Ok(parsed) = url::Url::parse(url) else { return Vec::new() };
+    let mut problems = Vec::new();
+    for (name, value) in parsed.query_pairs() {
+        let certificate = match &*name {
+            "sslrootcert" | "sslcert" => true,
+            "sslkey" => false,
+            _ => continue,
+        };
+        if value.is_empty() {
+            continue;
+        }
+        let pem = if value.starts_with("-----BEGIN") {
+            value.as_bytes().to_vec()
+        } else {
+            match std::fs::read(&*value) {
+                Ok(pem) => pem,
+                Err(e) => {
+                    problems.push(format!("state.database: {name} {value}: {e}"));
+                    continue;
+                }
+            }
+        };
+        let usable = if certificate {
+            CertificateDer::pem_slice_iter(&pem).next().is_some_and(|c| c.is_ok())
+        } else {
+            PrivateKeyDer::from_pem_slice(&pem).is_ok()
+        };
+        if !usable {
+            let what = if certificate { "PEM certificate" } else { "PEM private key" };
+            let shown = if value.starts_with("-----BEGIN") { "(inline)" } else { &value };
+            problems.push(format!("state.database: {name} {shown} holds no {what}"));
+        }
+    }
+    problems
+}
+
 /// `scheme://user:password@host` → `scheme://user:<redacted>@host`.
 pub fn redact_url(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else { return url.to_owned() };
@@ -195,6 +242,31 @@ mod tests {
         for bad in ["", "sqlite://", "mysql://h/db", "sqlite://x.db?mode=ro", "redis://h"] {
             assert!(check_url(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn the_tls_files_of_a_postgres_url_are_read_as_a_connection_would() {
+        let dir = std::env::temp_dir().join(format!("portcullis-tls-files-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let not_pem = dir.join("not.pem");
+        std::fs::write(&not_pem, "not a certificate").expect("write");
+        let missing = dir.join("missing.pem");
+        let url = format!(
+            "postgres://u:secret@db/p?sslmode=verify-full&sslrootcert={}&sslcert={}&sslkey={}",
+            missing.display(),
+            not_pem.display(),
+            not_pem.display()
+        );
+        let problems = check_tls_files(&url);
+        assert_eq!(problems.len(), 3, "{problems:?}");
+        assert!(problems[0].starts_with("state.database: sslrootcert ") && problems[0].contains("missing.pem"));
+        assert_eq!(problems[1], format!("state.database: sslcert {} holds no PEM certificate", not_pem.display()));
+        assert_eq!(problems[2], format!("state.database: sslkey {} holds no PEM private key", not_pem.display()));
+        assert!(problems.iter().all(|p| !p.contains("secret")), "{problems:?}");
+        // A URL without TLS files, and SQLite, name nothing to read.
+        assert!(check_tls_files("postgres://u@db/p?sslmode=require").is_empty());
+        assert!(check_tls_files("sqlite:///tmp/x.db").is_empty());
+        std::fs::remove_dir_all(&dir).expect("clean up");
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

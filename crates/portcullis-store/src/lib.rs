@@ -20,7 +20,7 @@ mod usage;
 #[cfg(test)]
 mod tests;
 
-pub use connect::{DEFAULT_DATABASE, Store, check_url, redact_url};
+pub use connect::{DEFAULT_DATABASE, Store, check_tls_files, check_url, redact_url};
 pub use error::StoreError;
 pub use records::{AuditEvent, AuditRecord, Consumer, CreatedKey, KeyInfo, parse_rfc3339, rfc3339};
 pub use sync::{ConsumerPlans, KeySync, SYNC_INTERVAL};

@@ -256,8 +256,88 @@ fn database_url(c: &mut Compiler<'_>) -> String {
     }
     if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
         c.error(&at("state").key("database"), "must be a sqlite://FILE or postgres://… URL");
+        return url;
+    }
+    postgres_url(c, url)
+}
+
+/// libpq's `sslmode` values, which the PostgreSQL driver takes from the URL.
+const SSL_MODES: [&str; 6] = ["disable", "allow", "prefer", "require", "verify-ca", "verify-full"];
+/// The URL parameters that name files: a relative one joins the config's folder.
+const DATABASE_TLS_FILES: [&str; 3] = ["sslrootcert", "sslcert", "sslkey"];
+
+/// Checks a `postgres://` URL's TLS parameters and makes its file parameters absolute. The URL
+/// is rewritten only when a path changed, so the query keeps its spelling otherwise.
+fn postgres_url(c: &mut Compiler<'_>, url: String) -> String {
+    let path = at("state").key("database");
+    let Ok(mut parsed) = url::Url::parse(&url) else {
+        c.error(&path, "is not a valid URL");
+        return url;
+    };
+    let mut changed = false;
+    let mut mode = None;
+    let mut files = [false; 3];
+    let pairs: Vec<(String, String)> = parsed
+        .query_pairs()
+        .map(|(name, value)| {
+            let mut value = value.into_owned();
+            if let Some(i) = DATABASE_TLS_FILES.iter().position(|f| *f == name) {
+                files[i] = !value.is_empty();
+                // The driver also takes the PEM text itself in place of a path.
+                let inline = value.starts_with("-----BEGIN");
+                let resolved = c.loaded.resolve_path(&value).display().to_string();
+                if !value.is_empty() && !inline && resolved != value {
+                    value = resolved;
+                    changed = true;
+                }
+            } else if name == "sslmode" {
+                mode = Some(value.clone());
+            }
+            (name.into_owned(), value)
+        })
+        .collect();
+    if let Some(bad) = mode.as_deref().filter(|m| !SSL_MODES.contains(m)) {
+        c.error(&path, format!("sslmode `{bad}` is not one of {}", SSL_MODES.join(", ")));
+    }
+    let [_, cert, key] = files;
+    if cert != key {
+        c.error(&path, "sslcert and sslkey go together: name both or neither");
+    }
+    if mode.as_deref() == Some("verify-ca") {
+        c.warn(
+            &path,
+            "sslmode=verify-ca checks the server's name too in this build, as verify-full does \
+             (sqlx issue #3793)",
+        );
+    }
+    let checked = matches!(mode.as_deref(), Some("verify-ca" | "verify-full"));
+    if !checked && !is_loopback_host(parsed.host()) {
+        let now = match mode.as_deref() {
+            None => "no sslmode means prefer: TLS only if the server offers it".to_owned(),
+            Some(m) => format!("sslmode={m}"),
+        };
+        c.warn(&path, format!("the database server's certificate is not checked ({now}); add sslmode=verify-full"));
+    }
+    if changed {
+        parsed.query_pairs_mut().clear().extend_pairs(&pairs);
+        return parsed.into();
     }
     url
+}
+
+/// `localhost`, a loopback address, or no host (a Unix socket named in the parameters).
+fn is_loopback_host(host: Option<url::Host<&str>>) -> bool {
+    match host {
+        None => true,
+        // `postgres:` is not a special scheme to the URL parser: an IPv4 address stays text.
+        Some(url::Host::Domain(name)) => {
+            name.is_empty()
+                || name.eq_ignore_ascii_case("localhost")
+                || name.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
+        }
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+    }
 }
 
 pub(super) fn policies_waf_cors(c: &mut Compiler<'_>) {
@@ -311,6 +391,54 @@ mod tests {
         assert_eq!(database("state: { database: \"sqlite:///var/x.db\" }\n"), Ok("sqlite:///var/x.db".to_owned()));
         let pg = "postgres://app:secret@db/p";
         assert_eq!(database(&format!("state: {{ database: \"{pg}\" }}\n")), Ok(pg.to_owned()));
+    }
+
+    fn database_warnings(url: &str) -> Vec<String> {
+        let text = format!(
+            "version: 1\nlisteners: [{{ name: l, bind: \"127.0.0.1:8080\" }}]\nupstreams: {{ m: {{ mock: {{ status: 200 }} }} }}\nstate: {{ database: \"{url}\" }}\nroutes:\n  - {{ name: r, match: {{ path: /x }}, upstream: m, auth: none }}\n"
+        );
+        let loaded = portcullis_config::load_str(&text, "t.yaml", Path::new("/etc/pc"), None).expect("load");
+        let snapshot = crate::compile(&loaded).expect("compile");
+        snapshot.warnings.iter().map(|w| w.to_string()).collect()
+    }
+
+    #[test]
+    fn relative_tls_files_of_a_postgres_url_join_the_config_folder() {
+        let url = "postgres://app:secret@db.internal/p?sslmode=verify-full&sslrootcert=tls/ca.pem&sslcert=c.pem&sslkey=/k/c.key&application_name=pc";
+        assert_eq!(
+            database(&format!("state: {{ database: \"{url}\" }}\n")),
+            Ok("postgres://app:secret@db.internal/p?sslmode=verify-full&sslrootcert=%2Fetc%2Fpc%2Ftls%2Fca.pem&sslcert=%2Fetc%2Fpc%2Fc.pem&sslkey=%2Fk%2Fc.key&application_name=pc".to_owned())
+        );
+        // Nothing to resolve: the URL is kept as written.
+        let absolute = "postgres://db.internal/p?sslmode=verify-full&sslrootcert=/etc/ca.pem&options=-c%20x%3Dy";
+        assert_eq!(database(&format!("state: {{ database: \"{absolute}\" }}\n")), Ok(absolute.to_owned()));
+    }
+
+    #[test]
+    fn bad_tls_parameters_are_errors_and_an_unchecked_remote_server_a_warning() {
+        for (bad, needle) in [
+            ("postgres://app:secret@db/p?sslmode=verify", "sslmode `verify`"),
+            ("postgres://app:secret@db/p?sslmode=verify-full&sslcert=c.pem", "sslcert and sslkey"),
+            ("postgres://app:secret@db/p?sslkey=c.key", "sslcert and sslkey"),
+        ] {
+            let err = database(&format!("state: {{ database: \"{bad}\" }}\n")).expect_err(bad);
+            assert!(err.contains("state.database") && err.contains(needle) && !err.contains("secret"), "{err}");
+        }
+        for unchecked in ["postgres://db.internal/p", "postgres://10.0.0.5/p?sslmode=require"] {
+            let warnings = database_warnings(unchecked);
+            assert!(warnings.iter().any(|w| w.contains("sslmode=verify-full")), "{unchecked}: {warnings:?}");
+        }
+        let verify_ca = database_warnings("postgres://db.internal/p?sslmode=verify-ca");
+        assert!(verify_ca.len() == 1 && verify_ca[0].contains("checks the server's name too"), "{verify_ca:?}");
+        for fine in [
+            "postgres://db.internal/p?sslmode=verify-full",
+            "postgres://127.0.0.1/p",
+            "postgres://localhost/p",
+            "postgres://[::1]/p",
+            "postgres:///p?host=/run/postgresql",
+        ] {
+            assert!(database_warnings(fine).iter().all(|w| !w.contains("state.database")), "{fine}");
+        }
     }
 
     #[test]

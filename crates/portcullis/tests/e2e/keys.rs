@@ -21,7 +21,7 @@ const DEFAULT_POSTGRES: &str = "postgres://postgres@127.0.0.1:5432/test";
 
 /// An admin listener with a token, the audit log beside the config, plan `gold`, and
 /// `database` (SQLite in the config folder when `None`).
-fn config(database: Option<&str>) -> String {
+pub(crate) fn config(database: Option<&str>) -> String {
     let state = database.map(|url| format!("state: {{ database: \"{url}\" }}\n")).unwrap_or_default();
     format!(
         r#"version: 1
@@ -58,7 +58,7 @@ async fn call(gw: &TestGateway, method: &str, path: &str, body: Option<Value>) -
 }
 
 /// The status of `GET /k` with `key` in `X-Api-Key`, and the problem code if refused.
-async fn use_key(gw: &TestGateway, key: &str) -> (u16, String) {
+pub(crate) async fn use_key(gw: &TestGateway, key: &str) -> (u16, String) {
     let r = crate::kit::get(&gw.url("/k"), &[("x-api-key", key)]).await;
     let code = if r.status == StatusCode::OK { String::new() } else { r.code() };
     (r.status.as_u16(), code)
@@ -174,7 +174,7 @@ async fn admin_api_refuses_unknown_plans_duplicates_and_unknown_keys_with_proble
     assert_eq!((ready.status, ready.json()["database"].clone()), (StatusCode::OK, json!("ok")));
 }
 
-fn portcullis(args: &[&str], stdin: &[u8]) -> (i32, String, String) {
+pub(crate) fn portcullis(args: &[&str], stdin: &[u8]) -> (i32, String, String) {
     let mut child = Command::new(BIN)
         .args(args)
         .stdin(Stdio::piped())

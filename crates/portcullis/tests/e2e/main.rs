@@ -15,6 +15,7 @@ mod kit;
 mod limits;
 mod oidc;
 mod plans;
+mod postgres_tls;
 mod rate_limits;
 mod reload;
 mod rotation;
