@@ -19,7 +19,8 @@ use crate::reload::write_config;
 struct OwnPostgres {
     port: u16,
     child: Child,
-    data: PathBuf,
+    /// Its folder: the data directory and the server's log.
+    root: PathBuf,
 }
 
 /// Runs `program` as the `postgres` user when the tests run as root (the server refuses to
@@ -52,13 +53,18 @@ fn give_to_server_user(path: &Path) {
 }
 
 impl OwnPostgres {
-    /// Starts a server in `dir/pgdata` presenting `cert_pem`/`key_pem`, trusting client
+    /// Starts a server presenting `cert_pem`/`key_pem`, trusting client
     /// certificates from `client_ca_pem`; role `gateway` (database `gw`) may log in over TLS
     /// with a client certificate whose CN is `gateway`, role `postgres` over TLS with none.
-    async fn start(dir: &Path, cert_pem: &str, key_pem: &str, client_ca_pem: &str) -> Self {
-        let data = dir.join("pgdata");
+    async fn start(cert_pem: &str, key_pem: &str, client_ca_pem: &str) -> Self {
+        // Under /tmp, not the test's scratch folder: the server's user must reach the folder,
+        // and TMPDIR may point inside a tree only the test's user can enter.
+        static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let root = PathBuf::from(format!("/tmp/portcullis-pg-{}-{n}", std::process::id()));
+        let data = root.join("data");
         std::fs::create_dir_all(&data).expect("data dir");
-        give_to_server_user(dir);
+        give_to_server_user(&root);
         let out = as_server_user("initdb")
             .arg("-D")
             .arg(&data)
@@ -88,7 +94,7 @@ impl OwnPostgres {
         std::fs::write(data.join("pg_hba.conf"), hba).expect("pg_hba.conf");
         give_to_server_user(&data);
 
-        let log = std::fs::File::create(dir.join("postgres.log")).expect("log");
+        let log = std::fs::File::create(root.join("postgres.log")).expect("log");
         let child = as_server_user("postgres")
             .arg("-D")
             .arg(&data)
@@ -97,7 +103,7 @@ impl OwnPostgres {
             .stderr(log)
             .spawn()
             .expect("postgres must be installed");
-        let own = Self { port, child, data };
+        let own = Self { port, child, root };
 
         let admin = own.url("postgres", "postgres", "sslmode=require");
         let deadline = Instant::now() + Duration::from_secs(20);
@@ -105,7 +111,7 @@ impl OwnPostgres {
             match sqlx::PgConnection::connect(&admin).await {
                 Ok(conn) => break conn,
                 Err(e) => {
-                    let log = std::fs::read_to_string(dir.join("postgres.log")).unwrap_or_default();
+                    let log = std::fs::read_to_string(own.root.join("postgres.log")).unwrap_or_default();
                     assert!(Instant::now() < deadline, "PostgreSQL on {port} did not start: {e}\n{log}");
                     tokio::time::sleep(Duration::from_millis(50)).await;
                 }
@@ -136,7 +142,7 @@ impl Drop for OwnPostgres {
         }
         let _ = self.child.kill();
         let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.data);
+        let _ = std::fs::remove_dir_all(&self.root);
     }
 }
 
@@ -159,7 +165,7 @@ async fn the_database_is_reached_over_verified_tls_with_a_client_certificate() {
     let client_pki = Pki::new("db-client-ca");
     // The server's certificate names 127.0.0.1 only, so `localhost` is the wrong name.
     let server = server_pki.leaf(&["127.0.0.1"], false);
-    let pg = OwnPostgres::start(&dir, &server.cert_pem, &server.key_pem, &client_pki.ca_pem).await;
+    let pg = OwnPostgres::start(&server.cert_pem, &server.key_pem, &client_pki.ca_pem).await;
 
     // The gateway's files sit beside its config and are named relative to it.
     let gateway_dir = dir.join("gateway");
