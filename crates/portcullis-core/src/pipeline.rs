@@ -14,7 +14,8 @@ use crate::headers::{self, TRACEPARENT, X_REQUEST_ID};
 use crate::ids::{self, TraceContext};
 use crate::snapshot::{RouteSpec, Snapshot};
 use crate::stage::{
-    AuthSources, Authenticate, Authorize, IpFilter, MatchRoute, RateLimitKeys, RequestLimits, StripIdentity, Transform,
+    AuthSources, Authenticate, Authorize, IpFilter, MatchRoute, RateLimitKeys, RequestLimits, StripHopByHop,
+    StripIdentity, Transform,
 };
 
 /// Where a request came from, as the listener saw it.
@@ -92,6 +93,9 @@ pub fn on_request(snapshot: &Snapshot, sources: &AuthSources<'_>, parts: &mut Pa
     if route.limits != snapshot.limits {
         stage!(RequestLimits::run(&route.limits, parts));
     }
+    // Hop-by-hop headers go before authentication sets the identity headers: a client's
+    // `Connection: X-Consumer` must not remove what the gateway sets.
+    stage!(StripHopByHop::run(&route, parts));
     // CORS and the WAF come next (before authentication: a preflight carries no
     // credentials, and an attack is refused before it reaches the auth code).
     // Authentication, then authorization, rate limits and validation follow in that order.

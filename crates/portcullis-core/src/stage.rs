@@ -18,4 +18,4 @@ pub use ip_filter::IpFilter;
 pub use rate_limit::RateLimitKeys;
 pub use request_limits::{AmbiguousFraming, RequestLimits};
 pub use route_match::{MatchRoute, request_host as route_match_host};
-pub use transform::Transform;
+pub use transform::{StripHopByHop, Transform};

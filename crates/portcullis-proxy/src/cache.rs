@@ -43,18 +43,23 @@ pub const X_CACHE: HeaderName = HeaderName::from_static("x-cache");
 pub struct CacheKey {
     pub route: Arc<str>,
     pub spec: CacheSpec,
+    /// The host exactly as the client sent it (port and case included): the upstream sees it
+    /// as `X-Forwarded-Host` and may build links from it, so each spelling is its own entry.
     pub host: Option<String>,
     pub path: String,
-    /// `&`-separated pairs as sent, sorted: order does not split entries.
+    /// `&`-separated pairs as sent, ordered by name: the order of different names does not
+    /// split entries, while repeated names keep their order (backends differ on which wins).
     pub query: String,
-    /// `None` for shared routes and anonymous requests.
+    /// Who the upstream is told is asking (see [`partition`]); `None` for shared routes and
+    /// anonymous requests.
     pub consumer: Option<String>,
 }
 
 impl CacheKey {
     pub fn new(route: &Arc<str>, spec: CacheSpec, host: Option<&str>, uri: &Uri, consumer: Option<&str>) -> Self {
         let mut pairs: Vec<&str> = uri.query().unwrap_or("").split('&').filter(|p| !p.is_empty()).collect();
-        pairs.sort_unstable();
+        // Stable: pairs of one name stay in the order sent.
+        pairs.sort_by_key(|pair| pair.split('=').next().unwrap_or(pair));
         Self {
             route: route.clone(),
             spec,
@@ -182,15 +187,33 @@ pub fn store_ttl(status: StatusCode, headers: &HeaderMap, route_ttl: Duration) -
     (!ttl.is_zero()).then_some(ttl)
 }
 
-/// Lower-cased comma-separated directives of every `name` header.
+/// Lower-cased comma-separated directives of every `name` header. A value that is not
+/// text reads as `no-store`: what it says cannot be known, so nothing is kept.
 fn directives(headers: &HeaderMap, name: &HeaderName) -> Vec<String> {
     headers
         .get_all(name)
         .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
+        .flat_map(|v| v.to_str().unwrap_or("no-store").split(','))
         .map(|d| d.trim().to_ascii_lowercase())
         .collect()
+}
+
+/// The identity an entry belongs to: the consumer, then every identity header the gateway
+/// set for the upstream (`X-Consumer`, `X-Auth-Subject`, `X-Auth-Provider`, `forward_claims`).
+/// Under `auth: { all: [user_jwt, partner_key] }` the consumer is the key's owner while the
+/// subject is each user's own, and an answer made for one user must not reach another.
+/// Header values hold no line breaks, so `\n` separates fields unambiguously.
+fn partition(consumer: Option<&str>, headers: &HeaderMap, identity_headers: &[HeaderName]) -> Option<String> {
+    let mut out = consumer?.to_owned();
+    for name in identity_headers {
+        for value in headers.get_all(name) {
+            out.push('\n');
+            out.push_str(name.as_str());
+            out.push('=');
+            out.push_str(&String::from_utf8_lossy(value.as_bytes()));
+        }
+    }
+    Some(out)
 }
 
 /// Whether the request must go to the upstream without lookup or store.
@@ -276,19 +299,23 @@ impl ResponseCache {
 
     /// Looks the request up, counting the result and setting the log's `cache` field.
     /// `uri` is the downstream URI (before any rewrite).
+    /// `identity_headers` are the names the gateway sets after authentication.
     pub async fn lookup(
         &self,
         route: &RouteSpec,
         ctx: &mut RequestContext,
         parts: &http::request::Parts,
         uri: &Uri,
+        identity_headers: &[HeaderName],
         metrics: &Metrics,
     ) -> Lookup {
         let Some(spec) = route.cache else { return Lookup::Uncached };
         let lookup = if bypass(&parts.method, &parts.headers, ctx) {
             Lookup::Bypass
         } else {
-            let key = CacheKey::new(&route.name, spec, ctx.host.as_deref(), uri, ctx.consumer.as_deref());
+            let host = ctx.original_host.as_ref().map(|h| String::from_utf8_lossy(h.as_bytes()).into_owned());
+            let who = partition(ctx.consumer.as_deref(), &parts.headers, identity_headers);
+            let key = CacheKey::new(&route.name, spec, host.as_deref(), uri, who.as_deref());
             let found = match &self.store {
                 Store::Memory(m) => m.get(&key),
                 Store::Redis(r) => r.get(&key).await.map(Arc::new),

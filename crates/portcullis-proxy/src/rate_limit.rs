@@ -60,7 +60,8 @@ impl RateLimits {
             };
             config
         });
-        let clock = Arc::new(SystemClock::new());
+        // One origin for every engine: a reload's engine adopts the old one's buckets.
+        let clock = Arc::new(SystemClock::process());
         let engine = match &redis {
             Some(config) => Engine::with_redis(clock, config.clone())
                 .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, format!("state.redis: {e}")))?,
@@ -329,6 +330,20 @@ mod tests {
         assert_eq!(check_redis(&snapshot("state: { redis: \"rediss://127.0.0.1:1\" }")), None);
         assert_eq!(check_redis(&snapshot("")), None);
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn an_engine_built_at_a_reload_reads_the_clock_of_the_one_it_replaces() {
+        // A changed Redis setting makes a new engine, while unchanged limits keep their
+        // buckets, whose times were read from the old engine's clock.
+        let before = super::RateLimits::new(&snapshot("")).expect("limits");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        let old_now = before.engine().clock().monotonic();
+        let mut after = super::RateLimits::new(&snapshot("state: { redis: \"redis://127.0.0.1:1\" }")).expect("limits");
+        after.adopt(&before);
+        assert!(!std::sync::Arc::ptr_eq(before.engine(), after.engine()), "a new engine");
+        let new_now = after.engine().clock().monotonic();
+        assert!(new_now >= old_now, "the new engine's clock went back: {new_now} < {old_now}");
     }
 
     #[test]

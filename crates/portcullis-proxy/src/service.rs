@@ -136,7 +136,10 @@ async fn dispatch(
                 return crate::soap::exchange(call, parts, body, &mut ctx, log).await;
             }
             // Cache lookup: after rate limits (a hit still counts), before anything is forwarded.
-            let cached = runtime.cache.lookup(&route, &mut ctx, &parts, &downstream_uri, &runtime.metrics).await;
+            let cached = runtime
+                .cache
+                .lookup(&route, &mut ctx, &parts, &downstream_uri, &snapshot.identity_headers, &runtime.metrics)
+                .await;
             if let Lookup::Hit(entry) = &cached {
                 let (mut head, body) = entry.response(parts.method == http::Method::HEAD);
                 pipeline::on_response(Some(&route), &mut head, &ctx);

@@ -26,6 +26,16 @@ impl SystemClock {
     pub fn new() -> Self {
         Self { origin: Instant::now() }
     }
+
+    /// The process's clock: every call reads from one origin, taken at the first call. An
+    /// engine built at a reload must read the same time as the one it replaces, because the
+    /// buckets it adopts hold times of the old engine's clock; a clock starting again at zero
+    /// would put every adopted bucket about the process's uptime in the future.
+    #[must_use]
+    pub fn process() -> Self {
+        static ORIGIN: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+        Self { origin: *ORIGIN.get_or_init(Instant::now) }
+    }
 }
 
 impl Default for SystemClock {

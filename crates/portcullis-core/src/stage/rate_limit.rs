@@ -44,9 +44,11 @@ fn key_of(key: &LimitKey, route: &RouteSpec, parts: &Parts, ctx: &RequestContext
             Some(v @ (serde_json::Value::Number(_) | serde_json::Value::Bool(_))) => format!("cl:{name}:{v}"),
             _ => by_ip(),
         },
-        LimitKey::Header(name) => {
-            let mut out = String::from("h:");
-            if let Some(value) = parts.headers.get(name) {
+        // Like a claim: a request without the header counts by its client IP, so one client
+        // that leaves it out cannot use up a bucket every such client would share.
+        LimitKey::Header(name) => match parts.headers.get(name) {
+            Some(value) => {
+                let mut out = String::from("h:");
                 let bytes = value.as_bytes();
                 if bytes.len() <= MAX_KEY_VALUE {
                     out.push_str(&String::from_utf8_lossy(bytes));
@@ -55,9 +57,10 @@ fn key_of(key: &LimitKey, route: &RouteSpec, parts: &Parts, ctx: &RequestContext
                     bytes.hash(&mut h);
                     let _ = write!(out, "#{:016x}", h.finish());
                 }
+                out
             }
-            out
-        }
+            None => by_ip(),
+        },
         LimitKey::Route => format!("r:{}", route.name),
     }
 }
@@ -89,7 +92,30 @@ fn ip_key(ip: IpAddr) -> String {
 mod tests {
     use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-    use super::ip_key;
+    use super::{ip_key, key_of};
+
+    #[test]
+    fn a_request_without_the_keyed_header_counts_by_its_client_ip() {
+        let text = "version: 1\nlisteners: [{ name: l, bind: \"127.0.0.1:1\" }]\nupstreams: { m: { mock: { status: 200 } } }\n\
+                    routes:\n  - { name: r, match: { path: /x }, upstream: m, auth: none }\n";
+        let loaded = portcullis_config::load_str(text, "t.yaml", std::path::Path::new("/tmp"), None).expect("parses");
+        let snapshot = crate::compile(&loaded).expect("compiles");
+        let route = snapshot.routes.first().expect("a route").clone();
+        let key = crate::snapshot::LimitKey::Header(http::HeaderName::from_static("x-tenant"));
+        let (mut parts, ()) = http::Request::get("/x").body(()).expect("request").into_parts();
+        let downstream = crate::pipeline::Downstream {
+            peer: ([10, 0, 0, 7], 4000).into(),
+            https: false,
+            listener: "l".into(),
+            tls: None,
+        };
+        let mut ctx = crate::pipeline::intake(&snapshot, &parts, &downstream);
+        assert_eq!(key_of(&key, &route, &parts, &ctx), "ip:10.0.0.7");
+        ctx.client_ip = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 8));
+        assert_eq!(key_of(&key, &route, &parts, &ctx), "ip:10.0.0.8", "another client, another bucket");
+        parts.headers.insert("x-tenant", http::HeaderValue::from_static("t1"));
+        assert_eq!(key_of(&key, &route, &parts, &ctx), "h:t1");
+    }
 
     #[test]
     fn ip_keys_are_written_as_display_writes_the_address() {

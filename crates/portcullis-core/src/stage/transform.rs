@@ -12,6 +12,24 @@ use crate::headers::{self, TRACEPARENT, X_REQUEST_ID};
 use crate::problem::{ErrorCode, Problem};
 use crate::snapshot::{RouteSpec, Snapshot};
 
+/// Drops the hop-by-hop headers (SPEC §3) before authentication: a client's `Connection`
+/// list names headers to drop, and done later it could name the identity headers the gateway
+/// has just set, so that the backend saw an authenticated request with no identity.
+pub struct StripHopByHop;
+
+impl StripHopByHop {
+    pub fn run(route: &RouteSpec, parts: &mut Parts) -> Flow {
+        // The two exceptions of SPEC §3: `TE: trailers` to an HTTP/2 upstream, and a WebSocket
+        // upgrade (an HTTP/1.1 GET) on a route that allows it.
+        let keep = headers::HopExceptions {
+            te_trailers: route.te_trailers,
+            websocket: route.websocket && parts.method == http::Method::GET && parts.version == http::Version::HTTP_11,
+        };
+        headers::strip_hop_by_hop_except(&mut parts.headers, keep);
+        Flow::Continue
+    }
+}
+
 pub struct Transform;
 
 impl Transform {
@@ -31,13 +49,6 @@ impl Transform {
                 Err(_) => return Problem::new(ErrorCode::BadRequest, "the rewritten path is invalid").into(),
             }
         }
-        // The two hop-by-hop exceptions of SPEC §3: `TE: trailers` to an HTTP/2 upstream, and
-        // a WebSocket upgrade (an HTTP/1.1 GET) on a route that allows it.
-        let keep = headers::HopExceptions {
-            te_trailers: route.te_trailers,
-            websocket: route.websocket && parts.method == http::Method::GET && parts.version == http::Version::HTTP_11,
-        };
-        headers::strip_hop_by_hop_except(&mut parts.headers, keep);
         if parts.version == http::Version::HTTP_2 {
             join_cookies(&mut parts.headers);
         }

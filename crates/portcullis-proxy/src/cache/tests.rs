@@ -4,7 +4,7 @@ use http::header::{CACHE_CONTROL, SET_COOKIE, VARY};
 use http::{HeaderMap, HeaderValue, StatusCode, Uri};
 use portcullis_core::snapshot::CacheSpec;
 
-use super::{CacheKey, store_ttl};
+use super::{CacheKey, partition, store_ttl};
 
 fn key(shared: bool, uri: &str, consumer: Option<&str>) -> CacheKey {
     let spec = CacheSpec { ttl: Duration::from_secs(30), shared };
@@ -23,6 +23,30 @@ fn consumers_never_share_an_entry_unless_the_route_is_shared() {
 fn query_order_does_not_split_entries() {
     assert_eq!(key(false, "/x?b=2&a=1", None), key(false, "/x?a=1&b=2", None));
     assert_ne!(key(false, "/x?a=1", None), key(false, "/x?a=2", None));
+    // Repeated names keep their order: backends differ on whether the first or last wins.
+    assert_ne!(key(false, "/x?a=2&a=1", None), key(false, "/x?a=1&a=2", None));
+    assert_eq!(key(false, "/x?a=2&b=0&a=1", None), key(false, "/x?b=0&a=2&a=1", None));
+}
+
+#[test]
+fn one_consumer_shared_by_several_users_keeps_an_entry_per_user() {
+    // `auth: { all: [user_jwt, partner_key] }`: the key's owner is the consumer of both.
+    let names = [http::HeaderName::from_static("x-consumer"), http::HeaderName::from_static("x-auth-subject")];
+    let sent = |subject: &'static str| headers(&[(names[0].clone(), "acme"), (names[1].clone(), subject)]);
+    let alice = partition(Some("acme"), &sent("alice"), &names);
+    let bob = partition(Some("acme"), &sent("bob"), &names);
+    assert_ne!(alice, bob);
+    assert_ne!(key(false, "/me", alice.as_deref()), key(false, "/me", bob.as_deref()));
+    assert_eq!(alice, partition(Some("acme"), &sent("alice"), &names), "the same user finds its entry");
+    assert_eq!(partition(None, &sent("alice"), &names), None, "anonymous requests have no partition");
+}
+
+#[test]
+fn each_spelling_of_the_host_is_its_own_entry() {
+    let spec = CacheSpec { ttl: Duration::from_secs(30), shared: true };
+    let uri: Uri = "/x".parse().unwrap_or_default();
+    let with = |host| CacheKey::new(&"r".into(), spec, Some(host), &uri, None);
+    assert_ne!(with("api.example.com"), with("api.example.com:1"), "the upstream sees the port in X-Forwarded-Host");
 }
 
 fn headers(pairs: &[(http::HeaderName, &'static str)]) -> HeaderMap {
@@ -44,6 +68,9 @@ fn only_plain_200s_are_stored_for_at_most_the_upstreams_max_age() {
     let s = headers(&[(CACHE_CONTROL, "max-age=5, s-maxage=60")]);
     assert_eq!(store_ttl(StatusCode::OK, &s, ttl), Some(ttl));
     assert_eq!(store_ttl(StatusCode::OK, &headers(&[(CACHE_CONTROL, "max-age=0")]), ttl), None);
+    let mut opaque = HeaderMap::new();
+    opaque.insert(CACHE_CONTROL, HeaderValue::from_bytes(b"private, \xff").expect("obs-text is a valid value"));
+    assert_eq!(store_ttl(StatusCode::OK, &opaque, ttl), None, "a value that is not text is not trusted to allow it");
 }
 
 mod redis_store {

@@ -130,6 +130,18 @@ async fn valid_rs256_and_es256_tokens_pass_with_gateway_identity_headers_only() 
     let r = get(&s.gw.url("/jwt"), &[("authorization", &bearer(&ec.sign(&s.idp.claims("bob"))))]).await;
     assert_eq!(r.status, 200, "{r:?}");
     assert_eq!(s.backend.requests()[1].headers["x-consumer"], "bob");
+
+    // A client's `Connection` list names headers to drop at this hop; it must not drop the
+    // identity the gateway sets (the backend would see an authenticated request with none).
+    let listed = "keep-alive, x-consumer, x-auth-subject, x-auth-provider, x-user-email, x-tenant";
+    let r = get(&s.gw.url("/jwt"), &[("authorization", &bearer(&token)), ("connection", listed)]).await;
+    assert_eq!(r.status, 200, "{r:?}");
+    let seen = &s.backend.requests()[2].headers;
+    for (name, value) in
+        [("x-consumer", "alice"), ("x-auth-subject", "alice"), ("x-auth-provider", "corp"), ("x-tenant", "42")]
+    {
+        assert_eq!(seen.get(name).map(|v| v.to_str().unwrap_or("?")), Some(value), "{name}: {seen:?}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
