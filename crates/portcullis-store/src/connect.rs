@@ -215,18 +215,36 @@ pub fn check_tls_files(url: &str) -> Vec<String> {
     problems
 }
 
-/// `scheme://user:password@host` → `scheme://user:<redacted>@host`.
+/// `scheme://user:password@host` → `scheme://user:<redacted>@host`, and the value of a
+/// `password` (or `sslpassword`) URL parameter, which the PostgreSQL driver also reads,
+/// replaced the same way.
 pub fn redact_url(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else { return url.to_owned() };
     let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
     let (authority, tail) = rest.split_at(authority_end);
+    let tail = redact_parameters(tail);
     match authority.rsplit_once('@') {
         Some((userinfo, host)) if userinfo.contains(':') => {
             let user = userinfo.split(':').next().unwrap_or_default();
             format!("{scheme}://{user}:<redacted>@{host}{tail}")
         }
-        _ => url.to_owned(),
+        _ => format!("{scheme}://{authority}{tail}"),
     }
+}
+
+/// The path and query with the values of secret parameters replaced.
+fn redact_parameters(tail: &str) -> String {
+    let Some((path, query)) = tail.split_once('?') else { return tail.to_owned() };
+    let pairs: Vec<String> = query
+        .split('&')
+        .map(|pair| match pair.split_once('=') {
+            Some((name, _)) if name.eq_ignore_ascii_case("password") || name.eq_ignore_ascii_case("sslpassword") => {
+                format!("{name}=<redacted>")
+            }
+            _ => pair.to_owned(),
+        })
+        .collect();
+    format!("{path}?{}", pairs.join("&"))
 }
 
 #[cfg(test)]
@@ -292,6 +310,14 @@ mod tests {
     fn passwords_are_redacted_for_logs() {
         assert_eq!(redact_url("postgres://app:s3cret@db:5432/p"), "postgres://app:<redacted>@db:5432/p");
         assert_eq!(redact_url("postgres://app@db/p"), "postgres://app@db/p");
+        assert_eq!(
+            redact_url("postgres://app@db/p?sslmode=require&password=s3cret&sslpassword=k3y"),
+            "postgres://app@db/p?sslmode=require&password=<redacted>&sslpassword=<redacted>"
+        );
+        assert_eq!(
+            redact_url("postgres://app:a@db/p?password=b"),
+            "postgres://app:<redacted>@db/p?password=<redacted>"
+        );
         assert_eq!(redact_url("sqlite:///var/p.db"), "sqlite:///var/p.db");
     }
 }

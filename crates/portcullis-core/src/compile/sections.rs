@@ -15,8 +15,54 @@ use crate::snapshot::{
     AdminSpec, DEFAULT_DATABASE, LimitKey, OnRedisError, PlanSpec, QuotaSpec, RateLimitSpec, StateSpec,
 };
 
-const JWT_ALGORITHMS: [&str; 10] =
-    ["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "EdDSA", "ES512"];
+const JWT_ALGORITHMS: [&str; 9] = ["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "EdDSA"];
+
+/// Headers a `forward_claims` entry may not name: the gateway's own identity headers (a claim
+/// would overwrite the gateway's value), hop-by-hop and framing headers, credentials (the
+/// client's would be stripped before authentication) and the headers the gateway sets for
+/// every request. `Proxy-*` is refused by prefix.
+const RESERVED_CLAIM_HEADERS: [&str; 19] = [
+    "x-consumer",
+    "x-auth-subject",
+    "x-auth-provider",
+    "connection",
+    "keep-alive",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+    "host",
+    "content-length",
+    "authorization",
+    "cookie",
+    "x-request-id",
+    "traceparent",
+    "tracestate",
+    "x-forwarded-for",
+    "x-forwarded-proto",
+    "x-forwarded-host",
+];
+
+/// Why `header` cannot carry a claim, if it cannot; `key_headers` are the API-key headers.
+fn claim_header_refusal(header: &str, key_headers: &[String]) -> Option<String> {
+    let lower = header.to_ascii_lowercase();
+    if http::HeaderName::from_bytes(header.as_bytes()).is_err() {
+        return Some(format!("`{header}` is not a header name"));
+    }
+    if lower.contains('_') {
+        return Some(format!(
+            "`{header}` holds `_`: CGI-style backends read it as the `-` spelling; write it with `-`"
+        ));
+    }
+    if RESERVED_CLAIM_HEADERS.contains(&lower.as_str())
+        || lower.starts_with("proxy-")
+        || lower == "forwarded"
+        || key_headers.iter().any(|k| k.eq_ignore_ascii_case(&lower))
+    {
+        return Some(format!("`{header}` is a header the gateway sets, strips or reads itself"));
+    }
+    None
+}
 
 pub(super) fn admin(c: &mut Compiler<'_>) -> Option<AdminSpec> {
     let admin = c.doc.admin.as_ref()?;
@@ -55,6 +101,15 @@ pub(super) fn cidrs(c: &mut Compiler<'_>, path: &KeyPath, list: &[String]) -> Ve
 }
 
 pub(super) fn auth(c: &mut Compiler<'_>) {
+    let key_headers: Vec<String> = c
+        .doc
+        .auth
+        .values()
+        .filter_map(|p| match p {
+            AuthProvider::ApiKey(key) => Some(key.header.clone()),
+            _ => None,
+        })
+        .collect();
     for (name, provider) in &c.doc.auth {
         let path = at("auth").key(name);
         match provider {
@@ -68,6 +123,8 @@ pub(super) fn auth(c: &mut Compiler<'_>) {
                             &path.key("algorithms").index(i),
                             format!("`{alg}` is refused: use an asymmetric algorithm with a JWKS"),
                         );
+                    } else if alg == "ES512" {
+                        c.error(&path.key("algorithms").index(i), "`ES512` is not supported by this build");
                     } else if !JWT_ALGORITHMS.contains(&alg.as_str()) {
                         c.error(&path.key("algorithms").index(i), format!("unknown algorithm `{alg}`"));
                     }
@@ -84,8 +141,8 @@ pub(super) fn auth(c: &mut Compiler<'_>) {
                     }
                 }
                 for (claim, header) in &jwt.forward_claims {
-                    if http::HeaderName::from_bytes(header.as_bytes()).is_err() {
-                        c.error(&path.key("forward_claims").key(claim), format!("`{header}` is not a header name"));
+                    if let Some(why) = claim_header_refusal(header, &key_headers) {
+                        c.error(&path.key("forward_claims").key(claim), why);
                     }
                 }
                 url_https_unless_loopback(c, &path.key("issuer"), &jwt.issuer);

@@ -160,6 +160,42 @@ fn identity_headers_include_forward_claims() {
 }
 
 #[test]
+fn forward_claims_may_not_name_headers_the_gateway_sets_strips_or_reads() {
+    let with = |header: &str| {
+        compile_text(&format!(
+            "auth:\n  partners: {{ type: api_key, header: X-Api-Key }}\n  corp: {{ type: jwt, issuer: \"https://idp.example.com\", algorithms: [RS256], forward_claims: {{ name: \"{header}\" }} }}\n"
+        ))
+    };
+    for header in [
+        "X-Auth-Subject",
+        "x-consumer",
+        "Connection",
+        "Host",
+        "Content-Length",
+        "Authorization",
+        "Cookie",
+        "X-Api-Key",
+        "X-Forwarded-For",
+        "Proxy-Authorization",
+        "traceparent",
+    ] {
+        let err = with(header).err().unwrap_or_default();
+        assert!(err.contains("auth.corp.forward_claims.name") && err.contains("the gateway sets"), "{header}: {err}");
+    }
+    let err = with("X_User").err().unwrap_or_default();
+    assert!(err.contains("holds `_`"), "{err}");
+    assert!(with("X-User-Name").is_ok());
+}
+
+#[test]
+fn es512_is_refused_as_unsupported_rather_than_silently_dropped() {
+    let err = compile_text("auth:\n  corp: { type: jwt, issuer: \"https://idp.example.com\", algorithms: [ES512] }\n")
+        .err()
+        .unwrap_or_default();
+    assert!(err.contains("`ES512` is not supported"), "{err}");
+}
+
+#[test]
 fn targets_get_the_default_port_and_refuse_credentials() {
     let head = "version: 1\nlisteners: [{ name: l, bind: \"127.0.0.1:8080\" }]\n";
     let compile_own = |extra: &str| {
