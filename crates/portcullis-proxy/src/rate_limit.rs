@@ -227,7 +227,15 @@ impl Checked {
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
             let retry = q.retry_after_seconds(now).max(1);
-            return Problem::new(ErrorCode::QuotaExceeded, "the usage plan's quota for this period is used up")
+            let problem = if q.degraded {
+                Problem::new(
+                    ErrorCode::RateLimited,
+                    "the shared quota state is unavailable and this gateway is set to refuse meanwhile",
+                )
+            } else {
+                Problem::new(ErrorCode::QuotaExceeded, "the usage plan's quota for this period is used up")
+            };
+            return problem
                 .with_header(http::header::RETRY_AFTER, HeaderValue::from(retry))
                 .with_header(RATELIMIT_LIMIT, HeaderValue::from(q.limit))
                 .with_header(RATELIMIT_REMAINING, HeaderValue::from(0u64))

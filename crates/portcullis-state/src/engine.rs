@@ -132,8 +132,18 @@ impl Engine {
         redis.mark_degraded(true);
         match redis.mode() {
             OnRedisError::Local => self.quotas.try_consume(key, quota, now),
-            OnRedisError::Allow => self.quota_fallback(true, quota, now),
-            OnRedisError::Deny => self.quota_fallback(false, quota, now),
+            OnRedisError::Allow => {
+                let (_, end) = quota.period.bounds(now);
+                QuotaDecision::new(true, quota, 0, end)
+            }
+            // Refused until Redis is tried again, not until the period ends: Retry-After is
+            // the backoff, not the rest of the day or month.
+            OnRedisError::Deny => {
+                let retry = i64::try_from(redis.backoff().as_secs().max(1)).unwrap_or(1);
+                let mut refused = QuotaDecision::new(false, quota, quota.limit, now.saturating_add(retry));
+                refused.degraded = true;
+                refused
+            }
         }
     }
 
@@ -168,11 +178,5 @@ impl Engine {
         };
         out.source = source;
         out
-    }
-
-    fn quota_fallback(&self, allowed: bool, quota: &Quota, now: i64) -> QuotaDecision {
-        let (_, end) = quota.period.bounds(now);
-        let used = if allowed { 0 } else { quota.limit };
-        QuotaDecision::new(allowed, quota, used, end)
     }
 }

@@ -102,13 +102,24 @@ pub struct QuotaDecision {
     pub used: u64,
     /// `limit - used`, at least 0.
     pub remaining: u64,
-    /// Unix seconds when the period ends and `used` restarts at 0.
+    /// Unix seconds when the period ends and `used` restarts at 0; for a degraded refusal,
+    /// when the shared state is tried again.
     pub resets_at: i64,
+    /// Refused because the shared state (Redis) is unreachable under `on_redis_error: deny`,
+    /// not because the quota is used up.
+    pub degraded: bool,
 }
 
 impl QuotaDecision {
     pub(crate) fn new(allowed: bool, quota: &Quota, used: u64, resets_at: i64) -> Self {
-        Self { allowed, limit: quota.limit, used, remaining: quota.limit.saturating_sub(used), resets_at }
+        Self {
+            allowed,
+            limit: quota.limit,
+            used,
+            remaining: quota.limit.saturating_sub(used),
+            resets_at,
+            degraded: false,
+        }
     }
 
     /// Seconds from `now` to the reset (`Retry-After` of a `quota_exceeded`).

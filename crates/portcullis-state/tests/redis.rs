@@ -262,6 +262,14 @@ async fn redis_dies_and_returns(mode: OnRedisError) {
         let (d, q) = bounded(&format!("down{}", i % 2)).await;
         assert!(d.degraded(), "{d:?}");
         assert_eq!(d.source, Source::Degraded(mode));
+        if mode == OnRedisError::Deny {
+            // Refused until Redis is tried again, not for the rest of the day.
+            let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_secs();
+            let retry = q.retry_after_seconds(i64::try_from(now).expect("now"));
+            assert!(q.degraded && (1..=2).contains(&retry), "{q:?}: retry after {retry} s");
+        } else {
+            assert!(!q.degraded, "{q:?}");
+        }
         degraded.push((d.allowed(), q.allowed));
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
