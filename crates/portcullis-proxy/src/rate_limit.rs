@@ -340,12 +340,13 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
     }
 
-    #[test]
-    fn an_engine_built_at_a_reload_reads_the_clock_of_the_one_it_replaces() {
+    // A runtime: the Redis engine starts its connection task (it connects lazily).
+    #[tokio::test]
+    async fn an_engine_built_at_a_reload_reads_the_clock_of_the_one_it_replaces() {
         // A changed Redis setting makes a new engine, while unchanged limits keep their
         // buckets, whose times were read from the old engine's clock.
         let before = super::RateLimits::new(&snapshot("")).expect("limits");
-        std::thread::sleep(std::time::Duration::from_millis(20));
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
         let old_now = before.engine().clock().monotonic();
         let mut after = super::RateLimits::new(&snapshot("state: { redis: \"redis://127.0.0.1:1\" }")).expect("limits");
         after.adopt(&before);

@@ -175,7 +175,13 @@ fn jwt(
     parts: &Parts,
     ctx: &mut RequestContext,
 ) -> Attempt {
-    let Some(token) = find_token(&spec.token_from, parts) else { return Attempt::Missing };
+    let token = match find_token(&spec.token_from, parts) {
+        Ok(Some(token)) => token,
+        Ok(None) => return Attempt::Missing,
+        // Which copy a backend reads is its own choice (the first, the last): a request that
+        // sends two never goes on with one checked and another forwarded.
+        Err(Ambiguous) => return Attempt::Refused(ErrorCode::InvalidToken, "more than one token was sent"),
+    };
     let Some(live) = live else {
         return Attempt::Refused(ErrorCode::Internal, "the token provider is not running");
     };
@@ -202,36 +208,62 @@ fn jwt(
     }
 }
 
-/// The first token found in the provider's `token_from` places, in order.
-fn find_token<'p>(sources: &[TokenSource], parts: &'p Parts) -> Option<&'p str> {
-    sources.iter().find_map(|source| match source {
-        TokenSource::Header => parts
-            .headers
-            .get(AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.split_once(' '))
-            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-            .map(|(_, token)| token.trim())
-            .filter(|t| !t.is_empty()),
-        TokenSource::Cookie(name) => parts
-            .headers
-            .get_all(COOKIE)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(';'))
-            .filter_map(|pair| pair.trim().split_once('='))
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.trim_matches('"'))
-            .filter(|t| !t.is_empty()),
-        TokenSource::Query(name) => parts
-            .uri
-            .query()?
-            .split('&')
-            .filter_map(|pair| pair.split_once('='))
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v)
-            .filter(|t| !t.is_empty()),
-    })
+/// A `token_from` place held more than one token.
+#[derive(Debug, PartialEq, Eq)]
+struct Ambiguous;
+
+/// The token of the first `token_from` place, in order, that holds one; a place holding two
+/// (two bearer `Authorization` fields, a cookie or query name twice) is [`Ambiguous`].
+fn find_token<'p>(sources: &[TokenSource], parts: &'p Parts) -> Result<Option<&'p str>, Ambiguous> {
+    for source in sources {
+        let found = match source {
+            TokenSource::Header => only(
+                parts
+                    .headers
+                    .get_all(AUTHORIZATION)
+                    .iter()
+                    .filter_map(|v| v.to_str().ok())
+                    .filter_map(|v| v.split_once(' '))
+                    .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+                    .map(|(_, token)| token.trim()),
+            ),
+            TokenSource::Cookie(name) => only(
+                parts
+                    .headers
+                    .get_all(COOKIE)
+                    .iter()
+                    .filter_map(|v| v.to_str().ok())
+                    .flat_map(|v| v.split(';'))
+                    .filter_map(|pair| pair.trim().split_once('='))
+                    .filter(|(k, _)| k == name)
+                    .map(|(_, v)| v.trim_matches('"')),
+            ),
+            TokenSource::Query(name) => only(
+                parts
+                    .uri
+                    .query()
+                    .unwrap_or("")
+                    .split('&')
+                    .filter_map(|pair| pair.split_once('='))
+                    .filter(|(k, _)| k == name)
+                    .map(|(_, v)| v),
+            ),
+        }?;
+        if found.is_some() {
+            return Ok(found);
+        }
+    }
+    Ok(None)
+}
+
+/// The one non-empty item of `items`, `None` for none, [`Ambiguous`] for two or more (without
+/// collecting them: this runs on every request of a JWT route).
+fn only<'p>(mut items: impl Iterator<Item = &'p str>) -> Result<Option<&'p str>, Ambiguous> {
+    let Some(first) = items.next() else { return Ok(None) };
+    if items.next().is_some() {
+        return Err(Ambiguous);
+    }
+    Ok(Some(first).filter(|t| !t.is_empty()))
 }
 
 /// Sets the context and the identity headers from the accepted providers.
@@ -251,12 +283,11 @@ fn establish(snapshot: &Snapshot, accepted: Vec<Accepted>, parts: &mut Parts, ct
     if let Ok(provider) = HeaderValue::from_str(&main.provider) {
         headers.insert(X_AUTH_PROVIDER, provider);
     }
-    if let Some(token) = &token {
-        let jwt_providers = std::iter::once(&main).chain(accepted.iter()).filter(|a| a.token.is_some());
-        for a in jwt_providers {
-            if let Some(ProviderKind::Jwt(spec)) = snapshot.provider(&a.provider).map(|p| &p.kind) {
-                forward_claims(spec, token, headers);
-            }
+    // Each JWT provider's claims from its own token (under `all`, two providers may read two).
+    for a in std::iter::once(&main).chain(accepted.iter()) {
+        if let (Some(own), Some(ProviderKind::Jwt(spec))) = (&a.token, snapshot.provider(&a.provider).map(|p| &p.kind))
+        {
+            forward_claims(spec, own, headers);
         }
     }
     ctx.consumer = main.consumer.as_deref().map(str::to_owned);
@@ -377,9 +408,12 @@ fn prefers_html(parts: &Parts) -> bool {
 /// `302` to the login page with `return_to` set to the URL the browser asked for.
 fn login_redirect(login: &str, parts: &Parts, ctx: &RequestContext) -> Flow {
     let scheme = if ctx.https { "https" } else { "http" };
-    let host = ctx.original_host.as_ref().and_then(|h| h.to_str().ok()).unwrap_or("");
     let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
-    let back = format!("{scheme}://{host}{path}");
+    let back = match return_host(ctx) {
+        Some(host) => format!("{scheme}://{host}{path}"),
+        // No usable host: a path alone, which the login page resolves against its own site.
+        None => path.to_owned(),
+    };
     let separator = if login.contains('?') { '&' } else { '?' };
     let location = format!("{login}{separator}return_to={}", percent_encode(&back));
     let mut response = http::Response::new(bytes::Bytes::new());
@@ -392,6 +426,17 @@ fn login_redirect(login: &str, parts: &Parts, ctx: &RequestContext) -> Flow {
     }
     response.headers_mut().insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
     Flow::Respond(Reply::Response(response))
+}
+
+/// The host for `return_to`: the client's `Host` (port kept) when it is a plain `host[:port]`
+/// authority, else the matched host. `Host: evil.example#@api.example.com` is neither.
+fn return_host(ctx: &RequestContext) -> Option<String> {
+    let sent = ctx.original_host.as_ref().and_then(|h| h.to_str().ok());
+    let plain = sent.filter(|h| {
+        !h.contains(['@', '#', '/', '?', '\\'])
+            && h.parse::<http::uri::Authority>().is_ok_and(|a| a.as_str().eq_ignore_ascii_case(h))
+    });
+    plain.map(str::to_owned).or_else(|| ctx.host.clone())
 }
 
 fn percent_encode(text: &str) -> String {
@@ -441,6 +486,72 @@ mod tests {
     #[test]
     fn return_to_is_fully_encoded() {
         assert_eq!(percent_encode("https://a.example/x?y=1&z"), "https%3A%2F%2Fa.example%2Fx%3Fy%3D1%26z");
+    }
+
+    fn request(uri: &str, headers: &[(&str, &str)]) -> Parts {
+        let mut b = http::Request::builder().uri(uri);
+        for (name, value) in headers {
+            b = b.header(*name, *value);
+        }
+        b.body(()).map(|r| r.into_parts().0).unwrap_or_else(|_| http::Request::new(()).into_parts().0)
+    }
+
+    #[test]
+    fn a_place_holding_two_tokens_is_ambiguous_not_its_first() {
+        let all = [TokenSource::Header, TokenSource::Cookie("t".into()), TokenSource::Query("access_token".into())];
+        let find = |p: &Parts| find_token(&all, p).map(|t| t.map(str::to_owned));
+        assert_eq!(find(&request("/x", &[("authorization", "Bearer a")])), Ok(Some("a".into())));
+        assert_eq!(
+            find(&request("/x", &[("authorization", "Bearer a"), ("authorization", "Bearer b")])),
+            Err(Ambiguous)
+        );
+        assert_eq!(find(&request("/x", &[("cookie", "t=a; u=1; t=b")])), Err(Ambiguous));
+        assert_eq!(find(&request("/x", &[("cookie", "t=a"), ("cookie", "t=b")])), Err(Ambiguous));
+        assert_eq!(find(&request("/x?access_token=a&access_token=b", &[])), Err(Ambiguous));
+        assert_eq!(find(&request("/x?access_token=a&x=1", &[("cookie", "u=1")])), Ok(Some("a".into())));
+        // A non-bearer Authorization beside a bearer one is not a second token.
+        assert_eq!(
+            find(&request("/x", &[("authorization", "Basic eA=="), ("authorization", "Bearer a")])),
+            Ok(Some("a".into()))
+        );
+        assert_eq!(find(&request("/x", &[])), Ok(None));
+    }
+
+    #[test]
+    fn return_to_uses_the_clients_host_only_when_it_is_a_plain_authority() {
+        let (parts, ()) = http::Request::get("/x").body(()).unwrap_or_default().into_parts();
+        let downstream = crate::pipeline::Downstream {
+            peer: ([127, 0, 0, 1], 4000).into(),
+            https: true,
+            listener: "l".into(),
+            tls: None,
+        };
+        let snapshot = crate::compile(
+            &portcullis_config::load_str(
+                "version: 1\nlisteners: [{ name: l, bind: \"127.0.0.1:1\" }]\nupstreams: { m: { mock: { status: 200 } } }\nroutes:\n  - { name: r, match: { path: /x }, upstream: m, auth: none }\n",
+                "t.yaml",
+                std::path::Path::new("/tmp"),
+                None,
+            )
+            .expect("loads"),
+        )
+        .expect("compiles");
+        let mut ctx = crate::pipeline::intake(&snapshot, &parts, &downstream);
+        let with = |ctx: &mut RequestContext, sent: &'static str, matched: Option<&str>| {
+            ctx.original_host = Some(HeaderValue::from_static(sent));
+            ctx.host = matched.map(str::to_owned);
+            return_host(ctx)
+        };
+        assert_eq!(
+            with(&mut ctx, "api.example.com:8443", Some("api.example.com")),
+            Some("api.example.com:8443".into())
+        );
+        assert_eq!(with(&mut ctx, "evil.example#@api.example.com", None), None);
+        assert_eq!(
+            with(&mut ctx, "evil.example/@api.example.com", Some("api.example.com")),
+            Some("api.example.com".into())
+        );
+        assert_eq!(with(&mut ctx, "user@api.example.com", Some("api.example.com")), Some("api.example.com".into()));
     }
 
     #[test]
