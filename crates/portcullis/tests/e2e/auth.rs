@@ -56,6 +56,7 @@ routes:
   - {{ name: key, match: {{ path: /key }}, upstream: b, auth: {{ any: [partners] }} }}
   - {{ name: either, match: {{ path: /either }}, upstream: b, auth: {{ any: [corp, partners] }} }}
   - {{ name: both, match: {{ path: /both }}, upstream: b, auth: {{ all: [corp, partners] }} }}
+  - {{ name: both-cached, match: {{ path: /both-cached }}, upstream: b, auth: {{ all: [corp, partners] }}, cache: {{ ttl: 30s }} }}
   - {{ name: scoped, match: {{ path: /scoped }}, upstream: b, auth: {{ any: [corp] }}, policy: read }}
   - {{ name: admins, match: {{ path: /admins }}, upstream: b, auth: {{ any: [corp] }}, policy: admins }}
   - {{ name: gold, match: {{ path: /gold }}, upstream: b, auth: {{ any: [partners, corp] }}, policy: gold_reads }}
@@ -326,6 +327,22 @@ async fn any_of_takes_either_and_all_of_needs_both() {
     let seen = &s.backend.requests()[before].headers;
     assert_eq!(seen["x-consumer"], "acme", "the key's owner is the consumer");
     assert_eq!(seen["x-auth-subject"], "alice", "the token's subject");
+
+    // Users sharing one partner key are one consumer, yet each is answered for itself: an
+    // answer cached for alice is never served to bob.
+    let bob = bearer(&s.rsa1.sign(&s.idp.claims("bob")));
+    let cached = |auth: String| {
+        let url = s.gw.url("/both-cached");
+        async move {
+            let r = get(&url, &[("authorization", &auth), ("x-api-key", "pcl_test_acme_key")]).await;
+            assert_eq!(r.status, 200, "{r:?}");
+            r.header("x-cache").unwrap_or_default().to_owned()
+        }
+    };
+    assert_eq!(cached(auth.clone()).await, "MISS");
+    assert_eq!(cached(bob.clone()).await, "MISS", "bob must not get alice's answer");
+    assert_eq!(cached(auth.clone()).await, "HIT");
+    assert_eq!(cached(bob).await, "HIT");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
