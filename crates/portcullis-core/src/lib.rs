@@ -16,6 +16,8 @@ pub mod problem;
 pub mod route;
 pub mod snapshot;
 pub mod stage;
+#[cfg(test)]
+mod test_support;
 
 pub use compile::compile;
 pub use context::{ClientCert, RequestContext, TlsInfo};

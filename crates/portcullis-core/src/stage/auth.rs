@@ -465,11 +465,7 @@ mod tests {
     use super::*;
 
     fn parts(accept: Option<&str>) -> Parts {
-        let mut b = http::Request::builder().uri("/x");
-        if let Some(a) = accept {
-            b = b.header(ACCEPT, a);
-        }
-        b.body(()).map(|r| r.into_parts().0).unwrap_or_else(|_| http::Request::new(()).into_parts().0)
+        request("/x", &accept.map(|a| ("accept", a)).into_iter().collect::<Vec<_>>())
     }
 
     #[test]
@@ -519,24 +515,8 @@ mod tests {
 
     #[test]
     fn return_to_uses_the_clients_host_only_when_it_is_a_plain_authority() {
-        let (parts, ()) = http::Request::get("/x").body(()).unwrap_or_default().into_parts();
-        let downstream = crate::pipeline::Downstream {
-            peer: ([127, 0, 0, 1], 4000).into(),
-            https: true,
-            listener: "l".into(),
-            tls: None,
-        };
-        let snapshot = crate::compile(
-            &portcullis_config::load_str(
-                "version: 1\nlisteners: [{ name: l, bind: \"127.0.0.1:1\" }]\nupstreams: { m: { mock: { status: 200 } } }\nroutes:\n  - { name: r, match: { path: /x }, upstream: m, auth: none }\n",
-                "t.yaml",
-                std::path::Path::new("/tmp"),
-                None,
-            )
-            .expect("loads"),
-        )
-        .expect("compiles");
-        let mut ctx = crate::pipeline::intake(&snapshot, &parts, &downstream);
+        let snapshot = crate::test_support::one_route_snapshot();
+        let mut ctx = crate::test_support::context(&snapshot, &request("/x", &[]), [127, 0, 0, 1], true);
         let with = |ctx: &mut RequestContext, sent: &'static str, matched: Option<&str>| {
             ctx.original_host = Some(HeaderValue::from_static(sent));
             ctx.host = matched.map(str::to_owned);

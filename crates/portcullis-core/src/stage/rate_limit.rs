@@ -96,20 +96,11 @@ mod tests {
 
     #[test]
     fn a_request_without_the_keyed_header_counts_by_its_client_ip() {
-        let text = "version: 1\nlisteners: [{ name: l, bind: \"127.0.0.1:1\" }]\nupstreams: { m: { mock: { status: 200 } } }\n\
-                    routes:\n  - { name: r, match: { path: /x }, upstream: m, auth: none }\n";
-        let loaded = portcullis_config::load_str(text, "t.yaml", std::path::Path::new("/tmp"), None).expect("parses");
-        let snapshot = crate::compile(&loaded).expect("compiles");
+        let snapshot = crate::test_support::one_route_snapshot();
         let route = snapshot.routes.first().expect("a route").clone();
         let key = crate::snapshot::LimitKey::Header(http::HeaderName::from_static("x-tenant"));
         let (mut parts, ()) = http::Request::get("/x").body(()).expect("request").into_parts();
-        let downstream = crate::pipeline::Downstream {
-            peer: ([10, 0, 0, 7], 4000).into(),
-            https: false,
-            listener: "l".into(),
-            tls: None,
-        };
-        let mut ctx = crate::pipeline::intake(&snapshot, &parts, &downstream);
+        let mut ctx = crate::test_support::context(&snapshot, &parts, [10, 0, 0, 7], false);
         assert_eq!(key_of(&key, &route, &parts, &ctx), "ip:10.0.0.7");
         ctx.client_ip = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 8));
         assert_eq!(key_of(&key, &route, &parts, &ctx), "ip:10.0.0.8", "another client, another bucket");
