@@ -20,6 +20,7 @@ mod rate_limits;
 mod reload;
 mod rotation;
 mod routing;
+mod security;
 mod soap;
 mod tls;
 mod upstream_tls;

@@ -1,0 +1,4 @@
+//! See [`super`].
+
+#[allow(unused_imports)]
+use crate::kit;
