@@ -1,12 +1,13 @@
 //! Route matching: host and path against the table, 404 `no_route`, 405 with `Allow`.
-//! Paths with dot segments are refused first, so a route's pattern cannot be escaped with
-//! `/public/../admin` that a backend would normalise into another route.
+//! Paths with dot segments are refused first, so a
+//! route's pattern cannot be escaped with `/public/../admin` that a backend would normalise
+//! into another route. `OPTIONS *` is answered here: it names no route.
 
 use http::header::{ALLOW, HOST};
 use http::request::Parts;
 
 use crate::context::RequestContext;
-use crate::flow::Flow;
+use crate::flow::{Flow, Reply};
 use crate::problem::{ErrorCode, Problem};
 use crate::route::RouteMatch;
 use crate::snapshot::Snapshot;
@@ -16,6 +17,11 @@ pub struct MatchRoute;
 impl MatchRoute {
     pub fn run(snapshot: &Snapshot, parts: &Parts, ctx: &mut RequestContext) -> Flow {
         let path = parts.uri.path();
+        if path == "*" {
+            // `OPTIONS *` (the only method RequestTarget lets through with `*`) asks about
+            // the server, not a resource: the gateway answers it, no route ever sees it.
+            return Flow::Respond(Reply::Response(server_options()));
+        }
         if let Some(why) = ambiguous_path(path) {
             return Problem::new(ErrorCode::BadRequest, why).into();
         }
@@ -33,6 +39,13 @@ impl MatchRoute {
             RouteMatch::NotFound => Problem::new(ErrorCode::NoRoute, "no route matches this request").into(),
         }
     }
+}
+
+/// The answer to `OPTIONS *`: 200, no content (RFC 9110 §9.3.7).
+fn server_options() -> http::Response<bytes::Bytes> {
+    let mut response = http::Response::new(bytes::Bytes::new());
+    response.headers_mut().insert(http::header::CONTENT_LENGTH, http::HeaderValue::from_static("0"));
+    response
 }
 
 /// The request's host, lowercase and without port: the URI authority (HTTP/2, absolute
