@@ -483,6 +483,11 @@ pub struct RouteSpec {
     pub soap: Option<SoapRouteSpec>,
     /// `cache: { ttl, shared }`: GET/HEAD 200 responses are kept and served again.
     pub cache: Option<CacheSpec>,
+    /// `match.matrix_params`: `;` parameters in path segments are accepted (and forwarded).
+    pub matrix_params: bool,
+    /// `headers.request.allow_underscore`: client headers with `_` in their name that are
+    /// forwarded on this route (lowercase); every other such header is dropped.
+    pub allow_underscore: Vec<HeaderName>,
 }
 
 /// A route's response cache settings. Entries are keyed by route name and these settings, so

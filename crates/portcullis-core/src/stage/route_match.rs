@@ -1,5 +1,5 @@
-//! Route matching: host and path against the table, 404 `no_route`, 405 with `Allow`.
-//! Paths with dot segments are refused first, so a
+//! Route matching: host and path against the table, 404 `no_route`, 405 with `Allow`, 400
+//! for `;` parameters no route takes. Paths with dot segments are refused first, so a
 //! route's pattern cannot be escaped with `/public/../admin` that a backend would normalise
 //! into another route. `OPTIONS *` is answered here: it names no route.
 
@@ -37,6 +37,7 @@ impl MatchRoute {
                     .into()
             }
             RouteMatch::NotFound => Problem::new(ErrorCode::NoRoute, "no route matches this request").into(),
+            RouteMatch::BadPath(why) => Problem::new(ErrorCode::BadRequest, why).into(),
         }
     }
 }
