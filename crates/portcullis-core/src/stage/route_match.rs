@@ -65,8 +65,9 @@ pub fn request_host(parts: &Parts) -> Option<String> {
 
 /// Paths a backend could read as another path than the gateway matched are refused: dot
 /// segments (also `..;x`), empty segments (`//`), backslashes, and percent-encodings of
-/// unreserved characters, `/`, `\` or NUL (RFC 3986 normalises the first away; the others
-/// hide separators). Checked without allocating: this runs on every request.
+/// unreserved characters, `/`, `\`, `;` or NUL (RFC 3986 normalises the first away; the
+/// others hide separators — a backend that decodes before dropping `;` parameters reads
+/// `/admin%3bx/y` as `/admin/y`). Checked without allocating: this runs on every request.
 fn ambiguous_path(path: &str) -> Option<&'static str> {
     let bytes = path.as_bytes();
     if path.contains("//") || bytes.contains(&b'\\') {
@@ -80,7 +81,10 @@ fn ambiguous_path(path: &str) -> Option<&'static str> {
                 .and_then(|h| std::str::from_utf8(h).ok())
                 .and_then(|h| u8::from_str_radix(h, 16).ok());
             match decoded {
-                Some(b) if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'/' | b'\\' | 0) => {
+                Some(b)
+                    if b.is_ascii_alphanumeric()
+                        || matches!(b, b'-' | b'.' | b'_' | b'~' | b'/' | b'\\' | b';' | 0) =>
+                {
                     return Some("the path percent-encodes characters that must appear plainly");
                 }
                 _ => {}
@@ -109,6 +113,7 @@ mod tests {
             "/a%2fb",
             "/a%5Cb",
             "/a%00",
+            "/admin%3bx/y",
         ] {
             assert!(ambiguous_path(bad).is_some(), "{bad}");
         }

@@ -52,7 +52,9 @@ fn assert_bad_request(status_line: &str, out: &str, what: &str) {
 async fn a_matrix_parameter_cannot_carry_a_protected_path_through_the_public_catch_all() {
     let backend = Backend::ok().await;
     let gw = TestGateway::start(&layout(&backend.url(), "")).await;
-    for path in ["/api/admin;jsessionid=1/x", "/api/admin/x;v=1", "/api/users;x/7", "/api/users/7;v=1"] {
+    for path in
+        ["/api/admin;jsessionid=1/x", "/api/admin/x;v=1", "/api/users;x/7", "/api/users/7;v=1", "/api/admin%3Bx/y"]
+    {
         let (status, out) = raw(gw.addr, &format!("GET {path} HTTP/1.1\r\nHost: a")).await;
         assert_bad_request(&status, &out, path);
     }
