@@ -51,7 +51,8 @@ pub struct Snapshot {
     /// `logging.audit`: admin actions and reloads, one JSON object per line.
     pub audit_log: LogSink,
     pub sample_ratio: f64,
-    /// Sections that parse and cross-check but whose enforcement this build lacks.
+    /// Sections that parse and cross-check but whose enforcement this build lacks, and risks
+    /// the config takes (a weaker route receiving variants of a stronger route's paths).
     pub warnings: Vec<Diagnostic>,
     /// The merged document, for `GET /config`.
     pub document: serde_json::Value,
