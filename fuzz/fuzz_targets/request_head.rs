@@ -1,5 +1,6 @@
 //! Any bytes parsed as an HTTP/1.1 head, then through intake and every request stage of a
-//! config with host, parameter and catch-all routes and a rewrite: a Flow, never a panic.
+//! config with host, parameter and catch-all routes, rewrites, case- and slash-insensitive
+//! matching and matrix parameters: a Flow, never a panic.
 #![no_main]
 
 use std::sync::LazyLock;
@@ -10,10 +11,11 @@ use portcullis_core::pipeline::{self, Downstream};
 const CONFIG: &str = r#"version: 1
 listeners: [{ name: l, bind: "127.0.0.1:8080" }]
 trusted_proxies: ["127.0.0.0/8"]
+routing: { case_insensitive: true, trailing_slash: ignore }
 upstreams: { up: { targets: ["http://127.0.0.1:9"] } }
 routes:
   - { name: a, match: { host: "*.example.com", path: "/v1/{id}" }, upstream: up, auth: none, rewrite: { path: "/x/{id}" } }
-  - { name: b, match: { path: "/static/{*rest}", methods: [GET] }, upstream: up, auth: none }
+  - { name: b, match: { path: "/static/{*rest}", methods: [GET], matrix_params: true }, upstream: up, auth: none, rewrite: { path: "/s/{rest}" } }
   - { name: c, match: { path: "/", methods: [GET, POST] }, upstream: up, auth: none }
 "#;
 

@@ -28,6 +28,9 @@ pub struct Document {
     /// Peers whose `X-Forwarded-For` is believed (CIDR or single addresses).
     #[serde(default)]
     pub trusted_proxies: Vec<String>,
+    /// How paths match, to follow what the backends do.
+    #[serde(default)]
+    pub routing: Routing,
     /// How long in-flight requests get to finish on SIGTERM.
     pub shutdown_grace: Option<DurationValue>,
     #[serde(default)]
@@ -125,6 +128,29 @@ pub struct Limits {
     pub header_read_timeout: Option<DurationValue>,
     pub idle_timeout: Option<DurationValue>,
     pub max_connections: Option<u32>,
+}
+
+/// `routing:` — how request paths meet route patterns. The defaults match byte for byte;
+/// a backend that ignores case or a trailing slash (Express, ASP.NET) needs the gateway to
+/// match the way it does, or a variant of a protected path reaches a weaker route.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Routing {
+    /// `true`: `/API/Admin` matches `/api/admin`.
+    #[serde(default)]
+    pub case_insensitive: bool,
+    #[serde(default)]
+    pub trailing_slash: TrailingSlash,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum TrailingSlash {
+    /// `/users/7/` and `/users/7` are different paths.
+    #[default]
+    Strict,
+    /// `/users/7/` matches `/users/7` (and the other way round).
+    Ignore,
 }
 
 /// The limits a route may set: only lower than the global ones.
@@ -534,6 +560,10 @@ pub struct RouteMatch {
     pub path: String,
     /// Absent: every method.
     pub methods: Option<Vec<String>>,
+    /// Accept `;` parameters in path segments (`/a;v=1/b`), which Tomcat and Spring strip
+    /// before routing. Off: such a path is refused (400).
+    #[serde(default)]
+    pub matrix_params: bool,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
@@ -605,7 +635,7 @@ pub struct RouteValidate {
 #[serde(deny_unknown_fields)]
 pub struct RouteHeaders {
     #[serde(default)]
-    pub request: HeaderRules,
+    pub request: RequestHeaderRules,
     #[serde(default)]
     pub response: HeaderRules,
 }
@@ -617,6 +647,21 @@ pub struct HeaderRules {
     pub set: BTreeMap<String, String>,
     #[serde(default)]
     pub remove: Vec<String>,
+}
+
+/// Edits of the request sent upstream.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RequestHeaderRules {
+    #[serde(default)]
+    pub set: BTreeMap<String, String>,
+    #[serde(default)]
+    pub remove: Vec<String>,
+    /// Client headers whose name holds `_` that are forwarded on this route (all others
+    /// are dropped: backends that read `_` as `-` would take `Content_Length` for
+    /// `Content-Length`).
+    #[serde(default)]
+    pub allow_underscore: Vec<String>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]

@@ -8,6 +8,7 @@ mod routes;
 mod sections;
 mod soap;
 mod upstreams;
+mod variants;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -67,6 +68,9 @@ pub fn compile(loaded: &Loaded) -> Result<Snapshot, Diagnostics> {
     let policies = identity::policies(&mut c);
     let upstreams = upstreams::compile(&mut c);
     let (routes, table) = routes::compile(&mut c, &limits, &upstreams);
+    if c.errors.is_empty() {
+        variants::warn(&mut c, &routes, &table);
+    }
     if !c.errors.is_empty() {
         let mut errors = c.errors;
         errors.sort();

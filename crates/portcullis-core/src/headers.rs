@@ -61,6 +61,20 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
     }
 }
 
+/// Removes the headers whose name holds `_` (SPEC §3), except those in `allowed`: backends
+/// behind CGI-style interfaces (PHP-FPM, WSGI, Rack) read `Content_Length` as
+/// `Content-Length`. One pass over the names when none holds `_`, as in most requests.
+pub fn strip_underscored(headers: &mut HeaderMap, allowed: &[HeaderName]) {
+    if !headers.keys().any(|k| k.as_str().contains('_')) {
+        return;
+    }
+    let dropped: Vec<HeaderName> =
+        headers.keys().filter(|k| k.as_str().contains('_') && !allowed.contains(k)).cloned().collect();
+    for name in dropped {
+        headers.remove(name);
+    }
+}
+
 /// Hop-by-hop headers a route lets through (SPEC §3 makes these two exceptions).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct HopExceptions {
@@ -244,6 +258,19 @@ mod tests {
         set_forwarded(&mut h, ip("10.1.1.1"), &nets(&["10.0.0.0/8"]), true, None);
         assert_eq!(h[X_FORWARDED_FOR], "6.6.6.6, 10.1.1.1");
         assert_eq!(h[X_FORWARDED_PROTO], "https");
+    }
+
+    #[test]
+    fn names_with_underscores_are_dropped_unless_allowed() {
+        let mut h = HeaderMap::new();
+        h.insert("content_length", HeaderValue::from_static("5"));
+        h.insert("transfer_encoding", HeaderValue::from_static("chunked"));
+        h.insert("x_legacy_id", HeaderValue::from_static("7"));
+        h.insert("x-keep", HeaderValue::from_static("1"));
+        strip_underscored(&mut h, &[HeaderName::from_static("x_legacy_id")]);
+        let mut left: Vec<&str> = h.keys().map(HeaderName::as_str).collect();
+        left.sort_unstable();
+        assert_eq!(left, ["x-keep", "x_legacy_id"]);
     }
 
     #[test]

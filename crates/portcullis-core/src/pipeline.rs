@@ -14,8 +14,8 @@ use crate::headers::{self, TRACEPARENT, X_REQUEST_ID};
 use crate::ids::{self, TraceContext};
 use crate::snapshot::{RouteSpec, Snapshot};
 use crate::stage::{
-    AuthSources, Authenticate, Authorize, IpFilter, MatchRoute, RateLimitKeys, RequestLimits, StripHopByHop,
-    StripIdentity, Transform,
+    AuthSources, Authenticate, Authorize, IpFilter, MatchRoute, RateLimitKeys, RequestLimits, RequestTarget,
+    StripHopByHop, StripIdentity, Transform,
 };
 
 /// Where a request came from, as the listener saw it.
@@ -82,6 +82,11 @@ pub fn on_request(snapshot: &Snapshot, sources: &AuthSources<'_>, parts: &mut Pa
     // Request limits first: nothing else should spend work on an oversized or ambiguously
     // framed request (connection limits and TLS were applied by the listener).
     stage!(RequestLimits::run(&snapshot.limits, parts));
+    // The request-target's form, its percent-encoding and the host it names, before anything
+    // reads them (routing, the IP filter's logs, X-Forwarded-Host). After the limits: a
+    // 10 MB target is a 414, not a slow scan; and RequestLimits has already refused a
+    // second `Host`, so there is one to check.
+    stage!(RequestTarget::run(parts));
     // Client-sent identity headers go before any stage could read or forward them.
     stage!(StripIdentity::run(&snapshot.identity_headers, parts));
     // IP allow/deny before routing, so a denied address learns nothing about the routes.

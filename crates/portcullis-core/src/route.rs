@@ -1,11 +1,21 @@
 //! The route table (SPEC §2 precedence): exact host, then wildcard host (longest suffix
 //! first), then any host; within a host, exact path, then parameters, then catch-all
-//! (matchit's own priority). A path that matches with the wrong method gives the `Allow` set.
+//! (matchit's own priority). The first pattern that matches the path decides: a method it
+//! does not take is 405 with its `Allow` set, never a less specific pattern or host — that
+//! one may be a public catch-all in front of the same backend (SPEC §3).
+//!
+//! Paths meet patterns as `routing:` says ([`PathOptions`]). A path with `;` parameters is
+//! looked up twice, as sent and as Tomcat or Spring read it (parameters dropped): both must
+//! find the same route, and that route must take matrix parameters.
+
+mod path;
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use http::{HeaderValue, Method};
+
+pub use path::PathOptions;
 
 /// The routes that share one host pattern.
 #[derive(Debug, Default)]
@@ -43,9 +53,16 @@ fn param_names(pattern: &str) -> Vec<Arc<str>> {
 /// The outcome of a lookup.
 #[derive(Debug, PartialEq, Eq)]
 pub enum RouteMatch {
-    Found { route: usize, params: Vec<(Arc<str>, String)> },
-    MethodNotAllowed { allow: HeaderValue },
+    Found {
+        route: usize,
+        params: Vec<(Arc<str>, String)>,
+    },
+    MethodNotAllowed {
+        allow: HeaderValue,
+    },
     NotFound,
+    /// A path the table refuses to route (400): `;` parameters no route takes.
+    BadPath(&'static str),
 }
 
 /// Why a route could not be added.
@@ -57,6 +74,15 @@ pub enum RouteError {
     Pattern(String),
     #[error("method {0} is already routed for this host and path by route `{1}`")]
     Duplicate(String, String),
+}
+
+/// What a lookup needs besides the bucket: the request, and the path as the client sent it
+/// (parameters are taken from it, whatever case the match ignored).
+struct Query<'a> {
+    method: &'a Method,
+    path: &'a str,
+    original: &'a str,
+    want_params: &'a dyn Fn(usize) -> bool,
 }
 
 impl HostRoutes {
@@ -101,30 +127,20 @@ impl HostRoutes {
         Ok(())
     }
 
-    fn lookup(&self, method: &Method, path: &str, want_params: &dyn Fn(usize) -> bool) -> RouteMatch {
-        let mut allow = None;
-        for router in [&self.router, &self.catch_all] {
-            match self.lookup_in(router, method, path, want_params) {
-                RouteMatch::NotFound => {}
-                RouteMatch::MethodNotAllowed { allow: a } => {
-                    allow.get_or_insert(a);
-                }
-                found => return found,
-            }
+    /// The first pattern matching the path decides: exact or parameter patterns, else
+    /// catch-alls. `NotFound` only when no pattern of this host matches the path at all.
+    fn lookup(&self, q: &Query<'_>) -> RouteMatch {
+        match self.lookup_in(&self.router, q) {
+            RouteMatch::NotFound => self.lookup_in(&self.catch_all, q),
+            decided => decided,
         }
-        allow.map_or(RouteMatch::NotFound, |allow| RouteMatch::MethodNotAllowed { allow })
     }
 
-    fn lookup_in(
-        &self,
-        router: &matchit::Router<usize>,
-        method: &Method,
-        path: &str,
-        want_params: &dyn Fn(usize) -> bool,
-    ) -> RouteMatch {
-        let Ok(found) = router.at(path) else { return RouteMatch::NotFound };
+    fn lookup_in(&self, router: &matchit::Router<usize>, q: &Query<'_>) -> RouteMatch {
+        let Ok(found) = router.at(q.path) else { return RouteMatch::NotFound };
         let Some(entry) = self.paths.get(*found.value) else { return RouteMatch::NotFound };
         // An exact method (or any-method route) first; HEAD falls back to a GET route.
+        let method = q.method;
         let exact = entry.routes.iter().find(|(methods, _)| methods.as_ref().is_none_or(|list| list.contains(method)));
         let hit = exact.or_else(|| {
             (method == Method::HEAD)
@@ -133,12 +149,15 @@ impl HostRoutes {
         });
         match hit {
             Some(&(_, route)) => {
-                let params = if want_params(route) {
+                let params = if (q.want_params)(route) {
                     found
                         .params
                         .iter()
                         .enumerate()
-                        .map(|(i, (k, v))| (entry.names.get(i).cloned().unwrap_or_else(|| Arc::from(k)), v.to_owned()))
+                        .map(|(i, (k, v))| {
+                            let name = entry.names.get(i).cloned().unwrap_or_else(|| Arc::from(k));
+                            (name, path::original_slice(q.original, q.path, v).unwrap_or(v).to_owned())
+                        })
                         .collect()
                 } else {
                     Vec::new()
@@ -173,16 +192,37 @@ fn allow_header(routes: &[(Option<Vec<Method>>, usize)]) -> HeaderValue {
 /// All routes, by host pattern.
 #[derive(Debug, Default)]
 pub struct RouteTable {
+    options: PathOptions,
     exact: HashMap<String, HostRoutes>,
     /// `(".example.com", routes)`, longest suffix first.
     wildcard: Vec<(String, HostRoutes)>,
     any: HostRoutes,
     /// Per route index: whether matching should capture parameters.
     captures: Vec<bool>,
+    /// Per route index: whether the route takes `;` parameters in its path.
+    matrix: Vec<bool>,
     names: Vec<Arc<str>>,
 }
 
+/// What the table keeps of one route besides its pattern.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RouteFlags {
+    /// Matching captures the parameters (a rewrite or a SOAP template reads them).
+    pub captures: bool,
+    /// `match.matrix_params`: `;` parameters in path segments are accepted.
+    pub matrix_params: bool,
+}
+
 impl RouteTable {
+    /// An empty table whose paths meet patterns as `options` say.
+    pub fn new(options: PathOptions) -> Self {
+        Self { options, ..Self::default() }
+    }
+
+    pub fn options(&self) -> PathOptions {
+        self.options
+    }
+
     /// Adds route number `route` (routes must be added in index order).
     pub fn add(
         &mut self,
@@ -190,11 +230,13 @@ impl RouteTable {
         host: Option<&str>,
         path: &str,
         methods: Option<Vec<Method>>,
-        captures: bool,
+        flags: RouteFlags,
     ) -> Result<usize, RouteError> {
         let route = self.names.len();
         self.names.push(name);
-        self.captures.push(captures);
+        self.captures.push(flags.captures);
+        self.matrix.push(flags.matrix_params);
+        let pattern = self.options.pattern(path);
         let bucket = match host.map(str::to_ascii_lowercase) {
             None => &mut self.any,
             Some(h) if h.starts_with("*.") => {
@@ -209,112 +251,53 @@ impl RouteTable {
             Some(h) => self.exact.entry(h).or_default(),
         };
         let names = self.names.clone();
-        bucket.add(path, methods, route, &names).map(|()| route)
+        bucket.add(&pattern, methods, route, &names).map(|()| route)
     }
 
     /// Finds the route for a request. `host` must be lowercase without port.
     pub fn lookup(&self, host: Option<&str>, method: &Method, path: &str) -> RouteMatch {
-        let want = |route: usize| self.captures.get(route).copied().unwrap_or(false);
-        let mut allowed: Option<HeaderValue> = None;
-        let mut consider = |bucket: &HostRoutes| match bucket.lookup(method, path, &want) {
-            RouteMatch::NotFound => None,
-            RouteMatch::MethodNotAllowed { allow } => {
-                allowed.get_or_insert(allow);
-                None
+        if !path.contains(';') {
+            return self.lookup_plain(host, method, path);
+        }
+        const REFUSED: &str = "the path has `;` parameters, which its route does not take";
+        let Some(stripped) = path::strip_matrix(path) else { return RouteMatch::BadPath(REFUSED) };
+        let as_sent = self.lookup_plain(host, method, path);
+        let as_stripped = self.lookup_plain(host, method, &stripped);
+        match (&as_sent, &as_stripped) {
+            (RouteMatch::Found { route: a, .. }, RouteMatch::Found { route: b, .. })
+                if a == b && self.matrix.get(*a).copied().unwrap_or(false) =>
+            {
+                as_sent
             }
-            found => Some(found),
-        };
+            _ => RouteMatch::BadPath(REFUSED),
+        }
+    }
+
+    /// The first host bucket (exact, wildcards longest first, any) with a pattern matching
+    /// the path decides.
+    fn lookup_plain(&self, host: Option<&str>, method: &Method, path: &str) -> RouteMatch {
+        let want = |route: usize| self.captures.get(route).copied().unwrap_or(false);
+        let normalized = self.options.path(path);
+        let q = Query { method, path: &normalized, original: path, want_params: &want };
         if let Some(host) = host {
-            if let Some(found) = self.exact.get(host).and_then(&mut consider) {
-                return found;
+            if let Some(bucket) = self.exact.get(host) {
+                match bucket.lookup(&q) {
+                    RouteMatch::NotFound => {}
+                    decided => return decided,
+                }
             }
             for (suffix, bucket) in &self.wildcard {
-                if host.len() > suffix.len()
-                    && host.ends_with(suffix.as_str())
-                    && let Some(found) = consider(bucket)
-                {
-                    return found;
+                if host.len() > suffix.len() && host.ends_with(suffix.as_str()) {
+                    match bucket.lookup(&q) {
+                        RouteMatch::NotFound => {}
+                        decided => return decided,
+                    }
                 }
             }
         }
-        if let Some(found) = consider(&self.any) {
-            return found;
-        }
-        match allowed {
-            Some(allow) => RouteMatch::MethodNotAllowed { allow },
-            None => RouteMatch::NotFound,
-        }
+        self.any.lookup(&q)
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    type Spec<'a> = (Option<&'a str>, &'a str, Option<&'a [Method]>);
-
-    fn table(routes: &[Spec<'_>]) -> RouteTable {
-        let mut t = RouteTable::default();
-        for (i, (host, path, methods)) in routes.iter().enumerate() {
-            let added = t.add(Arc::from(format!("r{i}")), *host, path, methods.map(<[Method]>::to_vec), true);
-            assert!(added.is_ok(), "{path}: {added:?}");
-        }
-        t
-    }
-
-    fn found(m: RouteMatch) -> Option<usize> {
-        match m {
-            RouteMatch::Found { route, .. } => Some(route),
-            _ => None,
-        }
-    }
-
-    #[test]
-    fn exact_path_beats_parameter_beats_catch_all() {
-        let t = table(&[(None, "/static/{*rest}", None), (None, "/static/{id}", None), (None, "/static/app.js", None)]);
-        assert_eq!(found(t.lookup(None, &Method::GET, "/static/app.js")), Some(2));
-        assert_eq!(found(t.lookup(None, &Method::GET, "/static/x")), Some(1));
-        assert_eq!(found(t.lookup(None, &Method::GET, "/static/a/b")), Some(0));
-    }
-
-    #[test]
-    fn exact_host_beats_wildcard_beats_any() {
-        let t = table(&[(None, "/", None), (Some("*.example.com"), "/", None), (Some("api.example.com"), "/", None)]);
-        assert_eq!(found(t.lookup(Some("api.example.com"), &Method::GET, "/")), Some(2));
-        assert_eq!(found(t.lookup(Some("a.b.example.com"), &Method::GET, "/")), Some(1));
-        assert_eq!(found(t.lookup(Some("example.com"), &Method::GET, "/")), Some(0));
-        assert_eq!(found(t.lookup(None, &Method::GET, "/")), Some(0));
-    }
-
-    #[test]
-    fn wrong_method_gives_allow_and_params_are_captured() {
-        let t = table(&[
-            (None, "/v1/orders/{id}", Some(&[Method::GET])),
-            (None, "/v1/orders/{id}", Some(&[Method::DELETE])),
-        ]);
-        assert_eq!(
-            t.lookup(None, &Method::POST, "/v1/orders/7"),
-            RouteMatch::MethodNotAllowed { allow: HeaderValue::from_static("GET, HEAD, DELETE") }
-        );
-        match t.lookup(None, &Method::DELETE, "/v1/orders/7") {
-            RouteMatch::Found { route, params } => {
-                assert_eq!(route, 1);
-                assert_eq!(params, vec![(Arc::from("id"), "7".to_owned())]);
-            }
-            other => panic!("{other:?}"),
-        }
-        assert_eq!(found(t.lookup(None, &Method::HEAD, "/v1/orders/7")), Some(0));
-        let t = table(&[(None, "/x", Some(&[Method::GET])), (None, "/x", Some(&[Method::HEAD]))]);
-        assert_eq!(found(t.lookup(None, &Method::HEAD, "/x")), Some(1), "an explicit HEAD route wins");
-        assert_eq!(t.lookup(None, &Method::GET, "/v2"), RouteMatch::NotFound);
-    }
-
-    #[test]
-    fn overlapping_methods_on_one_path_are_refused() {
-        let mut t = RouteTable::default();
-        assert!(t.add("a".into(), None, "/x", Some(vec![Method::GET]), false).is_ok());
-        assert!(t.add("b".into(), None, "/x", None, false).is_err());
-        assert!(t.add("c".into(), None, "x", None, false).is_err());
-        assert!(t.add("d".into(), None, "/{a}-{b}", None, false).is_err());
-    }
-}
+mod tests;

@@ -51,7 +51,8 @@ pub struct Snapshot {
     /// `logging.audit`: admin actions and reloads, one JSON object per line.
     pub audit_log: LogSink,
     pub sample_ratio: f64,
-    /// Sections that parse and cross-check but whose enforcement this build lacks.
+    /// Sections that parse and cross-check but whose enforcement this build lacks, and risks
+    /// the config takes (a weaker route receiving variants of a stronger route's paths).
     pub warnings: Vec<Diagnostic>,
     /// The merged document, for `GET /config`.
     pub document: serde_json::Value,
@@ -483,6 +484,11 @@ pub struct RouteSpec {
     pub soap: Option<SoapRouteSpec>,
     /// `cache: { ttl, shared }`: GET/HEAD 200 responses are kept and served again.
     pub cache: Option<CacheSpec>,
+    /// `match.matrix_params`: `;` parameters in path segments are accepted (and forwarded).
+    pub matrix_params: bool,
+    /// `headers.request.allow_underscore`: client headers with `_` in their name that are
+    /// forwarded on this route (lowercase); every other such header is dropped.
+    pub allow_underscore: Vec<HeaderName>,
 }
 
 /// A route's response cache settings. Entries are keyed by route name and these settings, so

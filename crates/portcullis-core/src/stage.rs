@@ -8,6 +8,7 @@ mod identity;
 mod ip_filter;
 mod rate_limit;
 mod request_limits;
+mod request_target;
 mod route_match;
 mod transform;
 
@@ -17,5 +18,6 @@ pub use identity::StripIdentity;
 pub use ip_filter::IpFilter;
 pub use rate_limit::RateLimitKeys;
 pub use request_limits::{AmbiguousFraming, RequestLimits};
+pub use request_target::RequestTarget;
 pub use route_match::{MatchRoute, request_host as route_match_host};
 pub use transform::{StripHopByHop, Transform};

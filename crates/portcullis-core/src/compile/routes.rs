@@ -6,10 +6,10 @@ use std::sync::Arc;
 
 use http::{HeaderName, HeaderValue, Method};
 use portcullis_config::KeyPath;
-use portcullis_config::surface::{AuthKeyword, HeaderRules, Route, RouteAuth, RouteLimits};
+use portcullis_config::surface::{AuthKeyword, AuthProvider, Route, RouteAuth, RouteLimits, TrailingSlash};
 
 use super::{Compiler, at, soap};
-use crate::route::RouteTable;
+use crate::route::{PathOptions, RouteFlags, RouteTable};
 use crate::snapshot::{
     AuthRule, CacheSpec, HeaderOps, Limits, Protocol, Rewrite, RewritePart, RouteSpec, UpstreamKind, UpstreamSpec,
 };
@@ -20,15 +20,19 @@ pub(super) fn compile(
     upstreams: &[UpstreamSpec],
 ) -> (Vec<Arc<RouteSpec>>, RouteTable) {
     let mut routes = Vec::with_capacity(c.doc.routes.len());
-    let mut table = RouteTable::default();
+    let routing = &c.doc.routing;
+    let mut table = RouteTable::new(PathOptions {
+        case_insensitive: routing.case_insensitive,
+        ignore_trailing_slash: routing.trailing_slash == TrailingSlash::Ignore,
+    });
     for (i, r) in c.doc.routes.iter().enumerate() {
         let path = at("routes").index(i);
         if c.doc.routes[..i].iter().any(|o| o.name == r.name) {
             c.error(&path.key("name"), format!("route name `{}` is used twice", r.name));
         }
         let Some(spec) = route(c, &path, r, global, upstreams) else { continue };
-        let added =
-            table.add(spec.name.clone(), spec.host.as_deref(), &spec.path, spec.methods.clone(), spec.captures_params);
+        let flags = RouteFlags { captures: spec.captures_params, matrix_params: spec.matrix_params };
+        let added = table.add(spec.name.clone(), spec.host.as_deref(), &spec.path, spec.methods.clone(), flags);
         match added {
             Ok(_) => routes.push(Arc::new(spec)),
             Err(e) => c.error(&path.key("match").key("path"), e.to_string()),
@@ -56,8 +60,12 @@ fn route(
     let rewrite = r.rewrite.as_ref().map(|rw| rewrite(c, &path.key("rewrite").key("path"), &rw.path, &params));
     let limits = route_limits(c, &path.key("limits"), global, r.limits.as_ref());
     let headers = r.headers.clone().unwrap_or_default();
-    let request_headers = header_ops(c, &path.key("headers").key("request"), &headers.request);
-    let response_headers = header_ops(c, &path.key("headers").key("response"), &headers.response);
+    let request_path = path.key("headers").key("request");
+    let request_headers = header_ops(c, &request_path, &headers.request.set, &headers.request.remove);
+    let response_headers =
+        header_ops(c, &path.key("headers").key("response"), &headers.response.set, &headers.response.remove);
+    let allow_underscore =
+        allow_underscore(c, &request_path.key("allow_underscore"), &headers.request.allow_underscore);
     let spec = upstream.and_then(|i| upstreams.get(i));
     let kind = spec.map(|u| &u.kind);
     let te_trailers = matches!(kind, Some(UpstreamKind::Targets(t)) if t.protocol == Protocol::H2);
@@ -90,6 +98,8 @@ fn route(
         te_trailers,
         soap,
         cache,
+        matrix_params: r.matcher.matrix_params,
+        allow_underscore,
     })
 }
 
@@ -253,19 +263,65 @@ fn route_limits(c: &mut Compiler<'_>, path: &KeyPath, global: &Limits, route: Op
     limits
 }
 
-fn header_ops(c: &mut Compiler<'_>, path: &KeyPath, rules: &HeaderRules) -> HeaderOps {
+fn header_ops(
+    c: &mut Compiler<'_>,
+    path: &KeyPath,
+    set: &std::collections::BTreeMap<String, String>,
+    remove: &[String],
+) -> HeaderOps {
     let mut ops = HeaderOps::default();
-    for (name, value) in &rules.set {
+    for (name, value) in set {
         match (HeaderName::from_bytes(name.as_bytes()), HeaderValue::from_str(value)) {
             (Ok(n), Ok(v)) => ops.set.push((n, v)),
             _ => c.error(&path.key("set").key(name), "invalid header name or value"),
         }
     }
-    for (i, name) in rules.remove.iter().enumerate() {
+    for (i, name) in remove.iter().enumerate() {
         match HeaderName::from_bytes(name.as_bytes()) {
             Ok(n) => ops.remove.push(n),
             Err(_) => c.error(&path.key("remove").index(i), format!("`{name}` is not a header name")),
         }
     }
     ops
+}
+
+/// `headers.request.allow_underscore`: names holding `_` (the others are forwarded anyway)
+/// whose `-` spelling is no header the gateway sets, strips or reads itself — a backend that
+/// reads `_` as `-` would take `Content_Length` or `X_Consumer` for the real one.
+fn allow_underscore(c: &mut Compiler<'_>, path: &KeyPath, names: &[String]) -> Vec<HeaderName> {
+    let mut out = Vec::with_capacity(names.len());
+    for (i, name) in names.iter().enumerate() {
+        let Ok(header) = HeaderName::from_bytes(name.as_bytes()) else {
+            c.error(&path.index(i), format!("`{name}` is not a header name"));
+            continue;
+        };
+        let dashed = header.as_str().replace('_', "-");
+        if !header.as_str().contains('_') {
+            c.error(&path.index(i), format!("`{name}` holds no `_`: it is forwarded without being listed"));
+        } else if gateway_owned(c, &dashed) {
+            c.error(
+                &path.index(i),
+                format!("`{name}` reads as `{dashed}`, a header the gateway sets, strips or reads itself"),
+            );
+        } else {
+            out.push(header);
+        }
+    }
+    out
+}
+
+/// Whether `lower` is a header the gateway sets, strips or reads itself: framing, hop-by-hop,
+/// credential and forwarding headers, API-key headers and the identity headers.
+fn gateway_owned(c: &Compiler<'_>, lower: &str) -> bool {
+    let mut key_headers = Vec::new();
+    let mut claim_headers = Vec::new();
+    for provider in c.doc.auth.values() {
+        match provider {
+            AuthProvider::ApiKey(key) => key_headers.push(key.header.clone()),
+            AuthProvider::Jwt(jwt) => claim_headers.extend(jwt.forward_claims.values().cloned()),
+            AuthProvider::Mtls(_) => {}
+        }
+    }
+    super::sections::is_gateway_header(lower, &key_headers)
+        || claim_headers.iter().any(|h| h.eq_ignore_ascii_case(lower))
 }

@@ -54,14 +54,18 @@ fn claim_header_refusal(header: &str, key_headers: &[String]) -> Option<String> 
             "`{header}` holds `_`: CGI-style backends read it as the `-` spelling; write it with `-`"
         ));
     }
-    if RESERVED_CLAIM_HEADERS.contains(&lower.as_str())
-        || lower.starts_with("proxy-")
-        || lower == "forwarded"
-        || key_headers.iter().any(|k| k.eq_ignore_ascii_case(&lower))
-    {
+    if is_gateway_header(&lower, key_headers) {
         return Some(format!("`{header}` is a header the gateway sets, strips or reads itself"));
     }
     None
+}
+
+/// Whether `lower` (a lowercase header name) is one the gateway sets, strips or reads itself.
+pub(super) fn is_gateway_header(lower: &str, key_headers: &[String]) -> bool {
+    RESERVED_CLAIM_HEADERS.contains(&lower)
+        || lower.starts_with("proxy-")
+        || lower == "forwarded"
+        || key_headers.iter().any(|k| k.eq_ignore_ascii_case(lower))
 }
 
 pub(super) fn admin(c: &mut Compiler<'_>) -> Option<AdminSpec> {

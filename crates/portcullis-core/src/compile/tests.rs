@@ -342,3 +342,5 @@ fn state_redis_takes_redis_rediss_and_unix_urls_and_a_ca_only_for_tls() {
         .expect_err("a CA for a plain-text Redis");
     assert!(plain.contains("state.redis_ca") && plain.contains("rediss://"), "{plain}");
 }
+
+mod routing;

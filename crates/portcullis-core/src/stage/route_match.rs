@@ -1,12 +1,13 @@
-//! Route matching: host and path against the table, 404 `no_route`, 405 with `Allow`.
-//! Paths with dot segments are refused first, so a route's pattern cannot be escaped with
-//! `/public/../admin` that a backend would normalise into another route.
+//! Route matching: host and path against the table, 404 `no_route`, 405 with `Allow`, 400
+//! for `;` parameters no route takes. Paths with dot segments are refused first, so a
+//! route's pattern cannot be escaped with `/public/../admin` that a backend would normalise
+//! into another route. `OPTIONS *` is answered here: it names no route.
 
 use http::header::{ALLOW, HOST};
 use http::request::Parts;
 
 use crate::context::RequestContext;
-use crate::flow::Flow;
+use crate::flow::{Flow, Reply};
 use crate::problem::{ErrorCode, Problem};
 use crate::route::RouteMatch;
 use crate::snapshot::Snapshot;
@@ -16,6 +17,11 @@ pub struct MatchRoute;
 impl MatchRoute {
     pub fn run(snapshot: &Snapshot, parts: &Parts, ctx: &mut RequestContext) -> Flow {
         let path = parts.uri.path();
+        if path == "*" {
+            // `OPTIONS *` (the only method RequestTarget lets through with `*`) asks about
+            // the server, not a resource: the gateway answers it, no route ever sees it.
+            return Flow::Respond(Reply::Response(server_options()));
+        }
         if let Some(why) = ambiguous_path(path) {
             return Problem::new(ErrorCode::BadRequest, why).into();
         }
@@ -31,8 +37,16 @@ impl MatchRoute {
                     .into()
             }
             RouteMatch::NotFound => Problem::new(ErrorCode::NoRoute, "no route matches this request").into(),
+            RouteMatch::BadPath(why) => Problem::new(ErrorCode::BadRequest, why).into(),
         }
     }
+}
+
+/// The answer to `OPTIONS *`: 200, no content (RFC 9110 §9.3.7).
+fn server_options() -> http::Response<bytes::Bytes> {
+    let mut response = http::Response::new(bytes::Bytes::new());
+    response.headers_mut().insert(http::header::CONTENT_LENGTH, http::HeaderValue::from_static("0"));
+    response
 }
 
 /// The request's host, lowercase and without port: the URI authority (HTTP/2, absolute
@@ -51,8 +65,9 @@ pub fn request_host(parts: &Parts) -> Option<String> {
 
 /// Paths a backend could read as another path than the gateway matched are refused: dot
 /// segments (also `..;x`), empty segments (`//`), backslashes, and percent-encodings of
-/// unreserved characters, `/`, `\` or NUL (RFC 3986 normalises the first away; the others
-/// hide separators). Checked without allocating: this runs on every request.
+/// unreserved characters, `/`, `\`, `;` or NUL (RFC 3986 normalises the first away; the
+/// others hide separators — a backend that decodes before dropping `;` parameters reads
+/// `/admin%3bx/y` as `/admin/y`). Checked without allocating: this runs on every request.
 fn ambiguous_path(path: &str) -> Option<&'static str> {
     let bytes = path.as_bytes();
     if path.contains("//") || bytes.contains(&b'\\') {
@@ -66,7 +81,10 @@ fn ambiguous_path(path: &str) -> Option<&'static str> {
                 .and_then(|h| std::str::from_utf8(h).ok())
                 .and_then(|h| u8::from_str_radix(h, 16).ok());
             match decoded {
-                Some(b) if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'/' | b'\\' | 0) => {
+                Some(b)
+                    if b.is_ascii_alphanumeric()
+                        || matches!(b, b'-' | b'.' | b'_' | b'~' | b'/' | b'\\' | b';' | 0) =>
+                {
                     return Some("the path percent-encodes characters that must appear plainly");
                 }
                 _ => {}
@@ -95,6 +113,7 @@ mod tests {
             "/a%2fb",
             "/a%5Cb",
             "/a%00",
+            "/admin%3bx/y",
         ] {
             assert!(ambiguous_path(bad).is_some(), "{bad}");
         }

@@ -1,6 +1,6 @@
 //! The request transform before the upstream: path rewrite, hop-by-hop stripping (but for
-//! `TE: trailers` to HTTP/2 upstreams and allowed WebSocket upgrades), the
-//! gateway's own headers (`X-Request-Id`, `traceparent`, `X-Forwarded-*`) and the route's
+//! `TE: trailers` to HTTP/2 upstreams and allowed WebSocket upgrades), header names with `_`
+//! dropped (but those the route allows), the gateway's own headers (`X-Request-Id`, `traceparent`, `X-Forwarded-*`) and the route's
 //! `headers.request` edits.
 
 use http::request::Parts;
@@ -52,6 +52,10 @@ impl Transform {
         if parts.version == http::Version::HTTP_2 {
             join_cookies(&mut parts.headers);
         }
+        // Names with `_` read as the `-` spelling to CGI-style backends (`Content_Length`,
+        // `Transfer_Encoding`): dropped, but those the route lets through. Before the route's
+        // own edits, which the operator wrote.
+        headers::strip_underscored(&mut parts.headers, &route.allow_underscore);
         parts.headers.insert(X_REQUEST_ID, ctx.request_id.clone());
         parts.headers.insert(TRACEPARENT, ctx.trace.traceparent());
         headers::set_forwarded(
