@@ -95,6 +95,7 @@ pub fn compile(loaded: &Loaded) -> Result<Snapshot, Diagnostics> {
         rate_limits,
         state,
         key_headers: identity::key_headers(&providers),
+        token_places: identity::token_places(&providers),
         providers,
         consumers,
         config_keys,

@@ -71,6 +71,9 @@ pub struct Snapshot {
     pub policies: Vec<PolicySpec>,
     /// Every `api_key` provider's header: removed from every request before it is forwarded.
     pub key_headers: Vec<HeaderName>,
+    /// Every JWT provider's token cookie and token query parameter (`token_from`), once
+    /// each: on an authenticated route, removed unless the accepting provider read it.
+    pub token_places: Vec<TokenSource>,
     /// Files this config was read from or names (the config itself, `${file:}` references,
     /// certificates and keys): a change to any of them triggers a reload.
     pub watch: Vec<PathBuf>,

@@ -139,3 +139,18 @@ pub(super) fn key_headers(providers: &[ProviderSpec]) -> Vec<HeaderName> {
     }
     out
 }
+
+/// Every JWT provider's cookie and query `token_from` places, once each.
+pub(super) fn token_places(providers: &[ProviderSpec]) -> Vec<TokenSource> {
+    let mut out: Vec<TokenSource> = Vec::new();
+    for p in providers {
+        if let ProviderKind::Jwt(spec) = &p.kind {
+            for place in &spec.token_from {
+                if *place != TokenSource::Header && !out.contains(place) {
+                    out.push(place.clone());
+                }
+            }
+        }
+    }
+    out
+}

@@ -1,4 +1,188 @@
-//! See [`super`].
+//! Forged or unverified credentials, header poisoning, the admin API's browser exposure and
+//! mTLS subjects (issue 12, items 4, 5, 7, 8 and 10). See [`super`].
 
-#[allow(unused_imports)]
-use crate::kit;
+use http::StatusCode;
+use serde_json::json;
+
+use crate::idp::{self, Idp, RSA1, SigningKey};
+use crate::kit::{self, Backend, TestGateway, get};
+
+// --- item 4: a credential the gateway did not verify never reaches a backend ---------------
+
+/// The stored form of the API key `pcl_test_acme_key`.
+fn acme_key_stored() -> String {
+    portcullis_auth::api_key::stored_form(&portcullis_auth::api_key::digest_of(b"pcl_test_acme_key"))
+}
+
+const KEY: &str = "pcl_test_acme_key";
+
+/// `partners` (API key), `corp` (bearer JWT) and `web` (JWT from a cookie or a query
+/// parameter), with routes that take them in either order, all of them, and none.
+async fn credentials_gateway(idp: &Idp, backend: &Backend) -> TestGateway {
+    let yaml = format!(
+        r#"version: 1
+listeners: [{{ name: test, bind: "@LISTEN@" }}]
+logging: {{ access: {{ path: off }} }}
+limits: {{ max_header_bytes: 65536 }}
+auth:
+  partners: {{ type: api_key, header: X-Api-Key }}
+  corp:
+    type: jwt
+    issuer: "{issuer}"
+    audiences: ["api://orders"]
+    algorithms: [RS256]
+  web:
+    type: jwt
+    issuer: "{issuer}"
+    audiences: ["api://orders"]
+    algorithms: [RS256]
+    token_from: [cookie:session, query:access_token]
+consumers:
+  acme: {{ keys: ["{key}"] }}
+upstreams:
+  b: {{ targets: ["{backend}"] }}
+routes:
+  - {{ name: key-first, match: {{ path: /key-first }}, upstream: b, auth: {{ any: [partners, corp] }} }}
+  - {{ name: jwt-first, match: {{ path: /jwt-first }}, upstream: b, auth: {{ any: [corp, partners] }} }}
+  - {{ name: key-only, match: {{ path: /key-only }}, upstream: b, auth: {{ any: [partners] }} }}
+  - {{ name: both, match: {{ path: /both }}, upstream: b, auth: {{ all: [corp, partners] }} }}
+  - {{ name: web, match: {{ path: /web }}, upstream: b, auth: {{ any: [web, corp] }} }}
+  - {{ name: open, match: {{ path: /open }}, upstream: b, auth: none }}
+  - {{ name: open-cached, match: {{ path: /open-cached }}, upstream: b, auth: none, cache: {{ ttl: 30s }} }}
+"#,
+        issuer = idp.issuer,
+        key = acme_key_stored(),
+        backend = backend.url()
+    );
+    TestGateway::start(&yaml).await
+}
+
+fn bearer(token: &str) -> String {
+    format!("Bearer {token}")
+}
+
+/// The one request the backend received since `before`.
+fn last_seen(backend: &Backend, before: usize) -> kit::Recorded {
+    let requests = backend.requests();
+    assert_eq!(requests.len(), before + 1, "exactly one request forwarded");
+    requests[before].clone()
+}
+
+fn header<'a>(seen: &'a kit::Recorded, name: &str) -> Vec<&'a str> {
+    seen.headers.get_all(name).iter().map(|v| v.to_str().unwrap_or("<bytes>")).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forged_bearer_token_beside_a_valid_api_key_never_reaches_the_backend() {
+    let rsa1 = SigningKey::rsa("k1", RSA1);
+    let idp = Idp::start(&[&rsa1]).await;
+    let backend = Backend::ok().await;
+    let gw = credentials_gateway(&idp, &backend).await;
+    let mut claims = idp.claims("root");
+    claims["groups"] = json!(["ops-admins"]);
+    let forged = idp::unsigned("k1", &claims);
+
+    // Either provider order; and a route whose only provider reads no bearer token at all.
+    for path in ["/key-first", "/jwt-first", "/key-only"] {
+        let before = backend.count();
+        let r = get(&gw.url(path), &[("x-api-key", KEY), ("authorization", &bearer(&forged))]).await;
+        assert_eq!(r.status, StatusCode::OK, "{path}: {r:?}");
+        let seen = last_seen(&backend, before);
+        assert_eq!(header(&seen, "x-consumer"), ["acme"], "{path}");
+        assert_eq!(header(&seen, "x-auth-provider"), ["partners"], "{path}");
+        assert!(header(&seen, "authorization").is_empty(), "{path}: an unverified bearer token was forwarded");
+        assert!(header(&seen, "x-api-key").is_empty(), "{path}");
+    }
+
+    // A forged token in another provider's cookie or query parameter: only that pair goes,
+    // the rest of the cookie header and the query string are the client's.
+    let before = backend.count();
+    let url = gw.url(&format!("/key-first?page=2&access_token={forged}&sort=asc"));
+    let cookie = format!("theme=dark; session={forged}; lang=en");
+    let r = get(&url, &[("x-api-key", KEY), ("cookie", &cookie)]).await;
+    assert_eq!(r.status, StatusCode::OK, "{r:?}");
+    let seen = last_seen(&backend, before);
+    assert_eq!(seen.uri, "/key-first?page=2&sort=asc");
+    assert_eq!(header(&seen, "cookie"), ["theme=dark; lang=en"]);
+    assert_eq!(header(&seen, "x-consumer"), ["acme"]);
+
+    // A cookie header holding nothing but the token goes altogether.
+    let before = backend.count();
+    let r = get(&gw.url("/key-first?access_token=x"), &[("x-api-key", KEY), ("cookie", "session=x")]).await;
+    assert_eq!(r.status, StatusCode::OK, "{r:?}");
+    let seen = last_seen(&backend, before);
+    assert_eq!(seen.uri, "/key-first");
+    assert!(header(&seen, "cookie").is_empty(), "{:?}", seen.headers);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_verified_token_goes_on_and_nothing_unverified_beside_it() {
+    let rsa1 = SigningKey::rsa("k1", RSA1);
+    let idp = Idp::start(&[&rsa1]).await;
+    let backend = Backend::ok().await;
+    let gw = credentials_gateway(&idp, &backend).await;
+    let alice = rsa1.sign(&idp.claims("alice"));
+    let forged = idp::unsigned("k1", &idp.claims("root"));
+
+    // The token the gateway verified is forwarded (backends exchange or re-read it); the key is not.
+    let before = backend.count();
+    let r = get(&gw.url("/both"), &[("x-api-key", KEY), ("authorization", &bearer(&alice))]).await;
+    assert_eq!(r.status, StatusCode::OK, "{r:?}");
+    let seen = last_seen(&backend, before);
+    assert_eq!(header(&seen, "authorization"), [bearer(&alice).as_str()]);
+    assert_eq!(header(&seen, "x-auth-subject"), ["alice"]);
+    assert!(header(&seen, "x-api-key").is_empty());
+
+    // `web` accepts its cookie: that cookie goes on, a forged bearer token (corp's place, corp
+    // never decided) and a forged query token (web's own second place, not the one it read) do not.
+    let before = backend.count();
+    let url = gw.url(&format!("/web?access_token={forged}&q=1"));
+    let cookie = format!("session={alice}; theme=dark");
+    let r = get(&url, &[("cookie", &cookie), ("authorization", &bearer(&forged))]).await;
+    assert_eq!(r.status, StatusCode::OK, "{r:?}");
+    let seen = last_seen(&backend, before);
+    assert_eq!(header(&seen, "x-auth-provider"), ["web"]);
+    assert_eq!(header(&seen, "cookie"), [cookie.as_str()]);
+    assert!(header(&seen, "authorization").is_empty(), "{:?}", seen.headers);
+    assert_eq!(seen.uri, "/web?q=1");
+
+    // `web` finds nothing, `corp` accepts the bearer token: a forged session cookie stays behind.
+    let before = backend.count();
+    let cookie = format!("session={forged}; theme=dark");
+    let r = get(&gw.url("/web"), &[("cookie", &cookie), ("authorization", &bearer(&alice))]).await;
+    // `web` refused the forged cookie but `any` goes on to `corp`, which accepts.
+    assert_eq!(r.status, StatusCode::OK, "{r:?}");
+    let seen = last_seen(&backend, before);
+    assert_eq!(header(&seen, "x-auth-provider"), ["corp"]);
+    assert_eq!(header(&seen, "authorization"), [bearer(&alice).as_str()]);
+    assert_eq!(header(&seen, "cookie"), ["theme=dark"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_public_route_passes_bearer_tokens_and_cookies_on_uncached_but_never_an_api_key() {
+    let rsa1 = SigningKey::rsa("k1", RSA1);
+    let idp = Idp::start(&[&rsa1]).await;
+    let backend = Backend::ok().await;
+    let gw = credentials_gateway(&idp, &backend).await;
+    let forged = idp::unsigned("k1", &idp.claims("root"));
+    let headers =
+        [("x-api-key", KEY), ("authorization", &*bearer(&forged)), ("cookie", &*format!("session={forged}; a=1"))];
+
+    // `auth: none` verifies nothing and asserts nothing: a backend behind it authenticates for
+    // itself, with the credentials it was sent.
+    let before = backend.count();
+    let r = get(&gw.url("/open"), &headers).await;
+    assert_eq!(r.status, StatusCode::OK, "{r:?}");
+    let seen = last_seen(&backend, before);
+    assert_eq!(header(&seen, "authorization"), [bearer(&forged).as_str()]);
+    assert_eq!(header(&seen, "cookie"), [format!("session={forged}; a=1").as_str()]);
+    assert!(header(&seen, "x-api-key").is_empty(), "a gateway key is never forwarded");
+    assert!(header(&seen, "x-consumer").is_empty() && header(&seen, "x-auth-provider").is_empty());
+
+    // Such an answer is the backend's answer for that user: never stored, never served.
+    for _ in 0..2 {
+        let r = get(&gw.url("/open-cached"), &headers).await;
+        assert_eq!(r.header("x-cache"), Some("BYPASS"), "{r:?}");
+    }
+    assert_eq!(get(&gw.url("/open-cached"), &[]).await.header("x-cache"), Some("MISS"));
+}
