@@ -144,6 +144,20 @@ fn rate_limits_compile_with_their_keys_and_routes_refer_by_index() {
 }
 
 #[test]
+fn a_rate_limit_may_not_be_keyed_on_a_credential_header() {
+    let with = |header: &str| {
+        compile_text(&format!(
+            "auth:\n  partners: {{ type: api_key, header: X-Partner-Key }}\nrate_limits:\n  k: {{ rate: 1/s, key: \"header:{header}\" }}\n"
+        ))
+    };
+    for header in ["X-Partner-Key", "x_partner_key", "Authorization", "cookie", "Proxy_Authorization"] {
+        let err = with(header).err().unwrap_or_default();
+        assert!(err.contains("carries credentials") && err.contains("key: consumer"), "{header}: {err}");
+    }
+    assert!(with("X-Tenant").is_ok());
+}
+
+#[test]
 fn admin_off_loopback_needs_a_token() {
     let err = compile_text("admin: { bind: \"0.0.0.0:9901\" }\n");
     assert!(err.err().unwrap_or_default().contains("a token is required"));

@@ -1,11 +1,13 @@
 //! Forged or unverified credentials, header poisoning, the admin API's browser exposure and
 //! mTLS subjects (issue 12, items 4, 5, 7, 8 and 10). See [`super`].
 
+use std::process::Command;
+
 use http::StatusCode;
 use serde_json::json;
 
 use crate::idp::{self, Idp, RSA1, SigningKey};
-use crate::kit::{self, Backend, TestGateway, get};
+use crate::kit::{self, Backend, TestGateway, get, scratch_dir};
 
 // --- item 4: a credential the gateway did not verify never reaches a backend ---------------
 
@@ -185,4 +187,39 @@ async fn a_public_route_passes_bearer_tokens_and_cookies_on_uncached_but_never_a
         assert_eq!(r.header("x-cache"), Some("BYPASS"), "{r:?}");
     }
     assert_eq!(get(&gw.url("/open-cached"), &[]).await.header("x-cache"), Some("MISS"));
+}
+
+// --- item 5: rate limits keyed on a credential header ---------------------------------------
+
+const BIN: &str = env!("CARGO_BIN_EXE_portcullis");
+
+#[test]
+fn validate_refuses_a_rate_limit_keyed_on_a_credential_header() {
+    let dir = scratch_dir();
+    let config = r#"version: 1
+listeners: [{ name: l, bind: "127.0.0.1:0" }]
+auth:
+  partners: { type: api_key, header: X-Api-Key }
+upstreams: { b: { targets: ["http://127.0.0.1:9"] } }
+rate_limits:
+  by_key: { rate: 10/s, key: "header:X-Api-Key" }
+  by_key_underscore: { rate: 10/s, key: "header:x_api_key" }
+  by_bearer: { rate: 10/s, key: "header:Authorization" }
+  by_cookie: { rate: 10/s, key: "header:Cookie" }
+  by_proxy: { rate: 10/s, key: "header:Proxy-Authorization" }
+  by_tenant: { rate: 10/s, key: "header:X-Tenant" }
+routes:
+  - { name: r, match: { path: /r }, upstream: b, auth: { any: [partners] }, rate_limits: [by_key, by_tenant] }
+"#;
+    let path = dir.join("limits.yaml");
+    std::fs::write(&path, config).expect("write config");
+    let out = Command::new(BIN).args(["validate", "-c"]).arg(&path).output().expect("run portcullis");
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    let file = path.display().to_string();
+    for line in 7..=11 {
+        assert!(text.contains(&format!("{file}:{line}:")), "line {line} is refused:\n{text}");
+    }
+    assert!(!text.contains(&format!("{file}:12:")), "an ordinary header is a fine key:\n{text}");
+    assert!(text.contains("key: consumer"), "the message points to `key: consumer`:\n{text}");
 }
