@@ -28,6 +28,10 @@ pub struct Document {
     /// Peers whose `X-Forwarded-For` is believed (CIDR or single addresses).
     #[serde(default)]
     pub trusted_proxies: Vec<String>,
+    /// Headers that only a trusted proxy may send, removed from the requests of every other
+    /// peer; added to the built-in list (`X-Forwarded-Scheme`, `X-Real-IP`, `Forwarded`, …).
+    #[serde(default)]
+    pub trusted_proxy_headers: Vec<String>,
     /// How long in-flight requests get to finish on SIGTERM.
     pub shutdown_grace: Option<DurationValue>,
     #[serde(default)]

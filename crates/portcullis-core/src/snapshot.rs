@@ -39,6 +39,9 @@ pub struct Snapshot {
     pub listeners: Vec<ListenerSpec>,
     pub limits: Limits,
     pub trusted_proxies: Vec<IpNet>,
+    /// `trusted_proxy_headers`: removed from requests of other peers, beside
+    /// [`crate::headers::TRUSTED_PROXY_HEADERS`].
+    pub trusted_proxy_headers: Vec<HeaderName>,
     /// `waf.allow_ips` / `waf.deny_ips`, applied to the client IP.
     pub ip_rules: IpRules,
     pub shutdown_grace: Duration,

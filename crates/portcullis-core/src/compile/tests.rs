@@ -158,6 +158,19 @@ fn a_rate_limit_may_not_be_keyed_on_a_credential_header() {
 }
 
 #[test]
+fn token_places_and_trusted_proxy_headers_are_collected_once() {
+    let snap = compile_text(
+        "trusted_proxy_headers: [X-Edge-Country, x-edge-country]\nauth:\n  a: { type: jwt, issuer: \"https://idp.example.com\", algorithms: [RS256], token_from: [header, cookie:s, query:t] }\n  b: { type: jwt, issuer: \"https://idp.example.com\", algorithms: [RS256], token_from: [cookie:s] }\n",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    use crate::snapshot::TokenSource;
+    assert_eq!(snap.token_places, [TokenSource::Cookie("s".into()), TokenSource::Query("t".into())]);
+    assert_eq!(snap.trusted_proxy_headers, [http::HeaderName::from_static("x-edge-country")]);
+    let err = compile_text("trusted_proxy_headers: [\"bad header\"]\n").err().unwrap_or_default();
+    assert!(err.contains("is not a header name"), "{err}");
+}
+
+#[test]
 fn admin_off_loopback_needs_a_token() {
     let err = compile_text("admin: { bind: \"0.0.0.0:9901\" }\n");
     assert!(err.err().unwrap_or_default().contains("a token is required"));

@@ -3,7 +3,9 @@
 
 use std::process::Command;
 
-use http::StatusCode;
+use bytes::Bytes;
+use http::{HeaderValue, Response, StatusCode};
+use http_body_util::Full;
 use serde_json::json;
 
 use crate::idp::{self, Idp, RSA1, SigningKey};
@@ -222,4 +224,98 @@ routes:
     }
     assert!(!text.contains(&format!("{file}:12:")), "an ordinary header is a fine key:\n{text}");
     assert!(text.contains("key: consumer"), "the message points to `key: consumer`:\n{text}");
+}
+
+// --- item 7: headers that claim scheme, host, address or method, from untrusted peers -------
+
+/// Every header SPEC §3 removes from the requests of peers outside `trusted_proxies`.
+const POISON: [(&str, &str); 18] = [
+    ("x-forwarded-scheme", "http"),
+    ("x-forwarded-ssl", "off"),
+    ("x-forwarded-server", "evil.example"),
+    ("x-forwarded-port", "8443"),
+    ("x-forwarded-prefix", "/evil"),
+    ("x-host", "evil.example"),
+    ("x-original-host", "evil.example"),
+    ("x-original-url", "/admin"),
+    ("x-rewrite-url", "/admin"),
+    ("true-client-ip", "10.0.0.1"),
+    ("x-client-ip", "10.0.0.1"),
+    ("x-real-ip", "10.0.0.1"),
+    ("x-cluster-client-ip", "10.0.0.1"),
+    ("cf-connecting-ip", "10.0.0.1"),
+    ("forwarded", "for=10.0.0.1;proto=http;host=evil.example"),
+    ("x-http-method-override", "DELETE"),
+    ("x-http-method", "DELETE"),
+    ("x-method-override", "DELETE"),
+];
+
+/// A backend that, as Rack, Symfony or an allow-list would, lets these headers shape its
+/// answer: the answer names every one it was sent.
+async fn reflecting_backend() -> Backend {
+    Backend::start(|seen| {
+        let mut names: Vec<String> = POISON
+            .iter()
+            .map(|(n, _)| *n)
+            .chain(["x-edge-country"])
+            .filter(|n| seen.headers.contains_key(*n))
+            .map(str::to_owned)
+            .collect();
+        names.sort();
+        let mut r = Response::new(Full::new(Bytes::from(format!("saw: [{}]", names.join(",")))));
+        r.headers_mut().insert("cache-control", HeaderValue::from_static("max-age=60"));
+        r
+    })
+    .await
+}
+
+/// A cached public catch-all; `extra` is more top-level YAML.
+fn poisoning_config(backend: &Backend, trusted: &str, extra: &str) -> String {
+    format!(
+        r#"version: 1
+listeners: [{{ name: test, bind: "@LISTEN@" }}]
+logging: {{ access: {{ path: off }} }}
+trusted_proxies: [{trusted}]
+{extra}
+upstreams:
+  b: {{ targets: ["{}"] }}
+routes:
+  - {{ name: page, match: {{ path: "/{{*rest}}" }}, upstream: b, auth: none, cache: {{ ttl: 30s }} }}
+"#,
+        backend.url()
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn poisoning_headers_from_an_untrusted_peer_never_reach_the_backend_or_the_cache() {
+    let backend = reflecting_backend().await;
+    let gw = TestGateway::start(&poisoning_config(&backend, "\"10.0.0.0/8\"", "")).await;
+    let r = get(&gw.url("/home"), &POISON).await;
+    assert_eq!(r.status, StatusCode::OK, "{r:?}");
+    assert_eq!(r.text(), "saw: []", "the backend answered from what the client claimed");
+    assert_eq!(r.header("x-cache"), Some("MISS"));
+    let seen = &backend.requests()[0];
+    for (name, _) in POISON {
+        assert!(!seen.headers.contains_key(name), "{name} reached the backend");
+    }
+    assert_eq!(seen.method, "GET");
+
+    // Another client gets the stored answer: the clean one.
+    let r = get(&gw.url("/home"), &[]).await;
+    assert_eq!((r.header("x-cache"), r.text().as_str()), (Some("HIT"), "saw: []"));
+    assert_eq!(backend.count(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn trusted_proxy_headers_extends_the_list_and_a_trusted_proxy_may_still_pass_them_on() {
+    let backend = reflecting_backend().await;
+    let extra = "trusted_proxy_headers: [X-Edge-Country]";
+    let sent = [("x-forwarded-scheme", "https"), ("true-client-ip", "203.0.113.9"), ("x-edge-country", "FR")];
+    let gw = TestGateway::start(&poisoning_config(&backend, "\"10.0.0.0/8\"", extra)).await;
+    let r = get(&gw.url("/untrusted"), &sent).await;
+    assert_eq!(r.text(), "saw: []", "{r:?}");
+    let gw = TestGateway::start(&poisoning_config(&backend, "\"127.0.0.1/32\"", extra)).await;
+    let r = get(&gw.url("/trusted"), &sent).await;
+    assert_eq!(r.status, StatusCode::OK, "{r:?}");
+    assert_eq!(r.text(), "saw: [true-client-ip,x-edge-country,x-forwarded-scheme]");
 }
