@@ -4,12 +4,12 @@
 use std::process::Command;
 
 use bytes::Bytes;
-use http::{HeaderValue, Response, StatusCode};
+use http::{HeaderValue, Request, Response, StatusCode};
 use http_body_util::Full;
 use serde_json::json;
 
 use crate::idp::{self, Idp, RSA1, SigningKey};
-use crate::kit::{self, Backend, TestGateway, get, scratch_dir};
+use crate::kit::{self, Backend, Reply, TestGateway, get, scratch_dir};
 
 // --- item 4: a credential the gateway did not verify never reaches a backend ---------------
 
@@ -318,4 +318,122 @@ async fn trusted_proxy_headers_extends_the_list_and_a_trusted_proxy_may_still_pa
     let r = get(&gw.url("/trusted"), &sent).await;
     assert_eq!(r.status, StatusCode::OK, "{r:?}");
     assert_eq!(r.text(), "saw: [true-client-ip,x-edge-country,x-forwarded-scheme]");
+}
+
+// --- item 8: the admin API and web pages ----------------------------------------------------
+
+/// An admin listener (with `token`, or none: loopback only) and a SQLite database beside it.
+async fn admin_gateway(token: Option<&str>) -> TestGateway {
+    let dir = scratch_dir();
+    let token = token.map(|t| format!(", token: \"{t}\"")).unwrap_or_default();
+    let yaml = format!(
+        r#"version: 1
+listeners: [{{ name: main, bind: "127.0.0.1:0" }}]
+admin: {{ bind: "127.0.0.1:1"{token} }}
+logging: {{ access: {{ path: off }} }}
+upstreams: {{ hello: {{ mock: {{ status: 200, body: "hi" }} }} }}
+routes:
+  - {{ name: r, match: {{ path: /r }}, upstream: hello, auth: none }}
+"#
+    );
+    let path = crate::reload::write_config(&dir, &yaml);
+    TestGateway::from_file(&path).await.with_admin().await
+}
+
+/// An admin request with these headers (the client sets `Host: 127.0.0.1:PORT` unless one is
+/// given) and body.
+async fn admin_call(gw: &TestGateway, method: &str, path: &str, headers: &[(&str, &str)], body: &str) -> Reply {
+    let mut b = Request::builder().method(method).uri(gw.admin_url(path));
+    for (name, value) in headers {
+        b = b.header(*name, *value);
+    }
+    kit::send(&kit::client(), b.body(Full::new(Bytes::from(body.to_owned()))).expect("request")).await
+}
+
+fn assert_admin_problem(r: &Reply, status: u16, code: &str, what: &str) {
+    assert_eq!(r.status.as_u16(), status, "{what}: {}", r.text());
+    assert_eq!(r.header("content-type"), Some("application/problem+json"), "{what}");
+    assert_eq!(r.json()["code"], code, "{what}");
+    assert_eq!(r.json()["status"], status, "{what}");
+}
+
+async fn consumer_names(gw: &TestGateway, auth: &[(&str, &str)]) -> Vec<String> {
+    let r = admin_call(gw, "GET", "/consumers", auth, "").await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    let list = r.json();
+    let items = list.as_array().or_else(|| list["consumers"].as_array()).cloned().unwrap_or_default();
+    items.iter().filter_map(|c| c["name"].as_str().map(str::to_owned)).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_a_token_a_web_page_can_neither_write_to_nor_read_the_admin_api() {
+    let gw = admin_gateway(None).await;
+    let port = gw.admin.expect("admin").port();
+    let body = r#"{"name": "evil"}"#;
+    let rebound = format!("evil.example:{port}");
+    let foreign = format!("http://evil.example:{port}");
+    let text_plain = ("content-type", "text/plain");
+    let json_type = ("content-type", "application/json");
+
+    // A form or `fetch` from another site: a simple request, no preflight.
+    let r = admin_call(&gw, "POST", "/consumers", &[text_plain, ("origin", "https://evil.example")], body).await;
+    assert_admin_problem(&r, 403, "forbidden", "a cross-site Origin");
+    let r = admin_call(&gw, "POST", "/consumers", &[json_type, ("sec-fetch-site", "cross-site")], body).await;
+    assert_admin_problem(&r, 403, "forbidden", "Sec-Fetch-Site: cross-site");
+    let r = admin_call(&gw, "POST", "/consumers", &[json_type, ("sec-fetch-site", "same-site")], body).await;
+    assert_admin_problem(&r, 403, "forbidden", "Sec-Fetch-Site: same-site (another port of this host)");
+    let r = admin_call(&gw, "POST", "/consumers", &[json_type, ("origin", "null")], body).await;
+    assert_admin_problem(&r, 403, "forbidden", "Origin: null");
+    // DNS rebinding: the page's own name now points at 127.0.0.1; the browser sends it as Host.
+    let r = admin_call(&gw, "POST", "/consumers", &[json_type, ("host", &rebound), ("origin", &foreign)], body).await;
+    assert_admin_problem(&r, 403, "forbidden", "a rebound Host");
+    for path in ["/consumers", "/routes", "/upstreams", "/metrics"] {
+        let r = admin_call(&gw, "GET", path, &[("host", &rebound)], "").await;
+        assert_ne!(r.status, StatusCode::OK, "{path} was read through a rebound name: {}", r.text());
+    }
+    // A write that is not JSON: 415, even from a local tool.
+    let r = admin_call(&gw, "POST", "/consumers", &[text_plain], body).await;
+    assert_admin_problem(&r, 415, "unsupported_media_type", "text/plain");
+    let r = admin_call(&gw, "POST", "/consumers", &[], body).await;
+    assert_admin_problem(&r, 415, "unsupported_media_type", "no Content-Type");
+    let r = admin_call(&gw, "POST", "/config/reload", &[], "").await;
+    assert_admin_problem(&r, 415, "unsupported_media_type", "a bodiless reload");
+    assert!(consumer_names(&gw, &[]).await.is_empty(), "nothing was created");
+
+    // Local tools and the admin's own pages.
+    let r = admin_call(&gw, "POST", "/consumers", &[("content-type", "application/json; charset=utf-8")], body).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+    let own = format!("http://127.0.0.1:{port}");
+    let same_origin = [("origin", own.as_str()), ("sec-fetch-site", "same-origin"), json_type];
+    let r = admin_call(&gw, "POST", "/consumers", &same_origin, r#"{"name": "mine"}"#).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+    let r = admin_call(&gw, "POST", "/config/reload", &[json_type], "").await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    for host in [format!("localhost:{port}"), format!("[::1]:{port}"), "127.0.0.1".to_owned()] {
+        let r = admin_call(&gw, "GET", "/routes", &[("host", &host), ("sec-fetch-site", "none")], "").await;
+        assert_eq!(r.status, StatusCode::OK, "Host {host}: {}", r.text());
+    }
+    assert_eq!(consumer_names(&gw, &[]).await, ["evil", "mine"]);
+    // Liveness probes need nothing.
+    assert_eq!(admin_call(&gw, "GET", "/health", &[("host", &rebound)], "").await.status, StatusCode::OK);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_a_token_every_admin_write_is_json_too() {
+    let gw = admin_gateway(Some("admin-s3cret")).await;
+    let auth = ("authorization", "Bearer admin-s3cret");
+    let body = r#"{"name": "acme"}"#;
+    let r = admin_call(&gw, "POST", "/consumers", &[auth, ("content-type", "text/plain")], body).await;
+    assert_admin_problem(&r, 415, "unsupported_media_type", "text/plain with the token");
+    let r = admin_call(&gw, "DELETE", "/consumers/acme", &[auth], "").await;
+    assert_admin_problem(&r, 415, "unsupported_media_type", "a DELETE without a type");
+    // Without the token the answer is 401 whatever the type: nothing is said before that.
+    let r = admin_call(&gw, "POST", "/consumers", &[("content-type", "text/plain")], body).await;
+    assert_admin_problem(&r, 401, "missing_credentials", "no token");
+    let r = admin_call(&gw, "POST", "/consumers", &[auth, ("content-type", "application/json")], body).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+    // A token is no ambient credential: a named host is fine with it (a remote admin).
+    let r = admin_call(&gw, "GET", "/routes", &[auth, ("host", "admin.internal:9901")], "").await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    assert_eq!(consumer_names(&gw, &[auth]).await, ["acme"]);
 }
