@@ -1,6 +1,7 @@
 //! Forged or unverified credentials, header poisoning, the admin API's browser exposure and
 //! mTLS subjects (issue 12, items 4, 5, 7, 8 and 10). See [`super`].
 
+use std::path::Path;
 use std::process::Command;
 
 use bytes::Bytes;
@@ -8,6 +9,7 @@ use http::{HeaderValue, Request, Response, StatusCode};
 use http_body_util::Full;
 use serde_json::json;
 
+use crate::certs::{ClientOptions, Leaf, Pki, client_config, https_get};
 use crate::idp::{self, Idp, RSA1, SigningKey};
 use crate::kit::{self, Backend, Reply, TestGateway, get, scratch_dir};
 
@@ -436,4 +438,129 @@ async fn with_a_token_every_admin_write_is_json_too() {
     let r = admin_call(&gw, "GET", "/routes", &[auth, ("host", "admin.internal:9901")], "").await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
     assert_eq!(consumer_names(&gw, &[auth]).await, ["acme"]);
+}
+
+// --- item 10: mTLS subjects compare as distinguished names ----------------------------------
+
+/// Makes sure the `openssl` command is there (rcgen cannot write a multi-valued RDN); as root
+/// it installs the Debian package when missing.
+fn ensure_openssl() {
+    let works = || Command::new("openssl").arg("version").output().is_ok_and(|o| o.status.success());
+    if works() {
+        return;
+    }
+    let _ = Command::new("apt-get").args(["install", "-y", "--no-install-recommends", "openssl"]).status();
+    assert!(works(), "this test needs the openssl command (apt-get install openssl)");
+}
+
+fn openssl(dir: &Path, args: &[&str]) {
+    let out = Command::new("openssl").current_dir(dir).args(args).output().expect("run openssl");
+    assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// A client certificate for `subject` (OpenSSL's `/`-separated form, `+` joining the
+/// attributes of one RDN), signed by `ca-cert.pem` / `ca-key.pem` in `dir`.
+fn openssl_client_leaf(dir: &Path, stem: &str, subject: &str) -> Leaf {
+    let (key, csr, cert) = (format!("{stem}-key.pem"), format!("{stem}.csr"), format!("{stem}.pem"));
+    let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"];
+    openssl(dir, &[&["req", "-new"][..], &ec, &["-keyout", &key, "-out", &csr, "-subj", subject]].concat());
+    std::fs::write(dir.join("client-ext.cnf"), "extendedKeyUsage=clientAuth\nkeyUsage=critical,digitalSignature\n")
+        .expect("write extensions");
+    openssl(
+        dir,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            &csr,
+            "-CA",
+            "ca-cert.pem",
+            "-CAkey",
+            "ca-key.pem",
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-sha256",
+            "-extfile",
+            "client-ext.cnf",
+            "-out",
+            &cert,
+        ],
+    );
+    let cert_pem = std::fs::read_to_string(dir.join(&cert)).expect("read cert");
+    let key_pem = std::fs::read_to_string(dir.join(&key)).expect("read key");
+    use rustls_pki_types::pem::PemObject;
+    let der = rustls_pki_types::CertificateDer::from_pem_slice(cert_pem.as_bytes()).expect("cert DER");
+    Leaf { cert_pem, key_pem, der }
+}
+
+/// `CN=admin,O=Acme` in both RDN orders, and `CN=admin,O=Acme` as one escaped CN value.
+const FLAT: &str = r#"  admin: { mtls_subject: "CN=admin,O=Acme" }
+  admin-reversed: { mtls_subject: "O=Acme,CN=admin" }
+  escaped: { mtls_subject: 'CN=admin\2cO=Acme' }"#;
+/// The two attributes in one RDN, written in the other order than OpenSSL's `-subj`.
+const ONE_RDN: &str = r#"  team: { mtls_subject: "O=Acme + CN=admin" }"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_multi_valued_rdn_or_an_escaped_comma_is_not_another_subject() {
+    ensure_openssl();
+    let backend = Backend::ok().await;
+    let dir = scratch_dir();
+    let server = Pki::new("edge-ca");
+    server.leaf(&["localhost"], false).write(&dir, "server");
+    let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"];
+    let ca_ext = ["-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign"];
+    let ca_args = [&["req", "-x509"][..], &ec, &["-keyout", "ca-key.pem", "-out", "ca-cert.pem", "-days", "2"]];
+    openssl(&dir, &[&ca_args.concat()[..], &["-subj", "/CN=partners-ca"], &ca_ext].concat());
+    // One RDN holding two attributes, and two RDNs holding one each (rcgen writes those).
+    let multi = openssl_client_leaf(&dir, "multi", "/CN=admin+O=Acme");
+    let two_rdns = openssl_client_leaf(&dir, "two", "/O=Acme/CN=admin");
+    let comma = openssl_client_leaf(&dir, "comma", "/CN=admin,O=Acme");
+    let plus = openssl_client_leaf(&dir, "plus", "/CN=admin\\+O=Acme");
+    let yaml = |consumers: &str| {
+        format!(
+            r#"version: 1
+listeners:
+  - name: edge
+    bind: "@LISTEN@"
+    tls: {{ certificates: [{{ cert: server.pem, key: server-key.pem }}], client_ca: ca-cert.pem, client_cert: optional }}
+logging: {{ access: {{ path: off }} }}
+auth:
+  partner_mtls: {{ type: mtls }}
+consumers:
+{consumers}
+upstreams:
+  b: {{ targets: ["{}"] }}
+routes:
+  - {{ name: all, match: {{ path: "/{{*rest}}" }}, upstream: b, auth: {{ any: [partner_mtls] }} }}
+"#,
+            backend.url()
+        )
+    };
+    let gw = TestGateway::start_in(&yaml(FLAT), dir.clone()).await;
+    let consumer_of = |gw: &TestGateway, leaf: &Leaf| {
+        let config =
+            client_config(&ClientOptions { client_cert: Some(leaf), trust: Some(&server), ..ClientOptions::default() });
+        let addr = gw.addr;
+        let backend = &backend;
+        async move {
+            let before = backend.count();
+            let r = https_get(addr, "localhost", config, "/who").await.expect("mTLS request");
+            if r.status != StatusCode::OK {
+                return format!("{} {}", r.status.as_u16(), r.code());
+            }
+            let seen = &backend.requests()[before];
+            seen.headers.get("x-consumer").and_then(|v| v.to_str().ok()).unwrap_or("<none>").to_owned()
+        }
+    };
+    assert_eq!(consumer_of(&gw, &two_rdns).await, "admin");
+    let refused = "401 invalid_client_cert";
+    assert_eq!(consumer_of(&gw, &multi).await, refused, "CN=admin+O=Acme is one RDN, not CN=admin,O=Acme");
+    assert_eq!(consumer_of(&gw, &comma).await, "escaped", "CN=admin\\,O=Acme is one attribute");
+    assert_eq!(consumer_of(&gw, &plus).await, refused, "CN=admin\\+O=Acme is one attribute");
+    drop(gw);
+    // The attributes of one RDN are a set: their order is not part of the name.
+    let gw = TestGateway::start_in(&yaml(ONE_RDN), dir).await;
+    assert_eq!(consumer_of(&gw, &multi).await, "team");
+    assert_eq!(consumer_of(&gw, &two_rdns).await, refused);
 }
