@@ -31,6 +31,10 @@ pub struct Document {
     /// How paths match, to follow what the backends do.
     #[serde(default)]
     pub routing: Routing,
+    /// Headers that only a trusted proxy may send, removed from the requests of every other
+    /// peer; added to the built-in list (`X-Forwarded-Scheme`, `X-Real-IP`, `Forwarded`, …).
+    #[serde(default)]
+    pub trusted_proxy_headers: Vec<String>,
     /// How long in-flight requests get to finish on SIGTERM.
     pub shutdown_grace: Option<DurationValue>,
     #[serde(default)]

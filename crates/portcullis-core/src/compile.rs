@@ -54,6 +54,7 @@ pub fn compile(loaded: &Loaded) -> Result<Snapshot, Diagnostics> {
     let admin = sections::admin(&mut c);
     let limits = limits(&mut c);
     let trusted_proxies = sections::cidrs(&mut c, &at("trusted_proxies"), &doc.trusted_proxies);
+    let trusted_proxy_headers = trusted_proxy_headers(&mut c);
     let ip_rules = ip_rules(&mut c);
     let access_log = log_sink(&mut c, "access");
     let audit_log = log_sink(&mut c, "audit");
@@ -83,6 +84,7 @@ pub fn compile(loaded: &Loaded) -> Result<Snapshot, Diagnostics> {
         stage: loaded.stage.clone(),
         limits,
         trusted_proxies,
+        trusted_proxy_headers,
         ip_rules,
         shutdown_grace: doc.shutdown_grace.map_or(snapshot::DEFAULT_SHUTDOWN_GRACE, |d| d.0),
         upstreams,
@@ -99,6 +101,7 @@ pub fn compile(loaded: &Loaded) -> Result<Snapshot, Diagnostics> {
         rate_limits,
         state,
         key_headers: identity::key_headers(&providers),
+        token_places: identity::token_places(&providers),
         providers,
         consumers,
         config_keys,
@@ -106,6 +109,19 @@ pub fn compile(loaded: &Loaded) -> Result<Snapshot, Diagnostics> {
         policies,
         listeners,
     })
+}
+
+/// `trusted_proxy_headers`: header names, each once.
+fn trusted_proxy_headers(c: &mut Compiler<'_>) -> Vec<HeaderName> {
+    let mut out: Vec<HeaderName> = Vec::with_capacity(c.doc.trusted_proxy_headers.len());
+    for (i, name) in c.doc.trusted_proxy_headers.iter().enumerate() {
+        match HeaderName::from_bytes(name.as_bytes()) {
+            Ok(header) if !out.contains(&header) => out.push(header),
+            Ok(_) => {}
+            Err(_) => c.error(&at("trusted_proxy_headers").index(i), format!("`{name}` is not a header name")),
+        }
+    }
+    out
 }
 
 fn listeners(c: &mut Compiler<'_>) -> Vec<ListenerSpec> {

@@ -162,27 +162,88 @@ fn parse_hop(hop: &str) -> Option<IpAddr> {
     hop.parse::<std::net::SocketAddr>().ok().map(|s| canonical(s.ip()))
 }
 
-/// Headers that claim a client address or an original URL. Only a trusted proxy may pass
-/// them on: backends route on `X-Original-URL` (IIS, Symfony) or log `X-Real-IP`.
-const CLAIM_HEADERS: [&str; 6] =
-    ["forwarded", "x-real-ip", "x-forwarded-port", "x-forwarded-prefix", "x-original-url", "x-rewrite-url"];
+/// Headers that backends read for the scheme, host, client address, original URL or method
+/// (SPEC §3). Only a trusted proxy may pass them on: Rack redirects on `X-Forwarded-Scheme`,
+/// IIS and Symfony route on `X-Original-URL`, allow-lists read `True-Client-IP`, frameworks
+/// turn a GET into a DELETE on `X-HTTP-Method-Override` — and a cache stores the result.
+/// `trusted_proxy_headers` adds to these.
+pub const TRUSTED_PROXY_HEADERS: [&str; 18] = [
+    "x-forwarded-scheme",
+    "x-forwarded-ssl",
+    "x-forwarded-server",
+    "x-forwarded-port",
+    "x-forwarded-prefix",
+    "x-host",
+    "x-original-host",
+    "x-original-url",
+    "x-rewrite-url",
+    "true-client-ip",
+    "x-client-ip",
+    "x-real-ip",
+    "x-cluster-client-ip",
+    "cf-connecting-ip",
+    "forwarded",
+    "x-http-method-override",
+    "x-http-method",
+    "x-method-override",
+];
+
+/// Whether `name` is one of [`TRUSTED_PROXY_HEADERS`]: one match on the name's bytes, so
+/// the common request (none of them) costs a few length compares per header.
+fn is_trusted_proxy_header(name: &str) -> bool {
+    matches!(
+        name,
+        "x-forwarded-scheme"
+            | "x-forwarded-ssl"
+            | "x-forwarded-server"
+            | "x-forwarded-port"
+            | "x-forwarded-prefix"
+            | "x-host"
+            | "x-original-host"
+            | "x-original-url"
+            | "x-rewrite-url"
+            | "true-client-ip"
+            | "x-client-ip"
+            | "x-real-ip"
+            | "x-cluster-client-ip"
+            | "cf-connecting-ip"
+            | "forwarded"
+            | "x-http-method-override"
+            | "x-http-method"
+            | "x-method-override"
+    )
+}
+
+/// Removes [`TRUSTED_PROXY_HEADERS`] and `extra` (in one pass over the names when none is
+/// there, which is the common case).
+fn strip_trusted_proxy_headers(headers: &mut HeaderMap, extra: &[HeaderName]) {
+    let doomed = |name: &HeaderName| is_trusted_proxy_header(name.as_str()) || extra.contains(name);
+    if !headers.keys().any(doomed) {
+        return;
+    }
+    let names: Vec<HeaderName> = headers.keys().filter(|name| doomed(name)).cloned().collect();
+    for name in names {
+        headers.remove(name);
+    }
+}
 
 /// Sets `X-Forwarded-For`, `-Proto` and `-Host` on a request about to go upstream. The
-/// incoming `X-Forwarded-For` is kept only when the peer is a trusted proxy.
+/// incoming `X-Forwarded-For` is kept only when the peer is a trusted proxy; from any other
+/// peer, [`TRUSTED_PROXY_HEADERS`] and `extra` (`trusted_proxy_headers`) are removed.
 pub fn set_forwarded(
     headers: &mut HeaderMap,
     peer: IpAddr,
     trusted: &[IpNet],
+    extra: &[HeaderName],
     https: bool,
     host: Option<&HeaderValue>,
 ) {
     let peer = canonical(peer);
-    if !is_trusted(peer, trusted) {
-        for name in CLAIM_HEADERS {
-            headers.remove(name);
-        }
+    let trusted_peer = is_trusted(peer, trusted);
+    if !trusted_peer {
+        strip_trusted_proxy_headers(headers, extra);
     }
-    let value = if is_trusted(peer, trusted) && headers.contains_key(&X_FORWARDED_FOR) {
+    let value = if trusted_peer && headers.contains_key(&X_FORWARDED_FOR) {
         let prior: Vec<&str> = headers.get_all(&X_FORWARDED_FOR).iter().filter_map(|v| v.to_str().ok()).collect();
         HeaderValue::from_str(&format!("{}, {peer}", prior.join(", "))).ok()
     } else {
@@ -252,10 +313,10 @@ mod tests {
     #[test]
     fn forwarded_for_is_replaced_for_untrusted_peers_and_appended_for_trusted() {
         let mut h = xff("6.6.6.6");
-        set_forwarded(&mut h, ip("9.9.9.9"), &[], false, None);
+        set_forwarded(&mut h, ip("9.9.9.9"), &[], &[], false, None);
         assert_eq!(h[X_FORWARDED_FOR], "9.9.9.9");
         let mut h = xff("6.6.6.6");
-        set_forwarded(&mut h, ip("10.1.1.1"), &nets(&["10.0.0.0/8"]), true, None);
+        set_forwarded(&mut h, ip("10.1.1.1"), &nets(&["10.0.0.0/8"]), &[], true, None);
         assert_eq!(h[X_FORWARDED_FOR], "6.6.6.6, 10.1.1.1");
         assert_eq!(h[X_FORWARDED_PROTO], "https");
     }
@@ -271,6 +332,26 @@ mod tests {
         let mut left: Vec<&str> = h.keys().map(HeaderName::as_str).collect();
         left.sort_unstable();
         assert_eq!(left, ["x-keep", "x_legacy_id"]);
+    }
+
+    #[test]
+    fn every_listed_claim_header_and_the_extra_ones_go_unless_the_peer_is_trusted() {
+        let mut sent = HeaderMap::new();
+        for name in TRUSTED_PROXY_HEADERS {
+            assert!(is_trusted_proxy_header(name), "{name}");
+            sent.insert(HeaderName::from_static(name), HeaderValue::from_static("x"));
+        }
+        sent.insert("x-edge-country", HeaderValue::from_static("FR"));
+        sent.insert("x-keep", HeaderValue::from_static("1"));
+        let extra = [HeaderName::from_static("x-edge-country")];
+        let mut h = sent.clone();
+        set_forwarded(&mut h, ip("9.9.9.9"), &nets(&["10.0.0.0/8"]), &extra, false, None);
+        let mut left: Vec<&str> = h.keys().map(HeaderName::as_str).collect();
+        left.sort_unstable();
+        assert_eq!(left, ["x-forwarded-for", "x-forwarded-proto", "x-keep"], "{h:?}");
+        let mut h = sent.clone();
+        set_forwarded(&mut h, ip("10.0.0.9"), &nets(&["10.0.0.0/8"]), &extra, false, None);
+        assert_eq!(h.len(), sent.len() + 2, "{h:?}");
     }
 
     #[test]

@@ -13,6 +13,10 @@ use portcullis_config::Diagnostic;
 
 use crate::route::RouteTable;
 
+mod dn;
+
+pub use dn::DistinguishedName;
+
 pub const DEFAULT_MAX_HEADER_BYTES: u64 = 16 * 1024;
 pub const DEFAULT_MAX_URI_BYTES: u64 = 8 * 1024;
 pub const DEFAULT_MAX_BODY_BYTES: u64 = 10 * 1024 * 1024;
@@ -39,6 +43,9 @@ pub struct Snapshot {
     pub listeners: Vec<ListenerSpec>,
     pub limits: Limits,
     pub trusted_proxies: Vec<IpNet>,
+    /// `trusted_proxy_headers`: removed from requests of other peers, beside
+    /// [`crate::headers::TRUSTED_PROXY_HEADERS`].
+    pub trusted_proxy_headers: Vec<HeaderName>,
     /// `waf.allow_ips` / `waf.deny_ips`, applied to the client IP.
     pub ip_rules: IpRules,
     pub shutdown_grace: Duration,
@@ -72,6 +79,9 @@ pub struct Snapshot {
     pub policies: Vec<PolicySpec>,
     /// Every `api_key` provider's header: removed from every request before it is forwarded.
     pub key_headers: Vec<HeaderName>,
+    /// Every JWT provider's token cookie and token query parameter (`token_from`), once
+    /// each: on an authenticated route, removed unless the accepting provider read it.
+    pub token_places: Vec<TokenSource>,
     /// Files this config was read from or names (the config itself, `${file:}` references,
     /// certificates and keys): a change to any of them triggers a reload.
     pub watch: Vec<PathBuf>,
@@ -193,6 +203,8 @@ pub struct ConsumerSpec {
     pub plan: Option<Arc<str>>,
     /// RFC 4514 subject of the client certificate that identifies this consumer.
     pub mtls_subject: Option<String>,
+    /// `mtls_subject` parsed, as certificate subjects are compared with it.
+    pub mtls_dn: Option<DistinguishedName>,
 }
 
 /// A usage plan: a steady rate with a burst, a quota, or both, per consumer. It applies on
@@ -255,43 +267,15 @@ impl Snapshot {
         self.policies.iter().find(|p| &*p.name == name)
     }
 
-    /// The config-declared consumer whose `mtls_subject` is `subject`.
+    /// The config-declared consumer whose `mtls_subject` is the distinguished name `subject`.
     pub fn consumer_by_subject(&self, subject: &str) -> Option<&ConsumerSpec> {
-        self.consumers.iter().find(|c| c.mtls_subject.as_deref().is_some_and(|s| same_subject(s, subject)))
+        let subject = DistinguishedName::parse(subject)?;
+        self.consumers.iter().find(|c| c.mtls_dn.as_ref() == Some(&subject))
     }
 
     pub fn consumer(&self, name: &str) -> Option<&ConsumerSpec> {
         self.consumers.iter().find(|c| &*c.name == name)
     }
-}
-
-/// Distinguished names compare attribute by attribute, ignoring spaces around `,` and `=`
-/// and the case of attribute types (`cn=a, o=b` is `CN=a,O=b`); values compare exactly.
-pub fn same_subject(a: &str, b: &str) -> bool {
-    rdns(a).eq(rdns(b))
-}
-
-/// The attribute-value pairs of an RFC 4514 name, splitting on unescaped `,` and `+` only.
-fn rdns(name: &str) -> impl Iterator<Item = (String, &str)> {
-    let mut start = 0;
-    let mut escaped = false;
-    let mut cuts = Vec::new();
-    for (i, c) in name.char_indices() {
-        match c {
-            _ if escaped => escaped = false,
-            '\\' => escaped = true,
-            ',' | '+' => {
-                cuts.push(&name[start..i]);
-                start = i + 1;
-            }
-            _ => {}
-        }
-    }
-    cuts.push(&name[start..]);
-    cuts.into_iter().map(|rdn| match rdn.split_once('=') {
-        Some((k, v)) => (k.trim().to_ascii_uppercase(), v.trim()),
-        None => (String::new(), rdn.trim()),
-    })
 }
 
 impl IpRules {

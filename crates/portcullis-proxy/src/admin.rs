@@ -7,6 +7,14 @@
 //! the current config on every request, so a reload rotates it. Without a token (allowed on
 //! loopback only) the API is open to local processes; a listener bound off loopback stays
 //! closed if a reload drops the token, since the listener itself is only bound at start.
+//!
+//! Local processes include every web browser on the machine. So, without a token, a request
+//! must name the admin API by a loopback literal in `Host` (`127.0.0.1`, `[::1]` or
+//! `localhost`, any port: a DNS-rebound name never passes) and come from no other web origin
+//! (`Origin`, `Sec-Fetch-Site`). With or without a token, every write (any method but GET,
+//! HEAD, OPTIONS) says `Content-Type: application/json`, even with an empty body: a form or
+//! a `no-cors` fetch cannot, so no page can make one without a CORS preflight, which this API
+//! never answers.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -14,7 +22,7 @@ use std::time::SystemTime;
 
 use axum::Router;
 use axum::extract::{Request, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -82,17 +90,93 @@ fn router(state: AdminState) -> Router {
         .route("/upstreams", get(upstreams))
         .route("/certificates", get(certificates))
         .merge(consumers::routes())
+        .route_layer(middleware::from_fn(json_writes))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
     let metrics = Router::new()
         .route("/metrics", get(metrics))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_token_for_metrics));
+    // Liveness and readiness stay open to any probe: they change nothing and tell nothing.
+    let api = Router::new()
+        .merge(metrics)
+        .merge(guarded)
+        .route_layer(middleware::from_fn_with_state(state.clone(), no_web_pages_without_a_token));
     Router::new()
         .route("/health", get(health))
         .route("/ready", get(ready))
-        .merge(metrics)
-        .merge(guarded)
+        .merge(api)
         .fallback(not_found)
         .with_state(state)
+}
+
+/// Without a token, only local tools and the admin API's own pages: a loopback literal in
+/// `Host`, and no other web origin.
+async fn no_web_pages_without_a_token(State(state): State<AdminState>, request: Request, next: Next) -> Response {
+    let tokenless = state.current().snapshot.admin.as_ref().is_none_or(|a| a.token.is_none());
+    if tokenless && let Some(detail) = browser_refusal(&request) {
+        return consumers::problem(StatusCode::FORBIDDEN, "forbidden", detail);
+    }
+    next.run(request).await
+}
+
+/// Why a tokenless request is refused, if it is.
+fn browser_refusal(request: &Request) -> Option<&'static str> {
+    let headers = request.headers();
+    let hosts: Vec<&str> = request
+        .uri()
+        .authority()
+        .map(|a| a.as_str())
+        .into_iter()
+        .chain(headers.get_all(header::HOST).iter().map(|h| h.to_str().unwrap_or("")))
+        .collect();
+    if hosts.is_empty() || !hosts.iter().all(|h| is_loopback_authority(h)) {
+        return Some("without an admin token, the admin API answers only to a loopback address in Host");
+    }
+    let own_origin = |origin: &str| {
+        origin.strip_prefix("http://").is_some_and(|rest| hosts.iter().all(|h| rest.eq_ignore_ascii_case(h)))
+    };
+    if headers.get_all(header::ORIGIN).iter().any(|o| !o.to_str().is_ok_and(own_origin)) {
+        return Some("without an admin token, the admin API answers no other web origin");
+    }
+    let fetch_site = headers.get_all("sec-fetch-site").iter();
+    if fetch_site.map(HeaderValue::as_bytes).any(|site| site != b"same-origin" && site != b"none") {
+        return Some("without an admin token, the admin API answers no other web origin");
+    }
+    None
+}
+
+/// `127.0.0.1`, `[::1]` (any loopback address literal) or `localhost`, with any port. A name
+/// other than `localhost` may be an attacker's, rebound to 127.0.0.1 after the page loaded;
+/// `localhost` itself always resolves on the machine (RFC 6761 §6.3, and browsers hard-code it).
+fn is_loopback_authority(value: &str) -> bool {
+    let Ok(authority) = value.parse::<http::uri::Authority>() else { return false };
+    if authority.as_str().contains('@') {
+        return false;
+    }
+    let host = authority.host();
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+/// Every write says `Content-Type: application/json` (parameters such as `charset` aside),
+/// once: 415 otherwise.
+async fn json_writes(request: Request, next: Next) -> Response {
+    let write = !matches!(*request.method(), Method::GET | Method::HEAD | Method::OPTIONS);
+    let mut types = request.headers().get_all(header::CONTENT_TYPE).iter();
+    let json = match (types.next(), types.next()) {
+        (Some(value), None) => value.to_str().is_ok_and(|v| {
+            v.split(';').next().is_some_and(|media| media.trim().eq_ignore_ascii_case("application/json"))
+        }),
+        _ => false,
+    };
+    if write && !json {
+        let detail = "admin API writes need `Content-Type: application/json`, even with an empty body";
+        return consumers::problem(StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type", detail);
+    }
+    next.run(request).await
 }
 
 async fn require_token(State(state): State<AdminState>, request: Request, next: Next) -> Response {

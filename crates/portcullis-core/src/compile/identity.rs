@@ -13,7 +13,7 @@ use portcullis_auth::policy::Policy;
 use portcullis_config::surface::{AuthProvider, OneOrMany};
 
 use super::{Compiler, at};
-use crate::snapshot::{ConsumerSpec, JwtSpec, PolicySpec, ProviderKind, ProviderSpec, TokenSource};
+use crate::snapshot::{ConsumerSpec, DistinguishedName, JwtSpec, PolicySpec, ProviderKind, ProviderSpec, TokenSource};
 
 /// Leeway for `exp`/`nbf` when a provider names none.
 pub(super) const DEFAULT_LEEWAY: Duration = Duration::from_secs(60);
@@ -86,14 +86,19 @@ pub(super) fn consumers(c: &mut Compiler<'_>) -> (Vec<ConsumerSpec>, KeyIndex) {
                 c.error(&path.key("keys").index(i), "this key is already listed for a consumer");
             }
         }
-        if let Some(subject) = &consumer.mtls_subject
-            && consumers.iter().any(|o: &ConsumerSpec| {
-                o.mtls_subject.as_deref().is_some_and(|s| crate::snapshot::same_subject(s, subject))
-            })
-        {
+        let mtls_dn = consumer.mtls_subject.as_deref().and_then(|subject| {
+            let dn = DistinguishedName::parse(subject);
+            if dn.is_none() {
+                let why = "not an RFC 4514 distinguished name (`CN=acme-billing,O=Acme`; `+` joins the attributes \
+                           of one RDN; escape `,` `+` `\"` `\\` `<` `>` `;` `=` with `\\`)";
+                c.error(&path.key("mtls_subject"), why);
+            }
+            dn
+        });
+        if mtls_dn.is_some() && consumers.iter().any(|o: &ConsumerSpec| o.mtls_dn == mtls_dn) {
             c.error(&path.key("mtls_subject"), "another consumer has this subject");
         }
-        consumers.push(ConsumerSpec { name, plan, mtls_subject: consumer.mtls_subject.clone() });
+        consumers.push(ConsumerSpec { name, plan, mtls_subject: consumer.mtls_subject.clone(), mtls_dn });
     }
     (consumers, KeyIndex::new(keys))
 }
@@ -135,6 +140,21 @@ pub(super) fn key_headers(providers: &[ProviderSpec]) -> Vec<HeaderName> {
             && !out.contains(header)
         {
             out.push(header.clone());
+        }
+    }
+    out
+}
+
+/// Every JWT provider's cookie and query `token_from` places, once each.
+pub(super) fn token_places(providers: &[ProviderSpec]) -> Vec<TokenSource> {
+    let mut out: Vec<TokenSource> = Vec::new();
+    for p in providers {
+        if let ProviderKind::Jwt(spec) = &p.kind {
+            for place in &spec.token_from {
+                if *place != TokenSource::Header && !out.contains(place) {
+                    out.push(place.clone());
+                }
+            }
         }
     }
     out

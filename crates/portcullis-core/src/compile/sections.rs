@@ -248,6 +248,17 @@ pub(super) fn rate_limits(c: &mut Compiler<'_>) -> Vec<RateLimitSpec> {
             other => match (other.strip_prefix("claim:"), other.strip_prefix("header:")) {
                 (Some(claim), _) if !claim.is_empty() => LimitKey::Claim(claim.to_owned()),
                 (_, Some(header)) => match http::HeaderName::from_bytes(header.as_bytes()) {
+                    Ok(_) if is_credential_header(header, &c.doc.auth) => {
+                        c.error(
+                            &path.key("key"),
+                            format!(
+                                "`{header}` carries credentials: counters would be keyed on secrets, and the gateway \
+                                 removes API key headers before limits are keyed; use `key: consumer` to count per \
+                                 authenticated consumer"
+                            ),
+                        );
+                        LimitKey::Route
+                    }
                     Ok(h) => LimitKey::Header(h),
                     Err(_) => {
                         c.error(&path.key("key"), format!("`{header}` is not a header name"));
@@ -269,6 +280,16 @@ pub(super) fn rate_limits(c: &mut Compiler<'_>) -> Vec<RateLimitSpec> {
         });
     }
     out
+}
+
+/// Whether `header` (in any case, `_` read as `-` as CGI-style backends do) carries
+/// credentials: `Authorization`, `Proxy-Authorization`, `Cookie`, or an `api_key` provider's
+/// header.
+fn is_credential_header(header: &str, auth: &std::collections::BTreeMap<String, AuthProvider>) -> bool {
+    let normal = |name: &str| name.trim().to_ascii_lowercase().replace('_', "-");
+    let header = normal(header);
+    matches!(header.as_str(), "authorization" | "proxy-authorization" | "cookie")
+        || auth.values().any(|p| matches!(p, AuthProvider::ApiKey(key) if normal(&key.header) == header))
 }
 
 pub(super) fn state(c: &mut Compiler<'_>) -> StateSpec {

@@ -144,6 +144,33 @@ fn rate_limits_compile_with_their_keys_and_routes_refer_by_index() {
 }
 
 #[test]
+fn a_rate_limit_may_not_be_keyed_on_a_credential_header() {
+    let with = |header: &str| {
+        compile_text(&format!(
+            "auth:\n  partners: {{ type: api_key, header: X-Partner-Key }}\nrate_limits:\n  k: {{ rate: 1/s, key: \"header:{header}\" }}\n"
+        ))
+    };
+    for header in ["X-Partner-Key", "x_partner_key", "Authorization", "cookie", "Proxy_Authorization"] {
+        let err = with(header).err().unwrap_or_default();
+        assert!(err.contains("carries credentials") && err.contains("key: consumer"), "{header}: {err}");
+    }
+    assert!(with("X-Tenant").is_ok());
+}
+
+#[test]
+fn token_places_and_trusted_proxy_headers_are_collected_once() {
+    let snap = compile_text(
+        "trusted_proxy_headers: [X-Edge-Country, x-edge-country]\nauth:\n  a: { type: jwt, issuer: \"https://idp.example.com\", algorithms: [RS256], token_from: [header, cookie:s, query:t] }\n  b: { type: jwt, issuer: \"https://idp.example.com\", algorithms: [RS256], token_from: [cookie:s] }\n",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    use crate::snapshot::TokenSource;
+    assert_eq!(snap.token_places, [TokenSource::Cookie("s".into()), TokenSource::Query("t".into())]);
+    assert_eq!(snap.trusted_proxy_headers, [http::HeaderName::from_static("x-edge-country")]);
+    let err = compile_text("trusted_proxy_headers: [\"bad header\"]\n").err().unwrap_or_default();
+    assert!(err.contains("is not a header name"), "{err}");
+}
+
+#[test]
 fn admin_off_loopback_needs_a_token() {
     let err = compile_text("admin: { bind: \"0.0.0.0:9901\" }\n");
     assert!(err.err().unwrap_or_default().contains("a token is required"));

@@ -4,6 +4,10 @@
 //! after the client's own copies were stripped by [`super::StripIdentity`]. The consumer is
 //! the owner of the API key or mTLS subject, else the JWT `sub`.
 //!
+//! Once a request is admitted, only the credentials the gateway verified go on with it
+//! ([`unverified`]): the API key headers never, a bearer token, token cookie or token query
+//! parameter only when it is the very token an accepting provider read.
+//!
 //! Nothing here blocks: JWT verification is synchronous against the provider's cached key
 //! set. A token whose `kid` is unknown may ask, once per request, for a refetch
 //! ([`Flow::Wait`]); the provider itself allows at most one per 30 s.
@@ -22,6 +26,8 @@ use crate::headers::{X_AUTH_PROVIDER, X_AUTH_SUBJECT, X_CONSUMER};
 use crate::problem::{ErrorCode, Problem};
 use crate::snapshot::{AuthRule, JwtSpec, ProviderKind, ProviderSpec, Snapshot, TokenSource};
 
+mod unverified;
+
 /// What authentication reads besides the snapshot: live state that outlives reloads.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct AuthSources<'a> {
@@ -34,16 +40,18 @@ pub struct AuthSources<'a> {
 pub struct Authenticate;
 
 /// One provider's verdict.
-enum Attempt {
-    Accepted(Accepted),
+enum Attempt<'s> {
+    Accepted(Accepted<'s>),
     /// No credentials of this provider's kind in the request.
     Missing,
     Refused(ErrorCode, &'static str),
     Wait(Pending),
 }
 
-struct Accepted {
+struct Accepted<'s> {
     provider: Arc<str>,
+    /// Where a JWT provider read the token it verified: that place's token goes upstream.
+    place: Option<&'s TokenSource>,
     consumer: Option<Arc<str>>,
     plan: Option<Arc<str>>,
     subject: Option<String>,
@@ -61,6 +69,9 @@ impl Authenticate {
         ctx: &mut RequestContext,
     ) -> Flow {
         let (names, all) = match rule {
+            // `auth: none` verifies nothing and asserts nothing: a backend behind a public
+            // route authenticates for itself with what it is sent (the cache bypasses such
+            // requests). Only the gateway's own API keys are never forwarded.
             AuthRule::Public => {
                 strip_key_headers(snapshot, parts);
                 return Flow::Continue;
@@ -105,20 +116,24 @@ impl Authenticate {
                 }
             };
         }
+        let stripped = unverified::strip(snapshot, |place| accepted.iter().any(|a| a.place == Some(place)), parts);
+        if !matches!(stripped, Flow::Continue) {
+            return stripped;
+        }
         establish(snapshot, accepted, parts, ctx);
         strip_key_headers(snapshot, parts);
         Flow::Continue
     }
 }
 
-fn attempt(
+fn attempt<'s>(
     snapshot: &Snapshot,
     sources: &AuthSources<'_>,
     index: usize,
-    provider: &ProviderSpec,
+    provider: &'s ProviderSpec,
     parts: &Parts,
     ctx: &mut RequestContext,
-) -> Attempt {
+) -> Attempt<'s> {
     match &provider.kind {
         ProviderKind::Jwt(spec) => {
             let live = sources.jwt.get(index).and_then(Option::as_ref);
@@ -146,6 +161,7 @@ fn attempt(
                 subject: Some(record.consumer.to_string()),
                 consumer: Some(record.consumer),
                 plan,
+                place: None,
                 token: None,
                 owns_consumer: true,
             })
@@ -160,6 +176,7 @@ fn attempt(
                 consumer: Some(consumer.name.clone()),
                 plan: consumer.plan.clone(),
                 subject: Some(cert.subject.clone()),
+                place: None,
                 token: None,
                 owns_consumer: true,
             })
@@ -167,16 +184,16 @@ fn attempt(
     }
 }
 
-fn jwt(
+fn jwt<'s>(
     snapshot: &Snapshot,
-    spec: &JwtSpec,
+    spec: &'s JwtSpec,
     live: Option<&Arc<JwtProvider>>,
     provider: &ProviderSpec,
     parts: &Parts,
     ctx: &mut RequestContext,
-) -> Attempt {
-    let token = match find_token(&spec.token_from, parts) {
-        Ok(Some(token)) => token,
+) -> Attempt<'s> {
+    let (token, place) = match find_token(&spec.token_from, parts) {
+        Ok(Some(found)) => found,
         Ok(None) => return Attempt::Missing,
         // Which copy a backend reads is its own choice (the first, the last): a request that
         // sends two never goes on with one checked and another forwarded.
@@ -193,6 +210,7 @@ fn jwt(
                 consumer: verified.subject.as_deref().map(Arc::from),
                 plan,
                 subject: verified.subject.clone(),
+                place: Some(place),
                 token: Some(verified),
                 owns_consumer: false,
             })
@@ -212,9 +230,13 @@ fn jwt(
 #[derive(Debug, PartialEq, Eq)]
 struct Ambiguous;
 
-/// The token of the first `token_from` place, in order, that holds one; a place holding two
-/// (two bearer `Authorization` fields, a cookie or query name twice) is [`Ambiguous`].
-fn find_token<'p>(sources: &[TokenSource], parts: &'p Parts) -> Result<Option<&'p str>, Ambiguous> {
+/// The token of the first `token_from` place, in order, that holds one, and that place; a
+/// place holding two (two bearer `Authorization` fields, a cookie or query name twice) is
+/// [`Ambiguous`].
+fn find_token<'p, 's>(
+    sources: &'s [TokenSource],
+    parts: &'p Parts,
+) -> Result<Option<(&'p str, &'s TokenSource)>, Ambiguous> {
     for source in sources {
         let found = match source {
             TokenSource::Header => only(
@@ -249,8 +271,8 @@ fn find_token<'p>(sources: &[TokenSource], parts: &'p Parts) -> Result<Option<&'
                     .map(|(_, v)| v),
             ),
         }?;
-        if found.is_some() {
-            return Ok(found);
+        if let Some(token) = found {
+            return Ok(Some((token, source)));
         }
     }
     Ok(None)
@@ -267,7 +289,7 @@ fn only<'p>(mut items: impl Iterator<Item = &'p str>) -> Result<Option<&'p str>,
 }
 
 /// Sets the context and the identity headers from the accepted providers.
-fn establish(snapshot: &Snapshot, accepted: Vec<Accepted>, parts: &mut Parts, ctx: &mut RequestContext) {
+fn establish(snapshot: &Snapshot, accepted: Vec<Accepted<'_>>, parts: &mut Parts, ctx: &mut RequestContext) {
     let token = accepted.iter().find_map(|a| a.token.clone());
     let decisive = accepted.iter().position(|a| a.owns_consumer).unwrap_or(0);
     let subject = token.as_ref().and_then(|t| t.subject.clone()).or_else(|| accepted[decisive].subject.clone());
@@ -495,7 +517,7 @@ mod tests {
     #[test]
     fn a_place_holding_two_tokens_is_ambiguous_not_its_first() {
         let all = [TokenSource::Header, TokenSource::Cookie("t".into()), TokenSource::Query("access_token".into())];
-        let find = |p: &Parts| find_token(&all, p).map(|t| t.map(str::to_owned));
+        let find = |p: &Parts| find_token(&all, p).map(|t| t.map(|(token, _)| token.to_owned()));
         assert_eq!(find(&request("/x", &[("authorization", "Bearer a")])), Ok(Some("a".into())));
         assert_eq!(
             find(&request("/x", &[("authorization", "Bearer a"), ("authorization", "Bearer b")])),

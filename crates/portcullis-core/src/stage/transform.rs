@@ -62,6 +62,7 @@ impl Transform {
             &mut parts.headers,
             ctx.peer.ip(),
             &snapshot.trusted_proxies,
+            &snapshot.trusted_proxy_headers,
             ctx.https,
             ctx.original_host.as_ref(),
         );

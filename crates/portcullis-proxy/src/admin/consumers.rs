@@ -34,7 +34,7 @@ pub(super) fn routes() -> Router<AdminState> {
 
 /// An admin API problem document (RFC 9457). The admin API has codes of its own
 /// (`conflict`, `not_found`, …) beside the gateway's.
-fn problem(status: StatusCode, code: &'static str, detail: impl Into<String>) -> Response {
+pub(super) fn problem(status: StatusCode, code: &'static str, detail: impl Into<String>) -> Response {
     let id = portcullis_core::ids::new_request_id();
     let body = json!({
         "type": "about:blank",

@@ -139,6 +139,7 @@ async fn purge_by_route_and_path_prefix_through_the_admin_api() {
     let purge = |body: &'static str| {
         let req = Request::post(gw.admin_url("/cache/purge"))
             .header("authorization", format!("Bearer {TOKEN}"))
+            .header("content-type", "application/json")
             .body(Full::new(Bytes::from_static(body.as_bytes())))
             .expect("request");
         async { send(&client(), req).await }
@@ -205,6 +206,7 @@ async fn wait_for_entries(url: &str, route: &str, n: usize) -> Vec<String> {
 async fn purge(gw: &TestGateway, body: String) -> crate::kit::Reply {
     let req = Request::post(gw.admin_url("/cache/purge"))
         .header("authorization", format!("Bearer {TOKEN}"))
+        .header("content-type", "application/json")
         .body(Full::new(Bytes::from(body)))
         .expect("request");
     send(&client(), req).await

@@ -50,6 +50,10 @@ const ROUTE_TWO: &str = "  - { name: two, match: { path: /two }, upstream: b, au
 /// An admin API request with the token.
 pub(crate) async fn admin(gw: &TestGateway, method: &str, path: &str, token: Option<&str>) -> Reply {
     let mut b = Request::builder().method(method).uri(gw.admin_url(path));
+    if method != "GET" {
+        // Every admin write is JSON, even without a body.
+        b = b.header("content-type", "application/json");
+    }
     if let Some(token) = token {
         b = b.header("authorization", format!("Bearer {token}"));
     }
