@@ -1,5 +1,5 @@
-//! Loading a config file: text → parsed YAML with locations → version check → `--stage`
-//! overlay → `${env:…}` / `${file:…}` references → JSON Schema validation → [`Document`].
+//! Loading a config file: text → parsed YAML with locations → plain scalars as text where
+//! the schema wants text → version check → `--stage` overlay → `${env:…}` / `${file:…}` references → JSON Schema validation → [`Document`].
 //!
 //! Every step collects all the problems it finds; later steps still run when that can add
 //! information without noise (a missing environment variable does not hide an unknown key), and
@@ -9,6 +9,7 @@
 
 mod interpolate;
 mod parse;
+mod scalars;
 mod schema;
 mod stages;
 #[cfg(test)]
@@ -87,7 +88,8 @@ pub fn load_str(text: &str, name: &str, base_dir: &Path, stage: Option<&str>) ->
 /// Without a `stage`, only the base document is validated (see [`stage_names`]).
 pub fn load(source: Source<'_>, stage: Option<&str>, env: &dyn Env) -> Result<Loaded, Diagnostics> {
     let input = read_source(source)?;
-    let parse::Parsed { mut value, mut locations } = parse::parse(&input.text, &input.file)?;
+    let parse::Parsed { mut value, mut locations, plain } = parse::parse(&input.text, &input.file)?;
+    scalars::restore(&mut value, &plain, &schema::SCHEMA);
     let mut diagnostics = Diagnostics::default();
     // A wrong `version` is reported once, by this check, not again by the schema.
     let mut quiet = Vec::new();

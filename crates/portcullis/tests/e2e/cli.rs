@@ -119,6 +119,35 @@ routes:
     }
 }
 
+/// YAML 1.2 scalars: `no`, `on`, `8080` and `1.0` are text where the config wants text, as
+/// written; `yes` where a boolean is wanted is refused with a hint, at its line.
+#[test]
+fn validate_reads_plain_words_and_numbers_as_text_where_text_is_wanted() {
+    let config = r#"version: 1
+listeners: [{ name: 8080, bind: "127.0.0.1:0", http2: true }]
+upstreams:
+  no: { mock: { status: 200, headers: { X-Flag: on, X-Port: 8080 } } }
+routes:
+  - name: 1.0
+    match: { path: /a }
+    upstream: no
+    auth: none
+    headers: { request: { set: { X-Enabled: yes, X-Hex: 0x1F } } }
+  - { name: y, match: { path: /b }, upstream: no, auth: none }
+"#;
+    let path = write("scalars.yaml", config);
+    let (code, out) = portcullis(&["validate", "-c", path.to_str().unwrap_or_default()]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("base: ok (2 routes)"), "{out}");
+
+    let path = write("scalars-bad.yaml", &config.replace("http2: true", "http2: on"));
+    let (code, out) = portcullis(&["validate", "-c", path.to_str().unwrap_or_default()]);
+    assert_eq!(code, 1, "{out}");
+    let file = path.display().to_string();
+    assert!(out.contains(&format!("{file}:2:")) && out.contains("listeners[0].http2"), "{out}");
+    assert!(out.contains("got `on` (`yes`, `no`, `on` and `off` are text in YAML 1.2)"), "{out}");
+}
+
 #[test]
 fn usage_errors_exit_2_and_schema_prints_json() {
     assert_eq!(portcullis(&["validate"]).0, 2);
