@@ -148,6 +148,35 @@ routes:
     assert!(out.contains("got `on` (`yes`, `no`, `on` and `off` are text in YAML 1.2)"), "{out}");
 }
 
+/// `forward_claims` maps claim → header; written the other way round, `validate` says so at
+/// the entry's line and spells out the swap.
+#[test]
+fn validate_says_forward_claims_go_from_claim_to_header() {
+    let config = r#"version: 1
+listeners: [{ name: l, bind: "127.0.0.1:0" }]
+auth:
+  corp:
+    type: jwt
+    issuer: "https://idp.example.com"
+    algorithms: [RS256]
+    forward_claims:
+      email: X-User-Email
+      X-User-Id: sub
+upstreams:
+  up: { mock: { status: 200 } }
+routes:
+  - { name: r, match: { path: /a }, upstream: up, auth: { any: [corp] } }
+"#;
+    let path = write("claims.yaml", config);
+    let (code, out) = portcullis(&["validate", "-c", path.to_str().unwrap_or_default()]);
+    assert_eq!(code, 1, "{out}");
+    let file = path.display().to_string();
+    assert!(out.contains(&format!("{file}:10:")) && out.contains("auth.corp.forward_claims.X-User-Id"), "{out}");
+    assert!(out.contains("maps a claim to a header (`claim: Header-Name`)"), "{out}");
+    assert!(out.contains("write `sub: X-User-Id`"), "{out}");
+    assert!(!out.contains("forward_claims.email"), "the right-way entry is fine:\n{out}");
+}
+
 #[test]
 fn usage_errors_exit_2_and_schema_prints_json() {
     assert_eq!(portcullis(&["validate"]).0, 2);
