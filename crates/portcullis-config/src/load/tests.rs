@@ -371,3 +371,46 @@ fn stage_overlays_read_their_scalars_like_the_base_and_merge_routes_by_that_name
     assert_eq!(l.document.routes[0].upstream, "v");
     assert_eq!(l.value["upstreams"]["v"]["mock"]["body"], "3.0");
 }
+
+fn load_parts_of(text: &str, stage: Option<&str>, env: &FakeEnv, parts: &[&str]) -> Result<Loaded, Diagnostics> {
+    load_parts(Source::Text { text, name: "test.yaml", base_dir: Path::new("/etc/portcullis") }, stage, env, parts)
+}
+
+const KEYS_CONFIG: &str = "version: 1
+admin: { bind: \"127.0.0.1:9901\", token: \"${env:ADMIN_TOKEN}\" }
+listeners: [{ name: l, bind: \"${env:BIND}\" }]
+state: { database: \"${env:DB}\", redis: \"${env:REDIS}\" }
+plans: { gold: { rate: 10/s } }
+routes: [{ name: r, upstream: nowhere }]
+stages:
+  local:
+    state: { database: \"sqlite://local.db\" }
+";
+
+#[test]
+fn loading_parts_resolves_and_checks_only_those_parts() {
+    let env = FakeEnv::with(&[("DB", "postgres://db/keys")]);
+    let l = loaded(load_parts_of(KEYS_CONFIG, None, &env, &["/state/database", "/plans"]));
+    assert_eq!(l.document.state.database.as_deref(), Some("postgres://db/keys"));
+    assert_eq!(l.document.state.redis, None, "not asked for, not resolved");
+    assert!(l.document.plans.contains_key("gold"));
+    assert!(l.document.admin.is_none() && l.document.routes.is_empty(), "{}", l.value);
+    // The same document, whole, needs every reference and a valid route.
+    let d = errors_of(load_in(KEYS_CONFIG, Path::new("/etc/portcullis"), None, &env));
+    assert!(d.len() >= 4, "{d}");
+}
+
+#[test]
+fn a_reference_in_a_part_asked_for_is_still_an_error_naming_it() {
+    let d = errors_of(load_parts_of(KEYS_CONFIG, None, &FakeEnv::default(), &["/state/database"]));
+    assert_eq!(d.len(), 1, "{d}");
+    let missing = at(&d, "state.database");
+    assert_eq!(missing.message, "environment variable `DB` (from `${env:DB}`) is not set");
+    assert_eq!(line_of(missing), 4);
+    // The stage is applied first: its database needs no environment.
+    let l = loaded(load_parts_of(KEYS_CONFIG, Some("local"), &FakeEnv::default(), &["/state/database"]));
+    assert_eq!(l.document.state.database.as_deref(), Some("sqlite://local.db"));
+    // A part whose path is not a mapping is kept, so the mistake is still reported.
+    let d = errors_of(load_parts_of("version: 1\nstate: 5\n", None, &FakeEnv::default(), &["/state/database"]));
+    assert_eq!(at(&d, "state").message, "expected a mapping, got `5`");
+}
