@@ -108,12 +108,10 @@ impl<'a> Walk<'a> {
             return out;
         }
         match step {
-            Step::Key(key) => {
-                match map.get("properties").and_then(|p| p.get(key)) {
-                    Some(property) => out.push(property),
-                    None => out.extend(map.get("additionalProperties").filter(|a| a.is_object())),
-                }
-            }
+            Step::Key(key) => match map.get("properties").and_then(|p| p.get(key)) {
+                Some(property) => out.push(property),
+                None => out.extend(map.get("additionalProperties").filter(|a| a.is_object())),
+            },
             Step::Index(i) => match map.get("prefixItems").and_then(|p| p.get(i)) {
                 Some(item) => out.push(item),
                 None => out.extend(map.get("items").filter(|a| a.is_object())),

@@ -70,7 +70,8 @@ fn claim_header_refusal(header: &str, key_headers: &[String]) -> Option<String> 
 fn reads_swapped(claim: &str, header: &str) -> bool {
     let header_like = claim.contains('-')
         && http::HeaderName::from_bytes(claim.as_bytes()).is_ok()
-        && (claim.get(..2).is_some_and(|p| p.eq_ignore_ascii_case("x-")) || claim.starts_with(|c: char| c.is_ascii_uppercase()));
+        && (claim.get(..2).is_some_and(|p| p.eq_ignore_ascii_case("x-"))
+            || claim.starts_with(|c: char| c.is_ascii_uppercase()));
     let claim_like = !header.is_empty()
         && (http::HeaderName::from_bytes(header.as_bytes()).is_err()
             || (!header.contains('-') && !header.starts_with(|c: char| c.is_ascii_uppercase())));

@@ -215,7 +215,9 @@ fn forward_claims_written_header_to_claim_are_refused_with_the_swap() {
         let err = with(entry).err().unwrap_or_default();
         assert!(err.contains("maps a claim to a header (`claim: Header-Name`)") && err.contains(fix), "{entry}: {err}");
     }
-    for fine in ["sub: X-User-Id", "email: x-user-email", "\"https://example.com/roles\": X-Roles", "tenant-id: X-Tenant"] {
+    for fine in
+        ["sub: X-User-Id", "email: x-user-email", "\"https://example.com/roles\": X-Roles", "tenant-id: X-Tenant"]
+    {
         assert!(with(fine).is_ok(), "{fine}: {:?}", with(fine).err());
     }
 }

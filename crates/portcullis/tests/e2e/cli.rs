@@ -348,7 +348,10 @@ fn a_demo_on_a_taken_port_fails_with_a_clear_error_and_no_banner() {
     assert_eq!(code, 1, "{out}");
     assert!(out.contains(&format!("cannot bind {addr}")) && out.contains("in use"), "{out}");
     assert!(out.contains("--bind"), "says how to pick another address:\n{out}");
-    assert!(!out.contains("Portcullis demo on") && !out.contains("curl"), "no banner for a demo that is not up:\n{out}");
+    assert!(
+        !out.contains("Portcullis demo on") && !out.contains("curl"),
+        "no banner for a demo that is not up:\n{out}"
+    );
 }
 
 /// The SQLite file a running demo logged that it opened.
