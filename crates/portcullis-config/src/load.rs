@@ -1,5 +1,5 @@
-//! Loading a config file: text → parsed YAML with locations → version check → `--stage`
-//! overlay → `${env:…}` / `${file:…}` references → JSON Schema validation → [`Document`].
+//! Loading a config file: text → parsed YAML with locations → plain scalars as text where
+//! the schema wants text → version check → `--stage` overlay → `${env:…}` / `${file:…}` references → JSON Schema validation → [`Document`].
 //!
 //! Every step collects all the problems it finds; later steps still run when that can add
 //! information without noise (a missing environment variable does not hide an unknown key), and
@@ -9,6 +9,7 @@
 
 mod interpolate;
 mod parse;
+mod scalars;
 mod schema;
 mod stages;
 #[cfg(test)]
@@ -86,8 +87,31 @@ pub fn load_str(text: &str, name: &str, base_dir: &Path, stage: Option<&str>) ->
 /// Loads `source`: every problem found is returned at once, sorted top to bottom.
 /// Without a `stage`, only the base document is validated (see [`stage_names`]).
 pub fn load(source: Source<'_>, stage: Option<&str>, env: &dyn Env) -> Result<Loaded, Diagnostics> {
+    load_with(source, stage, env, None)
+}
+
+/// Loads only `parts` of `source` (JSON pointers such as `/state/database`, through mappings),
+/// for a command that reads nothing else (`portcullis keys`): once the stage is applied, the
+/// rest of the document is dropped, so its `${env:…}` / `${file:…}` references are not
+/// resolved and its mistakes are not reported. The result holds `version` and those parts.
+pub fn load_parts(
+    source: Source<'_>,
+    stage: Option<&str>,
+    env: &dyn Env,
+    parts: &[&str],
+) -> Result<Loaded, Diagnostics> {
+    load_with(source, stage, env, Some(parts))
+}
+
+fn load_with(
+    source: Source<'_>,
+    stage: Option<&str>,
+    env: &dyn Env,
+    parts: Option<&[&str]>,
+) -> Result<Loaded, Diagnostics> {
     let input = read_source(source)?;
-    let parse::Parsed { mut value, mut locations } = parse::parse(&input.text, &input.file)?;
+    let parse::Parsed { mut value, mut locations, plain } = parse::parse(&input.text, &input.file)?;
+    scalars::restore(&mut value, &plain, &schema::SCHEMA);
     let mut diagnostics = Diagnostics::default();
     // A wrong `version` is reported once, by this check, not again by the schema.
     let mut quiet = Vec::new();
@@ -100,6 +124,9 @@ pub fn load(source: Source<'_>, stage: Option<&str>, env: &dyn Env) -> Result<Lo
     if let Err(mut problems) = merged {
         diagnostics.0.append(&mut problems.0);
         return Err(diagnostics);
+    }
+    if let Some(parts) = parts {
+        keep_only(&mut value, parts);
     }
     let resolved = interpolate::resolve(&mut value, &locations, &input.base_dir, env);
     diagnostics.0.extend(resolved.diagnostics);
@@ -169,6 +196,36 @@ fn read_source(source: Source<'_>) -> Result<Input<'_>, Diagnostics> {
             Ok(Input { text: Cow::Owned(text), file: path.to_path_buf(), base_dir })
         }
     }
+}
+
+/// Keeps `version` and the nodes at `parts`, each at its place; drops the rest. Where a part's
+/// path runs into something that is not a mapping, that node is kept, so the schema still
+/// says what is wrong with it.
+fn keep_only(value: &mut Value, parts: &[&str]) {
+    let Value::Object(map) = value else { return };
+    let mut kept = serde_json::Map::new();
+    if let Some(version) = map.remove("version") {
+        kept.insert("version".to_owned(), version);
+    }
+    for part in parts {
+        let keys: Vec<String> = part.split('/').skip(1).map(|k| k.replace("~1", "/").replace("~0", "~")).collect();
+        let (mut from, mut to) = (&*map, &mut kept);
+        for (i, key) in keys.iter().enumerate() {
+            let Some(node) = from.get(key) else { break };
+            match node {
+                Value::Object(inner) if i + 1 < keys.len() => {
+                    let slot = to.entry(key.clone()).or_insert_with(|| Value::Object(serde_json::Map::new()));
+                    let Value::Object(slot) = slot else { break };
+                    (from, to) = (inner, slot);
+                }
+                _ => {
+                    to.insert(key.clone(), node.clone());
+                    break;
+                }
+            }
+        }
+    }
+    *map = kept;
 }
 
 /// Absolute stays, relative joins `base_dir` (SPEC §2).

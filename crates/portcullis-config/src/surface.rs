@@ -202,8 +202,8 @@ pub struct LogSink {
     pub format: Option<LogFormat>,
 }
 
-/// A log destination. YAML 1.1 reads a bare `off` as the boolean `false`, so that is
-/// accepted as `off` too.
+/// A log destination. The boolean `false` is accepted as `off` too (a YAML 1.1 reader turned a
+/// bare `off` into `false`; this loader reads YAML 1.2, where it stays the word).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(transparent)]
 pub struct LogPath(pub String);
@@ -468,7 +468,7 @@ pub struct Waf {
     pub deny_ips: Vec<String>,
 }
 
-/// WAF mode. YAML 1.1 reads a bare `off` as the boolean `false`, so that is accepted too.
+/// WAF mode. The boolean `false` is accepted as `off` too (see [`LogPath`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum WafMode {

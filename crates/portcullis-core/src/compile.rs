@@ -124,6 +124,32 @@ fn trusted_proxy_headers(c: &mut Compiler<'_>) -> Vec<HeaderName> {
     out
 }
 
+/// What `portcullis keys` reads of a config: the database, the audit log and the plans.
+#[derive(Debug)]
+pub struct StoreAccess {
+    /// As [`snapshot::StateSpec::database`]: relative paths made absolute.
+    pub database: String,
+    pub audit_log: LogSink,
+    pub plans: Vec<snapshot::PlanSpec>,
+}
+
+/// Compiles `state`, `logging.audit` and `plans` alone, with the checks [`compile`] makes of
+/// them, for a document loaded with only those parts (`portcullis_config::load_parts`).
+pub fn compile_store_access(loaded: &Loaded) -> Result<StoreAccess, Diagnostics> {
+    let doc = &loaded.document;
+    let mut c = Compiler { loaded, doc, errors: Diagnostics::default(), warnings: Vec::new() };
+    let audit_log = log_sink(&mut c, "audit");
+    sections::consumers_and_plans(&mut c);
+    let plans = sections::plans(&mut c);
+    let state = sections::state(&mut c);
+    if !c.errors.is_empty() {
+        let mut errors = c.errors;
+        errors.sort();
+        return Err(errors);
+    }
+    Ok(StoreAccess { database: state.database, audit_log, plans })
+}
+
 fn listeners(c: &mut Compiler<'_>) -> Vec<ListenerSpec> {
     let mut out = Vec::new();
     if c.doc.listeners.is_empty() {

@@ -170,6 +170,9 @@ pub enum ProviderKind {
     /// A key in `header`, looked up by digest among config and database keys.
     ApiKey {
         header: HeaderName,
+        /// `ApiKey realm="portcullis", header="X-Api-Key"`: the header as the config spells
+        /// it (`HeaderName` is lowercase), built once.
+        challenge: HeaderValue,
     },
     /// The verified client certificate's subject, matched against `consumers.*.mtls_subject`.
     Mtls,

@@ -1,8 +1,11 @@
 //! Command-line parsing and the subcommands. Exit codes: 0 success, 1 validation failure,
 //! 2 usage error (clap's own exit code for bad arguments).
 
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use portcullis_config::{Diagnostics, Loaded, ProcessEnv, Source};
@@ -94,7 +97,7 @@ pub(crate) fn build(loaded: Result<Loaded, Diagnostics>) -> Result<Snapshot, Dia
 fn run(args: &ConfigArgs) -> ExitCode {
     let loaded = portcullis_config::load_file(&args.config, args.stage.as_deref());
     match build(loaded) {
-        Ok(snapshot) => serve(snapshot, Some((args.config.clone(), args.stage.clone()))),
+        Ok(snapshot) => serve(snapshot, Some((args.config.clone(), args.stage.clone())), |_| {}),
         Err(errors) => {
             eprintln!("{errors}");
             eprintln!("{} error(s); not starting", errors.len());
@@ -103,10 +106,20 @@ fn run(args: &ConfigArgs) -> ExitCode {
     }
 }
 
+/// How long the exit waits for the database to close and for blocking work still running
+/// (a reload's compile, a WSDL answer being parsed) once the drain is over.
+const EXIT_WAIT: Duration = Duration::from_secs(1);
+
 /// Serves a compiled snapshot on a fresh Tokio runtime until a signal. With the `source` it
 /// was loaded from (config file and stage), it also reloads on SIGHUP, on file changes and
-/// through the admin API.
-pub(crate) fn serve(snapshot: Snapshot, source: Option<(PathBuf, Option<String>)>) -> ExitCode {
+/// through the admin API. `listening` is called once every listener is bound and the signal
+/// handlers are in place, with each listener's name and address (not called when binding
+/// fails).
+pub(crate) fn serve(
+    snapshot: Snapshot,
+    source: Option<(PathBuf, Option<String>)>,
+    listening: impl FnOnce(&[(Arc<str>, SocketAddr)]),
+) -> ExitCode {
     init_logging();
     for warning in &snapshot.warnings {
         tracing::warn!("{warning}");
@@ -126,7 +139,7 @@ pub(crate) fn serve(snapshot: Snapshot, source: Option<(PathBuf, Option<String>)
             return ExitCode::from(1);
         }
     };
-    runtime.block_on(async move {
+    let code = runtime.block_on(async move {
         let gateway = match Runtime::new(snapshot) {
             Ok(rt) => Gateway::bind(rt).await,
             Err(e) => Err(e),
@@ -160,13 +173,24 @@ pub(crate) fn serve(snapshot: Snapshot, source: Option<(PathBuf, Option<String>)
                 tokio::spawn(admin.run());
             }
         }
-        for (name, addr) in gateway.local_addrs() {
+        let addrs = gateway.local_addrs();
+        for (name, addr) in &addrs {
             tracing::info!(listener = %name, %addr, "listening");
         }
+        listening(&addrs);
+        let handle = gateway.handle();
         gateway.run(shutdown).await;
+        // Closed now rather than dropped with the runtime: SQLite folds its write-ahead log
+        // back into the file and removes it, so the folder is left as it was found.
+        if let Some(database) = &handle.current().database {
+            let _ = tokio::time::timeout(EXIT_WAIT, database.store().close()).await;
+        }
         tracing::info!("stopped");
         ExitCode::SUCCESS
-    })
+    });
+    // Dropping the runtime would wait without bound for blocking tasks still running.
+    runtime.shutdown_timeout(EXIT_WAIT);
+    code
 }
 
 /// Installs the SIGTERM and SIGINT handlers now (they must be in place before the gateway

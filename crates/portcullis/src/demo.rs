@@ -1,13 +1,20 @@
 //! `portcullis demo`: the quick start that needs nothing but the binary. It starts a local
-//! echo backend, builds the embedded config below around it, and serves like `run`.
+//! echo backend, builds the embedded config below around it, and serves like `run`. Each run
+//! keeps its database in a folder of its own under the temp folder, removed at exit, and the
+//! banner is printed only once the gateway listens.
 
+use std::cell::Cell;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-/// The demo's config; `@ECHO@` and `@BIND@` are filled in at start.
+/// The demo's config; `@ECHO@` and `@BIND@` are filled in at start. The database is a file
+/// in the run's own folder (the config's folder).
 pub(crate) const DEMO_CONFIG: &str = r#"version: 1
 listeners:
   - name: demo
     bind: "@BIND@"
+state:
+  database: sqlite://demo.db
 logging:
   access: { path: stdout }
 auth:
@@ -67,11 +74,17 @@ pub(crate) fn run(bind: &str) -> ExitCode {
             return ExitCode::from(1);
         }
     };
+    let folder = match RunFolder::create() {
+        Ok(folder) => folder,
+        Err(e) => {
+            eprintln!("cannot create the demo's folder in {}: {e}", std::env::temp_dir().display());
+            return ExitCode::from(1);
+        }
+    };
     let demo_hash = portcullis_auth::api_key::stored_form(&portcullis_auth::api_key::digest_of(DEMO_KEY.as_bytes()));
     let text =
         DEMO_CONFIG.replace("@ECHO@", &addr.to_string()).replace("@BIND@", bind).replace("@DEMO_KEY_HASH@", &demo_hash);
-    let dir = std::env::temp_dir();
-    let loaded = portcullis_config::load_str(&text, "demo.yaml", &dir, None);
+    let loaded = portcullis_config::load_str(&text, "demo.yaml", folder.path(), None);
     let snapshot = match crate::cli::build(loaded) {
         Ok(s) => s,
         Err(errors) => {
@@ -79,13 +92,60 @@ pub(crate) fn run(bind: &str) -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    eprintln!("Portcullis demo on http://{bind}  (Ctrl-C to stop)");
-    eprintln!("  curl -i http://{bind}/hello              # a mock upstream");
-    eprintln!("  curl -i http://{bind}/echo/anything?x=1  # proxied to a local echo backend");
-    eprintln!("  curl -i -H 'X-Consumer: admin' http://{bind}/echo/who  # identity headers are stripped");
-    eprintln!("  curl -i http://{bind}/nope               # a problem document (404 no_route)");
-    eprintln!("  curl -i http://{bind}/private/x          # 401 missing_credentials");
-    eprintln!("  curl -i -H 'X-Api-Key: {DEMO_KEY}' http://{bind}/private/x");
+    let listening = Cell::new(false);
+    let code = crate::cli::serve(snapshot, None, |addrs| {
+        listening.set(true);
+        if let Some((_, at)) = addrs.first() {
+            banner(&at.to_string());
+        }
+    });
+    if !listening.get() {
+        eprintln!("the demo did not start; `portcullis demo --bind 127.0.0.1:PORT` picks another address");
+    }
+    code
+}
+
+fn banner(at: &str) {
+    eprintln!("Portcullis demo on http://{at}  (Ctrl-C to stop)");
+    eprintln!("  curl -i http://{at}/hello              # a mock upstream");
+    eprintln!("  curl -i http://{at}/echo/anything?x=1  # proxied to a local echo backend");
+    eprintln!("  curl -i -H 'X-Consumer: admin' http://{at}/echo/who  # identity headers are stripped");
+    eprintln!("  curl -i http://{at}/nope               # a problem document (404 no_route)");
+    eprintln!("  curl -i http://{at}/private/x          # 401 missing_credentials");
+    eprintln!("  curl -i -H 'X-Api-Key: {DEMO_KEY}' http://{at}/private/x");
     eprintln!("                                           # the demo consumer: X-Consumer, RateLimit-* (plan demo)");
-    crate::cli::serve(snapshot, None)
+}
+
+/// This run's folder under the temp folder (`portcullis-demo-PID-N`, owner-only), holding
+/// its database; removed with everything in it when dropped.
+struct RunFolder(PathBuf);
+
+impl RunFolder {
+    fn create() -> std::io::Result<Self> {
+        let mut builder = std::fs::DirBuilder::new();
+        #[cfg(unix)]
+        std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+        let base = std::env::temp_dir();
+        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
+        let mut attempt = 0;
+        loop {
+            let path = base.join(format!("portcullis-demo-{}-{nanos}-{attempt}", std::process::id()));
+            // `create`, not `create_all`: a folder that already exists is never reused.
+            match builder.create(&path) {
+                Ok(()) => return Ok(Self(path)),
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && attempt < 16 => attempt += 1,
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for RunFolder {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }

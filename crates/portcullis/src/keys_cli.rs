@@ -1,5 +1,7 @@
 //! `portcullis hash-key` and `portcullis keys create|list|revoke` (SPEC §1): API keys in the
-//! database the config names (`state.database`), opened as `run` opens it. Keys are shown
+//! database the config names (`state.database`), opened as `run` opens it. Only the parts of
+//! the config a command reads are loaded (the database, the audit log, the plans), so an
+//! unset `${env:…}` elsewhere does not stop it; one it reads is still an error naming it. Keys are shown
 //! once, at creation; the database keeps only their digest. Writes are audited, as the admin
 //! API's are, with the actor `cli`.
 
@@ -8,7 +10,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Subcommand;
-use portcullis_core::Snapshot;
+use portcullis_core::compile::StoreAccess;
 use portcullis_store::{AuditEvent, KeyInfo, Store, StoreError, parse_rfc3339, rfc3339};
 use serde_json::json;
 
@@ -88,16 +90,16 @@ pub(crate) fn run(command: KeysCommand) -> ExitCode {
     let outcome = runtime.block_on(async move {
         match command {
             KeysCommand::Create { config, consumer, plan, expires_at, json } => {
-                let (snapshot, store) = open(&config).await?;
-                create(&snapshot, &store, &consumer, plan.as_deref(), expires_at, json).await
+                let (access, store) = open(&config, &[DATABASE, AUDIT_LOG, PLANS]).await?;
+                create(&access, &store, &consumer, plan.as_deref(), expires_at, json).await
             }
             KeysCommand::List { config, consumer, json } => {
-                let (_, store) = open(&config).await?;
+                let (_, store) = open(&config, &[DATABASE]).await?;
                 list(&store, consumer.as_deref(), json).await
             }
             KeysCommand::Revoke { config, id } => {
-                let (snapshot, store) = open(&config).await?;
-                revoke(&snapshot, &store, &id).await
+                let (access, store) = open(&config, &[DATABASE, AUDIT_LOG]).await?;
+                revoke(&access, &store, &id).await
             }
         }
     });
@@ -110,17 +112,27 @@ pub(crate) fn run(command: KeysCommand) -> ExitCode {
     }
 }
 
-/// Loads the config as `validate` does and opens the database it names.
-async fn open(args: &crate::cli::ConfigArgs) -> Result<(Snapshot, Store), String> {
-    let loaded = portcullis_config::load_file(&args.config, args.stage.as_deref());
-    let snapshot = crate::cli::build(loaded).map_err(|errors| format!("{errors}\n{} error(s)", errors.len()))?;
-    let store = Store::connect(&snapshot.state.database, &PathBuf::from("."))
+/// The parts of the config a command reads: only these are loaded and checked, so a
+/// `${env:…}` elsewhere (the admin token, a TLS key) need not be set to manage keys.
+const DATABASE: &str = "/state/database";
+const AUDIT_LOG: &str = "/logging/audit";
+const PLANS: &str = "/plans";
+
+/// Loads `parts` of the config (with the stage applied, checked as `validate` checks them)
+/// and opens the database it names.
+async fn open(args: &crate::cli::ConfigArgs, parts: &[&str]) -> Result<(StoreAccess, Store), String> {
+    let source = portcullis_config::Source::File(&args.config);
+    let loaded = portcullis_config::load_parts(source, args.stage.as_deref(), &portcullis_config::ProcessEnv, parts);
+    let access = loaded
+        .and_then(|loaded| portcullis_core::compile::compile_store_access(&loaded))
+        .map_err(|errors| format!("{errors}\n{} error(s)", errors.len()))?;
+    let store = Store::connect(&access.database, &PathBuf::from("."))
         .await
-        .map_err(|e| format!("cannot open {}: {e}", portcullis_store::redact_url(&snapshot.state.database)))?;
-    Ok((snapshot, store))
+        .map_err(|e| format!("cannot open {}: {e}", portcullis_store::redact_url(&access.database)))?;
+    Ok((access, store))
 }
 
-async fn audit(snapshot: &Snapshot, store: &Store, action: &str, target: &str, detail: &str) {
+async fn audit(access: &StoreAccess, store: &Store, action: &str, target: &str, detail: &str) {
     let entry = portcullis_proxy::audit::AuditEntry {
         actor: "cli",
         action,
@@ -128,19 +140,19 @@ async fn audit(snapshot: &Snapshot, store: &Store, action: &str, target: &str, d
         result: "ok",
         detail: Some(detail),
     };
-    portcullis_proxy::audit::record(&snapshot.audit_log, &entry);
+    portcullis_proxy::audit::record(&access.audit_log, &entry);
     let event = AuditEvent { actor: "cli", action, target: Some(target), result: "ok", detail: Some(detail) };
     if let Err(e) = store.append_audit(&event).await {
         eprintln!("warning: cannot write the audit entry to the database: {e}");
     }
 }
 
-fn plan_known(snapshot: &Snapshot, plan: &str) -> bool {
-    snapshot.document.get("plans").and_then(|p| p.as_object()).is_some_and(|plans| plans.contains_key(plan))
+fn plan_known(access: &StoreAccess, plan: &str) -> bool {
+    access.plans.iter().any(|p| &*p.name == plan)
 }
 
 async fn create(
-    snapshot: &Snapshot,
+    access: &StoreAccess,
     store: &Store,
     consumer: &str,
     plan: Option<&str>,
@@ -148,7 +160,7 @@ async fn create(
     json: bool,
 ) -> Result<(), String> {
     if let Some(plan) = plan
-        && !plan_known(snapshot, plan)
+        && !plan_known(access, plan)
     {
         return Err(format!("`{plan}` is not a plan of the config"));
     }
@@ -160,11 +172,11 @@ async fn create(
         Some(_) => {}
         None => {
             store.create_consumer(consumer, plan).await.map_err(|e| e.to_string())?;
-            audit(snapshot, store, "consumer.create", consumer, plan.map_or("", |p| p)).await;
+            audit(access, store, "consumer.create", consumer, plan.map_or("", |p| p)).await;
         }
     }
     let key = store.create_key(consumer, expires_at).await.map_err(|e| e.to_string())?;
-    audit(snapshot, store, "key.create", consumer, &format!("{} ({})", key.id, key.prefix)).await;
+    audit(access, store, "key.create", consumer, &format!("{} ({})", key.id, key.prefix)).await;
     let expires = key.expires_at.map(rfc3339);
     if json {
         let body = json!({
@@ -211,10 +223,10 @@ fn key_json(k: &KeyInfo) -> serde_json::Value {
     })
 }
 
-async fn revoke(snapshot: &Snapshot, store: &Store, id: &str) -> Result<(), String> {
+async fn revoke(access: &StoreAccess, store: &Store, id: &str) -> Result<(), String> {
     match store.revoke_key(id).await {
         Ok(key) => {
-            audit(snapshot, store, "key.revoke", id, &format!("consumer {}", key.consumer)).await;
+            audit(access, store, "key.revoke", id, &format!("consumer {}", key.consumer)).await;
             println!("revoked {id} ({}, consumer {})", key.prefix, key.consumer);
             Ok(())
         }

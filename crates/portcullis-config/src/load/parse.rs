@@ -4,12 +4,19 @@
 //! duplicate keys, resource budgets). Locations come from a second, cheap walk over the event
 //! stream of `granit-parser`, the parser underneath it, which is only done once the values
 //! parsed, so both walks see the same single document.
+//!
+//! Scalars follow YAML 1.2's core schema: only `true`/`false` (and their capitalised forms)
+//! are booleans, so `y`, `no`, `on` and `off` are text, not YAML 1.1's booleans (the "Norway
+//! problem"). A plain scalar that does read as a number or boolean keeps its source text
+//! beside the value, so that where the config schema wants text the text is used as written
+//! (`1.0` stays `1.0`, not `1`; see `scalars`).
 
 use std::collections::HashMap;
 use std::path::Path;
 
-use granit_parser::{Event, Parser};
+use granit_parser::{Event, Parser, ScalarStyle};
 use serde_json::Value;
+use serde_saphyr::options::NonFiniteFloatPolicy;
 
 use crate::{Diagnostic, Diagnostics, KeyPath, Location, Locations};
 
@@ -21,13 +28,33 @@ const MAX_LOCATED_NODES: usize = 500_000;
 pub(super) struct Parsed {
     pub(super) value: Value,
     pub(super) locations: Locations,
+    /// JSON pointer → source text of each plain (unquoted, untagged) scalar value that may
+    /// have been read as a number or a boolean.
+    pub(super) plain: HashMap<String, String>,
 }
 
 /// Parses one YAML document; a syntax error is one diagnostic at `(document)` with its place.
 pub(super) fn parse(text: &str, file: &Path) -> Result<Parsed, Diagnostics> {
-    let value = serde_saphyr::from_str::<Value>(text).map_err(|e| syntax_error(&e, file))?;
-    let locations = Locations { file: file.to_path_buf(), nodes: locate(text) };
-    Ok(Parsed { value, locations })
+    let options = serde_saphyr::options! {
+        // YAML 1.2 core: `yes`/`no`/`on`/`off`/`y`/`n` are text.
+        strict_booleans: true,
+        // `.inf` and `.nan` arrive as text (and are then restored to their spelling), so a
+        // name such as `.inf` is not a parse error and a number field reports them as text.
+        non_finite_float_policy: NonFiniteFloatPolicy::AsString,
+    };
+    let value = serde_saphyr::from_str_with_options::<Value>(text, options).map_err(|e| syntax_error(&e, file))?;
+    let walker = locate(text);
+    let locations = Locations { file: file.to_path_buf(), nodes: walker.nodes };
+    Ok(Parsed { value, locations, plain: walker.plain })
+}
+
+/// Whether a plain scalar could have been read as something other than text: a YAML 1.2
+/// boolean or a number (`1`, `-2`, `+3`, `.5`, `0x1F`, `1e3`, `.inf`). Null is not included:
+/// `~`, `null` and an empty value mean nothing, in a string field too.
+fn may_be_typed(text: &str) -> bool {
+    text.eq_ignore_ascii_case("true")
+        || text.eq_ignore_ascii_case("false")
+        || text.starts_with(|c: char| c.is_ascii_digit() || matches!(c, '+' | '-' | '.'))
 }
 
 fn syntax_error(error: &serde_saphyr::Error, file: &Path) -> Diagnostics {
@@ -66,15 +93,19 @@ fn reword(message: &str) -> String {
     message.to_owned()
 }
 
-/// JSON pointer → location for every node of the (first) document.
-fn locate(text: &str) -> HashMap<String, Location> {
+/// JSON pointer → location for every node of the (first) document, and the source text of
+/// the plain scalars that may have been read as numbers or booleans.
+fn locate(text: &str) -> Walker {
     let mut walker = Walker::default();
     for item in Parser::new_from_str(text) {
         // The values parsed, so an error here is unexpected; keep what was recorded.
         let Ok((event, span)) = item else { break };
         let at = Location { line: span.start.line(), column: span.start.col() + 1 };
         match event {
-            Event::Scalar(text, _, anchor, _) => walker.scalar(&text, anchor, at),
+            Event::Scalar(text, style, anchor, tag) => {
+                let typed = style == ScalarStyle::Plain && tag.is_none() && may_be_typed(&text);
+                walker.scalar(&text, typed, anchor, at);
+            }
             Event::SequenceStart(_, anchor, _) => walker.open(anchor, at, false),
             Event::MappingStart(_, anchor, _) => walker.open(anchor, at, true),
             Event::SequenceEnd | Event::MappingEnd => {
@@ -85,7 +116,7 @@ fn locate(text: &str) -> HashMap<String, Location> {
             _ => {}
         }
     }
-    walker.nodes
+    walker
 }
 
 /// An open collection. `pointer` is `None` inside a node that has no place in the JSON tree
@@ -113,6 +144,8 @@ enum Slot {
 #[derive(Default)]
 struct Walker {
     nodes: HashMap<String, Location>,
+    /// Pointer → source text of plain scalar values that [`may_be_typed`].
+    plain: HashMap<String, String>,
     stack: Vec<Frame>,
     /// Anchor id → the pointer of the node that defined it.
     anchors: HashMap<usize, KeyPath>,
@@ -148,10 +181,18 @@ impl Walker {
         }
     }
 
-    fn scalar(&mut self, text: &str, anchor: usize, at: Location) {
+    fn scalar(&mut self, text: &str, typed: bool, anchor: usize, at: Location) {
         match self.next_slot() {
             Slot::Key => self.read_key(Some(text.to_owned()), at),
             Slot::Value { pointer, at: key_at, merge: false } => {
+                if let Some(p) = &pointer {
+                    // A key the mapping writes itself replaces what a merge (`<<`) put there.
+                    if typed && self.nodes.len() <= MAX_LOCATED_NODES {
+                        self.plain.insert(p.pointer().to_owned(), text.to_owned());
+                    } else {
+                        self.plain.remove(p.pointer());
+                    }
+                }
                 self.record(pointer.as_ref(), anchor, key_at.unwrap_or(at));
             }
             Slot::Value { merge: true, .. } => {}
@@ -213,22 +254,28 @@ impl Walker {
         if self.nodes.len() > MAX_LOCATED_NODES {
             return;
         }
-        let prefix = format!("{}/", source.pointer());
-        let copies: Vec<(String, Location)> = self
+        if !merge && let Some(text) = self.plain.get(source.pointer()) {
+            self.plain.insert(pointer.pointer().to_owned(), text.clone());
+        }
+        let (from, to) = (format!("{}/", source.pointer()), pointer.pointer());
+        let copies: Vec<(String, Location, Option<String>)> = self
             .nodes
             .iter()
             .filter_map(|(k, loc)| {
-                let rest = k.strip_prefix(&prefix)?;
-                Some((format!("{}/{rest}", pointer.pointer()), *loc))
+                let rest = k.strip_prefix(&from)?;
+                Some((format!("{to}/{rest}"), *loc, self.plain.get(k).cloned()))
             })
             .collect();
-        for (k, loc) in copies {
-            if merge {
-                // Merged keys never override the keys the mapping writes itself.
-                self.nodes.entry(k).or_insert(loc);
-            } else {
-                self.nodes.insert(k, loc);
+        for (k, loc, text) in copies {
+            // Merged keys never override the keys the mapping writes itself.
+            if merge && self.nodes.contains_key(&k) {
+                continue;
             }
+            match text {
+                Some(text) => self.plain.insert(k.clone(), text),
+                None => self.plain.remove(&k),
+            };
+            self.nodes.insert(k, loc);
         }
     }
 }

@@ -22,7 +22,7 @@ pub(super) use describe::kind_of;
 use describe::{literal, one_of, quote, unknown_key};
 
 /// The schema, kept to look up allowed keys and descriptions for messages.
-static SCHEMA: LazyLock<Value> = LazyLock::new(super::json_schema);
+pub(super) static SCHEMA: LazyLock<Value> = LazyLock::new(super::json_schema);
 
 /// Compiled once: reloads and the admin API validate often. Compiling our own schema cannot
 /// fail short of a bug, which is then reported as a diagnostic rather than a panic.
@@ -131,7 +131,7 @@ impl Explainer<'_> {
     fn message(&self, error: &ValidationError<'_>) -> String {
         let got = self.got(error);
         match error.kind() {
-            Kind::Type { kind } => format!("expected {}{got}", type_names(kind)),
+            Kind::Type { kind } => format!("expected {}{got}{}", type_names(kind), boolean_hint(kind, error)),
             Kind::Enum { options } => {
                 let options: Vec<String> =
                     options.as_array().map(|o| o.iter().map(literal).collect()).unwrap_or_default();
@@ -264,6 +264,20 @@ fn only_value_errors(branch: &[ValidationError<'static>], at: &str) -> bool {
 
 fn is_null_branch(branch: &[ValidationError<'static>]) -> bool {
     matches!(branch, [e] if matches!(e.kind(), Kind::Type { kind: TypeKind::Single(JsonType::Null) }))
+}
+
+/// YAML 1.1 wrote booleans as `yes`/`no`/`on`/`off`/`y`/`n`; YAML 1.2, which the config
+/// follows, reads those as text. Where a boolean is wanted, say what to write instead.
+fn boolean_hint(kind: &TypeKind, error: &ValidationError<'_>) -> &'static str {
+    let wants_boolean = match kind {
+        TypeKind::Single(t) => *t == JsonType::Boolean,
+        TypeKind::Multiple(set) => set.iter().any(|t| t == JsonType::Boolean),
+    };
+    let yaml11 = |s: &str| ["yes", "no", "on", "off", "y", "n"].iter().any(|w| s.eq_ignore_ascii_case(w));
+    match error.instance().as_ref() {
+        Value::String(s) if wants_boolean && yaml11(s) => " (`yes`, `no`, `on` and `off` are text in YAML 1.2)",
+        _ => "",
+    }
 }
 
 fn type_names(kind: &TypeKind) -> String {

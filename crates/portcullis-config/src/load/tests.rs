@@ -246,3 +246,171 @@ fn json_schema_denies_unknown_keys_and_describes_route_auth() {
     assert!(schema["$defs"]["Route"]["properties"]["auth"].is_object());
     assert!(schema["$defs"]["Route"]["required"].as_array().is_some_and(|r| r.contains(&"auth".into())));
 }
+
+/// One route named `name` with response header `X-Note: note`, on mock upstream `u`.
+fn named_route(name: &str, note: &str) -> String {
+    format!(
+        "version: 1
+upstreams: {{ u: {{ mock: {{ status: 200 }} }} }}
+routes:
+  - name: {name}
+    match: {{ path: /r }}
+    upstream: u
+    auth: none
+    headers: {{ response: {{ set: {{ X-Note: {note} }} }} }}
+"
+    )
+}
+
+#[test]
+fn yaml_1_1_booleans_are_text_where_text_is_wanted() {
+    for word in ["y", "n", "yes", "no", "on", "off", "Y", "NO", "On"] {
+        let l = loaded(load_text(&named_route(word, word)));
+        assert_eq!(l.document.routes[0].name, word);
+        let set = &l.document.routes[0].headers.as_ref().expect("headers").response.set;
+        assert_eq!(set.get("X-Note").map(String::as_str), Some(word));
+    }
+}
+
+#[test]
+fn numbers_and_booleans_are_text_as_written_where_text_is_wanted() {
+    for word in ["8080", "1.0", "0x1F", "0o17", "1e3", "-0", "+12", "007", "1_000", ".5", ".inf", ".Inf", "-.inf"] {
+        let l = loaded(load_text(&named_route(word, word)));
+        assert_eq!(l.document.routes[0].name, word);
+        assert_eq!(l.value["routes"][0]["headers"]["response"]["set"]["X-Note"], word);
+    }
+    let l = loaded(load_text(&named_route("true", "FALSE")));
+    assert_eq!(l.document.routes[0].name, "true");
+    assert_eq!(l.value["routes"][0]["headers"]["response"]["set"]["X-Note"], "FALSE");
+}
+
+#[test]
+fn map_keys_and_list_items_read_like_values() {
+    let text = "version: 1
+consumers:
+  no: {}
+  1.0: {}
+  0x1F: {}
+trusted_proxies: [10.0.0.1, yes]
+cors:
+  on: { origins: [\"*\"], methods: [GET], headers: [off, 8080] }
+";
+    let l = loaded(load_text(text));
+    let names: Vec<&str> = l.document.consumers.keys().map(String::as_str).collect();
+    assert_eq!(names, ["0x1F", "1.0", "no"]);
+    assert_eq!(l.document.trusted_proxies, ["10.0.0.1", "yes"]);
+    assert_eq!(l.document.cors["on"].headers, ["off", "8080"]);
+}
+
+#[test]
+fn numbers_and_booleans_stay_typed_where_the_schema_wants_them() {
+    let text = "version: 1
+limits: { max_connections: 0x10 }
+listeners: [{ name: 8080, bind: \"127.0.0.1:8080\", http2: False }]
+tracing: { sample_ratio: 1 }
+";
+    let l = loaded(load_text(text));
+    assert_eq!(l.value["limits"]["max_connections"], 16);
+    assert_eq!(l.document.listeners[0].name, "8080");
+    assert!(!l.document.listeners[0].http2);
+    assert_eq!(l.value["tracing"]["sample_ratio"], 1);
+}
+
+#[test]
+fn yaml_1_1_booleans_where_a_boolean_is_wanted_are_refused_with_a_hint() {
+    let text = "version: 1\nlisteners:\n  - name: l\n    bind: \"127.0.0.1:8080\"\n    http2: yes\n";
+    let d = errors_of(load_text(text));
+    let refused = at(&d, "listeners[0].http2");
+    assert_eq!(refused.message, "expected true or false, got `yes` (`yes`, `no`, `on` and `off` are text in YAML 1.2)");
+    assert_eq!(refused.location, Some(Location { line: 5, column: 5 }));
+    let d = errors_of(load_text("version: 1\nlimits: { max_connections: 1.5 }\n"));
+    assert_eq!(at(&d, "limits.max_connections").message, "expected an integer, got `1.5`");
+}
+
+#[test]
+fn null_where_text_is_wanted_is_nothing_and_quoted_or_tagged_scalars_keep_their_type() {
+    for nothing in ["~", "null", "NULL", ""] {
+        let d = errors_of(load_text(&named_route(nothing, "x")));
+        let refused = at(&d, "routes[0].name");
+        assert_eq!(refused.message, "expected a string, got nothing", "{nothing:?}");
+        assert_eq!(line_of(refused), 4);
+    }
+    let l = loaded(load_text(&named_route("\"null\"", "'~'")));
+    assert_eq!(l.document.routes[0].name, "null");
+    let d = errors_of(load_text(&named_route("!!int 12", "!!bool true")));
+    assert_eq!(at(&d, "routes[0].name").message, "expected a string, got `12`");
+    assert_eq!(at(&d, "routes[0].headers.response.set.X-Note").message, "expected a string, got `true`");
+}
+
+#[test]
+fn aliased_and_merged_scalars_keep_their_text() {
+    let text = "version: 1
+upstreams:
+  u: { mock: { status: 200, headers: { X-Version: &one 1.10 } } }
+  w:
+    mock:
+      <<: { status: 200, body: 2.50 }
+      headers: { X-Copy: *one }
+";
+    let l = loaded(load_text(text));
+    assert_eq!(l.value["upstreams"]["u"]["mock"]["headers"]["X-Version"], "1.10");
+    assert_eq!(l.value["upstreams"]["w"]["mock"]["headers"]["X-Copy"], "1.10");
+    assert_eq!(l.value["upstreams"]["w"]["mock"]["body"], "2.50");
+    assert_eq!(l.value["upstreams"]["w"]["mock"]["status"], 200);
+}
+
+#[test]
+fn stage_overlays_read_their_scalars_like_the_base_and_merge_routes_by_that_name() {
+    let text = format!(
+        "{}stages:\n  prod:\n    routes:\n      - {{ name: 1.0, upstream: v }}\n    upstreams: {{ v: {{ mock: {{ status: 204, body: 3.0 }} }} }}\n",
+        named_route("1.0", "on")
+    );
+    let l = loaded(load_in(&text, Path::new("/etc/portcullis"), Some("prod"), &FakeEnv::default()));
+    assert_eq!(l.document.routes.len(), 1, "the overlay's route merged into the base route of that name");
+    assert_eq!(l.document.routes[0].name, "1.0");
+    assert_eq!(l.document.routes[0].upstream, "v");
+    assert_eq!(l.value["upstreams"]["v"]["mock"]["body"], "3.0");
+}
+
+fn load_parts_of(text: &str, stage: Option<&str>, env: &FakeEnv, parts: &[&str]) -> Result<Loaded, Diagnostics> {
+    load_parts(Source::Text { text, name: "test.yaml", base_dir: Path::new("/etc/portcullis") }, stage, env, parts)
+}
+
+const KEYS_CONFIG: &str = "version: 1
+admin: { bind: \"127.0.0.1:9901\", token: \"${env:ADMIN_TOKEN}\" }
+listeners: [{ name: l, bind: \"${env:BIND}\" }]
+state: { database: \"${env:DB}\", redis: \"${env:REDIS}\" }
+plans: { gold: { rate: 10/s } }
+routes: [{ name: r, upstream: nowhere }]
+stages:
+  local:
+    state: { database: \"sqlite://local.db\" }
+";
+
+#[test]
+fn loading_parts_resolves_and_checks_only_those_parts() {
+    let env = FakeEnv::with(&[("DB", "postgres://db/keys")]);
+    let l = loaded(load_parts_of(KEYS_CONFIG, None, &env, &["/state/database", "/plans"]));
+    assert_eq!(l.document.state.database.as_deref(), Some("postgres://db/keys"));
+    assert_eq!(l.document.state.redis, None, "not asked for, not resolved");
+    assert!(l.document.plans.contains_key("gold"));
+    assert!(l.document.admin.is_none() && l.document.routes.is_empty(), "{}", l.value);
+    // The same document, whole, needs every reference and a valid route.
+    let d = errors_of(load_in(KEYS_CONFIG, Path::new("/etc/portcullis"), None, &env));
+    assert!(d.len() >= 4, "{d}");
+}
+
+#[test]
+fn a_reference_in_a_part_asked_for_is_still_an_error_naming_it() {
+    let d = errors_of(load_parts_of(KEYS_CONFIG, None, &FakeEnv::default(), &["/state/database"]));
+    assert_eq!(d.len(), 1, "{d}");
+    let missing = at(&d, "state.database");
+    assert_eq!(missing.message, "environment variable `DB` (from `${env:DB}`) is not set");
+    assert_eq!(line_of(missing), 4);
+    // The stage is applied first: its database needs no environment.
+    let l = loaded(load_parts_of(KEYS_CONFIG, Some("local"), &FakeEnv::default(), &["/state/database"]));
+    assert_eq!(l.document.state.database.as_deref(), Some("sqlite://local.db"));
+    // A part whose path is not a mapping is kept, so the mistake is still reported.
+    let d = errors_of(load_parts_of("version: 1\nstate: 5\n", None, &FakeEnv::default(), &["/state/database"]));
+    assert_eq!(at(&d, "state").message, "expected a mapping, got `5`");
+}

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use foldhash::HashMap;
-use http::HeaderName;
+use http::{HeaderName, HeaderValue};
 use portcullis_auth::api_key::{KeyIndex, KeyRecord, parse_stored_form};
 use portcullis_auth::jwt::{Algorithm, JwtSettings};
 use portcullis_auth::policy::Policy;
@@ -60,7 +60,13 @@ pub(super) fn providers(c: &mut Compiler<'_>) -> Vec<ProviderSpec> {
                 })
             }
             AuthProvider::ApiKey(key) => match HeaderName::from_bytes(key.header.as_bytes()) {
-                Ok(header) => ProviderKind::ApiKey { header },
+                Ok(header) => {
+                    // A header name is a token: no quote or control byte can reach the value.
+                    let text = format!("ApiKey realm=\"portcullis\", header=\"{}\"", key.header);
+                    let challenge = HeaderValue::from_str(&text)
+                        .unwrap_or_else(|_| HeaderValue::from_static("ApiKey realm=\"portcullis\""));
+                    ProviderKind::ApiKey { header, challenge }
+                }
                 Err(_) => continue,
             },
             AuthProvider::Mtls(_) => ProviderKind::Mtls,
@@ -136,7 +142,7 @@ pub(super) fn policies(c: &mut Compiler<'_>) -> Vec<PolicySpec> {
 pub(super) fn key_headers(providers: &[ProviderSpec]) -> Vec<HeaderName> {
     let mut out: Vec<HeaderName> = Vec::new();
     for p in providers {
-        if let ProviderKind::ApiKey { header } = &p.kind
+        if let ProviderKind::ApiKey { header, .. } = &p.kind
             && !out.contains(header)
         {
             out.push(header.clone());

@@ -68,6 +68,20 @@ pub(super) fn is_gateway_header(lower: &str, key_headers: &[String]) -> bool {
         || key_headers.iter().any(|k| k.eq_ignore_ascii_case(lower))
 }
 
+/// Whether a `forward_claims` entry is written header → claim (`X-User-Id: sub`): its key
+/// reads as a header name (with `-`, starting `X-` or a capital) and its value as a claim
+/// name (no `-` and lowercase first, or not a header name at all: `cognito:groups`).
+fn reads_swapped(claim: &str, header: &str) -> bool {
+    let header_like = claim.contains('-')
+        && http::HeaderName::from_bytes(claim.as_bytes()).is_ok()
+        && (claim.get(..2).is_some_and(|p| p.eq_ignore_ascii_case("x-"))
+            || claim.starts_with(|c: char| c.is_ascii_uppercase()));
+    let claim_like = !header.is_empty()
+        && (http::HeaderName::from_bytes(header.as_bytes()).is_err()
+            || (!header.contains('-') && !header.starts_with(|c: char| c.is_ascii_uppercase())));
+    header_like && claim_like
+}
+
 pub(super) fn admin(c: &mut Compiler<'_>) -> Option<AdminSpec> {
     let admin = c.doc.admin.as_ref()?;
     let path = at("admin");
@@ -145,7 +159,15 @@ pub(super) fn auth(c: &mut Compiler<'_>) {
                     }
                 }
                 for (claim, header) in &jwt.forward_claims {
-                    if let Some(why) = claim_header_refusal(header, &key_headers) {
+                    if reads_swapped(claim, header) {
+                        c.error(
+                            &path.key("forward_claims").key(claim),
+                            format!(
+                                "`forward_claims` maps a claim to a header (`claim: Header-Name`); `{claim}` reads \
+                                 as a header and `{header}` as a claim: write `{header}: {claim}`"
+                            ),
+                        );
+                    } else if let Some(why) = claim_header_refusal(header, &key_headers) {
                         c.error(&path.key("forward_claims").key(claim), why);
                     }
                 }

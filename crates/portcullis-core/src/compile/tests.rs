@@ -215,6 +215,41 @@ fn forward_claims_may_not_name_headers_the_gateway_sets_strips_or_reads() {
 }
 
 #[test]
+fn the_api_key_challenge_keeps_the_configured_spelling_of_the_header() {
+    let snap = compile_text("auth:\n  partners: { type: api_key, header: X-Partner-Key }\n");
+    let snap = snap.unwrap_or_else(|e| panic!("{e}"));
+    let Some(crate::snapshot::ProviderKind::ApiKey { header, challenge }) = snap.provider("partners").map(|p| &p.kind)
+    else {
+        panic!("an api_key provider");
+    };
+    assert_eq!(header, "x-partner-key", "matched case-insensitively");
+    assert_eq!(challenge, "ApiKey realm=\"portcullis\", header=\"X-Partner-Key\"");
+}
+
+#[test]
+fn forward_claims_written_header_to_claim_are_refused_with_the_swap() {
+    let with = |entries: &str| {
+        compile_text(&format!(
+            "auth:\n  corp: {{ type: jwt, issuer: \"https://idp.example.com\", algorithms: [RS256], forward_claims: {{ {entries} }} }}\n"
+        ))
+    };
+    for (entry, fix) in [
+        ("X-User-Id: sub", "write `sub: X-User-Id`"),
+        ("x-user-email: email", "write `email: x-user-email`"),
+        ("User-Name: preferred_username", "write `preferred_username: User-Name`"),
+        ("X-Groups: \"cognito:groups\"", "write `cognito:groups: X-Groups`"),
+    ] {
+        let err = with(entry).err().unwrap_or_default();
+        assert!(err.contains("maps a claim to a header (`claim: Header-Name`)") && err.contains(fix), "{entry}: {err}");
+    }
+    for fine in
+        ["sub: X-User-Id", "email: x-user-email", "\"https://example.com/roles\": X-Roles", "tenant-id: X-Tenant"]
+    {
+        assert!(with(fine).is_ok(), "{fine}: {:?}", with(fine).err());
+    }
+}
+
+#[test]
 fn es512_is_refused_as_unsupported_rather_than_silently_dropped() {
     let err = compile_text("auth:\n  corp: { type: jwt, issuer: \"https://idp.example.com\", algorithms: [ES512] }\n")
         .err()

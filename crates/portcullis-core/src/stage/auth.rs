@@ -139,7 +139,7 @@ fn attempt<'s>(
             let live = sources.jwt.get(index).and_then(Option::as_ref);
             jwt(snapshot, spec, live, provider, parts, ctx)
         }
-        ProviderKind::ApiKey { header } => {
+        ProviderKind::ApiKey { header, .. } => {
             let Some(value) = parts.headers.get(header) else { return Attempt::Missing };
             let digest = digest_of(value.as_bytes());
             let record = snapshot
@@ -396,7 +396,7 @@ fn challenge(kind: &ProviderKind, error: Option<&str>) -> Option<HeaderValue> {
         (ProviderKind::Jwt(_), Some(desc)) => {
             format!("Bearer realm=\"portcullis\", error=\"invalid_token\", error_description=\"{}\"", quoted(desc))
         }
-        (ProviderKind::ApiKey { header }, _) => format!("ApiKey realm=\"portcullis\", header=\"{header}\""),
+        (ProviderKind::ApiKey { challenge, .. }, _) => return Some(challenge.clone()),
         (ProviderKind::Mtls, _) => "Mutual realm=\"portcullis\"".to_owned(),
     };
     HeaderValue::from_str(&text).ok()

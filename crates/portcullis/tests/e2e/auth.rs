@@ -306,6 +306,19 @@ async fn api_keys_identify_their_consumer_and_never_reach_the_backend() {
     assert_eq!(s.backend.count(), 2);
 }
 
+/// `header: X-Api-Key` is named so in the challenge, not as the lowercase `x-api-key`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_api_key_challenge_names_the_header_as_configured() {
+    let s = setup().await;
+    for key in [None, Some("pcl_wrong")] {
+        let headers: Vec<(&str, &str)> = key.map(|k| ("x-api-key", k)).into_iter().collect();
+        let r = get(&s.gw.url("/key"), &headers).await;
+        assert_eq!(r.status, 401, "{r:?}");
+        assert_eq!(r.header("www-authenticate"), Some("ApiKey realm=\"portcullis\", header=\"X-Api-Key\""), "{r:?}");
+    }
+    assert_eq!(s.backend.count(), 0);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn any_of_takes_either_and_all_of_needs_both() {
     let s = setup().await;

@@ -119,6 +119,64 @@ routes:
     }
 }
 
+/// YAML 1.2 scalars: `no`, `on`, `8080` and `1.0` are text where the config wants text, as
+/// written; `yes` where a boolean is wanted is refused with a hint, at its line.
+#[test]
+fn validate_reads_plain_words_and_numbers_as_text_where_text_is_wanted() {
+    let config = r#"version: 1
+listeners: [{ name: 8080, bind: "127.0.0.1:0", http2: true }]
+upstreams:
+  no: { mock: { status: 200, headers: { X-Flag: on, X-Port: 8080 } } }
+routes:
+  - name: 1.0
+    match: { path: /a }
+    upstream: no
+    auth: none
+    headers: { request: { set: { X-Enabled: yes, X-Hex: 0x1F } } }
+  - { name: y, match: { path: /b }, upstream: no, auth: none }
+"#;
+    let path = write("scalars.yaml", config);
+    let (code, out) = portcullis(&["validate", "-c", path.to_str().unwrap_or_default()]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("base: ok (2 routes)"), "{out}");
+
+    let path = write("scalars-bad.yaml", &config.replace("http2: true", "http2: on"));
+    let (code, out) = portcullis(&["validate", "-c", path.to_str().unwrap_or_default()]);
+    assert_eq!(code, 1, "{out}");
+    let file = path.display().to_string();
+    assert!(out.contains(&format!("{file}:2:")) && out.contains("listeners[0].http2"), "{out}");
+    assert!(out.contains("got `on` (`yes`, `no`, `on` and `off` are text in YAML 1.2)"), "{out}");
+}
+
+/// `forward_claims` maps claim → header; written the other way round, `validate` says so at
+/// the entry's line and spells out the swap.
+#[test]
+fn validate_says_forward_claims_go_from_claim_to_header() {
+    let config = r#"version: 1
+listeners: [{ name: l, bind: "127.0.0.1:0" }]
+auth:
+  corp:
+    type: jwt
+    issuer: "https://idp.example.com"
+    algorithms: [RS256]
+    forward_claims:
+      email: X-User-Email
+      X-User-Id: sub
+upstreams:
+  up: { mock: { status: 200 } }
+routes:
+  - { name: r, match: { path: /a }, upstream: up, auth: { any: [corp] } }
+"#;
+    let path = write("claims.yaml", config);
+    let (code, out) = portcullis(&["validate", "-c", path.to_str().unwrap_or_default()]);
+    assert_eq!(code, 1, "{out}");
+    let file = path.display().to_string();
+    assert!(out.contains(&format!("{file}:10:")) && out.contains("auth.corp.forward_claims.X-User-Id"), "{out}");
+    assert!(out.contains("maps a claim to a header (`claim: Header-Name`)"), "{out}");
+    assert!(out.contains("write `sub: X-User-Id`"), "{out}");
+    assert!(!out.contains("forward_claims.email"), "the right-way entry is fine:\n{out}");
+}
+
 #[test]
 fn usage_errors_exit_2_and_schema_prints_json() {
     assert_eq!(portcullis(&["validate"]).0, 2);
@@ -189,14 +247,19 @@ impl Process {
 
     /// Waits (bounded) for the process to exit; its exit code.
     async fn exited(&mut self) -> i32 {
-        let deadline = Instant::now() + Duration::from_secs(10);
+        self.exited_within(Duration::from_secs(10)).await
+    }
+
+    /// Waits up to `bound` for the process to exit; its exit code.
+    async fn exited_within(&mut self, bound: Duration) -> i32 {
+        let deadline = Instant::now() + bound;
         while Instant::now() < deadline {
             if let Ok(Some(status)) = self.child.try_wait() {
                 return status.code().unwrap_or(-1);
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        panic!("portcullis did not exit");
+        panic!("portcullis did not exit within {bound:?}");
     }
 
     fn terminate(mut self) -> i32 {
@@ -256,7 +319,88 @@ async fn demo_needs_nothing_but_the_binary() {
     assert_eq!(echo["headers"]["x-consumer"], "demo", "{echo}");
     assert!(echo["headers"].get("x-api-key").is_none(), "{echo}");
     assert_eq!(r.header("ratelimit-limit"), Some("10"), "the demo plan's burst");
+    let banner = format!("Portcullis demo on http://{}", p.addr);
+    p.log_line("the banner with the bound address", |l| l.contains(&banner)).await;
     assert_eq!(p.terminate(), 0);
+}
+
+/// Runs `portcullis ARGS` that is expected to stop by itself; killed after 20 s otherwise.
+fn portcullis_bounded(args: &[&str]) -> (i32, String) {
+    let mut child =
+        Command::new(BIN).args(args).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("run portcullis");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while child.try_wait().ok().flatten().is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let out = child.wait_with_output().expect("output");
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    (out.status.code().unwrap_or(-1), text)
+}
+
+#[test]
+fn a_demo_on_a_taken_port_fails_with_a_clear_error_and_no_banner() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = taken.local_addr().expect("addr").to_string();
+    let (code, out) = portcullis_bounded(&["demo", "--bind", &addr]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains(&format!("cannot bind {addr}")) && out.contains("in use"), "{out}");
+    assert!(out.contains("--bind"), "says how to pick another address:\n{out}");
+    assert!(
+        !out.contains("Portcullis demo on") && !out.contains("curl"),
+        "no banner for a demo that is not up:\n{out}"
+    );
+}
+
+/// The SQLite file a running demo logged that it opened.
+async fn demo_database(p: &Process) -> std::path::PathBuf {
+    let line = p.log_line("the database", |l| l.contains("database open")).await;
+    let url = line.split(" database=").nth(1).unwrap_or_default().split_whitespace().next().unwrap_or_default();
+    std::path::PathBuf::from(url.strip_prefix("sqlite://").unwrap_or_else(|| panic!("a SQLite URL in: {line}")))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_demos_at_once_keep_separate_databases_removed_at_exit() {
+    let a = Process::spawn(&["demo", "--bind", "127.0.0.1:0"]);
+    let b = Process::spawn(&["demo", "--bind", "127.0.0.1:0"]);
+    let (db_a, db_b) = (demo_database(&a).await, demo_database(&b).await);
+    assert_ne!(db_a.parent(), db_b.parent(), "each demo has its own folder");
+    for db in [&db_a, &db_b] {
+        assert!(db.exists(), "{}", db.display());
+        assert!(db.starts_with(std::env::temp_dir()), "{}", db.display());
+    }
+    let key = ("x-api-key", "pcl_demo_key_printed_at_start_not_a_secret");
+    for p in [&a, &b] {
+        assert_eq!(get(&p.url("/private/x"), &[key]).await.status, StatusCode::OK);
+    }
+    assert_eq!(a.terminate(), 0);
+    assert!(!db_a.parent().is_some_and(std::path::Path::exists), "the folder is removed at exit");
+    assert!(db_b.exists(), "the other demo's database is untouched");
+    assert_eq!(get(&b.url("/private/x"), &[key]).await.status, StatusCode::OK, "the other demo still serves");
+    assert_eq!(b.terminate(), 0);
+    assert!(!db_b.parent().is_some_and(std::path::Path::exists));
+}
+
+/// Ctrl-C after traffic through every route (pooled upstream connections, quota usage to
+/// save, a client connection kept alive): a clean stop, well within a liveness bound.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_demo_exits_0_soon_after_sigint() {
+    let mut p = Process::spawn(&["demo", "--bind", "127.0.0.1:0"]);
+    let key = ("x-api-key", "pcl_demo_key_printed_at_start_not_a_secret");
+    for path in ["/hello", "/echo/x", "/private/x"] {
+        assert_eq!(get(&p.url(path), &[key]).await.status, StatusCode::OK, "{path}");
+    }
+    let mut idle = tokio::net::TcpStream::connect(&p.addr).await.expect("connect");
+    tokio::io::AsyncWriteExt::write_all(&mut idle, b"GET /hello HTTP/1.1\r\nHost: demo\r\n\r\n").await.expect("write");
+    let mut first = [0u8; 12];
+    tokio::io::AsyncReadExt::read_exact(&mut idle, &mut first).await.expect("a response");
+    let signalled = Instant::now();
+    p.signal("INT");
+    assert_eq!(p.exited_within(Duration::from_secs(5)).await, 0);
+    eprintln!("the demo exited {:?} after SIGINT", signalled.elapsed());
+    p.log_line("the stop", |l| l.contains("stopped")).await;
 }
 
 /// A `run` config: one plain listener, `routes` (list items) to `backend`.

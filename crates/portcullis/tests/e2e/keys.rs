@@ -235,6 +235,48 @@ async fn keys_cli_creates_lists_and_revokes_and_a_running_gateway_follows() {
     assert!(actors.contains(&(json!("cli"), json!("key.revoke"))), "{audit}");
 }
 
+/// `keys` reads only the database, the audit log and the plans: an `${env:}` elsewhere (the
+/// admin token, a listener) need not be set; one in `state.database` must be, and is named.
+#[test]
+fn keys_cli_needs_only_the_references_it_reads() {
+    let dir = scratch_dir();
+    let text = config(Some("${env:PCL_E2E_KEYS_DB}"))
+        .replace(&format!("token: \"{TOKEN}\""), "token: \"${env:PCL_E2E_UNSET_ADMIN_TOKEN}\"")
+        .replace("bind: \"127.0.0.1:0\"", "bind: \"${env:PCL_E2E_UNSET_BIND}\"");
+    let path = write_config(&dir, &text);
+    let c = path.to_str().expect("utf-8 path");
+    let keys = |args: &[&str], database: Option<&str>| {
+        let mut command = Command::new(BIN);
+        command.arg("keys").args(args).args(["-c", c]).env_remove("PCL_E2E_UNSET_ADMIN_TOKEN");
+        command.env_remove("PCL_E2E_UNSET_BIND").env_remove("PCL_E2E_KEYS_DB");
+        if let Some(url) = database {
+            command.env("PCL_E2E_KEYS_DB", url);
+        }
+        let out = command.output().expect("run portcullis");
+        let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+        (out.status.code().unwrap_or(-1), text(&out.stdout), text(&out.stderr))
+    };
+    let (code, out, err) = keys(&["list"], None);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(err.contains("state.database") && err.contains("`PCL_E2E_KEYS_DB`"), "{err}");
+    assert!(!err.contains("PCL_E2E_UNSET"), "only what `keys` reads is resolved:\n{err}");
+
+    let database = format!("sqlite://{}", dir.join("keys.db").display());
+    let (code, out, err) = keys(&["create", "--consumer", "acme", "--plan", "gold", "--json"], Some(&database));
+    assert_eq!(code, 0, "{out}{err}");
+    let created: Value = serde_json::from_str(&out).expect("json");
+    let id = created["id"].as_str().expect("id");
+    let (code, out, err) = keys(&["create", "--consumer", "acme", "--plan", "bronze"], Some(&database));
+    assert_eq!(code, 1, "plans are still read: {out}{err}");
+    let (code, out, err) = keys(&["list", "--consumer", "acme"], Some(&database));
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains(id), "{out}");
+    let (code, out, err) = keys(&["revoke", id], Some(&database));
+    assert_eq!(code, 0, "{out}{err}");
+    let actions: Vec<_> = audit_file(&dir).iter().map(|a| a["action"].clone()).collect();
+    assert_eq!(actions, [json!("consumer.create"), json!("key.create"), json!("key.revoke")], "audited as before");
+}
+
 /// A fresh schema on the test PostgreSQL; `None` (a failure under CI=true) without one.
 async fn postgres_schema() -> Option<(String, String)> {
     let base = std::env::var("DATABASE_URL").unwrap_or_else(|_| DEFAULT_POSTGRES.to_owned());

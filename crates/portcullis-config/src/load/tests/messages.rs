@@ -19,7 +19,7 @@ fn other_untagged_values_read_as_their_forms() {
         "version: 1
 upstreams:
   u:
-    retries: {{ attempts: 2, on: [conect_error, 404, 503] }}{}    policy: 3
+    retries: {{ attempts: 2, on: [conect_error, 404, 503] }}{}    policy: {{ name: p }}
 ",
         ROUTE
     );
@@ -28,7 +28,7 @@ upstreams:
     let forms = "must be an integer from 500 to 599, `connect_error` or `timeout`";
     assert_eq!(at(&d, "upstreams.u.retries.on[0]").message, format!("{forms}, got `conect_error`"));
     assert_eq!(at(&d, "upstreams.u.retries.on[1]").message, format!("{forms}, got `404`"));
-    assert_eq!(at(&d, "routes[0].policy").message, "must be a string or a list of strings, got `3`");
+    assert_eq!(at(&d, "routes[0].policy").message, "must be a string or a list of strings, got a mapping");
 }
 
 #[test]
