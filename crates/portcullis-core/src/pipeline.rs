@@ -58,6 +58,7 @@ pub fn intake(snapshot: &Snapshot, parts: &Parts, downstream: &Downstream) -> Re
         auth: None,
         plan: None,
         token: None,
+        verified: crate::context::VerifiedCredentials::default(),
         auth_failed: None,
         jwks_refetched: false,
         outcome: None,

@@ -175,8 +175,8 @@ fn jwt(
     parts: &Parts,
     ctx: &mut RequestContext,
 ) -> Attempt {
-    let token = match find_token(&spec.token_from, parts) {
-        Ok(Some(token)) => token,
+    let (token, place) = match find_token(&spec.token_from, parts) {
+        Ok(Some(found)) => found,
         Ok(None) => return Attempt::Missing,
         // Which copy a backend reads is its own choice (the first, the last): a request that
         // sends two never goes on with one checked and another forwarded.
@@ -187,6 +187,14 @@ fn jwt(
     };
     match live.verify(token) {
         Ok(verified) => {
+            // A token without `sub` names nobody the cache could keep apart.
+            if verified.subject.is_some() {
+                match place {
+                    TokenSource::Header => ctx.verified.authorization = true,
+                    TokenSource::Cookie(name) => ctx.verified.cookies.push(name.clone()),
+                    TokenSource::Query(_) => {}
+                }
+            }
             let plan = verified.subject.as_deref().and_then(|s| snapshot.consumer(s)).and_then(|c| c.plan.clone());
             Attempt::Accepted(Accepted {
                 provider: provider.name.clone(),
@@ -212,9 +220,13 @@ fn jwt(
 #[derive(Debug, PartialEq, Eq)]
 struct Ambiguous;
 
-/// The token of the first `token_from` place, in order, that holds one; a place holding two
-/// (two bearer `Authorization` fields, a cookie or query name twice) is [`Ambiguous`].
-fn find_token<'p>(sources: &[TokenSource], parts: &'p Parts) -> Result<Option<&'p str>, Ambiguous> {
+/// The token of the first `token_from` place, in order, that holds one, and that place; a
+/// place holding two (two bearer `Authorization` fields, a cookie or query name twice) is
+/// [`Ambiguous`].
+fn find_token<'p, 's>(
+    sources: &'s [TokenSource],
+    parts: &'p Parts,
+) -> Result<Option<(&'p str, &'s TokenSource)>, Ambiguous> {
     for source in sources {
         let found = match source {
             TokenSource::Header => only(
@@ -249,8 +261,8 @@ fn find_token<'p>(sources: &[TokenSource], parts: &'p Parts) -> Result<Option<&'
                     .map(|(_, v)| v),
             ),
         }?;
-        if found.is_some() {
-            return Ok(found);
+        if let Some(token) = found {
+            return Ok(Some((token, source)));
         }
     }
     Ok(None)
@@ -495,7 +507,7 @@ mod tests {
     #[test]
     fn a_place_holding_two_tokens_is_ambiguous_not_its_first() {
         let all = [TokenSource::Header, TokenSource::Cookie("t".into()), TokenSource::Query("access_token".into())];
-        let find = |p: &Parts| find_token(&all, p).map(|t| t.map(str::to_owned));
+        let find = |p: &Parts| find_token(&all, p).map(|t| t.map(|(token, _)| token.to_owned()));
         assert_eq!(find(&request("/x", &[("authorization", "Bearer a")])), Ok(Some("a".into())));
         assert_eq!(
             find(&request("/x", &[("authorization", "Bearer a"), ("authorization", "Bearer b")])),

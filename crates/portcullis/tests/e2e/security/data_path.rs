@@ -1,14 +1,17 @@
-//! See [`super`]. The data path: no client-sent field can blow up or blank an access log line.
+//! See [`super`]. The data path: a cached answer must not reach another user or scheme, and no
+//! client-sent field can blow up or blank an access log line.
 
 use std::net::SocketAddr;
 
-use http::StatusCode;
+use bytes::Bytes;
+use http::{Response, StatusCode};
+use http_body_util::Full;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use crate::access_log::wait_for_lines;
 use crate::certs::{ClientOptions, Pki, client_config};
-use crate::kit::{self, Backend, TestGateway, WAIT, get};
+use crate::kit::{self, Backend, Recorded, TestGateway, WAIT, get};
 
 /// One HTTP/1.1 response read off a raw socket: status, lower-cased head, body.
 struct RawReply {
@@ -64,6 +67,174 @@ async fn plain_exchange(addr: SocketAddr, request: &[u8]) -> RawReply {
     let mut s = TcpStream::connect(addr).await.expect("connect");
     s.write_all(request).await.expect("write");
     read_reply(&mut s).await
+}
+
+fn text_owned(body: String) -> Response<Full<Bytes>> {
+    Response::new(Full::new(Bytes::from(body)))
+}
+
+const ACME_KEY: &str = "pcl_test_acme_key";
+
+/// The stored form of the API key [`ACME_KEY`].
+fn acme_key_stored() -> String {
+    portcullis_auth::api_key::stored_form(&portcullis_auth::api_key::digest_of(ACME_KEY.as_bytes()))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Issue 12, item 6: a cached answer never reaches another user, nor the other scheme.
+
+/// Answers with the credentials it was sent, as a backend answering per session would.
+fn per_session(r: &Recorded) -> Response<Full<Bytes>> {
+    let show = |name: &str| r.headers.get(name).map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
+    text_owned(format!("cookie={:?} authorization={:?}", show("cookie"), show("authorization")))
+}
+
+fn key_route_config(backend: &Backend) -> String {
+    let stored = acme_key_stored();
+    format!(
+        r#"version: 1
+listeners: [{{ name: test, bind: "@LISTEN@" }}]
+logging: {{ access: {{ path: off }} }}
+auth:
+  partners: {{ type: api_key, header: X-Api-Key }}
+consumers:
+  acme: {{ keys: ["{stored}"] }}
+upstreams:
+  b: {{ targets: ["{}"] }}
+routes:
+  - {{ name: me, match: {{ path: "/{{*rest}}" }}, upstream: b, auth: {{ any: [partners] }}, cache: {{ ttl: 60s }} }}
+"#,
+        backend.url()
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_keys_users_never_get_each_others_cached_answer_by_cookie_or_unverified_token() {
+    let backend = Backend::start(per_session).await;
+    let gw = TestGateway::start(&key_route_config(&backend)).await;
+    let as_user = |path: &'static str, name: &'static str, value: &'static str| {
+        let url = gw.url(path);
+        async move { get(&url, &[("x-api-key", ACME_KEY), (name, value)]).await }
+    };
+    let alice = as_user("/session", "cookie", "session=ALICE").await;
+    assert_eq!((alice.status, alice.header("x-cache")), (StatusCode::OK, Some("BYPASS")), "{}", alice.text());
+    assert!(alice.text().contains("session=ALICE"), "{}", alice.text());
+    let bob = as_user("/session", "cookie", "session=BOB").await;
+    assert!(bob.text().contains("session=BOB"), "Bob was served {}", bob.text());
+    assert_eq!(bob.header("x-cache"), Some("BYPASS"));
+
+    // A bearer token no provider of the route checked: whether it is forwarded or stripped,
+    // Bob never gets the answer made for Alice's.
+    let alice = as_user("/token", "authorization", "Bearer alice.unverified.token").await;
+    assert_eq!(alice.status, StatusCode::OK);
+    let bob = as_user("/token", "authorization", "Bearer bob.unverified.token").await;
+    assert!(!bob.text().contains("alice"), "Bob was served {}", bob.text());
+    let reached = bob.text().contains("bob.unverified.token");
+    assert!(!reached || bob.header("x-cache") == Some("BYPASS"), "{:?} {}", bob.header("x-cache"), bob.text());
+
+    // Without a credential the gateway did not verify, the key's answers are cached as before.
+    let plain = gw.url("/plain");
+    assert_eq!(get(&plain, &[("x-api-key", ACME_KEY)]).await.header("x-cache"), Some("MISS"));
+    assert_eq!(get(&plain, &[("x-api-key", ACME_KEY)]).await.header("x-cache"), Some("HIT"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_verified_token_cookie_is_cached_per_user_and_a_cookie_beside_it_bypasses() {
+    let key = crate::idp::SigningKey::rsa("k1", crate::idp::RSA1);
+    let idp = crate::idp::Idp::start(&[&key]).await;
+    let backend = Backend::start(per_session).await;
+    let yaml = format!(
+        r#"version: 1
+listeners: [{{ name: test, bind: "@LISTEN@" }}]
+logging: {{ access: {{ path: off }} }}
+limits: {{ max_header_bytes: 65536 }}
+auth:
+  web:
+    type: jwt
+    issuer: "{}"
+    jwks_uri: "{}"
+    audiences: ["api://orders"]
+    algorithms: [RS256]
+    token_from: [cookie:session]
+upstreams:
+  b: {{ targets: ["{}"] }}
+routes:
+  - {{ name: me, match: {{ path: /me }}, upstream: b, auth: {{ any: [web] }}, cache: {{ ttl: 60s }} }}
+"#,
+        idp.issuer,
+        idp.jwks_uri(),
+        backend.url()
+    );
+    let gw = TestGateway::start(&yaml).await;
+    let (alice, bob) = (key.sign(&idp.claims("alice")), key.sign(&idp.claims("bob")));
+    let me = |cookie: String| {
+        let url = gw.url("/me");
+        async move { get(&url, &[("cookie", &cookie)]).await }
+    };
+    assert_eq!(me(format!("session={alice}")).await.header("x-cache"), Some("MISS"));
+    assert_eq!(me(format!("session={alice}")).await.header("x-cache"), Some("HIT"), "the token was verified");
+    let other = me(format!("session={bob}")).await;
+    assert_eq!(other.header("x-cache"), Some("MISS"), "another user, another entry");
+    let beside = me(format!("session={alice}; cart=BOB-CART")).await;
+    assert_eq!(beside.header("x-cache"), Some("BYPASS"), "a cookie nobody verified");
+    assert!(beside.text().contains("cart=BOB-CART"), "{}", beside.text());
+}
+
+/// A public cached route served on a plain and a TLS listener (`redis`: the cache's store).
+async fn two_scheme_gateway(backend: &Backend, route: &str, redis: Option<&str>) -> TestGateway {
+    let dir = kit::scratch_dir();
+    Pki::new("edge-ca").leaf(&["api.test"], false).write(&dir, "server");
+    let state = redis.map_or_else(String::new, |url| format!("state: {{ redis: \"{url}\" }}"));
+    // Two listeners may not both bind port 0: two ports that were free a moment ago.
+    let (plain, tls) = (kit::dead_port().await, kit::dead_port().await);
+    let yaml = format!(
+        r#"version: 1
+listeners:
+  - {{ name: plain, bind: "{plain}" }}
+  - {{ name: tls, bind: "{tls}", tls: {{ certificates: [{{ cert: server.pem, key: server-key.pem }}] }} }}
+logging: {{ access: {{ path: off }} }}
+{state}
+upstreams:
+  b: {{ targets: ["{}"] }}
+routes:
+  - {{ name: {route}, match: {{ path: /page }}, upstream: b, auth: none, cache: {{ ttl: 60s, shared: true }} }}
+"#,
+        backend.url()
+    );
+    TestGateway::start_in(&yaml, dir).await
+}
+
+async fn schemes_never_cross(redis: Option<&str>) {
+    // Links built from X-Forwarded-Proto: an https page must never be served over http.
+    let backend = Backend::start(|r| {
+        let proto = r.headers.get("x-forwarded-proto").map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
+        text_owned(format!("<a href=\"{}://api.test/next\">", proto.unwrap_or_default()))
+    })
+    .await;
+    let route = crate::rate_limits::unique("schemes");
+    let gw = two_scheme_gateway(&backend, &route, redis).await;
+    let (plain, tls) = (gw.listener("plain").expect("plain"), gw.listener("tls").expect("tls"));
+    let request = b"GET /page HTTP/1.1\r\nHost: api.test\r\n\r\n";
+    let over_tls = tls_exchange(tls, "api.test", request).await;
+    assert_eq!((over_tls.status, over_tls.body.as_str()), (200, "<a href=\"https://api.test/next\">"));
+    // The store is in the background with Redis: the https answer is there once TLS hits.
+    kit::eventually("the https answer stored", || async {
+        tls_exchange(tls, "api.test", request).await.head.contains("x-cache: hit").then_some(())
+    })
+    .await;
+    let over_plain = plain_exchange(plain, request).await;
+    assert_eq!(over_plain.body, "<a href=\"http://api.test/next\">", "{}", over_plain.head);
+    assert!(over_plain.head.contains("x-cache: miss"), "{}", over_plain.head);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_answer_cached_over_https_is_never_served_over_http() {
+    schemes_never_cross(None).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_redis_an_answer_cached_over_https_is_never_served_over_http() {
+    schemes_never_cross(Some(&crate::rate_limits::redis_url())).await;
 }
 
 // ---------------------------------------------------------------------------------------------
