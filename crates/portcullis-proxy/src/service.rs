@@ -156,7 +156,8 @@ async fn dispatch(
                 (RequestBody::empty(), None)
             } else {
                 let stats = Arc::new(BodyStats::default());
-                (RequestBody::limited(body, route.limits.max_body_bytes, stats.clone()), Some(stats))
+                let (limit, stall_after) = (route.limits.max_body_bytes, route.limits.idle_timeout);
+                (RequestBody::limited(body, limit, stall_after, stats.clone()), Some(stats))
             };
             if let Some(log) = log.as_mut() {
                 log.bytes_in.clone_from(&stats);

@@ -1,7 +1,9 @@
-//! See [`super`]. The data path: a cached answer must not reach another user or scheme, and no
-//! client-sent field can blow up or blank an access log line.
+//! See [`super`]. The data path: a slow client must not get a healthy target ejected, a
+//! cached answer must not reach another user or scheme, and no client-sent field can blow up
+//! or blank an access log line.
 
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use bytes::Bytes;
 use http::{Response, StatusCode};
@@ -78,6 +80,81 @@ const ACME_KEY: &str = "pcl_test_acme_key";
 /// The stored form of the API key [`ACME_KEY`].
 fn acme_key_stored() -> String {
     portcullis_auth::api_key::stored_form(&portcullis_auth::api_key::digest_of(ACME_KEY.as_bytes()))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Issue 12, item 1: a client that stalls mid-body is the client's failure, never the target's.
+
+fn slow_client_gateway(backend: &Backend, protocol: &str) -> String {
+    format!(
+        r#"version: 1
+listeners: [{{ name: test, bind: "@LISTEN@" }}]
+logging: {{ access: {{ path: "@DIR@/access.jsonl" }} }}
+limits: {{ idle_timeout: 1s }}
+upstreams:
+  b:
+    targets: ["{}"]
+    protocol: {protocol}
+    timeouts: {{ response: 300ms }}
+    health: {{ passive: {{ unhealthy_after: 3, cooldown: 60s }} }}
+routes:
+  - {{ name: all, match: {{ path: "/{{*rest}}" }}, upstream: b, auth: none }}
+"#,
+        backend.url()
+    )
+}
+
+/// Declares a 1000-byte body, sends half of it and stalls; returns what the gateway answered.
+async fn stalled_upload(addr: SocketAddr) -> RawReply {
+    let mut s = TcpStream::connect(addr).await.expect("connect");
+    s.write_all(b"POST /upload HTTP/1.1\r\nHost: api.test\r\nContent-Length: 1000\r\n\r\n").await.expect("head");
+    s.write_all(&[b'x'; 500]).await.expect("half the body");
+    read_reply(&mut s).await
+}
+
+async fn slow_clients_cannot_eject(protocol: &str) {
+    let backend = Backend::ok().await;
+    let gw = TestGateway::start(&slow_client_gateway(&backend, protocol)).await;
+    let stalled: Vec<_> = (0..5).map(|_| tokio::spawn(stalled_upload(gw.addr))).collect();
+    let mut replies = Vec::new();
+    for task in stalled {
+        replies.push(task.await.expect("slow client"));
+    }
+    // The target is still in: a normal client is served.
+    let r = get(&gw.url("/healthy"), &[]).await;
+    assert_eq!(r.status, StatusCode::OK, "{protocol}: a slow client got the target ejected: {}", r.text());
+    for reply in &replies {
+        assert_eq!((reply.status, reply.code()), (408, "request_timeout".to_owned()), "{protocol}: {}", reply.head);
+    }
+    let lines = wait_for_lines(&gw, 6).await;
+    let timed_out = lines.iter().filter(|l| l.contains(r#""outcome":"request_timeout""#)).count();
+    assert_eq!(timed_out, 5, "{protocol}: {lines:#?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clients_stalling_mid_body_get_408_and_the_target_stays_in() {
+    slow_clients_cannot_eject("http1").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clients_stalling_mid_body_get_408_and_an_h2_target_stays_in() {
+    slow_clients_cannot_eject("h2").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_body_that_keeps_arriving_is_not_cut_by_the_response_timeout() {
+    let backend = Backend::start(|r| text_owned(format!("got {} bytes", r.body.len()))).await;
+    let gw = TestGateway::start(&slow_client_gateway(&backend, "http1")).await;
+    let mut s = TcpStream::connect(gw.addr).await.expect("connect");
+    s.write_all(b"POST /upload HTTP/1.1\r\nHost: api.test\r\nContent-Length: 400\r\n\r\n").await.expect("head");
+    // Four pieces, each within the idle timeout, together longer than the response timeout.
+    for _ in 0..4 {
+        // A gateway that gave up already shows in the reply below.
+        let _ = s.write_all(&[b'x'; 100]).await;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let reply = read_reply(&mut s).await;
+    assert_eq!((reply.status, reply.body.as_str()), (200, "got 400 bytes"), "{}", reply.head);
 }
 
 // ---------------------------------------------------------------------------------------------
