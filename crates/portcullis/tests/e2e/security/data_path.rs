@@ -1,15 +1,16 @@
 //! See [`super`]. The data path: a slow client must not get a healthy target ejected, a
-//! cached answer must not reach another user or scheme, and no client-sent field can blow up
-//! or blank an access log line.
+//! cached answer must not reach another user or scheme, a WebSocket tunnel needs a real
+//! handshake on both sides, and no client-sent field can blow up or blank an access log line.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 use http::{Response, StatusCode};
 use http_body_util::Full;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use tokio::net::{TcpListener, TcpStream};
 
 use crate::access_log::wait_for_lines;
 use crate::certs::{ClientOptions, Pki, client_config};
@@ -312,6 +313,115 @@ async fn an_answer_cached_over_https_is_never_served_over_http() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_redis_an_answer_cached_over_https_is_never_served_over_http() {
     schemes_never_cross(Some(&crate::rate_limits::redis_url())).await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Issue 12, item 11: a WebSocket tunnel only after a real handshake on both sides.
+
+const KEY_ROUTES: &str = r#"  - { name: ws, match: { path: /ws }, upstream: b, auth: none, websocket: true }
+  - { name: admin, match: { path: "/admin/{*rest}" }, upstream: b, auth: { any: [partners] } }
+"#;
+
+fn websocket_config(target: &str) -> String {
+    let stored = acme_key_stored();
+    format!(
+        r#"version: 1
+listeners: [{{ name: test, bind: "@LISTEN@" }}]
+logging: {{ access: {{ path: off }} }}
+auth:
+  partners: {{ type: api_key, header: X-Api-Key }}
+consumers:
+  acme: {{ keys: ["{stored}"] }}
+upstreams:
+  b: {{ targets: ["http://{target}"] }}
+routes:
+{KEY_ROUTES}"#
+    )
+}
+
+/// An upstream that answers every request head with `answer` and then records every byte
+/// that reaches it until the gateway closes the connection.
+async fn upgrade_anything(answer: &'static [u8]) -> (SocketAddr, Arc<std::sync::Mutex<Vec<u8>>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let seen: Arc<std::sync::Mutex<Vec<u8>>> = Arc::default();
+    let record = seen.clone();
+    tokio::spawn(async move {
+        while let Ok((mut tcp, _)) = listener.accept().await {
+            let record = record.clone();
+            tokio::spawn(async move {
+                let mut buf = [0u8; 4096];
+                let mut answered = false;
+                while let Ok(Ok(n)) = tokio::time::timeout(WAIT, tcp.read(&mut buf)).await {
+                    if n == 0 {
+                        return;
+                    }
+                    record.lock().expect("lock").extend_from_slice(&buf[..n]);
+                    if !answered && record.lock().expect("lock").windows(4).any(|w| w == b"\r\n\r\n") {
+                        answered = true;
+                        let _ = tcp.write_all(answer).await;
+                    }
+                }
+            });
+        }
+    });
+    (addr, seen)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_101_with_a_wrong_accept_is_502_and_nothing_pipelined_reaches_the_upstream() {
+    let (target, seen) = upgrade_anything(
+        b"HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
+          Sec-WebSocket-Accept: bm90IHRoZSByaWdodCBhbnN3ZXI=\r\n\r\n",
+    )
+    .await;
+    let gw = TestGateway::start(&websocket_config(&target.to_string())).await;
+    let mut client = TcpStream::connect(gw.addr).await.expect("connect");
+    client
+        .write_all(
+            b"GET /ws HTTP/1.1\r\nHost: gw.test\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
+              Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n\
+              GET /admin/users HTTP/1.1\r\nHost: gw.test\r\n\r\n",
+        )
+        .await
+        .expect("write");
+    let upgrade = read_reply(&mut client).await;
+    assert_eq!((upgrade.status, upgrade.code()), (502, "upstream_error".to_owned()), "{}", upgrade.head);
+    // The pipelined request stays HTTP on the gateway's side: it needs the key it lacks.
+    let admin = read_reply(&mut client).await;
+    assert_eq!(admin.status, 401, "{}", admin.head);
+    drop(client);
+    drop(gw);
+    let upstream_saw = String::from_utf8_lossy(&seen.lock().expect("lock")).into_owned();
+    assert!(upstream_saw.starts_with("GET /ws "), "{upstream_saw}");
+    assert!(!upstream_saw.contains("/admin"), "smuggled through the tunnel: {upstream_saw}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upgrade_without_a_valid_key_and_version_13_never_reaches_the_upstream() {
+    let backend = Backend::ok().await;
+    let gw = TestGateway::start(&websocket_config(&backend.addr.to_string())).await;
+    let cases: [(&str, &str); 6] = [
+        ("no key", "Sec-WebSocket-Version: 13\r\n"),
+        ("no version", "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"),
+        ("version 8", "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 8\r\n"),
+        ("a 5-byte key", "Sec-WebSocket-Key: c2hvcnQ=\r\nSec-WebSocket-Version: 13\r\n"),
+        ("not base64", "Sec-WebSocket-Key: !!!!not-base64-at-all!!!\r\nSec-WebSocket-Version: 13\r\n"),
+        (
+            "two keys",
+            "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Key: AQIDBAUGBwgJCgsMDQ4PEA==\r\n\
+             Sec-WebSocket-Version: 13\r\n",
+        ),
+    ];
+    for (why, handshake) in cases {
+        let request = format!(
+            "GET /ws HTTP/1.1\r\nHost: gw.test\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n{handshake}\r\n"
+        );
+        let reply = plain_exchange(gw.addr, request.as_bytes()).await;
+        assert_eq!((reply.status, reply.code()), (400, "bad_request".to_owned()), "{why}: {}", reply.head);
+        assert!(reply.head.contains("sec-websocket-version: 13"), "{why}: {}", reply.head);
+    }
+    assert_eq!(backend.count(), 0, "a bad handshake reached the upstream");
 }
 
 // ---------------------------------------------------------------------------------------------
