@@ -34,6 +34,8 @@ pub struct RequestContext {
     pub plan: Option<Arc<str>>,
     /// The verified JWT, when a JWT provider authenticated the request.
     pub token: Option<Arc<portcullis_auth::jwt::Verified>>,
+    /// Where the tokens the gateway verified were read (and so may go upstream as checked).
+    pub verified: VerifiedCredentials,
     /// The provider whose check refused the request (for `auth_failures_total`).
     pub auth_failed: Option<Arc<str>>,
     /// An unknown `kid` already caused one JWKS refetch for this request.
@@ -44,6 +46,17 @@ pub struct RequestContext {
     /// One bucket key per entry of the route's `rate_limits` (same order); inline up to two,
     /// so a rate-limited request allocates only its key text.
     pub rate_keys: smallvec::SmallVec<[String; 2]>,
+}
+
+/// The places of a request holding a credential the gateway verified, and whose owner the
+/// identity headers name: the response cache keys on such credentials, while any other
+/// `Authorization` or `Cookie` going upstream makes a request uncacheable.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct VerifiedCredentials {
+    /// The bearer token in `Authorization` passed a JWT provider and has a `sub`.
+    pub authorization: bool,
+    /// Cookies whose token passed a JWT provider and has a `sub` (empty: no allocation).
+    pub cookies: Vec<String>,
 }
 
 /// The negotiated TLS session of a connection.

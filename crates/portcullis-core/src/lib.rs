@@ -20,7 +20,7 @@ pub mod stage;
 mod test_support;
 
 pub use compile::compile;
-pub use context::{ClientCert, RequestContext, TlsInfo};
+pub use context::{ClientCert, RequestContext, TlsInfo, VerifiedCredentials};
 pub use flow::{Flow, Pending, Reply};
 pub use problem::{ErrorCode, Problem};
 pub use snapshot::Snapshot;

@@ -5,7 +5,7 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use http::header::{HOST, USER_AGENT};
+use http::header::HOST;
 use http::request::Parts;
 
 use crate::context::{RequestContext, TlsInfo};
@@ -58,6 +58,7 @@ pub fn intake(snapshot: &Snapshot, parts: &Parts, downstream: &Downstream) -> Re
         auth: None,
         plan: None,
         token: None,
+        verified: crate::context::VerifiedCredentials::default(),
         auth_failed: None,
         jwks_refetched: false,
         outcome: None,
@@ -121,11 +122,6 @@ pub fn on_response(route: Option<&RouteSpec>, parts: &mut http::response::Parts,
         route.response_headers.apply(&mut parts.headers);
     }
     parts.headers.insert(X_REQUEST_ID, ctx.request_id.clone());
-}
-
-/// The `User-Agent` for the access log.
-pub fn user_agent(parts: &Parts) -> Option<&str> {
-    parts.headers.get(USER_AGENT).and_then(|v| v.to_str().ok())
 }
 
 #[cfg(test)]

@@ -28,6 +28,8 @@ pub enum ErrorCode {
     BodyTooLarge,
     UriTooLong,
     HeadersTooLarge,
+    /// The request body stopped arriving (`request_timeout`, 408; not in SPEC §3's table).
+    RequestTimeout,
     RateLimited,
     QuotaExceeded,
     UpstreamError,
@@ -67,6 +69,7 @@ impl ErrorCode {
             E::BodyTooLarge => ("body_too_large", StatusCode::PAYLOAD_TOO_LARGE),
             E::UriTooLong => ("uri_too_long", StatusCode::URI_TOO_LONG),
             E::HeadersTooLarge => ("headers_too_large", StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE),
+            E::RequestTimeout => ("request_timeout", StatusCode::REQUEST_TIMEOUT),
             E::RateLimited => ("rate_limited", StatusCode::TOO_MANY_REQUESTS),
             E::QuotaExceeded => ("quota_exceeded", StatusCode::TOO_MANY_REQUESTS),
             E::UpstreamError => ("upstream_error", StatusCode::BAD_GATEWAY),

@@ -4,7 +4,13 @@
 //! channel, so a slow disk never blocks a request; when the channel is full the line is
 //! dropped and counted rather than stalling traffic. Never logged: `Authorization`, cookies,
 //! API keys, query strings.
+//!
+//! Every field a client can choose is bounded ([`log_text`]): a line stays short whatever was
+//! sent (a 30 KB `User-Agent` is no 30 KB line), and a value that is not UTF-8 is logged with
+//! its stray bytes escaped rather than dropped, so what a client sent stays visible.
 
+use std::borrow::Cow;
+use std::fmt::Write as _;
 use std::io::Write;
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -12,14 +18,27 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
 use std::time::{Instant, SystemTime};
 
-use portcullis_core::RequestContext;
+use http::header::USER_AGENT;
 use portcullis_core::snapshot::LogSink;
+use portcullis_core::{RequestContext, TlsInfo};
 use serde::Serialize;
 
 use crate::body::BodyStats;
 
 /// Lines buffered between request tasks and the writer thread.
 const CHANNEL_LINES: usize = 16 * 1024;
+
+/// The most bytes logged of each field a client chooses; past it the value is cut and
+/// `…[+N bytes]` says how much was left out.
+pub const MAX_LOGGED_USER_AGENT: usize = 512;
+pub const MAX_LOGGED_PATH: usize = 1024;
+/// DNS names are at most 253 bytes; a port adds 6.
+pub const MAX_LOGGED_HOST: usize = 256;
+pub const MAX_LOGGED_SNI: usize = 256;
+/// Extension methods are tokens of any length.
+pub const MAX_LOGGED_METHOD: usize = 32;
+/// The consumer may be a JWT `sub`, which the token's issuer chose.
+pub const MAX_LOGGED_CONSUMER: usize = 256;
 
 /// A handle to the writer; cheap to clone.
 #[derive(Clone, Debug)]
@@ -95,8 +114,8 @@ pub struct PendingLog {
     pub auth: Option<Arc<str>>,
     pub outcome: Option<&'static str>,
     pub cache: Option<&'static str>,
-    /// The negotiated TLS version (`TLSv1.3`); `None` on plain connections.
-    pub tls: Option<&'static str>,
+    /// The connection's TLS session (version and SNI); `None` on plain connections.
+    pub tls: Option<Arc<TlsInfo>>,
 }
 
 #[derive(Serialize)]
@@ -122,6 +141,9 @@ struct Line<'a> {
     cache: Option<&'a str>,
     user_agent: Option<&'a str>,
     tls: Option<&'a str>,
+    /// The server name the client asked for in the TLS handshake: beside `host`, it shows
+    /// domain fronting (SNI for one name, `Host` for another).
+    sni: Option<Cow<'a, str>>,
 }
 
 impl PendingLog {
@@ -133,10 +155,19 @@ impl PendingLog {
             request_id: ctx.request_id.to_str().unwrap_or_default().to_owned(),
             trace_id: ctx.trace.trace_id_hex(),
             client_ip: ctx.client_ip,
-            method: parts.method.as_str().to_owned(),
-            host: ctx.host.clone(),
-            path: parts.uri.path().to_owned(),
-            user_agent: portcullis_core::pipeline::user_agent(parts).map(str::to_owned),
+            method: log_text(parts.method.as_str().as_bytes(), MAX_LOGGED_METHOD).into_owned(),
+            // The host matched on; a `Host` that could not be read as one is logged as sent.
+            host: ctx
+                .host
+                .as_deref()
+                .map(str::as_bytes)
+                .or_else(|| ctx.original_host.as_ref().map(http::HeaderValue::as_bytes))
+                .map(|h| log_text(h, MAX_LOGGED_HOST).into_owned()),
+            path: log_text(parts.uri.path().as_bytes(), MAX_LOGGED_PATH).into_owned(),
+            user_agent: parts
+                .headers
+                .get(USER_AGENT)
+                .map(|v| log_text(v.as_bytes(), MAX_LOGGED_USER_AGENT).into_owned()),
             route: None,
             upstream: None,
             target: None,
@@ -147,14 +178,14 @@ impl PendingLog {
             auth: None,
             outcome: None,
             cache: None,
-            tls: ctx.tls.as_ref().map(|t| t.version),
+            tls: ctx.tls.clone(),
         })
     }
 
     /// Records what the stages decided.
     pub fn note_context(&mut self, ctx: &RequestContext) {
         self.route = ctx.route.as_ref().map(|r| r.name.clone());
-        self.consumer.clone_from(&ctx.consumer);
+        self.consumer = ctx.consumer.as_deref().map(|c| log_text(c.as_bytes(), MAX_LOGGED_CONSUMER).into_owned());
         self.auth.clone_from(&ctx.auth);
         self.outcome = ctx.outcome.map(portcullis_core::ErrorCode::as_str);
         self.cache = ctx.cache;
@@ -182,7 +213,12 @@ impl PendingLog {
             outcome: self.outcome.unwrap_or("ok"),
             cache: self.cache,
             user_agent: self.user_agent.as_deref(),
-            tls: self.tls,
+            tls: self.tls.as_ref().map(|t| t.version),
+            sni: self
+                .tls
+                .as_ref()
+                .and_then(|t| t.server_name.as_deref())
+                .map(|n| log_text(n.as_bytes(), MAX_LOGGED_SNI)),
         };
         if let Ok(mut text) = serde_json::to_string(&line) {
             text.push('\n');
@@ -193,4 +229,69 @@ impl PendingLog {
 
 fn round3(ms: f64) -> f64 {
     (ms * 1000.0).round() / 1000.0
+}
+
+/// `bytes` as log text of at most `max` bytes (plus the mark): UTF-8 as it is, any byte that
+/// is not UTF-8 as `\xNN`; a longer value is cut on a character boundary and ends with
+/// `…[+N bytes]`, N counting the bytes of `bytes` left out. Borrowed when nothing changes.
+pub fn log_text(bytes: &[u8], max: usize) -> Cow<'_, str> {
+    if bytes.len() <= max
+        && let Ok(text) = std::str::from_utf8(bytes)
+    {
+        return Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(max.min(bytes.len()) + 24);
+    let mut taken = 0;
+    for chunk in bytes.utf8_chunks() {
+        let valid = chunk.valid();
+        let room = max - out.len();
+        if valid.len() > room {
+            let cut = (0..=room).rev().find(|&i| valid.is_char_boundary(i)).unwrap_or(0);
+            out.push_str(&valid[..cut]);
+            return Cow::Owned(cut_off(out, bytes.len() - taken - cut));
+        }
+        out.push_str(valid);
+        taken += valid.len();
+        for byte in chunk.invalid() {
+            if out.len() + 4 > max {
+                return Cow::Owned(cut_off(out, bytes.len() - taken));
+            }
+            let _ = write!(out, "\\x{byte:02x}");
+            taken += 1;
+        }
+    }
+    Cow::Owned(out)
+}
+
+fn cut_off(mut out: String, left_out: usize) -> String {
+    let _ = write!(out, "…[+{left_out} bytes]");
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::log_text;
+
+    #[test]
+    fn text_within_the_cap_is_logged_as_it_is() {
+        assert_eq!(log_text(b"curl/8.5", 512), "curl/8.5");
+        assert_eq!(log_text("Mözilla ✓".as_bytes(), 512), "Mözilla ✓");
+    }
+
+    #[test]
+    fn bytes_that_are_not_utf8_are_escaped_never_dropped() {
+        assert_eq!(log_text(b"caf\xc3\xa9 \xff\xfe bot", 512), "café \\xff\\xfe bot");
+        assert_eq!(log_text(b"\xc0\xae", 512), "\\xc0\\xae", "an overlong dot stays visible");
+    }
+
+    #[test]
+    fn long_values_are_cut_with_a_mark_saying_how_much_was_left_out() {
+        let long = "A".repeat(30_000);
+        assert_eq!(log_text(long.as_bytes(), 512), format!("{}…[+29488 bytes]", &long[..512]));
+        // Never inside a character: `é` is two bytes.
+        assert_eq!(log_text("aé".as_bytes(), 2), "a…[+2 bytes]");
+        // Nor inside an escape.
+        assert_eq!(log_text(b"ab\xff", 4), "ab…[+1 bytes]");
+        assert_eq!(log_text(b"\xff\xff\xff", 8), "\\xff\\xff…[+1 bytes]");
+    }
 }

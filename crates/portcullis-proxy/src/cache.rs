@@ -7,11 +7,13 @@
 //! an error.
 //!
 //! Choices, each for safety first:
-//! - key: route name and its cache settings, host, path, sorted query, and the consumer
-//!   (`None` = anonymous) unless `shared: true`. HEAD reads the GET entry; only GET stores.
+//! - key: route name and its cache settings, scheme, host, path, sorted query, and the
+//!   consumer (`None` = anonymous) unless `shared: true`. HEAD reads the GET entry; only GET
+//!   stores.
 //! - BYPASS (no lookup, no store): other methods; a request `Cache-Control: no-cache|no-store`
-//!   or `Pragma: no-cache`; `Authorization` or `Cookie` on a request the gateway did not
-//!   authenticate (the upstream may answer per credential).
+//!   or `Pragma: no-cache`; a request whose `Authorization` or `Cookie`, as it leaves for the
+//!   upstream, is not what the gateway verified ([`unverified_credentials`]): the upstream may
+//!   answer per credential, and the key only tells apart identities the gateway checked.
 //! - stored: status 200 only; never with `Cache-Control: no-store|private|no-cache`,
 //!   `Set-Cookie` or `Vary` (the key has no varying headers); TTL is the route's, shortened to
 //!   the upstream's `s-maxage` (or else `max-age`) when that is smaller.
@@ -22,8 +24,8 @@ use std::time::{Duration, Instant};
 use bytes::{Bytes, BytesMut};
 use http::header::{AGE, AUTHORIZATION, CACHE_CONTROL, CONTENT_LENGTH, COOKIE, PRAGMA, SET_COOKIE, VARY};
 use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri};
-use portcullis_core::RequestContext;
-use portcullis_core::snapshot::{CacheSpec, RouteSpec, Snapshot};
+use portcullis_core::snapshot::{CacheSpec, HeaderOps, RouteSpec, Snapshot};
+use portcullis_core::{RequestContext, VerifiedCredentials};
 
 pub use self::redis_store::PurgeError;
 use self::redis_store::RedisStore;
@@ -43,6 +45,9 @@ pub const X_CACHE: HeaderName = HeaderName::from_static("x-cache");
 pub struct CacheKey {
     pub route: Arc<str>,
     pub spec: CacheSpec,
+    /// The request came over TLS: the upstream sees it as `X-Forwarded-Proto` and may build
+    /// links from it, so a route on an http and an https listener keeps an entry per scheme.
+    pub https: bool,
     /// The host exactly as the client sent it (port and case included): the upstream sees it
     /// as `X-Forwarded-Host` and may build links from it, so each spelling is its own entry.
     pub host: Option<String>,
@@ -56,13 +61,21 @@ pub struct CacheKey {
 }
 
 impl CacheKey {
-    pub fn new(route: &Arc<str>, spec: CacheSpec, host: Option<&str>, uri: &Uri, consumer: Option<&str>) -> Self {
+    pub fn new(
+        route: &Arc<str>,
+        spec: CacheSpec,
+        https: bool,
+        host: Option<&str>,
+        uri: &Uri,
+        consumer: Option<&str>,
+    ) -> Self {
         let mut pairs: Vec<&str> = uri.query().unwrap_or("").split('&').filter(|p| !p.is_empty()).collect();
         // Stable: pairs of one name stay in the order sent.
         pairs.sort_by_key(|pair| pair.split('=').next().unwrap_or(pair));
         Self {
             route: route.clone(),
             spec,
+            https,
             host: host.map(str::to_owned),
             path: uri.path().to_owned(),
             query: pairs.join("&"),
@@ -217,15 +230,54 @@ fn partition(consumer: Option<&str>, headers: &HeaderMap, identity_headers: &[He
 }
 
 /// Whether the request must go to the upstream without lookup or store.
-fn bypass(method: &Method, headers: &HeaderMap, ctx: &RequestContext) -> bool {
+fn bypass(method: &Method, headers: &HeaderMap, ctx: &RequestContext, set_by_route: &HeaderOps) -> bool {
     if method != Method::GET && method != Method::HEAD {
         return true;
     }
     let asks_fresh = directives(headers, &CACHE_CONTROL).iter().any(|d| d == "no-cache" || d == "no-store")
         || directives(headers, &PRAGMA).iter().any(|d| d == "no-cache");
-    let unverified_credentials =
-        ctx.consumer.is_none() && (headers.contains_key(AUTHORIZATION) || headers.contains_key(COOKIE));
-    asks_fresh || unverified_credentials
+    asks_fresh || unverified_credentials(headers, ctx.consumer.is_some(), &ctx.verified, set_by_route)
+}
+
+/// Whether an `Authorization` or `Cookie` goes upstream that the key cannot tell apart: any
+/// at all on a request without a consumer, else one the gateway did not verify (a session
+/// cookie beside an API key, a bearer token no provider checked, a cookie beside the verified
+/// token cookie). Judged on the request as it leaves, after every stage: a value the route's
+/// `headers.request` sets is the gateway's own, the same for every request.
+fn unverified_credentials(
+    headers: &HeaderMap,
+    has_consumer: bool,
+    verified: &VerifiedCredentials,
+    set_by_route: &HeaderOps,
+) -> bool {
+    let own = |name: &HeaderName| set_by_route.set.iter().any(|(n, _)| n == name);
+    let authorization = headers.contains_key(AUTHORIZATION) && !own(&AUTHORIZATION);
+    let cookie = headers.contains_key(COOKIE) && !own(&COOKIE);
+    if !authorization && !cookie {
+        return false;
+    }
+    !has_consumer
+        || (authorization && !authorization_verified(headers, verified))
+        || (cookie && !cookies_verified(headers, verified))
+}
+
+/// The request's one `Authorization` is the bearer token a JWT provider verified (with a
+/// second value beside it, one of the two was not).
+fn authorization_verified(headers: &HeaderMap, verified: &VerifiedCredentials) -> bool {
+    verified.authorization && headers.get_all(AUTHORIZATION).iter().count() == 1
+}
+
+/// Every cookie sent is a token cookie a JWT provider verified.
+fn cookies_verified(headers: &HeaderMap, verified: &VerifiedCredentials) -> bool {
+    !verified.cookies.is_empty()
+        && headers.get_all(COOKIE).iter().all(|value| {
+            value.to_str().is_ok_and(|value| {
+                value.split(';').map(str::trim).filter(|pair| !pair.is_empty()).all(|pair| {
+                    let name = pair.split_once('=').map_or(pair, |(name, _)| name);
+                    verified.cookies.iter().any(|c| c == name)
+                })
+            })
+        })
 }
 
 /// The store, shared by the runtimes of successive configs.
@@ -310,12 +362,12 @@ impl ResponseCache {
         metrics: &Metrics,
     ) -> Lookup {
         let Some(spec) = route.cache else { return Lookup::Uncached };
-        let lookup = if bypass(&parts.method, &parts.headers, ctx) {
+        let lookup = if bypass(&parts.method, &parts.headers, ctx, &route.request_headers) {
             Lookup::Bypass
         } else {
             let host = ctx.original_host.as_ref().map(|h| String::from_utf8_lossy(h.as_bytes()).into_owned());
             let who = partition(ctx.consumer.as_deref(), &parts.headers, identity_headers);
-            let key = CacheKey::new(&route.name, spec, host.as_deref(), uri, who.as_deref());
+            let key = CacheKey::new(&route.name, spec, ctx.https, host.as_deref(), uri, who.as_deref());
             let found = match &self.store {
                 Store::Memory(m) => m.get(&key),
                 Store::Redis(r) => r.get(&key).await.map(Arc::new),

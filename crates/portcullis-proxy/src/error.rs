@@ -28,6 +28,9 @@ pub enum ProxyError {
     /// The client's body broke off or was malformed.
     #[error("the request body could not be read")]
     ClientBody,
+    /// The client stopped sending its body mid-way.
+    #[error("the request body stopped arriving")]
+    ClientTimeout,
 }
 
 impl ProxyError {
@@ -48,6 +51,7 @@ impl ProxyError {
             }
             Self::BodyTooLarge => Problem::new(ErrorCode::BodyTooLarge, "the request body is larger than allowed"),
             Self::ClientBody => Problem::new(ErrorCode::BadRequest, "the request body could not be read"),
+            Self::ClientTimeout => Problem::new(ErrorCode::RequestTimeout, "the request body stopped arriving"),
         }
     }
 }

@@ -135,6 +135,11 @@ async fn dispatch(
                 let call = SoapCall { runtime: &runtime, upstream, pool, route: &route, soap };
                 return crate::soap::exchange(call, parts, body, &mut ctx, log).await;
             }
+            // A WebSocket handshake no server could accept never goes upstream as an upgrade.
+            let upgrade = match websocket_upgrade(&route, &mut parts) {
+                Ok(upgrade) => upgrade,
+                Err(problem) => return gateway_reply(problem.into_reply(), &mut ctx, log),
+            };
             // Cache lookup: after rate limits (a hit still counts), before anything is forwarded.
             let cached = runtime
                 .cache
@@ -156,14 +161,14 @@ async fn dispatch(
                 (RequestBody::empty(), None)
             } else {
                 let stats = Arc::new(BodyStats::default());
-                (RequestBody::limited(body, route.limits.max_body_bytes, stats.clone()), Some(stats))
+                let (limit, stall_after) = (route.limits.max_body_bytes, route.limits.idle_timeout);
+                (RequestBody::limited(body, limit, stall_after, stats.clone()), Some(stats))
             };
             if let Some(log) = log.as_mut() {
                 log.bytes_in.clone_from(&stats);
             }
             let timeout = route.timeout.unwrap_or(pool.spec.response_timeout);
             let key = BalanceKey { client_ip: ctx.client_ip, header: pool.hash_header(&parts.headers) };
-            let upgrade = websocket_upgrade(&route, &mut parts);
             let mode = if upgrade.is_some() { ForwardMode::WebSocketUpgrade } else { ForwardMode::Proxy };
             let result = pool.forward(parts, request_body, body_empty, key, timeout, mode).await;
             // Past the limit the upstream saw a truncated body: whatever came of it is void.
@@ -196,27 +201,42 @@ async fn dispatch(
     }
 }
 
+/// The client's side of a WebSocket upgrade the route allows and the transform kept: the
+/// connection to hand over and the `Sec-WebSocket-Accept` the upstream must answer with.
+struct Upgrade {
+    downstream: OnUpgrade,
+    accept: HeaderValue,
+}
+
 /// The client's side of a WebSocket upgrade, when the route allows one and the transform kept
 /// the upgrade headers; a request whose connection cannot be handed over goes on as an
-/// ordinary request.
-fn websocket_upgrade(route: &RouteSpec, parts: &mut http::request::Parts) -> Option<OnUpgrade> {
+/// ordinary request. A handshake no WebSocket server could accept is 400.
+fn websocket_upgrade(route: &RouteSpec, parts: &mut http::request::Parts) -> Result<Option<Upgrade>, Problem> {
     if !route.websocket || !parts.headers.contains_key(UPGRADE) {
-        return None;
+        return Ok(None);
     }
-    let on = parts.extensions.remove::<OnUpgrade>();
-    if on.is_none() {
+    let Some(accept) = crate::tunnel::accept_for(&parts.headers) else {
+        // RFC 6455 §4.4: a refused version is answered with the versions understood.
+        return Err(Problem::new(
+            ErrorCode::BadRequest,
+            "a WebSocket upgrade needs one Sec-WebSocket-Key of 16 base64 bytes and Sec-WebSocket-Version: 13",
+        )
+        .with_header(crate::tunnel::SEC_WEBSOCKET_VERSION, HeaderValue::from_static("13")));
+    };
+    let Some(downstream) = parts.extensions.remove::<OnUpgrade>() else {
         parts.headers.remove(UPGRADE);
         parts.headers.remove(CONNECTION);
-    }
-    on
+        return Ok(None);
+    };
+    Ok(Some(Upgrade { downstream, accept }))
 }
 
 /// The upstream agreed to a WebSocket upgrade: answer 101 and leave a [`Tunnel`] in the
 /// response for the listener to splice once hyper hands the connection over. The access log
-/// line is written as the 101 goes out.
+/// line is written as the 101 goes out. A 101 without the handshake's answer is 502.
 fn switch_protocols(
     forwarded: Forwarded,
-    downstream: Option<OnUpgrade>,
+    upgrade: Option<Upgrade>,
     route: &RouteSpec,
     ctx: &mut RequestContext,
     mut log: Option<Box<PendingLog>>,
@@ -226,9 +246,12 @@ fn switch_protocols(
         log.target = Some(target);
         log.upstream_ms = Some(upstream_ms);
     }
-    // A switch to anything but WebSocket is not what was asked for.
-    let Some(downstream) = downstream.filter(|_| portcullis_core::headers::is_websocket_upgrade(response.headers()))
-    else {
+    // A switch to anything but WebSocket, or without the answer to the client's key, is not
+    // what was asked for.
+    let Some(upgrade) = upgrade.filter(|u| {
+        portcullis_core::headers::is_websocket_upgrade(response.headers())
+            && crate::tunnel::accepted(response.headers(), &u.accept)
+    }) else {
         return gateway_reply(ProxyError::Invalid.into_problem().into_reply(), ctx, log);
     };
     let upstream = hyper::upgrade::on(&mut response);
@@ -236,7 +259,7 @@ fn switch_protocols(
     pipeline::on_response(Some(route), &mut head, ctx);
     head.headers.insert(CONNECTION, HeaderValue::from_static("upgrade"));
     head.headers.insert(UPGRADE, HeaderValue::from_static("websocket"));
-    head.extensions.insert(Tunnel::new(downstream, upstream, lease));
+    head.extensions.insert(Tunnel::new(upgrade.downstream, upstream, lease));
     note(&mut log, ctx, head.status.as_u16());
     Response::from_parts(head, ResponseBody::full(Bytes::new(), log))
 }

@@ -98,7 +98,7 @@ impl SoapError {
         match self {
             Self::BodyTooLarge => ProxyError::BodyTooLarge.into_problem(),
             Self::ClientBody => ProxyError::ClientBody.into_problem(),
-            Self::ClientBodyTimeout => Problem::new(ErrorCode::BadRequest, self.to_string()),
+            Self::ClientBodyTimeout => Problem::new(ErrorCode::RequestTimeout, self.to_string()),
             Self::Input(input::InputError::NotJson(_) | input::InputError::Encoding(_)) => {
                 Problem::new(ErrorCode::BadRequest, detail)
             }

@@ -21,7 +21,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use portcullis_core::snapshot::{Protocol, TargetSpec, TargetsSpec, UpstreamKind, UpstreamSpec};
 
-use crate::body::RequestBody;
+use crate::body::{BodyStats, RequestBody};
 use crate::error::ProxyError;
 
 pub(crate) use h1pool::Lease;
@@ -243,6 +243,8 @@ impl Pool {
         let retryable = body_empty && is_idempotent(&parts.method);
         let mut attempts_left = if retryable { self.spec.retries.attempts } else { 0 };
         let deadline = tokio::time::Instant::now() + timeout;
+        // A body streaming from the client: how far it got decides who a failure belongs to.
+        let client_body = body.stats();
         let mut body = Some(body);
         // At most 1 + 10 attempts (the schema caps retries), so no heap for the tried list.
         let mut tried = [usize::MAX; MAX_TRIES];
@@ -259,19 +261,24 @@ impl Pool {
             let request = self.build(&parts, headers, target, body.take().unwrap_or_else(RequestBody::empty), mode)?;
             let started = Instant::now();
             target.in_flight.fetch_add(1, Ordering::Relaxed);
-            // One deadline for the whole exchange, retries included.
-            let result = tokio::time::timeout_at(deadline, self.send(target, request)).await;
+            let result = match client_body.as_deref() {
+                // One deadline for the whole exchange, retries included (only bodiless
+                // requests are retried).
+                None => tokio::time::timeout_at(deadline, self.send(target, request))
+                    .await
+                    .unwrap_or(Err(ProxyError::Timeout)),
+                Some(stats) => await_head(self.send(target, request), timeout, stats).await,
+            };
             target.in_flight.fetch_sub(1, Ordering::Relaxed);
             let (outcome, lease) = match result {
-                Err(_) => (Err(ProxyError::Timeout), None),
-                Ok(Err(e)) => (Err(e), None),
-                Ok(Ok((response, _))) if response.status() == StatusCode::SWITCHING_PROTOCOLS && !upgrade => {
+                Err(e) => (Err(blame(e, client_body.as_deref())), None),
+                Ok((response, _)) if response.status() == StatusCode::SWITCHING_PROTOCOLS && !upgrade => {
                     (Err(ProxyError::Invalid), None)
                 }
-                Ok(Ok((response, lease))) => (Ok(response), lease),
+                Ok((response, lease)) => (Ok(response), lease),
             };
             let retry = attempts_left > 0 && self.should_retry(&outcome);
-            if let Some(ok) = passive_ok(&outcome) {
+            if let Some(ok) = passive_ok(&outcome, client_body.as_deref()) {
                 target.record(ok, &self.spec);
             }
             if retry {
@@ -367,13 +374,65 @@ impl Pool {
     }
 }
 
+/// Waits for the response head of a request whose body streams from the client. The response
+/// timeout counts from the moment the client's body has arrived in full: while the body is
+/// still arriving, its own stall timer bounds the wait, for a slow client is not a slow
+/// upstream. An upstream that stops taking the body for the whole timeout is a timeout.
+async fn await_head<T>(
+    send: impl Future<Output = Result<T, ProxyError>>,
+    timeout: Duration,
+    body: &BodyStats,
+) -> Result<T, ProxyError> {
+    let mut send = std::pin::pin!(send);
+    let mut deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        if let Ok(result) = tokio::time::timeout_at(deadline, send.as_mut()).await {
+            return result;
+        }
+        let now = Instant::now();
+        let Some(next) = wait_on_until(body, timeout, now) else { return Err(ProxyError::Timeout) };
+        deadline = tokio::time::Instant::from_std(next);
+    }
+}
+
+/// When the response timeout has passed at `now`: how long to wait on (`None`: it is over).
+/// The timeout counts from the body's end; while the client is still sending, wait another
+/// period (the body's stall timer ends a client that stops).
+fn wait_on_until(body: &BodyStats, timeout: Duration, now: Instant) -> Option<Instant> {
+    let next = match body.ended_at() {
+        Some(ended) => ended + timeout,
+        None if body.waiting_for_client() => now + timeout,
+        None => return None,
+    };
+    (next > now).then_some(next)
+}
+
+/// A failure after the client's body stalled or broke off is the client's, whatever the
+/// exchange made of it (the HTTP/1.1 and HTTP/2 clients report a failed body differently).
+fn blame(error: ProxyError, client_body: Option<&BodyStats>) -> ProxyError {
+    match client_body {
+        Some(body) if body.stalled() => ProxyError::ClientTimeout,
+        Some(body) if body.broken() => ProxyError::ClientBody,
+        _ => error,
+    }
+}
+
 /// Whether the exchange speaks for the target's health: `None` when the client caused the
-/// failure (a body over the limit or broken off), so no client can get a target ejected.
-fn passive_ok(outcome: &Result<Response<Incoming>, ProxyError>) -> Option<bool> {
-    match outcome {
-        Ok(r) => Some(!matches!(r.status().as_u16(), 502..=504)),
-        Err(ProxyError::BodyTooLarge | ProxyError::ClientBody) => None,
-        Err(_) => Some(false),
+/// failure (a body over the limit, broken off or stalled), or when it came while the
+/// client's body was still arriving (an upstream giving up on a slow body is no sign of
+/// trouble), so no client can get a target ejected. A failed connect always counts: nothing
+/// of the body had been sent.
+fn passive_ok<B>(outcome: &Result<Response<B>, ProxyError>, client_body: Option<&BodyStats>) -> Option<bool> {
+    let failed = match outcome {
+        Ok(r) => matches!(r.status().as_u16(), 502..=504),
+        Err(ProxyError::BodyTooLarge | ProxyError::ClientBody | ProxyError::ClientTimeout) => return None,
+        Err(ProxyError::Connect) => return Some(false),
+        Err(ProxyError::Timeout | ProxyError::Invalid | ProxyError::NoHealthyTarget { .. }) => true,
+    };
+    let still_arriving = client_body.is_some_and(|b| b.ended_at().is_none());
+    match (failed, still_arriving) {
+        (true, true) => None,
+        (failed, _) => Some(!failed),
     }
 }
 
@@ -407,3 +466,6 @@ fn classify_hyper(e: &hyper::Error) -> ProxyError {
 fn is_idempotent(method: &Method) -> bool {
     matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS | Method::PUT | Method::DELETE | Method::TRACE)
 }
+
+#[cfg(test)]
+mod tests;

@@ -204,6 +204,14 @@ fn jwt<'s>(
     };
     match live.verify(token) {
         Ok(verified) => {
+            // A token without `sub` names nobody the cache could keep apart.
+            if verified.subject.is_some() {
+                match place {
+                    TokenSource::Header => ctx.verified.authorization = true,
+                    TokenSource::Cookie(name) => ctx.verified.cookies.push(name.clone()),
+                    TokenSource::Query(_) => {}
+                }
+            }
             let plan = verified.subject.as_deref().and_then(|s| snapshot.consumer(s)).and_then(|c| c.plan.clone());
             Attempt::Accepted(Accepted {
                 provider: provider.name.clone(),

@@ -2,7 +2,7 @@
 //!
 //! Key: `portcullis:cache:{len(route)}:{route}:{hash}:{path}` → one encoded [`Entry`], always
 //! with `PX` = its TTL. `hash` is 32 hex digits of the SHA-256 of the whole [`CacheKey`]
-//! (route, cache settings, host, path, query, consumer), so instances agree on it and an entry
+//! (route, cache settings, scheme, host, path, query, consumer), so instances agree on it and an entry
 //! of changed cache settings is never read. The route and path stay readable in the name so a
 //! purge can find them with `SCAN MATCH` and `DEL` them: purges are rare, and deleting the keys
 //! is exact for a path prefix and seen at once by every instance (generation counters would
@@ -185,6 +185,7 @@ pub fn key_name(key: &CacheKey) -> String {
     let ttl_ms = u64::try_from(key.spec.ttl.as_millis()).unwrap_or(u64::MAX);
     material.extend_from_slice(&ttl_ms.to_be_bytes());
     material.push(u8::from(key.spec.shared));
+    material.push(u8::from(key.https));
     let fields = [Some(&*key.route), key.host.as_deref(), Some(&key.path), Some(&key.query), key.consumer.as_deref()];
     for field in fields {
         // Length-prefixed, and absent apart from empty: no two keys share the material.

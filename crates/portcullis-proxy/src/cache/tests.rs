@@ -4,12 +4,16 @@ use http::header::{CACHE_CONTROL, SET_COOKIE, VARY};
 use http::{HeaderMap, HeaderValue, StatusCode, Uri};
 use portcullis_core::snapshot::CacheSpec;
 
-use super::{CacheKey, partition, store_ttl};
+use super::{CacheKey, partition, store_ttl, unverified_credentials};
 
 fn key(shared: bool, uri: &str, consumer: Option<&str>) -> CacheKey {
     let spec = CacheSpec { ttl: Duration::from_secs(30), shared };
     let uri: Uri = uri.parse().unwrap_or_default();
-    CacheKey::new(&"r".into(), spec, Some("api.example.com"), &uri, consumer)
+    CacheKey::new(&"r".into(), spec, false, Some("api.example.com"), &uri, consumer)
+}
+
+fn over_https(key: CacheKey) -> CacheKey {
+    CacheKey { https: true, ..key }
 }
 
 #[test]
@@ -45,8 +49,46 @@ fn one_consumer_shared_by_several_users_keeps_an_entry_per_user() {
 fn each_spelling_of_the_host_is_its_own_entry() {
     let spec = CacheSpec { ttl: Duration::from_secs(30), shared: true };
     let uri: Uri = "/x".parse().unwrap_or_default();
-    let with = |host| CacheKey::new(&"r".into(), spec, Some(host), &uri, None);
+    let with = |host| CacheKey::new(&"r".into(), spec, false, Some(host), &uri, None);
     assert_ne!(with("api.example.com"), with("api.example.com:1"), "the upstream sees the port in X-Forwarded-Host");
+}
+
+#[test]
+fn each_scheme_is_its_own_entry() {
+    // The upstream sees the scheme in X-Forwarded-Proto and may build links from it.
+    assert_ne!(key(true, "/x", None), over_https(key(true, "/x", None)));
+}
+
+#[test]
+fn only_credentials_the_gateway_verified_for_a_consumer_leave_a_request_cacheable() {
+    use http::header::{AUTHORIZATION, COOKIE};
+    use portcullis_core::VerifiedCredentials;
+    use portcullis_core::snapshot::HeaderOps;
+
+    let none = VerifiedCredentials::default();
+    let bearer = VerifiedCredentials { authorization: true, cookies: Vec::new() };
+    let cookie = VerifiedCredentials { authorization: false, cookies: vec!["session".into()] };
+    let no_edits = HeaderOps::default();
+    let unverified =
+        |h: &HeaderMap, consumer: bool, v: &VerifiedCredentials| unverified_credentials(h, consumer, v, &no_edits);
+
+    assert!(!unverified(&HeaderMap::new(), false, &none), "nothing to tell apart");
+    let session = headers(&[(COOKIE, "session=ALICE")]);
+    assert!(unverified(&session, true, &none), "a session cookie beside an API key");
+    assert!(unverified(&session, false, &none), "a cookie and no consumer");
+    assert!(!unverified(&session, true, &cookie), "the verified token cookie");
+    assert!(unverified(&headers(&[(COOKIE, "session=t; theme=dark")]), true, &cookie), "a cookie beside it");
+    let token = headers(&[(AUTHORIZATION, "Bearer t")]);
+    assert!(unverified(&token, true, &none), "a bearer token nobody checked");
+    assert!(!unverified(&token, true, &bearer));
+    assert!(unverified(&token, false, &bearer), "verified, but naming no consumer");
+    let mut two = token.clone();
+    two.append(AUTHORIZATION, HeaderValue::from_static("Basic eDp5"));
+    assert!(unverified(&two, true, &bearer), "one of two values was not verified");
+    // The route's own `headers.request` value is the same for every request.
+    let own =
+        HeaderOps { set: vec![(AUTHORIZATION, HeaderValue::from_static("Basic c2VydmljZQ=="))], remove: Vec::new() };
+    assert!(!unverified_credentials(&token, true, &none, &own));
 }
 
 fn headers(pairs: &[(http::HeaderName, &'static str)]) -> HeaderMap {
@@ -128,6 +170,8 @@ mod redis_store {
         assert_ne!(acme, key_name(&key(false, "/v1/x?a=1", Some("globex"))));
         assert_eq!(key_name(&key(false, "/v1/x?a=1", None)), key_name(&key(false, "/v1/x?a=1", None)));
         assert!(acme.starts_with("portcullis:cache:1:r:") && acme.ends_with(":/v1/x"), "{acme}");
+        let plain = key(false, "/v1/x", None);
+        assert_ne!(key_name(&plain), key_name(&super::over_https(plain.clone())), "http and https apart");
     }
 
     #[test]

@@ -153,6 +153,7 @@ mod tests {
             auth: None,
             plan: None,
             token: None,
+            verified: portcullis_core::VerifiedCredentials::default(),
             auth_failed: None,
             jwks_refetched: false,
             outcome: None,

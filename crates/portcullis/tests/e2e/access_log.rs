@@ -9,8 +9,8 @@ use serde_json::Value;
 
 use crate::kit::{Backend, TestGateway, WAIT, client, send};
 
-/// Every field SPEC §7 lists; each must be present on every line.
-const FIELDS: [&str; 21] = [
+/// Every field SPEC §7 lists, and `sni`; each must be present on every line.
+const FIELDS: [&str; 22] = [
     "ts",
     "request_id",
     "trace_id",
@@ -32,6 +32,7 @@ const FIELDS: [&str; 21] = [
     "cache",
     "user_agent",
     "tls",
+    "sni",
 ];
 
 fn config(backend: &Backend) -> String {
