@@ -1,4 +1,258 @@
 //! See [`super`].
 
-#[allow(unused_imports)]
-use crate::kit;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+use crate::kit::{Backend, TestGateway, WAIT, text};
+
+/// A gateway with one catch-all route to `upstream`; timeouts long enough that a closed
+/// connection was closed on purpose.
+async fn gateway(upstream: &str, extra: &str) -> TestGateway {
+    TestGateway::start(&format!(
+        r#"version: 1
+listeners: [{{ name: test, bind: "@LISTEN@", http2: true }}]
+logging: {{ access: {{ path: off }} }}
+limits: {{ header_read_timeout: 30s, idle_timeout: 60s }}
+{extra}
+upstreams:
+  u: {{ targets: ["{upstream}"] }}
+routes:
+  - {{ name: all, match: {{ path: "/{{*rest}}" }}, upstream: u, auth: none }}
+"#
+    ))
+    .await
+}
+
+/// How long a test waits for the gateway to close a connection it should close.
+const CLOSE_WAIT: Duration = Duration::from_secs(3);
+
+/// Writes `bytes`, then reads until the gateway closes the connection or [`CLOSE_WAIT`]
+/// passes: the answer and whether the gateway closed.
+async fn exchange(addr: SocketAddr, bytes: &[u8]) -> (String, bool) {
+    let mut s = TcpStream::connect(addr).await.expect("connect");
+    s.write_all(bytes).await.expect("write");
+    let mut out = Vec::new();
+    let closed = tokio::time::timeout(CLOSE_WAIT, s.read_to_end(&mut out)).await.is_ok();
+    (String::from_utf8_lossy(&out).into_owned(), closed)
+}
+
+fn statuses(out: &str) -> Vec<&str> {
+    out.match_indices("HTTP/1.1 ").filter_map(|(i, _)| out.get(i + 9..i + 12)).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transfer_encoding_other_than_one_chunked_is_refused_and_the_connection_closed() {
+    let b = Backend::ok().await;
+    let gw = gateway(&b.url(), "").await;
+    let body = "5\r\nhello\r\n0\r\n\r\n";
+    for (te, status, code) in [
+        ("Transfer-Encoding: chunked, chunked\r\n", "400", "bad_request"),
+        ("Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n", "400", "bad_request"),
+        ("Transfer-Encoding: gzip, chunked\r\n", "400", "bad_request"),
+        ("Transfer-Encoding: foo, chunked\r\n", "501", "not_implemented"),
+    ] {
+        let request = format!("POST /x HTTP/1.1\r\nHost: t\r\n{te}\r\n{body}GET /next HTTP/1.1\r\nHost: t\r\n\r\n");
+        let (out, closed) = exchange(gw.addr, request.as_bytes()).await;
+        assert_eq!(statuses(&out), [status], "{te:?}: {out}");
+        assert!(out.contains(&format!("\"code\":\"{code}\"")), "{te:?}: {out}");
+        assert!(closed, "{te:?}: the connection stayed open after a framing error");
+    }
+    assert_eq!(b.count(), 0, "a request with a doubtful body reached the backend: {:?}", b.requests());
+    let (out, _) = exchange(gw.addr, b"POST /x HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n5\r\nhello\r\n0\r\n\r\n").await;
+    assert_eq!(statuses(&out), ["200"], "{out}");
+    assert_eq!(b.requests()[0].body, "hello");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fragment_in_the_request_target_is_refused_on_every_request_of_a_connection() {
+    let b = Backend::ok().await;
+    let gw = gateway(&b.url(), "").await;
+    let (out, closed) = exchange(gw.addr, b"GET /x#frag HTTP/1.1\r\nHost: t\r\n\r\n").await;
+    assert_eq!(statuses(&out), ["400"], "{out}");
+    assert!(closed && out.contains("\"code\":\"bad_request\""), "{out}");
+    // After requests with bodies of either framing, in one write and split across writes.
+    let pipelined = "POST /a HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\n\r\nhelloPOST /b HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n3;ext=1\r\nabc\r\n0\r\nX-Trailer: 1\r\n\r\nGET /c#frag HTTP/1.1\r\nHost: t\r\n\r\n";
+    let (out, closed) = exchange(gw.addr, pipelined.as_bytes()).await;
+    assert_eq!(statuses(&out), ["200", "200", "400"], "{out}");
+    assert!(closed, "{out}");
+    let mut s = TcpStream::connect(gw.addr).await.expect("connect");
+    for piece in pipelined.as_bytes().chunks(7) {
+        s.write_all(piece).await.expect("write");
+        s.flush().await.expect("flush");
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    let mut out = Vec::new();
+    let closed = tokio::time::timeout(CLOSE_WAIT, s.read_to_end(&mut out)).await.is_ok();
+    let out = String::from_utf8_lossy(&out);
+    assert_eq!(statuses(&out), ["200", "200", "400"], "{out}");
+    assert!(closed, "{out}");
+    let paths: Vec<String> = b.requests().iter().map(|r| r.uri.clone()).collect();
+    assert_eq!(paths, ["/a", "/b", "/a", "/b"], "only the requests without a fragment reached the backend");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bytes_inside_a_body_are_never_taken_for_a_request_head() {
+    let b = Backend::ok().await;
+    let gw = gateway(&b.url(), "").await;
+    // Bodies that hold what looks like a flawed head: only the framing says where heads are.
+    let inner = "GET /in#side HTTP/1.1\r\nHost: t\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n";
+    let request = format!(
+        "POST /a HTTP/1.1\r\nHost: t\r\nContent-Length: {}\r\n\r\n{inner}POST /b HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n{:x}\r\n{inner}\r\n0\r\n\r\nGET /c HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
+        inner.len(),
+        inner.len()
+    );
+    let (out, _) = exchange(gw.addr, request.as_bytes()).await;
+    assert_eq!(statuses(&out), ["200", "200", "200"], "{out}");
+    let bodies: Vec<_> = b.requests().iter().map(|r| (r.uri.clone(), r.body.len())).collect();
+    assert_eq!(bodies, [("/a".into(), inner.len()), ("/b".into(), inner.len()), ("/c".into(), 0)]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn content_length_beside_transfer_encoding_after_a_body_is_still_refused() {
+    let b = Backend::ok().await;
+    let gw = gateway(&b.url(), "").await;
+    // The smuggling shape behind a first request with a body (the scan used to stop there).
+    let request = "POST /a HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\n\r\nabcPOST /b HTTP/1.1\r\nHost: t\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nGET /smuggled HTTP/1.1\r\nHost: t\r\n\r\n";
+    let (out, closed) = exchange(gw.addr, request.as_bytes()).await;
+    assert_eq!(statuses(&out), ["200", "400"], "{out}");
+    assert!(closed, "{out}");
+    let paths: Vec<String> = b.requests().iter().map(|r| r.uri.clone()).collect();
+    assert_eq!(paths, ["/a"]);
+}
+
+/// An upstream that answers every request on a connection with `response`, counting the
+/// connections it accepted.
+async fn raw_upstream(response: &'static [u8]) -> (SocketAddr, Arc<AtomicUsize>) {
+    let l = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = l.local_addr().expect("addr");
+    let connections = Arc::new(AtomicUsize::new(0));
+    let count = connections.clone();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = l.accept().await {
+            count.fetch_add(1, Ordering::Relaxed);
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 8192];
+                let mut seen = Vec::new();
+                loop {
+                    let Ok(n) = s.read(&mut buf).await else { return };
+                    if n == 0 {
+                        return;
+                    }
+                    seen.extend_from_slice(&buf[..n]);
+                    // One answer per complete request head (the tests send no bodies).
+                    while let Some(end) = seen.windows(4).position(|w| w == b"\r\n\r\n") {
+                        seen.drain(..end + 4);
+                        if s.write_all(response).await.is_err() {
+                            return;
+                        }
+                    }
+                }
+            });
+        }
+    });
+    (addr, connections)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upstream_length_beside_chunked_is_dropped_and_its_connection_discarded() {
+    const BODY: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+    let (up, connections) =
+        raw_upstream(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nTransfer-Encoding: chunked\r\n\r\n40\r\n0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef\r\n0\r\n\r\n").await;
+    let gw = gateway(&format!("http://{up}"), "").await;
+    let mut s = TcpStream::connect(gw.addr).await.expect("connect");
+    s.write_all(b"GET /one HTTP/1.1\r\nHost: t\r\n\r\n").await.expect("write");
+    let first = read_response(&mut s).await;
+    assert!(first.starts_with("HTTP/1.1 200"), "{first}");
+    assert!(
+        !first.to_ascii_lowercase().contains("content-length: 2\r\n"),
+        "the upstream's length was relayed: {first}"
+    );
+    assert!(first.ends_with(BODY), "the body was cut: {first}");
+    // The client connection is still in step: a second request gets a whole answer too.
+    s.write_all(b"GET /two HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n").await.expect("write");
+    let mut rest = Vec::new();
+    let _ = tokio::time::timeout(WAIT, s.read_to_end(&mut rest)).await;
+    let second = String::from_utf8_lossy(&rest);
+    assert!(second.starts_with("HTTP/1.1 200") && second.contains(BODY), "{second}");
+    assert_eq!(connections.load(Ordering::Relaxed), 2, "the upstream connection was reused");
+}
+
+/// Reads one chunked or length-framed HTTP/1.1 response (head and decoded body, as text).
+async fn read_response(s: &mut TcpStream) -> String {
+    let mut buf = Vec::new();
+    let read = async {
+        let mut byte = [0u8; 1];
+        while !buf.ends_with(b"\r\n\r\n") {
+            if s.read(&mut byte).await.ok()? == 0 {
+                return None;
+            }
+            buf.push(byte[0]);
+        }
+        let head = String::from_utf8_lossy(&buf).to_ascii_lowercase();
+        if head.contains("transfer-encoding: chunked") {
+            loop {
+                let mut line = Vec::new();
+                while !line.ends_with(b"\r\n") {
+                    s.read_exact(&mut byte).await.ok()?;
+                    line.push(byte[0]);
+                }
+                let size = usize::from_str_radix(String::from_utf8_lossy(&line).trim(), 16).ok()?;
+                let mut chunk = vec![0u8; size + 2];
+                s.read_exact(&mut chunk).await.ok()?;
+                if size == 0 {
+                    return Some(());
+                }
+                buf.extend_from_slice(&chunk[..size]);
+            }
+        }
+        let len = head
+            .lines()
+            .find_map(|l| l.strip_prefix("content-length:"))
+            .and_then(|v| v.trim().parse::<usize>().ok())
+            .unwrap_or(0);
+        let mut body = vec![0u8; len];
+        s.read_exact(&mut body).await.ok()?;
+        buf.extend_from_slice(&body);
+        Some(())
+    };
+    let _ = tokio::time::timeout(WAIT, read).await;
+    String::from_utf8_lossy(&buf).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upstream_transfer_encoding_other_than_chunked_is_502() {
+    for response in [
+        &b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n2\r\nhi\r\n0\r\n\r\n"[..],
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked, chunked\r\n\r\n2\r\nhi\r\n0\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nhi\r\n0\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\nConnection: close\r\n\r\nhi",
+    ] {
+        let (up, _) = raw_upstream(response).await;
+        let gw = gateway(&format!("http://{up}"), "").await;
+        let (out, _) = exchange(gw.addr, b"GET /x HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n").await;
+        assert_eq!(statuses(&out), ["502"], "{}: {out}", String::from_utf8_lossy(response));
+        assert!(out.contains("\"code\":\"upstream_error\""), "{out}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_half_closes_after_its_request_still_gets_the_answer() {
+    // The backend answers after the gateway has seen the client's end of input.
+    let b = Backend::start_with_delay(Duration::from_millis(300), |_| text(http::StatusCode::OK, "late-answer")).await;
+    let gw = gateway(&b.url(), "").await;
+    for request in [&b"GET /x HTTP/1.1\r\nHost: t\r\n\r\n"[..], b"GET /x HTTP/1.0\r\n\r\n"] {
+        let mut s = TcpStream::connect(gw.addr).await.expect("connect");
+        s.write_all(request).await.expect("write");
+        s.shutdown().await.expect("half-close");
+        let mut out = Vec::new();
+        let closed = tokio::time::timeout(WAIT, s.read_to_end(&mut out)).await.is_ok();
+        let out = String::from_utf8_lossy(&out);
+        assert!(out.contains(" 200 ") && out.ends_with("late-answer"), "{request:?}: {out}");
+        assert!(closed, "the connection stayed open after the answer");
+    }
+}
