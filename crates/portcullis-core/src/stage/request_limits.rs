@@ -19,6 +19,9 @@ pub enum RawHeadFlaw {
     AmbiguousFraming,
     /// A `#` in the request target: a fragment is never sent, and the URI parser drops it.
     Fragment,
+    /// The chunked body breaks its framing within what had arrived with the head: it is
+    /// refused before any of it is forwarded.
+    MalformedBody,
     /// The listener lost track of where requests start on the connection (input the codec
     /// refuses too); a request it cannot vouch for is refused.
     Untracked,
@@ -29,6 +32,7 @@ impl RawHeadFlaw {
         match self {
             Self::AmbiguousFraming => "Content-Length and Transfer-Encoding together are ambiguous",
             Self::Fragment => "the request target holds a fragment (#)",
+            Self::MalformedBody => "the chunked request body is malformed",
             Self::Untracked => "the request could not be told apart from the one before it",
         }
     }

@@ -67,6 +67,7 @@ fn flaw_from(byte: u8) -> RawHeadFlaw {
     match byte {
         b if b == RawHeadFlaw::AmbiguousFraming as u8 => RawHeadFlaw::AmbiguousFraming,
         b if b == RawHeadFlaw::Fragment as u8 => RawHeadFlaw::Fragment,
+        b if b == RawHeadFlaw::MalformedBody as u8 => RawHeadFlaw::MalformedBody,
         _ => RawHeadFlaw::Untracked,
     }
 }
@@ -252,6 +253,10 @@ impl Scan {
                     return i + 1;
                 }
                 None => {
+                    // The request this body belongs to, if hyper has not handed it over yet
+                    // (the bytes came with its head), is refused before anything is
+                    // forwarded; every later one is not vouched for.
+                    self.shared.record(self.heads.saturating_sub(1), RawHeadFlaw::MalformedBody);
                     self.lose();
                     return data.len();
                 }

@@ -50,15 +50,29 @@ fn length_beside_transfer_encoding_is_flagged_where_it_occurs() {
 #[test]
 fn framing_hyper_refuses_leaves_nothing_after_it_vouched_for() {
     for stream in [
+        // Transfer-Encoding not ending in chunked; conflicting lengths
+        &b"POST / HTTP/1.1\r\nTransfer-Encoding: gzip\r\n\r\nGET / HTTP/1.1\r\n\r\n"[..],
+        b"POST / HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nabGET / HTTP/1.1\r\n\r\n",
+    ] {
+        assert_eq!(every_split(stream, 2), [None, Some(RawHeadFlaw::Untracked)], "{}", String::from_utf8_lossy(stream));
+    }
+}
+
+#[test]
+fn a_malformed_chunked_body_refuses_its_own_request_and_every_later_one() {
+    for stream in [
         // a chunk size that is not hex, a chunk without its CRLF, an LF in an extension
         &b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n\r\nGET / HTTP/1.1\r\n\r\n"[..],
         b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n1\r\naXX0\r\n\r\nGET / HTTP/1.1\r\n\r\n",
         b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n1;a\nb\r\na\r\n0\r\n\r\nGET / HTTP/1.1\r\n\r\n",
-        // Transfer-Encoding not ending in chunked; conflicting lengths
-        b"POST / HTTP/1.1\r\nTransfer-Encoding: gzip\r\n\r\nGET / HTTP/1.1\r\n\r\n",
-        b"POST / HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nabGET / HTTP/1.1\r\n\r\n",
+        b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nfffffffffffffffff1\r\n",
     ] {
-        assert_eq!(every_split(stream, 2), [None, Some(RawHeadFlaw::Untracked)], "{}", String::from_utf8_lossy(stream));
+        assert_eq!(
+            every_split(stream, 2),
+            [Some(RawHeadFlaw::MalformedBody), Some(RawHeadFlaw::Untracked)],
+            "{}",
+            String::from_utf8_lossy(stream)
+        );
     }
 }
 

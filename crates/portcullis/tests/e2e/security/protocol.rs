@@ -125,6 +125,19 @@ async fn content_length_beside_transfer_encoding_after_a_body_is_still_refused()
     assert_eq!(paths, ["/a"]);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_malformed_chunked_body_that_came_with_its_head_never_reaches_the_backend() {
+    let b = Backend::ok().await;
+    let gw = gateway(&b.url(), "").await;
+    for broken in ["5\r\nhelloXX0\r\n\r\n", "3\r\nhello\r\n0\r\n\r\n", "zz\r\nhello\r\n0\r\n\r\n"] {
+        let request = format!("POST /x HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n{broken}");
+        let (out, closed) = exchange(gw.addr, request.as_bytes()).await;
+        assert_eq!(statuses(&out), ["400"], "{broken:?}: {out}");
+        assert!(closed, "{broken:?}: {out}");
+    }
+    assert_eq!(b.count(), 0, "{:?}", b.requests());
+}
+
 /// An upstream that answers every request on a connection with `response`, counting the
 /// connections it accepted.
 async fn raw_upstream(response: &'static [u8]) -> (SocketAddr, Arc<AtomicUsize>) {
