@@ -12,9 +12,12 @@ use bytes::{Buf, Bytes};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 mod framing;
+mod h2_watch;
+mod hpack;
 
 use framing::Scan;
 pub(crate) use framing::{FramingScan, MAX_HEADERS};
+use h2_watch::H2Watch;
 
 /// Whether bytes moved since the watchdog last looked: a flag, not a clock read per I/O.
 #[derive(Debug)]
@@ -44,6 +47,7 @@ pin_project_lite::pin_project! {
         inner: T,
         activity: Arc<Activity>,
         scan: Option<Scan>,
+        h2: Option<H2Watch>,
     }
 }
 
@@ -57,7 +61,13 @@ impl<T> ConnIo<T> {
         max_head: usize,
     ) -> Self {
         let scan = framing.map(|shared| Scan::new(shared, max_head));
-        Self { prefix, inner, activity, scan }
+        Self { prefix, inner, activity, scan, h2: None }
+    }
+
+    /// Follows an HTTP/2 connection's header blocks (see [`h2_watch`]).
+    pub(crate) fn watch_h2(mut self) -> Self {
+        self.h2 = Some(H2Watch::new());
+        self
     }
 }
 
@@ -70,6 +80,9 @@ impl<T: AsyncRead> AsyncRead for ConnIo<T> {
             if let Some(scan) = this.scan.as_mut() {
                 scan.feed(&this.prefix[..n]);
             }
+            if let Some(h2) = this.h2.as_mut() {
+                h2.read(&this.prefix[..n]);
+            }
             this.prefix.advance(n);
             return Poll::Ready(Ok(()));
         }
@@ -80,6 +93,9 @@ impl<T: AsyncRead> AsyncRead for ConnIo<T> {
             if let Some(scan) = this.scan.as_mut() {
                 scan.feed(&buf.filled()[before..]);
             }
+            if let Some(h2) = this.h2.as_mut() {
+                h2.read(&buf.filled()[before..]);
+            }
         }
         polled
     }
@@ -88,9 +104,21 @@ impl<T: AsyncRead> AsyncRead for ConnIo<T> {
 impl<T: AsyncWrite> AsyncWrite for ConnIo<T> {
     fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, data: &[u8]) -> Poll<io::Result<usize>> {
         let this = self.project();
-        let polled = this.inner.poll_write(cx, data);
-        if matches!(polled, Poll::Ready(Ok(n)) if n > 0) {
+        // Only after a header block failed to decode: the GOAWAY h2 writes is rewritten.
+        let patched = this.h2.as_ref().filter(|h2| h2.rewriting()).map(|h2| {
+            let mut copy = data.to_vec();
+            h2.patch(&mut copy);
+            copy
+        });
+        let out = patched.as_deref().unwrap_or(data);
+        let polled = this.inner.poll_write(cx, out);
+        if let Poll::Ready(Ok(n)) = polled
+            && n > 0
+        {
             this.activity.touch();
+            if let Some(h2) = this.h2.as_mut() {
+                h2.wrote(&out[..n.min(out.len())]);
+            }
         }
         polled
     }
@@ -100,10 +128,27 @@ impl<T: AsyncWrite> AsyncWrite for ConnIo<T> {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
+        if self.h2.as_ref().is_some_and(H2Watch::rewriting) {
+            let first = bufs.iter().find(|b| !b.is_empty()).map_or(&[][..], |b| &b[..]);
+            return self.poll_write(cx, first);
+        }
         let this = self.project();
         let polled = this.inner.poll_write_vectored(cx, bufs);
-        if matches!(polled, Poll::Ready(Ok(n)) if n > 0) {
+        if let Poll::Ready(Ok(n)) = polled
+            && n > 0
+        {
             this.activity.touch();
+            if let Some(h2) = this.h2.as_mut() {
+                let mut left = n;
+                for buf in bufs {
+                    let take = left.min(buf.len());
+                    h2.wrote(&buf[..take]);
+                    left -= take;
+                    if left == 0 {
+                        break;
+                    }
+                }
+            }
         }
         polled
     }

@@ -375,7 +375,8 @@ impl Connection {
         let downstream = Arc::new(self.downstream);
         let activity = Activity::new();
         let framing = (!is_h2).then(FramingScan::new);
-        let io = TokioIo::new(ConnIo::new(stream, prefix, activity.clone(), framing.clone(), h1_buf_size(&limits)));
+        let conn_io = ConnIo::new(stream, prefix, activity.clone(), framing.clone(), h1_buf_size(&limits));
+        let io = TokioIo::new(if is_h2 { conn_io.watch_h2() } else { conn_io });
         let in_flight = Arc::new(AtomicUsize::new(0));
         // A WebSocket 101 parks its tunnel here until hyper hands the socket over.
         let tunnel = Arc::new(tunnel::Slot::default());

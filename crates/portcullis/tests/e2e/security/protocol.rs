@@ -269,3 +269,164 @@ async fn a_client_that_half_closes_after_its_request_still_gets_the_answer() {
         assert!(closed, "the connection stayed open after the answer");
     }
 }
+
+/// HTTP/2 frames by hand: the gateway's side uses the h2 crate, the client side must be able
+/// to send what no well-behaved client library would.
+mod h2_raw {
+    use super::*;
+
+    pub(super) const GOAWAY: u8 = 0x7;
+    pub(super) const RST_STREAM: u8 = 0x3;
+    pub(super) const HEADERS: u8 = 0x1;
+    pub(super) const DATA: u8 = 0x0;
+    pub(super) const END_STREAM: u8 = 0x1;
+    pub(super) const END_HEADERS: u8 = 0x4;
+
+    #[derive(Debug)]
+    pub(super) struct Frame {
+        pub(super) kind: u8,
+        pub(super) flags: u8,
+        pub(super) stream: u32,
+        pub(super) payload: Vec<u8>,
+    }
+
+    impl Frame {
+        /// The error code of a GOAWAY or RST_STREAM frame.
+        pub(super) fn error_code(&self) -> Option<u32> {
+            let at = if self.kind == GOAWAY { 4 } else { 0 };
+            let bytes = self.payload.get(at..at + 4)?;
+            Some(u32::from_be_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]))
+        }
+    }
+
+    pub(super) fn frame(kind: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
+        let len = u32::try_from(payload.len()).expect("small frame").to_be_bytes();
+        let mut out = vec![len[1], len[2], len[3], kind, flags];
+        out.extend_from_slice(&stream.to_be_bytes());
+        out.extend_from_slice(payload);
+        out
+    }
+
+    /// A request header block: `method` and `path` as literals without indexing (and
+    /// `:scheme http`, `:authority t`), then `extra` representations as given.
+    pub(super) fn request_block(method: &str, path: &str, extra: &[u8]) -> Vec<u8> {
+        let mut block = Vec::new();
+        for (index, value) in [(2u8, method), (4, path), (1, "t")] {
+            block.push(index);
+            block.push(u8::try_from(value.len()).expect("short value"));
+            block.extend_from_slice(value.as_bytes());
+        }
+        block.push(0x86);
+        block.extend_from_slice(extra);
+        block
+    }
+
+    /// Connects with the preface and an empty SETTINGS frame.
+    pub(super) async fn connect(addr: SocketAddr) -> TcpStream {
+        let mut s = TcpStream::connect(addr).await.expect("connect");
+        let mut hello = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
+        hello.extend(frame(0x4, 0, 0, &[]));
+        s.write_all(&hello).await.expect("preface");
+        s
+    }
+
+    /// The next frame other than SETTINGS and PING (acknowledged here), or `None` when the
+    /// connection ends or nothing comes within [`WAIT`].
+    pub(super) async fn next(s: &mut TcpStream) -> Option<Frame> {
+        loop {
+            let mut head = [0u8; 9];
+            tokio::time::timeout(WAIT, s.read_exact(&mut head)).await.ok()?.ok()?;
+            let len = usize::from(head[0]) << 16 | usize::from(head[1]) << 8 | usize::from(head[2]);
+            let mut payload = vec![0u8; len];
+            tokio::time::timeout(WAIT, s.read_exact(&mut payload)).await.ok()?.ok()?;
+            let stream = u32::from_be_bytes([head[5], head[6], head[7], head[8]]) & 0x7fff_ffff;
+            let (kind, flags) = (head[3], head[4]);
+            match kind {
+                0x4 if flags & 0x1 == 0 => s.write_all(&frame(0x4, 0x1, 0, &[])).await.ok()?,
+                0x4 => {}
+                0x6 if flags & 0x1 == 0 => s.write_all(&frame(0x6, 0x1, 0, &payload)).await.ok()?,
+                0x6 | 0x8 => {}
+                _ => return Some(Frame { kind, flags, stream, payload }),
+            }
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_hpack_decoding_error_ends_the_connection_with_compression_error() {
+    use h2_raw::*;
+    let b = Backend::ok().await;
+    let gw = gateway(&b.url(), "").await;
+    // (what, representations before the request's fields, representations after them)
+    for (what, before, after) in [
+        // RFC 7541 §4.2 / §6.3: above SETTINGS_HEADER_TABLE_SIZE (4096, the default here)
+        ("a table size update above the limit", &[0x3f, 0xe2, 0x1f][..], &[][..]),
+        ("a table size update after a field", &[], &[0x3f, 0x01]),
+        ("index 0", &[], &[0x80]),
+        ("an index past both tables", &[], &[0xff, 0x00]),
+        ("a literal's name index past both tables", &[], &[0x0f, 0x60, 0x01, b'x']),
+        ("Huffman padding longer than 7 bits", &[], &[0x00, 0x82, 0xff, 0xff, 0x01, b'x']),
+        ("Huffman padding that is not the EOS prefix", &[], &[0x00, 0x81, 0x00, 0x01, b'x']),
+        ("the EOS symbol in a Huffman string", &[], &[0x00, 0x84, 0xff, 0xff, 0xff, 0xff, 0x01, b'x']),
+        ("an integer past 2^32", &[], &[0x00, 0x7f, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f]),
+        ("a block that ends inside a literal", &[], &[0x00, 0x05, b'a']),
+    ] {
+        let mut s = connect(gw.addr).await;
+        let block = [before, &request_block("GET", "/x", after)].concat();
+        s.write_all(&frame(HEADERS, END_HEADERS | END_STREAM, 1, &block)).await.expect("write");
+        let mut seen = Vec::new();
+        let goaway = loop {
+            match next(&mut s).await {
+                Some(f) if f.kind == GOAWAY => break Some(f),
+                Some(f) => seen.push(f),
+                None => break None,
+            }
+        };
+        let code = goaway.as_ref().and_then(Frame::error_code);
+        assert_eq!(code, Some(0x9), "{what}: {goaway:?} after {seen:?}");
+    }
+    assert_eq!(b.count(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_refused_before_its_body_was_read_gets_the_whole_answer_then_rst_stream_no_error() {
+    use h2_raw::*;
+    let b = Backend::ok().await;
+    let gw = gateway(&b.url(), "waf: { mode: off, deny_ips: [\"127.0.0.0/8\"] }").await;
+    for _ in 0..10 {
+        let mut s = connect(gw.addr).await;
+        // content-length: 100000, as curl sends it, then the first part of the body.
+        let block = request_block("POST", "/upload", &[0x0f, 0x0d, 0x06, b'1', b'0', b'0', b'0', b'0', b'0']);
+        s.write_all(&frame(HEADERS, END_HEADERS, 1, &block)).await.expect("write");
+        s.write_all(&frame(DATA, 0, 1, &[b'a'; 16384])).await.expect("write");
+        let (mut body, mut ended, mut reset) = (Vec::new(), false, None);
+        while reset.is_none() {
+            let Some(f) = next(&mut s).await else { break };
+            assert_ne!(f.kind, GOAWAY, "the connection was ended: {f:?}");
+            match (f.kind, f.stream) {
+                (DATA, 1) => {
+                    assert!(!ended, "DATA after END_STREAM");
+                    body.extend_from_slice(&f.payload);
+                    ended = f.flags & END_STREAM != 0;
+                }
+                (RST_STREAM, 1) => reset = Some((ended, f.error_code())),
+                _ => {}
+            }
+        }
+        let body = String::from_utf8_lossy(&body);
+        assert!(body.contains("\"code\":\"ip_denied\""), "{body}");
+        assert_eq!(reset, Some((true, Some(0))), "the answer must end first, then RST_STREAM(NO_ERROR)");
+        // The client goes on uploading as curl does; the connection still serves a new stream.
+        s.write_all(&frame(DATA, 0, 1, &[b'a'; 1000])).await.expect("write");
+        let block = request_block("GET", "/next", &[]);
+        s.write_all(&frame(HEADERS, END_HEADERS | END_STREAM, 3, &block)).await.expect("write");
+        loop {
+            let f = next(&mut s).await.expect("an answer on stream 3");
+            assert!(f.kind != GOAWAY && !(f.kind == RST_STREAM && f.stream == 1), "{f:?}");
+            if f.stream == 3 && f.flags & END_STREAM != 0 {
+                break;
+            }
+        }
+    }
+    assert_eq!(b.count(), 0);
+}
