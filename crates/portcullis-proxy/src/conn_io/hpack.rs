@@ -258,4 +258,22 @@ mod tests {
         }
         assert_eq!(Checker::default().block(&[0x3f, 0xe1, 0x1f, 0x82]), Ok(()), "4096 itself is allowed");
     }
+
+    #[test]
+    fn any_bytes_are_checked_without_panicking() {
+        let mut state = 0x2545_f491_4f6c_dd1du64;
+        let mut checker = Checker::default();
+        for len in 0..4000usize {
+            let block: Vec<u8> = (0..len % 64)
+                .map(|_| {
+                    state ^= state << 13;
+                    state ^= state >> 7;
+                    state ^= state << 17;
+                    state as u8
+                })
+                .collect();
+            let _ = checker.block(&block);
+            assert!(checker.size <= checker.max_size);
+        }
+    }
 }

@@ -96,3 +96,43 @@ fn after_an_upgrade_nothing_is_scanned() {
     assert_eq!(scan.place, Place::Off);
     assert!(scan.partial.is_empty());
 }
+
+/// A small deterministic generator (xorshift) for the property test below.
+fn next(state: &mut u64) -> u64 {
+    *state ^= *state << 13;
+    *state ^= *state >> 7;
+    *state ^= *state << 17;
+    *state
+}
+
+#[test]
+fn any_bytes_in_any_splits_give_the_same_verdicts_and_never_panic() {
+    let seeds: [&[u8]; 4] = [
+        CHUNKED.as_bytes(),
+        b"POST /a HTTP/1.1\r\nContent-Length: 3\r\n\r\nabcGET /#x HTTP/1.1\r\n\r\n",
+        b"GET / HTTP/1.1\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n1;e\r\na\r\n0\r\nT: x\r\n\r\n",
+        b"\r\n\r\nGET / HTTP/1.0\r\n\r\n",
+    ];
+    let mut state = 0x9e37_79b9_7f4a_7c15;
+    for round in 0..3000 {
+        let mut stream = seeds[round % seeds.len()].to_vec();
+        for _ in 0..(next(&mut state) % 4) {
+            let at = (next(&mut state) as usize) % stream.len();
+            match next(&mut state) % 3 {
+                0 => stream[at] = next(&mut state) as u8,
+                1 => stream.insert(at, b"\r\n#;0: "[(next(&mut state) % 7) as usize]),
+                _ => {
+                    stream.remove(at);
+                }
+            }
+        }
+        stream.extend_from_slice(&stream.clone());
+        let whole = scan(&stream, stream.len(), 4);
+        let piece = 1 + (next(&mut state) as usize) % 9;
+        // hyper dispatches no request from the first head that does not parse on (a split scan
+        // may not have re-parsed it yet: hyper does, and closes): only those before it count.
+        let counted = whole.iter().position(|v| *v == Some(RawHeadFlaw::Untracked)).unwrap_or(whole.len());
+        let split = scan(&stream, piece, 4);
+        assert_eq!(split[..counted], whole[..counted], "{:?} in {piece}-byte reads", String::from_utf8_lossy(&stream));
+    }
+}
