@@ -36,6 +36,8 @@ pub enum ErrorCode {
     SoapFault,
     NoHealthyUpstream,
     UpstreamTimeout,
+    /// A request `Transfer-Encoding` the gateway does not know (RFC 9112 §6.1).
+    NotImplemented,
     Internal,
 }
 
@@ -76,6 +78,7 @@ impl ErrorCode {
             E::SoapFault => ("soap_fault", StatusCode::BAD_GATEWAY),
             E::NoHealthyUpstream => ("no_healthy_upstream", StatusCode::SERVICE_UNAVAILABLE),
             E::UpstreamTimeout => ("upstream_timeout", StatusCode::GATEWAY_TIMEOUT),
+            E::NotImplemented => ("not_implemented", StatusCode::NOT_IMPLEMENTED),
             E::Internal => ("internal", StatusCode::INTERNAL_SERVER_ERROR),
         }
     }

@@ -17,7 +17,7 @@ pub use authorize::Authorize;
 pub use identity::StripIdentity;
 pub use ip_filter::IpFilter;
 pub use rate_limit::RateLimitKeys;
-pub use request_limits::{AmbiguousFraming, RequestLimits};
+pub use request_limits::{RawHeadFlaw, RequestLimits};
 pub use request_target::RequestTarget;
 pub use route_match::{MatchRoute, request_host as route_match_host};
 pub use transform::{StripHopByHop, Transform};

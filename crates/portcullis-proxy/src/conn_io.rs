@@ -11,6 +11,14 @@ use std::task::{Context, Poll};
 use bytes::{Buf, Bytes};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
+mod framing;
+mod h2_watch;
+mod hpack;
+
+use framing::Scan;
+pub(crate) use framing::{FramingScan, MAX_HEADERS};
+use h2_watch::H2Watch;
+
 /// Whether bytes moved since the watchdog last looked: a flag, not a clock read per I/O.
 #[derive(Debug)]
 pub(crate) struct Activity {
@@ -32,102 +40,6 @@ impl Activity {
     }
 }
 
-/// Largest request head the framing scan will accumulate across reads; hyper refuses larger.
-const MAX_SCANNED_HEAD: usize = 32 * 1024;
-
-/// Watches HTTP/1.1 request heads for `Content-Length` together with `Transfer-Encoding`:
-/// hyper resolves that per RFC 9112 (drops the length, closes after the response), but the
-/// gateway refuses such requests outright, which needs the head as the client sent it.
-///
-/// Best effort by design: the scan only knows where a head starts while every request on the
-/// connection so far had no body; after a request with a body it stops (hyper's own handling
-/// still applies). It never decides timing — hyper's header-read timer does.
-#[derive(Debug)]
-pub(crate) struct FramingScan {
-    /// The next bytes read start a request head.
-    expect_head: AtomicBool,
-    /// A request with a body was seen: head boundaries are no longer known.
-    off: AtomicBool,
-    ambiguous: AtomicBool,
-}
-
-impl FramingScan {
-    pub(crate) fn new() -> Arc<Self> {
-        Arc::new(Self {
-            expect_head: AtomicBool::new(true),
-            off: AtomicBool::new(false),
-            ambiguous: AtomicBool::new(false),
-        })
-    }
-
-    /// Called when hyper hands over a request: after a bodiless one the next bytes are a new
-    /// head; after one with a body the scan stops for good.
-    pub(crate) fn request_dispatched(&self, bodiless: bool) {
-        if bodiless && !self.off.load(Ordering::Relaxed) {
-            self.expect_head.store(true, Ordering::Relaxed);
-        } else {
-            self.off.store(true, Ordering::Relaxed);
-            self.expect_head.store(false, Ordering::Relaxed);
-        }
-    }
-
-    /// Whether the head just parsed was ambiguous (and forgets it).
-    pub(crate) fn take_ambiguous(&self) -> bool {
-        self.ambiguous.swap(false, Ordering::Relaxed)
-    }
-}
-
-/// Per-connection scan state: the part of a head that arrived in earlier reads.
-#[derive(Debug)]
-struct Scan {
-    shared: Arc<FramingScan>,
-    partial: Vec<u8>,
-}
-
-impl Scan {
-    fn feed(&mut self, data: &[u8]) {
-        if data.is_empty() || !self.shared.expect_head.load(Ordering::Relaxed) {
-            return;
-        }
-        if !self.partial.is_empty() {
-            self.partial.extend_from_slice(data);
-            // A head can only complete with a line end: do not re-parse a trickle byte by byte.
-            if !data.contains(&b'\n') {
-                self.give_up_if_too_long();
-                return;
-            }
-        }
-        let joined;
-        let bytes: &[u8] = if self.partial.is_empty() {
-            data
-        } else {
-            joined = std::mem::take(&mut self.partial);
-            &joined
-        };
-        let mut headers = [httparse::EMPTY_HEADER; 128];
-        let mut request = httparse::Request::new(&mut headers);
-        match request.parse(bytes) {
-            Ok(httparse::Status::Complete(_)) => {
-                let has = |name: &str| request.headers.iter().any(|h| h.name.eq_ignore_ascii_case(name));
-                if has("content-length") && has("transfer-encoding") {
-                    self.shared.ambiguous.store(true, Ordering::Relaxed);
-                }
-                self.shared.expect_head.store(false, Ordering::Relaxed);
-            }
-            Ok(httparse::Status::Partial) if bytes.len() < MAX_SCANNED_HEAD => self.partial = bytes.to_vec(),
-            // Malformed, too many headers or too long: hyper's own parser answers it.
-            _ => self.shared.request_dispatched(false),
-        }
-    }
-
-    fn give_up_if_too_long(&mut self) {
-        if self.partial.len() >= MAX_SCANNED_HEAD {
-            self.partial = Vec::new();
-            self.shared.request_dispatched(false);
-        }
-    }
-}
-
 pin_project_lite::pin_project! {
     pub(crate) struct ConnIo<T> {
         prefix: Bytes,
@@ -135,13 +47,27 @@ pin_project_lite::pin_project! {
         inner: T,
         activity: Arc<Activity>,
         scan: Option<Scan>,
+        h2: Option<H2Watch>,
     }
 }
 
 impl<T> ConnIo<T> {
-    pub(crate) fn new(inner: T, prefix: Bytes, activity: Arc<Activity>, framing: Option<Arc<FramingScan>>) -> Self {
-        let scan = framing.map(|shared| Scan { shared, partial: Vec::new() });
-        Self { prefix, inner, activity, scan }
+    /// `max_head`: hyper's read buffer limit, the largest head it accepts.
+    pub(crate) fn new(
+        inner: T,
+        prefix: Bytes,
+        activity: Arc<Activity>,
+        framing: Option<Arc<FramingScan>>,
+        max_head: usize,
+    ) -> Self {
+        let scan = framing.map(|shared| Scan::new(shared, max_head));
+        Self { prefix, inner, activity, scan, h2: None }
+    }
+
+    /// Follows an HTTP/2 connection's header blocks (see [`h2_watch`]).
+    pub(crate) fn watch_h2(mut self) -> Self {
+        self.h2 = Some(H2Watch::new());
+        self
     }
 }
 
@@ -154,6 +80,9 @@ impl<T: AsyncRead> AsyncRead for ConnIo<T> {
             if let Some(scan) = this.scan.as_mut() {
                 scan.feed(&this.prefix[..n]);
             }
+            if let Some(h2) = this.h2.as_mut() {
+                h2.read(&this.prefix[..n]);
+            }
             this.prefix.advance(n);
             return Poll::Ready(Ok(()));
         }
@@ -164,6 +93,9 @@ impl<T: AsyncRead> AsyncRead for ConnIo<T> {
             if let Some(scan) = this.scan.as_mut() {
                 scan.feed(&buf.filled()[before..]);
             }
+            if let Some(h2) = this.h2.as_mut() {
+                h2.read(&buf.filled()[before..]);
+            }
         }
         polled
     }
@@ -172,9 +104,21 @@ impl<T: AsyncRead> AsyncRead for ConnIo<T> {
 impl<T: AsyncWrite> AsyncWrite for ConnIo<T> {
     fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, data: &[u8]) -> Poll<io::Result<usize>> {
         let this = self.project();
-        let polled = this.inner.poll_write(cx, data);
-        if matches!(polled, Poll::Ready(Ok(n)) if n > 0) {
+        // Only after a header block failed to decode: the GOAWAY h2 writes is rewritten.
+        let patched = this.h2.as_ref().filter(|h2| h2.rewriting()).map(|h2| {
+            let mut copy = data.to_vec();
+            h2.patch(&mut copy);
+            copy
+        });
+        let out = patched.as_deref().unwrap_or(data);
+        let polled = this.inner.poll_write(cx, out);
+        if let Poll::Ready(Ok(n)) = polled
+            && n > 0
+        {
             this.activity.touch();
+            if let Some(h2) = this.h2.as_mut() {
+                h2.wrote(&out[..n.min(out.len())]);
+            }
         }
         polled
     }
@@ -184,10 +128,27 @@ impl<T: AsyncWrite> AsyncWrite for ConnIo<T> {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
+        if self.h2.as_ref().is_some_and(H2Watch::rewriting) {
+            let first = bufs.iter().find(|b| !b.is_empty()).map_or(&[][..], |b| &b[..]);
+            return self.poll_write(cx, first);
+        }
         let this = self.project();
         let polled = this.inner.poll_write_vectored(cx, bufs);
-        if matches!(polled, Poll::Ready(Ok(n)) if n > 0) {
+        if let Poll::Ready(Ok(n)) = polled
+            && n > 0
+        {
             this.activity.touch();
+            if let Some(h2) = this.h2.as_mut() {
+                let mut left = n;
+                for buf in bufs {
+                    let take = left.min(buf.len());
+                    h2.wrote(&buf[..take]);
+                    left -= take;
+                    if left == 0 {
+                        break;
+                    }
+                }
+            }
         }
         polled
     }

@@ -18,7 +18,6 @@ use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use portcullis_core::pipeline::Downstream;
 use portcullis_core::snapshot::{Limits, ListenerSpec};
-use portcullis_core::stage::AmbiguousFraming;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, mpsc, watch};
@@ -376,7 +375,8 @@ impl Connection {
         let downstream = Arc::new(self.downstream);
         let activity = Activity::new();
         let framing = (!is_h2).then(FramingScan::new);
-        let io = TokioIo::new(ConnIo::new(stream, prefix, activity.clone(), framing.clone()));
+        let conn_io = ConnIo::new(stream, prefix, activity.clone(), framing.clone(), h1_buf_size(&limits));
+        let io = TokioIo::new(if is_h2 { conn_io.watch_h2() } else { conn_io });
         let in_flight = Arc::new(AtomicUsize::new(0));
         // A WebSocket 101 parks its tunnel here until hyper hands the socket over.
         let tunnel = Arc::new(tunnel::Slot::default());
@@ -387,16 +387,18 @@ impl Connection {
                 let runtime = current.load_full();
                 let downstream = downstream.clone();
                 let in_flight = in_flight.clone();
-                if let Some(framing) = &framing {
-                    if framing.take_ambiguous() {
-                        request.extensions_mut().insert(AmbiguousFraming);
-                    }
-                    framing.request_dispatched(http_body::Body::is_end_stream(request.body()));
+                if let Some(flaw) = framing.as_ref().and_then(|f| f.dispatched()) {
+                    request.extensions_mut().insert(flaw);
                 }
                 in_flight.fetch_add(1, Ordering::Relaxed);
-                let tunnel = tunnel.clone();
+                let (tunnel, framing) = (tunnel.clone(), framing.clone());
                 async move {
                     let mut response = service::handle(runtime, &downstream, request).await;
+                    if response.status() == http::StatusCode::SWITCHING_PROTOCOLS
+                        && let Some(framing) = &framing
+                    {
+                        framing.upgraded();
+                    }
                     tunnel.hold(&mut response);
                     in_flight.fetch_sub(1, Ordering::Relaxed);
                     Ok::<_, Infallible>(response)
@@ -419,18 +421,27 @@ impl Connection {
     }
 }
 
-fn http1_builder(limits: &Limits) -> http1::Builder {
-    let mut b = http1::Builder::new();
+/// hyper's read buffer for HTTP/1.1, the largest request head it accepts; the header limit
+/// is enforced by our own stage above it.
+fn h1_buf_size(limits: &Limits) -> usize {
     let buf =
         usize::try_from(limits.max_header_bytes + limits.max_uri_bytes).unwrap_or(usize::MAX).saturating_add(1024);
+    buf.max(MIN_BUF)
+}
+
+fn http1_builder(limits: &Limits) -> http1::Builder {
+    let mut b = http1::Builder::new();
     // hyper times every request head, and its timer also runs while a keep-alive connection
     // waits for its next request: on HTTP/1.1 an idle connection closes after the shorter of
     // header_read_timeout and idle_timeout.
     b.timer(TokioTimer::new())
         .header_read_timeout(limits.header_read_timeout)
         .keep_alive(true)
-        .max_buf_size(buf.max(MIN_BUF))
-        .max_headers(256);
+        // A client that shuts its sending side after the request (`nc -N`, some HTTP/1.0
+        // clients) still waits for the answer: the read side's end is not an abort.
+        .half_close(true)
+        .max_buf_size(h1_buf_size(limits))
+        .max_headers(crate::conn_io::MAX_HEADERS);
     b
 }
 

@@ -3,7 +3,7 @@
 //! and the access log.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::header::{CONNECTION, UPGRADE};
@@ -51,6 +51,7 @@ async fn dispatch(
     route_name: &mut Option<Arc<str>>,
 ) -> Response<ResponseBody> {
     let (mut parts, body) = request.into_parts();
+    let mut body = UnreadBody::new(body, parts.version, runtime.snapshot.limits.max_body_bytes);
     let snapshot = &runtime.snapshot;
     let mut ctx = pipeline::intake(snapshot, &parts, downstream);
     let mut log = runtime.access_log.enabled().then(|| PendingLog::start(&runtime.access_log, &parts, &ctx, started));
@@ -133,6 +134,13 @@ async fn dispatch(
             };
             if let Some(soap) = &route.soap {
                 let call = SoapCall { runtime: &runtime, upstream, pool, route: &route, soap };
+                let Some(body) = body.take() else {
+                    return gateway_reply(
+                        Problem::new(ErrorCode::Internal, "request body taken twice").into_reply(),
+                        &mut ctx,
+                        log,
+                    );
+                };
                 return crate::soap::exchange(call, parts, body, &mut ctx, log).await;
             }
             // A WebSocket handshake no server could accept never goes upstream as an upgrade.
@@ -156,13 +164,15 @@ async fn dispatch(
             }
             // Asked of the codec, not the headers: the transform stage already removed
             // `Transfer-Encoding`, and HTTP/2 bodies need no length header.
-            let body_empty = http_body::Body::is_end_stream(&body);
-            let (request_body, stats) = if body_empty {
-                (RequestBody::empty(), None)
-            } else {
-                let stats = Arc::new(BodyStats::default());
-                let (limit, stall_after) = (route.limits.max_body_bytes, route.limits.idle_timeout);
-                (RequestBody::limited(body, limit, stall_after, stats.clone()), Some(stats))
+            let incoming = body.take().filter(|b| !http_body::Body::is_end_stream(b));
+            let body_empty = incoming.is_none();
+            let (request_body, stats) = match incoming {
+                None => (RequestBody::empty(), None),
+                Some(incoming) => {
+                    let stats = Arc::new(BodyStats::default());
+                    let (limit, stall_after) = (route.limits.max_body_bytes, route.limits.idle_timeout);
+                    (RequestBody::limited(incoming, limit, stall_after, stats.clone()), Some(stats))
+                }
             };
             if let Some(log) = log.as_mut() {
                 log.bytes_in.clone_from(&stats);
@@ -206,6 +216,55 @@ async fn dispatch(
 struct Upgrade {
     downstream: OnUpgrade,
     accept: HeaderValue,
+}
+
+/// How long an HTTP/2 request body the gateway answered without reading is still read.
+const UNREAD_BODY_WAIT: Duration = Duration::from_secs(5);
+
+/// An HTTP/2 request body the exchange did not read (an early refusal, a mock, a cache hit)
+/// is read to its end in the background, up to `max_body_bytes` and [`UNREAD_BODY_WAIT`],
+/// instead of being reset at once: RFC 9113 §8.1 allows RST_STREAM(NO_ERROR) after a complete
+/// answer, but a client still uploading (curl 7.88) takes that reset as a failed transfer and
+/// never shows the answer. Past the bounds, h2 resets the stream with NO_ERROR.
+/// (HTTP/1.1 bodies are hyper's: it reads on or closes.)
+struct UnreadBody {
+    body: Option<Incoming>,
+    http2: bool,
+    limit: u64,
+}
+
+impl UnreadBody {
+    fn new(body: Incoming, version: http::Version, limit: u64) -> Self {
+        Self { body: Some(body), http2: version == http::Version::HTTP_2, limit }
+    }
+
+    /// The body, for an exchange that reads it.
+    fn take(&mut self) -> Option<Incoming> {
+        self.body.take()
+    }
+}
+
+impl Drop for UnreadBody {
+    fn drop(&mut self) {
+        let Some(mut body) = self.body.take() else { return };
+        if !self.http2 || http_body::Body::is_end_stream(&body) {
+            return;
+        }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else { return };
+        let limit = self.limit;
+        runtime.spawn(async move {
+            let drain = async {
+                let mut seen = 0u64;
+                while let Some(Ok(frame)) = http_body_util::BodyExt::frame(&mut body).await {
+                    seen = seen.saturating_add(frame.data_ref().map_or(0, |d| d.len() as u64));
+                    if seen > limit {
+                        break;
+                    }
+                }
+            };
+            let _ = tokio::time::timeout(UNREAD_BODY_WAIT, drain).await;
+        });
+    }
 }
 
 /// The client's side of a WebSocket upgrade, when the route allows one and the transform kept

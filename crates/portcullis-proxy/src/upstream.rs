@@ -307,6 +307,7 @@ impl Pool {
             Ok((response, lease)) => Ok((response, Some(lease))),
             Err(h1pool::SendFailure::Connect) => Err(ProxyError::Connect),
             Err(h1pool::SendFailure::Http(e)) => Err(classify_hyper(&e)),
+            Err(h1pool::SendFailure::Invalid) => Err(ProxyError::Invalid),
         }
     }
 

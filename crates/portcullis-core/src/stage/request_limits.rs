@@ -1,24 +1,51 @@
 //! Request limits and framing: URI length (414), header bytes (431), a declared body over the
-//! limit (413), and ambiguous framing (400) — checked before anything reads the body.
+//! limit (413), and ambiguous framing (400, or 501 for a transfer coding nobody here knows) —
+//! checked before anything reads the body.
 
-use http::header::{CONTENT_LENGTH, TRANSFER_ENCODING};
+use http::header::{CONNECTION, CONTENT_LENGTH, TRANSFER_ENCODING};
 use http::request::Parts;
+use http::{HeaderValue, Version};
 
 use crate::flow::Flow;
 use crate::problem::{ErrorCode, Problem};
 use crate::snapshot::Limits;
 
-/// Set on a request by the listener when its head carried both `Content-Length` and
-/// `Transfer-Encoding` (the HTTP/1.1 codec keeps only the latter, so the stage cannot see it
-/// in the headers).
-#[derive(Debug, Clone, Copy)]
-pub struct AmbiguousFraming;
+/// Set on a request by the HTTP/1.1 listener when the head as the client sent it shows what
+/// the parsed request no longer does: the codec resolves `Content-Length` beside
+/// `Transfer-Encoding` and drops a fragment from the request target.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RawHeadFlaw {
+    /// `Content-Length` together with `Transfer-Encoding` (the codec keeps only the latter).
+    AmbiguousFraming,
+    /// A `#` in the request target: a fragment is never sent, and the URI parser drops it.
+    Fragment,
+    /// The chunked body breaks its framing within what had arrived with the head: it is
+    /// refused before any of it is forwarded.
+    MalformedBody,
+    /// The listener lost track of where requests start on the connection (input the codec
+    /// refuses too); a request it cannot vouch for is refused.
+    Untracked,
+}
+
+impl RawHeadFlaw {
+    fn detail(self) -> &'static str {
+        match self {
+            Self::AmbiguousFraming => "Content-Length and Transfer-Encoding together are ambiguous",
+            Self::Fragment => "the request target holds a fragment (#)",
+            Self::MalformedBody => "the chunked request body is malformed",
+            Self::Untracked => "the request could not be told apart from the one before it",
+        }
+    }
+}
 
 /// Applies the global limits (and, after routing, a route's lowered ones).
 pub struct RequestLimits;
 
 impl RequestLimits {
     pub fn run(limits: &Limits, parts: &Parts) -> Flow {
+        if let Some(flaw) = parts.extensions.get::<RawHeadFlaw>() {
+            return refuse_and_close(parts, ErrorCode::BadRequest, flaw.detail());
+        }
         let uri_len = parts.uri.path_and_query().map_or(0, |pq| pq.as_str().len());
         if uri_len as u64 > limits.max_uri_bytes {
             return Problem::new(ErrorCode::UriTooLong, "the request URI is longer than allowed").into();
@@ -30,7 +57,7 @@ impl RequestLimits {
             return Problem::new(ErrorCode::BadRequest, why).into();
         }
         match declared_length(parts) {
-            Err(why) => Problem::new(ErrorCode::BadRequest, why).into(),
+            Err((code, why)) => refuse_and_close(parts, code, why),
             Ok(Some(len)) if len > limits.max_body_bytes => {
                 Problem::new(ErrorCode::BodyTooLarge, "the request body is larger than allowed").into()
             }
@@ -57,31 +84,71 @@ pub(crate) fn header_bytes(parts: &Parts) -> u64 {
     parts.headers.iter().map(|(k, v)| (k.as_str().len() + v.len() + 4) as u64).sum()
 }
 
+/// A framing error leaves the connection's next request boundary in doubt: on HTTP/1.x the
+/// answer closes it (hyper honours the response's `Connection: close`).
+fn refuse_and_close(parts: &Parts, code: ErrorCode, why: &'static str) -> Flow {
+    let problem = Problem::new(code, why);
+    if parts.version < Version::HTTP_2 {
+        return problem.with_header(CONNECTION, HeaderValue::from_static("close")).into();
+    }
+    problem.into()
+}
+
+type FramingError = (ErrorCode, &'static str);
+
 /// The declared body length; an error for framing a server and a backend could read
 /// differently (request smuggling).
-fn declared_length(parts: &Parts) -> Result<Option<u64>, &'static str> {
-    if parts.extensions.get::<AmbiguousFraming>().is_some() {
-        return Err("Content-Length and Transfer-Encoding together are ambiguous");
-    }
+fn declared_length(parts: &Parts) -> Result<Option<u64>, FramingError> {
+    const BAD: ErrorCode = ErrorCode::BadRequest;
     let mut lengths = parts.headers.get_all(CONTENT_LENGTH).iter();
-    let Some(first) = lengths.next() else { return Ok(None) };
+    let first = lengths.next();
     if parts.headers.contains_key(TRANSFER_ENCODING) {
-        return Err("Content-Length and Transfer-Encoding together are ambiguous");
-    }
-    let parse = |v: &http::HeaderValue| -> Result<u64, &'static str> {
-        let text = v.to_str().map_err(|_| "invalid Content-Length")?;
-        if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
-            return Err("invalid Content-Length");
+        if first.is_some() {
+            return Err((BAD, "Content-Length and Transfer-Encoding together are ambiguous"));
         }
-        text.parse().map_err(|_| "invalid Content-Length")
+        transfer_coding(parts)?;
+        return Ok(None);
+    }
+    let Some(first) = first else { return Ok(None) };
+    let parse = |v: &HeaderValue| -> Result<u64, FramingError> {
+        let text = v.to_str().map_err(|_| (BAD, "invalid Content-Length"))?;
+        if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
+            return Err((BAD, "invalid Content-Length"));
+        }
+        text.parse().map_err(|_| (BAD, "invalid Content-Length"))
     };
     let len = parse(first)?;
     for other in lengths {
         if parse(other)? != len {
-            return Err("conflicting Content-Length values");
+            return Err((BAD, "conflicting Content-Length values"));
         }
     }
     Ok(Some(len))
+}
+
+/// A request body is framed by exactly one `Transfer-Encoding: chunked` and nothing else: a
+/// second `chunked` or another coding before it would be decoded here once and forwarded as
+/// plain content, so a backend reading the codings differently sees another body
+/// (RFC 9112 §6.1: 400 and close; 501 for a coding the server does not know).
+fn transfer_coding(parts: &Parts) -> Result<(), FramingError> {
+    let mut fields = parts.headers.get_all(TRANSFER_ENCODING).iter();
+    let only = match (fields.next(), fields.next()) {
+        (Some(only), None) => only,
+        _ => return Err((ErrorCode::BadRequest, "more than one Transfer-Encoding field")),
+    };
+    let value = only.to_str().map_err(|_| (ErrorCode::BadRequest, "invalid Transfer-Encoding"))?;
+    if value.trim_matches([' ', '\t']).eq_ignore_ascii_case("chunked") {
+        return Ok(());
+    }
+    let known = |coding: &str| {
+        let name = coding.split(';').next().unwrap_or_default().trim_matches([' ', '\t']);
+        ["chunked", "gzip", "x-gzip", "deflate", "compress", "x-compress"].iter().any(|k| name.eq_ignore_ascii_case(k))
+    };
+    if value.split(',').all(known) {
+        Err((ErrorCode::BadRequest, "Transfer-Encoding must be exactly `chunked`"))
+    } else {
+        Err((ErrorCode::NotImplemented, "the request's transfer coding is not supported"))
+    }
 }
 
 #[cfg(test)]
@@ -140,5 +207,48 @@ mod tests {
         assert_eq!(code(RequestLimits::run(&limits, &two)), Some("bad_request"));
         let signed = parts("/", &[("content-length", "+5")]);
         assert_eq!(code(RequestLimits::run(&limits, &signed)), Some("bad_request"));
+    }
+
+    fn refusal(flow: Flow) -> Option<(&'static str, Option<HeaderValue>)> {
+        match flow {
+            Flow::Respond(crate::flow::Reply::Problem(p)) => {
+                let close = p.headers.iter().find(|(k, _)| k == CONNECTION).map(|(_, v)| v.clone());
+                Some((p.code.as_str(), close))
+            }
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn only_one_final_chunked_frames_a_request_body() {
+        let limits = Limits::default();
+        let close = Some(HeaderValue::from_static("close"));
+        for ok in ["chunked", "Chunked", " chunked "] {
+            assert_eq!(code(RequestLimits::run(&limits, &parts("/", &[("transfer-encoding", ok)]))), None, "{ok}");
+        }
+        for bad in [
+            &[("transfer-encoding", "chunked, chunked")][..],
+            &[("transfer-encoding", "gzip, chunked")],
+            &[("transfer-encoding", "chunked"), ("transfer-encoding", "chunked")],
+        ] {
+            let mut p = parts("/", bad);
+            p.version = Version::HTTP_11;
+            assert_eq!(refusal(RequestLimits::run(&limits, &p)), Some(("bad_request", close.clone())), "{bad:?}");
+        }
+        let unknown = parts("/", &[("transfer-encoding", "foo, chunked")]);
+        assert_eq!(refusal(RequestLimits::run(&limits, &unknown)), Some(("not_implemented", close)));
+    }
+
+    #[test]
+    fn a_flaw_seen_in_the_raw_head_is_refused_and_closes_http_1() {
+        let limits = Limits::default();
+        let mut p = parts("/", &[]);
+        p.extensions.insert(RawHeadFlaw::Fragment);
+        assert_eq!(
+            refusal(RequestLimits::run(&limits, &p)),
+            Some(("bad_request", Some(HeaderValue::from_static("close"))))
+        );
+        p.version = Version::HTTP_2;
+        assert_eq!(refusal(RequestLimits::run(&limits, &p)), Some(("bad_request", None)));
     }
 }

@@ -10,7 +10,8 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use http::{Request, Response};
+use http::header::{CONTENT_LENGTH, TRANSFER_ENCODING};
+use http::{HeaderMap, Request, Response};
 use hyper::body::Incoming;
 use hyper::client::conn::http1::{self, SendRequest};
 use hyper_util::rt::TokioIo;
@@ -48,11 +49,15 @@ pub(crate) struct TargetTls {
 pub(crate) struct Lease {
     sender: Option<Sender>,
     pool: Arc<H1Pool>,
+    /// Whether the connection may serve another request once this body ended.
+    reusable: bool,
 }
 
 impl Lease {
     pub(crate) fn release(&mut self) {
-        if let Some(sender) = self.sender.take() {
+        if let Some(sender) = self.sender.take()
+            && self.reusable
+        {
             self.pool.checkin(sender);
         }
     }
@@ -142,7 +147,11 @@ impl H1Pool {
         loop {
             let mut sender = self.ready_sender(fresh).await.map_err(|_| SendFailure::Connect)?;
             match sender.try_send_request(request).await {
-                Ok(response) => return Ok((response, Lease { sender: Some(sender), pool: self.clone() })),
+                Ok(mut response) => {
+                    // An invalid framing drops the connection with the response.
+                    let reusable = response_framing(response.headers_mut()).ok_or(SendFailure::Invalid)?;
+                    return Ok((response, Lease { sender: Some(sender), pool: self.clone(), reusable }));
+                }
                 Err(mut e) => match e.take_message() {
                     Some(unsent) if !fresh => {
                         request = unsent;
@@ -167,6 +176,22 @@ where
     Ok(sender)
 }
 
+/// Checks how an upstream response's body is framed (RFC 9112 §6.3). hyper decodes a body
+/// whose last coding is `chunked` and keeps both headers, so a `Content-Length` beside it
+/// would be relayed with a body of another length: the length goes, and the connection with
+/// it (an upstream that sent both may frame its next response differently). Any other
+/// `Transfer-Encoding` (`gzip`, `chunked, chunked`, two fields) is refused: the body it
+/// frames is not the one hyper would relay. `Some(reusable)`, or `None` to refuse.
+fn response_framing(headers: &mut HeaderMap) -> Option<bool> {
+    let mut codings = headers.get_all(TRANSFER_ENCODING).iter();
+    let Some(only) = codings.next() else { return Some(true) };
+    let chunked = only.to_str().is_ok_and(|v| v.trim_matches([' ', '\t']).eq_ignore_ascii_case("chunked"));
+    if !chunked || codings.next().is_some() {
+        return None;
+    }
+    Some(headers.remove(CONTENT_LENGTH).is_none())
+}
+
 /// Why a send failed.
 #[derive(Debug)]
 pub(crate) enum SendFailure {
@@ -174,4 +199,35 @@ pub(crate) enum SendFailure {
     Connect,
     /// The exchange failed on a connection.
     Http(hyper::Error),
+    /// The response's framing cannot be relayed faithfully.
+    Invalid,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn framing(fields: &[(&'static str, &'static str)]) -> (Option<bool>, bool) {
+        let mut headers = HeaderMap::new();
+        for (k, v) in fields {
+            headers.append(*k, http::HeaderValue::from_static(v));
+        }
+        let verdict = response_framing(&mut headers);
+        (verdict, headers.contains_key(CONTENT_LENGTH))
+    }
+
+    #[test]
+    fn only_a_single_chunked_coding_is_relayed_and_never_beside_a_length() {
+        assert_eq!(framing(&[("content-length", "2")]), (Some(true), true));
+        assert_eq!(framing(&[("transfer-encoding", "chunked")]), (Some(true), false));
+        assert_eq!(framing(&[("transfer-encoding", "chunked"), ("content-length", "2")]), (Some(false), false));
+        for bad in [
+            &[("transfer-encoding", "gzip, chunked")][..],
+            &[("transfer-encoding", "chunked, chunked")],
+            &[("transfer-encoding", "chunked"), ("transfer-encoding", "chunked")],
+            &[("transfer-encoding", "gzip")],
+        ] {
+            assert_eq!(framing(bad).0, None, "{bad:?}");
+        }
+    }
 }
