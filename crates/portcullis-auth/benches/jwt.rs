@@ -58,6 +58,7 @@ fn provider(rt: &tokio::runtime::Runtime, jwks: &Bytes) -> Arc<JwtProvider> {
 }
 
 fn verify(c: &mut Criterion) {
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).expect("clock").as_secs();
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
     let jwks = Bytes::from(
         serde_json::json!({ "keys": [jwk(&rsa(), Algorithm::RS256, "rs1"), jwk(&ec(), Algorithm::ES256, "ec1")] })
@@ -70,14 +71,16 @@ fn verify(c: &mut Criterion) {
         c.bench_function(name, |b| {
             b.iter_batched_ref(
                 || provider(&rt, &jwks),
-                |provider| black_box(provider.verify(black_box(token)).expect("valid")),
+                |provider| black_box(provider.verify(black_box(token), now).expect("valid")),
                 BatchSize::SmallInput,
             );
         });
     }
     let warm = provider(&rt, &jwks);
-    warm.verify(&rs256).expect("valid");
-    c.bench_function("verify/rs256_cached", |b| b.iter(|| black_box(warm.verify(black_box(&rs256)).expect("valid"))));
+    warm.verify(&rs256, now).expect("valid");
+    c.bench_function("verify/rs256_cached", |b| {
+        b.iter(|| black_box(warm.verify(black_box(&rs256), now).expect("valid")))
+    });
 }
 
 criterion_group!(benches, verify);

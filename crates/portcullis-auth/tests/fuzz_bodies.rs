@@ -120,11 +120,12 @@ fn jwt_verify_seeds_reach_a_verified_token() {
         String::from_utf8(data.clone()).expect("a token seed is text")
     };
     for name in ["rs256-valid", "es256-valid", "rs256-no-kid"] {
-        let verified = jwt_verify::FIXED.verify(&seed(name)).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let verified =
+            jwt_verify::FIXED.verify(&seed(name), jwt_verify::now()).unwrap_or_else(|e| panic!("{name}: {e}"));
         assert_eq!(verified.subject.as_deref(), Some("alice"));
     }
     for name in ["rs256-bad-signature", "alg-none", "hs256"] {
-        assert!(jwt_verify::FIXED.verify(&seed(name)).is_err(), "{name} is refused");
+        assert!(jwt_verify::FIXED.verify(&seed(name), jwt_verify::now()).is_err(), "{name} is refused");
     }
 }
 

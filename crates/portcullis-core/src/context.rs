@@ -5,13 +5,19 @@ use std::sync::Arc;
 
 use http::HeaderValue;
 
+use crate::clock::Now;
 use crate::ids::TraceContext;
 use crate::problem::ErrorCode;
 use crate::snapshot::RouteSpec;
+use crate::trace::Trace;
 
 /// The per-request context. Built once at intake; stages fill it in.
 #[derive(Debug)]
 pub struct RequestContext {
+    /// When the request arrived, on the gateway's one clock: every phase reads this.
+    pub now: Now,
+    /// What each phase decided (the access log's `decided_by`, `explain`).
+    pub decisions: Trace,
     pub peer: SocketAddr,
     /// The client address after the trusted-proxy rule.
     pub client_ip: IpAddr,

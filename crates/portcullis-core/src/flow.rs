@@ -12,6 +12,8 @@ use crate::problem::Problem;
 pub enum Flow {
     /// Hand the request to the next stage.
     Continue,
+    /// The stage does not apply to this request or route (the trace says so); go on.
+    Skip,
     /// Answer the client now; later stages and the upstream never see the request.
     Respond(Reply),
     /// A stage needs I/O first (a JWKS refetch for an unknown `kid`): await this, then run

@@ -1,22 +1,60 @@
-//! The one place the stage order is written (SPEC §3). Every request passes these stages in
-//! this order; any stage may answer instead of forwarding. `run` (the proxy), `explain` and
-//! `test` all call [`on_request`], so what CI proves offline is what production does.
+//! The one place the phase order is written (SPEC §3), request side and response side. Every
+//! request passes these phases in this order; any phase may answer instead of forwarding.
+//! `run` (the proxy), `explain` and `test` all call [`handle`], so what CI proves offline is
+//! what production does: only the [`Edge`] differs (sockets and the cache store, or the case
+//! file's stand-in upstream).
+//!
+//! ```text
+//!  request_limits → request_target → strip_identity → ip_filter → route → route_limits
+//!  → strip_hop_by_hop → (cors) → (waf) → authenticate → authorize → rate_limit
+//!  → (validate) → cache_lookup → transform → upstream → response_transform → cache_store → log
+//! ```
+//!
+//! Each phase records its verdict in the request's decision trace
+//! ([`RequestContext::decisions`]); the step that refused or answered is the access log's
+//! `decided_by` and the `decided_by` member of the problem document.
+
+mod edge;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use http::header::HOST;
+use bytes::Bytes;
+use http::header::{CONTENT_LENGTH, CONTENT_TYPE, HOST, USER_AGENT};
 use http::request::Parts;
+use http::{HeaderValue, Request, Response, StatusCode};
 
+pub use self::edge::{Edge, ForwardMode, Forwarded, OutBody, Outbound};
+use crate::cache::{self, Capture, Lookup};
+use crate::clock::{Clock, Now};
 use crate::context::{RequestContext, TlsInfo};
-use crate::flow::Flow;
+use crate::error::UpstreamError;
+use crate::flow::{Flow, Pending, Reply};
 use crate::headers::{self, TRACEPARENT, X_REQUEST_ID};
 use crate::ids::{self, TraceContext};
-use crate::snapshot::{RouteSpec, Snapshot};
+use crate::limits::{Checked, RateLimits};
+use crate::problem::{ErrorCode, Problem};
+use crate::record::{BodyStats, Record};
+use crate::snapshot::{RouteSpec, Snapshot, UpstreamKind};
 use crate::stage::{
-    AuthSources, Authenticate, Authorize, IpFilter, MatchRoute, RateLimitKeys, RequestLimits, RequestTarget,
+    AuthSources, Authenticate, Authorize, IpFilter, MatchRoute, RateLimitKeys, RequestLimits, RequestTarget, Routed,
     StripHopByHop, StripIdentity, Transform,
 };
+use crate::trace::{By, Verdict};
+
+/// The names of the phases that are not a stage type of their own.
+pub mod phase {
+    /// A route's own (lower) request limits, checked again after routing.
+    pub const ROUTE_LIMITS: &str = "route_limits";
+    pub const RATE_LIMIT: &str = "rate_limit";
+    pub const CACHE_LOOKUP: &str = "cache_lookup";
+    pub const UPSTREAM: &str = "upstream";
+    pub const RESPONSE_TRANSFORM: &str = "response_transform";
+    pub const CACHE_STORE: &str = "cache_store";
+}
+
+/// How long a request waits for a JWKS refetch its token's unknown `kid` asked for.
+pub const JWKS_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Where a request came from, as the listener saw it.
 #[derive(Debug, Clone)]
@@ -28,8 +66,39 @@ pub struct Downstream {
     pub tls: Option<Arc<TlsInfo>>,
 }
 
-/// Builds the context every stage reads: request id, trace, client IP and host.
-pub fn intake(snapshot: &Snapshot, parts: &Parts, downstream: &Downstream) -> RequestContext {
+/// What every request of one loaded config reads besides itself: the snapshot and its live
+/// state. Built per request from the current runtime (references only, nothing cloned).
+#[derive(Clone, Copy)]
+pub struct Shared<'a> {
+    pub snapshot: &'a Snapshot,
+    pub sources: AuthSources<'a>,
+    pub limits: &'a RateLimits,
+    /// The gateway's one clock (offline: the run's).
+    pub clock: &'a dyn Clock,
+    /// The access log is on: the record copies the texts only it shows.
+    pub detailed_record: bool,
+}
+
+/// A request's way through every phase: the answer, its record, and, for an answer the cache
+/// may keep, the capture that stores its body when the body ends cleanly.
+#[derive(Debug)]
+pub struct Exchange<R> {
+    pub response: Response<Payload<R>>,
+    pub record: Box<Record>,
+    pub capture: Option<Box<Capture>>,
+    /// The request's context after the last phase (its decision trace, consumer, route).
+    pub ctx: Box<RequestContext>,
+}
+
+/// The body of the answer: made by the gateway, or the upstream's, still streaming.
+#[derive(Debug)]
+pub enum Payload<R> {
+    Full(Bytes),
+    Upstream(R),
+}
+
+/// Builds the context every phase reads: the time, request id, trace, client IP and host.
+pub fn intake(snapshot: &Snapshot, parts: &Parts, downstream: &Downstream, now: Now) -> RequestContext {
     let request_id = match parts.headers.get(X_REQUEST_ID) {
         Some(v) if ids::is_sane_request_id(v.as_bytes()) => v.clone(),
         _ => ids::new_request_id(),
@@ -43,6 +112,8 @@ pub fn intake(snapshot: &Snapshot, parts: &Parts, downstream: &Downstream) -> Re
         None => parts.headers.get(HOST).cloned(),
     };
     RequestContext {
+        now,
+        decisions: crate::trace::Trace::default(),
         peer: downstream.peer,
         client_ip: headers::client_ip(downstream.peer.ip(), &parts.headers, &snapshot.trusted_proxies),
         https: downstream.https,
@@ -67,61 +138,437 @@ pub fn intake(snapshot: &Snapshot, parts: &Parts, downstream: &Downstream) -> Re
     }
 }
 
-macro_rules! stage {
-    ($flow:expr) => {
+/// What the synchronous request phases decided.
+#[derive(Debug)]
+pub enum Decision {
+    /// Every phase up to authorization passed: the request goes on with its route.
+    Forward(Routed),
+    Respond(Reply),
+    /// Authentication needs I/O first (a JWKS refetch): await it, then run the phases again.
+    Wait(Pending),
+}
+
+/// Records a phase's verdict in the trace; a refusal or answer ends the phases.
+macro_rules! phase {
+    ($ctx:expr, $name:expr, $flow:expr) => {
         match $flow {
-            Flow::Continue => {}
-            respond => return respond,
+            Flow::Continue => $ctx.decisions.pass($name),
+            Flow::Skip => $ctx.decisions.skip($name),
+            Flow::Respond(reply) => return Decision::Respond(decide($ctx, $name, reply)),
+            Flow::Wait(pending) => return Decision::Wait(pending),
         }
     };
 }
 
-/// Runs the request stages in SPEC §3 order. On `Continue`, `ctx.route` is set and `parts`
-/// is ready to be sent to the route's upstream. On `Wait`, await it and call again: every
-/// stage before authentication is idempotent.
-pub fn on_request(snapshot: &Snapshot, sources: &AuthSources<'_>, parts: &mut Parts, ctx: &mut RequestContext) -> Flow {
+/// The request phases up to authorization: synchronous, no I/O, in SPEC §3 order. Every
+/// phase before authentication is idempotent, so after a [`Decision::Wait`] the whole run
+/// starts again (the trace too).
+pub fn on_request(
+    snapshot: &Snapshot,
+    sources: &AuthSources<'_>,
+    parts: &mut Parts,
+    ctx: &mut RequestContext,
+) -> Decision {
+    ctx.decisions = crate::trace::Trace::default();
     // Request limits first: nothing else should spend work on an oversized or ambiguously
     // framed request (connection limits and TLS were applied by the listener).
-    stage!(RequestLimits::run(&snapshot.limits, parts));
+    phase!(ctx, RequestLimits::NAME, RequestLimits::run(&snapshot.limits, parts));
     // The request-target's form, its percent-encoding and the host it names, before anything
     // reads them (routing, the IP filter's logs, X-Forwarded-Host). After the limits: a
     // 10 MB target is a 414, not a slow scan; and RequestLimits has already refused a
     // second `Host`, so there is one to check.
-    stage!(RequestTarget::run(parts));
-    // Client-sent identity headers go before any stage could read or forward them.
-    stage!(StripIdentity::run(&snapshot.identity_headers, parts));
+    phase!(ctx, RequestTarget::NAME, RequestTarget::run(parts));
+    // Client-sent identity headers go before any phase could read or forward them.
+    phase!(ctx, StripIdentity::NAME, StripIdentity::run(&snapshot.identity_headers, parts));
     // IP allow/deny before routing, so a denied address learns nothing about the routes.
-    stage!(IpFilter::run(&snapshot.ip_rules, ctx));
-    // Routing decides which route's rules apply to every later stage.
-    stage!(MatchRoute::run(snapshot, parts, ctx));
-    let Some(route) = ctx.route.clone() else { return Flow::Continue };
+    phase!(ctx, IpFilter::NAME, IpFilter::run(&snapshot.ip_rules, ctx));
+    // Routing decides which route's rules apply to every later phase; what it returns is the
+    // only way to the phases after it.
+    let routed = match MatchRoute::run(snapshot, parts, ctx) {
+        Ok(routed) => routed,
+        Err(flow) => {
+            phase!(ctx, MatchRoute::NAME, flow);
+            return Decision::Respond(decide(
+                ctx,
+                MatchRoute::NAME,
+                Reply::Problem(Problem::new(ErrorCode::Internal, "routing neither routed nor answered")),
+            ));
+        }
+    };
+    ctx.decisions.record(MatchRoute::NAME, Verdict::Pass, By::Name(routed.route().name.clone()));
+    let route = routed.route().clone();
     // A route may only lower the limits; re-check with its own.
-    if route.limits != snapshot.limits {
-        stage!(RequestLimits::run(&route.limits, parts));
+    if route.limits == snapshot.limits {
+        ctx.decisions.skip(phase::ROUTE_LIMITS);
+    } else {
+        phase!(ctx, phase::ROUTE_LIMITS, RequestLimits::run(&route.limits, parts));
     }
     // Hop-by-hop headers go before authentication sets the identity headers: a client's
     // `Connection: X-Consumer` must not remove what the gateway sets.
-    stage!(StripHopByHop::run(&route, parts));
+    phase!(ctx, StripHopByHop::NAME, StripHopByHop::run(&route, parts));
     // CORS and the WAF come next (before authentication: a preflight carries no
     // credentials, and an attack is refused before it reaches the auth code).
-    // Authentication, then authorization, rate limits and validation follow in that order.
-    stage!(Authenticate::run(snapshot, sources, &route.auth, parts, ctx));
-    stage!(Authorize::run(snapshot, &route, parts, ctx));
-    // The buckets the request counts against; the proxy decides (it may await Redis).
-    stage!(RateLimitKeys::run(snapshot, &route, parts, ctx));
-    // Transform last: only a request that passed every check is reshaped for the upstream.
-    stage!(Transform::run(snapshot, &route, parts, ctx));
-    Flow::Continue
+    // Authentication, then authorization.
+    phase!(ctx, Authenticate::NAME, Authenticate::run(snapshot, sources, &route.auth, parts, ctx));
+    phase!(ctx, Authorize::NAME, Authorize::run(snapshot, &route, parts, ctx));
+    Decision::Forward(routed)
 }
 
-/// The response transform: hop-by-hop headers of the upstream's response are dropped, the
-/// route's `headers.response` edits applied, and `X-Request-Id` returned.
-pub fn on_response(route: Option<&RouteSpec>, parts: &mut http::response::Parts, ctx: &RequestContext) {
-    headers::strip_hop_by_hop(&mut parts.headers);
-    if let Some(route) = route {
-        route.response_headers.apply(&mut parts.headers);
+/// Stamps a refusal or answer with its phase and records it as the deciding step.
+fn decide(ctx: &mut RequestContext, name: &'static str, mut reply: Reply) -> Reply {
+    let (verdict, by) = match &mut reply {
+        Reply::Problem(problem) => {
+            let step_by = problem.by.clone();
+            problem.decided_by = Some(match step_by.as_str() {
+                Some(by) => format!("{name}:{by}"),
+                None => name.to_owned(),
+            });
+            (Verdict::Refuse, step_by)
+        }
+        Reply::Response(response) if response.status().is_success() => (Verdict::Answer, By::None),
+        Reply::Response(_) => (Verdict::Refuse, By::None),
+    };
+    ctx.decisions.record(name, verdict, by);
+    reply
+}
+
+/// One request through every phase, request side and response side.
+pub async fn handle<E: Edge>(
+    edge: &E,
+    shared: &Shared<'_>,
+    request: Request<E::Body>,
+    downstream: &Downstream,
+) -> Exchange<E::Reply> {
+    let (mut parts, body) = request.into_parts();
+    let mut ctx = intake(shared.snapshot, &parts, downstream, Now::read(shared.clock));
+    let mut record = Record::start(&parts, &ctx, shared.detailed_record);
+    // The cache keys on the path the client asked for, not the rewritten one.
+    let downstream_uri = parts.uri.clone();
+    let routed = match request_phases(shared, &mut parts, &mut ctx).await {
+        Ok(routed) => routed,
+        Err(reply) => return finish(Answer::Gateway(reply), None, ctx, record, None),
+    };
+    let route = routed.route().clone();
+    // Rate limits and quota: after authentication and authorization (keys may name the
+    // consumer or a claim), before anything is forwarded or looked up.
+    let limited = match rate_limit(shared, &routed, &parts, &mut ctx, &mut record).await {
+        Ok(limited) => limited,
+        Err(reply) => return finish(Answer::Gateway(reply), Some(&route), ctx, record, None),
+    };
+    // Validation comes here (after the limits: an over-limit client gets no schema work).
+    // Cache lookup: after rate limits (a hit still counts), before anything is forwarded.
+    let lookup = cache_lookup(edge, shared, &routed, &parts, &downstream_uri, &mut ctx).await;
+    if let Lookup::Hit(entry) = &lookup {
+        let (head, body) = entry.response(parts.method == http::Method::HEAD);
+        ctx.decisions.record(phase::CACHE_LOOKUP, Verdict::Answer, By::Reason("hit"));
+        return finish(Answer::Made(head, body), Some(&route), ctx, record, limited.as_ref());
     }
-    parts.headers.insert(X_REQUEST_ID, ctx.request_id.clone());
+    // Transform last: only a request that passed every check is reshaped for the upstream.
+    match Transform::run(shared.snapshot, &route, &mut parts, &ctx) {
+        Flow::Respond(reply) => {
+            let reply = decide(&mut ctx, Transform::NAME, reply);
+            return finish(Answer::Gateway(reply), Some(&route), ctx, record, None);
+        }
+        _ => ctx.decisions.pass(Transform::NAME),
+    }
+    let answer = upstream(edge, shared, &route, parts, body, &mut ctx, &mut record).await;
+    let answer = match answer {
+        Answer::Upstream(response, _) => {
+            let capture = lookup.on_upstream_head(&response_head(&response));
+            Answer::Upstream(response, capture)
+        }
+        other => other,
+    };
+    let mut exchange = finish(answer, Some(&route), ctx, record, limited.as_ref());
+    if let Some(label) = lookup.label() {
+        exchange.response.headers_mut().insert(cache::X_CACHE, HeaderValue::from_static(label));
+    }
+    exchange
+}
+
+/// The synchronous request phases, with the one JWKS refetch an unknown `kid` may ask for.
+async fn request_phases(shared: &Shared<'_>, parts: &mut Parts, ctx: &mut RequestContext) -> Result<Routed, Reply> {
+    let mut decision = on_request(shared.snapshot, &shared.sources, parts, ctx);
+    if let Decision::Wait(pending) = decision {
+        // An unknown `kid`: the provider refetches its JWKS (at most once per 30 s), then the
+        // request is judged again against whatever keys it has.
+        let _ = tokio::time::timeout(JWKS_WAIT, pending.0).await;
+        decision = on_request(shared.snapshot, &shared.sources, parts, ctx);
+    }
+    match decision {
+        Decision::Forward(routed) => Ok(routed),
+        Decision::Respond(reply) => Err(reply),
+        Decision::Wait(_) => Err(decide(
+            ctx,
+            Authenticate::NAME,
+            Reply::Problem(Problem::new(ErrorCode::InvalidToken, "the token's signing key is unknown")),
+        )),
+    }
+}
+
+/// The rate-limit phase: the bucket of each of the route's limits, then the decision for them
+/// and the consumer's plan (all or nothing; then the plan's quota).
+async fn rate_limit(
+    shared: &Shared<'_>,
+    routed: &Routed,
+    parts: &Parts,
+    ctx: &mut RequestContext,
+    record: &mut Record,
+) -> Result<Option<Checked>, Reply> {
+    let route = routed.route();
+    let _ = RateLimitKeys::run(shared.snapshot, route, parts, ctx);
+    let Some(checked) = shared.limits.check(route, ctx).await else {
+        ctx.decisions.skip(phase::RATE_LIMIT);
+        return Ok(None);
+    };
+    if checked.allowed() {
+        ctx.decisions.pass(phase::RATE_LIMIT);
+        return Ok(Some(checked));
+    }
+    record.rate_limited.clone_from(&checked.limit);
+    Err(decide(ctx, phase::RATE_LIMIT, Reply::Problem(checked.refusal(ctx.now.unix_seconds))))
+}
+
+/// The cache-lookup phase: bypass, or the key and what the edge's store has under it.
+async fn cache_lookup<E: Edge>(
+    edge: &E,
+    shared: &Shared<'_>,
+    routed: &Routed,
+    parts: &Parts,
+    downstream_uri: &http::Uri,
+    ctx: &mut RequestContext,
+) -> Lookup {
+    let route = routed.route();
+    // SOAP routes and mock upstreams are not cached.
+    let cacheable = route.soap.is_none()
+        && shared.snapshot.upstreams.get(route.upstream).is_some_and(|u| matches!(u.kind, UpstreamKind::Targets(_)));
+    if !cacheable {
+        ctx.decisions.skip(phase::CACHE_LOOKUP);
+        return Lookup::Uncached;
+    }
+    let mut lookup = cache::plan(route, ctx, parts, downstream_uri, &shared.snapshot.identity_headers);
+    if let Lookup::Miss { key, .. } = &lookup
+        && let Some(entry) = edge.cache_get(key).await.filter(|e| e.fresh())
+    {
+        lookup = Lookup::Hit(entry);
+    }
+    ctx.cache = match lookup {
+        Lookup::Uncached => None,
+        Lookup::Bypass => Some("bypass"),
+        Lookup::Hit(_) => Some("hit"),
+        Lookup::Miss { .. } => Some("miss"),
+    };
+    match &lookup {
+        Lookup::Uncached => ctx.decisions.skip(phase::CACHE_LOOKUP),
+        Lookup::Bypass => ctx.decisions.record(phase::CACHE_LOOKUP, Verdict::Skip, By::Reason("bypass")),
+        Lookup::Miss { .. } => ctx.decisions.record(phase::CACHE_LOOKUP, Verdict::Pass, By::Reason("miss")),
+        Lookup::Hit(_) => {}
+    }
+    lookup
+}
+
+/// What answers a request.
+enum Answer<R> {
+    /// The gateway refused or answered before any upstream: no route response headers.
+    Gateway(Reply),
+    /// Made for the route (a mock, a cache hit, a SOAP answer): the response transform applies.
+    Made(http::response::Parts, Bytes),
+    /// The upstream's answer, still streaming; the capture that may store it.
+    Upstream(Response<R>, Option<Box<Capture>>),
+}
+
+/// The upstream phase: the mock, the SOAP exchange, or the request forwarded through the edge
+/// (a WebSocket upgrade checked on both sides).
+async fn upstream<E: Edge>(
+    edge: &E,
+    shared: &Shared<'_>,
+    route: &Arc<RouteSpec>,
+    mut parts: Parts,
+    body: E::Body,
+    ctx: &mut RequestContext,
+    record: &mut Record,
+) -> Answer<E::Reply> {
+    let Some(spec) = shared.snapshot.upstreams.get(route.upstream) else {
+        return Answer::Gateway(upstream_refused(ctx, Problem::new(ErrorCode::Internal, "route without upstream")));
+    };
+    record.upstream = Some(spec.name.clone());
+    let targets = match &spec.kind {
+        UpstreamKind::Mock(mock) => {
+            let mut head = Response::new(()).into_parts().0;
+            head.status = mock.status;
+            head.headers.clone_from(&mock.headers);
+            ctx.decisions.record(phase::UPSTREAM, Verdict::Answer, By::Name(spec.name.clone()));
+            return Answer::Made(head, mock.body.clone());
+        }
+        UpstreamKind::Targets(targets) => targets,
+    };
+    let stats = Arc::new(BodyStats::default());
+    if let Some(soap) = &route.soap {
+        record.bytes_in = Some(stats.clone());
+        let mut answered = crate::soap::Answered::default();
+        let result = crate::soap::exchange(
+            edge,
+            route.upstream,
+            route,
+            soap,
+            targets.response_timeout,
+            parts,
+            body,
+            ctx,
+            &stats,
+            &mut answered,
+        )
+        .await;
+        record.target = answered.target;
+        record.upstream_ms = answered.upstream_ms;
+        return match result {
+            Ok(portcullis_soap::SoapResponse::Output(output)) => {
+                ctx.decisions.record(phase::UPSTREAM, Verdict::Pass, By::Name(spec.name.clone()));
+                let json = Bytes::from(serde_json::Value::Object(output).to_string());
+                let mut head = Response::new(()).into_parts().0;
+                head.headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+                head.headers.insert(CONTENT_LENGTH, HeaderValue::from(json.len()));
+                Answer::Made(head, json)
+            }
+            Ok(portcullis_soap::SoapResponse::Fault(fault)) => {
+                // The service's own answer, translated: the route's response headers apply.
+                ctx.decisions.record(phase::UPSTREAM, Verdict::Pass, By::Name(spec.name.clone()));
+                ctx.outcome = Some(ErrorCode::SoapFault);
+                let problem = crate::soap::fault_problem(&fault);
+                let (head, body) = problem.into_response(&ctx.request_id).into_parts();
+                Answer::Made(head, body)
+            }
+            Err(e) => {
+                if e.is_answer() {
+                    tracing_warn(&spec.name, &route.name, &e);
+                }
+                Answer::Gateway(upstream_refused(ctx, e.into_problem()))
+            }
+        };
+    };
+    // A WebSocket handshake no server could accept never goes upstream as an upgrade.
+    let can_upgrade = edge.can_upgrade(&parts);
+    let accept = match crate::websocket::upgrade(route, &mut parts, can_upgrade) {
+        Ok(accept) => accept,
+        Err(problem) => return Answer::Gateway(upstream_refused(ctx, problem)),
+    };
+    let body_empty = http_body::Body::is_end_stream(&body);
+    let outbound = Outbound {
+        upstream: route.upstream,
+        parts,
+        body: if body_empty { OutBody::Empty } else { OutBody::Stream(body) },
+        client_ip: ctx.client_ip,
+        timeout: route.timeout.unwrap_or(targets.response_timeout),
+        mode: if accept.is_some() { ForwardMode::WebSocketUpgrade } else { ForwardMode::Proxy },
+        stats: (!body_empty).then(|| stats.clone()),
+        limits: route.limits,
+    };
+    if !body_empty {
+        record.bytes_in = Some(stats);
+    }
+    let forwarded = match edge.forward(outbound).await {
+        Ok(forwarded) => forwarded,
+        Err(e) => return Answer::Gateway(upstream_refused(ctx, e.into_problem())),
+    };
+    record.target = Some(forwarded.target.clone());
+    record.upstream_ms = Some(forwarded.upstream_ms);
+    let response = forwarded.response;
+    if response.status() == StatusCode::SWITCHING_PROTOCOLS {
+        // A switch to anything but WebSocket, or without the answer to the client's key, is
+        // not what was asked for.
+        let agreed = accept.as_ref().is_some_and(|a| {
+            headers::is_websocket_upgrade(response.headers()) && crate::websocket::accepted(response.headers(), a)
+        });
+        if !agreed {
+            return Answer::Gateway(upstream_refused(ctx, UpstreamError::Invalid.into_problem()));
+        }
+    }
+    ctx.decisions.record(phase::UPSTREAM, Verdict::Pass, By::Name(forwarded.target));
+    Answer::Upstream(response, None)
+}
+
+fn upstream_refused(ctx: &mut RequestContext, problem: Problem) -> Reply {
+    decide(ctx, phase::UPSTREAM, Reply::Problem(problem))
+}
+
+fn tracing_warn(upstream: &str, route: &str, error: &crate::soap::SoapError) {
+    tracing::warn!(%upstream, %route, %error, "SOAP answer refused");
+}
+
+/// A copy of a response's head (status, version, headers) without its extensions or body.
+fn response_head<R>(response: &Response<R>) -> http::response::Parts {
+    let mut head = Response::new(()).into_parts().0;
+    head.status = response.status();
+    head.version = response.version();
+    head.headers.clone_from(response.headers());
+    head
+}
+
+/// The response phases: the response transform (hop-by-hop headers dropped, the route's
+/// `headers.response`, `X-Request-Id`, the limits' `RateLimit-*`), the cache store (the
+/// capture rides with the body), and the record completed for the log, metrics and trace.
+fn finish<R>(
+    answer: Answer<R>,
+    route: Option<&Arc<RouteSpec>>,
+    mut ctx: RequestContext,
+    mut record: Box<Record>,
+    limited: Option<&Checked>,
+) -> Exchange<R> {
+    let (response, capture) = match answer {
+        Answer::Gateway(Reply::Problem(problem)) => {
+            ctx.outcome = Some(problem.code);
+            let response = problem.into_response(&ctx.request_id);
+            ctx.decisions.skip(phase::RESPONSE_TRANSFORM);
+            (response.map(Payload::Full), None)
+        }
+        Answer::Gateway(Reply::Response(mut response)) => {
+            response.headers_mut().insert(X_REQUEST_ID, ctx.request_id.clone());
+            ctx.decisions.skip(phase::RESPONSE_TRANSFORM);
+            (response.map(Payload::Full), None)
+        }
+        Answer::Made(mut head, body) => {
+            on_response(route.map(|r| &**r), &mut head, &mut ctx, limited);
+            (Response::from_parts(head, Payload::Full(body)), None)
+        }
+        Answer::Upstream(response, capture) => {
+            let (mut head, body) = response.into_parts();
+            on_response(route.map(|r| &**r), &mut head, &mut ctx, limited);
+            if head.status == StatusCode::SWITCHING_PROTOCOLS {
+                // The upgrade the pipeline checked: the hop-by-hop headers that say so go back.
+                head.headers.insert(http::header::CONNECTION, HeaderValue::from_static("upgrade"));
+                head.headers.insert(http::header::UPGRADE, HeaderValue::from_static("websocket"));
+            }
+            (Response::from_parts(head, Payload::Upstream(body)), capture)
+        }
+    };
+    if capture.is_some() {
+        ctx.decisions.pass(phase::CACHE_STORE);
+    }
+    record.note(&ctx, response.status().as_u16());
+    Exchange { response, record, capture, ctx: Box::new(ctx) }
+}
+
+/// The response transform of a route's answer.
+fn on_response(
+    route: Option<&RouteSpec>,
+    head: &mut http::response::Parts,
+    ctx: &mut RequestContext,
+    limited: Option<&Checked>,
+) {
+    headers::strip_hop_by_hop(&mut head.headers);
+    if let Some(route) = route {
+        route.response_headers.apply(&mut head.headers);
+    }
+    head.headers.insert(X_REQUEST_ID, ctx.request_id.clone());
+    if let Some(checked) = limited {
+        checked.annotate(&mut head.headers);
+    }
+    ctx.decisions.pass(phase::RESPONSE_TRANSFORM);
+}
+
+/// The `User-Agent` for the access log.
+pub fn user_agent(parts: &Parts) -> Option<&str> {
+    parts.headers.get(USER_AGENT).and_then(|v| v.to_str().ok())
 }
 
 #[cfg(test)]

@@ -8,6 +8,8 @@ use std::borrow::Cow;
 use bytes::Bytes;
 use http::{HeaderName, HeaderValue, StatusCode, header};
 
+use crate::trace::By;
+
 /// Every error code a gateway-made response can carry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ErrorCode {
@@ -96,11 +98,31 @@ pub struct Problem {
     pub headers: Vec<(HeaderName, HeaderValue)>,
     /// Extra top-level members (`faultcode`, `faultstring`).
     pub extensions: Vec<(&'static str, serde_json::Value)>,
+    /// What decided beside the phase: the policy, limit, provider or rule that refused.
+    pub by: By,
+    /// `phase` or `phase:name`: set by the pipeline when it records the refusal in the
+    /// decision trace, rendered as the `decided_by` member.
+    pub decided_by: Option<String>,
 }
 
 impl Problem {
     pub fn new(code: ErrorCode, detail: impl Into<Cow<'static, str>>) -> Self {
-        Self { code, status: None, detail: detail.into(), headers: Vec::new(), extensions: Vec::new() }
+        Self {
+            code,
+            status: None,
+            detail: detail.into(),
+            headers: Vec::new(),
+            extensions: Vec::new(),
+            by: By::None,
+            decided_by: None,
+        }
+    }
+
+    /// Names what decided (a policy, limit, provider or rule) for the trace and the document.
+    #[must_use]
+    pub fn decided(mut self, by: By) -> Self {
+        self.by = by;
+        self
     }
 
     #[must_use]
@@ -116,13 +138,16 @@ impl Problem {
     /// The response: problem+json body, the problem's headers, and `X-Request-Id`.
     pub fn into_response(self, request_id: &HeaderValue) -> http::Response<Bytes> {
         let status = self.status();
-        let mut body = serde_json::Map::with_capacity(6 + self.extensions.len());
+        let mut body = serde_json::Map::with_capacity(7 + self.extensions.len());
         body.insert("type".into(), "about:blank".into());
         body.insert("title".into(), status.canonical_reason().unwrap_or("Error").into());
         body.insert("status".into(), status.as_u16().into());
         body.insert("code".into(), self.code.as_str().into());
         body.insert("detail".into(), self.detail.as_ref().into());
         body.insert("request_id".into(), request_id.to_str().unwrap_or_default().into());
+        if let Some(decided_by) = self.decided_by {
+            body.insert("decided_by".into(), decided_by.into());
+        }
         for (key, value) in self.extensions {
             body.insert(key.into(), value);
         }

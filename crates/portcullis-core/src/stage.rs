@@ -19,5 +19,5 @@ pub use ip_filter::IpFilter;
 pub use rate_limit::RateLimitKeys;
 pub use request_limits::{RawHeadFlaw, RequestLimits};
 pub use request_target::RequestTarget;
-pub use route_match::{MatchRoute, request_host as route_match_host};
+pub use route_match::{MatchRoute, Routed, request_host as route_match_host};
 pub use transform::{StripHopByHop, Transform};

@@ -18,5 +18,10 @@ pub(crate) fn one_route_snapshot() -> Snapshot {
 /// The context `intake` makes for `parts` arriving from `peer` (port 4000).
 pub(crate) fn context(snapshot: &Snapshot, parts: &Parts, peer: [u8; 4], https: bool) -> RequestContext {
     let downstream = Downstream { peer: (peer, 4000).into(), https, listener: "l".into(), tls: None };
-    intake(snapshot, parts, &downstream)
+    intake(snapshot, parts, &downstream, now())
+}
+
+/// The wall clock's now, as a request reads it.
+pub(crate) fn now() -> crate::clock::Now {
+    crate::clock::Now::read(&crate::clock::SystemClock::process())
 }

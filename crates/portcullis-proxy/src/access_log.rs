@@ -5,40 +5,23 @@
 //! dropped and counted rather than stalling traffic. Never logged: `Authorization`, cookies,
 //! API keys, query strings.
 //!
-//! Every field a client can choose is bounded ([`log_text`]): a line stays short whatever was
-//! sent (a 30 KB `User-Agent` is no 30 KB line), and a value that is not UTF-8 is logged with
-//! its stray bytes escaped rather than dropped, so what a client sent stays visible.
+//! A line renders the request's [`Record`], whose every field a client can choose is bounded
+//! already (`portcullis_core::record::log_text`): a line stays short whatever was sent, and a
+//! value that is not UTF-8 is logged with its stray bytes escaped rather than dropped.
 
 use std::borrow::Cow;
-use std::fmt::Write as _;
 use std::io::Write;
-use std::net::IpAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
-use std::time::{Instant, SystemTime};
 
-use http::header::USER_AGENT;
+use portcullis_core::clock::Clock;
+use portcullis_core::record::Record;
 use portcullis_core::snapshot::LogSink;
-use portcullis_core::{RequestContext, TlsInfo};
 use serde::Serialize;
-
-use crate::body::BodyStats;
 
 /// Lines buffered between request tasks and the writer thread.
 const CHANNEL_LINES: usize = 16 * 1024;
-
-/// The most bytes logged of each field a client chooses; past it the value is cut and
-/// `…[+N bytes]` says how much was left out.
-pub const MAX_LOGGED_USER_AGENT: usize = 512;
-pub const MAX_LOGGED_PATH: usize = 1024;
-/// DNS names are at most 253 bytes; a port adds 6.
-pub const MAX_LOGGED_HOST: usize = 256;
-pub const MAX_LOGGED_SNI: usize = 256;
-/// Extension methods are tokens of any length.
-pub const MAX_LOGGED_METHOD: usize = 32;
-/// The consumer may be a JWT `sub`, which the token's issuer chose.
-pub const MAX_LOGGED_CONSUMER: usize = 256;
 
 /// A handle to the writer; cheap to clone.
 #[derive(Clone, Debug)]
@@ -91,31 +74,18 @@ fn write_lines(rx: &Receiver<String>, out: Box<dyn Write + Send>) {
     }
 }
 
-/// What is known of a request when it starts; completed when its response body ends.
-#[derive(Debug)]
-pub struct PendingLog {
+/// A request's record, written as one line when its response body ends (or the client goes
+/// away).
+pub struct LogOnEnd {
     log: AccessLog,
-    started: Instant,
-    ts: SystemTime,
-    pub request_id: String,
-    pub trace_id: String,
-    pub client_ip: IpAddr,
-    pub method: String,
-    pub host: Option<String>,
-    pub path: String,
-    pub user_agent: Option<String>,
-    pub route: Option<Arc<str>>,
-    pub upstream: Option<Arc<str>>,
-    pub target: Option<Arc<str>>,
-    pub status: u16,
-    pub upstream_ms: Option<f64>,
-    pub bytes_in: Option<Arc<BodyStats>>,
-    pub consumer: Option<String>,
-    pub auth: Option<Arc<str>>,
-    pub outcome: Option<&'static str>,
-    pub cache: Option<&'static str>,
-    /// The connection's TLS session (version and SNI); `None` on plain connections.
-    pub tls: Option<Arc<TlsInfo>>,
+    record: Box<Record>,
+    clock: Arc<dyn Clock>,
+}
+
+impl std::fmt::Debug for LogOnEnd {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LogOnEnd").field("record", &self.record).finish_non_exhaustive()
+    }
 }
 
 #[derive(Serialize)]
@@ -124,7 +94,7 @@ struct Line<'a> {
     request_id: &'a str,
     trace_id: &'a str,
     client_ip: String,
-    method: &'a str,
+    method: Cow<'a, str>,
     host: Option<&'a str>,
     path: &'a str,
     route: Option<&'a str>,
@@ -144,81 +114,46 @@ struct Line<'a> {
     /// The server name the client asked for in the TLS handshake: beside `host`, it shows
     /// domain fronting (SNI for one name, `Host` for another).
     sni: Option<Cow<'a, str>>,
+    /// The phase (and the policy, limit, rule or provider) that refused or answered.
+    decided_by: Option<&'a str>,
+    /// The WAF's findings (score, rule ids, action); null when nothing matched.
+    waf: Option<()>,
 }
 
-impl PendingLog {
-    pub fn start(log: &AccessLog, parts: &http::request::Parts, ctx: &RequestContext, started: Instant) -> Box<Self> {
-        Box::new(Self {
-            log: log.clone(),
-            started,
-            ts: SystemTime::now(),
-            request_id: ctx.request_id.to_str().unwrap_or_default().to_owned(),
-            trace_id: ctx.trace.trace_id_hex(),
-            client_ip: ctx.client_ip,
-            method: log_text(parts.method.as_str().as_bytes(), MAX_LOGGED_METHOD).into_owned(),
-            // The host matched on; a `Host` that could not be read as one is logged as sent.
-            host: ctx
-                .host
-                .as_deref()
-                .map(str::as_bytes)
-                .or_else(|| ctx.original_host.as_ref().map(http::HeaderValue::as_bytes))
-                .map(|h| log_text(h, MAX_LOGGED_HOST).into_owned()),
-            path: log_text(parts.uri.path().as_bytes(), MAX_LOGGED_PATH).into_owned(),
-            user_agent: parts
-                .headers
-                .get(USER_AGENT)
-                .map(|v| log_text(v.as_bytes(), MAX_LOGGED_USER_AGENT).into_owned()),
-            route: None,
-            upstream: None,
-            target: None,
-            status: 0,
-            upstream_ms: None,
-            bytes_in: None,
-            consumer: None,
-            auth: None,
-            outcome: None,
-            cache: None,
-            tls: ctx.tls.clone(),
-        })
+impl LogOnEnd {
+    pub fn new(log: &AccessLog, record: Box<Record>, clock: Arc<dyn Clock>) -> Self {
+        Self { log: log.clone(), record, clock }
     }
 
-    /// Records what the stages decided.
-    pub fn note_context(&mut self, ctx: &RequestContext) {
-        self.route = ctx.route.as_ref().map(|r| r.name.clone());
-        self.consumer = ctx.consumer.as_deref().map(|c| log_text(c.as_bytes(), MAX_LOGGED_CONSUMER).into_owned());
-        self.auth.clone_from(&ctx.auth);
-        self.outcome = ctx.outcome.map(portcullis_core::ErrorCode::as_str);
-        self.cache = ctx.cache;
-    }
-
-    pub(crate) fn finish(self: Box<Self>, bytes_out: u64) {
+    pub(crate) fn finish(self, bytes_out: u64) {
+        let r = &self.record;
+        let elapsed_ns = self.clock.monotonic().saturating_sub(r.started);
+        let ts = std::time::UNIX_EPOCH + std::time::Duration::from_millis(u64::try_from(r.ts_millis).unwrap_or(0));
         let line = Line {
-            ts: humantime::format_rfc3339_millis(self.ts).to_string(),
-            request_id: &self.request_id,
-            trace_id: &self.trace_id,
-            client_ip: self.client_ip.to_string(),
-            method: &self.method,
-            host: self.host.as_deref(),
-            path: &self.path,
-            route: self.route.as_deref(),
-            upstream: self.upstream.as_deref(),
-            target: self.target.as_deref(),
-            status: self.status,
-            duration_ms: round3(self.started.elapsed().as_secs_f64() * 1000.0),
-            upstream_ms: self.upstream_ms.map(round3),
-            bytes_in: self.bytes_in.as_ref().map_or(0, |s| s.bytes.load(Ordering::Relaxed)),
+            ts: humantime::format_rfc3339_millis(ts).to_string(),
+            request_id: &r.request_id,
+            trace_id: &r.trace_id,
+            client_ip: r.client_ip.to_string(),
+            method: r.method_text(),
+            host: r.host.as_deref(),
+            path: &r.path,
+            route: r.route.as_deref(),
+            upstream: r.upstream.as_deref(),
+            target: r.target.as_deref(),
+            status: r.status,
+            duration_ms: round3(elapsed_ns as f64 / 1_000_000.0),
+            upstream_ms: r.upstream_ms.map(round3),
+            bytes_in: r.bytes_in.as_ref().map_or(0, |s| s.bytes()),
             bytes_out,
-            consumer: self.consumer.as_deref(),
-            auth: self.auth.as_deref(),
-            outcome: self.outcome.unwrap_or("ok"),
-            cache: self.cache,
-            user_agent: self.user_agent.as_deref(),
-            tls: self.tls.as_ref().map(|t| t.version),
-            sni: self
-                .tls
-                .as_ref()
-                .and_then(|t| t.server_name.as_deref())
-                .map(|n| log_text(n.as_bytes(), MAX_LOGGED_SNI)),
+            consumer: r.consumer.as_deref(),
+            auth: r.auth.as_deref(),
+            outcome: r.outcome.map_or("ok", portcullis_core::ErrorCode::as_str),
+            cache: r.cache,
+            user_agent: r.user_agent.as_deref(),
+            tls: r.tls.as_ref().map(|t| t.version),
+            sni: r.sni_text(),
+            decided_by: r.decided_by.as_deref(),
+            waf: None,
         };
         if let Ok(mut text) = serde_json::to_string(&line) {
             text.push('\n');
@@ -229,69 +164,4 @@ impl PendingLog {
 
 fn round3(ms: f64) -> f64 {
     (ms * 1000.0).round() / 1000.0
-}
-
-/// `bytes` as log text of at most `max` bytes (plus the mark): UTF-8 as it is, any byte that
-/// is not UTF-8 as `\xNN`; a longer value is cut on a character boundary and ends with
-/// `…[+N bytes]`, N counting the bytes of `bytes` left out. Borrowed when nothing changes.
-pub fn log_text(bytes: &[u8], max: usize) -> Cow<'_, str> {
-    if bytes.len() <= max
-        && let Ok(text) = std::str::from_utf8(bytes)
-    {
-        return Cow::Borrowed(text);
-    }
-    let mut out = String::with_capacity(max.min(bytes.len()) + 24);
-    let mut taken = 0;
-    for chunk in bytes.utf8_chunks() {
-        let valid = chunk.valid();
-        let room = max - out.len();
-        if valid.len() > room {
-            let cut = (0..=room).rev().find(|&i| valid.is_char_boundary(i)).unwrap_or(0);
-            out.push_str(&valid[..cut]);
-            return Cow::Owned(cut_off(out, bytes.len() - taken - cut));
-        }
-        out.push_str(valid);
-        taken += valid.len();
-        for byte in chunk.invalid() {
-            if out.len() + 4 > max {
-                return Cow::Owned(cut_off(out, bytes.len() - taken));
-            }
-            let _ = write!(out, "\\x{byte:02x}");
-            taken += 1;
-        }
-    }
-    Cow::Owned(out)
-}
-
-fn cut_off(mut out: String, left_out: usize) -> String {
-    let _ = write!(out, "…[+{left_out} bytes]");
-    out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::log_text;
-
-    #[test]
-    fn text_within_the_cap_is_logged_as_it_is() {
-        assert_eq!(log_text(b"curl/8.5", 512), "curl/8.5");
-        assert_eq!(log_text("Mözilla ✓".as_bytes(), 512), "Mözilla ✓");
-    }
-
-    #[test]
-    fn bytes_that_are_not_utf8_are_escaped_never_dropped() {
-        assert_eq!(log_text(b"caf\xc3\xa9 \xff\xfe bot", 512), "café \\xff\\xfe bot");
-        assert_eq!(log_text(b"\xc0\xae", 512), "\\xc0\\xae", "an overlong dot stays visible");
-    }
-
-    #[test]
-    fn long_values_are_cut_with_a_mark_saying_how_much_was_left_out() {
-        let long = "A".repeat(30_000);
-        assert_eq!(log_text(long.as_bytes(), 512), format!("{}…[+29488 bytes]", &long[..512]));
-        // Never inside a character: `é` is two bytes.
-        assert_eq!(log_text("aé".as_bytes(), 2), "a…[+2 bytes]");
-        // Nor inside an escape.
-        assert_eq!(log_text(b"ab\xff", 4), "ab…[+1 bytes]");
-        assert_eq!(log_text(b"\xff\xff\xff", 8), "\\xff\\xff…[+1 bytes]");
-    }
 }

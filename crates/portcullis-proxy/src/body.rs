@@ -1,74 +1,89 @@
-//! Bodies on both sides of the proxy. Requests stream upstream through [`RequestBody`], which
-//! counts bytes, stops at the body limit (chunked bodies included) and gives up on a client
-//! that stops sending mid-body. Responses stream back through [`ResponseBody`], which counts
-//! bytes out and writes the access log line when the body ends or the client goes away.
+//! Bodies on both sides of the proxy. The client's body arrives as a [`DownstreamBody`]
+//! (read to its end in the background when an HTTP/2 exchange answered without reading it),
+//! and streams upstream through [`RequestBody`], which counts bytes, stops at the body limit
+//! (chunked bodies included) and gives up on a client that stops sending mid-body. The
+//! upstream's answer is an [`UpstreamBody`], which hands its connection back to the pool once
+//! read to its end; it streams back through [`ResponseBody`], which counts bytes out, feeds
+//! the cache's capture and writes the access log line when the body ends or the client goes
+//! away.
 
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::task::{Context, Poll};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
+use portcullis_core::cache::Capture;
+use portcullis_core::record::BodyStats;
 
-use crate::access_log::PendingLog;
-use crate::cache::Capture;
+use crate::access_log::LogOnEnd;
+use crate::cache::ResponseCache;
 use crate::upstream::Lease;
 
-/// Shared between a streaming request body, the exchange that sends it and the handler that
-/// reports on it: how far the client's body got, so a failure while it is still arriving is
-/// put down to the client and never to the upstream.
-#[derive(Debug, Default)]
-pub struct BodyStats {
-    pub bytes: AtomicU64,
-    pub exceeded: AtomicBool,
-    /// The client sent nothing for the stall timeout mid-body.
-    stalled: AtomicBool,
-    /// The client's body broke off (connection closed or reset, malformed chunking).
-    broken: AtomicBool,
-    /// The body is waiting for the client's next bytes (rather than for the upstream to take
-    /// the last ones).
-    waiting: AtomicBool,
-    /// When the client's last byte was taken.
-    ended: OnceLock<Instant>,
+/// How long an HTTP/2 request body the gateway answered without reading is still read.
+const UNREAD_BODY_WAIT: Duration = Duration::from_secs(5);
+
+/// The client's request body as the listener delivers it. An HTTP/2 body the exchange did not
+/// read (an early refusal, a mock, a cache hit) is read to its end in the background, up to
+/// the body limit and [`UNREAD_BODY_WAIT`], instead of being reset at once: RFC 9113 §8.1
+/// allows RST_STREAM(NO_ERROR) after a complete answer, but a client still uploading (curl
+/// 7.88) takes that reset as a failed transfer and never shows the answer. Past the bounds,
+/// h2 resets the stream with NO_ERROR. (HTTP/1.1 bodies are hyper's: it reads on or closes.)
+#[derive(Debug)]
+pub struct DownstreamBody {
+    inner: Option<Incoming>,
+    /// HTTP/2: how much of an unread body is drained on drop.
+    drain_limit: Option<u64>,
 }
 
-impl BodyStats {
-    /// When the whole body had arrived from the client; `None` while it is still arriving.
-    pub fn ended_at(&self) -> Option<Instant> {
-        self.ended.get().copied()
+impl DownstreamBody {
+    pub fn new(inner: Incoming, version: http::Version, limit: u64) -> Self {
+        Self { inner: Some(inner), drain_limit: (version == http::Version::HTTP_2).then_some(limit) }
     }
+}
 
-    /// The body is incomplete and waits for the client (not for the upstream to read it).
-    pub fn waiting_for_client(&self) -> bool {
-        self.waiting.load(Ordering::Relaxed)
-    }
+impl Body for DownstreamBody {
+    type Data = Bytes;
+    type Error = hyper::Error;
 
-    pub fn stalled(&self) -> bool {
-        self.stalled.load(Ordering::Relaxed)
-    }
-
-    pub fn broken(&self) -> bool {
-        self.broken.load(Ordering::Relaxed)
-    }
-
-    /// A body that got as far as described (for tests of who is to blame).
-    #[cfg(test)]
-    pub(crate) fn seen(waiting: bool, ended: Option<Instant>, stalled: bool) -> Self {
-        let stats = Self::default();
-        stats.waiting.store(waiting, Ordering::Relaxed);
-        stats.stalled.store(stalled, Ordering::Relaxed);
-        if let Some(at) = ended {
-            let _ = stats.ended.set(at);
+    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        match self.get_mut().inner.as_mut() {
+            Some(inner) => Pin::new(inner).poll_frame(cx),
+            None => Poll::Ready(None),
         }
-        stats
     }
 
-    fn mark_ended(&self) {
-        self.waiting.store(false, Ordering::Relaxed);
-        let _ = self.ended.set(Instant::now());
+    fn is_end_stream(&self) -> bool {
+        self.inner.as_ref().is_none_or(Body::is_end_stream)
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.as_ref().map_or_else(|| SizeHint::with_exact(0), Body::size_hint)
+    }
+}
+
+impl Drop for DownstreamBody {
+    fn drop(&mut self) {
+        let (Some(limit), Some(mut body)) = (self.drain_limit, self.inner.take()) else { return };
+        if body.is_end_stream() {
+            return;
+        }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else { return };
+        runtime.spawn(async move {
+            let drain = async {
+                let mut seen = 0u64;
+                while let Some(Ok(frame)) = http_body_util::BodyExt::frame(&mut body).await {
+                    seen = seen.saturating_add(frame.data_ref().map_or(0, |d| d.len() as u64));
+                    if seen > limit {
+                        break;
+                    }
+                }
+            };
+            let _ = tokio::time::timeout(UNREAD_BODY_WAIT, drain).await;
+        });
     }
 }
 
@@ -87,7 +102,7 @@ pin_project_lite::pin_project! {
     /// SOAP envelope).
     pub struct RequestBody {
         #[pin]
-        inner: Option<Incoming>,
+        inner: Option<DownstreamBody>,
         limit: u64,
         stats: Option<Arc<BodyStats>>,
         // A body in memory, sent as one frame.
@@ -115,7 +130,7 @@ impl RequestBody {
 
     /// The client's body, cut at `limit` bytes, given up when the client pauses longer than
     /// `stall_after` between two pieces of it.
-    pub fn limited(inner: Incoming, limit: u64, stall_after: Duration, stats: Arc<BodyStats>) -> Self {
+    pub fn limited(inner: DownstreamBody, limit: u64, stall_after: Duration, stats: Arc<BodyStats>) -> Self {
         Self { inner: Some(inner), limit, stats: Some(stats), full: None, stall_after, stall: None, stall_armed: false }
     }
 
@@ -202,35 +217,73 @@ impl Body for RequestBody {
     }
 }
 
+/// The upstream's response body. Read to its end, it hands its HTTP/1.1 connection back to the
+/// pool for the next request; dropped half-way, it takes the connection down with it.
+#[derive(Debug)]
+pub struct UpstreamBody {
+    inner: Incoming,
+    lease: Option<Lease>,
+}
+
+impl UpstreamBody {
+    pub(crate) fn new(inner: Incoming, lease: Option<Lease>) -> Self {
+        let mut this = Self { inner, lease };
+        if this.inner.is_end_stream() {
+            this.release();
+        }
+        this
+    }
+
+    fn release(&mut self) {
+        if let Some(lease) = self.lease.as_mut() {
+            lease.release();
+        }
+    }
+}
+
+impl Body for UpstreamBody {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        let this = self.get_mut();
+        let polled = Pin::new(&mut this.inner).poll_frame(cx);
+        // A body read to its end (chunked bodies never say so by length) frees its connection.
+        if matches!(polled, Poll::Ready(None)) || (polled.is_ready() && this.inner.is_end_stream()) {
+            this.release();
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+/// What happens when the response body ends: the capture is stored, the log line written.
+pub(crate) struct OnEnd {
+    pub(crate) log: Option<LogOnEnd>,
+    /// A copy for the response cache, stored when the body ends cleanly.
+    pub(crate) capture: Option<(Box<Capture>, ResponseCache)>,
+}
+
 pin_project_lite::pin_project! {
     /// The response body sent downstream.
     pub struct ResponseBody {
         #[pin]
         source: Source,
-        log: Option<Box<PendingLog>>,
         bytes_out: u64,
-        // The upstream connection, handed back when the body has ended (dropped otherwise).
-        lease: Option<Lease>,
-        // The upstream body reported its end (chunked bodies never say so by length).
-        ended: bool,
-        // A copy for the response cache, stored when the body ends cleanly.
-        capture: Option<Box<Capture>>,
+        on_end: OnEnd,
     }
 
     impl PinnedDrop for ResponseBody {
         fn drop(this: Pin<&mut Self>) {
             let this = this.project();
-            // A body read to its end frees its connection for the next request; one
-            // abandoned half-way takes the connection down with it.
-            let ended = *this.ended
-                || match &*this.source {
-                    Source::Upstream { body } => body.is_end_stream(),
-                    Source::Full { .. } => true,
-                };
-            if let (true, Some(lease)) = (ended, this.lease.as_mut()) {
-                lease.release();
-            }
-            if let Some(log) = this.log.take() {
+            if let Some(log) = this.on_end.log.take() {
                 log.finish(*this.bytes_out);
             }
         }
@@ -241,7 +294,7 @@ pin_project_lite::pin_project! {
     #[project = SourceProj]
     enum Source {
         Full { data: Option<Bytes> },
-        Upstream { #[pin] body: Incoming },
+        Upstream { #[pin] body: UpstreamBody },
     }
 }
 
@@ -255,27 +308,23 @@ impl Source {
 }
 
 impl ResponseBody {
-    pub fn full(data: Bytes, log: Option<Box<PendingLog>>) -> Self {
+    pub(crate) fn full(data: Bytes, log: Option<LogOnEnd>) -> Self {
         let data = (!data.is_empty()).then_some(data);
-        Self { source: Source::Full { data }, log, bytes_out: 0, lease: None, ended: true, capture: None }
+        Self { source: Source::Full { data }, bytes_out: 0, on_end: OnEnd { log, capture: None } }
     }
 
-    pub(crate) fn upstream(body: Incoming, log: Option<Box<PendingLog>>, lease: Option<Lease>) -> Self {
-        let mut this =
-            Self { source: Source::Upstream { body }, log, bytes_out: 0, lease, ended: false, capture: None };
-        if Body::is_end_stream(&this)
-            && let Some(lease) = this.lease.as_mut()
-        {
-            lease.release();
-        }
-        this
+    pub(crate) fn upstream(body: UpstreamBody, log: Option<LogOnEnd>) -> Self {
+        Self { source: Source::Upstream { body }, bytes_out: 0, on_end: OnEnd { log, capture: None } }
     }
 
     /// Copies the body into the response cache as it streams (an empty body is stored now).
-    pub(crate) fn with_capture(mut self, capture: Option<Box<Capture>>) -> Self {
+    pub(crate) fn with_capture(mut self, capture: Option<Box<Capture>>, cache: &ResponseCache) -> Self {
         match capture {
-            Some(capture) if Body::is_end_stream(&self) => capture.finish(),
-            capture => self.capture = capture,
+            Some(capture) if Body::is_end_stream(&self) => {
+                let (key, entry) = capture.finish();
+                cache.put(key, entry);
+            }
+            capture => self.on_end.capture = capture.map(|c| (c, cache.clone())),
         }
         self
     }
@@ -296,7 +345,7 @@ impl Body for ResponseBody {
         {
             *this.bytes_out += data.len() as u64;
         }
-        if let Some(capture) = this.capture.as_mut() {
+        if let Some((capture, _)) = this.on_end.capture.as_mut() {
             let keep = match &polled {
                 Poll::Pending => true,
                 // Trailers are not stored: an answer with them is not cached.
@@ -307,20 +356,18 @@ impl Body for ResponseBody {
             // hyper stops polling once the body says it has ended.
             let ended = matches!(&polled, Poll::Ready(None)) || (this.source.is_end() && polled.is_ready());
             if !keep || ended {
-                if let (true, Some(capture)) = (keep, this.capture.take()) {
-                    capture.finish();
+                if let (true, Some((capture, cache))) = (keep, this.on_end.capture.take()) {
+                    let (key, entry) = capture.finish();
+                    cache.put(key, entry);
                 }
-                *this.capture = None;
+                this.on_end.capture = None;
             }
         }
         polled
     }
 
     fn is_end_stream(&self) -> bool {
-        match &self.source {
-            Source::Full { data } => data.is_none(),
-            Source::Upstream { body } => body.is_end_stream(),
-        }
+        self.source.is_end()
     }
 
     fn size_hint(&self) -> SizeHint {

@@ -3,12 +3,11 @@
 //! access log writer ([`access_log`]).
 //!
 //! A request flows: accept → [`server`] (connection cap, protocol detection, header-read and
-//! idle deadlines) → [`service::handle`] (intake and the core pipeline, then a mock, the
-//! gateway's own problem document, or [`upstream`] forwarding) → response transform →
-//! [`body::ResponseBody`] streams back and writes the access log line when it ends. An
-//! allowed WebSocket upgrade that the upstream accepts becomes a spliced tunnel (`tunnel`);
-//! a SOAP route's request becomes an envelope and its answer JSON (`soap`). Routes with
-//! `cache` answer from [`cache`] before forwarding and store what streams back.
+//! idle deadlines) → [`service::handle`]: the core pipeline (every phase in SPEC order, the
+//! mock and SOAP exchange included) against this crate's edge — [`upstream`] forwarding and
+//! the [`cache`] store → [`body::ResponseBody`] streams back, stores the cache's capture and
+//! writes the access log line when it ends. An allowed WebSocket upgrade that the upstream
+//! accepts becomes a spliced tunnel (`tunnel`).
 
 pub mod access_log;
 pub mod admin;
@@ -17,7 +16,6 @@ pub mod body;
 pub mod cache;
 mod conn_io;
 pub mod database;
-pub mod error;
 pub mod identity;
 pub mod metrics;
 pub mod rate_limit;
@@ -25,7 +23,6 @@ pub mod reload;
 pub mod runtime;
 pub mod server;
 pub mod service;
-mod soap;
 pub mod tls;
 mod tunnel;
 pub mod upstream;

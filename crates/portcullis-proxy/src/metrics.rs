@@ -8,6 +8,8 @@ use std::sync::atomic::AtomicU64;
 use std::time::{Duration, SystemTime};
 
 use http::{Method, StatusCode};
+use portcullis_core::ErrorCode;
+use portcullis_core::record::Record;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -177,6 +179,28 @@ impl Metrics {
             connections,
             no_route: Arc::from(NO_ROUTE),
             rendering: std::sync::Mutex::new(()),
+        }
+    }
+
+    /// Everything one request's record counts: the request and its latency (to the response
+    /// head), the upstream's latency, a rate-limit refusal, the cache's result and an
+    /// authentication refusal. The same record becomes the access-log line.
+    pub fn observe(&self, record: &Record, elapsed: Duration) {
+        let status = StatusCode::from_u16(record.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        self.request(record.route.as_ref(), &record.method, status, elapsed);
+        if let (Some(upstream), Some(ms)) = (&record.upstream, record.upstream_ms) {
+            self.upstream(upstream, ms);
+        }
+        if let Some(route) = &record.route {
+            if let Some(limit) = &record.rate_limited {
+                self.rate_limited(route, limit);
+            }
+            if let Some(result) = record.cache {
+                self.cache(route, result);
+            }
+        }
+        if let Some(provider) = &record.auth_failed {
+            self.auth_failure(provider, record.outcome.map_or("missing_credentials", ErrorCode::as_str));
         }
     }
 

@@ -10,9 +10,10 @@ use crate::access_log::AccessLog;
 use crate::cache::ResponseCache;
 use crate::identity::Identity;
 use crate::metrics::Metrics;
-use crate::rate_limit::RateLimits;
 use crate::tls::{self, CertificateInfo, ListenerTls};
 use crate::upstream::{UpstreamRuntime, spawn_active_checks};
+use portcullis_core::clock::{Clock, SystemClock};
+use portcullis_core::limits::RateLimits;
 
 #[derive(Debug)]
 pub struct Runtime {
@@ -22,6 +23,8 @@ pub struct Runtime {
     pub upstreams: Vec<Arc<UpstreamRuntime>>,
     pub access_log: AccessLog,
     pub rate_limits: RateLimits,
+    /// The process's one clock: every request reads its time from it at intake.
+    pub clock: Arc<dyn Clock>,
     /// JWT providers with their live key sets, and the run-time API keys.
     pub identity: Identity,
     /// Fresh here; the gateway hands it the previous runtime's entries on a reload.
@@ -57,7 +60,10 @@ impl Runtime {
         for upstream in &upstreams {
             spawn_active_checks(upstream);
         }
-        let rate_limits = RateLimits::new(&snapshot)?;
+        // One clock origin for the whole process: a reload's limits adopt the old buckets,
+        // whose times were read from it.
+        let clock: Arc<dyn Clock> = Arc::new(SystemClock::process());
+        let rate_limits = RateLimits::new(&snapshot, crate::rate_limit::redis_ca(&snapshot)?, clock.clone())?;
         let identity = Identity::new(&snapshot)?;
         let cache = ResponseCache::for_snapshot(&snapshot)?;
         let runtime = Self {
@@ -67,6 +73,7 @@ impl Runtime {
             upstreams,
             access_log,
             rate_limits,
+            clock,
             cache,
             metrics: Arc::new(Metrics::new()),
             database: None,

@@ -21,8 +21,11 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use portcullis_core::snapshot::{Protocol, TargetSpec, TargetsSpec, UpstreamKind, UpstreamSpec};
 
-use crate::body::{BodyStats, RequestBody};
-use crate::error::ProxyError;
+use portcullis_core::UpstreamError as ProxyError;
+use portcullis_core::pipeline::ForwardMode;
+use portcullis_core::record::BodyStats;
+
+use crate::body::RequestBody;
 
 pub(crate) use h1pool::Lease;
 pub use health::spawn_active_checks;
@@ -146,19 +149,6 @@ pub(crate) struct BalanceKey {
     pub(crate) client_ip: IpAddr,
     /// The value of the `hash:header:NAME` header, when that is the balance.
     pub(crate) header: Option<HeaderValue>,
-}
-
-/// What kind of exchange a forwarded request is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum ForwardMode {
-    /// Proxying: the target's base path, then the request's path.
-    Proxy,
-    /// Proxying a WebSocket upgrade request: a 101 is an answer (otherwise a 101 is an
-    /// invalid response: no backend may take a connection over unasked).
-    WebSocketUpgrade,
-    /// A SOAP envelope: to the target's base path alone when it has one, else to the
-    /// request's path (which then carries the path of the WSDL port's address).
-    SoapEndpoint,
 }
 
 /// A forwarded request's result.

@@ -7,11 +7,15 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use crate::gcra::Nanos;
 
 /// The two clocks the engine reads.
-pub trait Clock: Send + Sync + 'static {
+pub trait Clock: Send + Sync + std::fmt::Debug + 'static {
     /// Monotonic nanoseconds from an arbitrary origin: local rate limits and the Redis backoff.
     fn monotonic(&self) -> Nanos;
     /// Wall-clock seconds since the Unix epoch (UTC): quota periods.
     fn unix_seconds(&self) -> i64;
+    /// Wall-clock milliseconds since the Unix epoch (UTC): timestamps.
+    fn unix_millis(&self) -> i64 {
+        self.unix_seconds().saturating_mul(1000)
+    }
 }
 
 /// The real clocks: `Instant` since creation, and `SystemTime`.
@@ -54,6 +58,13 @@ impl Clock for SystemClock {
         match SystemTime::now().duration_since(UNIX_EPOCH) {
             Ok(d) => i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
             Err(e) => -i64::try_from(e.duration().as_secs()).unwrap_or(i64::MAX),
+        }
+    }
+
+    fn unix_millis(&self) -> i64 {
+        match SystemTime::now().duration_since(UNIX_EPOCH) {
+            Ok(d) => i64::try_from(d.as_millis()).unwrap_or(i64::MAX),
+            Err(e) => -i64::try_from(e.duration().as_millis()).unwrap_or(i64::MAX),
         }
     }
 }

@@ -6,7 +6,7 @@ mod fetch;
 mod refetch;
 mod verify;
 
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -17,9 +17,7 @@ use jsonwebtoken::jwk::{Jwk, PublicKeyUse};
 use jsonwebtoken::{Algorithm, EncodingKey};
 use serde_json::{Value, json};
 
-use super::{
-    Clock, FetchError, FetchFuture, Fetched, JwksSource, JwtProvider, JwtSettings, REFETCH_INTERVAL, RefreshEvents,
-};
+use super::{FetchError, FetchFuture, Fetched, JwksSource, JwtProvider, JwtSettings, REFETCH_INTERVAL, RefreshEvents};
 
 pub(super) const ISSUER: &str = "https://idp.test/tenant";
 pub(super) const AUDIENCE: &str = "api://orders";
@@ -143,6 +141,11 @@ impl JwksSource for CountingSource {
     }
 }
 
+thread_local! {
+    /// The tests' clock: the real now when a provider is made, moved by `set_now`.
+    static TEST_NOW: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
 impl JwtProvider {
     /// A provider on a clock frozen at the real now, with the given refetch interval.
     pub(super) fn for_test(
@@ -151,14 +154,18 @@ impl JwtProvider {
         events: Arc<dyn RefreshEvents>,
         interval: Duration,
     ) -> Arc<Self> {
-        Self::build(settings, source, events, interval, Clock::Fixed(AtomicU64::new(now())))
+        TEST_NOW.with(|at| at.set(now()));
+        Self::build(settings, source, events, interval)
     }
 
+    /// Freezes the test clock of this thread at `secs`.
     pub(super) fn set_now(&self, secs: u64) {
-        match &self.clock {
-            Clock::Fixed(at) => at.store(secs, Ordering::Relaxed),
-            Clock::System => panic!("test provider has a fixed clock"),
-        }
+        TEST_NOW.with(|at| at.set(secs));
+    }
+
+    /// [`JwtProvider::verify`] on this thread's test clock.
+    pub(super) fn verify_now(&self, token: &str) -> Result<Arc<super::Verified>, super::JwtError> {
+        self.verify(token, TEST_NOW.with(std::cell::Cell::get))
     }
 
     pub(super) fn load(&self, jwks: Bytes) {

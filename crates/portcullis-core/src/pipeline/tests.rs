@@ -4,7 +4,7 @@ use std::path::Path;
 
 use http::request::Parts;
 
-use super::{Downstream, intake, on_request};
+use super::{Decision, Downstream, intake, on_request};
 use crate::flow::{Flow, Reply};
 use crate::snapshot::Snapshot;
 
@@ -36,10 +36,16 @@ fn parts(method: &str, uri: &str, headers: &[(&str, &str)]) -> Parts {
     b.body(()).map(|r| r.into_parts().0).unwrap_or_else(|e| panic!("{e}"))
 }
 
+/// The request phases up to the transform, as a forwarded request passes them.
 fn run(snap: &Snapshot, p: &mut Parts) -> (Flow, crate::RequestContext) {
     let downstream = Downstream { peer: ([127, 0, 0, 1], 4000).into(), https: false, listener: "l".into(), tls: None };
-    let mut ctx = intake(snap, p, &downstream);
-    (on_request(snap, &crate::stage::AuthSources::default(), p, &mut ctx), ctx)
+    let mut ctx = intake(snap, p, &downstream, crate::test_support::now());
+    let flow = match on_request(snap, &crate::stage::AuthSources::default(), p, &mut ctx) {
+        Decision::Forward(routed) => crate::stage::Transform::run(snap, routed.route(), p, &ctx),
+        Decision::Respond(reply) => Flow::Respond(reply),
+        Decision::Wait(pending) => Flow::Wait(pending),
+    };
+    (flow, ctx)
 }
 
 fn code(flow: &Flow) -> Option<&'static str> {

@@ -25,6 +25,7 @@ use crate::flow::{Flow, Pending, Reply};
 use crate::headers::{X_AUTH_PROVIDER, X_AUTH_SUBJECT, X_CONSUMER};
 use crate::problem::{ErrorCode, Problem};
 use crate::snapshot::{AuthRule, JwtSpec, ProviderKind, ProviderSpec, Snapshot, TokenSource};
+use crate::trace::By;
 
 mod unverified;
 
@@ -61,6 +62,9 @@ struct Accepted<'s> {
 }
 
 impl Authenticate {
+    /// The phase's name in the decision trace.
+    pub const NAME: &'static str = "authenticate";
+
     pub fn run(
         snapshot: &Snapshot,
         sources: &AuthSources<'_>,
@@ -74,7 +78,7 @@ impl Authenticate {
             // requests). Only the gateway's own API keys are never forwarded.
             AuthRule::Public => {
                 strip_key_headers(snapshot, parts);
-                return Flow::Continue;
+                return Flow::Skip;
             }
             AuthRule::Any(names) => (names, false),
             AuthRule::All(names) => (names, true),
@@ -149,7 +153,7 @@ fn attempt<'s>(
             let Some(record) = record else {
                 return Attempt::Refused(ErrorCode::InvalidApiKey, "the API key is not valid");
             };
-            if record.expires_at.is_some() && record.expired_at(now_unix()) {
+            if record.expires_at.is_some() && record.expired_at(ctx.now.unix_seconds) {
                 return Attempt::Refused(ErrorCode::InvalidApiKey, "the API key has expired");
             }
             let plan = match snapshot.consumer(&record.consumer) {
@@ -202,7 +206,7 @@ fn jwt<'s>(
     let Some(live) = live else {
         return Attempt::Refused(ErrorCode::Internal, "the token provider is not running");
     };
-    match live.verify(token) {
+    match live.verify(token, ctx.now.unix_u64()) {
         Ok(verified) => {
             // A token without `sub` names nobody the cache could keep apart.
             if verified.subject.is_some() {
@@ -382,6 +386,9 @@ fn refuse(
         (_, d) => d,
     };
     let mut problem = Problem::new(code, detail);
+    if let Some(failed) = failed {
+        problem = problem.decided(By::Name(failed.name.clone()));
+    }
     for provider in providers() {
         let failed_here = failed.is_some_and(|f| std::ptr::eq(f, provider));
         let error = if failed_here && code != ErrorCode::MissingCredentials { Some(detail) } else { None };
@@ -482,12 +489,6 @@ fn percent_encode(text: &str) -> String {
         }
     }
     out
-}
-
-fn now_unix() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }
 
 #[cfg(test)]

@@ -12,13 +12,17 @@ use crate::context::RequestContext;
 use crate::flow::Flow;
 use crate::problem::{ErrorCode, Problem};
 use crate::snapshot::{RouteSpec, Snapshot};
+use crate::trace::By;
 
 pub struct Authorize;
 
 impl Authorize {
+    /// The phase's name in the decision trace.
+    pub const NAME: &'static str = "authorize";
+
     pub fn run(snapshot: &Snapshot, route: &RouteSpec, parts: &Parts, ctx: &RequestContext) -> Flow {
         if route.policies.is_empty() {
-            return Flow::Continue;
+            return Flow::Skip;
         }
         let input = PolicyInput {
             method: parts.method.as_str(),
@@ -45,7 +49,8 @@ impl Authorize {
                         "Bearer realm=\"portcullis\", error=\"insufficient_scope\", scope=\"{}\"",
                         missing.replace(['"', '\\'], "")
                     );
-                    let problem = Problem::new(ErrorCode::InsufficientScope, "the token lacks a required scope");
+                    let problem = Problem::new(ErrorCode::InsufficientScope, "the token lacks a required scope")
+                        .decided(By::Name(name.clone()));
                     return match HeaderValue::from_str(&challenge) {
                         Ok(v) => problem.with_header(WWW_AUTHENTICATE, v),
                         Err(_) => problem,
@@ -53,7 +58,9 @@ impl Authorize {
                     .into();
                 }
                 Decision::Forbidden => {
-                    return Problem::new(ErrorCode::Forbidden, "a policy of this route refuses the request").into();
+                    return Problem::new(ErrorCode::Forbidden, format!("refused by the route's policy `{name}`"))
+                        .decided(By::Name(name.clone()))
+                        .into();
                 }
             }
         }

@@ -11,6 +11,9 @@ use crate::flow::Flow;
 pub struct StripIdentity;
 
 impl StripIdentity {
+    /// The phase's name in the decision trace.
+    pub const NAME: &'static str = "strip_identity";
+
     pub fn run(identity_headers: &[HeaderName], parts: &mut Parts) -> Flow {
         for name in identity_headers {
             parts.headers.remove(name);

@@ -10,8 +10,14 @@ use crate::snapshot::IpRules;
 pub struct IpFilter;
 
 impl IpFilter {
+    /// The phase's name in the decision trace.
+    pub const NAME: &'static str = "ip_filter";
+
     pub fn run(rules: &IpRules, ctx: &RequestContext) -> Flow {
-        if rules.is_empty() || rules.admits(ctx.client_ip) {
+        if rules.is_empty() {
+            return Flow::Skip;
+        }
+        if rules.admits(ctx.client_ip) {
             return Flow::Continue;
         }
         Problem::new(ErrorCode::IpDenied, "requests from this address are not accepted").into()

@@ -21,7 +21,7 @@ pub struct RateLimitKeys;
 impl RateLimitKeys {
     pub fn run(snapshot: &Snapshot, route: &RouteSpec, parts: &Parts, ctx: &mut RequestContext) -> Flow {
         if route.rate_limits.is_empty() {
-            return Flow::Continue;
+            return Flow::Skip;
         }
         let keys = route
             .rate_limits

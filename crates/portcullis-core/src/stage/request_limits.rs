@@ -42,6 +42,9 @@ impl RawHeadFlaw {
 pub struct RequestLimits;
 
 impl RequestLimits {
+    /// The phase's name in the decision trace.
+    pub const NAME: &'static str = "request_limits";
+
     pub fn run(limits: &Limits, parts: &Parts) -> Flow {
         if let Some(flaw) = parts.extensions.get::<RawHeadFlaw>() {
             return refuse_and_close(parts, ErrorCode::BadRequest, flaw.detail());

@@ -23,6 +23,9 @@ use crate::problem::{ErrorCode, Problem};
 pub struct RequestTarget;
 
 impl RequestTarget {
+    /// The phase's name in the decision trace.
+    pub const NAME: &'static str = "request_target";
+
     pub fn run(parts: &Parts) -> Flow {
         let form = match target_form(parts) {
             Ok(form) => form,

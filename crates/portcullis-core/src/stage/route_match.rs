@@ -3,6 +3,8 @@
 //! route's pattern cannot be escaped with `/public/../admin` that a backend would normalise
 //! into another route. `OPTIONS *` is answered here: it names no route.
 
+use std::sync::Arc;
+
 use http::header::{ALLOW, HOST};
 use http::request::Parts;
 
@@ -10,35 +12,58 @@ use crate::context::RequestContext;
 use crate::flow::{Flow, Reply};
 use crate::problem::{ErrorCode, Problem};
 use crate::route::RouteMatch;
-use crate::snapshot::Snapshot;
+use crate::snapshot::{RouteSpec, Snapshot};
+use crate::trace::By;
 
 pub struct MatchRoute;
 
+/// A request that found its route: what every phase after routing works on. Only
+/// [`MatchRoute`] makes one, so no phase after it can run for a request without a route.
+#[derive(Debug, Clone)]
+pub struct Routed {
+    route: Arc<RouteSpec>,
+}
+
+impl Routed {
+    pub fn route(&self) -> &Arc<RouteSpec> {
+        &self.route
+    }
+}
+
 impl MatchRoute {
-    pub fn run(snapshot: &Snapshot, parts: &Parts, ctx: &mut RequestContext) -> Flow {
+    /// The phase's name in the decision trace.
+    pub const NAME: &'static str = "route";
+
+    /// The route, or the answer instead (`ctx.route` is set too, for the log).
+    // A refusal is a `Flow`, as every stage returns it; it is the rare path.
+    #[allow(clippy::result_large_err)]
+    pub fn run(snapshot: &Snapshot, parts: &Parts, ctx: &mut RequestContext) -> Result<Routed, Flow> {
         let path = parts.uri.path();
         if path == "*" {
             // `OPTIONS *` (the only method RequestTarget lets through with `*`) asks about
             // the server, not a resource: the gateway answers it, no route ever sees it.
-            return Flow::Respond(Reply::Response(server_options()));
+            return Err(Flow::Respond(Reply::Response(server_options())));
         }
         if let Some(why) = ambiguous_path(path) {
-            return Problem::new(ErrorCode::BadRequest, why).into();
+            return Err(Problem::new(ErrorCode::BadRequest, why).decided(By::Reason("path")).into());
         }
-        match snapshot.table.lookup(ctx.host.as_deref(), &parts.method, path) {
+        let refused = match snapshot.table.lookup(ctx.host.as_deref(), &parts.method, path) {
             RouteMatch::Found { route, params } => {
-                ctx.route = snapshot.routes.get(route).cloned();
+                let Some(route) = snapshot.routes.get(route).cloned() else {
+                    return Err(Problem::new(ErrorCode::Internal, "the route table names no route").into());
+                };
+                ctx.route = Some(route.clone());
                 ctx.params = params;
-                Flow::Continue
+                return Ok(Routed { route });
             }
             RouteMatch::MethodNotAllowed { allow } => {
                 Problem::new(ErrorCode::MethodNotAllowed, "this path does not accept that method")
                     .with_header(ALLOW, allow)
-                    .into()
             }
-            RouteMatch::NotFound => Problem::new(ErrorCode::NoRoute, "no route matches this request").into(),
-            RouteMatch::BadPath(why) => Problem::new(ErrorCode::BadRequest, why).into(),
-        }
+            RouteMatch::NotFound => Problem::new(ErrorCode::NoRoute, "no route matches this request"),
+            RouteMatch::BadPath(why) => Problem::new(ErrorCode::BadRequest, why).decided(By::Reason("path")),
+        };
+        Err(refused.into())
     }
 }
 

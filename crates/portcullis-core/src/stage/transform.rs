@@ -18,6 +18,9 @@ use crate::snapshot::{RouteSpec, Snapshot};
 pub struct StripHopByHop;
 
 impl StripHopByHop {
+    /// The phase's name in the decision trace.
+    pub const NAME: &'static str = "strip_hop_by_hop";
+
     pub fn run(route: &RouteSpec, parts: &mut Parts) -> Flow {
         // The two exceptions of SPEC §3: `TE: trailers` to an HTTP/2 upstream, and a WebSocket
         // upgrade (an HTTP/1.1 GET) on a route that allows it.
@@ -33,6 +36,9 @@ impl StripHopByHop {
 pub struct Transform;
 
 impl Transform {
+    /// The phase's name in the decision trace.
+    pub const NAME: &'static str = "transform";
+
     pub fn run(snapshot: &Snapshot, route: &RouteSpec, parts: &mut Parts, ctx: &RequestContext) -> Flow {
         if let Some(rewrite) = &route.rewrite {
             let mut path = rewrite.render(&ctx.params);

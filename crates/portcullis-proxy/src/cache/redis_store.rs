@@ -22,7 +22,7 @@ use bytes::{Buf, BufMut, Bytes, BytesMut};
 use http::{HeaderMap, HeaderName, HeaderValue};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
-use super::{CacheKey, Entry, MAX_ENTRY_BYTES};
+use portcullis_core::cache::{CacheKey, Entry, MAX_ENTRY_BYTES};
 
 /// Prefix of every cache key.
 pub const KEY_PREFIX: &str = "portcullis:cache:";

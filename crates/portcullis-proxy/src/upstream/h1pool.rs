@@ -20,7 +20,7 @@ use tokio::net::TcpStream;
 
 use super::tls::UpstreamTls;
 use crate::body::RequestBody;
-use crate::error::ProxyError;
+use portcullis_core::UpstreamError as ProxyError;
 
 type Sender = SendRequest<RequestBody>;
 

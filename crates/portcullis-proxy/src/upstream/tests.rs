@@ -3,8 +3,8 @@ use std::time::{Duration, Instant};
 use http::{Response, StatusCode};
 
 use super::{blame, passive_ok, wait_on_until};
-use crate::body::BodyStats;
-use crate::error::ProxyError;
+use portcullis_core::UpstreamError as ProxyError;
+use portcullis_core::record::BodyStats;
 
 const TIMEOUT: Duration = Duration::from_secs(30);
 

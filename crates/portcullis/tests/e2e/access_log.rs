@@ -10,7 +10,7 @@ use serde_json::Value;
 use crate::kit::{Backend, TestGateway, WAIT, client, send};
 
 /// Every field SPEC §7 lists, and `sni`; each must be present on every line.
-const FIELDS: [&str; 22] = [
+const FIELDS: [&str; 24] = [
     "ts",
     "request_id",
     "trace_id",
@@ -33,6 +33,8 @@ const FIELDS: [&str; 22] = [
     "user_agent",
     "tls",
     "sni",
+    "decided_by",
+    "waf",
 ];
 
 fn config(backend: &Backend) -> String {
@@ -175,8 +177,10 @@ async fn every_request_gets_one_complete_json_line_without_secrets() {
     assert_eq!(v["bytes_in"], 0);
     assert_eq!(v["bytes_out"], ok.body.len());
     assert_eq!(v["user_agent"], "log-test/1.0");
+    assert!(v["decided_by"].is_null(), "forwarded: no phase decided: {line}");
 
     let (line, v) = by_request_id(&lines, &missing_id);
+    assert_eq!(v["decided_by"], "route", "the route phase refused: {line}");
     assert_eq!(v["path"], "/nowhere", "{line}");
     assert_eq!(v["status"], 404);
     assert_eq!(v["outcome"], "no_route");

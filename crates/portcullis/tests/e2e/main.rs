@@ -7,6 +7,7 @@ mod auth;
 mod cache;
 mod certs;
 mod cli;
+mod decisions;
 mod differential;
 mod grpc;
 mod headers;

@@ -18,14 +18,14 @@ async fn unknown_kid_refetches_once_then_not_again_within_30_s() {
     let (source, events) = counting(Duration::ZERO);
     let provider = JwtProvider::for_test(settings(), source.clone(), events.clone(), REFETCH_INTERVAL);
     let token = rs256(&claims());
-    assert_eq!(provider.verify(&token), Err(JwtError::NoKeys));
+    assert_eq!(provider.verify_now(&token), Err(JwtError::NoKeys));
     assert!(provider.may_refetch(), "never fetched");
     provider.clone().refetch_for_unknown_kid().await;
     assert_eq!(source.count(), 1);
-    assert!(provider.verify(&token).is_ok());
+    assert!(provider.verify_now(&token).is_ok());
 
     let unknown = token_with_kid("rs-new");
-    assert_eq!(provider.verify(&unknown), Err(JwtError::UnknownKid));
+    assert_eq!(provider.verify_now(&unknown), Err(JwtError::UnknownKid));
     assert!(!provider.may_refetch(), "fetched less than 30 s ago");
     provider.clone().refetch_for_unknown_kid().await;
     assert_eq!(source.count(), 1, "no second fetch within 30 s");
@@ -66,16 +66,16 @@ async fn rotated_keys_verify_after_a_refetch_without_a_new_provider() {
     let provider = JwtProvider::for_test(settings(), source.clone(), events, Duration::from_millis(50));
     provider.clone().refetch_for_unknown_kid().await;
     let old = rs256(&claims());
-    assert!(provider.verify(&old).is_ok());
+    assert!(provider.verify_now(&old).is_ok());
 
     source.serve(Ok(jwks(&[jwk(&rsa2(), Algorithm::RS256, "rs2")])));
     let new = token(Algorithm::RS256, &rsa2(), "rs2", &claims());
-    assert_eq!(provider.verify(&new), Err(JwtError::UnknownKid));
+    assert_eq!(provider.verify_now(&new), Err(JwtError::UnknownKid));
     tokio::time::sleep(Duration::from_millis(60)).await;
     assert!(provider.may_refetch());
     provider.clone().refetch_for_unknown_kid().await;
-    assert!(provider.verify(&new).is_ok());
-    assert_eq!(provider.verify(&old), Err(JwtError::UnknownKid), "the withdrawn key no longer verifies");
+    assert!(provider.verify_now(&new).is_ok());
+    assert_eq!(provider.verify_now(&old), Err(JwtError::UnknownKid), "the withdrawn key no longer verifies");
 }
 
 #[tokio::test]
@@ -83,7 +83,7 @@ async fn failed_and_broken_fetches_keep_the_known_keys() {
     let (source, events) = counting(Duration::ZERO);
     let provider = JwtProvider::for_test(settings(), source.clone(), events.clone(), Duration::ZERO);
     provider.clone().refetch_for_unknown_kid().await;
-    assert!(provider.verify(&rs256(&claims())).is_ok());
+    assert!(provider.verify_now(&rs256(&claims())).is_ok());
 
     source.serve(Err(()));
     provider.clone().refetch_for_unknown_kid().await;
@@ -96,7 +96,7 @@ async fn failed_and_broken_fetches_keep_the_known_keys() {
     assert_eq!(events.results(), ["ok", "error", "error", "error"]);
     assert_eq!(provider.key_count(), 2);
     // A token not seen before, so the cache cannot be what answers.
-    assert!(provider.verify(&token(Algorithm::ES256, &ec1(), "ec1", &claims())).is_ok());
+    assert!(provider.verify_now(&token(Algorithm::ES256, &ec1(), "ec1", &claims())).is_ok());
 }
 
 #[tokio::test]

@@ -11,7 +11,7 @@ use crate::jwt::JwtError;
 use crate::jwt::keys::KeySet;
 
 fn verify(token: &str) -> Result<Arc<crate::jwt::Verified>, JwtError> {
-    loaded_provider(settings()).verify(token)
+    loaded_provider(settings()).verify_now(token)
 }
 
 fn with_claim(name: &str, value: serde_json::Value) -> serde_json::Value {
@@ -57,10 +57,10 @@ fn every_supported_algorithm_verifies_with_its_own_key_only() {
         let mut public = jwk(&key, alg, kid);
         public.as_object_mut().expect("object").remove("alg");
         provider.load(jwks(&[public, jwk(&rsa2(), Algorithm::RS256, "other")]));
-        assert!(provider.verify(&token(alg, &key, kid, &claims())).is_ok(), "{alg:?}");
+        assert!(provider.verify_now(&token(alg, &key, kid, &claims())).is_ok(), "{alg:?}");
         assert_eq!(
             provider
-                .verify(&token(alg, &key, "other", &claims()))
+                .verify_now(&token(alg, &key, "other", &claims()))
                 .map(|_| ())
                 .err()
                 .map(|e| e == JwtError::BadSignature || e == JwtError::KeyAlgorithmMismatch),
@@ -77,7 +77,7 @@ fn audience_may_be_an_array_and_is_optional_when_none_configured() {
     open.audiences.clear();
     let mut claims = claims();
     claims.as_object_mut().expect("object").remove("aud");
-    assert!(loaded_provider(open).verify(&rs256(&claims)).is_ok());
+    assert!(loaded_provider(open).verify_now(&rs256(&claims)).is_ok());
 }
 
 #[test]
@@ -148,8 +148,8 @@ fn far_future_dates_neither_panic_nor_overflow() {
     let provider = loaded_provider(settings());
     for exp in [json!(u64::MAX), json!(1e300), json!(18_446_744_073_709_551_615.0_f64)] {
         let token = rs256(&with_claim("exp", exp.clone()));
-        assert!(provider.verify(&token).is_ok(), "{exp}");
-        assert!(provider.verify(&token).is_ok(), "{exp} cached");
+        assert!(provider.verify_now(&token).is_ok(), "{exp}");
+        assert!(provider.verify_now(&token).is_ok(), "{exp} cached");
     }
     assert_eq!(verify(&rs256(&with_claim("nbf", json!(1e300)))), Err(JwtError::NotYetValid));
 }
@@ -159,7 +159,7 @@ fn load_jwks_refuses_a_document_without_usable_keys_and_keeps_the_old_ones() {
     let provider = loaded_provider(settings());
     assert!(provider.load_jwks(bytes::Bytes::from_static(b"{\"keys\": []}")).is_err());
     assert_eq!(provider.key_count(), 2);
-    assert!(provider.verify(&rs256(&claims())).is_ok());
+    assert!(provider.verify_now(&rs256(&claims())).is_ok());
 }
 
 #[test]
@@ -189,7 +189,7 @@ fn hs256_signed_with_the_rsa_public_key_is_refused_even_if_listed() {
         assert_eq!(verify(&forged), Err(JwtError::AlgorithmNotAllowed));
         let mut careless = settings();
         careless.algorithms.push(Algorithm::HS256);
-        assert_eq!(loaded_provider(careless).verify(&forged), Err(JwtError::AlgorithmNotAllowed));
+        assert_eq!(loaded_provider(careless).verify_now(&forged), Err(JwtError::AlgorithmNotAllowed));
     }
 }
 
@@ -198,7 +198,7 @@ fn algorithm_outside_the_allow_list_is_refused() {
     let mut rs_only = settings();
     rs_only.algorithms = vec![Algorithm::RS256];
     let es = token(Algorithm::ES256, &ec1(), "ec1", &claims());
-    assert_eq!(loaded_provider(rs_only).verify(&es), Err(JwtError::AlgorithmNotAllowed));
+    assert_eq!(loaded_provider(rs_only).verify_now(&es), Err(JwtError::AlgorithmNotAllowed));
 }
 
 #[test]
@@ -212,8 +212,8 @@ fn algorithm_must_fit_the_key_type_and_the_jwk_alg() {
     both.algorithms = vec![Algorithm::RS256, Algorithm::RS384];
     let provider = loaded_provider(both);
     provider.load(jwks(&[jwk(&rsa1(), Algorithm::RS384, "rs1")]));
-    assert_eq!(provider.verify(&rs256(&claims())), Err(JwtError::KeyAlgorithmMismatch));
-    assert!(provider.verify(&token(Algorithm::RS384, &rsa1(), "rs1", &claims())).is_ok());
+    assert_eq!(provider.verify_now(&rs256(&claims())), Err(JwtError::KeyAlgorithmMismatch));
+    assert!(provider.verify_now(&token(Algorithm::RS384, &rsa1(), "rs1", &claims())).is_ok());
 }
 
 #[test]
@@ -227,10 +227,10 @@ fn token_without_kid_is_tried_against_keys_of_its_type() {
     let kidless = raw_token(&json!({"alg": "RS256"}), &claims(), &rsa1(), Algorithm::RS256);
     let provider = loaded_provider(settings());
     provider.load(jwks(&[jwk(&rsa2(), Algorithm::RS256, "a"), jwk(&rsa1(), Algorithm::RS256, "b")]));
-    assert!(provider.verify(&kidless).is_ok());
+    assert!(provider.verify_now(&kidless).is_ok());
     let foreign = raw_token(&json!({"alg": "RS256"}), &claims(), &rsa2(), Algorithm::RS256);
     provider.load(jwks(&[jwk(&rsa1(), Algorithm::RS256, "b")]));
-    assert_eq!(provider.verify(&foreign), Err(JwtError::BadSignature));
+    assert_eq!(provider.verify_now(&foreign), Err(JwtError::BadSignature));
 }
 
 #[test]
@@ -253,7 +253,7 @@ fn oversized_token_is_refused_before_parsing() {
 fn no_keys_yet_is_its_own_error() {
     let source = CountingSource::new(bytes::Bytes::new(), std::time::Duration::ZERO);
     let provider = JwtProvider::new(settings(), source, Arc::new(Recorder::default()));
-    assert_eq!(provider.verify(&rs256(&claims())), Err(JwtError::NoKeys));
+    assert_eq!(provider.verify_now(&rs256(&claims())), Err(JwtError::NoKeys));
 }
 
 #[test]
@@ -303,7 +303,7 @@ fn duplicate_claim_or_header_names_are_refused() {
 fn any_single_character_change_is_refused() {
     let provider = loaded_provider(settings());
     let good = token(Algorithm::ES256, &ec1(), "ec1", &claims());
-    assert!(provider.verify(&good).is_ok());
+    assert!(provider.verify_now(&good).is_ok());
     for (i, original) in good.char_indices() {
         for replacement in ['A', '.', '-', '_', '='] {
             if replacement == original {
@@ -311,7 +311,7 @@ fn any_single_character_change_is_refused() {
             }
             let mut bad = good.clone();
             bad.replace_range(i..=i, &replacement.to_string());
-            assert!(provider.verify(&bad).is_err(), "changed at {i} to {replacement}");
+            assert!(provider.verify_now(&bad).is_err(), "changed at {i} to {replacement}");
         }
     }
 }
@@ -328,11 +328,11 @@ fn cached_result_is_the_same_and_expiry_is_checked_again() {
     let provider = loaded_provider(settings());
     let exp = now() + 300;
     let token = rs256(&with_claim("exp", json!(exp)));
-    let first = provider.verify(&token).expect("valid");
-    let second = provider.verify(&token).expect("cached");
+    let first = provider.verify_now(&token).expect("valid");
+    let second = provider.verify_now(&token).expect("cached");
     assert!(Arc::ptr_eq(&first, &second), "second verification came from the cache");
     provider.set_now(exp + 61);
-    assert_eq!(provider.verify(&token), Err(JwtError::Expired));
+    assert_eq!(provider.verify_now(&token), Err(JwtError::Expired));
 }
 
 #[test]
@@ -340,7 +340,7 @@ fn a_cache_key_collision_is_a_miss_not_another_tokens_claims() {
     let provider = loaded_provider(settings());
     let alice = rs256(&claims());
     let mallory = rs256(&with_claim("sub", json!("mallory")));
-    let verified = provider.verify(&mallory).expect("valid");
+    let verified = provider.verify_now(&mallory).expect("valid");
     // Pretend alice's token hashes to where mallory's entry sits.
     let entry = crate::jwt::cache::Entry {
         token: Arc::from(mallory.as_str()),
@@ -349,16 +349,16 @@ fn a_cache_key_collision_is_a_miss_not_another_tokens_claims() {
         generation: provider.current.load().generation,
     };
     provider.cache.insert(provider.cache.key(&alice), entry);
-    assert_eq!(provider.verify(&alice).expect("valid").subject.as_deref(), Some("alice"));
+    assert_eq!(provider.verify_now(&alice).expect("valid").subject.as_deref(), Some("alice"));
 }
 
 #[test]
 fn a_key_set_change_drops_cached_tokens() {
     let provider = loaded_provider(settings());
     let token = rs256(&claims());
-    assert!(provider.verify(&token).is_ok());
+    assert!(provider.verify_now(&token).is_ok());
     provider.load(jwks(&[jwk(&ec1(), Algorithm::ES256, "ec1")]));
-    assert_eq!(provider.verify(&token), Err(JwtError::UnknownKid), "rs1 was withdrawn");
+    assert_eq!(provider.verify_now(&token), Err(JwtError::UnknownKid), "rs1 was withdrawn");
 }
 
 #[test]

@@ -7,15 +7,15 @@
 //! query parameter is an array. `{claim.x}` finds nothing until the gateway verifies tokens;
 //! `{consumer}` is the authenticated consumer's name.
 
+use crate::context::RequestContext;
 use http::Method;
 use http::request::Parts;
-use portcullis_core::RequestContext;
 use portcullis_soap::{Placeholder, RequestTemplate, TemplateError, input_from_query};
 use serde_json::{Map, Value};
 
 /// Why a request cannot give the operation an input.
 #[derive(Debug, thiserror::Error)]
-pub(crate) enum InputError {
+pub enum InputError {
     /// The body is not JSON (serde's message: position only, never the text).
     #[error("the request body is not JSON: {0}")]
     NotJson(String),
@@ -29,7 +29,7 @@ pub(crate) enum InputError {
 }
 
 /// The input map of `template` (or the default mapping) for this request.
-pub(crate) fn build(
+pub fn build(
     template: Option<&RequestTemplate>,
     parts: &Parts,
     body: &[u8],
@@ -138,13 +138,15 @@ mod tests {
     fn ctx(params: &[(&str, &str)]) -> RequestContext {
         let peer: std::net::SocketAddr = "127.0.0.1:1".parse().unwrap();
         RequestContext {
+            now: crate::test_support::now(),
+            decisions: crate::trace::Trace::default(),
             peer,
             client_ip: peer.ip(),
             https: false,
             tls: None,
             listener: Arc::from("l"),
-            request_id: portcullis_core::ids::new_request_id(),
-            trace: portcullis_core::ids::TraceContext::continue_or_start(None, || false),
+            request_id: crate::ids::new_request_id(),
+            trace: crate::ids::TraceContext::continue_or_start(None, || false),
             host: None,
             original_host: None,
             route: None,
@@ -153,7 +155,7 @@ mod tests {
             auth: None,
             plan: None,
             token: None,
-            verified: portcullis_core::VerifiedCredentials::default(),
+            verified: crate::VerifiedCredentials::default(),
             auth_failed: None,
             jwks_refetched: false,
             outcome: None,

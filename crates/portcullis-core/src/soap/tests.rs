@@ -4,7 +4,6 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::Full;
-use portcullis_core::ErrorCode;
 
 use super::*;
 

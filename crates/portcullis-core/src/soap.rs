@@ -1,5 +1,7 @@
-//! SOAP routes at run time (SPEC §6): a request that passed every stage becomes an envelope
-//! posted to the SOAP upstream, and the answer becomes JSON or a `soap_fault` problem.
+//! The upstream phase of a SOAP route (SPEC §6): a request that passed every phase becomes an
+//! envelope posted to the SOAP upstream through the [`Edge`], and the answer becomes JSON or
+//! a `soap_fault` problem. Everything but the posting itself is here, so `explain` and `test`
+//! map a stand-in upstream's SOAP answer with the code `run` uses.
 //!
 //! The exchange: the client's body is read whole, bounded by the route's `max_body_bytes`
 //! (413 past it) → the operation's input ([`input`]) → the envelope (a mapping error is 400
@@ -11,28 +13,25 @@
 //! 502 `upstream_error`. One deadline (the route's `timeout`, else the upstream's response
 //! timeout) covers the client's body, the upstream's answer and its body.
 
-mod input;
+pub mod input;
 
 use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
 use http::header::{self, HeaderName};
 use http::request::Parts;
-use http::{HeaderValue, Method, Response, StatusCode, Uri};
+use http::{HeaderValue, Method, StatusCode, Uri};
 use http_body::Body;
 use http_body_util::BodyExt as _;
-use portcullis_core::pipeline;
-use portcullis_core::snapshot::{RouteSpec, SoapRouteSpec};
-use portcullis_core::{ErrorCode, Problem, RequestContext};
 use portcullis_soap::{Fault, Limits, MapError, ResponseError, SoapRequest, SoapResponse};
 use tokio::time::Instant;
 
-use crate::access_log::PendingLog;
-use crate::body::{BodyStats, RequestBody, ResponseBody};
-use crate::error::ProxyError;
-use crate::runtime::Runtime;
-use crate::service::{IntoReply as _, gateway_reply, note};
-use crate::upstream::{BalanceKey, ForwardMode, Pool, UpstreamRuntime};
+use crate::context::RequestContext;
+use crate::error::UpstreamError;
+use crate::pipeline::{Edge, ForwardMode, OutBody, Outbound};
+use crate::problem::{ErrorCode, Problem};
+use crate::record::BodyStats;
+use crate::snapshot::{RouteSpec, SoapRouteSpec};
 
 /// Answers bigger than this are parsed on the blocking pool, so a large document does not
 /// hold up the other requests of a worker thread.
@@ -61,7 +60,7 @@ const REPLACED_HEADERS: [HeaderName; 13] = [
 
 /// Why a SOAP exchange ended without the operation's answer.
 #[derive(Debug, thiserror::Error)]
-enum SoapError {
+pub enum SoapError {
     #[error("the request body is larger than allowed")]
     BodyTooLarge,
     #[error("the request body could not be read")]
@@ -73,7 +72,7 @@ enum SoapError {
     #[error(transparent)]
     Map(#[from] MapError),
     #[error(transparent)]
-    Upstream(#[from] ProxyError),
+    Upstream(#[from] UpstreamError),
     #[error("the SOAP answer is larger than the route's body limit")]
     AnswerTooLarge,
     #[error("the SOAP answer broke off")]
@@ -89,15 +88,20 @@ enum SoapError {
 }
 
 impl SoapError {
-    fn into_problem(self) -> Problem {
+    /// A failure of the SOAP service's answer (logged as a warning: it describes the backend).
+    pub fn is_answer(&self) -> bool {
+        matches!(self, Self::AnswerTooLarge | Self::AnswerBroken | Self::NotSoap(_) | Self::StatusWithoutFault(_))
+    }
+
+    pub fn into_problem(self) -> Problem {
         let detail = match &self {
             Self::Map(e) => bounded(e.to_string()),
             Self::Input(e) => bounded(e.to_string()),
             _ => String::new(),
         };
         match self {
-            Self::BodyTooLarge => ProxyError::BodyTooLarge.into_problem(),
-            Self::ClientBody => ProxyError::ClientBody.into_problem(),
+            Self::BodyTooLarge => UpstreamError::BodyTooLarge.into_problem(),
+            Self::ClientBody => UpstreamError::ClientBody.into_problem(),
             Self::ClientBodyTimeout => Problem::new(ErrorCode::RequestTimeout, self.to_string()),
             Self::Input(input::InputError::NotJson(_) | input::InputError::Encoding(_)) => {
                 Problem::new(ErrorCode::BadRequest, detail)
@@ -106,7 +110,7 @@ impl SoapError {
                 Problem::new(ErrorCode::InvalidRequest, detail)
             }
             Self::Upstream(e) => e.into_problem(),
-            Self::AnswerTimeout => ProxyError::Timeout.into_problem(),
+            Self::AnswerTimeout => UpstreamError::Timeout.into_problem(),
             // What exactly was wrong with the answer is logged, not told: it describes the
             // backend, not the client's request.
             Self::AnswerTooLarge | Self::AnswerBroken | Self::NotSoap(_) | Self::StatusWithoutFault(_) => {
@@ -125,144 +129,96 @@ fn bounded(mut text: String) -> String {
     text
 }
 
-/// What one SOAP exchange works with.
-pub(crate) struct SoapCall<'a> {
-    pub(crate) runtime: &'a Runtime,
-    pub(crate) upstream: &'a UpstreamRuntime,
-    pub(crate) pool: &'a Pool,
-    pub(crate) route: &'a Arc<RouteSpec>,
-    pub(crate) soap: &'a SoapRouteSpec,
+/// What the upstream phase learnt of the SOAP service: which target answered and how long the
+/// exchange took (the log's `target` and `upstream_ms`).
+#[derive(Debug, Default)]
+pub struct Answered {
+    pub target: Option<Arc<str>>,
+    pub upstream_ms: Option<f64>,
 }
 
-/// Runs the exchange and answers the client; the access log line is written when the
-/// answer's body ends, as for proxied requests.
-pub(crate) async fn exchange<B>(
-    call: SoapCall<'_>,
-    parts: Parts,
-    body: B,
-    ctx: &mut RequestContext,
-    mut log: Option<Box<PendingLog>>,
-) -> Response<ResponseBody>
-where
-    B: Body<Data = Bytes> + Unpin,
-{
-    let stats = Arc::new(BodyStats::default());
-    if let Some(log) = log.as_mut() {
-        log.bytes_in = Some(stats.clone());
-    }
-    match call.run(parts, body, ctx, &stats, &mut log).await {
-        Ok(SoapResponse::Output(output)) => {
-            let json = Bytes::from(serde_json::Value::Object(output).to_string());
-            let mut head = Response::new(()).into_parts().0;
-            head.headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-            head.headers.insert(header::CONTENT_LENGTH, HeaderValue::from(json.len()));
-            pipeline::on_response(Some(call.route), &mut head, ctx);
-            note(&mut log, ctx, head.status.as_u16());
-            Response::from_parts(head, ResponseBody::full(json, log))
-        }
-        Ok(SoapResponse::Fault(fault)) => fault_reply(&fault, call.route, ctx, log),
-        Err(e) => {
-            if matches!(
-                e,
-                SoapError::AnswerTooLarge
-                    | SoapError::AnswerBroken
-                    | SoapError::NotSoap(_)
-                    | SoapError::StatusWithoutFault(_)
-            ) {
-                tracing::warn!(upstream = %call.upstream.spec.name, route = %call.route.name, error = %e, "SOAP answer refused");
-            }
-            gateway_reply(e.into_problem().into_reply(), ctx, log)
-        }
-    }
-}
-
-/// A fault is the service's answer, translated: a `soap_fault` problem that still gets the
-/// route's response headers.
-fn fault_reply(
-    fault: &Fault,
+/// One SOAP exchange: the client's body read whole (bounded by the route's `max_body_bytes`,
+/// counted in `stats`), the operation's input, the envelope posted through `edge`, the answer
+/// read whole and parsed. One deadline (the route's `timeout`, else the upstream's response
+/// timeout) covers it all.
+#[allow(clippy::too_many_arguments)]
+pub async fn exchange<E: Edge>(
+    edge: &E,
+    upstream: usize,
     route: &RouteSpec,
-    ctx: &mut RequestContext,
-    mut log: Option<Box<PendingLog>>,
-) -> Response<ResponseBody> {
+    soap: &SoapRouteSpec,
+    response_timeout: std::time::Duration,
+    mut parts: Parts,
+    body: E::Body,
+    ctx: &RequestContext,
+    stats: &BodyStats,
+    answered: &mut Answered,
+) -> Result<SoapResponse, SoapError> {
+    let timeout = route.timeout.unwrap_or(response_timeout);
+    let deadline = Instant::now() + timeout;
+    let limit = route.limits.max_body_bytes;
+    let body = read_bounded(body, limit, deadline, Some(stats)).await.map_err(|e| match e {
+        ReadError::TooLarge => SoapError::BodyTooLarge,
+        ReadError::Broken => SoapError::ClientBody,
+        ReadError::Timeout => SoapError::ClientBodyTimeout,
+    })?;
+    let input = input::build(soap.template.as_ref(), &parts, &body, ctx)?;
+    let request = soap.operation.build_request(&input)?;
+    envelope_head(&mut parts, &request, soap);
+    let outbound = Outbound {
+        upstream,
+        parts,
+        body: OutBody::Full(Bytes::from(request.body)),
+        client_ip: ctx.client_ip,
+        timeout: deadline.saturating_duration_since(Instant::now()),
+        mode: ForwardMode::SoapEndpoint,
+        stats: None,
+        limits: route.limits,
+    };
+    let forwarded = edge.forward(outbound).await?;
+    let body_started = std::time::Instant::now();
+    let response = forwarded.response;
+    let status = response.status();
+    // Read to its end: the edge's body frees the connection for the next request.
+    let answer = read_bounded(response.into_body(), limit, deadline, None).await;
+    answered.target = Some(forwarded.target);
+    answered.upstream_ms = Some(forwarded.upstream_ms + body_started.elapsed().as_secs_f64() * 1000.0);
+    let answer = answer.map_err(|e| match e {
+        ReadError::TooLarge => SoapError::AnswerTooLarge,
+        ReadError::Broken => SoapError::AnswerBroken,
+        ReadError::Timeout => SoapError::AnswerTimeout,
+    })?;
+    parse(soap, status, answer, limit).await
+}
+
+async fn parse(soap: &SoapRouteSpec, status: StatusCode, answer: Bytes, limit: u64) -> Result<SoapResponse, SoapError> {
+    let op = &soap.operation;
+    if op.is_one_way() && status.is_success() && answer.iter().all(u8::is_ascii_whitespace) {
+        return Ok(SoapResponse::Output(serde_json::Map::new()));
+    }
+    let limits = Limits::with_max_bytes(usize::try_from(limit).unwrap_or(usize::MAX));
+    let parsed = if answer.len() > BLOCKING_PARSE_BYTES {
+        let op = op.clone();
+        tokio::task::spawn_blocking(move || op.parse_response(&answer, &limits))
+            .await
+            .map_err(|_| SoapError::Internal)?
+    } else {
+        op.parse_response(&answer, &limits)
+    };
+    match parsed? {
+        SoapResponse::Output(_) if !status.is_success() => Err(SoapError::StatusWithoutFault(status)),
+        parsed => Ok(parsed),
+    }
+}
+
+/// A fault is the service's answer, translated: a `soap_fault` problem (400 client/sender,
+/// 502 server/receiver) with `faultcode` and `faultstring`.
+pub fn fault_problem(fault: &Fault) -> Problem {
     let mut problem = Problem::new(ErrorCode::SoapFault, "the SOAP service answered with a fault");
     problem.status = Some(fault.status());
     problem.extensions.push(("faultcode", fault.faultcode.clone().into()));
     problem.extensions.push(("faultstring", fault.faultstring.clone().into()));
-    ctx.outcome = Some(ErrorCode::SoapFault);
-    let (mut head, body) = problem.into_response(&ctx.request_id).into_parts();
-    pipeline::on_response(Some(route), &mut head, ctx);
-    note(&mut log, ctx, head.status.as_u16());
-    Response::from_parts(head, ResponseBody::full(body, log))
-}
-
-impl SoapCall<'_> {
-    async fn run<B>(
-        &self,
-        mut parts: Parts,
-        body: B,
-        ctx: &RequestContext,
-        stats: &BodyStats,
-        log: &mut Option<Box<PendingLog>>,
-    ) -> Result<SoapResponse, SoapError>
-    where
-        B: Body<Data = Bytes> + Unpin,
-    {
-        let timeout = self.route.timeout.unwrap_or(self.pool.spec.response_timeout);
-        let deadline = Instant::now() + timeout;
-        let limit = self.route.limits.max_body_bytes;
-        let body = read_bounded(body, limit, deadline, Some(stats)).await.map_err(|e| match e {
-            ReadError::TooLarge => SoapError::BodyTooLarge,
-            ReadError::Broken => SoapError::ClientBody,
-            ReadError::Timeout => SoapError::ClientBodyTimeout,
-        })?;
-        let input = input::build(self.soap.template.as_ref(), &parts, &body, ctx)?;
-        let request = self.soap.operation.build_request(&input)?;
-        envelope_head(&mut parts, &request, self.soap);
-        let key = BalanceKey { client_ip: ctx.client_ip, header: self.pool.hash_header(&parts.headers) };
-        let envelope = RequestBody::full(Bytes::from(request.body));
-        let remaining = deadline.saturating_duration_since(Instant::now());
-        let forwarded = self.pool.forward(parts, envelope, false, key, remaining, ForwardMode::SoapEndpoint).await?;
-        let body_started = std::time::Instant::now();
-        let (response, mut lease) = (forwarded.response, forwarded.lease);
-        let status = response.status();
-        let answer = read_bounded(response.into_body(), limit, deadline, None).await;
-        let upstream_ms = forwarded.upstream_ms + body_started.elapsed().as_secs_f64() * 1000.0;
-        self.runtime.metrics.upstream(&self.upstream.spec.name, upstream_ms);
-        if let Some(log) = log.as_mut() {
-            log.target = Some(forwarded.target);
-            log.upstream_ms = Some(upstream_ms);
-        }
-        let answer = answer.map_err(|e| match e {
-            ReadError::TooLarge => SoapError::AnswerTooLarge,
-            ReadError::Broken => SoapError::AnswerBroken,
-            ReadError::Timeout => SoapError::AnswerTimeout,
-        })?;
-        // Read to its end: the connection can serve the next request.
-        if let Some(lease) = lease.as_mut() {
-            lease.release();
-        }
-        self.parse(status, answer, limit).await
-    }
-
-    async fn parse(&self, status: StatusCode, answer: Bytes, limit: u64) -> Result<SoapResponse, SoapError> {
-        let op = &self.soap.operation;
-        if op.is_one_way() && status.is_success() && answer.iter().all(u8::is_ascii_whitespace) {
-            return Ok(SoapResponse::Output(serde_json::Map::new()));
-        }
-        let limits = Limits::with_max_bytes(usize::try_from(limit).unwrap_or(usize::MAX));
-        let parsed = if answer.len() > BLOCKING_PARSE_BYTES {
-            let op = op.clone();
-            tokio::task::spawn_blocking(move || op.parse_response(&answer, &limits))
-                .await
-                .map_err(|_| SoapError::Internal)?
-        } else {
-            op.parse_response(&answer, &limits)
-        };
-        match parsed? {
-            SoapResponse::Output(_) if !status.is_success() => Err(SoapError::StatusWithoutFault(status)),
-            parsed => Ok(parsed),
-        }
-    }
+    problem
 }
 
 /// The request head for the envelope: POST to the WSDL address's path (the pool swaps in a
@@ -282,7 +238,7 @@ fn envelope_head(parts: &mut Parts, request: &SoapRequest, soap: &SoapRouteSpec)
     parts.headers.insert(header::CONTENT_LENGTH, HeaderValue::from(request.body.len()));
 }
 
-enum ReadError {
+pub(crate) enum ReadError {
     TooLarge,
     Broken,
     Timeout,
@@ -290,7 +246,7 @@ enum ReadError {
 
 /// Reads a whole body, at most `limit` bytes, before `deadline`. `stats` counts the bytes
 /// (the access log's `bytes_in`).
-async fn read_bounded<B>(
+pub(crate) async fn read_bounded<B>(
     mut body: B,
     limit: u64,
     deadline: Instant,
