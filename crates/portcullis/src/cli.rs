@@ -28,6 +28,11 @@ enum Command {
     /// Check everything `run` checks and print every error; exit 0 or 1.
     /// Without --stage: the base document and every stage overlay.
     Validate(ConfigArgs),
+    /// Trace one request through every phase offline: each phase's verdict, the route, the
+    /// consumer, the limits, and the request the upstream would receive or the answer.
+    Explain(crate::explain::ExplainArgs),
+    /// Run declarative request cases offline through the same phases; exit 0 or 1.
+    Test(crate::test_cli::TestArgs),
     /// Print the JSON Schema of the config file (for editors and CI).
     Schema,
     /// Print the OpenAPI 3.1 document of the API the config serves.
@@ -67,6 +72,8 @@ pub(crate) fn main() -> ExitCode {
     match cli.command {
         Command::Run(args) => run(&args),
         Command::Validate(args) => validate(&args),
+        Command::Explain(args) => crate::explain::run(&args),
+        Command::Test(args) => crate::test_cli::run(&args),
         Command::Schema => {
             println!("{:#}", portcullis_config::json_schema());
             ExitCode::SUCCESS

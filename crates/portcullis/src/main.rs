@@ -4,9 +4,11 @@
 mod cli;
 mod demo;
 mod echo;
+mod explain;
 mod keys_cli;
 mod openapi;
 mod soap_cli;
+mod test_cli;
 
 use std::process::ExitCode;
 
