@@ -15,6 +15,7 @@ mod idp;
 mod keys;
 mod kit;
 mod limits;
+mod offline;
 mod oidc;
 mod plans;
 mod postgres_tls;
