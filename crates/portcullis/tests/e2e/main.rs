@@ -3,6 +3,7 @@
 
 mod access_log;
 mod admin;
+mod alerts;
 mod auth;
 mod cache;
 mod certs;
