@@ -1,11 +1,8 @@
-//! Bodies on both sides of the proxy. The client's body arrives as a [`DownstreamBody`]
+//! The request side of the proxy's bodies. The client's body arrives as a [`DownstreamBody`]
 //! (read to its end in the background when an HTTP/2 exchange answered without reading it),
 //! and streams upstream through [`RequestBody`], which counts bytes, stops at the body limit
 //! (chunked bodies included) and gives up on a client that stops sending mid-body. The
-//! upstream's answer is an [`UpstreamBody`], which hands its connection back to the pool once
-//! read to its end; it streams back through [`ResponseBody`], which counts bytes out, feeds
-//! the cache's capture and writes the access log line when the body ends or the client goes
-//! away.
+//! response side is the `response_body` module.
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -16,12 +13,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
-use portcullis_core::cache::Capture;
 use portcullis_core::record::BodyStats;
-
-use crate::access_log::LogOnEnd;
-use crate::cache::ResponseCache;
-use crate::upstream::Lease;
 
 /// How long an HTTP/2 request body the gateway answered without reading is still read.
 const UNREAD_BODY_WAIT: Duration = Duration::from_secs(5);
@@ -213,167 +205,6 @@ impl Body for RequestBody {
         match (&self.full, &self.inner) {
             (Some(data), _) => SizeHint::with_exact(data.len() as u64),
             (None, inner) => inner.as_ref().map_or_else(|| SizeHint::with_exact(0), Body::size_hint),
-        }
-    }
-}
-
-/// The upstream's response body. Read to its end, it hands its HTTP/1.1 connection back to the
-/// pool for the next request; dropped half-way, it takes the connection down with it.
-#[derive(Debug)]
-pub struct UpstreamBody {
-    inner: Incoming,
-    lease: Option<Lease>,
-}
-
-impl UpstreamBody {
-    pub(crate) fn new(inner: Incoming, lease: Option<Lease>) -> Self {
-        let mut this = Self { inner, lease };
-        if this.inner.is_end_stream() {
-            this.release();
-        }
-        this
-    }
-
-    fn release(&mut self) {
-        if let Some(lease) = self.lease.as_mut() {
-            lease.release();
-        }
-    }
-}
-
-impl Body for UpstreamBody {
-    type Data = Bytes;
-    type Error = hyper::Error;
-
-    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
-        let this = self.get_mut();
-        let polled = Pin::new(&mut this.inner).poll_frame(cx);
-        // A body read to its end (chunked bodies never say so by length) frees its connection.
-        if matches!(polled, Poll::Ready(None)) || (polled.is_ready() && this.inner.is_end_stream()) {
-            this.release();
-        }
-        polled
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
-    }
-}
-
-/// What happens when the response body ends: the capture is stored, the log line written.
-pub(crate) struct OnEnd {
-    pub(crate) log: Option<LogOnEnd>,
-    /// A copy for the response cache, stored when the body ends cleanly.
-    pub(crate) capture: Option<(Box<Capture>, ResponseCache)>,
-}
-
-pin_project_lite::pin_project! {
-    /// The response body sent downstream.
-    pub struct ResponseBody {
-        #[pin]
-        source: Source,
-        bytes_out: u64,
-        on_end: OnEnd,
-    }
-
-    impl PinnedDrop for ResponseBody {
-        fn drop(this: Pin<&mut Self>) {
-            let this = this.project();
-            if let Some(log) = this.on_end.log.take() {
-                log.finish(*this.bytes_out);
-            }
-        }
-    }
-}
-
-pin_project_lite::pin_project! {
-    #[project = SourceProj]
-    enum Source {
-        Full { data: Option<Bytes> },
-        Upstream { #[pin] body: UpstreamBody },
-    }
-}
-
-impl Source {
-    fn is_end(&self) -> bool {
-        match self {
-            Self::Full { data } => data.is_none(),
-            Self::Upstream { body } => body.is_end_stream(),
-        }
-    }
-}
-
-impl ResponseBody {
-    pub(crate) fn full(data: Bytes, log: Option<LogOnEnd>) -> Self {
-        let data = (!data.is_empty()).then_some(data);
-        Self { source: Source::Full { data }, bytes_out: 0, on_end: OnEnd { log, capture: None } }
-    }
-
-    pub(crate) fn upstream(body: UpstreamBody, log: Option<LogOnEnd>) -> Self {
-        Self { source: Source::Upstream { body }, bytes_out: 0, on_end: OnEnd { log, capture: None } }
-    }
-
-    /// Copies the body into the response cache as it streams (an empty body is stored now).
-    pub(crate) fn with_capture(mut self, capture: Option<Box<Capture>>, cache: &ResponseCache) -> Self {
-        match capture {
-            Some(capture) if Body::is_end_stream(&self) => {
-                let (key, entry) = capture.finish();
-                cache.put(key, entry);
-            }
-            capture => self.on_end.capture = capture.map(|c| (c, cache.clone())),
-        }
-        self
-    }
-}
-
-impl Body for ResponseBody {
-    type Data = Bytes;
-    type Error = hyper::Error;
-
-    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
-        let mut this = self.project();
-        let polled = match this.source.as_mut().project() {
-            SourceProj::Full { data } => Poll::Ready(data.take().map(|d| Ok(Frame::data(d)))),
-            SourceProj::Upstream { body } => body.poll_frame(cx),
-        };
-        if let Poll::Ready(Some(Ok(frame))) = &polled
-            && let Some(data) = frame.data_ref()
-        {
-            *this.bytes_out += data.len() as u64;
-        }
-        if let Some((capture, _)) = this.on_end.capture.as_mut() {
-            let keep = match &polled {
-                Poll::Pending => true,
-                // Trailers are not stored: an answer with them is not cached.
-                Poll::Ready(Some(Ok(frame))) => frame.data_ref().is_some_and(|d| capture.push(d)),
-                Poll::Ready(Some(Err(_))) => false,
-                Poll::Ready(None) => true,
-            };
-            // hyper stops polling once the body says it has ended.
-            let ended = matches!(&polled, Poll::Ready(None)) || (this.source.is_end() && polled.is_ready());
-            if !keep || ended {
-                if let (true, Some((capture, cache))) = (keep, this.on_end.capture.take()) {
-                    let (key, entry) = capture.finish();
-                    cache.put(key, entry);
-                }
-                this.on_end.capture = None;
-            }
-        }
-        polled
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.source.is_end()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        match &self.source {
-            Source::Full { data } => SizeHint::with_exact(data.as_ref().map_or(0, |d| d.len() as u64)),
-            Source::Upstream { body } => body.size_hint(),
         }
     }
 }

@@ -10,7 +10,7 @@ use portcullis_core::Snapshot;
 use portcullis_core::snapshot::ProviderKind;
 use portcullis_core::stage::AuthSources;
 
-use crate::metrics::Metrics;
+use portcullis_telemetry::metrics::Metrics;
 
 /// JWKS refresh results go to the process's metrics, which a runtime learns only once the
 /// gateway adopts it.

@@ -9,17 +9,14 @@
 //! writes the access log line when it ends. An allowed WebSocket upgrade that the upstream
 //! accepts becomes a spliced tunnel (`tunnel`).
 
-pub mod access_log;
-pub mod admin;
-pub mod audit;
 pub mod body;
 pub mod cache;
 mod conn_io;
 pub mod database;
 pub mod identity;
-pub mod metrics;
 pub mod rate_limit;
 pub mod reload;
+pub mod response_body;
 pub mod runtime;
 pub mod server;
 pub mod service;

@@ -9,9 +9,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::audit::{self, AuditEntry};
 use crate::runtime::Runtime;
 use crate::server::GatewayHandle;
+use portcullis_telemetry::audit::{self, AuditEntry};
 
 /// How often watched files are looked at. A change is acted on once two looks agree, so a
 /// certificate and key written one after the other are read together: seen within ~1 s.

@@ -6,14 +6,14 @@ use std::sync::Arc;
 
 use portcullis_core::Snapshot;
 
-use crate::access_log::AccessLog;
 use crate::cache::ResponseCache;
 use crate::identity::Identity;
-use crate::metrics::Metrics;
 use crate::tls::{self, CertificateInfo, ListenerTls};
 use crate::upstream::{UpstreamRuntime, spawn_active_checks};
 use portcullis_core::clock::{Clock, SystemClock};
 use portcullis_core::limits::RateLimits;
+use portcullis_telemetry::access_log::AccessLog;
+use portcullis_telemetry::metrics::Metrics;
 
 #[derive(Debug)]
 pub struct Runtime {
@@ -100,6 +100,19 @@ impl Runtime {
                 );
             }
         }
+    }
+}
+
+impl portcullis_telemetry::metrics::ConfigGauges for Runtime {
+    fn target_health(&self) -> Vec<(Arc<str>, Arc<str>, bool)> {
+        let targets = self.upstreams.iter().flat_map(|u| {
+            u.target_health().into_iter().map(|(target, healthy)| (u.spec.name.clone(), target, healthy))
+        });
+        targets.collect()
+    }
+
+    fn certificate_expiry(&self, now: std::time::SystemTime) -> Vec<(String, f64)> {
+        self.certificates().map(|c| (c.name.clone(), c.seconds_left(now))).collect()
     }
 }
 

@@ -23,11 +23,11 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, mpsc, watch};
 
 use crate::conn_io::{Activity, ConnIo, FramingScan};
-use crate::metrics::Metrics;
 use crate::runtime::Runtime;
 use crate::service;
 use crate::tls::ListenerTls;
 use crate::tunnel;
+use portcullis_telemetry::metrics::Metrics;
 
 const H2_PREFACE: &[u8; 24] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 /// hyper's smallest read buffer; the header limit is enforced by our own stage above it.

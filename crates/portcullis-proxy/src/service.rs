@@ -15,11 +15,12 @@ use portcullis_core::pipeline::{
     self, Downstream, Edge, Exchange, ForwardMode, Forwarded, OutBody, Outbound, Payload, Shared,
 };
 
-use crate::access_log::LogOnEnd;
-use crate::body::{DownstreamBody, RequestBody, ResponseBody, UpstreamBody};
+use crate::body::{DownstreamBody, RequestBody};
+use crate::response_body::{ResponseBody, UpstreamBody};
 use crate::runtime::Runtime;
 use crate::tunnel::Tunnel;
 use crate::upstream::BalanceKey;
+use portcullis_telemetry::access_log::LogOnEnd;
 
 /// Handles one request on `runtime` (the config current when the request arrived) and counts
 /// it in the metrics.

@@ -8,9 +8,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
+use portcullis_admin::Admin;
 use portcullis_config::{Diagnostics, Loaded, ProcessEnv, Source};
 use portcullis_core::Snapshot;
-use portcullis_proxy::admin::Admin;
 use portcullis_proxy::reload::{self, Reloader};
 use portcullis_proxy::{Gateway, Runtime};
 

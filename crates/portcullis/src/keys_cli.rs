@@ -133,14 +133,14 @@ async fn open(args: &crate::cli::ConfigArgs, parts: &[&str]) -> Result<(StoreAcc
 }
 
 async fn audit(access: &StoreAccess, store: &Store, action: &str, target: &str, detail: &str) {
-    let entry = portcullis_proxy::audit::AuditEntry {
+    let entry = portcullis_telemetry::audit::AuditEntry {
         actor: "cli",
         action,
         target: Some(target),
         result: "ok",
         detail: Some(detail),
     };
-    portcullis_proxy::audit::record(&access.audit_log, &entry);
+    portcullis_telemetry::audit::record(&access.audit_log, &entry);
     let event = AuditEvent { actor: "cli", action, target: Some(target), result: "ok", detail: Some(detail) };
     if let Err(e) = store.append_audit(&event).await {
         eprintln!("warning: cannot write the audit entry to the database: {e}");

@@ -93,7 +93,7 @@ impl TestGateway {
     /// Binds the admin API on `addr`; [`TestGateway::admin_url`] then goes to 127.0.0.1 at
     /// the bound port (so `0.0.0.0:0` works too).
     pub async fn with_admin_on(mut self, addr: SocketAddr) -> Self {
-        let admin = portcullis_proxy::admin::Admin::bind(addr, self.reloader().clone()).await.expect("bind admin");
+        let admin = portcullis_admin::Admin::bind(addr, self.reloader().clone()).await.expect("bind admin");
         let port = admin.local_addr().expect("admin addr").port();
         self.admin = Some(SocketAddr::from(([127, 0, 0, 1], port)));
         tokio::spawn(admin.run());

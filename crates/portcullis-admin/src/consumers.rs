@@ -17,7 +17,7 @@ use portcullis_store::{AuditEvent, KeySync, StoreError, parse_rfc3339, rfc3339};
 use serde_json::{Value, json};
 
 use super::AdminState;
-use crate::runtime::Runtime;
+use portcullis_proxy::runtime::Runtime;
 
 /// `GET /audit` without `limit`.
 const DEFAULT_AUDIT_LIMIT: u32 = 100;
@@ -85,9 +85,14 @@ async fn audit(runtime: &Runtime, sync: &KeySync, action: &str, target: &str, ou
         Ok(detail) => ("ok", (!detail.is_empty()).then(|| detail.to_owned())),
         Err(e) => ("error", Some(e.to_string())),
     };
-    let entry =
-        crate::audit::AuditEntry { actor: "admin", action, target: Some(target), result, detail: detail.as_deref() };
-    crate::audit::record(&runtime.snapshot.audit_log, &entry);
+    let entry = portcullis_telemetry::audit::AuditEntry {
+        actor: "admin",
+        action,
+        target: Some(target),
+        result,
+        detail: detail.as_deref(),
+    };
+    portcullis_telemetry::audit::record(&runtime.snapshot.audit_log, &entry);
     let event = AuditEvent { actor: "admin", action, target: Some(target), result, detail: detail.as_deref() };
     if let Err(e) = sync.store().append_audit(&event).await {
         tracing::warn!(error = %e, action, "cannot write the audit entry to the database");

@@ -125,7 +125,7 @@ impl LogOnEnd {
         Self { log: log.clone(), record, clock }
     }
 
-    pub(crate) fn finish(self, bytes_out: u64) {
+    pub fn finish(self, bytes_out: u64) {
         let r = &self.record;
         let elapsed_ns = self.clock.monotonic().saturating_sub(r.started);
         let ts = std::time::UNIX_EPOCH + std::time::Duration::from_millis(u64::try_from(r.ts_millis).unwrap_or(0));

@@ -32,8 +32,8 @@ use tokio::net::TcpListener;
 
 mod consumers;
 
-use crate::reload::{Reloader, Trigger};
-use crate::runtime::Runtime;
+use portcullis_proxy::reload::{Reloader, Trigger};
+use portcullis_proxy::runtime::Runtime;
 
 #[derive(Clone)]
 struct AdminState {
@@ -247,7 +247,7 @@ async fn health() -> Response {
 async fn ready(State(state): State<AdminState>) -> Response {
     let runtime = state.current();
     let database = match &runtime.database {
-        Some(sync) => crate::database::reachable(sync).await,
+        Some(sync) => portcullis_proxy::database::reachable(sync).await,
         None => true,
     };
     let hash = &runtime.snapshot.hash;
@@ -261,7 +261,7 @@ async fn ready(State(state): State<AdminState>) -> Response {
 
 async fn metrics(State(state): State<AdminState>) -> Response {
     let runtime = state.current();
-    let text = state.reloader.handle().metrics().render(&runtime);
+    let text = state.reloader.handle().metrics().render(&*runtime);
     (
         [(
             header::CONTENT_TYPE,
@@ -306,14 +306,14 @@ async fn purge_cache(State(state): State<AdminState>, body: axum::body::Bytes) -
         Ok(n) => ("ok", format!("{n} entries")),
         Err(e) => ("error", e.to_string()),
     };
-    let entry = crate::audit::AuditEntry {
+    let entry = portcullis_telemetry::audit::AuditEntry {
         actor: "admin",
         action: "cache.purge",
         target: Some(&target),
         result,
         detail: Some(&detail),
     };
-    crate::audit::record(&runtime.snapshot.audit_log, &entry);
+    portcullis_telemetry::audit::record(&runtime.snapshot.audit_log, &entry);
     match purged {
         Ok(purged) => axum::Json(json!({"purged": purged})).into_response(),
         Err(e) => problem(Problem::new(ErrorCode::Internal, format!("cache purge: {e}"))),

@@ -17,7 +17,14 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
-use crate::runtime::Runtime;
+/// What the config-describing gauges are refilled from at each scrape: the current runtime
+/// (implemented by `portcullis_proxy::Runtime`).
+pub trait ConfigGauges {
+    /// Every upstream target: (upstream, target, takes traffic).
+    fn target_health(&self) -> Vec<(Arc<str>, Arc<str>, bool)>;
+    /// Every served certificate: (its first DNS name, seconds left at `now`).
+    fn certificate_expiry(&self, now: SystemTime) -> Vec<(String, f64)>;
+}
 
 /// Seconds: 0.5 ms to ~33 s, doubling.
 fn latency_buckets() -> Histogram {
@@ -248,19 +255,16 @@ impl Metrics {
     }
 
     /// The text exposition, with config-describing gauges taken from `runtime`.
-    pub fn render(&self, runtime: &Runtime) -> String {
+    pub fn render(&self, runtime: &dyn ConfigGauges) -> String {
         let _rendering = self.rendering.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         self.target_healthy.clear();
-        for upstream in &runtime.upstreams {
-            for (target, healthy) in upstream.target_health() {
-                let labels = TargetLabels { upstream: upstream.spec.name.clone(), target };
-                self.target_healthy.get_or_create(&labels).set(i64::from(healthy));
-            }
+        for (upstream, target, healthy) in runtime.target_health() {
+            let labels = TargetLabels { upstream, target };
+            self.target_healthy.get_or_create(&labels).set(i64::from(healthy));
         }
         self.certificate_expiry.clear();
-        let now = SystemTime::now();
-        for cert in runtime.certificates() {
-            self.certificate_expiry.get_or_create(&NameLabel { name: cert.name.clone() }).set(cert.seconds_left(now));
+        for (name, left) in runtime.certificate_expiry(SystemTime::now()) {
+            self.certificate_expiry.get_or_create(&NameLabel { name }).set(left);
         }
         let mut out = String::with_capacity(8192);
         if prometheus_client::encoding::text::encode(&mut out, &self.registry).is_err() {
