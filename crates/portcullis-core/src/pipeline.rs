@@ -322,6 +322,9 @@ async fn rate_limit(
         return Ok(None);
     };
     if checked.allowed() {
+        if checked.quota.is_some() {
+            record.plan.clone_from(&ctx.plan);
+        }
         ctx.decisions.pass(phase::RATE_LIMIT);
         return Ok(Some(checked));
     }

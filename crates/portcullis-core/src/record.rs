@@ -65,6 +65,8 @@ pub struct Record {
     pub decided_by: Option<String>,
     /// The limit that refused (`portcullis_rate_limited_total{route,limit}`).
     pub rate_limited: Option<Arc<str>>,
+    /// The usage plan whose quota counted this request (`portcullis_plan_requests_total{plan}`).
+    pub plan: Option<Arc<str>>,
     /// The provider whose check refused (`portcullis_auth_failures_total{provider,code}`).
     pub auth_failed: Option<Arc<str>>,
 }
@@ -107,6 +109,7 @@ impl Record {
             tls: ctx.tls.clone(),
             decided_by: None,
             rate_limited: None,
+            plan: None,
             auth_failed: None,
         })
     }

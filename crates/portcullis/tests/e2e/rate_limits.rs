@@ -79,7 +79,7 @@ async fn keys_are_isolated_and_the_tightest_of_several_limits_is_reported() {
     assert_eq!(r.header("ratelimit-limit"), Some("2"));
     assert_eq!(r.header("ratelimit-remaining"), Some("1"));
     // The refused request took nothing from the route-wide limit: 3 admitted so far, 7 left.
-    let metrics = gw.handle.metrics().render(&gw.handle.current());
+    let metrics = gw.handle.metrics().render(&*gw.handle.current());
     assert!(metrics.contains(r#"portcullis_rate_limited_total{route="r",limit="per_client"} 1"#), "{metrics}");
     for i in 0..7 {
         let r = get(&gw.url("/x"), &[("x-client", &format!("c{i}"))]).await;
@@ -230,6 +230,12 @@ async fn each_on_redis_error_mode_degrades_when_redis_stops_and_recovers_when_it
             _ => &[200, 200, 200, 429],
         };
         assert_eq!(down, expected, "{mode}: with Redis down");
+        let text = gw.handle.metrics().render(&*gw.handle.current());
+        let errors = text.lines().find_map(|l| l.strip_prefix(r#"portcullis_state_errors_total{store="redis"} "#));
+        assert!(
+            errors.and_then(|n| n.parse::<u64>().ok()).is_some_and(|n| n > 0),
+            "{mode}: Redis errors counted:\n{text}"
+        );
         let _redis = OwnRedis::start(port);
         // Back on Redis (empty again, as it keeps nothing): deny and local admit once more,
         // allow starts counting and refuses the fourth.

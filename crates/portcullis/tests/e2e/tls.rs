@@ -310,7 +310,7 @@ async fn connections_active_counts_tls_connections_and_returns_to_zero() {
     let pki = one_cert(&dir);
     let gw = tls_gateway(dir, ONE_CERT, &backend).await;
     let gauge = || {
-        let text = gw.handle.metrics().render(&gw.handle.current());
+        let text = gw.handle.metrics().render(&*gw.handle.current());
         text.lines()
             .find_map(|l| l.strip_prefix("portcullis_connections_active{listener=\"edge\"} ")?.parse::<i64>().ok())
     };
