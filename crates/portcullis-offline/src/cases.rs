@@ -45,6 +45,10 @@ fn default_kid() -> String {
 pub struct Case {
     pub name: String,
     pub request: CaseRequest,
+    /// How many times the request is sent, on one offline gateway (default 1): rate limits
+    /// and quotas count across the sends, and the expectations apply to the last answer.
+    #[serde(default = "default_repeat")]
+    pub repeat: u32,
     #[serde(default)]
     pub upstream_response: Option<CaseResponse>,
     #[serde(default)]
@@ -68,6 +72,13 @@ pub struct CaseRequest {
     #[serde(default)]
     pub token: Option<TokenSpec>,
 }
+
+fn default_repeat() -> u32 {
+    1
+}
+
+/// The most sends one case may ask for: enough to use up any burst a case needs to show.
+pub const MAX_REPEAT: u32 = 10_000;
 
 fn default_method() -> String {
     "GET".to_owned()
