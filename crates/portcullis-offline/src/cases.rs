@@ -89,11 +89,16 @@ fn default_method() -> String {
 #[serde(untagged)]
 pub enum TokenSpec {
     Literal(String),
-    Made {
-        provider: String,
-        #[serde(default)]
-        claims: Map<String, Value>,
-    },
+    Made(MadeToken),
+}
+
+/// `token: { provider, claims }` (a misspelt key is an error, not a token without claims).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MadeToken {
+    pub provider: String,
+    #[serde(default)]
+    pub claims: Map<String, Value>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -7,7 +7,7 @@ use std::time::Instant;
 use portcullis_core::Snapshot;
 use portcullis_core::snapshot::{ProviderKind, TokenSource};
 
-use crate::cases::{self, Case, CaseFile, Mismatch, TokenPlace, TokenSpec};
+use crate::cases::{self, Case, CaseFile, MadeToken, Mismatch, TokenPlace, TokenSpec};
 use crate::tokens::SigningKey;
 use crate::{Error, Offline, StandIn, fail};
 
@@ -81,7 +81,7 @@ async fn run_case(snapshot: &Snapshot, keys: &[SigningKey], case: &Case, now: i6
     let token = match &case.request.token {
         None => None,
         Some(TokenSpec::Literal(token)) => Some((token.clone(), TokenPlace::Header)),
-        Some(TokenSpec::Made { provider, claims }) => {
+        Some(TokenSpec::Made(MadeToken { provider, claims })) => {
             let Some(ProviderKind::Jwt(jwt)) = snapshot.provider(provider).map(|p| &p.kind) else {
                 fail!("token.provider: the config has no JWT provider `{provider}`");
             };
@@ -133,8 +133,7 @@ mod tests {
                       upstreams: { m: { mock: { status: 200 } } }\n\
                       rate_limits: { tight: { rate: 1/h, burst: 2, key: client_ip } }\n\
                       routes:\n  - { name: r, match: { path: /x }, upstream: m, auth: none, rate_limits: [tight] }\n";
-        let loaded =
-            portcullis_config::load_str(config, "t.yaml", Path::new("/tmp"), None).expect("the config parses");
+        let loaded = portcullis_config::load_str(config, "t.yaml", Path::new("/tmp"), None).expect("the config parses");
         let snapshot = portcullis_core::compile(&loaded).expect("the config compiles");
         let file: CaseFile = serde_saphyr::from_str(cases).expect("the case file parses");
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a runtime");
@@ -152,6 +151,14 @@ mod tests {
         );
         let failed: Vec<&str> = verdicts.iter().filter(|v| !v.passed()).map(|v| v.name.as_str()).collect();
         assert_eq!(failed, ["wrong"], "{verdicts:#?}");
+    }
+
+    #[test]
+    fn a_misspelt_token_key_is_refused_not_read_as_a_token_without_claims() {
+        let parsed: Result<CaseFile, _> = serde_saphyr::from_str(
+            "cases:\n- { name: t, request: { url: 'http://a/x', token: { provider: p, claimz: { sub: a } } } }\n",
+        );
+        assert!(parsed.is_err(), "{parsed:?}");
     }
 
     #[test]
