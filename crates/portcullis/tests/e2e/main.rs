@@ -10,6 +10,7 @@ mod certs;
 mod cli;
 mod decisions;
 mod differential;
+mod examples;
 mod grpc;
 mod headers;
 mod idp;
