@@ -105,6 +105,54 @@ impl Var {
         })
     }
 
+    /// The name as SecLang writes it.
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Var::Args => "ARGS",
+            Var::ArgsNames => "ARGS_NAMES",
+            Var::ArgsGet => "ARGS_GET",
+            Var::ArgsGetNames => "ARGS_GET_NAMES",
+            Var::ArgsPost => "ARGS_POST",
+            Var::ArgsPostNames => "ARGS_POST_NAMES",
+            Var::ArgsCombinedSize => "ARGS_COMBINED_SIZE",
+            Var::Files => "FILES",
+            Var::FilesNames => "FILES_NAMES",
+            Var::FilesCombinedSize => "FILES_COMBINED_SIZE",
+            Var::MultipartPartHeaders => "MULTIPART_PART_HEADERS",
+            Var::QueryString => "QUERY_STRING",
+            Var::RemoteAddr => "REMOTE_ADDR",
+            Var::ReqbodyProcessor => "REQBODY_PROCESSOR",
+            Var::ReqbodyError => "REQBODY_ERROR",
+            Var::RequestBasename => "REQUEST_BASENAME",
+            Var::RequestBody => "REQUEST_BODY",
+            Var::RequestBodyLength => "REQUEST_BODY_LENGTH",
+            Var::RequestCookies => "REQUEST_COOKIES",
+            Var::RequestCookiesNames => "REQUEST_COOKIES_NAMES",
+            Var::RequestFilename => "REQUEST_FILENAME",
+            Var::RequestHeaders => "REQUEST_HEADERS",
+            Var::RequestHeadersNames => "REQUEST_HEADERS_NAMES",
+            Var::RequestLine => "REQUEST_LINE",
+            Var::RequestMethod => "REQUEST_METHOD",
+            Var::RequestProtocol => "REQUEST_PROTOCOL",
+            Var::RequestUri => "REQUEST_URI",
+            Var::RequestUriRaw => "REQUEST_URI_RAW",
+            Var::Tx => "TX",
+            Var::Ip => "IP",
+            Var::Global => "GLOBAL",
+            Var::Session => "SESSION",
+            Var::User => "USER",
+            Var::Resource => "RESOURCE",
+            Var::Geo => "GEO",
+            Var::UniqueId => "UNIQUE_ID",
+            Var::Duration => "DURATION",
+            Var::MatchedVar => "MATCHED_VAR",
+            Var::MatchedVarName => "MATCHED_VAR_NAME",
+            Var::MatchedVars => "MATCHED_VARS",
+            Var::MatchedVarsNames => "MATCHED_VARS_NAMES",
+            Var::Xml => "XML",
+        }
+    }
+
     /// The name of a collection kept in the transaction's variable store (`tx.x`, `ip.x`).
     pub(crate) fn store_prefix(self) -> Option<&'static str> {
         Some(match self {
@@ -924,7 +972,14 @@ fn ip_list(items: Vec<String>) -> Result<Vec<ipnet::IpNet>, String> {
 /// time); look-around and back-references go to `fancy-regex`.
 pub(crate) fn compile_regex(pcre: &str) -> Result<Matcher, String> {
     let translated = translate_pcre(pcre, false);
-    match regex::bytes::RegexBuilder::new(&translated).size_limit(64 << 20).dfa_size_limit(16 << 20).build() {
+    // Byte-oriented, as PCRE without UTF mode: ASCII case folding and classes keep the lazy
+    // DFA small and fast, and `\xNN` means a byte.
+    match regex::bytes::RegexBuilder::new(&translated)
+        .unicode(false)
+        .size_limit(64 << 20)
+        .dfa_size_limit(16 << 20)
+        .build()
+    {
         Ok(r) => Ok(Matcher::Std(r)),
         Err(_) => fancy_regex::RegexBuilder::new(&translate_pcre(pcre, true))
             .backtrack_limit(1_000_000)
@@ -963,6 +1018,8 @@ pub(crate) fn translate_pcre(p: &str, fancy: bool) -> String {
             };
             match rep {
                 Some(r) => out.push_str(r),
+                // PCRE lets any punctuation be escaped; Rust only its meta characters.
+                None if !n.is_ascii_alphanumeric() && !is_meta(n, in_class) => out.push(n),
                 None => {
                     out.push('\\');
                     out.push(n);
@@ -1045,12 +1102,18 @@ pub(crate) fn translate_pcre(p: &str, fancy: bool) -> String {
     out
 }
 
+/// Characters that keep their backslash in Rust's syntax.
+fn is_meta(c: char, in_class: bool) -> bool {
+    if in_class { matches!(c, '\\' | ']' | '[' | '^' | '-' | '&' | '~') } else { "\\.+*?()|[]{}^$#&-~ ".contains(c) }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn translates_pcre_leniencies() {
+        assert_eq!(translate_pcre("[^:\\(\\)\\&\\!\\<\\~]\\<", false), "[^:()\\&!<\\~]<");
         assert_eq!(translate_pcre("['\" ?[=<>]+", false), "['\" ?\\[=<>]+");
         assert_eq!(translate_pcre("{{.*?}}", false), "\\{\\{.*?\\}\\}");
         assert_eq!(translate_pcre("a{1,3}b", false), "a{1,3}b");

@@ -24,10 +24,21 @@ pub(crate) struct Program {
 type Source = Option<(u8, u32)>;
 
 struct Value<'a> {
-    name: Cow<'a, str>,
+    /// The collection's name, `ARGS`.
+    coll: &'static str,
+    /// The member's key, `q` in `ARGS:q`; empty for a single-valued variable.
+    key: Cow<'a, str>,
     value: Cow<'a, [u8]>,
     source: Source,
 }
+
+impl Value<'_> {
+    fn full_name(&self) -> String {
+        if self.key.is_empty() { self.coll.to_string() } else { format!("{}:{}", self.coll, self.key) }
+    }
+}
+
+const TX_CAPTURE: [&str; 10] = ["tx.0", "tx.1", "tx.2", "tx.3", "tx.4", "tx.5", "tx.6", "tx.7", "tx.8", "tx.9"];
 
 struct State<'p, 't> {
     program: &'p Program,
@@ -44,7 +55,7 @@ struct State<'p, 't> {
     matched_var: Vec<u8>,
     matched_var_name: String,
     matched_vars: Vec<(String, Vec<u8>)>,
-    cache: HashMap<(u8, u32, u32), Vec<u8>>,
+    cache: std::cell::RefCell<HashMap<(u8, u32, u32), Vec<u8>>>,
     matches: Vec<CrsMatch>,
     denied: bool,
     stopped: bool,
@@ -69,7 +80,7 @@ pub(crate) fn evaluate(program: &Program, tx: &Transaction<'_>) -> CrsVerdict {
         matched_var: Vec::new(),
         matched_var_name: String::new(),
         matched_vars: Vec::new(),
-        cache: HashMap::new(),
+        cache: std::cell::RefCell::new(HashMap::new()),
         matches: Vec::new(),
         denied: false,
         stopped: false,
@@ -244,7 +255,7 @@ impl<'p, 't> State<'p, 't> {
             };
             if let Some(var) = var {
                 let t = Target { var, sel: Selector::Key(key.to_string()), count: false };
-                if let Some(v) = self.values(&t, rule).into_iter().next() {
+                if let Some(v) = self.values(&t).into_iter().next() {
                     return v.value.into_owned();
                 }
             }
@@ -252,8 +263,10 @@ impl<'p, 't> State<'p, 't> {
         Vec::new()
     }
 
-    fn excluded(&self, rule: &Rule, head: &Rule, var: Var, name: &str) -> bool {
-        let key = name.split_once(':').map(|(_, k)| k).unwrap_or("");
+    fn excluded(&self, rule: &Rule, head: &Rule, var: Var, key: &str) -> bool {
+        if rule.excludes.is_empty() && self.removed_targets.is_empty() {
+            return false;
+        }
         rule.excludes.iter().any(|e| e.var == var && e.sel.selects(key))
             || self.removed_targets.iter().any(|(sel, v, k)| {
                 *v == var && sel.selects(head) && k.as_deref().is_none_or(|k| selector_matches(k, key))
@@ -264,76 +277,91 @@ impl<'p, 't> State<'p, 't> {
         if rule.targets.is_empty() {
             return !rule.negated;
         }
-        let mut matched = false;
-        let mut found: Vec<(String, Vec<u8>)> = Vec::new();
-        for t in &rule.targets {
-            let values: Vec<Value<'_>> =
-                self.values(t, rule).into_iter().filter(|v| !self.excluded(rule, head, t.var, &v.name)).collect();
-            let values: Vec<(String, Vec<u8>, Source)> = if t.count {
-                vec![(format!("&{:?}", t.var), values.len().to_string().into_bytes(), None)]
-            } else {
-                values.into_iter().map(|v| (v.name.into_owned(), v.value.into_owned(), v.source)).collect()
-            };
-            for (name, raw, source) in values {
-                let candidates: Vec<Vec<u8>> = if rule.multi_match {
-                    let mut c = vec![raw.clone()];
-                    let mut cur = raw.clone();
-                    for f in &rule.transforms {
-                        cur = f.apply(&cur);
-                        c.push(cur.clone());
+        // Matching borrows the request; what a match records is applied afterwards.
+        let mut hits: Vec<(String, Vec<u8>, Vec<Vec<u8>>)> = Vec::new();
+        {
+            let this = &*self;
+            for t in &rule.targets {
+                let values = this.values(t);
+                if t.count {
+                    let n = values.iter().filter(|v| !this.excluded(rule, head, t.var, &v.key)).count();
+                    let v = n.to_string().into_bytes();
+                    if let Some(caps) = this.test(rule, &v) {
+                        hits.push((format!("&{}", t.var.name()), v, caps));
                     }
-                    c
-                } else {
-                    vec![self.transformed(rule, &raw, source)]
-                };
-                for v in candidates {
-                    let hit = self.operator(rule, &v);
-                    let hit = match hit {
-                        Some(caps) if !rule.negated => Some(caps),
-                        None if rule.negated => Some(Vec::new()),
-                        _ => None,
-                    };
-                    if let Some(caps) = hit {
-                        if rule.capture {
-                            for i in 0..10 {
-                                self.store.remove(&format!("tx.{i}"));
+                    continue;
+                }
+                for v in values {
+                    if this.excluded(rule, head, t.var, &v.key) {
+                        continue;
+                    }
+                    if rule.multi_match {
+                        let mut cur = v.value.to_vec();
+                        let mut hit = this.test(rule, &cur);
+                        for f in &rule.transforms {
+                            if hit.is_some() {
+                                break;
                             }
-                            for (i, c) in caps.into_iter().enumerate().take(10) {
-                                self.store.insert(format!("tx.{i}"), c);
-                            }
+                            cur = f.apply(&cur);
+                            hit = this.test(rule, &cur);
                         }
-                        matched = true;
-                        self.matched_var = v.clone();
-                        self.matched_var_name = name.clone();
-                        found.push((name.clone(), v));
-                        break;
+                        if let Some(caps) = hit {
+                            hits.push((v.full_name(), cur, caps));
+                        }
+                    } else {
+                        let tv = this.transformed(rule, &v.value, v.source);
+                        if let Some(caps) = this.test(rule, &tv) {
+                            hits.push((v.full_name(), tv.to_vec(), caps));
+                        }
                     }
                 }
             }
         }
-        if matched {
-            self.matched_vars = found;
+        if hits.is_empty() {
+            return false;
         }
-        matched
+        for (name, value, caps) in &hits {
+            if rule.capture && !caps.is_empty() {
+                for key in TX_CAPTURE {
+                    self.store.remove(key);
+                }
+                for (i, c) in caps.iter().enumerate().take(10) {
+                    self.store.insert(TX_CAPTURE[i].to_string(), c.clone());
+                }
+            }
+            self.matched_var.clone_from(value);
+            self.matched_var_name.clone_from(name);
+        }
+        self.matched_vars = hits.into_iter().map(|(n, v, _)| (n, v)).collect();
+        true
     }
 
-    fn transformed(&mut self, rule: &Rule, raw: &[u8], source: Source) -> Vec<u8> {
+    /// The operator's verdict after negation: `Some(captures)` when the rule matches.
+    fn test(&self, rule: &Rule, v: &[u8]) -> Option<Vec<Vec<u8>>> {
+        match (self.operator(rule, v), rule.negated) {
+            (Some(caps), false) => Some(caps),
+            (None, true) => Some(Vec::new()),
+            _ => None,
+        }
+    }
+
+    fn transformed<'v>(&self, rule: &Rule, raw: &'v [u8], source: Source) -> Cow<'v, [u8]> {
         if rule.transforms.is_empty() {
-            return raw.to_vec();
+            return Cow::Borrowed(raw);
         }
         if let Some((c, i)) = source
-            && let Some(v) = self.cache.get(&(c, i, rule.chain_key))
+            && let Some(v) = self.cache.borrow().get(&(c, i, rule.chain_key))
         {
-            return v.clone();
+            return Cow::Owned(v.clone());
         }
         let mut cur = raw.to_vec();
         for f in &self.program.chains[rule.chain_key as usize] {
             cur = f.apply(&cur);
         }
         if let Some((c, i)) = source {
-            self.cache.insert((c, i, rule.chain_key), cur.clone());
+            self.cache.borrow_mut().insert((c, i, rule.chain_key), cur.clone());
         }
-        cur
+        Cow::Owned(cur)
     }
 
     /// `Some(captures)` when the operator matches.
@@ -364,11 +392,10 @@ impl<'p, 't> State<'p, 't> {
             Op::Lt(t) => (parse_int(v) < parse_int(arg(t).as_bytes())).then(yes).flatten(),
             Op::Le(t) => (parse_int(v) <= parse_int(arg(t).as_bytes())).then(yes).flatten(),
             Op::DetectSqli => {
-                let s = String::from_utf8_lossy(v);
-                let r = zentinel_modsec::libinjection::sqli::detect_sqli(&s);
-                r.is_injection.then(|| vec![r.fingerprint.unwrap_or_default().into_bytes()])
+                let r = libinjectionrs::detect_sqli(v);
+                r.is_injection().then(|| vec![r.fingerprint.map(|f| f.as_bytes().to_vec()).unwrap_or_default()])
             }
-            Op::DetectXss => zentinel_modsec::libinjection::is_xss(&String::from_utf8_lossy(v)).then(yes).flatten(),
+            Op::DetectXss => libinjectionrs::detect_xss(v).is_injection().then(yes).flatten(),
             Op::ValidateByteRange(ranges) => {
                 v.iter().any(|b| !ranges.iter().any(|(lo, hi)| (lo..=hi).contains(&b))).then(yes).flatten()
             }
@@ -383,21 +410,23 @@ impl<'p, 't> State<'p, 't> {
         }
     }
 
-    fn values<'s>(&'s self, t: &Target, _rule: &Rule) -> Vec<Value<'s>> {
+    fn values<'s>(&'s self, t: &Target) -> Vec<Value<'s>> {
         let mut out = Vec::new();
-        let pairs = |out: &mut Vec<Value<'s>>, prefix: &str, list: &'s [(String, Vec<u8>)], coll: u8, names: bool| {
-            for (i, (k, v)) in list.iter().enumerate() {
-                if t.sel.selects(k) {
-                    out.push(Value {
-                        name: Cow::Owned(format!("{prefix}:{k}")),
-                        value: if names { Cow::Borrowed(k.as_bytes()) } else { Cow::Borrowed(v.as_slice()) },
-                        source: Some((coll, i as u32)),
-                    });
+        let pairs =
+            |out: &mut Vec<Value<'s>>, prefix: &'static str, list: &'s [(String, Vec<u8>)], coll: u8, names: bool| {
+                for (i, (k, v)) in list.iter().enumerate() {
+                    if t.sel.selects(k) {
+                        out.push(Value {
+                            coll: prefix,
+                            key: Cow::Borrowed(k.as_str()),
+                            value: if names { Cow::Borrowed(k.as_bytes()) } else { Cow::Borrowed(v.as_slice()) },
+                            source: Some((coll, i as u32)),
+                        });
+                    }
                 }
-            }
-        };
+            };
         let scalar = |out: &mut Vec<Value<'s>>, name: &'static str, v: Cow<'s, [u8]>, slot: u32| {
-            out.push(Value { name: Cow::Borrowed(name), value: v, source: Some((200, slot)) });
+            out.push(Value { coll: name, key: Cow::Borrowed(""), value: v, source: Some((200, slot)) });
         };
         let h = &self.hdr;
         let b = &self.body;
@@ -424,7 +453,8 @@ impl<'p, 't> State<'p, 't> {
             Var::Xml => {
                 for (i, (_, v)) in b.xml.iter().enumerate() {
                     out.push(Value {
-                        name: Cow::Borrowed("XML"),
+                        coll: "XML",
+                        key: Cow::Borrowed("/*"),
                         value: Cow::Borrowed(v.as_slice()),
                         source: Some((11, i as u32)),
                     });
@@ -432,11 +462,16 @@ impl<'p, 't> State<'p, 't> {
             }
             Var::ArgsCombinedSize => {
                 let n: usize = h.args_get.iter().chain(b.args_post.iter()).map(|(k, v)| k.len() + v.len()).sum();
-                scalar(&mut out, "ARGS_COMBINED_SIZE", Cow::Owned(n.to_string().into_bytes()), 0);
-                out[0].source = None;
+                out.push(Value {
+                    coll: "ARGS_COMBINED_SIZE",
+                    key: Cow::Borrowed(""),
+                    value: Cow::Owned(n.to_string().into_bytes()),
+                    source: None,
+                });
             }
             Var::FilesCombinedSize => out.push(Value {
-                name: "FILES_COMBINED_SIZE".into(),
+                coll: "FILES_COMBINED_SIZE",
+                key: Cow::Borrowed(""),
                 value: Cow::Owned(b.files_size.to_string().into_bytes()),
                 source: None,
             }),
@@ -454,42 +489,57 @@ impl<'p, 't> State<'p, 't> {
             Var::RequestProtocol => scalar(&mut out, "REQUEST_PROTOCOL", Cow::Borrowed(self.tx.protocol.as_bytes()), 8),
             Var::RemoteAddr => scalar(&mut out, "REMOTE_ADDR", Cow::Borrowed(self.remote_addr.as_bytes()), 9),
             Var::UniqueId => out.push(Value {
-                name: "UNIQUE_ID".into(),
+                coll: "UNIQUE_ID",
+                key: Cow::Borrowed(""),
                 value: Cow::Borrowed(self.unique_id.as_bytes()),
                 source: None,
             }),
             Var::RequestBodyLength => out.push(Value {
-                name: "REQUEST_BODY_LENGTH".into(),
+                coll: "REQUEST_BODY_LENGTH",
+                key: Cow::Borrowed(""),
                 value: Cow::Owned(b.raw.len().to_string().into_bytes()),
                 source: None,
             }),
             Var::ReqbodyProcessor => {
                 if let Some(p) = self.processor {
                     out.push(Value {
-                        name: "REQBODY_PROCESSOR".into(),
+                        coll: "REQBODY_PROCESSOR",
+                        key: Cow::Borrowed(""),
                         value: Cow::Borrowed(p.name().as_bytes()),
                         source: None,
                     });
                 }
             }
             Var::ReqbodyError => out.push(Value {
-                name: "REQBODY_ERROR".into(),
+                coll: "REQBODY_ERROR",
+                key: Cow::Borrowed(""),
                 value: Cow::Borrowed(if b.error { b"1" } else { b"0" }),
                 source: None,
             }),
-            Var::Duration => out.push(Value { name: "DURATION".into(), value: Cow::Borrowed(b"0"), source: None }),
-            Var::MatchedVar => {
-                out.push(Value { name: "MATCHED_VAR".into(), value: Cow::Borrowed(&self.matched_var), source: None })
+            Var::Duration => {
+                out.push(Value { coll: "DURATION", key: Cow::Borrowed(""), value: Cow::Borrowed(b"0"), source: None })
             }
+            Var::MatchedVar => out.push(Value {
+                coll: "MATCHED_VAR",
+                key: Cow::Borrowed(""),
+                value: Cow::Borrowed(&self.matched_var),
+                source: None,
+            }),
             Var::MatchedVarName => out.push(Value {
-                name: "MATCHED_VAR_NAME".into(),
+                coll: "MATCHED_VAR_NAME",
+                key: Cow::Borrowed(""),
                 value: Cow::Borrowed(self.matched_var_name.as_bytes()),
                 source: None,
             }),
             Var::MatchedVars => {
                 for (k, v) in &self.matched_vars {
                     if t.sel.selects(k) {
-                        out.push(Value { name: Cow::Owned(k.clone()), value: Cow::Borrowed(v), source: None });
+                        out.push(Value {
+                            coll: "MATCHED_VARS",
+                            key: Cow::Borrowed(k.as_str()),
+                            value: Cow::Borrowed(v),
+                            source: None,
+                        });
                     }
                 }
             }
@@ -497,7 +547,8 @@ impl<'p, 't> State<'p, 't> {
                 for (k, _) in &self.matched_vars {
                     if t.sel.selects(k) {
                         out.push(Value {
-                            name: Cow::Owned(k.clone()),
+                            coll: "MATCHED_VARS_NAMES",
+                            key: Cow::Borrowed(k.as_str()),
                             value: Cow::Borrowed(k.as_bytes()),
                             source: None,
                         });
@@ -511,7 +562,8 @@ impl<'p, 't> State<'p, 't> {
                         let full = format!("{prefix}.{}", k.to_ascii_lowercase());
                         if let Some(v) = self.store.get(&full) {
                             out.push(Value {
-                                name: Cow::Owned(format!("{}:{k}", prefix.to_ascii_uppercase())),
+                                coll: t.var.name(),
+                                key: Cow::Owned(k.clone()),
                                 value: Cow::Borrowed(v),
                                 source: None,
                             });
@@ -528,7 +580,8 @@ impl<'p, 't> State<'p, 't> {
                             let short = &k[prefix.len() + 1..];
                             if sel.selects(short) {
                                 out.push(Value {
-                                    name: Cow::Owned(format!("{}:{short}", prefix.to_ascii_uppercase())),
+                                    coll: t.var.name(),
+                                    key: Cow::Borrowed(short),
                                     value: Cow::Borrowed(&self.store[k]),
                                     source: None,
                                 });

@@ -359,7 +359,7 @@ fn benign_requests_pass_and_the_false_positive_rate_is_published() {
         rate * 100.0,
         flagged
     );
-    // Stock CRS at PL1 is known to flag some prose (942190 on "union ... select"); the rate is
+    // Stock CRS 3.3 at PL1 flags prose holding "union ... select" (942190: 6 of 267 here); the rate is
     // published and held under this ceiling so that a regression shows.
-    assert!(rate <= 0.07, "false-positive rate {:.2}%:\n{}", rate * 100.0, blocked.join("\n"));
+    assert!(rate <= 0.03, "false-positive rate {:.2}%:\n{}", rate * 100.0, blocked.join("\n"));
 }
