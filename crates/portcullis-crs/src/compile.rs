@@ -168,6 +168,9 @@ impl Var {
     }
 }
 
+/// A target list: what is inspected, and what is excluded (`!ARGS:x`).
+pub(crate) type TargetList = (Vec<Target>, Vec<Target>);
+
 /// Which members of a collection a target names.
 #[derive(Debug, Clone)]
 pub(crate) enum Selector {
@@ -354,6 +357,8 @@ pub(crate) enum Item {
 pub(crate) struct Compiler {
     pub(crate) items: Vec<Item>,
     pub(crate) removed: Vec<RuleSel>,
+    /// SecRuleUpdateTargetById: targets added to (or excluded from) rules, applied at the end.
+    pub(crate) updates: Vec<(RuleSel, TargetList)>,
     pub(crate) errors: Vec<LoadError>,
     pub(crate) chains: Vec<Vec<Transform>>,
     pending_chain: Option<Vec<Rule>>,
@@ -406,6 +411,7 @@ impl Compiler {
         Compiler {
             items: Vec::new(),
             removed: Vec::new(),
+            updates: Vec::new(),
             errors: Vec::new(),
             chains: Vec::new(),
             pending_chain: None,
@@ -454,6 +460,27 @@ impl Compiler {
                 }
                 self.removed.push(RuleSel::Ids(ranges));
             }
+            "secruleupdatetargetbyid" => {
+                let (Some(ids), Some(targets)) = (d.args.first(), d.args.get(1)) else {
+                    self.err(d, None, "SecRuleUpdateTargetById needs a rule id and targets".into());
+                    return;
+                };
+                if d.args.len() > 2 {
+                    self.err(
+                        d,
+                        Some(ids.clone()),
+                        "SecRuleUpdateTargetById with a replaced target is not supported".into(),
+                    );
+                    return;
+                }
+                match (parse_id_ranges(ids), parse_targets(targets)) {
+                    (Some(r), Ok(t)) => self.updates.push((RuleSel::Ids(r), t)),
+                    (None, _) => {
+                        self.err(d, None, format!("SecRuleUpdateTargetById: {ids:?} is not a rule id or range"))
+                    }
+                    (_, Err(m)) => self.err(d, Some(ids.clone()), m),
+                }
+            }
             "secruleremovebytag" => {
                 for a in &d.args {
                     self.removed.push(RuleSel::Tag(a.clone()));
@@ -471,6 +498,20 @@ impl Compiler {
             }
             n if NEUTRAL_DIRECTIVES.contains(&n) => {}
             _ => self.err(d, None, format!("unsupported directive {}", d.name)),
+        }
+    }
+
+    /// Applies SecRuleUpdateTargetById to the rules it names, wherever they were loaded.
+    pub(crate) fn apply_updates(&mut self) {
+        for (sel, (targets, excludes)) in std::mem::take(&mut self.updates) {
+            for item in &mut self.items {
+                if let Item::Rule(r) = item
+                    && sel.selects(r)
+                {
+                    r.targets.extend(targets.iter().cloned());
+                    r.excludes.extend(excludes.iter().cloned());
+                }
+            }
         }
     }
 
@@ -1001,6 +1042,18 @@ pub(crate) fn translate_pcre(p: &str, fancy: bool) -> String {
         let ch = c[i];
         if ch == '\\' && i + 1 < c.len() {
             let n = c[i + 1];
+            // `\x{bc}` is the byte 0xbc, as `\xbc`.
+            if n == 'x' && c.get(i + 2) == Some(&'{') {
+                let end = c[i + 3..].iter().position(|x| *x == '}').map(|p| i + 3 + p);
+                if let Some(e) = end {
+                    let hex: String = c[i + 3..e].iter().collect();
+                    if (1..=2).contains(&hex.len()) && hex.chars().all(|x| x.is_ascii_hexdigit()) {
+                        out.push_str(&format!("\\x{hex:0>2}"));
+                        i = e + 1;
+                        continue;
+                    }
+                }
+            }
             let rep = match (n, in_class) {
                 ('d', false) => Some("[0-9]"),
                 ('d', true) => Some("0-9"),
@@ -1124,6 +1177,7 @@ mod tests {
             .is_ok()
         );
         assert!(matches!(compile_regex("^[\\w/]+$"), Ok(Matcher::Std(_))));
+        assert!(matches!(compile_regex("\\x{bc}[^>\\x{be}]*[>\\x{be}]|<[^\\x{be}]*\\x{be}"), Ok(Matcher::Std(_))));
     }
 
     #[test]

@@ -147,6 +147,7 @@ impl CrsRules {
                 opts.disabled_rules.iter().map(|i| (u64::from(*i), u64::from(*i))).collect(),
             ));
         }
+        c.apply_updates();
         errors.extend(std::mem::take(&mut c.errors));
         if !errors.is_empty() {
             return Err(errors);

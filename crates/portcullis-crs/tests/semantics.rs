@@ -143,3 +143,18 @@ fn body_processors_fill_args_from_form_json_multipart_and_xml() {
     assert!(eval(&r, "POST", "/x", &xml, Some(b"<a><b>ho&#115;tile</b></a>")).blocked);
     assert!(!eval(&r, "POST", "/x", &xml, Some(b"<a><b>friendly</b></a>")).blocked);
 }
+
+#[test]
+fn update_target_by_id_excludes_a_target_after_the_rule_is_loaded() {
+    let r = load(
+        "update",
+        &format!(
+            "{}SecRule REQUEST_COOKIES|ARGS \"@rx evil\" \"id:70,phase:2,block,severity:'CRITICAL',{SCORE}\"\nSecRuleUpdateTargetById 70 \"!REQUEST_COOKIES:/^_ga(?:_\\w+)?$/\"\n",
+            base()
+        ),
+    );
+    let c: [(&str, &[u8]); 1] = [("Cookie", b"_ga_X1=evil")];
+    assert!(!eval(&r, "GET", "/x", &c, None).blocked);
+    let c: [(&str, &[u8]); 1] = [("Cookie", b"sid=evil")];
+    assert!(eval(&r, "GET", "/x", &c, None).blocked);
+}
