@@ -67,6 +67,8 @@ pub struct Record {
     pub rate_limited: Option<Arc<str>>,
     /// The provider whose check refused (`portcullis_auth_failures_total{provider,code}`).
     pub auth_failed: Option<Arc<str>>,
+    /// What the WAF found when a rule matched (the log's `waf`, `portcullis_waf_matches_total`).
+    pub waf: Option<crate::context::WafFinding>,
 }
 
 impl Record {
@@ -108,6 +110,7 @@ impl Record {
             decided_by: None,
             rate_limited: None,
             auth_failed: None,
+            waf: None,
         })
     }
 
@@ -121,6 +124,7 @@ impl Record {
         self.cache = ctx.cache;
         self.decided_by = ctx.decisions.decided_by().map(|d| d.to_string());
         self.auth_failed.clone_from(&ctx.auth_failed);
+        self.waf.clone_from(&ctx.waf);
     }
 
     /// The method as logged (extension methods capped).

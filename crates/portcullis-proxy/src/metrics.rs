@@ -62,6 +62,14 @@ struct ProviderResultLabels {
     result: &'static str,
 }
 
+/// A WAF rule id and what was done: bounded by the rules a config can load (built-in and
+/// CRS), times three actions.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RuleActionLabels {
+    rule: u32,
+    action: &'static str,
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct UpstreamLabel {
     upstream: Arc<str>,
@@ -104,6 +112,7 @@ pub struct Metrics {
     cache: Family<RouteResultLabels, Counter>,
     auth_failures: Family<ProviderCodeLabels, Counter>,
     jwks_refresh: Family<ProviderResultLabels, Counter>,
+    waf_matches: Family<RuleActionLabels, Counter>,
     no_route: Arc<str>,
     /// One render at a time: each clears and refills the config-describing gauges, so two
     /// concurrent scrapes (an HA pair of Prometheus servers) would otherwise each miss
@@ -164,10 +173,17 @@ impl Metrics {
         );
         let jwks_refresh = Family::<ProviderResultLabels, Counter>::default();
         registry.register("jwks_refresh", "JWKS fetches, by provider and result (ok or error)", jwks_refresh.clone());
+        let waf_matches = Family::<RuleActionLabels, Counter>::default();
+        registry.register(
+            "waf_matches",
+            "WAF rule matches, by rule id and action (block, detect, pass)",
+            waf_matches.clone(),
+        );
         Self {
             registry,
             auth_failures,
             jwks_refresh,
+            waf_matches,
             rate_limited,
             cache,
             requests,
@@ -202,6 +218,16 @@ impl Metrics {
         if let Some(provider) = &record.auth_failed {
             self.auth_failure(provider, record.outcome.map_or("missing_credentials", ErrorCode::as_str));
         }
+        if let Some(waf) = &record.waf {
+            for rule in &waf.rules {
+                self.waf_match(rule.0, waf.action.as_str());
+            }
+        }
+    }
+
+    /// A WAF rule that matched a request, and what was done (`block`, `detect`, `pass`).
+    pub fn waf_match(&self, rule: u32, action: &'static str) {
+        self.waf_matches.get_or_create(&RuleActionLabels { rule, action }).inc();
     }
 
     /// One answered request (gateway-made answers included).
