@@ -69,6 +69,8 @@ pub struct Record {
     pub plan: Option<Arc<str>>,
     /// The provider whose check refused (`portcullis_auth_failures_total{provider,code}`).
     pub auth_failed: Option<Arc<str>>,
+    /// What the WAF found when a rule matched (the log's `waf`, `portcullis_waf_matches_total`).
+    pub waf: Option<crate::context::WafFinding>,
 }
 
 impl Record {
@@ -111,6 +113,7 @@ impl Record {
             rate_limited: None,
             plan: None,
             auth_failed: None,
+            waf: None,
         })
     }
 
@@ -124,6 +127,7 @@ impl Record {
         self.cache = ctx.cache;
         self.decided_by = ctx.decisions.decided_by().map(|d| d.to_string());
         self.auth_failed.clone_from(&ctx.auth_failed);
+        self.waf.clone_from(&ctx.waf);
     }
 
     /// The method as logged (extension methods capped).

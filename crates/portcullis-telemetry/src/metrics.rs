@@ -80,6 +80,14 @@ struct ProviderResultLabels {
     result: &'static str,
 }
 
+/// A WAF rule id and what was done: bounded by the rules a config can load (built-in and
+/// CRS), times three actions.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RuleActionLabels {
+    rule: u32,
+    action: &'static str,
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct UpstreamLabel {
     upstream: Arc<str>,
@@ -134,6 +142,7 @@ pub struct Metrics {
     jwks_refresh: Family<ProviderResultLabels, Counter>,
     state_errors: Family<StoreLabel, Counter>,
     plan_requests: Family<PlanLabel, Counter>,
+    waf_matches: Family<RuleActionLabels, Counter>,
     no_route: Arc<str>,
     /// One render at a time: each clears and refills the config-describing gauges, so two
     /// concurrent scrapes (an HA pair of Prometheus servers) would otherwise each miss
@@ -206,12 +215,19 @@ impl Metrics {
             "Requests admitted and counted against a usage plan's quota, by plan",
             plan_requests.clone(),
         );
+        let waf_matches = Family::<RuleActionLabels, Counter>::default();
+        registry.register(
+            "waf_matches",
+            "WAF rule matches, by rule id and action (block, detect, pass)",
+            waf_matches.clone(),
+        );
         Self {
             state_errors,
             plan_requests,
             registry,
             auth_failures,
             jwks_refresh,
+            waf_matches,
             rate_limited,
             cache,
             requests,
@@ -249,6 +265,16 @@ impl Metrics {
         if let Some(provider) = &record.auth_failed {
             self.auth_failure(provider, record.outcome.map_or("missing_credentials", ErrorCode::as_str));
         }
+        if let Some(waf) = &record.waf {
+            for rule in &waf.rules {
+                self.waf_match(rule.0, waf.action.as_str());
+            }
+        }
+    }
+
+    /// A WAF rule that matched a request, and what was done (`block`, `detect`, `pass`).
+    pub fn waf_match(&self, rule: u32, action: &'static str) {
+        self.waf_matches.get_or_create(&RuleActionLabels { rule, action }).inc();
     }
 
     /// One answered request (gateway-made answers included).

@@ -30,4 +30,5 @@ mod soap;
 mod tls;
 mod upstream_tls;
 mod upstreams;
+mod waf;
 mod websocket;
