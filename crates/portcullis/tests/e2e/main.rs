@@ -7,6 +7,7 @@ mod auth;
 mod cache;
 mod certs;
 mod cli;
+mod cors;
 mod decisions;
 mod differential;
 mod grpc;
