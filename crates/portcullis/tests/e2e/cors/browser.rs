@@ -10,7 +10,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -19,7 +19,7 @@ use tokio::sync::Notify;
 
 use crate::kit::{Backend, TestGateway, scratch_dir, text};
 
-/// The whole browser run (start, page, 16 fetches, dump) is bounded by this.
+/// The whole browser run (start, page, 8 fetches, dump) is bounded by this.
 const BROWSER_WAIT: Duration = Duration::from_secs(90);
 
 fn repo() -> PathBuf {
@@ -142,7 +142,10 @@ async fn serve(mut stream: TcpStream, page: Arc<String>, done: Arc<Notify>) {
 /// Loads `url` in headless Chromium and returns the verdicts its page wrote into the DOM.
 async fn verdicts(url: &str) -> BTreeMap<String, String> {
     let profile = scratch_dir();
-    let child = tokio::process::Command::new("/usr/bin/chromium")
+    let mut command = std::process::Command::new("timeout");
+    // Bounded: killed (and its helpers with it) if it has not dumped the DOM by then.
+    command
+        .args(["-k", "5", &BROWSER_WAIT.as_secs().to_string(), "/usr/bin/chromium"])
         .args([
             "--headless",
             "--no-sandbox",
@@ -158,15 +161,9 @@ async fn verdicts(url: &str) -> BTreeMap<String, String> {
         .arg(format!("--user-data-dir={}", profile.display()))
         .arg("--dump-dom")
         .arg(url)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("start chromium");
-    let out = tokio::time::timeout(BROWSER_WAIT, child.wait_with_output())
-        .await
-        .expect("chromium did not finish in time")
-        .expect("chromium ran");
+        .stdin(Stdio::null());
+    let out =
+        tokio::task::spawn_blocking(move || command.output()).await.expect("chromium's waiter").expect("chromium ran");
     let _ = std::fs::remove_dir_all(&profile);
     let dom = String::from_utf8_lossy(&out.stdout).into_owned();
     let found: BTreeMap<String, String> = dom
@@ -176,12 +173,10 @@ async fn verdicts(url: &str) -> BTreeMap<String, String> {
         .filter_map(|li| li.split_once('='))
         .map(|(k, v)| (k.to_owned(), v.replace("&amp;", "&")))
         .collect();
-    assert_eq!(
-        found.len(),
-        16,
-        "every fetch gave a verdict; DOM:\n{dom}\nstderr:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    // Chromium's stderr is mostly D-Bus noise in a container: its last lines are enough.
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let tail = stderr.lines().rev().take(20).collect::<Vec<_>>().join("\n");
+    assert_eq!(found.len(), 8, "every fetch gave a verdict; DOM:\n{dom}\nstderr (last lines, newest first):\n{tail}");
     found
 }
 
