@@ -29,6 +29,9 @@ pub struct HostRoutes {
     index: HashMap<String, usize>,
 }
 
+/// The routes of one pattern: (methods, route index); `None` methods match all.
+type PathRoutes = [(Option<Vec<Method>>, usize)];
+
 #[derive(Debug)]
 struct PathEntry {
     /// (methods, route index); `None` methods match all.
@@ -137,7 +140,7 @@ impl HostRoutes {
     }
 
     /// The routes of the first pattern matching the path (as [`HostRoutes::lookup`] picks it).
-    fn routes_at(&self, path: &str) -> Option<&[(Option<Vec<Method>>, usize)]> {
+    fn routes_at(&self, path: &str) -> Option<&PathRoutes> {
         let found = self.router.at(path).or_else(|_| self.catch_all.at(path)).ok()?;
         self.paths.get(*found.value).map(|entry| entry.routes.as_slice())
     }
