@@ -16,6 +16,9 @@
 #                                          # so verified from the token cache as in steady
 #                                          # traffic (goal ≥ 0.9). The JWKS is served by the
 #                                          # nginx upstream; the key is made by openssl per run.
+#   FEATURE=cors bench/features.sh         # a CORS policy (three origins, credentials, exposed
+#                                          # headers) and an allowed Origin on every request, so
+#                                          # every answer gets the policy's headers (goal ≥ 0.97).
 #   DUR=8 REPS=3 CONNS=64                  # the defaults
 #
 # Needs: nginx wrk curl taskset. Ports: upstream 18095, Portcullis 18096 (plain) and 18097
@@ -47,7 +50,8 @@ case "$FEATURE" in
     rate_limit) ON=rate_limited GOAL=0.95 LABEL="local rate limit on every request" ;;
     rate_limit_redis) ON=rate_limited_redis GOAL=- LABEL="rate limit through Redis on every request" ;;
     jwt) ON=jwt GOAL=0.90 LABEL="JWT auth (RS256, cached) + scope policy" ;;
-    *) echo "FEATURE must be rate_limit, rate_limit_redis or jwt" >&2; exit 2 ;;
+    cors) ON=cors GOAL=0.97 LABEL="CORS policy, allowed Origin on every request" ;;
+    *) echo "FEATURE must be rate_limit, rate_limit_redis, jwt or cors" >&2; exit 2 ;;
 esac
 declare -A PID=() PORT=([plain]=18096 [$ON]=18097)
 stop_all() { for p in "${PID[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
@@ -68,8 +72,16 @@ if [ "$FEATURE" = jwt ]; then
     HEADER=(-H "Authorization: Bearer $head.$body.$sig")
     sed -i "s|location / {|location = /jwks.json { root $RUN/www; } location / {|" "$RUN/upstream.conf"
 fi
+if [ "$FEATURE" = cors ]; then
+    # Both gateways get the same request; the plain one has no policy and ignores Origin.
+    HEADER=(-H "Origin: https://x1.apps.example.com")
+fi
 for variant in plain "$ON"; do
     limits="" route_limits=""
+    if [ "$variant" = cors ]; then
+        limits=$'cors:\n  portal: { origins: ["https://portal.example.com", "https://admin.example.com", "https://*.apps.example.com"], methods: [GET, POST, PUT], headers: [Authorization, Content-Type], credentials: true, expose_headers: [X-Order-Version], max_age: 10m }\n'
+        route_limits=", cors: portal"
+    fi
     if [ "$variant" = rate_limited ] || [ "$variant" = rate_limited_redis ]; then
         limits=$'rate_limits:\n  per_ip: { rate: 100000000/s, burst: 100000000, key: client_ip }\n'
         route_limits=", rate_limits: [per_ip]"

@@ -152,5 +152,90 @@ fn jwt_benches(c: &mut Criterion) {
     });
 }
 
-criterion_group!(pipeline_benches, benches, jwt_benches);
+/// The bench config with the `orders` route under a CORS policy (two exact origins and a
+/// label wildcard, credentials, exposed headers): what a browser-facing API has.
+fn cors_config() -> String {
+    CONFIG.replace("rewrite: { path: \"/orders/{id}\" } }", "rewrite: { path: \"/orders/{id}\" }, cors: portal }")
+        + r#"cors:
+  portal:
+    origins: ["https://portal.example.com", "https://admin.example.com", "https://*.apps.example.com"]
+    methods: [GET, POST, PUT]
+    headers: [Authorization, Content-Type]
+    credentials: true
+    expose_headers: [X-Order-Version]
+    max_age: 10m
+"#
+}
+
+/// The upstream's answer as the response phases get it.
+fn upstream_head() -> http::HeaderMap {
+    let mut h = http::HeaderMap::new();
+    h.insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("application/json"));
+    h.insert(http::header::CONTENT_LENGTH, http::HeaderValue::from_static("512"));
+    h.insert(http::header::DATE, http::HeaderValue::from_static("Mon, 07 Dec 2026 08:00:00 GMT"));
+    h.insert(http::header::SERVER, http::HeaderValue::from_static("orders/1.0"));
+    h
+}
+
+/// One actual request through the request phases, the transform and the response-side work
+/// the pipeline does for every forwarded answer (hop-by-hop strip, `X-Request-Id`, and — on
+/// a CORS route — the policy's headers), without sockets.
+fn actual_request(
+    snap: &portcullis_core::Snapshot,
+    template: &http::request::Parts,
+    response: &http::HeaderMap,
+    downstream: &Downstream,
+    clock: &SystemClock,
+) -> (http::HeaderMap, portcullis_core::Flow) {
+    let mut parts = copy(template);
+    let mut ctx = pipeline::intake(snap, &parts, downstream, Now::read(clock));
+    let decision = pipeline::on_request(snap, &portcullis_core::stage::AuthSources::default(), &mut parts, &mut ctx);
+    let flow = forward(snap, decision, &mut parts, &ctx);
+    let mut headers = response.clone();
+    portcullis_core::headers::strip_hop_by_hop(&mut headers);
+    headers.insert(portcullis_core::headers::X_REQUEST_ID, ctx.request_id.clone());
+    if let (Some(policy), portcullis_core::cors::CorsOutcome::Allowed(origin)) =
+        (ctx.route.as_ref().and_then(|r| r.cors.as_ref()), &ctx.cors)
+    {
+        policy.annotate(&mut headers, Some(origin), true);
+    }
+    (headers, flow)
+}
+
+/// CORS on an actual request against the same request without it: the plain route and no
+/// `Origin`, then the CORS route with an allowed `Origin` (matched by the label wildcard, the
+/// last pattern tried).
+fn cors_benches(c: &mut Criterion) {
+    let clock = SystemClock::process();
+    let downstream = Downstream { peer: ([127, 0, 0, 1], 40000).into(), https: false, listener: "l".into(), tls: None };
+    let response = upstream_head();
+    let plain = snapshot();
+    let loaded = portcullis_config::load_str(&cors_config(), "bench.yaml", Path::new("/tmp"), None);
+    let with_cors =
+        portcullis_core::compile(&loaded.unwrap_or_else(|e| panic!("{e}"))).unwrap_or_else(|e| panic!("{e}"));
+    let template = request();
+    let mut from_app = request();
+    from_app.headers.insert(http::header::ORIGIN, http::HeaderValue::from_static("https://x1.apps.example.com"));
+    // Both must forward, and only the second carry the policy's headers.
+    let (h, flow) = actual_request(&plain, &template, &response, &downstream, &clock);
+    assert!(matches!(flow, portcullis_core::Flow::Continue) && !h.contains_key("access-control-allow-origin"));
+    let (h, flow) = actual_request(&with_cors, &from_app, &response, &downstream, &clock);
+    assert!(
+        matches!(flow, portcullis_core::Flow::Continue)
+            && h["access-control-allow-origin"] == "https://x1.apps.example.com"
+    );
+    let mut group = c.benchmark_group("cors_actual_request");
+    group.bench_function("plain_route_no_origin", |b| {
+        b.iter(|| black_box(actual_request(&plain, black_box(&template), &response, &downstream, &clock)))
+    });
+    group.bench_function("cors_route_allowed_origin", |b| {
+        b.iter(|| black_box(actual_request(&with_cors, black_box(&from_app), &response, &downstream, &clock)))
+    });
+    group.bench_function("cors_route_no_origin", |b| {
+        b.iter(|| black_box(actual_request(&with_cors, black_box(&template), &response, &downstream, &clock)))
+    });
+    group.finish();
+}
+
+criterion_group!(pipeline_benches, benches, jwt_benches, cors_benches);
 criterion_main!(pipeline_benches);

@@ -3,6 +3,7 @@
 //! placed at its key path and line:column; sections this build parses but does not enforce
 //! become warnings.
 
+mod cors;
 mod identity;
 mod routes;
 mod sections;
@@ -70,7 +71,8 @@ pub fn compile(loaded: &Loaded) -> Result<Snapshot, Diagnostics> {
     let (consumers, config_keys) = identity::consumers(&mut c);
     let policies = identity::policies(&mut c);
     let upstreams = upstreams::compile(&mut c);
-    let (routes, table) = routes::compile(&mut c, &limits, &upstreams);
+    let cors = cors::compile(&mut c);
+    let (routes, table) = routes::compile(&mut c, &limits, &upstreams, &cors);
     if c.errors.is_empty() {
         variants::warn(&mut c, &routes, &table);
     }

@@ -54,6 +54,8 @@ pub struct RequestContext {
     pub rate_keys: smallvec::SmallVec<[String; 2]>,
     /// What the WAF found, when a rule matched (the access log's `waf`, the WAF metric).
     pub waf: Option<WafFinding>,
+    /// What the CORS phase found: the response phases add the policy's headers from it.
+    pub cors: crate::cors::CorsOutcome,
 }
 
 /// What the WAF phase saw in one request: its anomaly score, the rules that matched, and what

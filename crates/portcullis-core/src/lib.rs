@@ -13,6 +13,7 @@ pub mod cache;
 pub mod clock;
 pub mod compile;
 pub mod context;
+pub mod cors;
 pub mod error;
 pub mod flow;
 pub mod headers;

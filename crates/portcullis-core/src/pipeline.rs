@@ -6,7 +6,7 @@
 //!
 //! ```text
 //!  request_limits → request_target → strip_identity → ip_filter → route → route_limits
-//!  → strip_hop_by_hop → (cors) → (waf) → authenticate → authorize → rate_limit
+//!  → strip_hop_by_hop → cors → (waf) → authenticate → authorize → rate_limit
 //!  → (validate) → cache_lookup → transform → upstream → response_transform → cache_store → log
 //! ```
 //!
@@ -30,6 +30,7 @@ pub use self::inspect::{Head, Prefixed, read_head};
 use crate::cache::{self, Capture, Lookup};
 use crate::clock::{Clock, Now};
 use crate::context::{RequestContext, TlsInfo};
+use crate::cors::CorsOutcome;
 use crate::error::UpstreamError;
 use crate::flow::{Flow, Pending, Reply};
 use crate::headers::{self, TRACEPARENT, X_REQUEST_ID};
@@ -39,8 +40,8 @@ use crate::problem::{ErrorCode, Problem};
 use crate::record::{BodyStats, Record};
 use crate::snapshot::{RouteSpec, Snapshot, UpstreamKind};
 use crate::stage::{
-    AuthSources, Authenticate, Authorize, IpFilter, MatchRoute, RateLimitKeys, RequestLimits, RequestTarget, Routed,
-    StripHopByHop, StripIdentity, Transform, Waf,
+    AuthSources, Authenticate, Authorize, Cors, IpFilter, MatchRoute, RateLimitKeys, RequestLimits, RequestTarget,
+    Routed, StripHopByHop, StripIdentity, Transform, Waf,
 };
 use crate::trace::{By, Verdict};
 
@@ -138,6 +139,7 @@ pub fn intake(snapshot: &Snapshot, parts: &Parts, downstream: &Downstream, now: 
         cache: None,
         rate_keys: smallvec::SmallVec::new(),
         waf: None,
+        cors: crate::cors::CorsOutcome::Off,
     }
 }
 
@@ -226,7 +228,16 @@ fn until_waf(snapshot: &Snapshot, parts: &mut Parts, ctx: &mut RequestContext) -
     // Hop-by-hop headers go before authentication sets the identity headers: a client's
     // `Connection: X-Consumer` must not remove what the gateway sets.
     step!(StripHopByHop::NAME, StripHopByHop::run(&route, parts));
-    // CORS comes next (before authentication: a preflight carries no credentials).
+    // CORS next (before the WAF and authentication: a preflight carries no credentials). A
+    // preflight is answered here: never authenticated, rate limited, inspected or forwarded.
+    match Cors::run(&routed, parts, ctx) {
+        Flow::Respond(Reply::Response(preflight)) => {
+            let by = route.cors.as_ref().map_or(By::None, |p| By::Name(p.name.clone()));
+            ctx.decisions.record(Cors::NAME, Verdict::Answer, by);
+            return Err(Decision::Respond(Reply::Response(preflight)));
+        }
+        flow => step!(Cors::NAME, flow),
+    }
     Ok(routed)
 }
 
@@ -615,7 +626,8 @@ fn finish<R>(
     mut record: Box<Record>,
     limited: Option<&Checked>,
 ) -> Exchange<R> {
-    let (response, capture) = match answer {
+    let from_route = !matches!(answer, Answer::Gateway(_));
+    let (mut response, capture) = match answer {
         Answer::Gateway(Reply::Problem(problem)) => {
             ctx.outcome = Some(problem.code);
             let response = problem.into_response(&ctx.request_id);
@@ -642,6 +654,16 @@ fn finish<R>(
             (Response::from_parts(head, Payload::Upstream(body)), capture)
         }
     };
+    // CORS headers on every answer of a CORS route, the gateway's own refusals included (a
+    // browser app can read a 401 or 429 only with them); after the cache took its copy, so a
+    // stored answer never carries one origin's headers to another.
+    if let Some(policy) = ctx.route.as_ref().and_then(|r| r.cors.as_ref()) {
+        match &ctx.cors {
+            CorsOutcome::Off | CorsOutcome::Preflight => {}
+            CorsOutcome::NoOrigin => policy.annotate(response.headers_mut(), None, from_route),
+            CorsOutcome::Allowed(origin) => policy.annotate(response.headers_mut(), Some(origin), from_route),
+        }
+    }
     if capture.is_some() {
         ctx.decisions.pass(phase::CACHE_STORE);
     }

@@ -29,6 +29,9 @@ pub struct HostRoutes {
     index: HashMap<String, usize>,
 }
 
+/// The routes of one pattern: (methods, route index); `None` methods match all.
+type PathRoutes = [(Option<Vec<Method>>, usize)];
+
 #[derive(Debug)]
 struct PathEntry {
     /// (methods, route index); `None` methods match all.
@@ -134,6 +137,12 @@ impl HostRoutes {
             RouteMatch::NotFound => self.lookup_in(&self.catch_all, q),
             decided => decided,
         }
+    }
+
+    /// The routes of the first pattern matching the path (as [`HostRoutes::lookup`] picks it).
+    fn routes_at(&self, path: &str) -> Option<&PathRoutes> {
+        let found = self.router.at(path).or_else(|_| self.catch_all.at(path)).ok()?;
+        self.paths.get(*found.value).map(|entry| entry.routes.as_slice())
     }
 
     fn lookup_in(&self, router: &matchit::Router<usize>, q: &Query<'_>) -> RouteMatch {
@@ -271,6 +280,29 @@ impl RouteTable {
             }
             _ => RouteMatch::BadPath(REFUSED),
         }
+    }
+
+    /// The first route, in declaration order, of the pattern that decides for `path` (whatever
+    /// the method) for which `pick` holds: a CORS preflight asks about a path before it asks
+    /// about a method. Paths with `;` parameters are left to [`RouteTable::lookup`].
+    pub fn route_at(&self, host: Option<&str>, path: &str, pick: impl Fn(usize) -> bool) -> Option<usize> {
+        if path.contains(';') {
+            return None;
+        }
+        let normalized = self.options.path(path);
+        let mut buckets: Vec<&HostRoutes> = Vec::new();
+        if let Some(host) = host {
+            buckets.extend(self.exact.get(host));
+            buckets.extend(
+                self.wildcard
+                    .iter()
+                    .filter(|(suffix, _)| host.len() > suffix.len() && host.ends_with(suffix.as_str()))
+                    .map(|(_, bucket)| bucket),
+            );
+        }
+        buckets.push(&self.any);
+        let routes = buckets.into_iter().find_map(|bucket| bucket.routes_at(&normalized))?;
+        routes.iter().map(|(_, route)| *route).filter(|r| pick(*r)).min()
     }
 
     /// The first host bucket (exact, wildcards longest first, any) with a pattern matching

@@ -480,6 +480,8 @@ pub struct RouteSpec {
     pub allow_underscore: Vec<HeaderName>,
     /// The WAF's mode on this route: the route's `waf`, else `waf.mode`.
     pub waf: WafMode,
+    /// `cors`: the route's CORS policy (shared by every route naming it).
+    pub cors: Option<Arc<crate::cors::CorsPolicy>>,
 }
 
 /// What the WAF does on a route.

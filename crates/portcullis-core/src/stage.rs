@@ -4,6 +4,7 @@
 
 mod auth;
 mod authorize;
+mod cors;
 mod identity;
 mod ip_filter;
 mod rate_limit;
@@ -15,11 +16,12 @@ mod waf;
 
 pub use auth::{AuthSources, Authenticate};
 pub use authorize::Authorize;
+pub use cors::Cors;
 pub use identity::StripIdentity;
 pub use ip_filter::IpFilter;
 pub use rate_limit::RateLimitKeys;
 pub use request_limits::{RawHeadFlaw, RequestLimits};
 pub use request_target::RequestTarget;
-pub use route_match::{MatchRoute, Routed, request_host as route_match_host};
+pub use route_match::{MatchRoute, Preflight, Routed, request_host as route_match_host};
 pub use transform::{StripHopByHop, Transform};
 pub use waf::Waf;

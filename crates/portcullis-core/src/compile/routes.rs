@@ -2,6 +2,7 @@
 //! limits, CORS), patterns inserted into the route table, limits only lowered, header edits
 //! and rewrites parsed; a route's `soap` block is resolved in [`super::soap`].
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use http::{HeaderName, HeaderValue, Method};
@@ -9,6 +10,7 @@ use portcullis_config::KeyPath;
 use portcullis_config::surface::{AuthKeyword, AuthProvider, Route, RouteAuth, RouteLimits, TrailingSlash};
 
 use super::{Compiler, at, soap};
+use crate::cors::CorsPolicy;
 use crate::route::{PathOptions, RouteFlags, RouteTable};
 use crate::snapshot::{
     AuthRule, CacheSpec, HeaderOps, Limits, Protocol, Rewrite, RewritePart, RouteSpec, UpstreamKind, UpstreamSpec,
@@ -18,6 +20,7 @@ pub(super) fn compile(
     c: &mut Compiler<'_>,
     global: &Limits,
     upstreams: &[UpstreamSpec],
+    cors: &BTreeMap<String, Arc<CorsPolicy>>,
 ) -> (Vec<Arc<RouteSpec>>, RouteTable) {
     let mut routes = Vec::with_capacity(c.doc.routes.len());
     let routing = &c.doc.routing;
@@ -30,7 +33,8 @@ pub(super) fn compile(
         if c.doc.routes[..i].iter().any(|o| o.name == r.name) {
             c.error(&path.key("name"), format!("route name `{}` is used twice", r.name));
         }
-        let Some(spec) = route(c, &path, r, global, upstreams) else { continue };
+        let Some(mut spec) = route(c, &path, r, global, upstreams) else { continue };
+        spec.cors = r.cors.as_ref().and_then(|name| cors.get(name).cloned());
         let flags = RouteFlags { captures: spec.captures_params, matrix_params: spec.matrix_params };
         let added = table.add(spec.name.clone(), spec.host.as_deref(), &spec.path, spec.methods.clone(), flags);
         match added {
@@ -101,6 +105,7 @@ fn route(
         matrix_params: r.matcher.matrix_params,
         allow_underscore,
         waf: super::waf::route_mode(c.doc, r.waf),
+        cors: None,
     })
 }
 

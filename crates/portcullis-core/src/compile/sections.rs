@@ -450,20 +450,6 @@ pub(super) fn policies_waf_cors(c: &mut Compiler<'_>) {
             c.error(&at("policies").key(name), "a policy needs scopes, claims or expr");
         }
     }
-    for (name, cors) in &c.doc.cors {
-        let path = at("cors").key(name);
-        if cors.origins.is_empty() {
-            c.error(&path.key("origins"), "list at least one origin");
-        }
-        if cors.credentials && cors.origins.iter().any(|o| o == "*") {
-            c.error(&path.key("origins"), "`*` cannot be combined with credentials: true");
-        }
-        for (i, m) in cors.methods.iter().enumerate() {
-            if http::Method::from_bytes(m.as_bytes()).is_err() {
-                c.error(&path.key("methods").index(i), format!("`{m}` is not a method"));
-            }
-        }
-    }
     if !c.doc.openapi.is_empty() {
         c.warn(&at("openapi"), "routes from OpenAPI documents are not loaded by this build yet");
     }

@@ -162,6 +162,7 @@ mod tests {
             cache: None,
             rate_keys: smallvec::SmallVec::new(),
             waf: None,
+            cors: crate::cors::CorsOutcome::Off,
         }
     }
 

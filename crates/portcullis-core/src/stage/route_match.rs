@@ -1,12 +1,15 @@
 //! Route matching: host and path against the table, 404 `no_route`, 405 with `Allow`, 400
 //! for `;` parameters no route takes. Paths with dot segments are refused first, so a
 //! route's pattern cannot be escaped with `/public/../admin` that a backend would normalise
-//! into another route. `OPTIONS *` is answered here: it names no route.
+//! into another route. `OPTIONS *` is answered here: it names no route. A CORS preflight is
+//! routed by the method it asks about, so a route that does not list `OPTIONS` still has its
+//! preflight answered (by the CORS phase) instead of a 405.
 
 use std::sync::Arc;
 
-use http::header::{ALLOW, HOST};
+use http::header::{ACCESS_CONTROL_REQUEST_METHOD, ALLOW, HOST, ORIGIN};
 use http::request::Parts;
+use http::{HeaderValue, Method};
 
 use crate::context::RequestContext;
 use crate::flow::{Flow, Reply};
@@ -22,11 +25,27 @@ pub struct MatchRoute;
 #[derive(Debug, Clone)]
 pub struct Routed {
     route: Arc<RouteSpec>,
+    preflight: Option<Preflight>,
+}
+
+/// A CORS preflight (`OPTIONS` with `Origin` and `Access-Control-Request-Method`) on a path a
+/// route with a CORS policy takes: the CORS phase answers it, nothing after it sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Preflight {
+    /// The route is the one that takes the method asked about.
+    Routed,
+    /// No route with a CORS policy takes the method asked about at this path: refused.
+    MethodNotRouted,
 }
 
 impl Routed {
     pub fn route(&self) -> &Arc<RouteSpec> {
         &self.route
+    }
+
+    /// `Some` when the request is a CORS preflight for this route.
+    pub fn preflight(&self) -> Option<Preflight> {
+        self.preflight
     }
 }
 
@@ -47,6 +66,13 @@ impl MatchRoute {
         if let Some(why) = ambiguous_path(path) {
             return Err(Problem::new(ErrorCode::BadRequest, why).decided(By::Reason("path")).into());
         }
+        if parts.method == Method::OPTIONS
+            && let Some(asked) = parts.headers.get(ACCESS_CONTROL_REQUEST_METHOD)
+            && parts.headers.contains_key(ORIGIN)
+            && let Some(routed) = preflight(snapshot, asked, path, ctx)
+        {
+            return Ok(routed);
+        }
         let refused = match snapshot.table.lookup(ctx.host.as_deref(), &parts.method, path) {
             RouteMatch::Found { route, params } => {
                 let Some(route) = snapshot.routes.get(route).cloned() else {
@@ -54,7 +80,7 @@ impl MatchRoute {
                 };
                 ctx.route = Some(route.clone());
                 ctx.params = params;
-                return Ok(Routed { route });
+                return Ok(Routed { route, preflight: None });
             }
             RouteMatch::MethodNotAllowed { allow } => {
                 Problem::new(ErrorCode::MethodNotAllowed, "this path does not accept that method")
@@ -65,6 +91,25 @@ impl MatchRoute {
         };
         Err(refused.into())
     }
+}
+
+/// Routes a CORS preflight: the route taking the method asked about, when it has a CORS
+/// policy; else the first route with one at this path (to be refused). `None`: no route with a
+/// CORS policy takes this path, so the `OPTIONS` request is an ordinary one.
+fn preflight(snapshot: &Snapshot, asked: &HeaderValue, path: &str, ctx: &mut RequestContext) -> Option<Routed> {
+    let has_cors = |i: usize| snapshot.routes.get(i).is_some_and(|r| r.cors.is_some());
+    if let Ok(method) = Method::from_bytes(asked.as_bytes())
+        && let RouteMatch::Found { route, params } = snapshot.table.lookup(ctx.host.as_deref(), &method, path)
+        && has_cors(route)
+    {
+        let route = snapshot.routes.get(route)?.clone();
+        ctx.route = Some(route.clone());
+        ctx.params = params;
+        return Some(Routed { route, preflight: Some(Preflight::Routed) });
+    }
+    let route = snapshot.routes.get(snapshot.table.route_at(ctx.host.as_deref(), path, has_cors)?)?.clone();
+    ctx.route = Some(route.clone());
+    Some(Routed { route, preflight: Some(Preflight::MethodNotRouted) })
 }
 
 /// The answer to `OPTIONS *`: 200, no content (RFC 9110 §9.3.7).

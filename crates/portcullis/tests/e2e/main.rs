@@ -8,6 +8,7 @@ mod auth;
 mod cache;
 mod certs;
 mod cli;
+mod cors;
 mod decisions;
 mod differential;
 mod examples;

@@ -277,13 +277,15 @@ async fn explain_shows_every_phase_the_decider_and_what_the_upstream_would_recei
             "route",
             "route_limits",
             "strip_hop_by_hop",
+            "cors",
             "authenticate",
             "authorize",
             "response_transform"
         ],
         "the phases after the refusal never ran"
     );
-    assert_eq!(report["phases"][9]["verdict"], "skip", "a refusal gets no route response headers");
+    assert_eq!(report["phases"][7]["verdict"], "skip", "a route without a CORS policy");
+    assert_eq!(report["phases"][10]["verdict"], "skip", "a refusal gets no route response headers");
     let (code, out) = portcullis(&["explain", "-c", c, "GET", "/relative"]);
     assert_eq!(code, 1, "a relative URL is refused: {out}");
     assert!(header_arg("no colon").is_err());
