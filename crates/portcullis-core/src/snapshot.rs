@@ -476,6 +476,8 @@ pub struct RouteSpec {
     /// `headers.request.allow_underscore`: client headers with `_` in their name that are
     /// forwarded on this route (lowercase); every other such header is dropped.
     pub allow_underscore: Vec<HeaderName>,
+    /// `validate` (or an imported OpenAPI operation): what a request must look like.
+    pub contract: Option<Arc<portcullis_contract::Contract>>,
 }
 
 /// A route's response cache settings. Entries are keyed by route name and these settings, so

@@ -470,9 +470,6 @@ pub(super) fn policies_waf_cors(c: &mut Compiler<'_>) {
             }
         }
     }
-    if !c.doc.openapi.is_empty() {
-        c.warn(&at("openapi"), "routes from OpenAPI documents are not loaded by this build yet");
-    }
 }
 
 #[cfg(test)]

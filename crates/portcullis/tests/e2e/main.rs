@@ -28,4 +28,5 @@ mod soap;
 mod tls;
 mod upstream_tls;
 mod upstreams;
+mod validation;
 mod websocket;
