@@ -249,6 +249,8 @@ async fn schemathesis_generated_requests_are_refused_exactly_when_they_break_the
             .args(["--max-examples", "40", "--seed", "20261207", "--workers", "1", "--request-timeout", "5"])
             .args(["--no-color", "--report", "ndjson", "--report-dir"])
             .arg(&report)
+            // Its cache of found failures goes to the scratch folder, not the work tree.
+            .current_dir(&report)
             .env("SCHEMATHESIS_HOOKS", "")
             .output()
     })
