@@ -37,7 +37,12 @@ pub fn parse_document(text: &str, file: &Path) -> Result<(Value, Locations), Dia
         Err(e) => {
             let location = crate::Location { line: e.line().max(1), column: e.column().max(1) };
             let message = format!("invalid JSON: {e}");
-            Err(Diagnostics(vec![Diagnostic { file: file.to_path_buf(), path: KeyPath::root(), location: Some(location), message }]))
+            Err(Diagnostics(vec![Diagnostic {
+                file: file.to_path_buf(),
+                path: KeyPath::root(),
+                location: Some(location),
+                message,
+            }]))
         }
     }
 }

@@ -8,7 +8,7 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use http::HeaderMap;
 use portcullis_contract::{OpenApiDoc, Request};
 
-const SPEC: &str = r#"
+const SPEC: &str = r##"
 openapi: 3.0.3
 info: { title: bench, version: "1" }
 paths:
@@ -41,7 +41,7 @@ components:
         qty: { type: integer, minimum: 1, maximum: 1000 }
         price: { type: number, exclusiveMinimum: true, minimum: 0 }
         gift: { type: boolean }
-"#;
+"##;
 
 /// A body of about 4 KiB.
 pub fn body() -> Vec<u8> {

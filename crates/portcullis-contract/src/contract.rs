@@ -126,14 +126,14 @@ impl Contract {
             let reader = &param.reader;
             let location = format!("{}.{}", reader.place.as_str(), reader.name);
             let value = match reader.place {
-                In::Query => reader.from_query(&query, &declared),
+                In::Query => reader.read_query(&query, &declared),
                 In::Path => request
                     .path_params
                     .iter()
                     .find(|(k, _)| *k == reader.name)
-                    .map(|(_, v)| reader.from_text(&percent_encoding::percent_decode_str(v).decode_utf8_lossy())),
-                In::Header => header_text(request.headers, &reader.name).map(|v| reader.from_text(&v)),
-                In::Cookie => cookie(request.headers, &reader.name).map(|v| reader.from_text(&v)),
+                    .map(|(_, v)| reader.read_text(&percent_encoding::percent_decode_str(v).decode_utf8_lossy())),
+                In::Header => header_text(request.headers, &reader.name).map(|v| reader.read_text(&v)),
+                In::Cookie => cookie(request.headers, &reader.name).map(|v| reader.read_text(&v)),
             };
             match (value, &param.validator) {
                 (None, _) if param.required => out.push(Violation::new(location, "is required")),
@@ -212,7 +212,8 @@ fn schema_violations(validator: &Validator, value: &Value, base: &str, join: cha
             return;
         }
         let at = error.instance_path().as_str();
-        let place = |pointer: &str| if pointer.is_empty() { base.to_owned() } else { format!("{base}{join}{}", &pointer[1..]) };
+        let place =
+            |pointer: &str| if pointer.is_empty() { base.to_owned() } else { format!("{base}{join}{}", &pointer[1..]) };
         match error.kind() {
             Kind::Required { property } => {
                 let name = property.as_str().map_or_else(|| property.to_string(), str::to_owned);

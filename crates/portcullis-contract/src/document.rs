@@ -65,13 +65,17 @@ pub struct Compiled {
 impl OpenApiDoc {
     /// Reads and parses `file`; checks it is OpenAPI 3.0 or 3.1.
     pub fn load(file: &Path) -> Result<Self, Diagnostics> {
-        let one = |message: String| Diagnostics(vec![Diagnostic { file: file.to_path_buf(), path: KeyPath::root(), location: None, message }]);
+        let one = |message: String| {
+            Diagnostics(vec![Diagnostic { file: file.to_path_buf(), path: KeyPath::root(), location: None, message }])
+        };
         let text = std::fs::read_to_string(file).map_err(|e| one(format!("cannot read the OpenAPI document: {e}")))?;
         let (mut value, locations) = portcullis_config::parse_document(&text, file)?;
         let version = value.get("openapi").and_then(Value::as_str).unwrap_or_default().to_owned();
         if !version.starts_with("3.0.") && !version.starts_with("3.1.") {
             let at = KeyPath::root().key("openapi");
-            return Err(Diagnostics(vec![locations.diagnostic(&at, "not an OpenAPI 3.0 or 3.1 document (`openapi: 3.0.x` or `3.1.x`)")]));
+            return Err(Diagnostics(vec![
+                locations.diagnostic(&at, "not an OpenAPI 3.0 or 3.1 document (`openapi: 3.0.x` or `3.1.x`)"),
+            ]));
         }
         crate::dialect::convert_document(&mut value);
         let absolute = std::path::absolute(file).unwrap_or_else(|_| file.to_path_buf());
@@ -79,7 +83,15 @@ impl OpenApiDoc {
         let files = Arc::new(LocalFiles::default());
         files.insert(uri.clone(), value.clone());
         let externals = schema::external_files(&value, &uri);
-        Ok(Self { file: file.to_path_buf(), value, locations, is_30: version.starts_with("3.0."), uri, files, externals })
+        Ok(Self {
+            file: file.to_path_buf(),
+            value,
+            locations,
+            is_30: version.starts_with("3.0."),
+            uri,
+            files,
+            externals,
+        })
     }
 
     /// Every operation, in document order.
@@ -309,7 +321,10 @@ pub fn schema_contract(file: &Path) -> Result<Compiled, String> {
         .into_iter()
         .map(|message| Diagnostic { file: file.to_path_buf(), path: KeyPath::root(), location: None, message })
         .collect();
-    let body = BodyRules { required: true, media: vec![Media { range: "application/json".into(), validator: Some(compiled.validator) }] };
+    let body = BodyRules {
+        required: true,
+        media: vec![Media { range: "application/json".into(), validator: Some(compiled.validator) }],
+    };
     let described = json!({
         "requestBody": { "required": true, "content": { "application/json": { "schema": schema_value } } }
     });
@@ -342,7 +357,8 @@ fn components(value: &Value, doc: &OpenApiDoc, schemas: &mut Map<String, Value>,
     }
     match value {
         Value::Object(map) => {
-            if let Some(name) = map.get("$ref").and_then(Value::as_str).and_then(|r| r.strip_prefix("#/components/schemas/"))
+            if let Some(name) =
+                map.get("$ref").and_then(Value::as_str).and_then(|r| r.strip_prefix("#/components/schemas/"))
                 && !schemas.contains_key(name)
                 && let Some(schema) = doc.value.pointer(&format!("/components/schemas/{name}"))
             {

@@ -104,7 +104,10 @@ fn route(
     match operation.get("x-portcullis-upstream").cloned().or_else(|| source.upstream.clone().map(Value::from)) {
         Some(upstream) => route.insert("upstream".into(), upstream),
         None => {
-            error("x-portcullis-upstream", "no `x-portcullis-upstream`, and the `openapi` entry names no `upstream`".into());
+            error(
+                "x-portcullis-upstream",
+                "no `x-portcullis-upstream`, and the `openapi` entry names no `upstream`".into(),
+            );
             return None;
         }
     };

@@ -136,9 +136,10 @@ impl Shape {
             return Self::Array(items);
         }
         if types.object {
-            let props = schema.get("properties").and_then(Value::as_object).map_or_else(Vec::new, |p| {
-                p.iter().map(|(name, s)| (name.clone(), Types::of(s))).collect()
-            });
+            let props = schema
+                .get("properties")
+                .and_then(Value::as_object)
+                .map_or_else(Vec::new, |p| p.iter().map(|(name, s)| (name.clone(), Types::of(s))).collect());
             return Self::Object(props);
         }
         Self::Primitive(types)
@@ -146,10 +147,10 @@ impl Shape {
 
     fn property(&self, name: &str) -> Types {
         match self {
-            Self::Object(props) => props.iter().find(|(n, _)| n == name).map_or(
-                Types { integer: true, number: true, boolean: true, ..Types::default() },
-                |(_, t)| *t,
-            ),
+            Self::Object(props) => props
+                .iter()
+                .find(|(n, _)| n == name)
+                .map_or(Types { integer: true, number: true, boolean: true, ..Types::default() }, |(_, t)| *t),
             _ => Types::default(),
         }
     }
@@ -167,7 +168,7 @@ pub(crate) struct Reader {
 
 impl Reader {
     /// A path, header or cookie parameter's value from its one string.
-    pub(crate) fn from_text(&self, raw: &str) -> Value {
+    pub(crate) fn read_text(&self, raw: &str) -> Value {
         let text = match self.style {
             Style::Label => raw.strip_prefix('.').unwrap_or(raw),
             Style::Matrix => {
@@ -208,7 +209,7 @@ impl Reader {
     }
 
     /// A query parameter from every pair of the query; `None` when it is absent.
-    pub(crate) fn from_query(&self, query: &[(String, String)], declared: &[&str]) -> Option<Value> {
+    pub(crate) fn read_query(&self, query: &[(String, String)], declared: &[&str]) -> Option<Value> {
         let mine = || query.iter().filter(|(k, _)| *k == self.name).map(|(_, v)| v.as_str());
         match (&self.shape, self.style) {
             (Shape::Object(_), Style::DeepObject) => {
@@ -244,7 +245,7 @@ impl Reader {
             // A single value given more than once is read as the list it is, which its
             // schema then refuses (never silently the first one).
             _ => {
-                let values: Vec<Value> = mine().map(|v| self.from_text(v)).collect();
+                let values: Vec<Value> = mine().map(|v| self.read_text(v)).collect();
                 match values.len() {
                     0 => None,
                     1 => values.into_iter().next(),
@@ -286,7 +287,13 @@ mod tests {
 
     fn reader(place: In, style: Option<&str>, explode: Option<bool>, schema: Value) -> Reader {
         let style = Style::parse(style, place).unwrap_or(Style::Simple);
-        Reader { name: "p".into(), place, style, explode: explode.unwrap_or(style == Style::Form), shape: Shape::of(&schema) }
+        Reader {
+            name: "p".into(),
+            place,
+            style,
+            explode: explode.unwrap_or(style == Style::Form),
+            shape: Shape::of(&schema),
+        }
     }
 
     fn query(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
@@ -296,44 +303,45 @@ mod tests {
     #[test]
     fn primitives_are_coerced_by_their_schema_type() {
         let r = reader(In::Query, None, None, json!({ "type": "integer" }));
-        assert_eq!(r.from_query(&query(&[("p", "5")]), &[]), Some(json!(5)));
-        assert_eq!(r.from_query(&query(&[("p", "five")]), &[]), Some(json!("five")));
+        assert_eq!(r.read_query(&query(&[("p", "5")]), &[]), Some(json!(5)));
+        assert_eq!(r.read_query(&query(&[("p", "five")]), &[]), Some(json!("five")));
         let r = reader(In::Header, None, None, json!({ "type": ["boolean", "null"] }));
-        assert_eq!(r.from_text("true"), json!(true));
-        assert_eq!(r.from_text("null"), json!(null));
+        assert_eq!(r.read_text("true"), json!(true));
+        assert_eq!(r.read_text("null"), json!(null));
         let r = reader(In::Query, None, None, json!({ "type": "number" }));
-        assert_eq!(r.from_query(&query(&[("p", "2.5")]), &[]), Some(json!(2.5)));
+        assert_eq!(r.read_query(&query(&[("p", "2.5")]), &[]), Some(json!(2.5)));
     }
 
     #[test]
     fn arrays_follow_style_and_explode() {
         let schema = json!({ "type": "array", "items": { "type": "integer" } });
         let exploded = reader(In::Query, None, None, schema.clone());
-        assert_eq!(exploded.from_query(&query(&[("p", "1"), ("x", "9"), ("p", "2")]), &[]), Some(json!([1, 2])));
+        assert_eq!(exploded.read_query(&query(&[("p", "1"), ("x", "9"), ("p", "2")]), &[]), Some(json!([1, 2])));
         let joined = reader(In::Query, None, Some(false), schema.clone());
-        assert_eq!(joined.from_query(&query(&[("p", "1,2")]), &[]), Some(json!([1, 2])));
+        assert_eq!(joined.read_query(&query(&[("p", "1,2")]), &[]), Some(json!([1, 2])));
         let piped = reader(In::Query, Some("pipeDelimited"), Some(false), schema.clone());
-        assert_eq!(piped.from_query(&query(&[("p", "1|2")]), &[]), Some(json!([1, 2])));
+        assert_eq!(piped.read_query(&query(&[("p", "1|2")]), &[]), Some(json!([1, 2])));
         let label = reader(In::Path, Some("label"), Some(true), schema.clone());
-        assert_eq!(label.from_text(".3.4"), json!([3, 4]));
+        assert_eq!(label.read_text(".3.4"), json!([3, 4]));
         let matrix = reader(In::Path, Some("matrix"), Some(true), schema);
-        assert_eq!(matrix.from_text(";p=3;p=4"), json!([3, 4]));
+        assert_eq!(matrix.read_text(";p=3;p=4"), json!([3, 4]));
     }
 
     #[test]
     fn objects_from_deep_object_form_and_simple() {
-        let schema = json!({ "type": "object", "properties": { "min": { "type": "integer" }, "q": { "type": "string" } } });
+        let schema =
+            json!({ "type": "object", "properties": { "min": { "type": "integer" }, "q": { "type": "string" } } });
         let deep = reader(In::Query, Some("deepObject"), Some(true), schema.clone());
         assert_eq!(
-            deep.from_query(&query(&[("p[min]", "3"), ("p[q]", "7"), ("other", "x")]), &[]),
+            deep.read_query(&query(&[("p[min]", "3"), ("p[q]", "7"), ("other", "x")]), &[]),
             Some(json!({ "min": 3, "q": "7" }))
         );
         let form = reader(In::Query, None, None, schema.clone());
-        assert_eq!(form.from_query(&query(&[("min", "1"), ("limit", "2")]), &["limit"]), Some(json!({ "min": 1 })));
+        assert_eq!(form.read_query(&query(&[("min", "1"), ("limit", "2")]), &["limit"]), Some(json!({ "min": 1 })));
         let simple = reader(In::Header, None, Some(true), schema.clone());
-        assert_eq!(simple.from_text("min=2,q=x"), json!({ "min": 2, "q": "x" }));
+        assert_eq!(simple.read_text("min=2,q=x"), json!({ "min": 2, "q": "x" }));
         let flat = reader(In::Path, None, None, schema);
-        assert_eq!(flat.from_text("min,2"), json!({ "min": 2 }));
+        assert_eq!(flat.read_text("min,2"), json!({ "min": 2 }));
     }
 
     #[test]

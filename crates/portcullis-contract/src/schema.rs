@@ -74,12 +74,8 @@ pub(crate) fn file_uri(path: &Path) -> String {
 
 /// `uri#pointer`, the pointer percent-encoded as a URI fragment.
 pub(crate) fn reference(uri: &str, pointer: &str) -> String {
-    const FRAGMENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
-        .remove(b'/')
-        .remove(b'~')
-        .remove(b'-')
-        .remove(b'.')
-        .remove(b'_');
+    const FRAGMENT: &percent_encoding::AsciiSet =
+        &percent_encoding::NON_ALPHANUMERIC.remove(b'/').remove(b'~').remove(b'-').remove(b'.').remove(b'_');
     format!("{uri}#{}", percent_encoding::utf8_percent_encode(pointer, FRAGMENT))
 }
 
@@ -146,7 +142,8 @@ pub(crate) fn compile(files: &Arc<LocalFiles>, target: &str, externals: &[String
     match options(false).build(&root) {
         Ok(validator) => Ok(Compiled { validator, warnings: Vec::new() }),
         Err(e) if e.to_string().starts_with("Unknown format") => {
-            let warning = format!("{}; it is not checked", e.to_string().split(". ").next().unwrap_or("unknown format"));
+            let warning =
+                format!("{}; it is not checked", e.to_string().split(". ").next().unwrap_or("unknown format"));
             let validator = options(true).build(&root).map_err(|e| e.to_string())?;
             Ok(Compiled { validator, warnings: vec![warning] })
         }
@@ -171,7 +168,8 @@ mod tests {
         let doc = json!({ "components": { "schemas": {
             "Qty": { "type": "integer", "minimum": 1 },
             "Line": { "type": "object", "properties": { "qty": { "$ref": "#/components/schemas/Qty" } } } } } });
-        let compiled = compile(&files_with(uri, doc), &reference(uri, "/components/schemas/Line"), &[]).expect("compiles");
+        let compiled =
+            compile(&files_with(uri, doc), &reference(uri, "/components/schemas/Line"), &[]).expect("compiles");
         assert!(compiled.validator.is_valid(&json!({ "qty": 2 })));
         assert!(!compiled.validator.is_valid(&json!({ "qty": 0 })));
     }

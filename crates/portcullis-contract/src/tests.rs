@@ -62,7 +62,10 @@ fn every_place_is_checked_and_reported() {
 #[test]
 fn nullable_and_other_media_types_pass() {
     let ok = contract(&DOC.replace("maximum: 5", "maximum: 9"), "put");
-    assert_eq!(check(&ok, None, &[("content-type", "application/json; charset=utf-8")], Some("{\"a\":null}")), Vec::<String>::new());
+    assert_eq!(
+        check(&ok, None, &[("content-type", "application/json; charset=utf-8")], Some("{\"a\":null}")),
+        Vec::<String>::new()
+    );
     assert_eq!(check(&ok, None, &[("content-type", "text/plain")], Some("anything")), Vec::<String>::new());
     assert_eq!(check(&ok, None, &[("content-type", "image/png")], Some("x")), ["header.content-type"]);
     // The body is optional here; without one nothing is said about it.
@@ -78,19 +81,32 @@ fn a_schema_file_requires_a_matching_json_body() {
     assert_eq!(check(&c, None, &[json], None), ["body"]);
     assert_eq!(check(&c, None, &[json], Some("{\"n\":0}")), ["body/n"]);
     assert_eq!(check(&c, None, &[json], Some("{\"n\":1}")), Vec::<String>::new());
-    assert!(c.reads_body(&[(http::header::CONTENT_TYPE, http::HeaderValue::from_static("application/json"))].into_iter().collect()));
+    assert!(c.reads_body(
+        &[(http::header::CONTENT_TYPE, http::HeaderValue::from_static("application/json"))].into_iter().collect()
+    ));
 }
 
 #[test]
 fn bad_references_and_missing_files_are_errors_at_their_line() {
-    let doc = OpenApiDoc::load(&write("api.yaml", &DOC.replace("{ type: integer, maximum: 5 }", "{ $ref: 'other.yaml#/X' }"))).unwrap();
+    let doc = OpenApiDoc::load(&write(
+        "api.yaml",
+        &DOC.replace("{ type: integer, maximum: 5 }", "{ $ref: 'other.yaml#/X' }"),
+    ))
+    .unwrap();
     let error = doc.contract(&doc.find("put").unwrap()).err().unwrap().to_string();
-    assert!(error.contains("api.yaml:9:") && error.contains("operation `put`") && error.contains("other.yaml"), "{error}");
+    assert!(
+        error.contains("api.yaml:9:") && error.contains("operation `put`") && error.contains("other.yaml"),
+        "{error}"
+    );
 }
 
 #[test]
 fn an_unknown_format_is_a_warning() {
-    let doc = OpenApiDoc::load(&write("api.yaml", &DOC.replace("{ type: integer, maximum: 5 }", "{ type: string, format: postcode }"))).unwrap();
+    let doc = OpenApiDoc::load(&write(
+        "api.yaml",
+        &DOC.replace("{ type: integer, maximum: 5 }", "{ type: string, format: postcode }"),
+    ))
+    .unwrap();
     let compiled = doc.contract(&doc.find("put").unwrap()).map_err(|e| e.to_string()).unwrap();
     assert_eq!(compiled.warnings.len(), 1);
     assert!(compiled.warnings[0].message.contains("postcode"));

@@ -51,7 +51,13 @@ pub(crate) fn at(key: &str) -> KeyPath {
 /// Compiles a loaded document into a snapshot, or returns every error found.
 pub fn compile(loaded: &Loaded) -> Result<Snapshot, Diagnostics> {
     let doc = &loaded.document;
-    let mut c = Compiler { loaded, doc, errors: Diagnostics::default(), warnings: Vec::new(), documents: contract::Documents::default() };
+    let mut c = Compiler {
+        loaded,
+        doc,
+        errors: Diagnostics::default(),
+        warnings: Vec::new(),
+        documents: contract::Documents::default(),
+    };
     let listeners = listeners(&mut c);
     let admin = sections::admin(&mut c);
     let limits = limits(&mut c);
@@ -139,7 +145,13 @@ pub struct StoreAccess {
 /// them, for a document loaded with only those parts (`portcullis_config::load_parts`).
 pub fn compile_store_access(loaded: &Loaded) -> Result<StoreAccess, Diagnostics> {
     let doc = &loaded.document;
-    let mut c = Compiler { loaded, doc, errors: Diagnostics::default(), warnings: Vec::new(), documents: contract::Documents::default() };
+    let mut c = Compiler {
+        loaded,
+        doc,
+        errors: Diagnostics::default(),
+        warnings: Vec::new(),
+        documents: contract::Documents::default(),
+    };
     let audit_log = log_sink(&mut c, "audit");
     sections::consumers_and_plans(&mut c);
     let plans = sections::plans(&mut c);

@@ -51,8 +51,12 @@ fn extensions(
     if !route.policies.is_empty() {
         op.insert("x-portcullis-policy".into(), names(&route.policies));
     }
-    let limits: Vec<Value> =
-        route.rate_limits.iter().filter_map(|i| snapshot.rate_limits.get(*i)).map(|l| l.name.to_string().into()).collect();
+    let limits: Vec<Value> = route
+        .rate_limits
+        .iter()
+        .filter_map(|i| snapshot.rate_limits.get(*i))
+        .map(|l| l.name.to_string().into())
+        .collect();
     if !limits.is_empty() {
         op.insert("x-portcullis-rate-limits".into(), limits.into());
     }

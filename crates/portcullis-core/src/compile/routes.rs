@@ -55,7 +55,13 @@ pub(super) fn compile(
     (routes, table)
 }
 
-fn add(c: &mut Compiler<'_>, table: &mut RouteTable, routes: &mut Vec<Arc<RouteSpec>>, spec: RouteSpec, path: &KeyPath) {
+fn add(
+    c: &mut Compiler<'_>,
+    table: &mut RouteTable,
+    routes: &mut Vec<Arc<RouteSpec>>,
+    spec: RouteSpec,
+    path: &KeyPath,
+) {
     let flags = RouteFlags { captures: spec.captures_params, matrix_params: spec.matrix_params };
     let added = table.add(spec.name.clone(), spec.host.as_deref(), &spec.path, spec.methods.clone(), flags);
     match added {

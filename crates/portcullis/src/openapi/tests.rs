@@ -142,7 +142,8 @@ upstreams:
     let (doc, skipped) = super::document(&loaded.document, &snapshot);
     assert!(skipped.is_empty(), "{skipped:?}");
     std::fs::write(dir.join("out.json"), doc.to_string()).unwrap();
-    let imported = portcullis_config::load_str(&format!("{head}openapi: [{{ file: out.json }}]\n"), "t.yaml", &dir, None).unwrap();
+    let imported =
+        portcullis_config::load_str(&format!("{head}openapi: [{{ file: out.json }}]\n"), "t.yaml", &dir, None).unwrap();
     let again = portcullis_core::compile(&imported).unwrap_or_else(|e| panic!("{e}"));
     let summary = |s: &portcullis_core::Snapshot| -> Vec<String> {
         let mut v: Vec<String> = s
@@ -162,7 +163,10 @@ upstreams:
     let create = again.routes.iter().find(|r| &*r.name == "create-order").unwrap();
     assert!(create.contract.is_some(), "the operation's contract comes back with it");
     let (doc_again, _) = super::document(&imported.document, &again);
-    assert_eq!(doc_again["paths"]["/v1/orders"]["post"]["requestBody"], doc["paths"]["/v1/orders"]["post"]["requestBody"]);
+    assert_eq!(
+        doc_again["paths"]["/v1/orders"]["post"]["requestBody"],
+        doc["paths"]["/v1/orders"]["post"]["requestBody"]
+    );
     assert_eq!(doc["paths"]["/v1/orders"]["get"]["x-portcullis-waf"], json!("detect"));
     let _ = std::fs::remove_dir_all(&dir);
 }
