@@ -14,5 +14,7 @@ pub mod surface;
 pub mod values;
 
 pub use diagnostic::{Diagnostic, Diagnostics, KeyPath, Location, Locations};
-pub use load::{Env, Loaded, ProcessEnv, Source, json_schema, load, load_file, load_parts, load_str, stage_names};
+pub use load::{
+    Env, Loaded, ProcessEnv, Source, json_schema, load, load_file, load_parts, load_str, parse_document, stage_names,
+};
 pub use surface::Document;

@@ -23,6 +23,30 @@ use serde_json::Value;
 
 use crate::{Diagnostic, Diagnostics, Document, KeyPath, Locations};
 
+/// A YAML or JSON file other than the config (an OpenAPI document): its value tree and where
+/// each node was written, or one diagnostic placed at its syntax error. `.json` files are
+/// read by serde_json, everything else by the config's YAML parser (YAML 1.2 core schema).
+pub fn parse_document(text: &str, file: &Path) -> Result<(Value, Locations), Diagnostics> {
+    let is_json = file.extension().is_some_and(|e| e.eq_ignore_ascii_case("json"));
+    if !is_json {
+        let parsed = parse::parse(text, file)?;
+        return Ok((parsed.value, parsed.locations));
+    }
+    match serde_json::from_str::<Value>(text) {
+        Ok(value) => Ok((value, parse::locations(text, file))),
+        Err(e) => {
+            let location = crate::Location { line: e.line().max(1), column: e.column().max(1) };
+            let message = format!("invalid JSON: {e}");
+            Err(Diagnostics(vec![Diagnostic {
+                file: file.to_path_buf(),
+                path: KeyPath::root(),
+                location: Some(location),
+                message,
+            }]))
+        }
+    }
+}
+
 /// Where the config text comes from (for diagnostics and relative paths).
 #[derive(Debug, Clone, Copy)]
 pub enum Source<'a> {

@@ -675,11 +675,30 @@ pub struct RouteCache {
     pub shared: bool,
 }
 
+/// Requests are checked before they are forwarded; a violation is 400 `invalid_request`.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(untagged)]
+pub enum RouteValidate {
+    Operation(ValidateOperation),
+    Schema(ValidateSchema),
+}
+
+/// Parameters (path, query, header, cookie), content type and body of an OpenAPI operation.
 #[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct RouteValidate {
+pub struct ValidateOperation {
+    /// An OpenAPI 3.0 or 3.1 document (YAML or JSON).
     pub openapi: String,
+    /// The operation's `operationId`.
     pub operation: String,
+}
+
+/// A JSON Schema (draft 2020-12; OpenAPI 3.0's `nullable` understood) the JSON body must
+/// match; a body is required.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ValidateSchema {
+    pub schema: String,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
@@ -725,7 +744,15 @@ pub struct RouteSoap {
 #[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct OpenApiSource {
+    /// An OpenAPI 3.0 or 3.1 document (YAML or JSON): a route per operation.
     pub file: String,
+    /// The upstream of operations without `x-portcullis-upstream`.
+    pub upstream: Option<String>,
+    /// The host the routes match (operations may say `x-portcullis-host`); absent: any.
+    pub host: Option<String>,
+    /// Check each request against its operation (parameters, content type, body).
+    #[serde(default = "default_true")]
+    pub validate: bool,
 }
 
 fn default_true() -> bool {

@@ -3,6 +3,7 @@
 //! placed at its key path and line:column; sections this build parses but does not enforce
 //! become warnings.
 
+mod contract;
 mod cors;
 mod identity;
 mod routes;
@@ -31,6 +32,7 @@ pub(crate) struct Compiler<'a> {
     pub(crate) doc: &'a Document,
     errors: Diagnostics,
     warnings: Vec<Diagnostic>,
+    documents: contract::Documents,
 }
 
 impl<'a> Compiler<'a> {
@@ -51,7 +53,13 @@ pub(crate) fn at(key: &str) -> KeyPath {
 /// Compiles a loaded document into a snapshot, or returns every error found.
 pub fn compile(loaded: &Loaded) -> Result<Snapshot, Diagnostics> {
     let doc = &loaded.document;
-    let mut c = Compiler { loaded, doc, errors: Diagnostics::default(), warnings: Vec::new() };
+    let mut c = Compiler {
+        loaded,
+        doc,
+        errors: Diagnostics::default(),
+        warnings: Vec::new(),
+        documents: contract::Documents::default(),
+    };
     let listeners = listeners(&mut c);
     let admin = sections::admin(&mut c);
     let limits = limits(&mut c);
@@ -142,7 +150,13 @@ pub struct StoreAccess {
 /// them, for a document loaded with only those parts (`portcullis_config::load_parts`).
 pub fn compile_store_access(loaded: &Loaded) -> Result<StoreAccess, Diagnostics> {
     let doc = &loaded.document;
-    let mut c = Compiler { loaded, doc, errors: Diagnostics::default(), warnings: Vec::new() };
+    let mut c = Compiler {
+        loaded,
+        doc,
+        errors: Diagnostics::default(),
+        warnings: Vec::new(),
+        documents: contract::Documents::default(),
+    };
     let audit_log = log_sink(&mut c, "audit");
     sections::consumers_and_plans(&mut c);
     let plans = sections::plans(&mut c);
@@ -202,6 +216,12 @@ fn watched_files(
     state: &snapshot::StateSpec,
 ) -> Vec<PathBuf> {
     let mut files = loaded.files.clone();
+    // The contracts' documents: a changed schema reloads like a changed config.
+    files.extend(loaded.document.openapi.iter().map(|s| loaded.resolve_path(&s.file)));
+    files.extend(loaded.document.routes.iter().filter_map(|r| r.validate.as_ref()).map(|v| match v {
+        surface::RouteValidate::Operation(o) => loaded.resolve_path(&o.openapi),
+        surface::RouteValidate::Schema(s) => loaded.resolve_path(&s.schema),
+    }));
     files.extend(state.redis_ca.iter().cloned());
     files.extend(upstreams.iter().filter_map(|up| up.soap.as_ref()).map(|s| s.wsdl_file.clone()));
     for up in upstreams {

@@ -6,8 +6,8 @@
 //!
 //! ```text
 //!  request_limits → request_target → strip_identity → ip_filter → route → route_limits
-//!  → strip_hop_by_hop → cors → (waf) → authenticate → authorize → rate_limit
-//!  → (validate) → cache_lookup → transform → upstream → response_transform → cache_store → log
+//!  → strip_hop_by_hop → cors → waf → authenticate → authorize → rate_limit
+//!  → validate → cache_lookup → transform → upstream → response_transform → cache_store → log
 //! ```
 //!
 //! Each phase records its verdict in the request's decision trace
@@ -41,7 +41,7 @@ use crate::record::{BodyStats, Record};
 use crate::snapshot::{RouteSpec, Snapshot, UpstreamKind};
 use crate::stage::{
     AuthSources, Authenticate, Authorize, Cors, IpFilter, MatchRoute, RateLimitKeys, RequestLimits, RequestTarget,
-    Routed, StripHopByHop, StripIdentity, Transform, Waf,
+    Routed, StripHopByHop, StripIdentity, Transform, Validate, Waf,
 };
 use crate::trace::{By, Verdict};
 
@@ -328,7 +328,12 @@ pub async fn handle<E: Edge>(
         Ok(limited) => limited,
         Err(reply) => return finish(Answer::Gateway(reply), Some(&route), ctx, record, None),
     };
-    // Validation comes here (after the limits: an over-limit client gets no schema work).
+    // Validation after the limits (an over-limit client gets no schema work) and before the
+    // cache (a request that breaks the contract is never answered, not even from the cache).
+    let body = match validate(shared, &route, &mut parts, body, &mut ctx, &mut record).await {
+        Ok(body) => body,
+        Err(reply) => return finish(Answer::Gateway(reply), Some(&route), ctx, record, None),
+    };
     // Cache lookup: after rate limits (a hit still counts), before anything is forwarded.
     let lookup = cache_lookup(edge, shared, &routed, &parts, &downstream_uri, &mut ctx).await;
     if let Lookup::Hit(entry) = &lookup {
@@ -436,6 +441,68 @@ async fn rate_limit(
     Err(decide(ctx, phase::RATE_LIMIT, Reply::Problem(checked.refusal(ctx.now.unix_seconds))))
 }
 
+/// The request body after validation: still streaming, or read whole because the contract
+/// checks a JSON body (then it is forwarded as read).
+#[derive(Debug)]
+pub enum ClientBody<B> {
+    Stream(B),
+    Read(Bytes),
+}
+
+/// The validation phase: the route's contract, the body read first (bounded by the route's
+/// `max_body_bytes`) only when it is a JSON body the contract checks.
+async fn validate<B>(
+    shared: &Shared<'_>,
+    route: &RouteSpec,
+    parts: &mut Parts,
+    body: B,
+    ctx: &mut RequestContext,
+    record: &mut Record,
+) -> Result<ClientBody<B>, Reply>
+where
+    B: http_body::Body<Data = Bytes> + Unpin,
+{
+    let Some(contract) = &route.contract else {
+        ctx.decisions.skip(Validate::NAME);
+        return Ok(ClientBody::Stream(body));
+    };
+    let has_body = !http_body::Body::is_end_stream(&body);
+    if !(has_body && contract.reads_body(&parts.headers)) {
+        return match Validate::run(contract, parts, ctx, has_body, None) {
+            Flow::Respond(reply) => Err(decide(ctx, Validate::NAME, reply)),
+            _ => {
+                ctx.decisions.pass(Validate::NAME);
+                Ok(ClientBody::Stream(body))
+            }
+        };
+    }
+    let stats = Arc::new(BodyStats::default());
+    record.bytes_in = Some(stats.clone());
+    let deadline = tokio::time::Instant::now() + shared.snapshot.limits.idle_timeout.max(route.limits.idle_timeout);
+    let read = crate::soap::read_bounded(body, route.limits.max_body_bytes, deadline, Some(&stats)).await;
+    let bytes = match read {
+        Ok(bytes) => bytes,
+        Err(e) => {
+            let problem = match e {
+                crate::soap::ReadError::TooLarge => UpstreamError::BodyTooLarge.into_problem(),
+                crate::soap::ReadError::Broken => UpstreamError::ClientBody.into_problem(),
+                crate::soap::ReadError::Timeout => {
+                    Problem::new(ErrorCode::RequestTimeout, "the request body did not arrive in time")
+                }
+            };
+            return Err(decide(ctx, Validate::NAME, Reply::Problem(problem)));
+        }
+    };
+    if let Flow::Respond(reply) = Validate::run(contract, parts, ctx, true, Some(&bytes)) {
+        return Err(decide(ctx, Validate::NAME, reply));
+    }
+    ctx.decisions.pass(Validate::NAME);
+    // The body goes on whole: its framing is now a length.
+    parts.headers.remove(http::header::TRANSFER_ENCODING);
+    parts.headers.insert(CONTENT_LENGTH, HeaderValue::from(bytes.len()));
+    Ok(ClientBody::Read(bytes))
+}
+
 /// The cache-lookup phase: bypass, or the key and what the edge's store has under it.
 async fn cache_lookup<E: Edge>(
     edge: &E,
@@ -491,7 +558,7 @@ async fn upstream<E: Edge>(
     shared: &Shared<'_>,
     route: &Arc<RouteSpec>,
     mut parts: Parts,
-    body: Prefixed<E::Body>,
+    body: ClientBody<Prefixed<E::Body>>,
     ctx: &mut RequestContext,
     record: &mut Record,
 ) -> Answer<E::Reply> {
@@ -511,7 +578,9 @@ async fn upstream<E: Edge>(
     };
     let stats = Arc::new(BodyStats::default());
     if let Some(soap) = &route.soap {
-        record.bytes_in = Some(stats.clone());
+        if record.bytes_in.is_none() {
+            record.bytes_in = Some(stats.clone());
+        }
         let mut answered = crate::soap::Answered::default();
         let result = crate::soap::exchange(
             edge,
@@ -559,11 +628,16 @@ async fn upstream<E: Edge>(
         Ok(accept) => accept,
         Err(problem) => return Answer::Gateway(upstream_refused(ctx, problem)),
     };
-    let body_empty = http_body::Body::is_end_stream(&body);
-    let body = match body.into_parts() {
-        _ if body_empty => OutBody::Empty,
-        (Some(head), rest) => OutBody::Prefixed(head, rest),
-        (None, rest) => OutBody::Stream(rest),
+    let (body, body_empty) = match body {
+        ClientBody::Read(bytes) if bytes.is_empty() => (OutBody::Empty, true),
+        // Read by validation, which counted it in the record already.
+        ClientBody::Read(bytes) => (OutBody::Full(bytes), true),
+        ClientBody::Stream(body) if http_body::Body::is_end_stream(&body) => (OutBody::Empty, true),
+        // The WAF may have read the body's first bytes: they go first.
+        ClientBody::Stream(body) => match body.into_parts() {
+            (Some(head), rest) => (OutBody::Prefixed(head, rest), false),
+            (None, rest) => (OutBody::Stream(rest), false),
+        },
     };
     let outbound = Outbound {
         upstream: route.upstream,

@@ -482,6 +482,8 @@ pub struct RouteSpec {
     pub waf: WafMode,
     /// `cors`: the route's CORS policy (shared by every route naming it).
     pub cors: Option<Arc<crate::cors::CorsPolicy>>,
+    /// `validate` (or an imported OpenAPI operation): what a request must look like.
+    pub contract: Option<Arc<portcullis_contract::Contract>>,
 }
 
 /// What the WAF does on a route.

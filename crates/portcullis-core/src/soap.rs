@@ -149,7 +149,7 @@ pub async fn exchange<E: Edge>(
     soap: &SoapRouteSpec,
     response_timeout: std::time::Duration,
     mut parts: Parts,
-    body: crate::pipeline::Prefixed<E::Body>,
+    body: crate::pipeline::ClientBody<crate::pipeline::Prefixed<E::Body>>,
     ctx: &RequestContext,
     stats: &BodyStats,
     answered: &mut Answered,
@@ -157,11 +157,16 @@ pub async fn exchange<E: Edge>(
     let timeout = route.timeout.unwrap_or(response_timeout);
     let deadline = Instant::now() + timeout;
     let limit = route.limits.max_body_bytes;
-    let body = read_bounded(body, limit, deadline, Some(stats)).await.map_err(|e| match e {
-        ReadError::TooLarge => SoapError::BodyTooLarge,
-        ReadError::Broken => SoapError::ClientBody,
-        ReadError::Timeout => SoapError::ClientBodyTimeout,
-    })?;
+    let body = match body {
+        crate::pipeline::ClientBody::Read(bytes) => bytes,
+        crate::pipeline::ClientBody::Stream(body) => {
+            read_bounded(body, limit, deadline, Some(stats)).await.map_err(|e| match e {
+                ReadError::TooLarge => SoapError::BodyTooLarge,
+                ReadError::Broken => SoapError::ClientBody,
+                ReadError::Timeout => SoapError::ClientBodyTimeout,
+            })?
+        }
+    };
     let input = input::build(soap.template.as_ref(), &parts, &body, ctx)?;
     let request = soap.operation.build_request(&input)?;
     envelope_head(&mut parts, &request, soap);

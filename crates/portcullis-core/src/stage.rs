@@ -12,6 +12,7 @@ mod request_limits;
 mod request_target;
 mod route_match;
 mod transform;
+mod validate;
 mod waf;
 
 pub use auth::{AuthSources, Authenticate};
@@ -24,4 +25,5 @@ pub use request_limits::{RawHeadFlaw, RequestLimits};
 pub use request_target::RequestTarget;
 pub use route_match::{MatchRoute, Preflight, Routed, request_host as route_match_host};
 pub use transform::{StripHopByHop, Transform};
+pub use validate::Validate;
 pub use waf::Waf;

@@ -12,6 +12,11 @@
 //! without `methods` lists the seven methods OpenAPI names, a host is given as
 //! `x-portcullis-host`, and where two routes share a path and method (on different hosts)
 //! only the first is described and the other is reported.
+//!
+//! Each operation also carries the route's gateway settings as the `x-portcullis-*`
+//! extensions that `openapi:` imports (`upstream`, `auth`, `policy`, `rate-limits`, `cache`,
+//! `waf`, `host`), and a route with a contract (`validate`, or imported) its parameters and
+//! request body: importing the output gives the same routes back.
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -22,6 +27,65 @@ use portcullis_core::snapshot::{AuthRule, RouteSpec, SoapRouteSpec, UpstreamSpec
 use portcullis_soap::Placeholder;
 use portcullis_soap::json_schema::DIALECT;
 use serde_json::{Map, Value, json};
+
+/// The gateway's settings of a route as `x-portcullis-*` extensions (importing the document
+/// gives the route back), and its contract's parameters and request body.
+fn extensions(
+    op: &mut Value,
+    route: &RouteSpec,
+    doc: &Document,
+    snapshot: &Snapshot,
+    schemas: &mut Map<String, Value>,
+) {
+    let Value::Object(op) = op else { return };
+    if let Some(upstream) = snapshot.upstreams.get(route.upstream) {
+        op.insert("x-portcullis-upstream".into(), upstream.name.to_string().into());
+    }
+    let names = |list: &[std::sync::Arc<str>]| Value::from(list.iter().map(|n| n.to_string()).collect::<Vec<_>>());
+    let auth = match &route.auth {
+        AuthRule::Public => json!("none"),
+        AuthRule::Any(list) => json!({ "any": names(list) }),
+        AuthRule::All(list) => json!({ "all": names(list) }),
+    };
+    op.insert("x-portcullis-auth".into(), auth);
+    if !route.policies.is_empty() {
+        op.insert("x-portcullis-policy".into(), names(&route.policies));
+    }
+    let limits: Vec<Value> = route
+        .rate_limits
+        .iter()
+        .filter_map(|i| snapshot.rate_limits.get(*i))
+        .map(|l| l.name.to_string().into())
+        .collect();
+    if !limits.is_empty() {
+        op.insert("x-portcullis-rate-limits".into(), limits.into());
+    }
+    if let Some(cache) = &route.cache {
+        let ttl = match cache.ttl.subsec_millis() {
+            0 => format!("{}s", cache.ttl.as_secs()),
+            _ => format!("{}ms", cache.ttl.as_millis()),
+        };
+        op.insert("x-portcullis-cache".into(), json!({ "ttl": ttl, "shared": cache.shared }));
+    }
+    let waf = doc.routes.iter().find(|r| r.name == *route.name).and_then(|r| r.waf.as_ref());
+    if let Some(waf) = waf.and_then(|w| serde_json::to_value(w).ok()) {
+        op.insert("x-portcullis-waf".into(), waf);
+    }
+    let Some(contract) = &route.contract else { return };
+    let Value::Object(described) = &contract.described else { return };
+    for (key, value) in described {
+        match key.as_str() {
+            "x-portcullis-components" => {
+                for (name, schema) in value.as_object().into_iter().flatten() {
+                    schemas.entry(name.clone()).or_insert_with(|| schema.clone());
+                }
+            }
+            _ => {
+                op.insert(key.clone(), value.clone());
+            }
+        }
+    }
+}
 
 /// The methods OpenAPI 3.1 has fields for, as a route without `methods` is described.
 const ALL_METHODS: [&str; 7] = ["get", "put", "post", "delete", "options", "head", "patch"];
@@ -74,7 +138,9 @@ pub(crate) fn document(doc: &Document, snapshot: &Snapshot) -> (Value, Vec<Strin
                 continue;
             }
             let id = if methods.len() == 1 { route.name.to_string() } else { format!("{}-{method}", route.name) };
-            item.insert((*method).to_owned(), operation(route, upstream, method, id, &mut schemas));
+            let mut op = operation(route, upstream, method, id, &mut schemas);
+            extensions(&mut op, route, doc, snapshot, &mut schemas);
+            item.insert((*method).to_owned(), op);
         }
     }
     let stage = snapshot.stage.as_deref().map(|s| format!(", stage `{s}`")).unwrap_or_default();

@@ -48,6 +48,12 @@ pub(super) fn parse(text: &str, file: &Path) -> Result<Parsed, Diagnostics> {
     Ok(Parsed { value, locations, plain: walker.plain })
 }
 
+/// The locations of every node of a document already parsed (a JSON text parses as YAML
+/// flow style, so this places JSON documents too).
+pub(super) fn locations(text: &str, file: &Path) -> Locations {
+    Locations { file: file.to_path_buf(), nodes: locate(text).nodes }
+}
+
 /// Whether a plain scalar could have been read as something other than text: a YAML 1.2
 /// boolean or a number (`1`, `-2`, `+3`, `.5`, `0x1F`, `1e3`, `.inf`). Null is not included:
 /// `~`, `null` and an empty value mean nothing, in a string field too.

@@ -9,7 +9,7 @@ use http::{HeaderName, HeaderValue, Method};
 use portcullis_config::KeyPath;
 use portcullis_config::surface::{AuthKeyword, AuthProvider, Route, RouteAuth, RouteLimits, TrailingSlash};
 
-use super::{Compiler, at, soap};
+use super::{Compiler, at, contract, soap};
 use crate::cors::CorsPolicy;
 use crate::route::{PathOptions, RouteFlags, RouteTable};
 use crate::snapshot::{
@@ -35,14 +35,44 @@ pub(super) fn compile(
         }
         let Some(mut spec) = route(c, &path, r, global, upstreams) else { continue };
         spec.cors = r.cors.as_ref().and_then(|name| cors.get(name).cloned());
-        let flags = RouteFlags { captures: spec.captures_params, matrix_params: spec.matrix_params };
-        let added = table.add(spec.name.clone(), spec.host.as_deref(), &spec.path, spec.methods.clone(), flags);
-        match added {
-            Ok(_) => routes.push(Arc::new(spec)),
-            Err(e) => c.error(&path.key("match").key("path"), e.to_string()),
+        add(c, &mut table, &mut routes, spec, &path);
+    }
+    // Routes from OpenAPI documents: compiled like the others, but a problem found here is
+    // reported at the operation in its document, naming it.
+    for (source, imported) in contract::imported(c) {
+        let before = c.errors.0.len();
+        let r = &imported.route;
+        if c.doc.routes.iter().any(|o| o.name == r.name) || routes.iter().any(|o| *o.name == *r.name) {
+            c.error(&source, format!("route name `{}` is used twice", r.name));
+        }
+        if let Some(mut spec) = route(c, &source, r, global, upstreams) {
+            spec.cors = r.cors.as_ref().and_then(|name| cors.get(name).cloned());
+            spec.contract = imported.contract.map(Arc::new);
+            spec.captures_params |= spec.contract.as_ref().is_some_and(|k| k.has_path_params());
+            add(c, &mut table, &mut routes, spec, &source);
+        }
+        for d in &mut c.errors.0[before..] {
+            d.message = format!("{}: {}", imported.origin.message, d.message);
+            d.file.clone_from(&imported.origin.file);
+            d.location = imported.origin.location;
         }
     }
     (routes, table)
+}
+
+fn add(
+    c: &mut Compiler<'_>,
+    table: &mut RouteTable,
+    routes: &mut Vec<Arc<RouteSpec>>,
+    spec: RouteSpec,
+    path: &KeyPath,
+) {
+    let flags = RouteFlags { captures: spec.captures_params, matrix_params: spec.matrix_params };
+    let added = table.add(spec.name.clone(), spec.host.as_deref(), &spec.path, spec.methods.clone(), flags);
+    match added {
+        Ok(_) => routes.push(Arc::new(spec)),
+        Err(e) => c.error(&path.key("match").key("path"), e.to_string()),
+    }
 }
 
 fn route(
@@ -78,14 +108,16 @@ fn route(
     }
     let soap = soap::route(c, path, r, spec, &soap::RouteFacts { params: &params, auth: &auth });
     let cache = cache(c, &path.key("cache"), r, methods.as_deref(), soap.is_some());
+    let contract = contract::route_contract(c, path, r);
+    let validates_path = contract.as_ref().is_some_and(|k| k.has_path_params());
     Some(RouteSpec {
         name: Arc::from(r.name.as_str()),
         host: r.matcher.host.as_ref().map(|h| h.to_ascii_lowercase()),
         path: r.matcher.path.clone(),
         methods,
         upstream: upstream?,
-        // A SOAP route's template may read path parameters.
-        captures_params: (rewrite.is_some() || soap.is_some()) && !params.is_empty(),
+        // A SOAP route's template and a contract's path parameters read them too.
+        captures_params: (rewrite.is_some() || soap.is_some() || validates_path) && !params.is_empty(),
         rewrite,
         auth,
         policies: r
@@ -106,6 +138,7 @@ fn route(
         allow_underscore,
         waf: super::waf::route_mode(c.doc, r.waf),
         cors: None,
+        contract,
     })
 }
 
@@ -181,9 +214,6 @@ fn references(c: &mut Compiler<'_>, path: &KeyPath, r: &Route) {
         && !c.doc.cors.contains_key(cors)
     {
         c.error(&path.key("cors"), format!("unknown cors entry `{cors}`"));
-    }
-    if r.validate.is_some() {
-        c.warn(path, "validate on routes is not enforced by this build yet");
     }
 }
 

@@ -450,9 +450,6 @@ pub(super) fn policies_waf_cors(c: &mut Compiler<'_>) {
             c.error(&at("policies").key(name), "a policy needs scopes, claims or expr");
         }
     }
-    if !c.doc.openapi.is_empty() {
-        c.warn(&at("openapi"), "routes from OpenAPI documents are not loaded by this build yet");
-    }
 }
 
 #[cfg(test)]

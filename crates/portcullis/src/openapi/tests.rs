@@ -110,3 +110,63 @@ fn two_routes_on_one_path_and_method_are_reported_not_merged() {
     assert_eq!(skipped.len(), 1, "{skipped:?}");
     assert!(skipped[0].contains("route `b`"), "{skipped:?}");
 }
+
+/// `portcullis openapi`'s output, imported with `openapi: [{ file }]`, gives the same routes.
+#[test]
+fn importing_the_document_gives_the_same_routes_back() {
+    let dir = std::env::temp_dir().join(format!("portcullis-openapi-roundtrip-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let spec = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/e2e/fixtures/validation/orders-3.0.yaml");
+    let head = r#"version: 1
+listeners: [{ name: l, bind: "127.0.0.1:8080" }]
+auth:
+  corp: { type: jwt, issuer: "https://idp.example.com", algorithms: [RS256] }
+  partners: { type: api_key, header: X-Api-Key }
+policies:
+  readers: { scopes: [orders.read] }
+rate_limits:
+  per_ip: { rate: 10/s, burst: 20, key: client_ip }
+upstreams:
+  orders: { targets: ["http://127.0.0.1:9000"] }
+"#;
+    let routes = format!(
+        r#"routes:
+  - {{ name: list-orders, match: {{ path: /v1/orders, methods: [GET] }}, upstream: orders, auth: {{ any: [corp, partners] }}, policy: readers, rate_limits: [per_ip], cache: {{ ttl: 30s }}, waf: detect }}
+  - {{ name: get-order, match: {{ host: api.example.com, path: "/v1/orders/{{id}}", methods: [GET] }}, upstream: orders, auth: {{ all: [corp, partners] }} }}
+  - {{ name: create-order, match: {{ path: /v1/orders, methods: [POST] }}, upstream: orders, auth: none, validate: {{ openapi: {}, operation: createOrder }} }}
+"#,
+        spec.display()
+    );
+    let loaded = portcullis_config::load_str(&format!("{head}{routes}"), "t.yaml", &dir, None).unwrap();
+    let snapshot = portcullis_core::compile(&loaded).unwrap();
+    let (doc, skipped) = super::document(&loaded.document, &snapshot);
+    assert!(skipped.is_empty(), "{skipped:?}");
+    std::fs::write(dir.join("out.json"), doc.to_string()).unwrap();
+    let imported =
+        portcullis_config::load_str(&format!("{head}openapi: [{{ file: out.json }}]\n"), "t.yaml", &dir, None).unwrap();
+    let again = portcullis_core::compile(&imported).unwrap_or_else(|e| panic!("{e}"));
+    let summary = |s: &portcullis_core::Snapshot| -> Vec<String> {
+        let mut v: Vec<String> = s
+            .routes
+            .iter()
+            .map(|r| {
+                format!(
+                    "{} {:?} {} {:?} up={} auth={:?} policy={:?} limits={:?} cache={:?}",
+                    r.name, r.host, r.path, r.methods, r.upstream, r.auth, r.policies, r.rate_limits, r.cache
+                )
+            })
+            .collect();
+        v.sort();
+        v
+    };
+    assert_eq!(summary(&again), summary(&snapshot));
+    let create = again.routes.iter().find(|r| &*r.name == "create-order").unwrap();
+    assert!(create.contract.is_some(), "the operation's contract comes back with it");
+    let (doc_again, _) = super::document(&imported.document, &again);
+    assert_eq!(
+        doc_again["paths"]["/v1/orders"]["post"]["requestBody"],
+        doc["paths"]["/v1/orders"]["post"]["requestBody"]
+    );
+    assert_eq!(doc["paths"]["/v1/orders"]["get"]["x-portcullis-waf"], json!("detect"));
+    let _ = std::fs::remove_dir_all(&dir);
+}

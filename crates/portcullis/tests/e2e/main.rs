@@ -31,5 +31,6 @@ mod soap;
 mod tls;
 mod upstream_tls;
 mod upstreams;
+mod validation;
 mod waf;
 mod websocket;
