@@ -6,15 +6,18 @@
 //! never with the key itself. After a write this instance's key index is refreshed at once;
 //! other instances pick it up at their next sync poll.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::{Path, RawQuery, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get};
 use portcullis_store::{AuditEvent, KeySync, StoreError, parse_rfc3339, rfc3339};
 use serde_json::{Value, json};
+
+use portcullis_core::{ErrorCode, Problem};
 
 use super::AdminState;
 use portcullis_proxy::runtime::Runtime;
@@ -32,44 +35,46 @@ pub(super) fn routes() -> Router<AdminState> {
         .route("/audit", get(audit_entries))
 }
 
-/// An admin API problem document (RFC 9457). The admin API has codes of its own
-/// (`conflict`, `not_found`, …) beside the gateway's.
-pub(super) fn problem(status: StatusCode, code: &'static str, detail: impl Into<String>) -> Response {
-    let id = portcullis_core::ids::new_request_id();
-    let body = json!({
-        "type": "about:blank",
-        "title": status.canonical_reason().unwrap_or("Error"),
-        "status": status.as_u16(),
-        "code": code,
-        "detail": detail.into(),
-        "request_id": id.to_str().unwrap_or_default(),
-    });
-    let mut response = (status, body.to_string()).into_response();
-    let headers = response.headers_mut();
-    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    headers.insert(portcullis_core::headers::X_REQUEST_ID, id);
-    response
+/// An admin API problem document: core's [`Problem`], so the admin API's errors have the
+/// gateway's shape (`type`, `title`, `status`, `code`, `detail`, `request_id`).
+pub(super) fn problem(code: ErrorCode, detail: impl Into<Cow<'static, str>>) -> Response {
+    super::problem(Problem::new(code, detail))
+}
+
+/// `invalid_request` for a body that parses but asks for something impossible: 422 here.
+fn invalid(detail: impl Into<Cow<'static, str>>) -> Response {
+    super::problem(unprocessable(detail))
+}
+
+fn unprocessable(detail: impl Into<Cow<'static, str>>) -> Problem {
+    let mut problem = Problem::new(ErrorCode::InvalidRequest, detail);
+    problem.status = Some(StatusCode::UNPROCESSABLE_ENTITY);
+    problem
 }
 
 fn store_problem(error: &StoreError) -> Response {
+    super::problem(classify(error))
+}
+
+/// The one map from a store error to its problem (a database failure is logged here too).
+fn classify(error: &StoreError) -> Problem {
     match error {
-        StoreError::Invalid(_) => problem(StatusCode::UNPROCESSABLE_ENTITY, "invalid_request", error.to_string()),
-        StoreError::NotFound { .. } => problem(StatusCode::NOT_FOUND, "not_found", error.to_string()),
-        StoreError::Conflict { .. } => problem(StatusCode::CONFLICT, "conflict", error.to_string()),
+        StoreError::Invalid(_) => unprocessable(error.to_string()),
+        StoreError::NotFound { .. } => Problem::new(ErrorCode::NotFound, error.to_string()),
+        StoreError::Conflict { .. } => Problem::new(ErrorCode::Conflict, error.to_string()),
         StoreError::Database(_) | StoreError::Migrate(_) => {
             tracing::warn!(error = %error, "admin API: the database failed");
-            problem(StatusCode::SERVICE_UNAVAILABLE, "database_unavailable", "the database is not reachable")
+            Problem::new(ErrorCode::DatabaseUnavailable, "the database is not reachable")
         }
         StoreError::InvalidUrl(_) | StoreError::Random(_) => {
             tracing::error!(error = %error, "admin API: internal error");
-            problem(StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error")
+            Problem::new(ErrorCode::Internal, "internal error")
         }
     }
 }
 
 fn no_database() -> Response {
-    problem(StatusCode::SERVICE_UNAVAILABLE, "database_unavailable", "this gateway has no database open")
+    problem(ErrorCode::DatabaseUnavailable, "this gateway has no database open")
 }
 
 /// The current runtime and its database (`None`: answer [`no_database`]).
@@ -115,7 +120,7 @@ fn body<T: serde::de::DeserializeOwned + Default>(bytes: &[u8]) -> Result<T, ser
 }
 
 fn bad_body(e: &serde_json::Error) -> Response {
-    problem(StatusCode::BAD_REQUEST, "bad_request", format!("body: {e}"))
+    problem(ErrorCode::BadRequest, format!("body: {e}"))
 }
 
 /// The config's declared consumers and plans (from the merged document).
@@ -152,11 +157,11 @@ async fn create(State(state): State<AdminState>, bytes: axum::body::Bytes) -> Re
         && !config_section(&runtime, "plans").is_some_and(|plans| plans.contains_key(plan))
     {
         let detail = format!("`{plan}` is not a plan of the current config");
-        return problem(StatusCode::UNPROCESSABLE_ENTITY, "unknown_plan", detail);
+        return problem(ErrorCode::UnknownPlan, detail);
     }
     if config_consumer(&runtime, &request.name).is_some() {
         let detail = format!("consumer `{}` is declared in the config file", request.name);
-        return problem(StatusCode::CONFLICT, "conflict", detail);
+        return problem(ErrorCode::Conflict, detail);
     }
     let created = sync.store().create_consumer(&request.name, request.plan.as_deref()).await;
     let detail = request.plan.as_deref().map(|p| format!("plan {p}")).unwrap_or_default();
@@ -195,7 +200,7 @@ async fn show(State(state): State<AdminState>, Path(name): Path<String>) -> Resp
         Ok(Some(consumer)) => axum::Json(consumer_json(&consumer)).into_response(),
         Ok(None) => match config_consumer(&runtime, &name) {
             Some(declared) => axum::Json(declared).into_response(),
-            None => problem(StatusCode::NOT_FOUND, "not_found", format!("consumer `{name}` does not exist")),
+            None => problem(ErrorCode::NotFound, format!("consumer `{name}` does not exist")),
         },
         Err(e) => store_problem(&e),
     }
@@ -211,7 +216,7 @@ async fn usage(State(state): State<AdminState>, Path(name): Path<String>) -> Res
             match sync.store().get_consumer(&name).await {
                 Ok(Some(consumer)) => consumer.plan,
                 Ok(None) => {
-                    return problem(StatusCode::NOT_FOUND, "not_found", format!("consumer `{name}` does not exist"));
+                    return problem(ErrorCode::NotFound, format!("consumer `{name}` does not exist"));
                 }
                 Err(e) => return store_problem(&e),
             }
@@ -242,7 +247,7 @@ async fn remove(State(state): State<AdminState>, Path(name): Path<String>) -> Re
     let deleted = sync.store().delete_consumer(&name).await;
     if matches!(deleted, Err(StoreError::NotFound { .. })) && config_consumer(&runtime, &name).is_some() {
         let detail = format!("consumer `{name}` is declared in the config file: remove it there");
-        return problem(StatusCode::CONFLICT, "conflict", detail);
+        return problem(ErrorCode::Conflict, detail);
     }
     let detail = deleted.as_ref().map(|n| format!("{n} key(s) revoked")).unwrap_or_default();
     audit(&runtime, &sync, "consumer.delete", &name, deleted.as_ref().map(|_| detail.as_str())).await;
@@ -275,7 +280,7 @@ async fn create_key(State(state): State<AdminState>, Path(name): Path<String>, b
         None => None,
         Some(Ok(t)) => Some(t),
         Some(Err(_)) => {
-            return problem(StatusCode::UNPROCESSABLE_ENTITY, "invalid_request", "expires_at must be an RFC 3339 time");
+            return invalid("expires_at must be an RFC 3339 time");
         }
     };
     let created = sync.store().create_key(&name, expires_at).await;
@@ -353,13 +358,13 @@ async fn audit_entries(State(state): State<AdminState>, RawQuery(query): RawQuer
         match key {
             "since" => match parse_rfc3339(&value) {
                 Some(t) => since = Some(t),
-                None => return problem(StatusCode::BAD_REQUEST, "bad_request", "since must be an RFC 3339 time"),
+                None => return problem(ErrorCode::BadRequest, "since must be an RFC 3339 time"),
             },
             "limit" => match value.parse::<u32>() {
                 Ok(n) if n > 0 => limit = n,
-                _ => return problem(StatusCode::BAD_REQUEST, "bad_request", "limit must be a positive integer"),
+                _ => return problem(ErrorCode::BadRequest, "limit must be a positive integer"),
             },
-            _ => return problem(StatusCode::BAD_REQUEST, "bad_request", "the parameters are since and limit"),
+            _ => return problem(ErrorCode::BadRequest, "the parameters are since and limit"),
         }
     }
     match sync.store().list_audit(since, limit).await {
@@ -412,5 +417,43 @@ mod tests {
         assert_eq!(super::percent_decode("2026-12-02T06%3A00%3A00%2B01%3A00"), "2026-12-02T06:00:00+01:00");
         assert_eq!(super::percent_decode("a+b%"), "a+b%");
         assert_eq!(super::percent_decode("%zz%4"), "%zz%4");
+    }
+
+    #[test]
+    fn store_errors_are_classified_once() {
+        use portcullis_core::ErrorCode;
+        use portcullis_store::StoreError;
+        let cases = [
+            (StoreError::Invalid("bad name".into()), "invalid_request", 422),
+            (StoreError::NotFound { what: "consumer", name: "acme".into() }, "not_found", 404),
+            (StoreError::Conflict { what: "consumer", name: "acme".into() }, "conflict", 409),
+            (StoreError::InvalidUrl("x".into()), "internal", 500),
+        ];
+        for (error, code, status) in cases {
+            let problem = super::classify(&error);
+            assert_eq!((problem.code.as_str(), problem.status().as_u16()), (code, status), "{error}");
+        }
+        let internal = super::classify(&StoreError::InvalidUrl("postgres://user:secret@db".into()));
+        assert_eq!(internal.code, ErrorCode::Internal);
+        assert!(!internal.detail.contains("secret"), "an internal error never shows its cause");
+    }
+
+    /// Admin errors are core's problem documents: the same members, type and headers as the
+    /// gateway's.
+    #[tokio::test]
+    async fn admin_problems_have_the_gateways_shape() {
+        let response = super::problem(portcullis_core::ErrorCode::Conflict, "consumer `acme` already exists");
+        assert_eq!(response.status().as_u16(), 409);
+        let headers = response.headers().clone();
+        assert_eq!(headers["content-type"], "application/problem+json");
+        assert_eq!(headers["cache-control"], "no-store");
+        let bytes = axum::body::to_bytes(response.into_body(), 64 * 1024).await.unwrap_or_default();
+        let body: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
+        assert_eq!(body["type"], "about:blank");
+        assert_eq!(body["title"], "Conflict");
+        assert_eq!(body["status"], 409);
+        assert_eq!(body["code"], "conflict");
+        assert_eq!(body["detail"], "consumer `acme` already exists");
+        assert_eq!(body["request_id"].as_str(), headers["x-request-id"].to_str().ok());
     }
 }

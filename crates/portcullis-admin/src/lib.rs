@@ -113,7 +113,7 @@ fn router(state: AdminState) -> Router {
 async fn no_web_pages_without_a_token(State(state): State<AdminState>, request: Request, next: Next) -> Response {
     let tokenless = state.current().snapshot.admin.as_ref().is_none_or(|a| a.token.is_none());
     if tokenless && let Some(detail) = browser_refusal(&request) {
-        return consumers::problem(StatusCode::FORBIDDEN, "forbidden", detail);
+        return consumers::problem(ErrorCode::Forbidden, detail);
     }
     next.run(request).await
 }
@@ -174,7 +174,7 @@ async fn json_writes(request: Request, next: Next) -> Response {
     };
     if write && !json {
         let detail = "admin API writes need `Content-Type: application/json`, even with an empty body";
-        return consumers::problem(StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type", detail);
+        return consumers::problem(ErrorCode::UnsupportedMediaType, detail);
     }
     next.run(request).await
 }
@@ -261,7 +261,7 @@ async fn ready(State(state): State<AdminState>) -> Response {
 
 async fn metrics(State(state): State<AdminState>) -> Response {
     let runtime = state.current();
-    let text = state.reloader.handle().metrics().render(&*runtime);
+    let text = state.reloader.handle().metrics().render(&runtime);
     (
         [(
             header::CONTENT_TYPE,

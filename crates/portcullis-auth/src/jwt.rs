@@ -37,7 +37,7 @@ use std::time::Duration;
 
 use arc_swap::ArcSwap;
 
-pub use error::{FetchError, JwtError};
+pub use error::{FetchError, JwtError, TokenFault};
 pub use fetch::{FETCH_TIMEOUT, FetchFuture, Fetched, HttpJwksSource, JwksSource, StaticJwksSource};
 pub use jsonwebtoken::Algorithm;
 pub use refresh::{DEFAULT_REFRESH, MAX_REFRESH, MIN_REFRESH, REFETCH_INTERVAL, RefreshEvents};

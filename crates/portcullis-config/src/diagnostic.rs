@@ -115,6 +115,46 @@ impl fmt::Display for Diagnostic {
     }
 }
 
+/// The defined name nearest to `name` by edit distance when it is close enough to be a typo: at
+/// most a third of its letters off (one at least, three at most), case aside; the first such
+/// name in `defined` on a tie. Unknown keys and unknown references both use it.
+pub fn nearest<'a>(name: &str, defined: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+    let wanted = name.to_lowercase();
+    let budget = (wanted.chars().count() / 3).clamp(1, 3);
+    let mut best: Option<(usize, &'a str)> = None;
+    for candidate in defined {
+        let distance = edit_distance(&wanted, &candidate.to_lowercase());
+        if distance <= budget && best.is_none_or(|(d, _)| distance < d) {
+            best = Some((distance, candidate));
+        }
+    }
+    best.map(|(_, candidate)| candidate)
+}
+
+/// Levenshtein distance over characters.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut diagonal = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let substitution = diagonal + usize::from(ca != *cb);
+            diagonal = row[j + 1];
+            row[j + 1] = substitution.min(row[j] + 1).min(diagonal + 1);
+        }
+    }
+    row[b.len()]
+}
+
+/// "unknown `what` `name`", with "did you mean `…`?" when a defined name is [`nearest`].
+pub fn unknown_name<'a>(what: &str, name: &str, defined: impl IntoIterator<Item = &'a str>) -> String {
+    match nearest(name, defined) {
+        Some(near) => format!("unknown {what} `{name}`; did you mean `{near}`?"),
+        None => format!("unknown {what} `{name}`"),
+    }
+}
+
 /// Every problem found, in document order.
 #[derive(Debug, Clone, Default, PartialEq, Eq, thiserror::Error)]
 pub struct Diagnostics(pub Vec<Diagnostic>);
@@ -151,5 +191,32 @@ impl fmt::Display for Diagnostics {
             write!(f, "{d}")?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{nearest, unknown_name};
+
+    #[test]
+    fn a_typo_gets_the_nearest_defined_name() {
+        let defined = ["partners", "public", "internal"];
+        assert_eq!(nearest("partner", defined), Some("partners"));
+        assert_eq!(nearest("parnters", defined), Some("partners"), "a swap is two edits of eight");
+        assert_eq!(nearest("Partners", defined), Some("partners"), "case aside");
+        assert_eq!(nearest("billing", defined), None, "nothing close");
+        assert_eq!(nearest("x", defined), None);
+        assert_eq!(nearest("anything", []), None);
+        assert_eq!(
+            unknown_name("auth provider", "partner", defined),
+            "unknown auth provider `partner`; did you mean `partners`?"
+        );
+        assert_eq!(unknown_name("upstream", "nope", defined), "unknown upstream `nope`");
+    }
+
+    #[test]
+    fn the_closest_of_several_wins() {
+        assert_eq!(nearest("orders-v2", ["orders-v1", "orders-v2x", "order"]), Some("orders-v1"));
+        assert_eq!(nearest("ordersv2", ["orders-v1", "orders-v2"]), Some("orders-v2"));
     }
 }

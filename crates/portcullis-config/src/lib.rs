@@ -13,8 +13,9 @@ mod load;
 pub mod surface;
 pub mod values;
 
-pub use diagnostic::{Diagnostic, Diagnostics, KeyPath, Location, Locations};
+pub use diagnostic::{Diagnostic, Diagnostics, KeyPath, Location, Locations, nearest, unknown_name};
 pub use load::{
-    Env, Loaded, ProcessEnv, Source, json_schema, load, load_file, load_parts, load_str, parse_document, stage_names,
+    Broken, Checked, Env, Loaded, ProcessEnv, Source, check, json_schema, load, load_file, load_parts, load_str,
+    parse_document, stage_names,
 };
 pub use surface::Document;

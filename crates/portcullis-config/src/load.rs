@@ -16,6 +16,7 @@ mod stages;
 mod tests;
 
 use std::borrow::Cow;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize as _;
@@ -88,6 +89,59 @@ pub struct Loaded {
     pub value: Value,
     /// Every file read through `${file:…}` (to watch for reloads).
     pub files: Vec<PathBuf>,
+    /// Entries left out of a partial document ([`check`]) because their shape is wrong; empty
+    /// for a whole one.
+    pub broken: Broken,
+}
+
+/// Entries of a partial document left out because their shape is wrong: they are defined, so a
+/// reference to one is not "unknown" (their own errors are reported already).
+#[derive(Debug, Clone, Default)]
+pub struct Broken(BTreeSet<(String, String)>);
+
+impl Broken {
+    /// Whether `section` (`upstreams`, `auth`, `listeners`, …) had an entry `name` left out.
+    pub fn contains(&self, section: &str, name: &str) -> bool {
+        self.0.contains(&(section.to_owned(), name.to_owned()))
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+/// What [`check`] found: every problem of the load, and the document to check further.
+#[derive(Debug, Clone, Default)]
+pub struct Checked {
+    /// Every problem found while loading, sorted top to bottom.
+    pub diagnostics: Diagnostics,
+    /// The document: whole when `diagnostics` is empty; otherwise, when the parts whose shape
+    /// is right still make one, those parts ([`Loaded::broken`] names what was left out), so
+    /// the compile step can check their references in the same run.
+    pub loaded: Option<Loaded>,
+    renumbered: Renumbered,
+}
+
+/// Lists whose broken entries were left out: the list's pointer and, for each entry kept, its
+/// index as written.
+type Renumbered = Vec<(String, Vec<usize>)>;
+
+impl Checked {
+    /// `diagnostic`, found in a partial [`Self::loaded`], at its key path and line as written
+    /// (a list that lost entries has renumbered the ones after them).
+    pub fn place(&self, diagnostic: Diagnostic) -> Diagnostic {
+        let Some(loaded) = &self.loaded else { return diagnostic };
+        let pointer = diagnostic.path.pointer();
+        for (list, kept) in &self.renumbered {
+            let Some(rest) = pointer.strip_prefix(list.as_str()).and_then(|r| r.strip_prefix('/')) else { continue };
+            let (index, tail) = rest.split_once('/').unwrap_or((rest, ""));
+            let Some(&written) = index.parse::<usize>().ok().and_then(|i| kept.get(i)) else { continue };
+            let tail = if tail.is_empty() { String::new() } else { format!("/{tail}") };
+            let path = KeyPath::from_pointer(&format!("{list}/{written}{tail}"));
+            return loaded.locations.diagnostic(&path, diagnostic.message);
+        }
+        diagnostic
+    }
 }
 
 impl Loaded {
@@ -133,6 +187,138 @@ fn load_with(
     env: &dyn Env,
     parts: Option<&[&str]>,
 ) -> Result<Loaded, Diagnostics> {
+    let Validated { diagnostics, value, locations, base_dir, files } = validate(source, stage, env, parts)?;
+    if !diagnostics.is_empty() {
+        return Err(diagnostics);
+    }
+    let document = deserialize(&value, &locations)?;
+    Ok(Loaded {
+        document,
+        locations,
+        base_dir,
+        stage: stage.map(str::to_owned),
+        value,
+        files,
+        broken: Broken::default(),
+    })
+}
+
+/// Loads `source` for `portcullis validate`: every problem of the load, and the document as far
+/// as its shape is right, so that references are checked in the same run as the schema. Each
+/// entry of a top-level list or named map (a route, a listener, an upstream, a policy, …) that
+/// has an error is left out, and so is a top-level section with one elsewhere; when the rest
+/// deserializes, it is [`Checked::loaded`]. Pure: reads the file and what it references,
+/// starts nothing.
+pub fn check(source: Source<'_>, stage: Option<&str>, env: &dyn Env) -> Checked {
+    let Validated { diagnostics, mut value, locations, base_dir, files } = match validate(source, stage, env, None) {
+        Ok(validated) => validated,
+        Err(diagnostics) => return Checked { diagnostics, ..Checked::default() },
+    };
+    let loaded = |document, value, broken| Loaded {
+        document,
+        locations: locations.clone(),
+        base_dir: base_dir.clone(),
+        stage: stage.map(str::to_owned),
+        value,
+        files: files.clone(),
+        broken,
+    };
+    if diagnostics.is_empty() {
+        return match deserialize(&value, &locations) {
+            Ok(document) => Checked { loaded: Some(loaded(document, value, Broken::default())), ..Checked::default() },
+            Err(diagnostics) => Checked { diagnostics, ..Checked::default() },
+        };
+    }
+    let pointers: Vec<&str> = diagnostics.iter().map(|d| d.path.pointer()).collect();
+    let Some((broken, renumbered)) = prune(&mut value, &pointers) else {
+        return Checked { diagnostics, ..Checked::default() };
+    };
+    let partial = Document::deserialize(&value).ok().map(|document| loaded(document, value, broken));
+    Checked { diagnostics, loaded: partial, renumbered }
+}
+
+/// Sections whose entries are named (a reference names one).
+const NAMED_SECTIONS: &[&str] = &["upstreams", "auth", "consumers", "plans", "rate_limits", "policies", "cors"];
+
+/// Leaves out of `value` every top-level entry (of a list or a named map) that one of
+/// `pointers` points at or into, and every other top-level section one points into. `None`
+/// when nothing can be salvaged (a problem with the document itself or its `version`).
+fn prune(value: &mut Value, pointers: &[&str]) -> Option<(Broken, Renumbered)> {
+    let Value::Object(map) = value else { return None };
+    let mut whole = BTreeSet::new();
+    let mut entries: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for pointer in pointers {
+        let mut segments = pointer.split('/').skip(1).map(|s| s.replace("~1", "/").replace("~0", "~"));
+        let section = segments.next()?;
+        if section == "version" {
+            return None;
+        }
+        match (map.get(&section), segments.next()) {
+            (Some(Value::Object(_)), Some(entry)) if NAMED_SECTIONS.contains(&section.as_str()) => {
+                entries.entry(section).or_default().insert(entry);
+            }
+            (Some(Value::Array(items)), Some(entry)) if entry.parse::<usize>().is_ok_and(|i| i < items.len()) => {
+                entries.entry(section).or_default().insert(entry);
+            }
+            _ => {
+                whole.insert(section);
+            }
+        }
+    }
+    let mut broken = BTreeSet::new();
+    let mut renumbered = Vec::new();
+    for (section, names) in entries {
+        if whole.contains(&section) {
+            continue;
+        }
+        match map.get_mut(&section) {
+            Some(Value::Object(named)) => {
+                for name in names {
+                    named.remove(&name);
+                    broken.insert((section.clone(), name));
+                }
+            }
+            Some(Value::Array(items)) => {
+                let mut kept = Vec::new();
+                let mut index = 0;
+                items.retain(|item| {
+                    let keep = !names.contains(&index.to_string());
+                    if keep {
+                        kept.push(index);
+                    } else if let Some(name) = item.get("name").and_then(Value::as_str) {
+                        broken.insert((section.clone(), name.to_owned()));
+                    }
+                    index += 1;
+                    keep
+                });
+                renumbered.push((format!("/{}", section.replace('~', "~0").replace('/', "~1")), kept));
+            }
+            _ => {}
+        }
+    }
+    for section in whole {
+        map.remove(&section);
+    }
+    Some((Broken(broken), renumbered))
+}
+
+/// A document past every check of the load, with every problem found.
+struct Validated {
+    diagnostics: Diagnostics,
+    value: Value,
+    locations: Locations,
+    base_dir: PathBuf,
+    files: Vec<PathBuf>,
+}
+
+/// Reads, parses, applies the stage, resolves references and checks the schema: every problem
+/// found, sorted (`Err` when nothing past the problems is worth judging).
+fn validate(
+    source: Source<'_>,
+    stage: Option<&str>,
+    env: &dyn Env,
+    parts: Option<&[&str]>,
+) -> Result<Validated, Diagnostics> {
     let input = read_source(source)?;
     let parse::Parsed { mut value, mut locations, plain } = parse::parse(&input.text, &input.file)?;
     scalars::restore(&mut value, &plain, &schema::SCHEMA);
@@ -159,19 +345,8 @@ fn load_with(
     quiet.extend(resolved.failed);
     let context = schema::Context { locations: &locations, quiet: &quiet, hidden: &resolved.hidden };
     diagnostics.0.extend(schema::validate(&value, &context));
-    if !diagnostics.is_empty() {
-        diagnostics.sort();
-        return Err(diagnostics);
-    }
-    let document = deserialize(&value, &locations)?;
-    Ok(Loaded {
-        document,
-        locations,
-        base_dir: input.base_dir,
-        stage: stage.map(str::to_owned),
-        value,
-        files: resolved.files,
-    })
+    diagnostics.sort();
+    Ok(Validated { diagnostics, value, locations, base_dir: input.base_dir, files: resolved.files })
 }
 
 /// The names under `stages:`, so a caller (`portcullis validate`) can load each stage in turn.

@@ -43,6 +43,26 @@ impl<'a> Compiler<'a> {
     pub(crate) fn warn(&mut self, path: &KeyPath, message: impl Into<String>) {
         self.warnings.push(self.loaded.locations.diagnostic(path, message));
     }
+
+    /// Checks that `name`, written at `path`, names an entry of `section` (`defined` is that
+    /// section of the document): else an error "unknown `what`", with the nearest defined name
+    /// when one is close. An entry left out of a partial document for its shape counts as
+    /// defined (`portcullis validate` reports its own errors).
+    pub(crate) fn reference<V>(
+        &mut self,
+        path: &KeyPath,
+        what: &str,
+        section: &str,
+        name: &str,
+        defined: &std::collections::BTreeMap<String, V>,
+    ) {
+        if defined.contains_key(name) || self.loaded.broken.contains(section, name) {
+            return;
+        }
+        let names = defined.keys().map(String::as_str);
+        let message = portcullis_config::unknown_name(what, name, names);
+        self.error(path, message);
+    }
 }
 
 /// Root key paths.

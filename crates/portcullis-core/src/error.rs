@@ -9,7 +9,19 @@ use std::time::Duration;
 use http::HeaderValue;
 use http::header::RETRY_AFTER;
 
+use portcullis_auth::jwt::TokenFault;
+
 use crate::problem::{ErrorCode, Problem};
+
+/// A refused token's problem code: the one place a JWT error becomes a code (SPEC §3).
+impl From<TokenFault> for ErrorCode {
+    fn from(fault: TokenFault) -> Self {
+        match fault {
+            TokenFault::Expired => Self::TokenExpired,
+            TokenFault::UnknownKey | TokenFault::Invalid => Self::InvalidToken,
+        }
+    }
+}
 
 /// Why forwarding a request failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -96,7 +108,35 @@ impl UpstreamError {
 
 #[cfg(test)]
 mod tests {
+    use portcullis_auth::jwt::JwtError;
+
     use super::*;
+
+    #[test]
+    fn every_jwt_error_has_one_problem_code() {
+        let invalid = [
+            JwtError::TooLarge,
+            JwtError::Malformed,
+            JwtError::AlgorithmNotAllowed,
+            JwtError::KeyAlgorithmMismatch,
+            JwtError::UnknownKid,
+            JwtError::NoKeys,
+            JwtError::BadSignature,
+            JwtError::NotYetValid,
+            JwtError::WrongIssuer,
+            JwtError::WrongAudience,
+            JwtError::InvalidClaim("sub"),
+            JwtError::UnsupportedCrit,
+        ];
+        for e in invalid {
+            assert_eq!(ErrorCode::from(e.fault()), ErrorCode::InvalidToken, "{e:?}");
+        }
+        assert_eq!(ErrorCode::from(JwtError::Expired.fault()), ErrorCode::TokenExpired);
+        // Only a missing key is worth a JWKS refetch.
+        assert_eq!(JwtError::UnknownKid.fault(), TokenFault::UnknownKey);
+        assert_eq!(JwtError::NoKeys.fault(), TokenFault::UnknownKey);
+        assert_eq!(JwtError::BadSignature.fault(), TokenFault::Invalid);
+    }
 
     #[test]
     fn client_failures_are_never_the_upstreams() {

@@ -1,7 +1,9 @@
 //! Gateway-made errors as RFC 9457 problem documents (SPEC §3).
 //!
-//! [`ErrorCode`] is the closed list of codes the SPEC defines; one exhaustive match gives each
-//! its status and title, so a new code cannot ship without both.
+//! [`ErrorCode`] is the closed list of codes the SPEC defines (SPEC §3's table, and the admin
+//! API's few of its own); one exhaustive match gives each its status and title, so a new code
+//! cannot ship without both. The admin API renders its errors through [`Problem`] too, so
+//! every problem document the process makes has one shape.
 
 use std::borrow::Cow;
 
@@ -41,6 +43,16 @@ pub enum ErrorCode {
     /// A request `Transfer-Encoding` the gateway does not know (RFC 9112 §6.1).
     NotImplemented,
     Internal,
+    /// Admin API (SPEC §5): the consumer, key or endpoint named does not exist.
+    NotFound,
+    /// Admin API: the name is taken already.
+    Conflict,
+    /// Admin API: a write without `Content-Type: application/json`.
+    UnsupportedMediaType,
+    /// Admin API: a consumer's plan that the config does not define.
+    UnknownPlan,
+    /// Admin API: the database is not configured or not reachable.
+    DatabaseUnavailable,
 }
 
 impl ErrorCode {
@@ -82,6 +94,11 @@ impl ErrorCode {
             E::UpstreamTimeout => ("upstream_timeout", StatusCode::GATEWAY_TIMEOUT),
             E::NotImplemented => ("not_implemented", StatusCode::NOT_IMPLEMENTED),
             E::Internal => ("internal", StatusCode::INTERNAL_SERVER_ERROR),
+            E::NotFound => ("not_found", StatusCode::NOT_FOUND),
+            E::Conflict => ("conflict", StatusCode::CONFLICT),
+            E::UnsupportedMediaType => ("unsupported_media_type", StatusCode::UNSUPPORTED_MEDIA_TYPE),
+            E::UnknownPlan => ("unknown_plan", StatusCode::UNPROCESSABLE_ENTITY),
+            E::DatabaseUnavailable => ("database_unavailable", StatusCode::SERVICE_UNAVAILABLE),
         }
     }
 }

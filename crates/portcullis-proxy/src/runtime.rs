@@ -128,9 +128,19 @@ impl portcullis_telemetry::metrics::ConfigGauges for Runtime {
 /// Reads every certificate and key the snapshot names, as a (re)load would, without serving:
 /// one message per listener or upstream that would fail. `validate` checks all `run` checks.
 pub fn check_files(snapshot: &Snapshot) -> Vec<String> {
-    let listeners = snapshot.listeners.iter().filter_map(|l| {
-        let spec = l.tls.as_ref()?;
-        tls::build(spec, l.http2).err().map(|e| format!("listener `{}`: {e}", l.name))
+    let listeners = snapshot.listeners.iter().flat_map(|l| {
+        let Some(spec) = l.tls.as_ref() else { return Vec::new() };
+        // Every file that cannot be opened, not just the first; the rest is checked once all open.
+        let files = spec.certificates.iter().flat_map(|(cert, key)| [cert, key]).chain(spec.client_ca.as_ref());
+        let unreadable: Vec<String> = files
+            .filter_map(|f| {
+                std::fs::File::open(f).err().map(|e| format!("listener `{}`: {}: {e}", l.name, f.display()))
+            })
+            .collect();
+        if !unreadable.is_empty() {
+            return unreadable;
+        }
+        tls::build(spec, l.http2).err().map(|e| format!("listener `{}`: {e}", l.name)).into_iter().collect()
     });
     listeners
         .chain(crate::upstream::check_files(snapshot))

@@ -37,6 +37,16 @@ pub struct StateErrors {
     pub database: Option<u64>,
 }
 
+impl<T: ConfigGauges + ?Sized> ConfigGauges for Arc<T> {
+    fn target_health(&self) -> Vec<(Arc<str>, Arc<str>, bool)> {
+        (**self).target_health()
+    }
+
+    fn certificate_expiry(&self, now: SystemTime) -> Vec<(String, f64)> {
+        (**self).certificate_expiry(now)
+    }
+}
+
 /// Seconds: 0.5 ms to ~33 s, doubling.
 fn latency_buckets() -> Histogram {
     Histogram::new(prometheus_client::metrics::histogram::exponential_buckets(0.0005, 2.0, 17))

@@ -231,41 +231,67 @@ fn shutdown_signal() -> impl std::future::Future<Output = ()> {
 
 fn validate(args: &ConfigArgs) -> ExitCode {
     let mut failed = false;
-    let mut report = |label: &str, result: Result<Snapshot, Diagnostics>| match result {
-        Ok(snapshot) => {
-            for w in &snapshot.warnings {
-                eprintln!("warning: {w}");
-            }
-            // Certificate files are read at load time, as `run` would.
-            let file_errors = portcullis_proxy::runtime::check_files(&snapshot);
-            for e in &file_errors {
-                println!("{e}");
-            }
-            if file_errors.is_empty() {
-                println!("{label}: ok ({} routes)", snapshot.routes.len());
-            } else {
-                failed = true;
-                println!("{label}: {} error(s)", file_errors.len());
-            }
+    let mut report = |stage: Option<&str>| {
+        let label = stage.map_or_else(|| "base".to_owned(), |s| format!("stage {s}"));
+        let found = check(&args.config, stage);
+        for w in &found.warnings {
+            eprintln!("warning: {w}");
         }
-        Err(errors) => {
+        if !found.errors.is_empty() {
+            println!("{}", found.errors);
+        }
+        for e in &found.file_errors {
+            println!("{e}");
+        }
+        let count = found.errors.len() + found.file_errors.len();
+        if count == 0 {
+            println!("{label}: ok ({} routes)", found.routes);
+        } else {
             failed = true;
-            println!("{errors}");
-            println!("{label}: {} error(s)", errors.len());
+            println!("{label}: {count} error(s)");
         }
     };
     match &args.stage {
-        Some(stage) => {
-            report(&format!("stage {stage}"), build(portcullis_config::load_file(&args.config, Some(stage))))
-        }
+        Some(stage) => report(Some(stage)),
         None => {
-            report("base", build(portcullis_config::load_file(&args.config, None)));
+            report(None);
             for stage in stage_names(&args.config) {
-                report(&format!("stage {stage}"), build(portcullis_config::load_file(&args.config, Some(&stage))));
+                report(Some(&stage));
             }
         }
     }
     if failed { ExitCode::from(1) } else { ExitCode::SUCCESS }
+}
+
+/// What `validate` finds in one stage of a config.
+struct Found {
+    errors: Diagnostics,
+    warnings: Vec<portcullis_config::Diagnostic>,
+    /// Certificate and key files that would not load, one message each.
+    file_errors: Vec<String>,
+    routes: usize,
+}
+
+/// Everything wrong with one stage, in one run: the load's problems (schema, `${env:}` and
+/// `${file:}` references), the compile step's (references between sections, with the nearest
+/// name for an unknown one) on every part whose shape is right, and every certificate or key
+/// file that `run` would fail to read. Reads files only; starts nothing.
+fn check(path: &Path, stage: Option<&str>) -> Found {
+    let checked = portcullis_config::check(Source::File(path), stage, &ProcessEnv);
+    let mut found =
+        Found { errors: checked.diagnostics.clone(), warnings: Vec::new(), file_errors: Vec::new(), routes: 0 };
+    if let Some(loaded) = &checked.loaded {
+        match portcullis_core::compile(loaded) {
+            Ok(snapshot) => {
+                found.warnings = snapshot.warnings.iter().map(|w| checked.place(w.clone())).collect();
+                found.file_errors = portcullis_proxy::runtime::check_files(&snapshot);
+                found.routes = snapshot.routes.len();
+            }
+            Err(errors) => found.errors.0.extend(errors.0.into_iter().map(|d| checked.place(d))),
+        }
+    }
+    found.errors.sort();
+    found
 }
 
 fn stage_names(path: &Path) -> Vec<String> {

@@ -36,24 +36,37 @@ pub enum JwtError {
     UnsupportedCrit,
 }
 
+/// What a refused token means, classified once here (one exhaustive match): whether a JWKS
+/// refetch may help, and which problem it is. `portcullis-core` maps each fault to its problem
+/// code in one place; nothing compares error texts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenFault {
+    /// `exp` has passed (beyond the leeway): `token_expired`.
+    Expired,
+    /// The provider has no key for the token (yet): one JWKS refetch may help; if it does not,
+    /// `invalid_token`.
+    UnknownKey,
+    /// Anything else wrong with the token (an `nbf` still in the future included):
+    /// `invalid_token`.
+    Invalid,
+}
+
 impl JwtError {
-    /// The problem `code` (SPEC §3): `token_expired` for an expired token, else `invalid_token`
-    /// (an `nbf` still in the future included).
-    pub fn code(&self) -> &'static str {
+    /// This error's [`TokenFault`].
+    pub fn fault(&self) -> TokenFault {
         match self {
-            Self::Expired => "token_expired",
+            Self::Expired => TokenFault::Expired,
+            Self::UnknownKid | Self::NoKeys => TokenFault::UnknownKey,
             Self::TooLarge
             | Self::Malformed
             | Self::AlgorithmNotAllowed
             | Self::KeyAlgorithmMismatch
-            | Self::UnknownKid
-            | Self::NoKeys
             | Self::BadSignature
             | Self::NotYetValid
             | Self::WrongIssuer
             | Self::WrongAudience
             | Self::InvalidClaim(_)
-            | Self::UnsupportedCrit => "invalid_token",
+            | Self::UnsupportedCrit => TokenFault::Invalid,
         }
     }
 

@@ -414,3 +414,51 @@ fn a_reference_in_a_part_asked_for_is_still_an_error_naming_it() {
     let d = errors_of(load_parts_of("version: 1\nstate: 5\n", None, &FakeEnv::default(), &["/state/database"]));
     assert_eq!(at(&d, "state").message, "expected a mapping, got `5`");
 }
+
+/// `check` keeps the parts whose shape is right, names what it left out, and places a later
+/// diagnostic of a renumbered list back at the entry as written.
+#[test]
+fn check_keeps_the_well_shaped_parts() {
+    let text = "version: 1
+listeners: [{ name: l, bind: \"127.0.0.1:0\" }]
+upstreams:
+  orders: { targets: [\"http://127.0.0.1:9\"], timeouts: { connect: soon } }
+  billing: { targets: [\"http://127.0.0.1:9\"] }
+routes:
+  - { name: a, match: { path: /a }, upstream: orders, auth: none, retries: lots }
+  - { name: b, match: { path: /b }, upstream: billing, auth: none }
+";
+    let checked =
+        check(Source::Text { text, name: "test.yaml", base_dir: Path::new("/etc") }, None, &FakeEnv::default());
+    assert_eq!(checked.diagnostics.len(), 2, "{}", checked.diagnostics);
+    let partial = checked.loaded.as_ref().unwrap_or_else(|| panic!("a partial document"));
+    assert!(partial.document.upstreams.contains_key("billing"));
+    assert!(!partial.document.upstreams.contains_key("orders"));
+    assert!(partial.broken.contains("upstreams", "orders") && partial.broken.contains("routes", "a"));
+    assert!(!partial.broken.contains("upstreams", "billing"));
+    assert_eq!(partial.document.routes.len(), 1);
+    assert_eq!(partial.document.routes[0].name, "b");
+    // Found in the partial document at routes[0]: that is routes[1], line 8, as written.
+    let found = partial.locations.diagnostic(&KeyPath::from_pointer("/routes/0/upstream"), "x");
+    let placed = checked.place(found);
+    assert_eq!(placed.path.to_string(), "routes[1].upstream");
+    assert_eq!(placed.location.map(|l| l.line), Some(8));
+}
+
+#[test]
+fn check_of_a_whole_document_has_no_diagnostics_and_nothing_broken() {
+    let text = "version: 1\nlisteners: [{ name: l, bind: \"127.0.0.1:0\" }]\n";
+    let checked =
+        check(Source::Text { text, name: "test.yaml", base_dir: Path::new("/etc") }, None, &FakeEnv::default());
+    assert!(checked.diagnostics.is_empty(), "{}", checked.diagnostics);
+    assert!(checked.loaded.is_some_and(|l| l.broken.is_empty()));
+}
+
+#[test]
+fn check_salvages_nothing_from_a_wrong_version() {
+    let text = "version: \"one\"\nlisteners: [{ name: l, bind: 5 }]\n";
+    let checked =
+        check(Source::Text { text, name: "test.yaml", base_dir: Path::new("/etc") }, None, &FakeEnv::default());
+    assert!(!checked.diagnostics.is_empty());
+    assert!(checked.loaded.is_none());
+}

@@ -83,8 +83,9 @@ fn route(
     upstreams: &[UpstreamSpec],
 ) -> Option<RouteSpec> {
     let upstream = upstreams.iter().position(|u| u.name.as_ref() == r.upstream);
-    if upstream.is_none() && !c.doc.upstreams.contains_key(&r.upstream) {
-        c.error(&path.key("upstream"), format!("unknown upstream `{}`", r.upstream));
+    if upstream.is_none() {
+        let doc = c.doc;
+        c.reference(&path.key("upstream"), "upstream", "upstreams", &r.upstream, &doc.upstreams);
     }
     let auth = auth(c, &path.key("auth"), &r.auth);
     references(c, path, r);
@@ -183,37 +184,31 @@ fn auth(c: &mut Compiler<'_>, path: &KeyPath, rule: &RouteAuth) -> AuthRule {
     if names.is_empty() {
         c.error(&list, "list at least one auth provider (or write `auth: none`)");
     }
+    let doc = c.doc;
     for (i, name) in names.iter().enumerate() {
-        if !c.doc.auth.contains_key(name) {
-            c.error(&list.index(i), format!("unknown auth provider `{name}`"));
-        }
+        c.reference(&list.index(i), "auth provider", "auth", name, &doc.auth);
     }
     let names = names.iter().map(|n| Arc::from(n.as_str())).collect();
     if any { AuthRule::Any(names) } else { AuthRule::All(names) }
 }
 
 fn references(c: &mut Compiler<'_>, path: &KeyPath, r: &Route) {
+    let doc = c.doc;
     if let Some(policy) = &r.policy {
         for (i, name) in policy.as_slice().iter().enumerate() {
-            if !c.doc.policies.contains_key(name) {
-                let p = if matches!(policy, portcullis_config::surface::OneOrMany::One(_)) {
-                    path.key("policy")
-                } else {
-                    path.key("policy").index(i)
-                };
-                c.error(&p, format!("unknown policy `{name}`"));
-            }
+            let p = if matches!(policy, portcullis_config::surface::OneOrMany::One(_)) {
+                path.key("policy")
+            } else {
+                path.key("policy").index(i)
+            };
+            c.reference(&p, "policy", "policies", name, &doc.policies);
         }
     }
     for (i, name) in r.rate_limits.iter().enumerate() {
-        if !c.doc.rate_limits.contains_key(name) {
-            c.error(&path.key("rate_limits").index(i), format!("unknown rate limit `{name}`"));
-        }
+        c.reference(&path.key("rate_limits").index(i), "rate limit", "rate_limits", name, &doc.rate_limits);
     }
-    if let Some(cors) = &r.cors
-        && !c.doc.cors.contains_key(cors)
-    {
-        c.error(&path.key("cors"), format!("unknown cors entry `{cors}`"));
+    if let Some(cors) = &r.cors {
+        c.reference(&path.key("cors"), "cors entry", "cors", cors, &doc.cors);
     }
 }
 

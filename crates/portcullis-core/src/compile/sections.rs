@@ -201,10 +201,9 @@ fn url_https_unless_loopback(c: &mut Compiler<'_>, path: &KeyPath, text: &str) {
 pub(super) fn consumers_and_plans(c: &mut Compiler<'_>) {
     for (name, consumer) in &c.doc.consumers {
         let path = at("consumers").key(name);
-        if let Some(plan) = &consumer.plan
-            && !c.doc.plans.contains_key(plan)
-        {
-            c.error(&path.key("plan"), format!("unknown plan `{plan}`"));
+        if let Some(plan) = &consumer.plan {
+            let doc = c.doc;
+            c.reference(&path.key("plan"), "plan", "plans", plan, &doc.plans);
         }
         for (i, key) in consumer.keys.iter().enumerate() {
             let ok =

@@ -18,7 +18,7 @@ use http::header::{ACCEPT, AUTHORIZATION, CACHE_CONTROL, COOKIE, LOCATION, WWW_A
 use http::request::Parts;
 use http::{HeaderValue, Method, StatusCode};
 use portcullis_auth::api_key::{KeyIndex, digest_of};
-use portcullis_auth::jwt::{JwtError, JwtProvider, Verified};
+use portcullis_auth::jwt::{JwtProvider, TokenFault, Verified};
 
 use crate::context::RequestContext;
 use crate::flow::{Flow, Pending, Reply};
@@ -227,14 +227,11 @@ fn jwt<'s>(
                 owns_consumer: false,
             })
         }
-        Err(JwtError::UnknownKid | JwtError::NoKeys) if !ctx.jwks_refetched && live.may_refetch() => {
+        Err(e) if e.fault() == TokenFault::UnknownKey && !ctx.jwks_refetched && live.may_refetch() => {
             ctx.jwks_refetched = true;
             Attempt::Wait(Pending(Box::pin(live.clone().refetch_for_unknown_kid())))
         }
-        Err(e) => {
-            let code = if e.code() == "token_expired" { ErrorCode::TokenExpired } else { ErrorCode::InvalidToken };
-            Attempt::Refused(code, e.description())
-        }
+        Err(e) => Attempt::Refused(ErrorCode::from(e.fault()), e.description()),
     }
 }
 

@@ -119,6 +119,83 @@ routes:
     }
 }
 
+/// One run shows a schema error and the reference errors of the parts whose shape is right; a
+/// reference to an entry left out for its shape is not called unknown.
+#[test]
+fn validate_reports_schema_and_reference_errors_in_one_run() {
+    let config = r#"version: 1
+listeners: [{ name: l, bind: "127.0.0.1:0" }]
+upstreams:
+  orders:
+    targets: ["http://127.0.0.1:9"]
+    timeouts: { connect: 10 seconds }
+routes:
+  - { name: list, match: { path: /orders }, upstream: orders, auth: none }
+  - { name: pay, match: { path: /pay }, upstream: payments, auth: none, retries: lots }
+  - { name: ship, match: { path: /ship }, upstream: shipping, auth: none }
+"#;
+    let path = write("schema-and-refs.yaml", config);
+    let (code, out) = portcullis(&["validate", "-c", path.to_str().unwrap_or_default()]);
+    assert_eq!(code, 1, "{out}");
+    let file = path.display().to_string();
+    assert!(out.contains(&format!("{file}:6:")) && out.contains("10 seconds"), "the schema error:\n{out}");
+    assert!(out.contains(&format!("{file}:9:")) && out.contains("unknown key `retries`"), "{out}");
+    assert!(
+        out.contains(&format!("{file}:10:")) && out.contains("routes[2].upstream: unknown upstream `shipping`"),
+        "the reference error, at the route's own index and line:\n{out}"
+    );
+    assert!(!out.contains("unknown upstream `orders`"), "`orders` is defined, only misshapen:\n{out}");
+    assert!(!out.contains("`payments`"), "a route left out for its shape is not checked further:\n{out}");
+    assert!(out.contains("base: 3 error(s)"), "{out}");
+}
+
+/// Every file that cannot be read is reported, not only the first: a `${file:}` reference and
+/// both files of a listener's certificate.
+#[test]
+fn validate_reports_every_missing_file() {
+    let config = r#"version: 1
+listeners:
+  - name: public
+    bind: "127.0.0.1:0"
+    tls: { certificates: [{ cert: no-such-cert.pem, key: no-such-key.pem }] }
+admin:
+  bind: "127.0.0.1:0"
+  token: ${file:no-such-token}
+upstreams:
+  up: { targets: ["http://127.0.0.1:9"] }
+routes:
+  - { name: r, match: { path: / }, upstream: up, auth: none }
+"#;
+    let path = write("missing-files.yaml", config);
+    let (code, out) = portcullis(&["validate", "-c", path.to_str().unwrap_or_default()]);
+    assert_eq!(code, 1, "{out}");
+    for needle in ["no-such-token", "no-such-cert.pem", "no-such-key.pem"] {
+        assert!(out.contains(needle), "missing {needle}:\n{out}");
+    }
+    assert!(out.contains("base: 3 error(s)"), "{out}");
+}
+
+/// An unknown reference names the nearest defined one.
+#[test]
+fn a_typo_in_a_reference_gets_a_suggestion() {
+    let config = r#"version: 1
+listeners: [{ name: l, bind: "127.0.0.1:0" }]
+upstreams:
+  billing: { targets: ["http://127.0.0.1:9"] }
+auth:
+  partners: { type: api_key }
+routes:
+  - { name: r, match: { path: /p }, upstream: biling, auth: { any: [partner] } }
+  - { name: s, match: { path: /s }, upstream: billing, auth: { any: [warehouse] } }
+"#;
+    let path = write("typo.yaml", config);
+    let (code, out) = portcullis(&["validate", "-c", path.to_str().unwrap_or_default()]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("unknown upstream `biling`; did you mean `billing`?"), "{out}");
+    assert!(out.contains("unknown auth provider `partner`; did you mean `partners`?"), "{out}");
+    assert!(out.contains("unknown auth provider `warehouse`\n"), "nothing near, no suggestion:\n{out}");
+}
+
 /// YAML 1.2 scalars: `no`, `on`, `8080` and `1.0` are text where the config wants text, as
 /// written; `yes` where a boolean is wanted is refused with a hint, at its line.
 #[test]

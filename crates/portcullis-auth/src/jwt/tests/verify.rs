@@ -7,8 +7,8 @@ use jsonwebtoken::{Algorithm, EncodingKey};
 use serde_json::json;
 
 use super::*;
-use crate::jwt::JwtError;
 use crate::jwt::keys::KeySet;
+use crate::jwt::{JwtError, TokenFault};
 
 fn verify(token: &str) -> Result<Arc<crate::jwt::Verified>, JwtError> {
     loaded_provider(settings()).verify_now(token)
@@ -84,7 +84,7 @@ fn audience_may_be_an_array_and_is_optional_when_none_configured() {
 fn expired_token_is_token_expired_after_leeway() {
     let err = verify(&rs256(&with_claim("exp", json!(now() - 61)))).expect_err("expired");
     assert_eq!(err, JwtError::Expired);
-    assert_eq!(err.code(), "token_expired");
+    assert_eq!(err.fault(), TokenFault::Expired);
     // Within the 60 s leeway it still passes.
     assert!(verify(&rs256(&with_claim("exp", json!(now() - 30)))).is_ok());
 }
@@ -93,7 +93,7 @@ fn expired_token_is_token_expired_after_leeway() {
 fn token_not_yet_valid_is_invalid_token() {
     let err = verify(&rs256(&with_claim("nbf", json!(now() + 120)))).expect_err("nbf in the future");
     assert_eq!(err, JwtError::NotYetValid);
-    assert_eq!(err.code(), "invalid_token");
+    assert_eq!(err.fault(), TokenFault::Invalid);
     assert!(verify(&rs256(&with_claim("nbf", json!(now() + 30)))).is_ok(), "within leeway");
 }
 

@@ -82,29 +82,7 @@ pub(super) fn unknown_key(schema: &Value, key: &str, keyword: &str) -> String {
 
 /// The allowed key nearest to `key` by edit distance, if it is near enough to be a typo.
 fn closest<'k>(key: &str, allowed: &[&'k str]) -> Option<&'k str> {
-    let limit = (key.chars().count() / 3).clamp(1, 3);
-    allowed
-        .iter()
-        .map(|candidate| (edit_distance(key, candidate), *candidate))
-        .filter(|(d, _)| *d <= limit)
-        .min_by_key(|(d, _)| *d)
-        .map(|(_, candidate)| candidate)
-}
-
-/// Levenshtein distance over characters.
-fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut row: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut diagonal = row[0];
-        row[0] = i + 1;
-        for (j, cb) in b.iter().enumerate() {
-            let substitution = diagonal + usize::from(ca != *cb);
-            diagonal = row[j + 1];
-            row[j + 1] = substitution.min(row[j] + 1).min(diagonal + 1);
-        }
-    }
-    row[b.len()]
+    crate::nearest(key, allowed.iter().copied())
 }
 
 /// The forms an `anyOf` / `oneOf` keyword at `keyword` allows, as phrases.
