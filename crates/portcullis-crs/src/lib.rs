@@ -13,6 +13,10 @@
 //! response rules (`RESPONSE-*.conf`) are not loaded, persistent collections (`IP`, `GLOBAL`)
 //! live for one request, `@geoLookup` finds nothing (no GeoIP database) and `@rbl` is never
 //! queried (a setup that turns RBL checks on is refused at load).
+//!
+//! Cost (`cargo bench -p portcullis-crs`, Debian CRS 3.3.4 at PL1, one core): about 1.8 ms
+//! for a GET with three query parameters and 52 ms for a 4 KiB JSON POST. Every rule is run
+//! against every value it targets; a literal prefilter over all rules is the next step.
 
 mod compile;
 mod engine;
