@@ -52,6 +52,8 @@ pub struct RequestContext {
     /// One bucket key per entry of the route's `rate_limits` (same order); inline up to two,
     /// so a rate-limited request allocates only its key text.
     pub rate_keys: smallvec::SmallVec<[String; 2]>,
+    /// The request's child spans, when it is sampled and traces are exported.
+    pub spans: crate::spans::Spans,
 }
 
 /// The places of a request holding a credential the gateway verified, and whose owner the

@@ -104,6 +104,7 @@ pub struct Metrics {
     cache: Family<RouteResultLabels, Counter>,
     auth_failures: Family<ProviderCodeLabels, Counter>,
     jwks_refresh: Family<ProviderResultLabels, Counter>,
+    spans_dropped: Counter,
     no_route: Arc<str>,
     /// One render at a time: each clears and refills the config-describing gauges, so two
     /// concurrent scrapes (an HA pair of Prometheus servers) would otherwise each miss
@@ -164,7 +165,14 @@ impl Metrics {
         );
         let jwks_refresh = Family::<ProviderResultLabels, Counter>::default();
         registry.register("jwks_refresh", "JWKS fetches, by provider and result (ok or error)", jwks_refresh.clone());
+        let spans_dropped = Counter::default();
+        registry.register(
+            "trace_spans_dropped",
+            "Trace spans not exported: the export queue was full or the collector failed",
+            spans_dropped.clone(),
+        );
         Self {
+            spans_dropped,
             registry,
             auth_failures,
             jwks_refresh,
@@ -180,6 +188,11 @@ impl Metrics {
             no_route: Arc::from(NO_ROUTE),
             rendering: std::sync::Mutex::new(()),
         }
+    }
+
+    /// The counter of trace spans dropped, for the trace exporter of each loaded config.
+    pub fn spans_dropped(&self) -> Counter {
+        self.spans_dropped.clone()
     }
 
     /// Everything one request's record counts: the request and its latency (to the response
