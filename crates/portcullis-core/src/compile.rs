@@ -9,6 +9,7 @@ mod identity;
 mod routes;
 mod sections;
 mod soap;
+mod telemetry;
 mod upstreams;
 mod variants;
 mod waf;
@@ -98,6 +99,7 @@ pub fn compile(loaded: &Loaded) -> Result<Snapshot, Diagnostics> {
     let providers = identity::providers(&mut c);
     let (consumers, config_keys) = identity::consumers(&mut c);
     let policies = identity::policies(&mut c);
+    let otlp_traces_url = telemetry::otlp_traces_url(&mut c);
     let upstreams = upstreams::compile(&mut c);
     let cors = cors::compile(&mut c);
     let (routes, table) = routes::compile(&mut c, &limits, &upstreams, &cors);
@@ -127,6 +129,7 @@ pub fn compile(loaded: &Loaded) -> Result<Snapshot, Diagnostics> {
         access_log,
         audit_log,
         sample_ratio: doc.tracing.as_ref().and_then(|t| t.sample_ratio).unwrap_or(0.0),
+        otlp_traces_url,
         warnings: c.warnings,
         document: loaded.value.clone(),
         watch,

@@ -56,6 +56,8 @@ pub struct RequestContext {
     pub waf: Option<WafFinding>,
     /// What the CORS phase found: the response phases add the policy's headers from it.
     pub cors: crate::cors::CorsOutcome,
+    /// The request's child spans, when it is sampled and traces are exported.
+    pub spans: crate::spans::Spans,
 }
 
 /// What the WAF phase saw in one request: its anomaly score, the rules that matched, and what

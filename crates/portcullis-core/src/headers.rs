@@ -11,6 +11,7 @@ pub const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for
 pub const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 pub const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
 pub const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
+pub const TRACESTATE: HeaderName = HeaderName::from_static("tracestate");
 pub const X_CONSUMER: HeaderName = HeaderName::from_static("x-consumer");
 pub const X_AUTH_SUBJECT: HeaderName = HeaderName::from_static("x-auth-subject");
 pub const X_AUTH_PROVIDER: HeaderName = HeaderName::from_static("x-auth-provider");
@@ -141,7 +142,8 @@ pub fn client_ip(peer: IpAddr, headers: &HeaderMap, trusted: &[IpNet]) -> IpAddr
     client
 }
 
-fn is_trusted(addr: IpAddr, trusted: &[IpNet]) -> bool {
+/// Whether `addr` (IPv4-mapped compared as IPv4) is one of `trusted`.
+pub fn is_trusted(addr: IpAddr, trusted: &[IpNet]) -> bool {
     let addr = canonical(addr);
     trusted.iter().any(|net| net.contains(&addr))
 }

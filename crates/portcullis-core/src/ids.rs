@@ -33,6 +33,26 @@ fn nonzero_u64() -> u64 {
     }
 }
 
+/// A fresh, non-zero span id.
+pub fn new_span_id() -> [u8; 8] {
+    nonzero_u64().to_be_bytes()
+}
+
+/// OpenTelemetry's trace-id ratio rule: the low 63 bits of the trace id's last 8 bytes
+/// against `ratio` × 2⁶³ (0 never, 1 always).
+pub fn ratio_samples(trace_id: &[u8; 16], ratio: f64) -> bool {
+    if ratio >= 1.0 {
+        return true;
+    }
+    if ratio <= 0.0 || ratio.is_nan() {
+        return false;
+    }
+    let mut low = [0u8; 8];
+    low.copy_from_slice(&trace_id[8..]);
+    let bound = (ratio * (1u64 << 63) as f64) as u64;
+    (u64::from_be_bytes(low) >> 1) < bound
+}
+
 const HEX: &[u8; 16] = b"0123456789abcdef";
 
 fn hex_into(out: &mut [u8], bytes: &[u8]) {
@@ -74,17 +94,28 @@ pub struct TraceContext {
 }
 
 impl TraceContext {
-    /// Continues the caller's trace when `traceparent` is valid, else starts one.
-    pub fn continue_or_start(traceparent: Option<&HeaderValue>, sample: impl FnOnce() -> bool) -> Self {
-        let span_id = nonzero_u64().to_be_bytes();
+    /// Continues the caller's trace when `traceparent` is valid, else starts one. The
+    /// caller's sampled flag is believed only when `parent_trusted` (the peer is one of
+    /// `trusted_proxies`): otherwise a client could force every request to be traced.
+    /// Without a believed flag the decision is `ratio` on the trace id (parent-based ratio
+    /// sampling, as OpenTelemetry's `ParentBased(TraceIdRatioBased)`), so every gateway
+    /// of a trace decides alike.
+    pub fn continue_or_start(traceparent: Option<&HeaderValue>, parent_trusted: bool, ratio: f64) -> Self {
+        let span_id = new_span_id();
         if let Some(parsed) = traceparent.and_then(|v| parse_traceparent(v.as_bytes())) {
             let (trace_id, parent, flags) = parsed;
-            return Self { trace_id, span_id, parent_span_id: Some(parent), sampled: flags & 1 == 1 };
+            let sampled = if parent_trusted { flags & 1 == 1 } else { ratio_samples(&trace_id, ratio) };
+            return Self { trace_id, span_id, parent_span_id: Some(parent), sampled };
         }
         let mut trace_id = [0u8; 16];
         trace_id[..8].copy_from_slice(&nonzero_u64().to_be_bytes());
         trace_id[8..].copy_from_slice(&next_u64().to_be_bytes());
-        Self { trace_id, span_id, parent_span_id: None, sampled: sample() }
+        Self { trace_id, span_id, parent_span_id: None, sampled: ratio_samples(&trace_id, ratio) }
+    }
+
+    /// The `traceparent` for a child span of this trace (an upstream attempt's client span).
+    pub fn traceparent_for(&self, span_id: [u8; 8]) -> HeaderValue {
+        Self { span_id, ..*self }.traceparent()
     }
 
     /// `trace_id` as 32 hex digits (the access log's `trace_id`).
@@ -166,7 +197,7 @@ mod tests {
     #[test]
     fn valid_traceparent_is_continued_with_a_new_span() {
         let incoming = HeaderValue::from_static("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01");
-        let ctx = TraceContext::continue_or_start(Some(&incoming), || false);
+        let ctx = TraceContext::continue_or_start(Some(&incoming), true, 0.0);
         assert_eq!(ctx.trace_id_hex(), "4bf92f3577b34da6a3ce929d0e0e4736");
         assert!(ctx.sampled);
         let out = ctx.traceparent();
@@ -186,9 +217,41 @@ mod tests {
             "garbage",
         ] {
             let v = HeaderValue::from_static(bad);
-            let ctx = TraceContext::continue_or_start(Some(&v), || true);
+            let ctx = TraceContext::continue_or_start(Some(&v), true, 1.0);
             assert_eq!(ctx.parent_span_id, None, "{bad}");
             assert!(ctx.sampled);
         }
+    }
+
+    #[test]
+    fn an_untrusted_callers_sampled_flag_is_not_believed() {
+        let forced = HeaderValue::from_static("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01");
+        let ctx = TraceContext::continue_or_start(Some(&forced), false, 0.0);
+        assert!(!ctx.sampled, "a client must not force sampling");
+        assert_eq!(ctx.parent_span_id, Some([0x00, 0xf0, 0x67, 0xaa, 0x0b, 0xa9, 0x02, 0xb7]));
+        let trusted = TraceContext::continue_or_start(Some(&forced), true, 0.0);
+        assert!(trusted.sampled);
+        let unsampled = HeaderValue::from_static("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00");
+        assert!(!TraceContext::continue_or_start(Some(&unsampled), true, 1.0).sampled);
+        assert!(TraceContext::continue_or_start(Some(&unsampled), false, 1.0).sampled);
+    }
+
+    #[test]
+    fn ratio_sampling_follows_the_trace_id() {
+        let low = [0u8; 16];
+        let mut high = [0u8; 16];
+        high[8] = 0xff;
+        assert!(ratio_samples(&low, 0.5) && !ratio_samples(&high, 0.5));
+        assert!(!ratio_samples(&low, 0.0) && ratio_samples(&high, 1.0));
+        let sampled = (0..10_000).filter(|_| TraceContext::continue_or_start(None, false, 0.25).sampled).count();
+        assert!((2_000..3_000).contains(&sampled), "{sampled} of 10000 at 0.25");
+    }
+
+    #[test]
+    fn a_child_traceparent_keeps_the_trace_and_flags() {
+        let ctx = TraceContext::continue_or_start(None, false, 1.0);
+        let child = ctx.traceparent_for([1, 2, 3, 4, 5, 6, 7, 8]);
+        let child = child.to_str().unwrap_or_default();
+        assert_eq!(child, format!("00-{}-0102030405060708-01", ctx.trace_id_hex()));
     }
 }

@@ -25,6 +25,7 @@ pub mod record;
 pub mod route;
 pub mod snapshot;
 pub mod soap;
+pub mod spans;
 pub mod stage;
 #[cfg(test)]
 mod test_support;

@@ -110,6 +110,11 @@ impl RateLimits {
         &self.engine
     }
 
+    /// The limits decide in Redis (`state.redis`): each check is a round trip.
+    pub fn is_shared(&self) -> bool {
+        self.redis.is_some()
+    }
+
     /// `plan`'s quota, if the plan exists and has one.
     pub fn quota_of(&self, plan: &str) -> Option<Quota> {
         self.plans.iter().find(|(p, _)| &*p.name == plan).and_then(|(p, _)| quota(p))

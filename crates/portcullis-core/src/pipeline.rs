@@ -39,6 +39,7 @@ use crate::limits::{Checked, RateLimits};
 use crate::problem::{ErrorCode, Problem};
 use crate::record::{BodyStats, Record};
 use crate::snapshot::{RouteSpec, Snapshot, UpstreamKind};
+use crate::spans::{SpanKind, Spans};
 use crate::stage::{
     AuthSources, Authenticate, Authorize, Cors, IpFilter, MatchRoute, RateLimitKeys, RequestLimits, RequestTarget,
     Routed, StripHopByHop, StripIdentity, Transform, Validate, Waf,
@@ -106,10 +107,15 @@ pub fn intake(snapshot: &Snapshot, parts: &Parts, downstream: &Downstream, now: 
         Some(v) if ids::is_sane_request_id(v.as_bytes()) => v.clone(),
         _ => ids::new_request_id(),
     };
-    let ratio = snapshot.sample_ratio;
-    let trace = TraceContext::continue_or_start(parts.headers.get(TRACEPARENT), || {
-        ratio >= 1.0 || (ratio > 0.0 && (ids::next_u64() as f64 / u64::MAX as f64) < ratio)
-    });
+    // A caller's sampled flag counts only from a trusted proxy (a client cannot force tracing).
+    let parent_trusted = headers::is_trusted(downstream.peer.ip(), &snapshot.trusted_proxies);
+    let trace = TraceContext::continue_or_start(parts.headers.get(TRACEPARENT), parent_trusted, snapshot.sample_ratio);
+    // Span data only for a sampled request on a gateway that exports: the rest pay nothing.
+    let spans = if trace.sampled && snapshot.otlp_traces_url.is_some() {
+        Spans::record(trace, parts, downstream.https)
+    } else {
+        Spans::default()
+    };
     let original_host = match parts.uri.authority() {
         Some(a) => http::HeaderValue::from_str(a.as_str()).ok(),
         None => parts.headers.get(HOST).cloned(),
@@ -140,6 +146,7 @@ pub fn intake(snapshot: &Snapshot, parts: &Parts, downstream: &Downstream, now: 
         rate_keys: smallvec::SmallVec::new(),
         waf: None,
         cors: crate::cors::CorsOutcome::Off,
+        spans,
     }
 }
 
@@ -396,7 +403,10 @@ where
     if let Err(Decision::Wait(pending)) = decision {
         // An unknown `kid`: the provider refetches its JWKS (at most once per 30 s), then the
         // request is judged again against whatever keys it has.
-        let _ = tokio::time::timeout(JWKS_WAIT, pending.0).await;
+        let started = ctx.spans.start();
+        let waited = tokio::time::timeout(JWKS_WAIT, pending.0).await;
+        let error = waited.is_err().then_some("timeout".into());
+        ctx.spans.end(started, "auth.jwks_fetch", SpanKind::Client, Vec::new(), error);
         decision = after_waf(snapshot, &shared.sources, &routed, parts, ctx);
     }
     decision.map_err(|d| reply_of(d, ctx))?;
@@ -426,7 +436,14 @@ async fn rate_limit(
 ) -> Result<Option<Checked>, Reply> {
     let route = routed.route();
     let _ = RateLimitKeys::run(shared.snapshot, route, parts, ctx);
-    let Some(checked) = shared.limits.check(route, ctx).await else {
+    let started = if shared.limits.is_shared() { ctx.spans.start() } else { None };
+    let checked = shared.limits.check(route, ctx).await;
+    if started.is_some() {
+        let allowed = checked.as_ref().is_none_or(Checked::allowed);
+        let attributes = vec![("db.system.name", "redis".into()), ("portcullis.rate_limit.allowed", allowed.into())];
+        ctx.spans.end(started, "rate_limit.redis", SpanKind::Client, attributes, None);
+    }
+    let Some(checked) = checked else {
         ctx.decisions.skip(phase::RATE_LIMIT);
         return Ok(None);
     };
@@ -521,10 +538,19 @@ async fn cache_lookup<E: Edge>(
         return Lookup::Uncached;
     }
     let mut lookup = cache::plan(route, ctx, parts, downstream_uri, &shared.snapshot.identity_headers);
-    if let Lookup::Miss { key, .. } = &lookup
-        && let Some(entry) = edge.cache_get(key).await.filter(|e| e.fresh())
-    {
-        lookup = Lookup::Hit(entry);
+    if let Lookup::Miss { key, .. } = &lookup {
+        let started = ctx.spans.start();
+        if let Some(entry) = edge.cache_get(key).await.filter(|e| e.fresh()) {
+            lookup = Lookup::Hit(entry);
+        }
+        let result = if matches!(lookup, Lookup::Hit(_)) { "hit" } else { "miss" };
+        ctx.spans.end(
+            started,
+            "cache.lookup",
+            SpanKind::Internal,
+            vec![("portcullis.cache.result", result.into())],
+            None,
+        );
     }
     ctx.cache = match lookup {
         Lookup::Uncached => None,

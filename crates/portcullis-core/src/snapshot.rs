@@ -60,6 +60,8 @@ pub struct Snapshot {
     /// `logging.audit`: admin actions and reloads, one JSON object per line.
     pub audit_log: LogSink,
     pub sample_ratio: f64,
+    /// `tracing.otlp_endpoint` with `/v1/traces` appended: where spans are exported.
+    pub otlp_traces_url: Option<String>,
     /// Sections that parse and cross-check but whose enforcement this build lacks, and risks
     /// the config takes (a weaker route receiving variants of a stronger route's paths).
     pub warnings: Vec<Diagnostic>,

@@ -35,6 +35,9 @@ pub struct Runtime {
     /// [`crate::Gateway::bind`] and handed on to every reloaded runtime. `None` until then
     /// (and in offline tools).
     pub database: Option<Arc<portcullis_store::KeySync>>,
+    /// This config's trace export (`tracing.otlp_endpoint`): started by [`Runtime::start_traces`]
+    /// once the gateway adopts the runtime; `None` without an endpoint and in offline tools.
+    pub traces: Option<portcullis_otel::Exporter>,
 }
 
 impl Runtime {
@@ -77,9 +80,21 @@ impl Runtime {
             cache,
             metrics: Arc::new(Metrics::new()),
             database: None,
+            traces: None,
         };
         runtime.warn_about_expiry();
         Ok(runtime)
+    }
+
+    /// Starts exporting this config's traces, counting dropped spans in the process's metrics
+    /// (call after `metrics` is the gateway's). A collector that cannot be reached is a
+    /// warning, not a failure.
+    pub fn start_traces(&mut self) {
+        let Some(url) = &self.snapshot.otlp_traces_url else { return };
+        match portcullis_otel::Exporter::start(url, self.metrics.spans_dropped()) {
+            Ok(exporter) => self.traces = Some(exporter),
+            Err(e) => tracing::warn!(error = %e, "traces are not exported"),
+        }
     }
 
     /// Every certificate the listeners serve.

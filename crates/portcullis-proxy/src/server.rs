@@ -107,6 +107,7 @@ impl GatewayHandle {
     /// longer has stop accepting. Requests in flight finish on the runtime they started with.
     pub fn apply(&self, mut runtime: Runtime) -> std::io::Result<()> {
         runtime.metrics = self.shared.metrics.clone();
+        runtime.start_traces();
         let previous = self.shared.current.load();
         runtime.rate_limits.adopt(&previous.rate_limits);
         if runtime.database.is_none() {
@@ -200,6 +201,7 @@ impl Gateway {
         }
         let metrics = Arc::new(Metrics::new());
         runtime.metrics = metrics.clone();
+        runtime.start_traces();
         runtime.identity.start(&metrics);
         let capacity = usize::try_from(runtime.snapshot.limits.max_connections).unwrap_or(usize::MAX);
         let (done, done_rx) = mpsc::channel::<()>(1);
@@ -252,6 +254,10 @@ impl Gateway {
         let runtime = self.shared.current.load_full();
         if let Some(database) = &runtime.database {
             crate::database::persist_usage(database, runtime.rate_limits.engine()).await;
+        }
+        // The spans of the last requests go out before the process ends.
+        if let Some(traces) = &runtime.traces {
+            traces.flush(portcullis_otel::FLUSH_TIMEOUT).await;
         }
     }
 }

@@ -39,8 +39,12 @@ pub async fn handle(
         clock: &*runtime.clock,
         detailed_record: runtime.access_log.enabled(),
     };
-    let Exchange { response, record, capture, .. } = pipeline::handle(&edge, &shared, request, downstream).await;
+    let Exchange { response, record, capture, ctx } = pipeline::handle(&edge, &shared, request, downstream).await;
     let elapsed = Duration::from_nanos(runtime.clock.monotonic().saturating_sub(record.started));
+    // A sampled request's spans end with the answer's head (as `request_duration_seconds`).
+    if let (Some(traces), Some(recording)) = (&runtime.traces, ctx.spans.recording()) {
+        traces.submit(recording, &portcullis_otel::ServerSpan::of(&ctx, &record));
+    }
     runtime.metrics.observe(&record, elapsed);
     let log = runtime.access_log.enabled().then(|| LogOnEnd::new(&runtime.access_log, record, runtime.clock.clone()));
     let (head, payload) = response.into_parts();

@@ -2,6 +2,7 @@
 //! and forwarding with balancing, timeouts and retries. TLS targets ([`tls`]) go through the
 //! same pools; only the connect step differs.
 
+mod attempt;
 mod balance;
 mod h1pool;
 mod health;
@@ -236,6 +237,8 @@ impl Pool {
         // A body streaming from the client: how far it got decides who a failure belongs to.
         let client_body = body.stats();
         let mut body = Some(body);
+        // A sampled request's recorder: each attempt below is a client span of its own.
+        let spans = parts.extensions.remove::<portcullis_core::spans::Spans>();
         // At most 1 + 10 attempts (the schema caps retries), so no heap for the tried list.
         let mut tried = [usize::MAX; MAX_TRIES];
         let mut tries = 0;
@@ -247,7 +250,9 @@ impl Pool {
             }
             let target = &self.targets[index];
             // Only a request that may be retried keeps a copy of its headers.
-            let headers = if attempts_left > 0 { parts.headers.clone() } else { std::mem::take(&mut parts.headers) };
+            let mut headers =
+                if attempts_left > 0 { parts.headers.clone() } else { std::mem::take(&mut parts.headers) };
+            let attempt = attempt::Attempt::start(spans.as_ref(), &mut headers);
             let request = self.build(&parts, headers, target, body.take().unwrap_or_else(RequestBody::empty), mode)?;
             let started = Instant::now();
             target.in_flight.fetch_add(1, Ordering::Relaxed);
@@ -267,6 +272,9 @@ impl Pool {
                 }
                 Ok((response, lease)) => (Ok(response), lease),
             };
+            if let Some(attempt) = attempt {
+                attempt.end(&parts.method, &target.spec, tries.saturating_sub(1), &outcome);
+            }
             let retry = attempts_left > 0 && self.should_retry(&outcome);
             if let Some(ok) = passive_ok(&outcome, client_body.as_deref()) {
                 target.record(ok, &self.spec);

@@ -45,6 +45,10 @@ impl<T: ConfigGauges + ?Sized> ConfigGauges for Arc<T> {
     fn certificate_expiry(&self, now: SystemTime) -> Vec<(String, f64)> {
         (**self).certificate_expiry(now)
     }
+
+    fn state_errors(&self) -> StateErrors {
+        (**self).state_errors()
+    }
 }
 
 /// Seconds: 0.5 ms to ~33 s, doubling.
@@ -153,6 +157,7 @@ pub struct Metrics {
     state_errors: Family<StoreLabel, Counter>,
     plan_requests: Family<PlanLabel, Counter>,
     waf_matches: Family<RuleActionLabels, Counter>,
+    spans_dropped: Counter,
     no_route: Arc<str>,
     /// One render at a time: each clears and refills the config-describing gauges, so two
     /// concurrent scrapes (an HA pair of Prometheus servers) would otherwise each miss
@@ -231,7 +236,14 @@ impl Metrics {
             "WAF rule matches, by rule id and action (block, detect, pass)",
             waf_matches.clone(),
         );
+        let spans_dropped = Counter::default();
+        registry.register(
+            "trace_spans_dropped",
+            "Trace spans not exported: the export queue was full or the collector failed",
+            spans_dropped.clone(),
+        );
         Self {
+            spans_dropped,
             state_errors,
             plan_requests,
             registry,
@@ -250,6 +262,11 @@ impl Metrics {
             no_route: Arc::from(NO_ROUTE),
             rendering: std::sync::Mutex::new(()),
         }
+    }
+
+    /// The counter of trace spans dropped, for the trace exporter of each loaded config.
+    pub fn spans_dropped(&self) -> Counter {
+        self.spans_dropped.clone()
     }
 
     /// Everything one request's record counts: the request and its latency (to the response

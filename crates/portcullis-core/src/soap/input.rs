@@ -146,7 +146,7 @@ mod tests {
             tls: None,
             listener: Arc::from("l"),
             request_id: crate::ids::new_request_id(),
-            trace: crate::ids::TraceContext::continue_or_start(None, || false),
+            trace: crate::ids::TraceContext::continue_or_start(None, false, 0.0),
             host: None,
             original_host: None,
             route: None,
@@ -163,6 +163,7 @@ mod tests {
             rate_keys: smallvec::SmallVec::new(),
             waf: None,
             cors: crate::cors::CorsOutcome::Off,
+            spans: crate::spans::Spans::default(),
         }
     }
 

@@ -8,7 +8,7 @@ use http::uri::PathAndQuery;
 
 use crate::context::RequestContext;
 use crate::flow::Flow;
-use crate::headers::{self, TRACEPARENT, X_REQUEST_ID};
+use crate::headers::{self, TRACEPARENT, TRACESTATE, X_REQUEST_ID};
 use crate::problem::{ErrorCode, Problem};
 use crate::snapshot::{RouteSpec, Snapshot};
 
@@ -63,7 +63,16 @@ impl Transform {
         // own edits, which the operator wrote.
         headers::strip_underscored(&mut parts.headers, &route.allow_underscore);
         parts.headers.insert(X_REQUEST_ID, ctx.request_id.clone());
+        // Replaced, never added to: one `traceparent`, the gateway's span as the parent. The
+        // caller's `tracestate` belongs to the trace it continued; a new trace starts without.
         parts.headers.insert(TRACEPARENT, ctx.trace.traceparent());
+        if ctx.trace.parent_span_id.is_none() {
+            parts.headers.remove(TRACESTATE);
+        }
+        if ctx.spans.recording().is_some() {
+            // Each upstream attempt notes its client span and sends it as the parent instead.
+            parts.extensions.insert(ctx.spans.clone());
+        }
         headers::set_forwarded(
             &mut parts.headers,
             ctx.peer.ip(),

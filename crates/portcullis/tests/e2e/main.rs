@@ -20,6 +20,7 @@ mod kit;
 mod limits;
 mod offline;
 mod oidc;
+mod otel;
 mod plans;
 mod postgres_tls;
 mod rate_limits;
