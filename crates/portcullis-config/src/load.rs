@@ -64,6 +64,9 @@ pub struct Loaded {
     pub value: Value,
     /// Every file read through `${file:…}` (to watch for reloads).
     pub files: Vec<PathBuf>,
+    /// JSON pointers of the values that came through a `${env:…}` / `${file:…}` reference
+    /// (shown redacted, see [`crate::redact`]).
+    pub referenced: std::collections::HashSet<String>,
 }
 
 impl Loaded {
@@ -147,6 +150,7 @@ fn load_with(
         stage: stage.map(str::to_owned),
         value,
         files: resolved.files,
+        referenced: resolved.hidden,
     })
 }
 

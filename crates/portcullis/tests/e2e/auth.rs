@@ -430,7 +430,7 @@ async fn auth_failures_and_jwks_refreshes_are_counted() {
     assert_eq!(ok.status, 200);
     let _ = get(&gw.url("/jwt"), &[("authorization", "Bearer junk")]).await;
     let _ = get(&gw.url("/key"), &[("x-api-key", "nope")]).await;
-    let text = gw.handle.metrics().render(&gw.handle.current());
+    let text = gw.handle.metrics().render(&*gw.handle.current());
     assert!(text.contains("portcullis_auth_failures_total{provider=\"corp\",code=\"invalid_token\"} 1"), "{text}");
     assert!(text.contains("portcullis_auth_failures_total{provider=\"partners\",code=\"invalid_api_key\"} 1"));
     assert!(text.contains("portcullis_jwks_refresh_total{provider=\"corp\",result=\"ok\"}"), "{text}");

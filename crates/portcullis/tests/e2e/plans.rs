@@ -93,7 +93,7 @@ async fn a_plans_rate_applies_on_top_of_a_route_without_limits_per_consumer() {
     for _ in 0..5 {
         assert_eq!(as_key(&gw, "/api", "pcl_rich").await.status, 200);
     }
-    let text = gw.handle.metrics().render(&gw.handle.current());
+    let text = gw.handle.metrics().render(&*gw.handle.current());
     assert!(text.contains(r#"portcullis_rate_limited_total{route="api",limit="plan:bronze"} 1"#), "{text}");
 }
 

@@ -79,7 +79,7 @@ async fn keys_are_isolated_and_the_tightest_of_several_limits_is_reported() {
     assert_eq!(r.header("ratelimit-limit"), Some("2"));
     assert_eq!(r.header("ratelimit-remaining"), Some("1"));
     // The refused request took nothing from the route-wide limit: 3 admitted so far, 7 left.
-    let metrics = gw.handle.metrics().render(&gw.handle.current());
+    let metrics = gw.handle.metrics().render(&*gw.handle.current());
     assert!(metrics.contains(r#"portcullis_rate_limited_total{route="r",limit="per_client"} 1"#), "{metrics}");
     for i in 0..7 {
         let r = get(&gw.url("/x"), &[("x-client", &format!("c{i}"))]).await;
@@ -103,7 +103,7 @@ async fn a_reload_keeps_the_buckets_of_unchanged_limits() {
     assert_eq!(get(&gw.url("/x"), &[]).await.status, StatusCode::TOO_MANY_REQUESTS);
     // Change something else (a new route) and reload: the spent bucket stays spent.
     std::fs::write(&path, yaml.replace("name: free", "name: free2")).expect("rewrite");
-    gw.reloader().reload(portcullis_proxy::reload::Trigger::Admin).await.expect("reload");
+    gw.reloader().reload(portcullis_proxy::reload::Trigger::Admin("test".to_owned())).await.expect("reload");
     assert_eq!(get(&gw.url("/x"), &[]).await.status, StatusCode::TOO_MANY_REQUESTS);
     gw.shutdown().await;
 }
