@@ -470,13 +470,60 @@ pub struct Policy {
 #[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Waf {
+    /// `block` when the section is present and says nothing.
     pub mode: Option<WafMode>,
     pub rules: Option<Vec<WafRuleSet>>,
+    /// The built-in rules' anomaly threshold: a request whose score reaches it is refused.
+    pub threshold: Option<u32>,
+    /// OWASP Core Rule Set (SecLang) files, evaluated in-process.
+    pub crs: Option<WafCrs>,
+    /// Rules that must not count on some routes or for some parts of a request.
+    #[serde(default)]
+    pub exclusions: Vec<WafExclusion>,
     pub inspect_body_bytes: Option<ByteSize>,
+    /// What lies past `inspect_body_bytes`: `pass` (forwarded uninspected) or `block`.
+    pub oversize: Option<WafOversize>,
     #[serde(default)]
     pub allow_ips: Vec<String>,
     #[serde(default)]
     pub deny_ips: Vec<String>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WafCrs {
+    pub path: String,
+    pub paranoia_level: Option<u8>,
+    pub inbound_threshold: Option<u32>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WafExclusion {
+    /// Rule ids, as numbers or strings (`942100` or `"942100"`).
+    pub rules: Vec<WafRuleId>,
+    /// Route names; empty: every route.
+    #[serde(default)]
+    pub routes: Vec<String>,
+    /// `path`, `args[:NAME]`, `args_names[:NAME]`, `cookies[:NAME]`, `headers[:NAME]`,
+    /// `json[:/POINTER]`, `xml`, `body`; empty: everywhere.
+    #[serde(default)]
+    pub targets: Vec<String>,
+}
+
+/// A WAF rule id written as a number or a string.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(untagged)]
+pub enum WafRuleId {
+    Number(u64),
+    Text(String),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum WafOversize {
+    Pass,
+    Block,
 }
 
 /// WAF mode. The boolean `false` is accepted as `off` too (see [`LogPath`]).

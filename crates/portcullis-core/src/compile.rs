@@ -9,6 +9,7 @@ mod sections;
 mod soap;
 mod upstreams;
 mod variants;
+mod waf;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -64,6 +65,7 @@ pub fn compile(loaded: &Loaded) -> Result<Snapshot, Diagnostics> {
     let rate_limits = sections::rate_limits(&mut c);
     let state = sections::state(&mut c);
     sections::policies_waf_cors(&mut c);
+    let waf = waf::compile(&mut c);
     let providers = identity::providers(&mut c);
     let (consumers, config_keys) = identity::consumers(&mut c);
     let policies = identity::policies(&mut c);
@@ -87,6 +89,7 @@ pub fn compile(loaded: &Loaded) -> Result<Snapshot, Diagnostics> {
         trusted_proxies,
         trusted_proxy_headers,
         ip_rules,
+        waf,
         shutdown_grace: doc.shutdown_grace.map_or(snapshot::DEFAULT_SHUTDOWN_GRACE, |d| d.0),
         upstreams,
         routes,

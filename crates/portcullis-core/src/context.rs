@@ -52,6 +52,37 @@ pub struct RequestContext {
     /// One bucket key per entry of the route's `rate_limits` (same order); inline up to two,
     /// so a rate-limited request allocates only its key text.
     pub rate_keys: smallvec::SmallVec<[String; 2]>,
+    /// What the WAF found, when a rule matched (the access log's `waf`, the WAF metric).
+    pub waf: Option<WafFinding>,
+}
+
+/// What the WAF phase saw in one request: its anomaly score, the rules that matched, and what
+/// was done about it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WafFinding {
+    pub score: u32,
+    pub rules: smallvec::SmallVec<[portcullis_waf::RuleId; 4]>,
+    pub action: WafAction,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WafAction {
+    /// Refused with 403 `waf_blocked`.
+    Block,
+    /// `detect` mode: forwarded, recorded.
+    Detect,
+    /// `block` mode, below the threshold: forwarded, recorded.
+    Pass,
+}
+
+impl WafAction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Block => "block",
+            Self::Detect => "detect",
+            Self::Pass => "pass",
+        }
+    }
 }
 
 /// The places of a request holding a credential the gateway verified, and whose owner the

@@ -15,6 +15,7 @@
 //! `decided_by` and the `decided_by` member of the problem document.
 
 mod edge;
+mod inspect;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -25,6 +26,7 @@ use http::request::Parts;
 use http::{HeaderValue, Request, Response, StatusCode};
 
 pub use self::edge::{Edge, ForwardMode, Forwarded, OutBody, Outbound};
+pub use self::inspect::{Head, Prefixed, read_head};
 use crate::cache::{self, Capture, Lookup};
 use crate::clock::{Clock, Now};
 use crate::context::{RequestContext, TlsInfo};
@@ -38,7 +40,7 @@ use crate::record::{BodyStats, Record};
 use crate::snapshot::{RouteSpec, Snapshot, UpstreamKind};
 use crate::stage::{
     AuthSources, Authenticate, Authorize, IpFilter, MatchRoute, RateLimitKeys, RequestLimits, RequestTarget, Routed,
-    StripHopByHop, StripIdentity, Transform,
+    StripHopByHop, StripIdentity, Transform, Waf,
 };
 use crate::trace::{By, Verdict};
 
@@ -135,6 +137,7 @@ pub fn intake(snapshot: &Snapshot, parts: &Parts, downstream: &Downstream, now: 
         outcome: None,
         cache: None,
         rate_keys: smallvec::SmallVec::new(),
+        waf: None,
     }
 }
 
@@ -148,51 +151,68 @@ pub enum Decision {
     Wait(Pending),
 }
 
-/// Records a phase's verdict in the trace; a refusal or answer ends the phases.
-macro_rules! phase {
-    ($ctx:expr, $name:expr, $flow:expr) => {
-        match $flow {
-            Flow::Continue => $ctx.decisions.pass($name),
-            Flow::Skip => $ctx.decisions.skip($name),
-            Flow::Respond(reply) => return Decision::Respond(decide($ctx, $name, reply)),
-            Flow::Wait(pending) => return Decision::Wait(pending),
-        }
-    };
-}
-
-/// The request phases up to authorization: synchronous, no I/O, in SPEC §3 order. Every
-/// phase before authentication is idempotent, so after a [`Decision::Wait`] the whole run
-/// starts again (the trace too).
+/// The request phases up to authorization: synchronous, no I/O, in SPEC §3 order. The WAF
+/// reads the head only here; [`handle`] also reads the body's first bytes for it. Every
+/// phase before authentication is idempotent, so after a [`Decision::Wait`] the run may
+/// start again (the trace too).
 pub fn on_request(
     snapshot: &Snapshot,
     sources: &AuthSources<'_>,
     parts: &mut Parts,
     ctx: &mut RequestContext,
 ) -> Decision {
+    let routed = match until_waf(snapshot, parts, ctx) {
+        Ok(routed) => routed,
+        Err(decision) => return decision,
+    };
+    let scan = Waf::head(snapshot, routed.route(), parts);
+    if let Err(decision) = waf_verdict(snapshot, &routed, scan, ctx) {
+        return decision;
+    }
+    match after_waf(snapshot, sources, &routed, parts, ctx) {
+        Ok(()) => Decision::Forward(routed),
+        Err(decision) => decision,
+    }
+}
+
+/// The phases before the WAF: limits, the request-target, identity headers, the IP filter,
+/// routing, the route's limits, hop-by-hop headers (and CORS).
+fn until_waf(snapshot: &Snapshot, parts: &mut Parts, ctx: &mut RequestContext) -> Result<Routed, Decision> {
+    macro_rules! step {
+        ($name:expr, $flow:expr) => {
+            match $flow {
+                Flow::Continue => ctx.decisions.pass($name),
+                Flow::Skip => ctx.decisions.skip($name),
+                Flow::Respond(reply) => return Err(Decision::Respond(decide(ctx, $name, reply))),
+                Flow::Wait(pending) => return Err(Decision::Wait(pending)),
+            }
+        };
+    }
     ctx.decisions = crate::trace::Trace::default();
+    ctx.waf = None;
     // Request limits first: nothing else should spend work on an oversized or ambiguously
     // framed request (connection limits and TLS were applied by the listener).
-    phase!(ctx, RequestLimits::NAME, RequestLimits::run(&snapshot.limits, parts));
+    step!(RequestLimits::NAME, RequestLimits::run(&snapshot.limits, parts));
     // The request-target's form, its percent-encoding and the host it names, before anything
     // reads them (routing, the IP filter's logs, X-Forwarded-Host). After the limits: a
     // 10 MB target is a 414, not a slow scan; and RequestLimits has already refused a
     // second `Host`, so there is one to check.
-    phase!(ctx, RequestTarget::NAME, RequestTarget::run(parts));
+    step!(RequestTarget::NAME, RequestTarget::run(parts));
     // Client-sent identity headers go before any phase could read or forward them.
-    phase!(ctx, StripIdentity::NAME, StripIdentity::run(&snapshot.identity_headers, parts));
+    step!(StripIdentity::NAME, StripIdentity::run(&snapshot.identity_headers, parts));
     // IP allow/deny before routing, so a denied address learns nothing about the routes.
-    phase!(ctx, IpFilter::NAME, IpFilter::run(&snapshot.ip_rules, ctx));
+    step!(IpFilter::NAME, IpFilter::run(&snapshot.ip_rules, ctx));
     // Routing decides which route's rules apply to every later phase; what it returns is the
     // only way to the phases after it.
     let routed = match MatchRoute::run(snapshot, parts, ctx) {
         Ok(routed) => routed,
         Err(flow) => {
-            phase!(ctx, MatchRoute::NAME, flow);
-            return Decision::Respond(decide(
+            step!(MatchRoute::NAME, flow);
+            return Err(Decision::Respond(decide(
                 ctx,
                 MatchRoute::NAME,
                 Reply::Problem(Problem::new(ErrorCode::Internal, "routing neither routed nor answered")),
-            ));
+            )));
         }
     };
     ctx.decisions.record(MatchRoute::NAME, Verdict::Pass, By::Name(routed.route().name.clone()));
@@ -201,17 +221,58 @@ pub fn on_request(
     if route.limits == snapshot.limits {
         ctx.decisions.skip(phase::ROUTE_LIMITS);
     } else {
-        phase!(ctx, phase::ROUTE_LIMITS, RequestLimits::run(&route.limits, parts));
+        step!(phase::ROUTE_LIMITS, RequestLimits::run(&route.limits, parts));
     }
     // Hop-by-hop headers go before authentication sets the identity headers: a client's
     // `Connection: X-Consumer` must not remove what the gateway sets.
-    phase!(ctx, StripHopByHop::NAME, StripHopByHop::run(&route, parts));
-    // CORS and the WAF come next (before authentication: a preflight carries no
-    // credentials, and an attack is refused before it reaches the auth code).
-    // Authentication, then authorization.
-    phase!(ctx, Authenticate::NAME, Authenticate::run(snapshot, sources, &route.auth, parts, ctx));
-    phase!(ctx, Authorize::NAME, Authorize::run(snapshot, &route, parts, ctx));
-    Decision::Forward(routed)
+    step!(StripHopByHop::NAME, StripHopByHop::run(&route, parts));
+    // CORS comes next (before authentication: a preflight carries no credentials).
+    Ok(routed)
+}
+
+/// The WAF's verdict on what it inspected: after routing (the route's mode and exclusions
+/// apply) and CORS, before authentication, so an attack is refused before it reaches the
+/// auth code and a preflight is never inspected as an attack.
+fn waf_verdict(
+    snapshot: &Snapshot,
+    routed: &Routed,
+    scan: Option<portcullis_waf::Scan>,
+    ctx: &mut RequestContext,
+) -> Result<(), Decision> {
+    match Waf::verdict(snapshot, routed.route(), scan, ctx) {
+        Flow::Continue => {
+            let by = Waf::passed_by(ctx);
+            ctx.decisions.record(Waf::NAME, Verdict::Pass, by);
+        }
+        Flow::Skip => ctx.decisions.skip(Waf::NAME),
+        Flow::Respond(reply) => return Err(Decision::Respond(decide(ctx, Waf::NAME, reply))),
+        Flow::Wait(pending) => return Err(Decision::Wait(pending)),
+    }
+    Ok(())
+}
+
+/// Authentication, then authorization.
+fn after_waf(
+    snapshot: &Snapshot,
+    sources: &AuthSources<'_>,
+    routed: &Routed,
+    parts: &mut Parts,
+    ctx: &mut RequestContext,
+) -> Result<(), Decision> {
+    let route = routed.route();
+    match Authenticate::run(snapshot, sources, &route.auth, parts, ctx) {
+        Flow::Continue => ctx.decisions.pass(Authenticate::NAME),
+        Flow::Skip => ctx.decisions.skip(Authenticate::NAME),
+        Flow::Respond(reply) => return Err(Decision::Respond(decide(ctx, Authenticate::NAME, reply))),
+        Flow::Wait(pending) => return Err(Decision::Wait(pending)),
+    }
+    match Authorize::run(snapshot, route, parts, ctx) {
+        Flow::Continue => ctx.decisions.pass(Authorize::NAME),
+        Flow::Skip => ctx.decisions.skip(Authorize::NAME),
+        Flow::Respond(reply) => return Err(Decision::Respond(decide(ctx, Authorize::NAME, reply))),
+        Flow::Wait(pending) => return Err(Decision::Wait(pending)),
+    }
+    Ok(())
 }
 
 /// Stamps a refusal or answer with its phase and records it as the deciding step.
@@ -239,15 +300,16 @@ pub async fn handle<E: Edge>(
     request: Request<E::Body>,
     downstream: &Downstream,
 ) -> Exchange<E::Reply> {
-    let (mut parts, body) = request.into_parts();
+    let (mut parts, mut body) = request.into_parts();
     let mut ctx = intake(shared.snapshot, &parts, downstream, Now::read(shared.clock));
     let mut record = Record::start(&parts, &ctx, shared.detailed_record);
     // The cache keys on the path the client asked for, not the rewritten one.
     let downstream_uri = parts.uri.clone();
-    let routed = match request_phases(shared, &mut parts, &mut ctx).await {
+    let (routed, head) = match request_phases(shared, &mut parts, &mut body, &mut ctx).await {
         Ok(routed) => routed,
         Err(reply) => return finish(Answer::Gateway(reply), None, ctx, record, None),
     };
+    let body = Prefixed::new(head, body);
     let route = routed.route().clone();
     // Rate limits and quota: after authentication and authorization (keys may name the
     // consumer or a claim), before anything is forwarded or looked up.
@@ -286,23 +348,54 @@ pub async fn handle<E: Edge>(
     exchange
 }
 
-/// The synchronous request phases, with the one JWKS refetch an unknown `kid` may ask for.
-async fn request_phases(shared: &Shared<'_>, parts: &mut Parts, ctx: &mut RequestContext) -> Result<Routed, Reply> {
-    let mut decision = on_request(shared.snapshot, &shared.sources, parts, ctx);
-    if let Decision::Wait(pending) = decision {
+/// The synchronous request phases, the WAF with the body's first bytes (read here, before
+/// authentication; returned to go upstream first), and the one JWKS refetch an unknown `kid`
+/// may ask for.
+async fn request_phases<B>(
+    shared: &Shared<'_>,
+    parts: &mut Parts,
+    body: &mut B,
+    ctx: &mut RequestContext,
+) -> Result<(Routed, Bytes), Reply>
+where
+    B: http_body::Body<Data = Bytes> + Unpin,
+{
+    let snapshot = shared.snapshot;
+    let routed = until_waf(snapshot, parts, ctx).map_err(|d| reply_of(d, ctx))?;
+    let route = routed.route();
+    let mut scan = Waf::head(snapshot, route, parts);
+    let mut head = Bytes::new();
+    if let Some(scan) = scan.as_mut()
+        && !body.is_end_stream()
+        && let Some(want) = Waf::body_wanted(snapshot, route, parts)
+    {
+        let read = read_head(body, want, route.limits.max_body_bytes, route.limits.idle_timeout)
+            .await
+            .map_err(|problem| decide(ctx, Waf::NAME, Reply::Problem(problem)))?;
+        Waf::body(snapshot, route, parts, &read.bytes, read.complete, scan);
+        head = read.bytes;
+    }
+    waf_verdict(snapshot, &routed, scan, ctx).map_err(|d| reply_of(d, ctx))?;
+    let mut decision = after_waf(snapshot, &shared.sources, &routed, parts, ctx);
+    if let Err(Decision::Wait(pending)) = decision {
         // An unknown `kid`: the provider refetches its JWKS (at most once per 30 s), then the
         // request is judged again against whatever keys it has.
         let _ = tokio::time::timeout(JWKS_WAIT, pending.0).await;
-        decision = on_request(shared.snapshot, &shared.sources, parts, ctx);
+        decision = after_waf(snapshot, &shared.sources, &routed, parts, ctx);
     }
+    decision.map_err(|d| reply_of(d, ctx))?;
+    Ok((routed, head))
+}
+
+/// The answer of phases that did not forward; a second unknown `kid` is an invalid token.
+fn reply_of(decision: Decision, ctx: &mut RequestContext) -> Reply {
     match decision {
-        Decision::Forward(routed) => Ok(routed),
-        Decision::Respond(reply) => Err(reply),
-        Decision::Wait(_) => Err(decide(
+        Decision::Respond(reply) => reply,
+        Decision::Forward(_) | Decision::Wait(_) => decide(
             ctx,
             Authenticate::NAME,
             Reply::Problem(Problem::new(ErrorCode::InvalidToken, "the token's signing key is unknown")),
-        )),
+        ),
     }
 }
 
@@ -322,6 +415,9 @@ async fn rate_limit(
         return Ok(None);
     };
     if checked.allowed() {
+        if checked.quota.is_some() {
+            record.plan.clone_from(&ctx.plan);
+        }
         ctx.decisions.pass(phase::RATE_LIMIT);
         return Ok(Some(checked));
     }
@@ -384,7 +480,7 @@ async fn upstream<E: Edge>(
     shared: &Shared<'_>,
     route: &Arc<RouteSpec>,
     mut parts: Parts,
-    body: E::Body,
+    body: Prefixed<E::Body>,
     ctx: &mut RequestContext,
     record: &mut Record,
 ) -> Answer<E::Reply> {
@@ -453,10 +549,15 @@ async fn upstream<E: Edge>(
         Err(problem) => return Answer::Gateway(upstream_refused(ctx, problem)),
     };
     let body_empty = http_body::Body::is_end_stream(&body);
+    let body = match body.into_parts() {
+        _ if body_empty => OutBody::Empty,
+        (Some(head), rest) => OutBody::Prefixed(head, rest),
+        (None, rest) => OutBody::Stream(rest),
+    };
     let outbound = Outbound {
         upstream: route.upstream,
         parts,
-        body: if body_empty { OutBody::Empty } else { OutBody::Stream(body) },
+        body,
         client_ip: ctx.client_ip,
         timeout: route.timeout.unwrap_or(targets.response_timeout),
         mode: if accept.is_some() { ForwardMode::WebSocketUpgrade } else { ForwardMode::Proxy },

@@ -65,8 +65,12 @@ pub struct Record {
     pub decided_by: Option<String>,
     /// The limit that refused (`portcullis_rate_limited_total{route,limit}`).
     pub rate_limited: Option<Arc<str>>,
+    /// The usage plan whose quota counted this request (`portcullis_plan_requests_total{plan}`).
+    pub plan: Option<Arc<str>>,
     /// The provider whose check refused (`portcullis_auth_failures_total{provider,code}`).
     pub auth_failed: Option<Arc<str>>,
+    /// What the WAF found when a rule matched (the log's `waf`, `portcullis_waf_matches_total`).
+    pub waf: Option<crate::context::WafFinding>,
 }
 
 impl Record {
@@ -107,7 +111,9 @@ impl Record {
             tls: ctx.tls.clone(),
             decided_by: None,
             rate_limited: None,
+            plan: None,
             auth_failed: None,
+            waf: None,
         })
     }
 
@@ -121,6 +127,7 @@ impl Record {
         self.cache = ctx.cache;
         self.decided_by = ctx.decisions.decided_by().map(|d| d.to_string());
         self.auth_failed.clone_from(&ctx.auth_failed);
+        self.waf.clone_from(&ctx.waf);
     }
 
     /// The method as logged (extension methods capped).

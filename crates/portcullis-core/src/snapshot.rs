@@ -51,6 +51,8 @@ pub struct Snapshot {
     pub trusted_proxy_headers: Vec<HeaderName>,
     /// `waf.allow_ips` / `waf.deny_ips`, applied to the client IP.
     pub ip_rules: IpRules,
+    /// The WAF's rules, compiled once per load (routes carry their own mode).
+    pub waf: Arc<portcullis_waf::Waf>,
     pub shutdown_grace: Duration,
     pub upstreams: Vec<UpstreamSpec>,
     pub routes: Vec<Arc<RouteSpec>>,
@@ -493,6 +495,18 @@ pub struct RouteSpec {
     /// `headers.request.allow_underscore`: client headers with `_` in their name that are
     /// forwarded on this route (lowercase); every other such header is dropped.
     pub allow_underscore: Vec<HeaderName>,
+    /// The WAF's mode on this route: the route's `waf`, else `waf.mode`.
+    pub waf: WafMode,
+}
+
+/// What the WAF does on a route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WafMode {
+    /// A request whose anomaly score reaches the threshold is refused (403 `waf_blocked`).
+    Block,
+    /// Inspected, logged and counted, always forwarded.
+    Detect,
+    Off,
 }
 
 /// A route's response cache settings. Entries are keyed by route name and these settings, so

@@ -149,7 +149,7 @@ pub async fn exchange<E: Edge>(
     soap: &SoapRouteSpec,
     response_timeout: std::time::Duration,
     mut parts: Parts,
-    body: E::Body,
+    body: crate::pipeline::Prefixed<E::Body>,
     ctx: &RequestContext,
     stats: &BodyStats,
     answered: &mut Answered,

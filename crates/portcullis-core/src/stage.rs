@@ -11,6 +11,7 @@ mod request_limits;
 mod request_target;
 mod route_match;
 mod transform;
+mod waf;
 
 pub use auth::{AuthSources, Authenticate};
 pub use authorize::Authorize;
@@ -21,3 +22,4 @@ pub use request_limits::{RawHeadFlaw, RequestLimits};
 pub use request_target::RequestTarget;
 pub use route_match::{MatchRoute, Routed, request_host as route_match_host};
 pub use transform::{StripHopByHop, Transform};
+pub use waf::Waf;

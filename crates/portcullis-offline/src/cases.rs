@@ -45,6 +45,10 @@ fn default_kid() -> String {
 pub struct Case {
     pub name: String,
     pub request: CaseRequest,
+    /// How many times the request is sent, on one offline gateway (default 1): rate limits
+    /// and quotas count across the sends, and the expectations apply to the last answer.
+    #[serde(default = "default_repeat")]
+    pub repeat: u32,
     #[serde(default)]
     pub upstream_response: Option<CaseResponse>,
     #[serde(default)]
@@ -69,6 +73,13 @@ pub struct CaseRequest {
     pub token: Option<TokenSpec>,
 }
 
+fn default_repeat() -> u32 {
+    1
+}
+
+/// The most sends one case may ask for: enough to use up any burst a case needs to show.
+pub const MAX_REPEAT: u32 = 10_000;
+
 fn default_method() -> String {
     "GET".to_owned()
 }
@@ -78,11 +89,16 @@ fn default_method() -> String {
 #[serde(untagged)]
 pub enum TokenSpec {
     Literal(String),
-    Made {
-        provider: String,
-        #[serde(default)]
-        claims: Map<String, Value>,
-    },
+    Made(MadeToken),
+}
+
+/// `token: { provider, claims }` (a misspelt key is an error, not a token without claims).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MadeToken {
+    pub provider: String,
+    #[serde(default)]
+    pub claims: Map<String, Value>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -236,6 +236,14 @@ impl Edge for OfflineEdge<'_> {
                 }
                 collected
             }
+            OutBody::Prefixed(head, rest) => {
+                let rest = rest.collect().await.map_err(|_| UpstreamError::ClientBody)?.to_bytes();
+                let collected = Bytes::from([head, rest].concat());
+                if collected.len() as u64 > outbound.limits.max_body_bytes {
+                    return Err(UpstreamError::BodyTooLarge);
+                }
+                collected
+            }
         };
         let mut headers = outbound.parts.headers;
         headers.insert(

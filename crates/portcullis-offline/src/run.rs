@@ -7,7 +7,7 @@ use std::time::Instant;
 use portcullis_core::Snapshot;
 use portcullis_core::snapshot::{ProviderKind, TokenSource};
 
-use crate::cases::{self, Case, CaseFile, Mismatch, TokenPlace, TokenSpec};
+use crate::cases::{self, Case, CaseFile, MadeToken, Mismatch, TokenPlace, TokenSpec};
 use crate::tokens::SigningKey;
 use crate::{Error, Offline, StandIn, fail};
 
@@ -75,12 +75,13 @@ fn failure(name: &str, error: String) -> Verdict {
 }
 
 /// Each case runs on a fresh offline gateway: its rate limits start full, so cases do not
-/// depend on their order.
+/// depend on their order. A case's `repeat` sends its request that many times on that one
+/// gateway (the run's clock stands still), so it can use up a burst or a quota.
 async fn run_case(snapshot: &Snapshot, keys: &[SigningKey], case: &Case, now: i64) -> Result<Vec<Mismatch>, Error> {
     let token = match &case.request.token {
         None => None,
         Some(TokenSpec::Literal(token)) => Some((token.clone(), TokenPlace::Header)),
-        Some(TokenSpec::Made { provider, claims }) => {
+        Some(TokenSpec::Made(MadeToken { provider, claims })) => {
             let Some(ProviderKind::Jwt(jwt)) = snapshot.provider(provider).map(|p| &p.kind) else {
                 fail!("token.provider: the config has no JWT provider `{provider}`");
             };
@@ -96,8 +97,14 @@ async fn run_case(snapshot: &Snapshot, keys: &[SigningKey], case: &Case, now: i6
         Some(response) => response.stand_in()?,
         None => StandIn::default(),
     };
+    if case.repeat == 0 || case.repeat > cases::MAX_REPEAT {
+        fail!("repeat: {} is not between 1 and {}", case.repeat, cases::MAX_REPEAT);
+    }
     let offline = Offline::new(snapshot, keys, now)?;
-    let outcome = offline.run(&request, &stand_in).await?;
+    let mut outcome = offline.run(&request, &stand_in).await?;
+    for _ in 1..case.repeat {
+        outcome = offline.run(&request, &stand_in).await?;
+    }
     cases::check(&case.expect, &outcome.observed())
 }
 
@@ -114,4 +121,53 @@ pub fn unix_now() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A public route under a limit of burst 2, and a case file that sends to it.
+    fn outcome_of(cases: &str) -> Vec<Verdict> {
+        let config = "version: 1\nlisteners: [{ name: l, bind: \"127.0.0.1:1\" }]\n\
+                      upstreams: { m: { mock: { status: 200 } } }\n\
+                      rate_limits: { tight: { rate: 1/h, burst: 2, key: client_ip } }\n\
+                      routes:\n  - { name: r, match: { path: /x }, upstream: m, auth: none, rate_limits: [tight] }\n";
+        let loaded = portcullis_config::load_str(config, "t.yaml", Path::new("/tmp"), None).expect("the config parses");
+        let snapshot = portcullis_core::compile(&loaded).expect("the config compiles");
+        let file: CaseFile = serde_saphyr::from_str(cases).expect("the case file parses");
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a runtime");
+        runtime.block_on(run_file(&snapshot, Path::new("/tmp/cases.yaml"), &file))
+    }
+
+    #[test]
+    fn repeat_spends_the_burst_on_one_gateway_and_checks_the_last_answer() {
+        let verdicts = outcome_of(
+            "cases:\n\
+             - { name: once, request: { url: 'http://a/x' }, expect: { status: 200 } }\n\
+             - { name: twice, repeat: 2, request: { url: 'http://a/x' }, expect: { status: 200, headers: { ratelimit-remaining: '0' } } }\n\
+             - { name: thrice, repeat: 3, request: { url: 'http://a/x' }, expect: { status: 429, code: rate_limited, decided_by: 'rate_limit:tight' } }\n\
+             - { name: wrong, repeat: 3, request: { url: 'http://a/x' }, expect: { status: 200 } }\n",
+        );
+        let failed: Vec<&str> = verdicts.iter().filter(|v| !v.passed()).map(|v| v.name.as_str()).collect();
+        assert_eq!(failed, ["wrong"], "{verdicts:#?}");
+    }
+
+    #[test]
+    fn a_misspelt_token_key_is_refused_not_read_as_a_token_without_claims() {
+        let parsed: Result<CaseFile, _> = serde_saphyr::from_str(
+            "cases:\n- { name: t, request: { url: 'http://a/x', token: { provider: p, claimz: { sub: a } } } }\n",
+        );
+        assert!(parsed.is_err(), "{parsed:?}");
+    }
+
+    #[test]
+    fn a_repeat_out_of_bounds_is_an_error_not_a_pass() {
+        let verdicts = outcome_of(
+            "cases:\n\
+             - { name: none, repeat: 0, request: { url: 'http://a/x' }, expect: { status: 200 } }\n\
+             - { name: too-many, repeat: 10001, request: { url: 'http://a/x' }, expect: { status: 200 } }\n",
+        );
+        assert!(verdicts.iter().all(|v| v.error.as_deref().is_some_and(|e| e.contains("repeat"))), "{verdicts:#?}");
+    }
 }

@@ -126,6 +126,20 @@ impl RequestBody {
         Self { inner: Some(inner), limit, stats: Some(stats), full: None, stall_after, stall: None, stall_armed: false }
     }
 
+    /// The first bytes of the client's body, read already (by the WAF): sent first, and
+    /// counted as part of it.
+    #[must_use]
+    pub fn with_head(mut self, head: Bytes) -> Self {
+        if let Some(stats) = &self.stats {
+            stats.bytes.fetch_add(head.len() as u64, Ordering::Relaxed);
+            if self.inner.as_ref().is_none_or(Body::is_end_stream) {
+                stats.mark_ended();
+            }
+        }
+        self.full = (!head.is_empty()).then_some(head);
+        self
+    }
+
     /// A body already in memory.
     pub fn full(data: Bytes) -> Self {
         Self { full: (!data.is_empty()).then_some(data), ..Self::empty() }
@@ -202,9 +216,13 @@ impl Body for RequestBody {
     }
 
     fn size_hint(&self) -> SizeHint {
-        match (&self.full, &self.inner) {
-            (Some(data), _) => SizeHint::with_exact(data.len() as u64),
-            (None, inner) => inner.as_ref().map_or_else(|| SizeHint::with_exact(0), Body::size_hint),
+        let full = self.full.as_ref().map_or(0, |d| d.len() as u64);
+        let inner = self.inner.as_ref().map_or_else(|| SizeHint::with_exact(0), Body::size_hint);
+        let mut hint = SizeHint::new();
+        hint.set_lower(inner.lower().saturating_add(full));
+        if let Some(upper) = inner.upper() {
+            hint.set_upper(upper.saturating_add(full));
         }
+        hint
     }
 }

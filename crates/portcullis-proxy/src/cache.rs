@@ -106,6 +106,14 @@ impl ResponseCache {
         }
     }
 
+    /// Redis calls of the shared store that failed since it connected; `None` in memory.
+    pub fn redis_failures(&self) -> Option<u64> {
+        match &self.store {
+            Store::Memory(_) => None,
+            Store::Redis(r) => Some(r.failures()),
+        }
+    }
+
     /// The entry stored under `key`, fresh or not (the pipeline judges freshness).
     pub async fn get(&self, key: &CacheKey) -> Option<Arc<Entry>> {
         match &self.store {

@@ -114,6 +114,15 @@ impl portcullis_telemetry::metrics::ConfigGauges for Runtime {
     fn certificate_expiry(&self, now: std::time::SystemTime) -> Vec<(String, f64)> {
         self.certificates().map(|c| (c.name.clone(), c.seconds_left(now))).collect()
     }
+
+    fn state_errors(&self) -> portcullis_telemetry::metrics::StateErrors {
+        let limits = self.rate_limits.engine().redis_status().map(|s| s.failures);
+        let cache = self.cache.redis_failures();
+        portcullis_telemetry::metrics::StateErrors {
+            redis: (limits.is_some() || cache.is_some()).then(|| limits.unwrap_or(0) + cache.unwrap_or(0)),
+            database: self.database.as_ref().map(|d| d.failures()),
+        }
+    }
 }
 
 /// Reads every certificate and key the snapshot names, as a (re)load would, without serving:

@@ -82,6 +82,10 @@ impl Edge for ProxyEdge<'_> {
             (OutBody::Stream(body), None) => {
                 (RequestBody::limited(body, limits.max_body_bytes, limits.idle_timeout, Arc::default()), false)
             }
+            (OutBody::Prefixed(head, body), stats) => {
+                let stats = stats.clone().unwrap_or_default();
+                (RequestBody::limited(body, limits.max_body_bytes, limits.idle_timeout, stats).with_head(head), false)
+            }
         };
         // The client's side of an upgrade stays here: only its headers go upstream.
         let downstream =

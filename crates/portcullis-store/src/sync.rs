@@ -6,7 +6,7 @@
 use std::future::Future;
 use std::pin::pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
@@ -31,6 +31,8 @@ pub struct KeySync {
     revision: AtomicI64,
     /// The last poll failed (so the recovery is logged once, not every tick).
     failing: AtomicBool,
+    /// Polls that failed, since start (`portcullis_state_errors_total{store="database"}`).
+    failures: AtomicU64,
 }
 
 impl KeySync {
@@ -42,9 +44,15 @@ impl KeySync {
             consumers: ArcSwap::from_pointee(ConsumerPlans::default()),
             revision: AtomicI64::new(i64::MIN),
             failing: AtomicBool::new(false),
+            failures: AtomicU64::new(0),
         });
         sync.refresh().await?;
         Ok(sync)
+    }
+
+    /// Polls of the database that failed since start.
+    pub fn failures(&self) -> u64 {
+        self.failures.load(Ordering::Relaxed)
     }
 
     pub fn store(&self) -> &Arc<Store> {
@@ -63,6 +71,14 @@ impl KeySync {
 
     /// Polls once: reloads when the revision moved. `Ok(true)`: the index was rebuilt.
     pub async fn refresh(&self) -> Result<bool, StoreError> {
+        let polled = self.poll().await;
+        if polled.is_err() {
+            self.failures.fetch_add(1, Ordering::Relaxed);
+        }
+        polled
+    }
+
+    async fn poll(&self) -> Result<bool, StoreError> {
         // The revision is read before the rows: a write in between makes the next poll
         // reload again, never miss it.
         let revision = self.store.revision().await?;

@@ -234,7 +234,9 @@ async fn when_the_database_fails_the_last_key_index_keeps_serving() {
     // Break the one query the poll makes.
     let crate::connect::Pool::Sqlite(pool) = &store.pool else { panic!("sqlite") };
     sqlx::query("DROP TABLE sync_revision").execute(pool).await.expect("drop");
+    assert_eq!(sync.failures(), 0);
     assert!(sync.refresh().await.is_err_and(|e| e.is_unavailable()));
+    assert_eq!(sync.failures(), 1, "counted for portcullis_state_errors_total");
     assert!(sync.keys().lookup(key.key.as_bytes()).is_some(), "the last index still answers");
     assert!(sync.consumers().contains_key("acme"));
 }

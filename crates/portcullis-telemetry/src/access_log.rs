@@ -117,7 +117,15 @@ struct Line<'a> {
     /// The phase (and the policy, limit, rule or provider) that refused or answered.
     decided_by: Option<&'a str>,
     /// The WAF's findings (score, rule ids, action); null when nothing matched.
-    waf: Option<()>,
+    waf: Option<WafField>,
+}
+
+/// The access log's `waf`: `{"score": 10, "rules": ["942100", "941100"], "action": "block"}`.
+#[derive(serde::Serialize)]
+struct WafField {
+    score: u32,
+    rules: Vec<String>,
+    action: &'static str,
 }
 
 impl LogOnEnd {
@@ -153,7 +161,11 @@ impl LogOnEnd {
             tls: r.tls.as_ref().map(|t| t.version),
             sni: r.sni_text(),
             decided_by: r.decided_by.as_deref(),
-            waf: None,
+            waf: r.waf.as_ref().map(|w| WafField {
+                score: w.score,
+                rules: w.rules.iter().map(ToString::to_string).collect(),
+                action: w.action.as_str(),
+            }),
         };
         if let Ok(mut text) = serde_json::to_string(&line) {
             text.push('\n');

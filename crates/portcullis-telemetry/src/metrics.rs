@@ -4,7 +4,7 @@
 //! are refreshed from the current runtime when `/metrics` is scraped.
 
 use std::sync::Arc;
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime};
 
 use http::{Method, StatusCode};
@@ -24,6 +24,17 @@ pub trait ConfigGauges {
     fn target_health(&self) -> Vec<(Arc<str>, Arc<str>, bool)>;
     /// Every served certificate: (its first DNS name, seconds left at `now`).
     fn certificate_expiry(&self, now: SystemTime) -> Vec<(String, f64)>;
+    /// Failed calls to the shared state since its client was made (`None`: not configured).
+    fn state_errors(&self) -> StateErrors;
+}
+
+/// Failed calls to Redis (rate limits, quotas, the shared cache) and to the database (the key
+/// index's polls). A reload that makes a new Redis client starts its count anew, which
+/// Prometheus reads as a counter reset.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct StateErrors {
+    pub redis: Option<u64>,
+    pub database: Option<u64>,
 }
 
 /// Seconds: 0.5 ms to ~33 s, doubling.
@@ -74,6 +85,14 @@ struct ProviderResultLabels {
     result: &'static str,
 }
 
+/// A WAF rule id and what was done: bounded by the rules a config can load (built-in and
+/// CRS), times three actions.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RuleActionLabels {
+    rule: u32,
+    action: &'static str,
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct UpstreamLabel {
     upstream: Arc<str>,
@@ -83,6 +102,16 @@ struct UpstreamLabel {
 struct TargetLabels {
     upstream: Arc<str>,
     target: Arc<str>,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StoreLabel {
+    store: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PlanLabel {
+    plan: Arc<str>,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -117,6 +146,9 @@ pub struct Metrics {
     auth_failures: Family<ProviderCodeLabels, Counter>,
     jwks_refresh: Family<ProviderResultLabels, Counter>,
     admin_auth_failures: Family<AuditedLabel, Counter>,
+    state_errors: Family<StoreLabel, Counter>,
+    plan_requests: Family<PlanLabel, Counter>,
+    waf_matches: Family<RuleActionLabels, Counter>,
     no_route: Arc<str>,
     /// One render at a time: each clears and refills the config-describing gauges, so two
     /// concurrent scrapes (an HA pair of Prometheus servers) would otherwise each miss
@@ -184,11 +216,32 @@ impl Metrics {
         );
         let jwks_refresh = Family::<ProviderResultLabels, Counter>::default();
         registry.register("jwks_refresh", "JWKS fetches, by provider and result (ok or error)", jwks_refresh.clone());
+        let state_errors = Family::<StoreLabel, Counter>::default();
+        registry.register(
+            "state_errors",
+            "Failed calls to the shared state, by store (redis: limits, quotas and the shared cache; database: the key index)",
+            state_errors.clone(),
+        );
+        let plan_requests = Family::<PlanLabel, Counter>::default();
+        registry.register(
+            "plan_requests",
+            "Requests admitted and counted against a usage plan's quota, by plan",
+            plan_requests.clone(),
+        );
+        let waf_matches = Family::<RuleActionLabels, Counter>::default();
+        registry.register(
+            "waf_matches",
+            "WAF rule matches, by rule id and action (block, detect, pass)",
+            waf_matches.clone(),
+        );
         Self {
+            state_errors,
+            plan_requests,
             registry,
             auth_failures,
             jwks_refresh,
             admin_auth_failures,
+            waf_matches,
             rate_limited,
             cache,
             requests,
@@ -220,9 +273,22 @@ impl Metrics {
                 self.cache(route, result);
             }
         }
+        if let Some(plan) = &record.plan {
+            self.plan_requests.get_or_create(&PlanLabel { plan: plan.clone() }).inc();
+        }
         if let Some(provider) = &record.auth_failed {
             self.auth_failure(provider, record.outcome.map_or("missing_credentials", ErrorCode::as_str));
         }
+        if let Some(waf) = &record.waf {
+            for rule in &waf.rules {
+                self.waf_match(rule.0, waf.action.as_str());
+            }
+        }
+    }
+
+    /// A WAF rule that matched a request, and what was done (`block`, `detect`, `pass`).
+    pub fn waf_match(&self, rule: u32, action: &'static str) {
+        self.waf_matches.get_or_create(&RuleActionLabels { rule, action }).inc();
     }
 
     /// One answered request (gateway-made answers included).
@@ -284,6 +350,12 @@ impl Metrics {
         self.certificate_expiry.clear();
         for (name, left) in runtime.certificate_expiry(SystemTime::now()) {
             self.certificate_expiry.get_or_create(&NameLabel { name }).set(left);
+        }
+        let errors = runtime.state_errors();
+        for (store, count) in [("redis", errors.redis), ("database", errors.database)] {
+            if let Some(count) = count {
+                self.state_errors.get_or_create(&StoreLabel { store }).inner().store(count, Ordering::Relaxed);
+            }
         }
         let mut out = String::with_capacity(8192);
         if prometheus_client::encoding::text::encode(&mut out, &self.registry).is_err() {

@@ -3,6 +3,7 @@
 //! (counted in fresh memory, no real counter spent), and the request the upstream would
 //! receive (URL and headers after every transform) or the answer the gateway would give.
 
+use std::io::Write as _;
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -115,9 +116,10 @@ fn explain(args: &ExplainArgs) -> anyhow::Result<()> {
     let outcome = runtime.block_on(offline.run(&request, &stand_in))?;
     let report = report(&snapshot, &request, &outcome);
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        // A closed pipe (`| head`) ends the output, not the process with a panic.
+        let _ = writeln!(std::io::stdout(), "{}", serde_json::to_string_pretty(&report)?);
     } else {
-        print!("{}", text(&report));
+        let _ = write!(std::io::stdout(), "{}", text(&report));
     }
     Ok(())
 }

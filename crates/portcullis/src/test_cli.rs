@@ -3,6 +3,7 @@
 //! case holds, 1 otherwise (a config or case file that cannot be read included); `--junit`
 //! writes a JUnit XML report for CI systems.
 
+use std::io::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -18,6 +19,14 @@ pub(crate) struct TestArgs {
     /// Case files (YAML).
     #[arg(required = true)]
     pub(crate) cases: Vec<PathBuf>,
+}
+
+/// `println!` that leaves off when stdout is closed (`| head`) instead of panicking: the exit
+/// code still says whether every case held.
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
 }
 
 pub(crate) fn run(args: &TestArgs) -> ExitCode {
@@ -41,7 +50,7 @@ pub(crate) fn run(args: &TestArgs) -> ExitCode {
     let (mut passed, mut failed) = (0usize, 0usize);
     for path in &args.cases {
         let verdicts = runtime.block_on(run_path(&snapshot, path));
-        println!("{}", path.display());
+        out!("{}", path.display());
         for v in &verdicts {
             report(v);
             if v.passed() {
@@ -52,7 +61,7 @@ pub(crate) fn run(args: &TestArgs) -> ExitCode {
         }
         suites.push((path.clone(), verdicts));
     }
-    println!("\n{passed} passed, {failed} failed");
+    out!("\n{passed} passed, {failed} failed");
     if let Some(junit) = &args.junit
         && let Err(e) = std::fs::write(junit, junit_xml(&suites))
     {
@@ -64,17 +73,17 @@ pub(crate) fn run(args: &TestArgs) -> ExitCode {
 
 fn report(v: &Verdict) {
     if v.passed() {
-        println!("  ok    {}", v.name);
+        out!("  ok    {}", v.name);
         return;
     }
-    println!("  FAIL  {}", v.name);
+    out!("  FAIL  {}", v.name);
     if let Some(e) = &v.error {
-        println!("        error: {e}");
+        out!("        error: {e}");
     }
     for m in &v.mismatches {
-        println!("        {}:", m.field);
-        println!("          expected: {}", m.expected);
-        println!("          actual:   {}", m.actual);
+        out!("        {}:", m.field);
+        out!("          expected: {}", m.expected);
+        out!("          actual:   {}", m.actual);
     }
 }
 

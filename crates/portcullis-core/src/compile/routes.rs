@@ -100,6 +100,7 @@ fn route(
         cache,
         matrix_params: r.matcher.matrix_params,
         allow_underscore,
+        waf: super::waf::route_mode(c.doc, r.waf),
     })
 }
 

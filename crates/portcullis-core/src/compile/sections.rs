@@ -475,12 +475,6 @@ pub(super) fn policies_waf_cors(c: &mut Compiler<'_>) {
             c.error(&at("policies").key(name), "a policy needs scopes, claims or expr");
         }
     }
-    if let Some(waf) = &c.doc.waf {
-        let rules_on = waf.mode != Some(portcullis_config::surface::WafMode::Off);
-        if rules_on {
-            c.warn(&at("waf"), "WAF rules are not enforced by this build yet (allow_ips and deny_ips are)");
-        }
-    }
     for (name, cors) in &c.doc.cors {
         let path = at("cors").key(name);
         if cors.origins.is_empty() {

@@ -38,6 +38,9 @@ pub enum OutBody<B> {
     /// The client's, as it streams: counted into [`Outbound::stats`], stopped at
     /// [`Outbound::limits`]' `max_body_bytes`, given up on after `idle_timeout` without bytes.
     Stream(B),
+    /// The client's body whose first bytes the WAF already read (`head`, inspected; counted
+    /// like the rest), then the rest of it as it streams, as [`OutBody::Stream`].
+    Prefixed(Bytes, B),
 }
 
 /// One request for the route's upstream, after every request phase.

@@ -161,6 +161,7 @@ mod tests {
             outcome: None,
             cache: None,
             rate_keys: smallvec::SmallVec::new(),
+            waf: None,
         }
     }
 

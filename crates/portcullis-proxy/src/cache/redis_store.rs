@@ -56,6 +56,8 @@ pub struct RedisStore {
     origin: Instant,
     /// Nanoseconds since `origin` until which Redis is skipped; 0 when closed.
     skip_until: AtomicU64,
+    /// Calls that failed or timed out, since creation.
+    failures: AtomicU64,
 }
 
 impl std::fmt::Debug for RedisStore {
@@ -77,7 +79,19 @@ impl RedisStore {
             .set_min_delay(Duration::from_millis(10))
             .set_max_delay(BACKOFF);
         let conn = ConnectionManager::new_lazy_with_config(client, config)?;
-        Ok(Self { url: url.to_owned(), ca_pem, conn, origin: Instant::now(), skip_until: AtomicU64::new(0) })
+        Ok(Self {
+            url: url.to_owned(),
+            ca_pem,
+            conn,
+            origin: Instant::now(),
+            skip_until: AtomicU64::new(0),
+            failures: AtomicU64::new(0),
+        })
+    }
+
+    /// Calls that failed or timed out since creation (purges not included).
+    pub fn failures(&self) -> u64 {
+        self.failures.load(Ordering::Relaxed)
     }
 
     /// The live entry under `key`, `None` on a miss, a failure or a timeout.
@@ -152,6 +166,7 @@ impl RedisStore {
             Ok(Err(e)) => e.to_string(),
             Err(_) => format!("no answer within {timeout:?}"),
         };
+        self.failures.fetch_add(1, Ordering::Relaxed);
         // At most once per backoff: the circuit keeps the others from trying meanwhile.
         tracing::warn!(%error, backoff = ?BACKOFF, "response cache: Redis unavailable, serving misses");
         self.skip_until.store(self.reopen_at(now), Ordering::Release);

@@ -9,6 +9,8 @@ use std::process::Command;
 
 use http::StatusCode;
 
+use crate::certs::Pki;
+use crate::idp::{Idp, RSA1, SigningKey};
 use crate::kit::{Backend, TestGateway, get, scratch_dir};
 use crate::reload::{TOKEN, admin, write_config};
 
@@ -96,24 +98,67 @@ fn exported(exposition: &str) -> BTreeSet<String> {
     names
 }
 
+/// A gateway whose traffic makes every metric family show: a TLS listener (certificate expiry),
+/// a JWT provider (JWKS fetches), API keys with a plan's quota, a rate limit, a cached route
+/// and a reload. Families without a sample are not in the exposition at all, so each needs
+/// its traffic.
+fn busy_config(backend: &Backend, idp: &Idp) -> String {
+    let key = portcullis_auth::api_key::stored_form(&portcullis_auth::api_key::digest_of(b"pcl_alerts_key"));
+    format!(
+        r#"version: 1
+listeners:
+  - {{ name: main, bind: "127.0.0.1:0" }}
+  - {{ name: edge, bind: "127.0.0.1:{tls_port}", tls: {{ certificates: [{{ cert: server.pem, key: server-key.pem }}] }} }}
+admin: {{ bind: "127.0.0.1:1", token: "{TOKEN}" }}
+logging: {{ access: {{ path: off }} }}
+auth:
+  corp: {{ type: jwt, issuer: "{issuer}", jwks_uri: "{jwks}", audiences: ["api://orders"], algorithms: [RS256] }}
+  keys: {{ type: api_key, header: X-Api-Key }}
+plans:
+  metered: {{ quota: 1000/day }}
+consumers:
+  acme: {{ plan: metered, keys: ["{key}"] }}
+rate_limits:
+  one: {{ rate: 1/m, burst: 1, key: client_ip }}
+upstreams:
+  b: {{ targets: ["{backend}"] }}
+routes:
+  - {{ name: r, match: {{ path: /r }}, upstream: b, auth: none }}
+  - {{ name: keyed, match: {{ path: /keyed }}, upstream: b, auth: {{ any: [keys] }} }}
+  - {{ name: jwt, match: {{ path: /jwt }}, upstream: b, auth: {{ any: [corp] }} }}
+  - {{ name: limited, match: {{ path: /limited }}, upstream: b, auth: none, rate_limits: [one] }}
+  - {{ name: cached, match: {{ path: /cached }}, upstream: b, auth: none, cache: {{ ttl: 30s }} }}
+"#,
+        tls_port = free_port(),
+        issuer = idp.issuer,
+        jwks = idp.jwks_uri(),
+        backend = backend.url()
+    )
+}
+
+/// A port nothing listens on now (two listeners cannot both ask for port 0).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("a free port").port()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_dashboard_and_the_alerts_name_only_metrics_a_running_gateway_exports() {
     let backend = Backend::ok().await;
+    let signer = SigningKey::rsa("k1", RSA1);
+    let idp = Idp::start(&[&signer]).await;
     let dir = scratch_dir();
-    let yaml = format!(
-        r#"version: 1
-listeners: [{{ name: main, bind: "127.0.0.1:0" }}]
-admin: {{ bind: "127.0.0.1:1", token: "{TOKEN}" }}
-logging: {{ access: {{ path: off }} }}
-upstreams:
-  b: {{ targets: ["{}"] }}
-routes:
-  - {{ name: r, match: {{ path: /r }}, upstream: b, auth: none }}
-"#,
-        backend.url()
-    );
-    let gw = TestGateway::from_file(&write_config(&dir, &yaml)).await.with_admin().await;
+    Pki::new("alerts-ca").leaf(&["localhost"], false).write(&dir, "server");
+    let gw = TestGateway::from_file(&write_config(&dir, &busy_config(&backend, &idp))).await.with_admin().await;
     assert_eq!(get(&gw.url("/r"), &[]).await.status, StatusCode::OK);
+    assert_eq!(get(&gw.url("/keyed"), &[("x-api-key", "pcl_alerts_key")]).await.status, StatusCode::OK);
+    assert_eq!(get(&gw.url("/keyed"), &[("x-api-key", "pcl_wrong")]).await.status, StatusCode::UNAUTHORIZED);
+    let token = format!("Bearer {}", signer.sign(&idp.claims("alice")));
+    assert_eq!(get(&gw.url("/jwt"), &[("authorization", &token)]).await.status, StatusCode::OK);
+    assert_eq!(get(&gw.url("/jwt"), &[("authorization", "Bearer junk")]).await.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(get(&gw.url("/limited"), &[]).await.status, StatusCode::OK);
+    assert_eq!(get(&gw.url("/limited"), &[]).await.status, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(get(&gw.url("/cached"), &[]).await.status, StatusCode::OK);
+    gw.reloader().reload(portcullis_proxy::reload::Trigger::Admin("test".to_owned())).await.expect("reload");
     let scrape = admin(&gw, "GET", "/metrics", Some(TOKEN)).await;
     assert_eq!(scrape.status, StatusCode::OK);
     let exported = exported(&scrape.text());

@@ -128,6 +128,8 @@ async fn a_quota_refuses_when_used_up_reports_usage_and_survives_a_restart() {
     assert!((1..=86_400).contains(&retry), "until the next UTC midnight: {retry}");
     assert_eq!(refused.header("ratelimit-remaining"), Some("0"));
     assert_eq!(b.count(), 3, "the refused request never reached the backend");
+    let text = gw.handle.metrics().render(&*gw.handle.current());
+    assert!(text.contains(r#"portcullis_plan_requests_total{plan="tiny"} 1"#), "one admitted, one refused:\n{text}");
     let u = usage(&gw, "capped").await;
     assert_eq!((u["quota"]["used"].clone(), u["quota"]["remaining"].clone()), (3.into(), 0.into()));
     // A consumer without a quota reports none; an unknown one is 404.

@@ -230,6 +230,12 @@ async fn each_on_redis_error_mode_degrades_when_redis_stops_and_recovers_when_it
             _ => &[200, 200, 200, 429],
         };
         assert_eq!(down, expected, "{mode}: with Redis down");
+        let text = gw.handle.metrics().render(&*gw.handle.current());
+        let errors = text.lines().find_map(|l| l.strip_prefix(r#"portcullis_state_errors_total{store="redis"} "#));
+        assert!(
+            errors.and_then(|n| n.parse::<u64>().ok()).is_some_and(|n| n > 0),
+            "{mode}: Redis errors counted:\n{text}"
+        );
         let _redis = OwnRedis::start(port);
         // Back on Redis (empty again, as it keeps nothing): deny and local admit once more,
         // allow starts counting and refuses the fourth.

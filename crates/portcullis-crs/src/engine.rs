@@ -1,0 +1,655 @@
+//! Evaluation of the compiled rules against one request: phase 1 (request line and headers),
+//! then the body is parsed with the processor phase 1 chose, then phase 2.
+
+use crate::compile::{
+    Ctl, Disruptive, EngineMode, Item, Matcher, Op, Part, Rule, RuleSel, Selector, SetVar, Target, Template, Var,
+};
+use crate::request::{self, Body, BodyProcessor, Headers};
+use crate::transform::Transform;
+use crate::{CrsMatch, CrsVerdict, Transaction};
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+static UNIQUE: AtomicU64 = AtomicU64::new(0x5eed_0000);
+
+pub(crate) struct Program {
+    pub(crate) items: Vec<Item>,
+    pub(crate) chains: Vec<Vec<Transform>>,
+    pub(crate) threshold: u32,
+}
+
+/// Where a value came from, so a transformed value can be reused by the next rule with the
+/// same transformation chain.
+type Source = Option<(u8, u32)>;
+
+struct Value<'a> {
+    /// The collection's name, `ARGS`.
+    coll: &'static str,
+    /// The member's key, `q` in `ARGS:q`; empty for a single-valued variable.
+    key: Cow<'a, str>,
+    value: Cow<'a, [u8]>,
+    source: Source,
+}
+
+impl Value<'_> {
+    fn full_name(&self) -> String {
+        if self.key.is_empty() { self.coll.to_string() } else { format!("{}:{}", self.coll, self.key) }
+    }
+}
+
+const TX_CAPTURE: [&str; 10] = ["tx.0", "tx.1", "tx.2", "tx.3", "tx.4", "tx.5", "tx.6", "tx.7", "tx.8", "tx.9"];
+
+struct State<'p, 't> {
+    program: &'p Program,
+    tx: &'t Transaction<'t>,
+    hdr: Headers,
+    body: Body,
+    phase: u8,
+    store: HashMap<String, Vec<u8>>,
+    removed: Vec<RuleSel>,
+    removed_targets: Vec<(RuleSel, Var, Option<String>)>,
+    mode: EngineMode,
+    processor: Option<BodyProcessor>,
+    body_access: bool,
+    matched_var: Vec<u8>,
+    matched_var_name: String,
+    matched_vars: Vec<(String, Vec<u8>)>,
+    cache: std::cell::RefCell<HashMap<(u8, u32, u32), Vec<u8>>>,
+    matches: Vec<CrsMatch>,
+    denied: bool,
+    stopped: bool,
+    unique_id: String,
+    remote_addr: String,
+}
+
+pub(crate) fn evaluate(program: &Program, tx: &Transaction<'_>) -> CrsVerdict {
+    let content_type = tx.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case("content-type")).map(|(_, v)| *v);
+    let mut st = State {
+        program,
+        tx,
+        hdr: request::headers(tx),
+        body: Body::default(),
+        phase: 1,
+        store: HashMap::new(),
+        removed: Vec::new(),
+        removed_targets: Vec::new(),
+        mode: EngineMode::On,
+        processor: content_type.and_then(BodyProcessor::for_content_type),
+        body_access: true,
+        matched_var: Vec::new(),
+        matched_var_name: String::new(),
+        matched_vars: Vec::new(),
+        cache: std::cell::RefCell::new(HashMap::new()),
+        matches: Vec::new(),
+        denied: false,
+        stopped: false,
+        unique_id: format!("{:016x}", UNIQUE.fetch_add(0x9e37_79b9, Ordering::Relaxed)),
+        remote_addr: tx.client_ip.to_string(),
+    };
+    for phase in [1u8, 2] {
+        if st.stopped || st.mode == EngineMode::Off {
+            break;
+        }
+        st.phase = phase;
+        if phase == 2 && st.body_access {
+            st.body = request::body(tx, st.processor);
+        }
+        st.run_phase();
+    }
+    let score = ["tx.blocking_inbound_anomaly_score", "tx.anomaly_score", "tx.inbound_anomaly_score"]
+        .iter()
+        .find_map(|k| st.store.get(*k))
+        .map(|v| parse_int(v).max(0) as u32)
+        .unwrap_or_else(|| st.matches.iter().map(|m| u32::from(m.severity)).sum());
+    let enforce = st.mode == EngineMode::On;
+    CrsVerdict { score, blocked: enforce && (st.denied || score >= program.threshold), matches: st.matches }
+}
+
+impl<'p, 't> State<'p, 't> {
+    fn run_phase(&mut self) {
+        let items = &self.program.items;
+        let mut i = 0;
+        let mut skip = 0u32;
+        while i < items.len() && !self.stopped && self.mode != EngineMode::Off {
+            let Item::Rule(rule) = &items[i] else {
+                i += 1;
+                continue;
+            };
+            if rule.phase != self.phase || self.removed.iter().any(|s| s.selects(rule)) {
+                i += 1;
+                continue;
+            }
+            if skip > 0 {
+                skip -= 1;
+                i += 1;
+                continue;
+            }
+            if self.eval_chain(rule) {
+                self.act(rule);
+                if let Some(marker) = &rule.skip_after {
+                    match items[i + 1..].iter().position(|it| matches!(it, Item::Marker(m) if m == marker)) {
+                        Some(p) => {
+                            i = i + 1 + p + 1;
+                            continue;
+                        }
+                        None => break,
+                    }
+                }
+                skip = rule.skip;
+            }
+            i += 1;
+        }
+    }
+
+    fn eval_chain(&mut self, head: &Rule) -> bool {
+        let mut link = Some(head);
+        while let Some(r) = link {
+            if !self.eval_rule(r, head) {
+                return false;
+            }
+            link = r.chained.as_deref();
+        }
+        true
+    }
+
+    fn act(&mut self, head: &Rule) {
+        let mut link = Some(head);
+        while let Some(r) = link {
+            for c in &r.ctls {
+                self.ctl(c);
+            }
+            for s in &r.setvars {
+                self.setvar(s, head);
+            }
+            link = r.chained.as_deref();
+        }
+        if let (Some(id), Some(sev)) = (head.id, head.severity)
+            && sev > 0
+            && !(949_000..950_000).contains(&id)
+        {
+            self.matches.push(CrsMatch {
+                rule_id: u32::try_from(id).unwrap_or(u32::MAX),
+                severity: sev,
+                message: head.msg.clone().unwrap_or_default(),
+            });
+        }
+        match head.disruptive {
+            Some(Disruptive::Deny) => {
+                self.denied = true;
+                self.stopped = true;
+            }
+            Some(Disruptive::Allow) => self.stopped = true,
+            _ => {}
+        }
+    }
+
+    fn ctl(&mut self, c: &Ctl) {
+        match c {
+            Ctl::RemoveRules(sel) => self.removed.push(sel.clone()),
+            Ctl::RemoveTarget(sel, var, key) => self.removed_targets.push((sel.clone(), *var, key.clone())),
+            Ctl::RuleEngine(m) => self.mode = *m,
+            Ctl::BodyProcessor(p) => {
+                if self.phase == 1 {
+                    self.processor = Some(*p);
+                }
+            }
+            Ctl::ForceBodyVariable | Ctl::Audit => {}
+            Ctl::RequestBodyAccess(on) => self.body_access = *on,
+        }
+    }
+
+    fn setvar(&mut self, s: &SetVar, rule: &Rule) {
+        match s {
+            SetVar::Delete { key } => {
+                let k = self.expand(key, rule).to_ascii_lowercase();
+                self.store.remove(&k);
+            }
+            SetVar::Set { key, value } => {
+                let k = self.expand(key, rule).to_ascii_lowercase();
+                let v = self.expand(value, rule);
+                self.store.insert(k, v.into_bytes());
+            }
+            SetVar::Add { key, value } | SetVar::Sub { key, value } => {
+                let k = self.expand(key, rule).to_ascii_lowercase();
+                let n = parse_int(self.expand(value, rule).as_bytes());
+                let cur = self.store.get(&k).map(|v| parse_int(v)).unwrap_or(0);
+                let new = if matches!(s, SetVar::Add { .. }) { cur.saturating_add(n) } else { cur.saturating_sub(n) };
+                self.store.insert(k, new.to_string().into_bytes());
+            }
+        }
+    }
+
+    fn expand(&self, t: &Template, rule: &Rule) -> String {
+        let mut out = String::new();
+        for p in &t.parts {
+            match p {
+                Part::Lit(s) => out.push_str(s),
+                Part::Macro(m) => out.push_str(&String::from_utf8_lossy(&self.macro_value(m, rule))),
+            }
+        }
+        out
+    }
+
+    fn macro_value(&self, m: &str, rule: &Rule) -> Vec<u8> {
+        match m {
+            "matched_var" => return self.matched_var.clone(),
+            "matched_var_name" => return self.matched_var_name.clone().into_bytes(),
+            "rule.id" => return rule.id.map(|i| i.to_string()).unwrap_or_default().into_bytes(),
+            "rule.msg" => return rule.msg.clone().unwrap_or_default().into_bytes(),
+            "unique_id" => return self.unique_id.clone().into_bytes(),
+            "remote_addr" => return self.remote_addr.clone().into_bytes(),
+            "request_method" => return self.tx.method.as_bytes().to_vec(),
+            "reqbody_processor" => return self.processor.map(|p| p.name()).unwrap_or("").as_bytes().to_vec(),
+            _ => {}
+        }
+        if let Some(v) = self.store.get(m) {
+            return v.clone();
+        }
+        if let Some((coll, key)) = m.split_once('.') {
+            let var = match coll {
+                "request_headers" => Some(Var::RequestHeaders),
+                "args" => Some(Var::Args),
+                "request_cookies" => Some(Var::RequestCookies),
+                _ => None,
+            };
+            if let Some(var) = var {
+                let t = Target { var, sel: Selector::Key(key.to_string()), count: false };
+                if let Some(v) = self.values(&t).into_iter().next() {
+                    return v.value.into_owned();
+                }
+            }
+        }
+        Vec::new()
+    }
+
+    fn excluded(&self, rule: &Rule, head: &Rule, var: Var, key: &str) -> bool {
+        if rule.excludes.is_empty() && self.removed_targets.is_empty() {
+            return false;
+        }
+        rule.excludes.iter().any(|e| e.var == var && e.sel.selects(key))
+            || self.removed_targets.iter().any(|(sel, v, k)| {
+                *v == var && sel.selects(head) && k.as_deref().is_none_or(|k| selector_matches(k, key))
+            })
+    }
+
+    fn eval_rule(&mut self, rule: &Rule, head: &Rule) -> bool {
+        if rule.targets.is_empty() {
+            return !rule.negated;
+        }
+        // Matching borrows the request; what a match records is applied afterwards.
+        let mut hits: Vec<(String, Vec<u8>, Vec<Vec<u8>>)> = Vec::new();
+        {
+            let this = &*self;
+            for t in &rule.targets {
+                let values = this.values(t);
+                if t.count {
+                    let n = values.iter().filter(|v| !this.excluded(rule, head, t.var, &v.key)).count();
+                    let v = n.to_string().into_bytes();
+                    if let Some(caps) = this.test(rule, &v) {
+                        hits.push((format!("&{}", t.var.name()), v, caps));
+                    }
+                    continue;
+                }
+                for v in values {
+                    if this.excluded(rule, head, t.var, &v.key) {
+                        continue;
+                    }
+                    if rule.multi_match {
+                        let mut cur = v.value.to_vec();
+                        let mut hit = this.test(rule, &cur);
+                        for f in &rule.transforms {
+                            if hit.is_some() {
+                                break;
+                            }
+                            cur = f.apply(&cur);
+                            hit = this.test(rule, &cur);
+                        }
+                        if let Some(caps) = hit {
+                            hits.push((v.full_name(), cur, caps));
+                        }
+                    } else {
+                        let tv = this.transformed(rule, &v.value, v.source);
+                        if let Some(caps) = this.test(rule, &tv) {
+                            hits.push((v.full_name(), tv.to_vec(), caps));
+                        }
+                    }
+                }
+            }
+        }
+        if hits.is_empty() {
+            return false;
+        }
+        for (name, value, caps) in &hits {
+            if rule.capture && !caps.is_empty() {
+                for key in TX_CAPTURE {
+                    self.store.remove(key);
+                }
+                for (i, c) in caps.iter().enumerate().take(10) {
+                    self.store.insert(TX_CAPTURE[i].to_string(), c.clone());
+                }
+            }
+            self.matched_var.clone_from(value);
+            self.matched_var_name.clone_from(name);
+        }
+        self.matched_vars = hits.into_iter().map(|(n, v, _)| (n, v)).collect();
+        true
+    }
+
+    /// The operator's verdict after negation: `Some(captures)` when the rule matches.
+    fn test(&self, rule: &Rule, v: &[u8]) -> Option<Vec<Vec<u8>>> {
+        match (self.operator(rule, v), rule.negated) {
+            (Some(caps), false) => Some(caps),
+            (None, true) => Some(Vec::new()),
+            _ => None,
+        }
+    }
+
+    fn transformed<'v>(&self, rule: &Rule, raw: &'v [u8], source: Source) -> Cow<'v, [u8]> {
+        if rule.transforms.is_empty() {
+            return Cow::Borrowed(raw);
+        }
+        if let Some((c, i)) = source
+            && let Some(v) = self.cache.borrow().get(&(c, i, rule.chain_key))
+        {
+            return Cow::Owned(v.clone());
+        }
+        let mut cur = raw.to_vec();
+        for f in &self.program.chains[rule.chain_key as usize] {
+            cur = f.apply(&cur);
+        }
+        if let Some((c, i)) = source {
+            self.cache.borrow_mut().insert((c, i, rule.chain_key), cur.clone());
+        }
+        Cow::Owned(cur)
+    }
+
+    /// `Some(captures)` when the operator matches.
+    fn operator(&self, rule: &Rule, v: &[u8]) -> Option<Vec<Vec<u8>>> {
+        let yes = || Some(Vec::new());
+        let arg = |t: &Template| self.expand(t, rule);
+        match &rule.op {
+            Op::Rx(m) => rx(m, v, rule.capture),
+            Op::RxMacro(t) => {
+                let pattern = arg(t);
+                let m = crate::compile::compile_regex(&pattern).ok()?;
+                rx(&m, v, rule.capture)
+            }
+            Op::Pm(ac) => ac.find(v).map(|m| vec![v[m.start()..m.end()].to_vec()]),
+            Op::Streq(t) => (v == arg(t).as_bytes()).then(yes).flatten(),
+            Op::Contains(t) => contains(v, arg(t).as_bytes()).then(yes).flatten(),
+            Op::ContainsWord(t) => {
+                let w = arg(t);
+                let s = String::from_utf8_lossy(v);
+                s.split(|c: char| !c.is_alphanumeric() && c != '_').any(|x| x == w).then(yes).flatten()
+            }
+            Op::BeginsWith(t) => v.starts_with(arg(t).as_bytes()).then(yes).flatten(),
+            Op::EndsWith(t) => v.ends_with(arg(t).as_bytes()).then(yes).flatten(),
+            Op::Within(t) => contains(arg(t).as_bytes(), v).then(yes).flatten(),
+            Op::Eq(t) => (parse_int(v) == parse_int(arg(t).as_bytes())).then(yes).flatten(),
+            Op::Ge(t) => (parse_int(v) >= parse_int(arg(t).as_bytes())).then(yes).flatten(),
+            Op::Gt(t) => (parse_int(v) > parse_int(arg(t).as_bytes())).then(yes).flatten(),
+            Op::Lt(t) => (parse_int(v) < parse_int(arg(t).as_bytes())).then(yes).flatten(),
+            Op::Le(t) => (parse_int(v) <= parse_int(arg(t).as_bytes())).then(yes).flatten(),
+            Op::DetectSqli => {
+                let r = libinjectionrs::detect_sqli(v);
+                r.is_injection().then(|| vec![r.fingerprint.map(|f| f.as_bytes().to_vec()).unwrap_or_default()])
+            }
+            Op::DetectXss => libinjectionrs::detect_xss(v).is_injection().then(yes).flatten(),
+            Op::ValidateByteRange(ranges) => {
+                v.iter().any(|b| !ranges.iter().any(|(lo, hi)| (lo..=hi).contains(&b))).then(yes).flatten()
+            }
+            Op::ValidateUrlEncoding => invalid_url_encoding(v).then(yes).flatten(),
+            Op::ValidateUtf8Encoding => std::str::from_utf8(v).is_err().then(yes).flatten(),
+            Op::IpMatch(nets) => {
+                let ip: std::net::IpAddr = std::str::from_utf8(v).ok()?.trim().parse().ok()?;
+                nets.iter().any(|n| n.contains(&ip)).then(yes).flatten()
+            }
+            Op::GeoLookup | Op::Rbl | Op::NoMatch => None,
+            Op::Unconditional => yes(),
+        }
+    }
+
+    fn values<'s>(&'s self, t: &Target) -> Vec<Value<'s>> {
+        let mut out = Vec::new();
+        let pairs =
+            |out: &mut Vec<Value<'s>>, prefix: &'static str, list: &'s [(String, Vec<u8>)], coll: u8, names: bool| {
+                for (i, (k, v)) in list.iter().enumerate() {
+                    if t.sel.selects(k) {
+                        out.push(Value {
+                            coll: prefix,
+                            key: Cow::Borrowed(k.as_str()),
+                            value: if names { Cow::Borrowed(k.as_bytes()) } else { Cow::Borrowed(v.as_slice()) },
+                            source: Some((coll, i as u32)),
+                        });
+                    }
+                }
+            };
+        let scalar = |out: &mut Vec<Value<'s>>, name: &'static str, v: Cow<'s, [u8]>, slot: u32| {
+            out.push(Value { coll: name, key: Cow::Borrowed(""), value: v, source: Some((200, slot)) });
+        };
+        let h = &self.hdr;
+        let b = &self.body;
+        match t.var {
+            Var::Args => {
+                pairs(&mut out, "ARGS", &h.args_get, 0, false);
+                pairs(&mut out, "ARGS", &b.args_post, 1, false);
+            }
+            Var::ArgsNames => {
+                pairs(&mut out, "ARGS_NAMES", &h.args_get, 2, true);
+                pairs(&mut out, "ARGS_NAMES", &b.args_post, 3, true);
+            }
+            Var::ArgsGet => pairs(&mut out, "ARGS_GET", &h.args_get, 0, false),
+            Var::ArgsGetNames => pairs(&mut out, "ARGS_GET_NAMES", &h.args_get, 2, true),
+            Var::ArgsPost => pairs(&mut out, "ARGS_POST", &b.args_post, 1, false),
+            Var::ArgsPostNames => pairs(&mut out, "ARGS_POST_NAMES", &b.args_post, 3, true),
+            Var::RequestCookies => pairs(&mut out, "REQUEST_COOKIES", &h.cookies, 4, false),
+            Var::RequestCookiesNames => pairs(&mut out, "REQUEST_COOKIES_NAMES", &h.cookies, 5, true),
+            Var::RequestHeaders => pairs(&mut out, "REQUEST_HEADERS", &h.headers, 6, false),
+            Var::RequestHeadersNames => pairs(&mut out, "REQUEST_HEADERS_NAMES", &h.headers, 7, true),
+            Var::Files => pairs(&mut out, "FILES", &b.files, 8, false),
+            Var::FilesNames => pairs(&mut out, "FILES_NAMES", &b.files_names, 9, false),
+            Var::MultipartPartHeaders => pairs(&mut out, "MULTIPART_PART_HEADERS", &b.part_headers, 10, false),
+            Var::Xml => {
+                for (i, (_, v)) in b.xml.iter().enumerate() {
+                    out.push(Value {
+                        coll: "XML",
+                        key: Cow::Borrowed("/*"),
+                        value: Cow::Borrowed(v.as_slice()),
+                        source: Some((11, i as u32)),
+                    });
+                }
+            }
+            Var::ArgsCombinedSize => {
+                let n: usize = h.args_get.iter().chain(b.args_post.iter()).map(|(k, v)| k.len() + v.len()).sum();
+                out.push(Value {
+                    coll: "ARGS_COMBINED_SIZE",
+                    key: Cow::Borrowed(""),
+                    value: Cow::Owned(n.to_string().into_bytes()),
+                    source: None,
+                });
+            }
+            Var::FilesCombinedSize => out.push(Value {
+                coll: "FILES_COMBINED_SIZE",
+                key: Cow::Borrowed(""),
+                value: Cow::Owned(b.files_size.to_string().into_bytes()),
+                source: None,
+            }),
+            Var::QueryString => scalar(&mut out, "QUERY_STRING", Cow::Borrowed(&h.query_string), 1),
+            Var::RequestFilename => scalar(&mut out, "REQUEST_FILENAME", Cow::Borrowed(&h.filename), 2),
+            Var::RequestBasename => scalar(&mut out, "REQUEST_BASENAME", Cow::Borrowed(&h.basename), 3),
+            Var::RequestUri | Var::RequestUriRaw => scalar(&mut out, "REQUEST_URI", Cow::Borrowed(&h.uri), 4),
+            Var::RequestLine => scalar(&mut out, "REQUEST_LINE", Cow::Borrowed(&h.line), 5),
+            Var::RequestBody => {
+                if self.phase >= 2 && !b.raw.is_empty() {
+                    scalar(&mut out, "REQUEST_BODY", Cow::Borrowed(&b.raw), 6);
+                }
+            }
+            Var::RequestMethod => scalar(&mut out, "REQUEST_METHOD", Cow::Borrowed(self.tx.method.as_bytes()), 7),
+            Var::RequestProtocol => scalar(&mut out, "REQUEST_PROTOCOL", Cow::Borrowed(self.tx.protocol.as_bytes()), 8),
+            Var::RemoteAddr => scalar(&mut out, "REMOTE_ADDR", Cow::Borrowed(self.remote_addr.as_bytes()), 9),
+            Var::UniqueId => out.push(Value {
+                coll: "UNIQUE_ID",
+                key: Cow::Borrowed(""),
+                value: Cow::Borrowed(self.unique_id.as_bytes()),
+                source: None,
+            }),
+            Var::RequestBodyLength => out.push(Value {
+                coll: "REQUEST_BODY_LENGTH",
+                key: Cow::Borrowed(""),
+                value: Cow::Owned(b.raw.len().to_string().into_bytes()),
+                source: None,
+            }),
+            Var::ReqbodyProcessor => {
+                if let Some(p) = self.processor {
+                    out.push(Value {
+                        coll: "REQBODY_PROCESSOR",
+                        key: Cow::Borrowed(""),
+                        value: Cow::Borrowed(p.name().as_bytes()),
+                        source: None,
+                    });
+                }
+            }
+            Var::ReqbodyError => out.push(Value {
+                coll: "REQBODY_ERROR",
+                key: Cow::Borrowed(""),
+                value: Cow::Borrowed(if b.error { b"1" } else { b"0" }),
+                source: None,
+            }),
+            Var::Duration => {
+                out.push(Value { coll: "DURATION", key: Cow::Borrowed(""), value: Cow::Borrowed(b"0"), source: None })
+            }
+            Var::MatchedVar => out.push(Value {
+                coll: "MATCHED_VAR",
+                key: Cow::Borrowed(""),
+                value: Cow::Borrowed(&self.matched_var),
+                source: None,
+            }),
+            Var::MatchedVarName => out.push(Value {
+                coll: "MATCHED_VAR_NAME",
+                key: Cow::Borrowed(""),
+                value: Cow::Borrowed(self.matched_var_name.as_bytes()),
+                source: None,
+            }),
+            Var::MatchedVars => {
+                for (k, v) in &self.matched_vars {
+                    if t.sel.selects(k) {
+                        out.push(Value {
+                            coll: "MATCHED_VARS",
+                            key: Cow::Borrowed(k.as_str()),
+                            value: Cow::Borrowed(v),
+                            source: None,
+                        });
+                    }
+                }
+            }
+            Var::MatchedVarsNames => {
+                for (k, _) in &self.matched_vars {
+                    if t.sel.selects(k) {
+                        out.push(Value {
+                            coll: "MATCHED_VARS_NAMES",
+                            key: Cow::Borrowed(k.as_str()),
+                            value: Cow::Borrowed(k.as_bytes()),
+                            source: None,
+                        });
+                    }
+                }
+            }
+            Var::Tx | Var::Ip | Var::Global | Var::Session | Var::User | Var::Resource | Var::Geo => {
+                let prefix = t.var.store_prefix().unwrap_or("tx");
+                match &t.sel {
+                    Selector::Key(k) => {
+                        let full = format!("{prefix}.{}", k.to_ascii_lowercase());
+                        if let Some(v) = self.store.get(&full) {
+                            out.push(Value {
+                                coll: t.var.name(),
+                                key: Cow::Owned(k.clone()),
+                                value: Cow::Borrowed(v),
+                                source: None,
+                            });
+                        }
+                    }
+                    sel => {
+                        let mut keys: Vec<&String> = self
+                            .store
+                            .keys()
+                            .filter(|k| k.strip_prefix(prefix).is_some_and(|r| r.starts_with('.')))
+                            .collect();
+                        keys.sort();
+                        for k in keys {
+                            let short = &k[prefix.len() + 1..];
+                            if sel.selects(short) {
+                                out.push(Value {
+                                    coll: t.var.name(),
+                                    key: Cow::Borrowed(short),
+                                    value: Cow::Borrowed(&self.store[k]),
+                                    source: None,
+                                });
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        out
+    }
+}
+
+fn selector_matches(sel: &str, key: &str) -> bool {
+    if sel.len() >= 2 && sel.starts_with('/') && sel.ends_with('/') {
+        regex::RegexBuilder::new(&sel[1..sel.len() - 1]).case_insensitive(true).build().is_ok_and(|r| r.is_match(key))
+    } else {
+        sel.eq_ignore_ascii_case(key)
+    }
+}
+
+fn rx(m: &Matcher, v: &[u8], capture: bool) -> Option<Vec<Vec<u8>>> {
+    match m {
+        Matcher::Std(r) => {
+            if !capture {
+                return r.is_match(v).then(Vec::new);
+            }
+            let caps = r.captures(v)?;
+            Some(caps.iter().map(|c| c.map(|m| m.as_bytes().to_vec()).unwrap_or_default()).collect())
+        }
+        Matcher::Fancy(r) => {
+            let s = String::from_utf8_lossy(v);
+            if !capture {
+                return r.is_match(s.as_ref()).ok()?.then(Vec::new);
+            }
+            let caps = r.captures(s.as_ref()).ok()??;
+            Some(caps.iter().map(|c| c.map(|m| m.as_str().as_bytes().to_vec()).unwrap_or_default()).collect())
+        }
+    }
+}
+
+fn contains(hay: &[u8], needle: &[u8]) -> bool {
+    needle.is_empty() || hay.windows(needle.len()).any(|w| w == needle)
+}
+
+fn invalid_url_encoding(v: &[u8]) -> bool {
+    let mut i = 0;
+    while i < v.len() {
+        if v[i] == b'%' {
+            if i + 2 >= v.len() || !v[i + 1].is_ascii_hexdigit() || !v[i + 2].is_ascii_hexdigit() {
+                return true;
+            }
+            i += 3;
+        } else {
+            i += 1;
+        }
+    }
+    false
+}
+
+/// ModSecurity's `atoi`: an optional sign and the leading digits, 0 otherwise.
+pub(crate) fn parse_int(v: &[u8]) -> i64 {
+    let s = std::str::from_utf8(v).unwrap_or("").trim();
+    let (neg, digits) = match s.strip_prefix('-') {
+        Some(r) => (true, r),
+        None => (false, s.strip_prefix('+').unwrap_or(s)),
+    };
+    let end = digits.find(|c: char| !c.is_ascii_digit()).unwrap_or(digits.len());
+    let n: i64 = digits[..end].parse().unwrap_or(0);
+    if neg { -n } else { n }
+}

@@ -1,0 +1,60 @@
+//! One request's inspection by the built-in rules: a GET with three query parameters and the
+//! usual headers, and a 4 KiB JSON POST (`cargo bench -p portcullis-waf`).
+
+use std::hint::black_box;
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use http::Request;
+use portcullis_waf::{Scan, Settings, Waf};
+
+const UA: &str = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0 Safari/537.36";
+
+fn json_4k() -> Vec<u8> {
+    let mut items = Vec::new();
+    let mut i = 0;
+    while serde_json::to_vec(&items).map_or(0, |v| v.len()) < 4096 {
+        items.push(serde_json::json!({
+            "id": i, "sku": format!("SKU-{i:05}"), "name": "Blue cotton shirt, size M",
+            "note": "Leave it with the neighbour if nobody's home", "qty": 2, "price": 19.99
+        }));
+        i += 1;
+    }
+    serde_json::to_vec(&serde_json::json!({ "customer": "O'Brien", "items": items })).unwrap_or_default()
+}
+
+fn bench(c: &mut Criterion) {
+    let waf = Waf::new(Settings::default());
+    let get = Request::get("/v1/orders?status=shipped&page=2&q=blue%20shirt")
+        .header("user-agent", UA)
+        .header("accept", "application/json")
+        .body(())
+        .unwrap_or_default()
+        .into_parts()
+        .0;
+    c.bench_function("inspect GET with three query parameters", |b| {
+        b.iter(|| {
+            let mut scan = Scan::default();
+            waf.inspect_head("orders", black_box(&get), &mut scan);
+            black_box(scan)
+        })
+    });
+    let body = json_4k();
+    let post = Request::post("/v1/orders")
+        .header("user-agent", UA)
+        .header("content-type", "application/json")
+        .body(())
+        .unwrap_or_default()
+        .into_parts()
+        .0;
+    c.bench_function("inspect 4 KiB JSON POST", |b| {
+        b.iter(|| {
+            let mut scan = Scan::default();
+            waf.inspect_head("orders", black_box(&post), &mut scan);
+            waf.inspect_body("orders", &post, black_box(&body), true, &mut scan);
+            black_box(scan)
+        })
+    });
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);

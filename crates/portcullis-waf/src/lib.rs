@@ -1,0 +1,244 @@
+//! The built-in web application firewall. A [`Waf`] is compiled once per config load from
+//! [`Settings`] (the families of `waf.rules`, the anomaly `threshold`, the exclusions) and
+//! shared by every request of that config. A request is inspected in two steps, head then body,
+//! into one [`Scan`]:
+//!
+//! - [`Waf::inspect_head`]: the path, every query parameter name and value, cookie names and
+//!   values, and the usual attack headers (never credentials);
+//! - [`Waf::inspect_body`]: the first `inspect_body_bytes` of a form, JSON (every key and
+//!   string leaf), multipart (field values, file names), XML (text and attributes) or text body.
+//!
+//! Every value goes through [`decode`] first, then each enabled family's rules. A matching
+//! rule adds its severity to the scan's anomaly score once (as CRS scores), unless an
+//! exclusion covers that rule on this route and target; the caller refuses a request whose
+//! score reaches [`Waf::threshold`]. The scan holds no input text: what is logged or shown is
+//! rule ids and the score, never the payload.
+
+mod body;
+pub mod decode;
+mod detect;
+pub mod exclusion;
+pub mod rules;
+
+use http::request::Parts;
+use smallvec::SmallVec;
+
+use self::detect::{Detectors, Place};
+pub use self::exclusion::{BadTarget, Exclusion, Target, TargetSpec, parse_rule_id};
+pub use self::rules::{Families, Family, RULES, Rule, RuleId, Severity};
+
+/// `waf.threshold`: CRS's default inbound anomaly threshold — one critical match.
+pub const DEFAULT_THRESHOLD: u32 = 5;
+/// `waf.inspect_body_bytes`.
+pub const DEFAULT_INSPECT_BODY_BYTES: usize = 64 * 1024;
+
+/// Request headers the WAF reads (lowercase). Credentials (`Authorization`, API keys) are never
+/// read; `Cookie` is read cookie by cookie.
+pub const INSPECTED_HEADERS: &[&str] =
+    &["user-agent", "referer", "origin", "x-forwarded-for", "x-forwarded-host", "x-requested-with"];
+
+/// What happens to the body past `inspect_body_bytes` (`waf.oversize`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Oversize {
+    /// The first `inspect_body_bytes` are inspected, the rest is forwarded unread.
+    #[default]
+    Pass,
+    /// A body longer than `inspect_body_bytes` matches rule 920390 (critical).
+    Block,
+}
+
+/// The compiled WAF settings.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub families: Families,
+    pub threshold: u32,
+    pub exclusions: Vec<Exclusion>,
+    pub inspect_body_bytes: usize,
+    pub oversize: Oversize,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            families: Families::all(),
+            threshold: DEFAULT_THRESHOLD,
+            exclusions: Vec::new(),
+            inspect_body_bytes: DEFAULT_INSPECT_BODY_BYTES,
+            oversize: Oversize::Pass,
+        }
+    }
+}
+
+/// The rules of one config load.
+#[derive(Debug)]
+pub struct Waf {
+    settings: Settings,
+    detectors: Detectors,
+}
+
+/// What a request's inspection found: the anomaly score and the rules that matched (each
+/// once, in the order they first matched). Inline for up to four rules.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Scan {
+    score: u32,
+    rules: SmallVec<[RuleId; 4]>,
+}
+
+impl Scan {
+    /// Counts a match: `points` once per rule.
+    pub fn add(&mut self, rule: RuleId, points: u32) {
+        if !self.rules.contains(&rule) {
+            self.rules.push(rule);
+            self.score = self.score.saturating_add(points);
+        }
+    }
+
+    pub fn score(&self) -> u32 {
+        self.score
+    }
+
+    pub fn rules(&self) -> &[RuleId] {
+        &self.rules
+    }
+
+    pub fn is_clean(&self) -> bool {
+        self.rules.is_empty()
+    }
+}
+
+impl Waf {
+    pub fn new(settings: Settings) -> Self {
+        Self { settings, detectors: Detectors::new() }
+    }
+
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    pub fn threshold(&self) -> u32 {
+        self.settings.threshold
+    }
+
+    pub fn inspect_body_bytes(&self) -> usize {
+        self.settings.inspect_body_bytes
+    }
+
+    /// Whether a body of this request's content type is inspected (form, JSON, multipart, XML,
+    /// text). Any other body (images, archives, octet streams) streams on unread.
+    pub fn wants_body(&self, parts: &Parts) -> bool {
+        !self.settings.families.is_empty() && body::kind(&parts.headers).is_some()
+    }
+
+    /// The path, query, cookies and attack headers of a request.
+    pub fn inspect_head(&self, route: &str, parts: &Parts, scan: &mut Scan) {
+        let mut pass = Pass { waf: self, route, scan };
+        pass.value(Target::Path, parts.uri.path().as_bytes(), false, Place::Url);
+        if let Some(query) = parts.uri.query() {
+            pass.fields(query.as_bytes(), Place::Url);
+        }
+        for cookie in parts.headers.get_all(http::header::COOKIE) {
+            for pair in cookie.as_bytes().split(|&b| b == b';') {
+                let pair = pair.trim_ascii();
+                let (name, value) = split_pair(pair);
+                let name = String::from_utf8_lossy(name);
+                pass.value(Target::Cookie(&name), name.as_bytes(), false, Place::Url);
+                pass.value(Target::Cookie(&name), value, false, Place::Url);
+            }
+        }
+        for &name in INSPECTED_HEADERS {
+            for value in parts.headers.get_all(name) {
+                pass.value(Target::Header(name), value.as_bytes(), false, Place::Url);
+            }
+        }
+        if self.settings.families.contains(Family::Protocol)
+            && matches!(parts.method, http::Method::GET | http::Method::HEAD)
+            && has_body(&parts.headers)
+        {
+            pass.hit(rules::BODY_ON_GET, Target::Body);
+        }
+    }
+
+    /// The first `inspect_body_bytes` of a body; `complete`: this is the whole body.
+    pub fn inspect_body(&self, route: &str, parts: &Parts, body: &[u8], complete: bool, scan: &mut Scan) {
+        let mut pass = Pass { waf: self, route, scan };
+        let limit = self.settings.inspect_body_bytes;
+        let oversize = body.len() > limit || !complete && body.len() >= limit;
+        let body = body.get(..limit).unwrap_or(body);
+        if oversize && self.settings.oversize == Oversize::Block {
+            pass.hit(rules::OVERSIZE, Target::Body);
+        }
+        if let Some(kind) = body::kind(&parts.headers) {
+            body::inspect(kind, body, &mut pass);
+        }
+    }
+}
+
+/// `Content-Length` above zero or any `Transfer-Encoding`.
+fn has_body(headers: &http::HeaderMap) -> bool {
+    headers.contains_key(http::header::TRANSFER_ENCODING)
+        || headers
+            .get(http::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .is_some_and(|n| n > 0)
+}
+
+/// `name=value` (a missing `=` is a name with an empty value).
+fn split_pair(pair: &[u8]) -> (&[u8], &[u8]) {
+    match pair.iter().position(|&b| b == b'=') {
+        Some(eq) => (&pair[..eq], &pair[eq + 1..]),
+        None => (pair, &[]),
+    }
+}
+
+/// One inspection: the values of one request checked into its scan.
+struct Pass<'a> {
+    waf: &'a Waf,
+    route: &'a str,
+    scan: &'a mut Scan,
+}
+
+impl Pass<'_> {
+    /// `name=value&…` pairs (a query string or a form body).
+    fn fields(&mut self, raw: &[u8], place: Place) {
+        for pair in raw.split(|&b| b == b'&').filter(|p| !p.is_empty()) {
+            let (name, value) = split_pair(pair);
+            let name = if detect::is_plain(name) {
+                std::borrow::Cow::Borrowed(std::str::from_utf8(name).unwrap_or_default())
+            } else {
+                let decoded = decode::decode(name, true);
+                self.check(Target::ArgName(&decoded.text), &decoded, place);
+                decoded.text
+            };
+            self.value(Target::Arg(&name), value, true, place);
+        }
+    }
+
+    /// Decodes and checks one value.
+    fn value(&mut self, target: Target<'_>, raw: &[u8], plus: bool, place: Place) {
+        if detect::is_plain(raw) {
+            return;
+        }
+        let decoded = decode::decode(raw, plus);
+        self.check(target, &decoded, place);
+    }
+
+    fn check(&mut self, target: Target<'_>, decoded: &decode::Decoded<'_>, place: Place) {
+        let mut found: SmallVec<[RuleId; 4]> = SmallVec::new();
+        self.waf.detectors.check(self.waf.settings.families, decoded, place, &mut |rule| found.push(rule));
+        for rule in found {
+            self.hit(rule, target);
+        }
+    }
+
+    fn hit(&mut self, rule: RuleId, target: Target<'_>) {
+        if self.waf.settings.exclusions.iter().any(|e| e.excludes(rule, self.route, target)) {
+            return;
+        }
+        let points = rules::rule(rule).map_or(0, |r| r.severity.points());
+        self.scan.add(rule, points);
+    }
+}
+
+#[cfg(test)]
+mod tests;
