@@ -9,30 +9,34 @@
 use std::borrow::Cow;
 use std::sync::Arc;
 
-use axum::Router;
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{Extension, Path, RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get};
-use portcullis_store::{AuditEvent, KeySync, StoreError, parse_rfc3339, rfc3339};
+use portcullis_store::{KeySync, StoreError, parse_rfc3339, rfc3339};
 use serde_json::{Value, json};
 
 use portcullis_core::{ErrorCode, Problem};
 
-use super::AdminState;
+use super::{Access, AdminState, Caller, Endpoint, Verb, ep};
 use portcullis_proxy::runtime::Runtime;
 
 /// `GET /audit` without `limit`.
 const DEFAULT_AUDIT_LIMIT: u32 = 100;
 
-pub(super) fn routes() -> Router<AdminState> {
-    Router::new()
-        .route("/consumers", get(list).post(create))
-        .route("/consumers/{name}", get(show).delete(remove))
-        .route("/consumers/{name}/keys", get(list_keys).post(create_key))
-        .route("/consumers/{name}/usage", get(usage))
-        .route("/keys/{id}", delete(revoke_key))
-        .route("/audit", get(audit_entries))
+pub(super) fn endpoints() -> Vec<Endpoint> {
+    use Access::Token;
+    use Verb::{Delete, Get, Post};
+    vec![
+        ep(Post, "/consumers", Token, create),
+        ep(Get, "/consumers", Token, list),
+        ep(Get, "/consumers/{name}", Token, show),
+        ep(Delete, "/consumers/{name}", Token, remove),
+        ep(Post, "/consumers/{name}/keys", Token, create_key),
+        ep(Get, "/consumers/{name}/keys", Token, list_keys),
+        ep(Get, "/consumers/{name}/usage", Token, usage),
+        ep(Delete, "/keys/{id}", Token, revoke_key),
+        ep(Get, "/audit", Token, audit_entries),
+    ]
 }
 
 /// An admin API problem document: core's [`Problem`], so the admin API's errors have the
@@ -85,23 +89,19 @@ fn open(state: &AdminState) -> Option<(Arc<Runtime>, Arc<KeySync>)> {
 }
 
 /// Records a write in the audit log file and the database (a failure there is logged).
-async fn audit(runtime: &Runtime, sync: &KeySync, action: &str, target: &str, outcome: Result<&str, &StoreError>) {
+async fn audit(runtime: &Runtime, caller: &Caller, action: &str, target: &str, outcome: Result<&str, &StoreError>) {
     let (result, detail) = match outcome {
         Ok(detail) => ("ok", (!detail.is_empty()).then(|| detail.to_owned())),
         Err(e) => ("error", Some(e.to_string())),
     };
     let entry = portcullis_telemetry::audit::AuditEntry {
-        actor: "admin",
+        actor: &caller.actor,
         action,
         target: Some(target),
         result,
         detail: detail.as_deref(),
     };
-    portcullis_telemetry::audit::record(&runtime.snapshot.audit_log, &entry);
-    let event = AuditEvent { actor: "admin", action, target: Some(target), result, detail: detail.as_deref() };
-    if let Err(e) = sync.store().append_audit(&event).await {
-        tracing::warn!(error = %e, action, "cannot write the audit entry to the database");
-    }
+    portcullis_proxy::audit::record(runtime, &entry).await;
 }
 
 /// After a write: this instance sees it at once (others at their next poll).
@@ -144,7 +144,11 @@ struct NewConsumer {
     plan: Option<String>,
 }
 
-async fn create(State(state): State<AdminState>, bytes: axum::body::Bytes) -> Response {
+async fn create(
+    State(state): State<AdminState>,
+    Extension(caller): Extension<Caller>,
+    bytes: axum::body::Bytes,
+) -> Response {
     let (runtime, sync) = match open(&state) {
         Some(pair) => pair,
         None => return no_database(),
@@ -165,7 +169,7 @@ async fn create(State(state): State<AdminState>, bytes: axum::body::Bytes) -> Re
     }
     let created = sync.store().create_consumer(&request.name, request.plan.as_deref()).await;
     let detail = request.plan.as_deref().map(|p| format!("plan {p}")).unwrap_or_default();
-    audit(&runtime, &sync, "consumer.create", &request.name, created.as_ref().map(|_| detail.as_str())).await;
+    audit(&runtime, &caller, "consumer.create", &request.name, created.as_ref().map(|_| detail.as_str())).await;
     match created {
         Ok(consumer) => {
             resync(&sync).await;
@@ -239,7 +243,11 @@ async fn usage(State(state): State<AdminState>, Path(name): Path<String>) -> Res
     axum::Json(json!({ "consumer": name, "plan": plan, "quota": quota })).into_response()
 }
 
-async fn remove(State(state): State<AdminState>, Path(name): Path<String>) -> Response {
+async fn remove(
+    State(state): State<AdminState>,
+    Extension(caller): Extension<Caller>,
+    Path(name): Path<String>,
+) -> Response {
     let (runtime, sync) = match open(&state) {
         Some(pair) => pair,
         None => return no_database(),
@@ -250,7 +258,7 @@ async fn remove(State(state): State<AdminState>, Path(name): Path<String>) -> Re
         return problem(ErrorCode::Conflict, detail);
     }
     let detail = deleted.as_ref().map(|n| format!("{n} key(s) revoked")).unwrap_or_default();
-    audit(&runtime, &sync, "consumer.delete", &name, deleted.as_ref().map(|_| detail.as_str())).await;
+    audit(&runtime, &caller, "consumer.delete", &name, deleted.as_ref().map(|_| detail.as_str())).await;
     match deleted {
         Ok(_) => {
             resync(&sync).await;
@@ -267,7 +275,12 @@ struct NewKey {
     expires_at: Option<String>,
 }
 
-async fn create_key(State(state): State<AdminState>, Path(name): Path<String>, bytes: axum::body::Bytes) -> Response {
+async fn create_key(
+    State(state): State<AdminState>,
+    Extension(caller): Extension<Caller>,
+    Path(name): Path<String>,
+    bytes: axum::body::Bytes,
+) -> Response {
     let (runtime, sync) = match open(&state) {
         Some(pair) => pair,
         None => return no_database(),
@@ -286,7 +299,7 @@ async fn create_key(State(state): State<AdminState>, Path(name): Path<String>, b
     let created = sync.store().create_key(&name, expires_at).await;
     // The key id and prefix identify it in the audit trail; the key itself never appears.
     let detail = created.as_ref().map(|k| format!("{} ({})", k.id, k.prefix)).unwrap_or_default();
-    audit(&runtime, &sync, "key.create", &name, created.as_ref().map(|_| detail.as_str())).await;
+    audit(&runtime, &caller, "key.create", &name, created.as_ref().map(|_| detail.as_str())).await;
     match created {
         Ok(key) => {
             resync(&sync).await;
@@ -328,14 +341,18 @@ async fn list_keys(State(state): State<AdminState>, Path(name): Path<String>) ->
     }
 }
 
-async fn revoke_key(State(state): State<AdminState>, Path(id): Path<String>) -> Response {
+async fn revoke_key(
+    State(state): State<AdminState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+) -> Response {
     let (runtime, sync) = match open(&state) {
         Some(pair) => pair,
         None => return no_database(),
     };
     let revoked = sync.store().revoke_key(&id).await;
     let detail = revoked.as_ref().map(|k| format!("consumer {}", k.consumer)).unwrap_or_default();
-    audit(&runtime, &sync, "key.revoke", &id, revoked.as_ref().map(|_| detail.as_str())).await;
+    audit(&runtime, &caller, "key.revoke", &id, revoked.as_ref().map(|_| detail.as_str())).await;
     match revoked {
         Ok(_) => {
             resync(&sync).await;

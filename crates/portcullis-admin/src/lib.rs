@@ -21,16 +21,20 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use axum::Router;
-use axum::extract::{Request, State};
+use axum::extract::{Extension, Request, State};
+use axum::handler::Handler;
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{MethodFilter, MethodRouter, on};
 use portcullis_core::{ErrorCode, Problem};
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
 
+mod auth;
 mod consumers;
+
+use auth::{Caller, FailureBudget, require_token, require_token_for_metrics};
 
 use portcullis_proxy::reload::{Reloader, Trigger};
 use portcullis_proxy::runtime::Runtime;
@@ -41,6 +45,8 @@ struct AdminState {
     /// The listener is on loopback. It is bound once, at start: a reload that drops the token
     /// (or the `admin` section) must not open a listener that is reachable from elsewhere.
     loopback: bool,
+    /// Refused authentications audited this minute.
+    failures: Arc<FailureBudget>,
 }
 
 impl AdminState {
@@ -63,7 +69,11 @@ impl Admin {
             .await
             .map_err(|e| std::io::Error::new(e.kind(), format!("admin API cannot bind {addr}: {e}")))?;
         let loopback = listener.local_addr()?.ip().is_loopback();
-        Ok(Self { listener, router: router(AdminState { reloader: reloader.clone(), loopback }), reloader })
+        Ok(Self {
+            listener,
+            router: router(AdminState { reloader: reloader.clone(), loopback, failures: Arc::default() }),
+            reloader,
+        })
     }
 
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
@@ -76,42 +86,125 @@ impl Admin {
         let stop = async move {
             let _ = stopping.wait_for(|stop| *stop).await;
         };
-        if let Err(e) = axum::serve(self.listener, self.router).with_graceful_shutdown(stop).await {
+        // The peer's address names the caller in the audit trail.
+        let service = self.router.into_make_service_with_connect_info::<SocketAddr>();
+        if let Err(e) = axum::serve(self.listener, service).with_graceful_shutdown(stop).await {
             tracing::error!(error = %e, "admin API stopped");
         }
     }
 }
 
+/// An HTTP method the admin API serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Verb {
+    Get,
+    Post,
+    Delete,
+}
+
+impl Verb {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Get => "GET",
+            Self::Post => "POST",
+            Self::Delete => "DELETE",
+        }
+    }
+
+    fn filter(self) -> MethodFilter {
+        match self {
+            Self::Get => MethodFilter::GET,
+            Self::Post => MethodFilter::POST,
+            Self::Delete => MethodFilter::DELETE,
+        }
+    }
+}
+
+/// Who may call an endpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Any probe: `/health`, `/ready`.
+    Open,
+    /// The token, unless `public_metrics: true`.
+    Metrics,
+    /// The token.
+    Token,
+}
+
+/// One endpoint: the router is built from the list of them ([`endpoints`]), and the test of
+/// `/openapi.json` reads the same list, so the document cannot describe another API.
+struct Endpoint {
+    verb: Verb,
+    path: &'static str,
+    access: Access,
+    handler: MethodRouter<AdminState>,
+}
+
+fn ep<H, T>(verb: Verb, path: &'static str, access: Access, handler: H) -> Endpoint
+where
+    H: Handler<T, AdminState>,
+    T: 'static,
+{
+    Endpoint { verb, path, access, handler: on(verb.filter(), handler) }
+}
+
+fn endpoints() -> Vec<Endpoint> {
+    use Access::{Metrics, Open, Token};
+    use Verb::{Get, Post};
+    let mut list = vec![
+        ep(Get, "/health", Open, health),
+        ep(Get, "/ready", Open, ready),
+        ep(Get, "/metrics", Metrics, metrics),
+        ep(Get, "/config", Token, config),
+        ep(Post, "/config/reload", Token, reload),
+        ep(Get, "/routes", Token, routes),
+        ep(Get, "/upstreams", Token, upstreams),
+        ep(Get, "/certificates", Token, certificates),
+        ep(Post, "/cache/purge", Token, purge_cache),
+        ep(Get, "/openapi.json", Token, openapi),
+    ];
+    list.extend(consumers::endpoints());
+    list
+}
+
+/// Every (method, path, access) the admin API serves, paths as OpenAPI writes them.
+pub fn served() -> Vec<(Verb, &'static str, Access)> {
+    endpoints().into_iter().map(|e| (e.verb, e.path, e.access)).collect()
+}
+
 fn router(state: AdminState) -> Router {
-    let guarded = Router::new()
-        .route("/config/reload", post(reload))
-        .route("/cache/purge", post(purge_cache))
-        .route("/routes", get(routes))
-        .route("/upstreams", get(upstreams))
-        .route("/certificates", get(certificates))
-        .merge(consumers::routes())
+    let (mut open, mut metrics, mut guarded) = (Router::new(), Router::new(), Router::new());
+    for e in endpoints() {
+        match e.access {
+            Access::Open => open = open.route(e.path, e.handler),
+            Access::Metrics => metrics = metrics.route(e.path, e.handler),
+            Access::Token => guarded = guarded.route(e.path, e.handler),
+        }
+    }
+    let guarded = guarded
         .route_layer(middleware::from_fn(json_writes))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
-    let metrics = Router::new()
-        .route("/metrics", get(metrics))
-        .route_layer(middleware::from_fn_with_state(state.clone(), require_token_for_metrics));
+    let metrics = metrics.route_layer(middleware::from_fn_with_state(state.clone(), require_token_for_metrics));
     // Liveness and readiness stay open to any probe: they change nothing and tell nothing.
     let api = Router::new()
         .merge(metrics)
         .merge(guarded)
         .route_layer(middleware::from_fn_with_state(state.clone(), no_web_pages_without_a_token));
-    Router::new()
-        .route("/health", get(health))
-        .route("/ready", get(ready))
-        .merge(api)
-        .fallback(not_found)
-        .with_state(state)
+    open.merge(api).fallback(not_found).with_state(state)
+}
+
+/// This API's own OpenAPI 3.1 document (kept by hand beside the code; a test checks it
+/// against [`served`] and a running gateway).
+const OPENAPI: &str = include_str!("openapi.json");
+
+async fn openapi() -> Response {
+    ([(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))], OPENAPI).into_response()
 }
 
 /// Without a token, only local tools and the admin API's own pages: a loopback literal in
 /// `Host`, and no other web origin.
 async fn no_web_pages_without_a_token(State(state): State<AdminState>, request: Request, next: Next) -> Response {
-    let tokenless = state.current().snapshot.admin.as_ref().is_none_or(|a| a.token.is_none());
+    let tokenless = state.current().snapshot.admin.as_ref().is_none_or(|a| a.tokens.is_empty());
     if tokenless && let Some(detail) = browser_refusal(&request) {
         return consumers::problem(ErrorCode::Forbidden, detail);
     }
@@ -179,55 +272,6 @@ async fn json_writes(request: Request, next: Next) -> Response {
     next.run(request).await
 }
 
-async fn require_token(State(state): State<AdminState>, request: Request, next: Next) -> Response {
-    match check_token(&state, &request) {
-        None => next.run(request).await,
-        Some(refusal) => refusal,
-    }
-}
-
-async fn require_token_for_metrics(State(state): State<AdminState>, request: Request, next: Next) -> Response {
-    let public = state.current().snapshot.admin.as_ref().is_some_and(|a| a.public_metrics);
-    if public {
-        return next.run(request).await;
-    }
-    require_token(State(state), request, next).await
-}
-
-/// `None`: let it through; else the 401 to answer.
-fn check_token(state: &AdminState, request: &Request) -> Option<Response> {
-    let runtime = state.current();
-    let Some(expected) = runtime.snapshot.admin.as_ref().and_then(|a| a.token.as_deref()) else {
-        // No token is open only to local processes; off loopback nothing can authenticate.
-        return (!state.loopback)
-            .then(|| unauthorized(ErrorCode::MissingCredentials, "the current config sets no admin token"));
-    };
-    let presented = request
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")));
-    match presented {
-        None => Some(unauthorized(ErrorCode::MissingCredentials, "the admin API needs a bearer token")),
-        Some(token) if same_secret(token.trim().as_bytes(), expected.as_bytes()) => None,
-        Some(_) => Some(unauthorized(ErrorCode::InvalidToken, "the admin token is not valid")),
-    }
-}
-
-/// Compares digests, so the time taken says nothing about how much of the token was right.
-fn same_secret(a: &[u8], b: &[u8]) -> bool {
-    let (a, b) = (ring::digest::digest(&ring::digest::SHA256, a), ring::digest::digest(&ring::digest::SHA256, b));
-    a.as_ref() == b.as_ref()
-}
-
-fn unauthorized(code: ErrorCode, detail: &'static str) -> Response {
-    let challenge = match code {
-        ErrorCode::InvalidToken => r#"Bearer realm="portcullis-admin", error="invalid_token""#,
-        _ => r#"Bearer realm="portcullis-admin""#,
-    };
-    problem(Problem::new(code, detail).with_header(header::WWW_AUTHENTICATE, HeaderValue::from_static(challenge)))
-}
-
 fn problem(problem: Problem) -> Response {
     let id = portcullis_core::ids::new_request_id();
     let (parts, body) = problem.into_response(&id).into_parts();
@@ -272,8 +316,21 @@ async fn metrics(State(state): State<AdminState>) -> Response {
         .into_response()
 }
 
-async fn reload(State(state): State<AdminState>) -> Response {
-    match state.reloader.reload(Trigger::Admin).await {
+/// `GET /config`: the config in force, secrets redacted, with the hash `/ready` reports.
+async fn config(State(state): State<AdminState>) -> Response {
+    let runtime = state.current();
+    let snapshot = &runtime.snapshot;
+    axum::Json(json!({
+        "hash": snapshot.hash,
+        "loaded_at": humantime::format_rfc3339_millis(snapshot.loaded_at).to_string(),
+        "stage": snapshot.stage,
+        "config": snapshot.shown,
+    }))
+    .into_response()
+}
+
+async fn reload(State(state): State<AdminState>, Extension(caller): Extension<Caller>) -> Response {
+    match state.reloader.reload(Trigger::Admin(caller.actor)).await {
         Ok(hash) => axum::Json(json!({"hash": hash})).into_response(),
         Err(errors) => (StatusCode::UNPROCESSABLE_ENTITY, axum::Json(json!({"errors": errors}))).into_response(),
     }
@@ -287,7 +344,11 @@ struct PurgeRequest {
     path_prefix: Option<String>,
 }
 
-async fn purge_cache(State(state): State<AdminState>, body: axum::body::Bytes) -> Response {
+async fn purge_cache(
+    State(state): State<AdminState>,
+    Extension(caller): Extension<Caller>,
+    body: axum::body::Bytes,
+) -> Response {
     let request: PurgeRequest = if body.iter().all(u8::is_ascii_whitespace) {
         PurgeRequest::default()
     } else {
@@ -307,13 +368,13 @@ async fn purge_cache(State(state): State<AdminState>, body: axum::body::Bytes) -
         Err(e) => ("error", e.to_string()),
     };
     let entry = portcullis_telemetry::audit::AuditEntry {
-        actor: "admin",
+        actor: &caller.actor,
         action: "cache.purge",
         target: Some(&target),
         result,
         detail: Some(&detail),
     };
-    portcullis_telemetry::audit::record(&runtime.snapshot.audit_log, &entry);
+    portcullis_proxy::audit::record(&runtime, &entry).await;
     match purged {
         Ok(purged) => axum::Json(json!({"purged": purged})).into_response(),
         Err(e) => problem(Problem::new(ErrorCode::Internal, format!("cache purge: {e}"))),
@@ -370,20 +431,10 @@ async fn certificates(State(state): State<AdminState>) -> Response {
                 // Whole days, as operators count them (29, not 29.0).
                 "days_left": (left / 86400.0).floor() as i64,
                 "file": c.file.display().to_string(),
+                "serial": c.serial,
+                "sha256": c.sha256,
             })
         })
         .collect();
     axum::Json(Value::Array(certs)).into_response()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::same_secret;
-
-    #[test]
-    fn secrets_compare_by_value() {
-        assert!(same_secret(b"s3cret", b"s3cret"));
-        assert!(!same_secret(b"s3cret", b"s3cre"));
-        assert!(!same_secret(b"", b"x"));
-    }
 }

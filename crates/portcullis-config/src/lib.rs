@@ -10,6 +10,7 @@
 
 mod diagnostic;
 mod load;
+pub mod redact;
 pub mod surface;
 pub mod values;
 

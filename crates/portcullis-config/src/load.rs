@@ -92,6 +92,9 @@ pub struct Loaded {
     /// Entries left out of a partial document ([`check`]) because their shape is wrong; empty
     /// for a whole one.
     pub broken: Broken,
+    /// JSON pointers of the values that came through a `${env:…}` / `${file:…}` reference
+    /// (shown redacted, see [`crate::redact`]).
+    pub referenced: std::collections::HashSet<String>,
 }
 
 /// Entries of a partial document left out because their shape is wrong: they are defined, so a
@@ -187,7 +190,7 @@ fn load_with(
     env: &dyn Env,
     parts: Option<&[&str]>,
 ) -> Result<Loaded, Diagnostics> {
-    let Validated { diagnostics, value, locations, base_dir, files } = validate(source, stage, env, parts)?;
+    let Validated { diagnostics, value, locations, base_dir, files, referenced } = validate(source, stage, env, parts)?;
     if !diagnostics.is_empty() {
         return Err(diagnostics);
     }
@@ -200,6 +203,7 @@ fn load_with(
         value,
         files,
         broken: Broken::default(),
+        referenced,
     })
 }
 
@@ -210,10 +214,11 @@ fn load_with(
 /// deserializes, it is [`Checked::loaded`]. Pure: reads the file and what it references,
 /// starts nothing.
 pub fn check(source: Source<'_>, stage: Option<&str>, env: &dyn Env) -> Checked {
-    let Validated { diagnostics, mut value, locations, base_dir, files } = match validate(source, stage, env, None) {
-        Ok(validated) => validated,
-        Err(diagnostics) => return Checked { diagnostics, ..Checked::default() },
-    };
+    let Validated { diagnostics, mut value, locations, base_dir, files, referenced } =
+        match validate(source, stage, env, None) {
+            Ok(validated) => validated,
+            Err(diagnostics) => return Checked { diagnostics, ..Checked::default() },
+        };
     let loaded = |document, value, broken| Loaded {
         document,
         locations: locations.clone(),
@@ -222,6 +227,7 @@ pub fn check(source: Source<'_>, stage: Option<&str>, env: &dyn Env) -> Checked 
         value,
         files: files.clone(),
         broken,
+        referenced: referenced.clone(),
     };
     if diagnostics.is_empty() {
         return match deserialize(&value, &locations) {
@@ -309,6 +315,7 @@ struct Validated {
     locations: Locations,
     base_dir: PathBuf,
     files: Vec<PathBuf>,
+    referenced: std::collections::HashSet<String>,
 }
 
 /// Reads, parses, applies the stage, resolves references and checks the schema: every problem
@@ -346,7 +353,14 @@ fn validate(
     let context = schema::Context { locations: &locations, quiet: &quiet, hidden: &resolved.hidden };
     diagnostics.0.extend(schema::validate(&value, &context));
     diagnostics.sort();
-    Ok(Validated { diagnostics, value, locations, base_dir: input.base_dir, files: resolved.files })
+    Ok(Validated {
+        diagnostics,
+        value,
+        locations,
+        base_dir: input.base_dir,
+        files: resolved.files,
+        referenced: resolved.hidden,
+    })
 }
 
 /// The names under `stages:`, so a caller (`portcullis validate`) can load each stage in turn.

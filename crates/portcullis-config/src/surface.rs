@@ -116,10 +116,21 @@ pub enum ClientCertMode {
 #[serde(deny_unknown_fields)]
 pub struct Admin {
     pub bind: String,
-    /// Bearer token; required when `bind` is not loopback.
+    /// Bearer token (audited as actor `admin`); a token is required when `bind` is not
+    /// loopback.
     pub token: Option<String>,
+    /// Several named tokens, beside or instead of `token`: the name is the audit `actor`.
+    #[serde(default)]
+    pub tokens: Vec<NamedToken>,
     #[serde(default)]
     pub public_metrics: bool,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NamedToken {
+    pub name: String,
+    pub token: String,
 }
 
 /// Global request limits; a route may only lower them.

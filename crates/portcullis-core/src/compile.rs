@@ -113,7 +113,8 @@ pub fn compile(loaded: &Loaded) -> Result<Snapshot, Diagnostics> {
     }
     let watch = watched_files(loaded, &listeners, &upstreams, &state);
     Ok(Snapshot {
-        hash: fnv_hex(loaded.value.to_string().as_bytes()),
+        hash: config_hash(&loaded.value, &watch),
+        shown: portcullis_config::redact::redact(&loaded.value, &loaded.referenced),
         loaded_at: SystemTime::now(),
         stage: loaded.stage.clone(),
         limits,
@@ -246,6 +247,11 @@ fn watched_files(
         surface::RouteValidate::Schema(s) => loaded.resolve_path(&s.schema),
     }));
     files.extend(state.redis_ca.iter().cloned());
+    for provider in loaded.document.auth.values() {
+        if let AuthProvider::Jwt(jwt) = provider {
+            files.extend(jwt.ca.as_deref().map(|p| loaded.resolve_path(p)));
+        }
+    }
     files.extend(upstreams.iter().filter_map(|up| up.soap.as_ref()).map(|s| s.wsdl_file.clone()));
     for up in upstreams {
         let snapshot::UpstreamKind::Targets(targets) = &up.kind else { continue };
@@ -343,13 +349,42 @@ pub(crate) fn parse_net(text: &str) -> Option<IpNet> {
     text.parse::<IpNet>().ok().or_else(|| text.parse::<std::net::IpAddr>().ok().map(IpNet::from))
 }
 
-fn fnv_hex(bytes: &[u8]) -> String {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in bytes {
-        h ^= u64::from(*b);
-        h = h.wrapping_mul(0x0100_0000_01b3);
+/// The config's identity (`/ready`'s `config_hash`, `GET /config`'s `hash`, a reload's
+/// answer): the merged document and the content of every file it names (certificates, keys,
+/// CAs, WSDLs, `${file:}` references), so a certificate-only change is a new hash. A file that
+/// cannot be read hashes as its error kind (the load that needs it fails anyway).
+fn config_hash(document: &serde_json::Value, files: &[PathBuf]) -> String {
+    let mut h = Fnv::default();
+    h.write(document.to_string().as_bytes());
+    for file in files {
+        h.write(b"\0");
+        h.write(file.as_os_str().as_encoded_bytes());
+        h.write(b"\0");
+        match std::fs::read(file) {
+            Ok(bytes) => h.write(&bytes),
+            Err(e) => h.write(format!("<{:?}>", e.kind()).as_bytes()),
+        }
     }
-    format!("{h:016x}")
+    format!("{:016x}", h.0)
+}
+
+/// FNV-1a 64: tells configs apart, not a defence against a forger (the files are the
+/// operator's own).
+struct Fnv(u64);
+
+impl Default for Fnv {
+    fn default() -> Self {
+        Self(0xcbf2_9ce4_8422_2325)
+    }
+}
+
+impl Fnv {
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 ^= u64::from(*b);
+            self.0 = self.0.wrapping_mul(0x0100_0000_01b3);
+        }
+    }
 }
 
 #[cfg(test)]

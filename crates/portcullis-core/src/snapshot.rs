@@ -36,8 +36,11 @@ pub const DEFAULT_PASSIVE_COOLDOWN: Duration = Duration::from_secs(30);
 /// One compiled config.
 #[derive(Debug)]
 pub struct Snapshot {
-    /// SHA-free content hash of the merged document (FNV-1a 64, hex): tells reloads apart.
+    /// Content hash (FNV-1a 64, hex) of the merged document and of every file it names
+    /// ([`Snapshot::watch`]): tells reloads apart, a certificate-only one included.
     pub hash: String,
+    /// The merged document with every secret redacted, for `GET /config`.
+    pub shown: serde_json::Value,
     pub loaded_at: SystemTime,
     pub stage: Option<String>,
     pub listeners: Vec<ListenerSpec>,
@@ -243,10 +246,24 @@ pub struct PolicySpec {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AdminSpec {
     pub bind: SocketAddr,
-    /// Bearer token; `None` only on loopback (then the API is open to local processes).
-    pub token: Option<String>,
+    /// Bearer tokens with their names (`token` is named `admin`); empty only on loopback
+    /// (then the API is open to local processes).
+    pub tokens: Vec<AdminToken>,
     /// `/metrics` answers without the token.
     pub public_metrics: bool,
+}
+
+/// One admin bearer token and the name the audit trail gives its holder.
+#[derive(Clone, PartialEq, Eq)]
+pub struct AdminToken {
+    pub name: String,
+    pub token: String,
+}
+
+impl std::fmt::Debug for AdminToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AdminToken").field("name", &self.name).finish_non_exhaustive()
+    }
 }
 
 /// Client IP allow and deny lists: a non-empty `allow` admits only its addresses; `deny` wins.

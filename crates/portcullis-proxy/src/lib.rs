@@ -10,6 +10,7 @@
 //! writes the access log line when it ends. An allowed WebSocket upgrade that the upstream
 //! accepts becomes a spliced tunnel (`tunnel`).
 
+pub mod audit;
 pub mod body;
 pub mod cache;
 mod conn_io;

@@ -11,26 +11,27 @@ use std::time::Duration;
 
 use crate::runtime::Runtime;
 use crate::server::GatewayHandle;
-use portcullis_telemetry::audit::{self, AuditEntry};
+use portcullis_telemetry::audit::AuditEntry;
 
 /// How often watched files are looked at. A change is acted on once two looks agree, so a
 /// certificate and key written one after the other are read together: seen within ~1 s.
 pub const WATCH_INTERVAL: Duration = Duration::from_millis(500);
 
 /// What asked for a reload (the audit log's `actor`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Trigger {
     Signal,
     FileChange,
-    Admin,
+    /// An admin API call: who (the token's name) and from where, as `name@ip`.
+    Admin(String),
 }
 
 impl Trigger {
-    fn actor(self) -> &'static str {
+    fn actor(&self) -> &str {
         match self {
             Self::Signal => "sighup",
             Self::FileChange => "file-watch",
-            Self::Admin => "admin",
+            Self::Admin(actor) => actor,
         }
     }
 }
@@ -78,7 +79,7 @@ impl Reloader {
                     result: "ok",
                     detail: Some(hash),
                 };
-                audit::record(&current.snapshot.audit_log, &entry);
+                crate::audit::record(&current, &entry).await;
             }
             Err(errors) => {
                 for e in errors {
@@ -92,7 +93,7 @@ impl Reloader {
                     result: "error",
                     detail: Some(&detail),
                 };
-                audit::record(&current.snapshot.audit_log, &entry);
+                crate::audit::record(&current, &entry).await;
             }
         }
         outcome

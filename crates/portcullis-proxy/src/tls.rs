@@ -58,6 +58,11 @@ pub struct CertificateInfo {
     pub sans: Vec<String>,
     pub not_after: SystemTime,
     pub file: PathBuf,
+    /// The serial number, lower-case hex without leading zeros (as `openssl x509 -serial`
+    /// prints it, in lower case).
+    pub serial: String,
+    /// SHA-256 of the DER certificate, lower-case hex pairs joined by `:`.
+    pub sha256: String,
 }
 
 impl CertificateInfo {
@@ -209,7 +214,13 @@ fn describe(der: &[u8], file: &Path) -> io::Result<CertificateInfo> {
         sans,
         not_after: SystemTime::UNIX_EPOCH + Duration::from_secs(not_after),
         file: file.to_path_buf(),
+        serial: format!("{:x}", cert.serial),
+        sha256: colon_hex(ring::digest::digest(&ring::digest::SHA256, der).as_ref()),
     })
+}
+
+fn colon_hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":")
 }
 
 /// SANs as `DNS:name`, `IP:addr`, `URI:uri`, `email:addr`.

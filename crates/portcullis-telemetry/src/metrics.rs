@@ -66,6 +66,11 @@ struct RequestLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct AuditedLabel {
+    audited: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RouteLabel {
     route: Arc<str>,
 }
@@ -154,6 +159,7 @@ pub struct Metrics {
     cache: Family<RouteResultLabels, Counter>,
     auth_failures: Family<ProviderCodeLabels, Counter>,
     jwks_refresh: Family<ProviderResultLabels, Counter>,
+    admin_auth_failures: Family<AuditedLabel, Counter>,
     state_errors: Family<StoreLabel, Counter>,
     plan_requests: Family<PlanLabel, Counter>,
     waf_matches: Family<RuleActionLabels, Counter>,
@@ -204,6 +210,13 @@ impl Metrics {
         );
         let reloads = Family::<ResultLabel, Counter>::default();
         registry.register("config_reloads", "Config reloads, by result (ok or error)", reloads.clone());
+        let admin_auth_failures = Family::<AuditedLabel, Counter>::default();
+        registry.register(
+            "admin_auth_failures",
+            "Refused admin API authentications, by whether the audit trail recorded them (audited: true) or \
+             a flood had them suppressed (false)",
+            admin_auth_failures.clone(),
+        );
         let connections = Family::<ListenerLabel, Gauge>::default();
         registry.register("connections_active", "Open downstream connections, by listener", connections.clone());
         let rate_limited = Family::<RouteLimitLabels, Counter>::default();
@@ -249,6 +262,7 @@ impl Metrics {
             registry,
             auth_failures,
             jwks_refresh,
+            admin_auth_failures,
             waf_matches,
             rate_limited,
             cache,
@@ -340,6 +354,11 @@ impl Metrics {
 
     pub fn reload(&self, ok: bool) {
         self.reloads.get_or_create(&ResultLabel { result: if ok { "ok" } else { "error" } }).inc();
+    }
+
+    /// One refused admin API authentication; `audited`: it reached the audit trail.
+    pub fn admin_auth_failure(&self, audited: bool) {
+        self.admin_auth_failures.get_or_create(&AuditedLabel { audited: if audited { "true" } else { "false" } }).inc();
     }
 
     /// The gauge of a listener's open connections (kept by its accept loop).

@@ -3,7 +3,7 @@
 //! the config a command reads are loaded (the database, the audit log, the plans), so an
 //! unset `${env:…}` elsewhere does not stop it; one it reads is still an error naming it. Keys are shown
 //! once, at creation; the database keeps only their digest. Writes are audited, as the admin
-//! API's are, with the actor `cli`.
+//! API's are, with the actor `cli:<OS user>`.
 
 use std::io::{BufRead, Read};
 use std::path::PathBuf;
@@ -132,16 +132,24 @@ async fn open(args: &crate::cli::ConfigArgs, parts: &[&str]) -> Result<(StoreAcc
     Ok((access, store))
 }
 
+/// The audit `actor` of a command: `cli:` and the OS user who ran it (from `USER`, else
+/// `LOGNAME`, as login sessions, `sudo` and `su` set them).
+fn cli_actor() -> String {
+    let user = ["USER", "LOGNAME"].iter().find_map(|v| std::env::var(v).ok().filter(|u| !u.is_empty()));
+    format!("cli:{}", user.as_deref().unwrap_or("unknown"))
+}
+
 async fn audit(access: &StoreAccess, store: &Store, action: &str, target: &str, detail: &str) {
+    let actor = cli_actor();
     let entry = portcullis_telemetry::audit::AuditEntry {
-        actor: "cli",
+        actor: &actor,
         action,
         target: Some(target),
         result: "ok",
         detail: Some(detail),
     };
     portcullis_telemetry::audit::record(&access.audit_log, &entry);
-    let event = AuditEvent { actor: "cli", action, target: Some(target), result: "ok", detail: Some(detail) };
+    let event = AuditEvent { actor: &actor, action, target: Some(target), result: "ok", detail: Some(detail) };
     if let Err(e) = store.append_audit(&event).await {
         eprintln!("warning: cannot write the audit entry to the database: {e}");
     }

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use portcullis_config::surface;
 
 use crate::snapshot::{
-    AdminSpec, DEFAULT_DATABASE, LimitKey, OnRedisError, PlanSpec, QuotaSpec, RateLimitSpec, StateSpec,
+    AdminSpec, AdminToken, DEFAULT_DATABASE, LimitKey, OnRedisError, PlanSpec, QuotaSpec, RateLimitSpec, StateSpec,
 };
 
 const JWT_ALGORITHMS: [&str; 9] = ["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "EdDSA"];
@@ -85,13 +85,13 @@ fn reads_swapped(claim: &str, header: &str) -> bool {
 pub(super) fn admin(c: &mut Compiler<'_>) -> Option<AdminSpec> {
     let admin = c.doc.admin.as_ref()?;
     let path = at("admin");
-    let token = admin.token.clone().filter(|t| !t.is_empty());
+    let tokens = admin_tokens(c, admin);
     match admin.bind.parse::<std::net::SocketAddr>() {
         Err(_) => {
             c.error(&path.key("bind"), format!("`{}` is not IP:PORT", admin.bind));
             None
         }
-        Ok(addr) if !addr.ip().is_loopback() && token.is_none() => {
+        Ok(addr) if !addr.ip().is_loopback() && tokens.is_empty() => {
             c.error(&path.key("token"), "a token is required when the admin API is not on loopback");
             None
         }
@@ -102,9 +102,34 @@ pub(super) fn admin(c: &mut Compiler<'_>) -> Option<AdminSpec> {
             if taken {
                 c.error(&path.key("bind"), format!("`{bind}` is already a traffic listener's address"));
             }
-            Some(AdminSpec { bind, token, public_metrics: admin.public_metrics })
+            Some(AdminSpec { bind, tokens, public_metrics: admin.public_metrics })
         }
     }
+}
+
+/// `admin.token` (named `admin`) and `admin.tokens`: names unique, tokens non-empty and
+/// unique (a shared token could not say who used it).
+fn admin_tokens(c: &mut Compiler<'_>, admin: &portcullis_config::surface::Admin) -> Vec<AdminToken> {
+    let path = at("admin").key("tokens");
+    let mut out: Vec<AdminToken> = Vec::with_capacity(admin.tokens.len() + 1);
+    if let Some(token) = admin.token.as_ref().filter(|t| !t.is_empty()) {
+        out.push(AdminToken { name: "admin".to_owned(), token: token.clone() });
+    }
+    for (i, named) in admin.tokens.iter().enumerate() {
+        let here = path.index(i);
+        if named.name.is_empty() || named.name == "cli" || named.name == "sighup" || named.name == "file-watch" {
+            c.error(&here.key("name"), format!("`{}` cannot name an admin token", named.name));
+        } else if out.iter().any(|t| t.name == named.name) {
+            c.error(&here.key("name"), format!("`{}` names two admin tokens", named.name));
+        } else if named.token.is_empty() {
+            c.error(&here.key("token"), "must not be empty");
+        } else if out.iter().any(|t| t.token == named.token) {
+            c.error(&here.key("token"), "is the same as another admin token: each holder needs their own");
+        } else {
+            out.push(AdminToken { name: named.name.clone(), token: named.token.clone() });
+        }
+    }
+    out
 }
 
 pub(super) fn cidrs(c: &mut Compiler<'_>, path: &KeyPath, list: &[String]) -> Vec<IpNet> {

@@ -123,9 +123,30 @@ fn admin_compiles_and_may_not_share_a_listener_address() {
     let snap = compile_text("admin: { bind: \"127.0.0.1:9901\", token: t, public_metrics: true }\n")
         .unwrap_or_else(|e| panic!("{e}"));
     let admin = snap.admin.unwrap_or_else(|| panic!("admin"));
-    assert_eq!((admin.bind.port(), admin.token.as_deref(), admin.public_metrics), (9901, Some("t"), true));
+    let tokens: Vec<(&str, &str)> = admin.tokens.iter().map(|t| (t.name.as_str(), t.token.as_str())).collect();
+    assert_eq!((admin.bind.port(), tokens, admin.public_metrics), (9901, vec![("admin", "t")], true));
     let err = compile_text("admin: { bind: \"127.0.0.1:8080\" }\n").err().unwrap_or_default();
     assert!(err.contains("already a traffic listener"), "{err}");
+}
+
+#[test]
+fn named_admin_tokens_compile_beside_the_plain_one_each_name_and_token_once() {
+    let snap = compile_text("admin: { bind: \"127.0.0.1:9901\", token: t, tokens: [{ name: ops, token: o }] }\n")
+        .unwrap_or_else(|e| panic!("{e}"));
+    let names: Vec<String> = snap.admin.map(|a| a.tokens.into_iter().map(|t| t.name).collect()).unwrap_or_default();
+    assert_eq!(names, ["admin", "ops"]);
+    let off_loopback = "admin: { bind: \"0.0.0.0:9901\", tokens: [{ name: ops, token: o }] }\n";
+    assert!(compile_text(off_loopback).is_ok(), "a named token is a token");
+    for (tokens, wanted) in [
+        ("[{ name: ops, token: o }, { name: ops, token: p }]", "names two admin tokens"),
+        ("[{ name: ops, token: t }]", "same as another admin token"),
+        ("[{ name: sighup, token: o }]", "cannot name an admin token"),
+        ("[{ name: ops, token: \"\" }]", "must not be empty"),
+    ] {
+        let text = format!("admin: {{ bind: \"127.0.0.1:9901\", token: t, tokens: {tokens} }}\n");
+        let err = compile_text(&text).err().unwrap_or_default();
+        assert!(err.contains(wanted), "{tokens}: {err}");
+    }
 }
 
 #[test]

@@ -100,7 +100,7 @@ fn exported(exposition: &str) -> BTreeSet<String> {
 
 /// A gateway whose traffic makes every metric family show: a TLS listener (certificate expiry),
 /// a JWT provider (JWKS fetches), API keys with a plan's quota, a rate limit, a cached route
-/// and a reload. Families without a sample are not in the exposition at all, so each needs
+/// a reload, a WAF block and spans for a collector that is not there. Families without a sample are not in the exposition at all, so each needs
 /// its traffic.
 fn busy_config(backend: &Backend, idp: &Idp) -> String {
     let key = portcullis_auth::api_key::stored_form(&portcullis_auth::api_key::digest_of(b"pcl_alerts_key"));
@@ -111,6 +111,8 @@ listeners:
   - {{ name: edge, bind: "127.0.0.1:{tls_port}", tls: {{ certificates: [{{ cert: server.pem, key: server-key.pem }}] }} }}
 admin: {{ bind: "127.0.0.1:1", token: "{TOKEN}" }}
 logging: {{ access: {{ path: off }} }}
+tracing: {{ otlp_endpoint: "http://127.0.0.1:{dead_port}", sample_ratio: 1.0 }}
+waf: {{ mode: block }}
 auth:
   corp: {{ type: jwt, issuer: "{issuer}", jwks_uri: "{jwks}", audiences: ["api://orders"], algorithms: [RS256] }}
   keys: {{ type: api_key, header: X-Api-Key }}
@@ -130,6 +132,7 @@ routes:
   - {{ name: cached, match: {{ path: /cached }}, upstream: b, auth: none, cache: {{ ttl: 30s }} }}
 "#,
         tls_port = free_port(),
+        dead_port = free_port(),
         issuer = idp.issuer,
         jwks = idp.jwks_uri(),
         backend = backend.url()
@@ -158,7 +161,16 @@ async fn the_dashboard_and_the_alerts_name_only_metrics_a_running_gateway_export
     assert_eq!(get(&gw.url("/limited"), &[]).await.status, StatusCode::OK);
     assert_eq!(get(&gw.url("/limited"), &[]).await.status, StatusCode::TOO_MANY_REQUESTS);
     assert_eq!(get(&gw.url("/cached"), &[]).await.status, StatusCode::OK);
-    gw.reloader().reload(portcullis_proxy::reload::Trigger::Admin).await.expect("reload");
+    let attack = get(&gw.url("/r?q=1%27%20OR%20%271%27%3D%271"), &[]).await;
+    assert_eq!((attack.status, attack.code()), (StatusCode::FORBIDDEN, "waf_blocked".to_owned()));
+    // Spans to a collector nobody listens on are dropped and counted (export runs at least
+    // once a second in the background).
+    crate::kit::eventually("dropped spans counted", || async {
+        let text = admin(&gw, "GET", "/metrics", Some(TOKEN)).await.text();
+        text.contains("portcullis_trace_spans_dropped_total").then_some(())
+    })
+    .await;
+    gw.reloader().reload(portcullis_proxy::reload::Trigger::Admin("test".to_owned())).await.expect("reload");
     let scrape = admin(&gw, "GET", "/metrics", Some(TOKEN)).await;
     assert_eq!(scrape.status, StatusCode::OK);
     let exported = exported(&scrape.text());

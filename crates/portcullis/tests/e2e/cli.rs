@@ -495,12 +495,17 @@ const ROUTE_Y: &str = "  - { name: second, match: { path: /y }, upstream: up, au
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sighup_reloads_the_config_file() {
     let b = Backend::ok().await;
-    let path = write("hup.yaml", &run_config(&b, "", ROUTE_X));
+    let audit = scratch_dir().join("audit.jsonl");
+    let config = |routes: &str| {
+        let logging = format!("logging: {{ access: {{ path: off }}, audit: {{ path: \"{}\" }} }}", audit.display());
+        run_config(&b, "", routes).replace("logging: { access: { path: off } }", &logging)
+    };
+    let path = write("hup.yaml", &config(ROUTE_X));
     let p = Process::spawn(&["run", "-c", path.to_str().unwrap_or_default()]);
     assert_eq!(get(&p.url("/x"), &[]).await.status, StatusCode::OK);
     assert_eq!(get(&p.url("/y"), &[]).await.status, StatusCode::NOT_FOUND);
 
-    std::fs::write(&path, run_config(&b, "", &format!("{ROUTE_X}{ROUTE_Y}"))).expect("rewrite config");
+    std::fs::write(&path, config(&format!("{ROUTE_X}{ROUTE_Y}"))).expect("rewrite config");
     // The file watcher may also notice; the log says which trigger did what.
     p.signal("HUP");
     let line =
@@ -508,6 +513,14 @@ async fn sighup_reloads_the_config_file() {
     assert!(line.contains("hash="), "{line}");
     assert_eq!(get(&p.url("/y"), &[]).await.status, StatusCode::OK, "the reloaded route");
     assert_eq!(get(&p.url("/x"), &[]).await.status, StatusCode::OK);
+    crate::kit::eventually("the audit entry of the SIGHUP reload", || async {
+        let text = std::fs::read_to_string(&audit).unwrap_or_default();
+        text.lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .any(|e| e["actor"] == "sighup" && e["action"] == "config.reload" && e["result"] == "ok")
+            .then_some(())
+    })
+    .await;
 
     // A broken file on SIGHUP is refused and logged; the process keeps serving.
     std::fs::write(&path, "version: 1\nlisteners: [\n").expect("break config");

@@ -39,13 +39,13 @@ routes:
     )
 }
 
-async fn start(dir: &Path, database: Option<&str>) -> TestGateway {
+pub(crate) async fn start(dir: &Path, database: Option<&str>) -> TestGateway {
     let path = write_config(dir, &config(database));
     TestGateway::from_file(&path).await.with_admin().await
 }
 
 /// An admin request with the token and an optional JSON body.
-async fn call(gw: &TestGateway, method: &str, path: &str, body: Option<Value>) -> Reply {
+pub(crate) async fn call(gw: &TestGateway, method: &str, path: &str, body: Option<Value>) -> Reply {
     let body = body.map(|b| Bytes::from(b.to_string())).unwrap_or_default();
     let request = Request::builder()
         .method(method)
@@ -174,9 +174,13 @@ async fn admin_api_refuses_unknown_plans_duplicates_and_unknown_keys_with_proble
     assert_eq!((ready.status, ready.json()["database"].clone()), (StatusCode::OK, json!("ok")));
 }
 
+pub(crate) const CLI_USER: &str = "op-erin";
+
 pub(crate) fn portcullis(args: &[&str], stdin: &[u8]) -> (i32, String, String) {
+    // The OS user a `keys` command is audited as (`cli:<user>`).
     let mut child = Command::new(BIN)
         .args(args)
+        .env("USER", CLI_USER)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -232,7 +236,7 @@ async fn keys_cli_creates_lists_and_revokes_and_a_running_gateway_follows() {
     let audit = call(&gw, "GET", "/audit", None).await.json();
     let actors: Vec<_> =
         audit.as_array().expect("array").iter().map(|a| (a["actor"].clone(), a["action"].clone())).collect();
-    assert!(actors.contains(&(json!("cli"), json!("key.revoke"))), "{audit}");
+    assert!(actors.contains(&(json!(format!("cli:{CLI_USER}")), json!("key.revoke"))), "{audit}");
 }
 
 /// `keys` reads only the database, the audit log and the plans: an `${env:}` elsewhere (the

@@ -3,6 +3,8 @@
 
 mod access_log;
 mod admin;
+mod admin_audit;
+mod admin_config;
 mod alerts;
 mod auth;
 mod cache;

@@ -260,7 +260,7 @@ async fn a_reload_sends_spans_to_the_new_collector() {
     assert_eq!(get(&gw.url("/items/1"), &[]).await.status, StatusCode::OK);
     eventually("a span at the first collector", || async { (!first.spans().is_empty()).then_some(()) }).await;
     std::fs::write(dir.join("portcullis.yaml"), config(&second.url, "1.0", "", &backend)).expect("rewrite");
-    gw.reloader().reload(portcullis_proxy::reload::Trigger::Admin).await.expect("reload");
+    gw.reloader().reload(portcullis_proxy::reload::Trigger::Admin("test".to_owned())).await.expect("reload");
     assert_eq!(get(&gw.url("/items/2"), &[]).await.status, StatusCode::OK);
     eventually("a span at the second collector", || async {
         second.spans().into_iter().find(|s| attribute(s, "url.path") == string("/items/2"))

@@ -103,7 +103,7 @@ async fn a_reload_keeps_the_buckets_of_unchanged_limits() {
     assert_eq!(get(&gw.url("/x"), &[]).await.status, StatusCode::TOO_MANY_REQUESTS);
     // Change something else (a new route) and reload: the spent bucket stays spent.
     std::fs::write(&path, yaml.replace("name: free", "name: free2")).expect("rewrite");
-    gw.reloader().reload(portcullis_proxy::reload::Trigger::Admin).await.expect("reload");
+    gw.reloader().reload(portcullis_proxy::reload::Trigger::Admin("test".to_owned())).await.expect("reload");
     assert_eq!(get(&gw.url("/x"), &[]).await.status, StatusCode::TOO_MANY_REQUESTS);
     gw.shutdown().await;
 }

@@ -120,7 +120,7 @@ async fn a_broken_config_is_refused_with_422_and_the_old_one_keeps_serving() {
         let entry = &audit[n];
         assert_eq!(
             (&entry["action"], &entry["result"], &entry["actor"]),
-            (&"config.reload".into(), &"error".into(), &"admin".into()),
+            (&"config.reload".into(), &"error".into(), &"admin@127.0.0.1".into()),
             "{entry}"
         );
         assert!(entry["detail"].as_str().is_some_and(|d| d.contains(named)), "{entry}");
@@ -173,7 +173,7 @@ async fn a_routes_only_reload_keeps_the_socket_and_its_open_connections() {
     assert_eq!(kept.get("/two").await, Ok(StatusCode::NOT_FOUND));
 
     write_config(&dir, &plain(&backend, "", ROUTE_TWO));
-    gw.reloader().reload(portcullis_proxy::reload::Trigger::Admin).await.expect("reload");
+    gw.reloader().reload(portcullis_proxy::reload::Trigger::Admin("test".to_owned())).await.expect("reload");
     assert_eq!(gw.listener("main"), Some(gw.addr), "the same port");
     assert_eq!(kept.get("/two").await, Ok(StatusCode::OK), "the open connection sees the new routes");
     assert_eq!(get(&gw.url("/two"), &[]).await.status, StatusCode::OK, "new connections too");
@@ -185,7 +185,9 @@ async fn a_reload_binds_an_added_listener_and_stops_a_removed_one() {
     let dir = scratch_dir();
     let path = write_config(&dir, &plain(&backend, "", ""));
     let gw = TestGateway::from_file(&path).await;
-    let reload = || async { gw.reloader().reload(portcullis_proxy::reload::Trigger::Admin).await.expect("reload") };
+    let reload = || async {
+        gw.reloader().reload(portcullis_proxy::reload::Trigger::Admin("test".to_owned())).await.expect("reload")
+    };
     assert_eq!(gw.listener("second"), None);
 
     // A different configured address (127.0.0.2: loopback too) is a different listener.

@@ -298,7 +298,7 @@ async fn sessions_resume_and_tickets_survive_a_certificate_rotation() {
         assert!(!connect().await.resumed, "{versions:?}: the first handshake is a full one");
         assert!(connect().await.resumed, "{versions:?}: the second resumes");
         pki.leaf(&["localhost"], false).write(&gw.dir, "server");
-        gw.reloader().reload(portcullis_proxy::reload::Trigger::Admin).await.expect("reload");
+        gw.reloader().reload(portcullis_proxy::reload::Trigger::Admin("test".to_owned())).await.expect("reload");
         assert!(connect().await.resumed, "{versions:?}: a ticket from before the reload still resumes");
     }
 }
@@ -359,7 +359,7 @@ async fn tls12_session_ids_resume_across_a_reload() {
     };
     assert!(!connect().await.resumed);
     assert!(connect().await.resumed, "a session id resumes");
-    gw.reloader().reload(portcullis_proxy::reload::Trigger::Admin).await.expect("reload");
+    gw.reloader().reload(portcullis_proxy::reload::Trigger::Admin("test".to_owned())).await.expect("reload");
     assert!(connect().await.resumed, "a session id from before the reload resumes");
 }
 
@@ -400,12 +400,12 @@ async fn resumption_never_skips_a_required_client_certificate() {
 
     // A listener that becomes `required` by a reload does not honour older sessions.
     std::fs::write(&path, config("")).expect("write config");
-    gw.reloader().reload(portcullis_proxy::reload::Trigger::Admin).await.expect("reload");
+    gw.reloader().reload(portcullis_proxy::reload::Trigger::Admin("test".to_owned())).await.expect("reload");
     let no_cert = client_config(&ClientOptions { resumption: true, ..trusting(&server) });
     let mut conn = HttpsConn::connect(partners, "localhost", no_cert.clone()).await.expect("open partners");
     assert_eq!(conn.get("/open").await.expect("request").status, StatusCode::OK);
     std::fs::write(&path, config(required)).expect("write config");
-    gw.reloader().reload(portcullis_proxy::reload::Trigger::Admin).await.expect("reload");
+    gw.reloader().reload(portcullis_proxy::reload::Trigger::Admin("test".to_owned())).await.expect("reload");
     let after = https_get(partners, "localhost", no_cert, "/after").await;
     assert!(after.is_err(), "a session from before client certificates were required: {after:?}");
     assert!(!backend.requests().iter().any(|r| r.uri == "/crossed" || r.uri == "/after"));

@@ -156,7 +156,7 @@ async fn a_reload_swaps_the_rules() {
     let gw = TestGateway::from_file(&path).await;
     assert_eq!(get(&gw.url(&format!("/search?q={SQLI}")), &[]).await.status, StatusCode::OK);
     write_config(&dir, &config(&backend, "{ mode: block, rules: [sqli] }", ""));
-    gw.reloader().reload(portcullis_proxy::reload::Trigger::Admin).await.expect("reload");
+    gw.reloader().reload(portcullis_proxy::reload::Trigger::Admin("test".to_owned())).await.expect("reload");
     assert_eq!(get(&gw.url(&format!("/search?q={SQLI}")), &[]).await.status, StatusCode::FORBIDDEN);
     assert_eq!(get(&gw.url("/search?q=%3Cscript%3Ealert(1)%3C/script%3E"), &[]).await.status, StatusCode::OK);
 }
