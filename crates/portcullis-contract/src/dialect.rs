@@ -106,11 +106,7 @@ fn make_nullable(schema: &mut Value) {
             let t = std::mem::take(t);
             map.insert("type".into(), json!([t, "null"]));
         }
-        Some(Value::Array(types)) => {
-            if !types.contains(&json!("null")) {
-                types.push(json!("null"));
-            }
-        }
+        Some(Value::Array(types)) if !types.contains(&json!("null")) => types.push(json!("null")),
         None if composite => {
             let inner = std::mem::take(map);
             *schema = json!({ "anyOf": [Value::Object(inner), { "type": "null" }] });
