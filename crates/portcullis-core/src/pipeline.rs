@@ -186,6 +186,10 @@ pub fn on_request(
 
 /// The phases before the WAF: limits, the request-target, identity headers, the IP filter,
 /// routing, the route's limits, hop-by-hop headers (and CORS).
+#[expect(
+    clippy::result_large_err,
+    reason = "a refusal is moved once to the caller; boxing would allocate on every refused request"
+)]
 fn until_waf(snapshot: &Snapshot, parts: &mut Parts, ctx: &mut RequestContext) -> Result<Routed, Decision> {
     macro_rules! step {
         ($name:expr, $flow:expr) => {
@@ -251,6 +255,10 @@ fn until_waf(snapshot: &Snapshot, parts: &mut Parts, ctx: &mut RequestContext) -
 /// The WAF's verdict on what it inspected: after routing (the route's mode and exclusions
 /// apply) and CORS, before authentication, so an attack is refused before it reaches the
 /// auth code and a preflight is never inspected as an attack.
+#[expect(
+    clippy::result_large_err,
+    reason = "a refusal is moved once to the caller; boxing would allocate on every refused request"
+)]
 fn waf_verdict(
     snapshot: &Snapshot,
     routed: &Routed,
@@ -270,6 +278,10 @@ fn waf_verdict(
 }
 
 /// Authentication, then authorization.
+#[expect(
+    clippy::result_large_err,
+    reason = "a refusal is moved once to the caller; boxing would allocate on every refused request"
+)]
 fn after_waf(
     snapshot: &Snapshot,
     sources: &AuthSources<'_>,

@@ -278,6 +278,7 @@ async fn explain_shows_every_phase_the_decider_and_what_the_upstream_would_recei
             "route_limits",
             "strip_hop_by_hop",
             "cors",
+            "waf",
             "authenticate",
             "authorize",
             "response_transform"
@@ -285,7 +286,8 @@ async fn explain_shows_every_phase_the_decider_and_what_the_upstream_would_recei
         "the phases after the refusal never ran"
     );
     assert_eq!(report["phases"][7]["verdict"], "skip", "a route without a CORS policy");
-    assert_eq!(report["phases"][10]["verdict"], "skip", "a refusal gets no route response headers");
+    assert_eq!(report["phases"][8]["verdict"], "skip", "a config without a `waf` section");
+    assert_eq!(report["phases"][11]["verdict"], "skip", "a refusal gets no route response headers");
     let (code, out) = portcullis(&["explain", "-c", c, "GET", "/relative"]);
     assert_eq!(code, 1, "a relative URL is refused: {out}");
     assert!(header_arg("no colon").is_err());

@@ -125,7 +125,7 @@ async fn gateway(yaml: &str) -> (TestGateway, PathBuf) {
 async fn flaky_backend() -> Backend {
     let calls = AtomicUsize::new(0);
     Backend::start(move |_| {
-        if calls.fetch_add(1, Ordering::SeqCst) % 2 == 0 {
+        if calls.fetch_add(1, Ordering::SeqCst).is_multiple_of(2) {
             text(StatusCode::SERVICE_UNAVAILABLE, "busy")
         } else {
             text(StatusCode::OK, "ok")
