@@ -77,8 +77,11 @@ async fn every_action_names_its_token_and_address_in_the_file_and_the_database()
     assert_eq!(admin(&gw, "POST", "/config/reload", Some(OPS_TOKEN)).await.status, StatusCode::OK);
     assert_eq!(admin(&gw, "POST", "/cache/purge", Some(TOKEN)).await.status, StatusCode::OK);
     std::fs::write(&path, config().replace("body: \"hi\"", "body: \"hello\"")).expect("rewrite config");
-    crate::kit::eventually("the file-watch reload in the audit trail", || async {
-        has(&file_entries(&dir), "file-watch", "config.reload").then_some(())
+    // The file and the database are written one after the other: wait for both.
+    crate::kit::eventually("the file-watch reload in the audit file and the database", || async {
+        let both = has(&file_entries(&dir), "file-watch", "config.reload")
+            && has(&database_entries(&gw).await, "file-watch", "config.reload");
+        both.then_some(())
     })
     .await;
 
