@@ -29,7 +29,7 @@ if [ ! -e "$policy" ]; then
     trap 'rm -f "$policy"' EXIT
 fi
 export DEBIAN_FRONTEND=noninteractive
-install() { apt-get install -y -q --no-install-recommends nginx haproxy >/dev/null; }
-install || { apt-get update -q >/dev/null && install; }
+install() { apt-get install -y -q --no-install-recommends -o DPkg::Lock::Timeout=600 nginx haproxy >/dev/null; }
+install || { apt-get update -q -o DPkg::Lock::Timeout=600 >/dev/null && install; }
 ready || { echo "http-peers: nginx or haproxy missing after installing" >&2; exit 1; }
 echo "http-peers: nginx and haproxy installed" >&2

@@ -23,7 +23,7 @@ if [ "$(id -u)" != 0 ]; then
     exit 1
 fi
 export DEBIAN_FRONTEND=noninteractive
-apt-get update -qq
-apt-get install -y -qq --no-install-recommends modsecurity-crs >/dev/null
+apt-get update -qq -o DPkg::Lock::Timeout=600
+apt-get install -y -qq --no-install-recommends -o DPkg::Lock::Timeout=600 modsecurity-crs >/dev/null
 ready || { echo "modsecurity-crs: installed, but $root is incomplete" >&2; exit 1; }
 echo "modsecurity-crs: ready at $root" >&2
