@@ -1,6 +1,7 @@
 //! The admin API (SPEC §5), served with axum on its own listener: liveness and readiness,
-//! Prometheus metrics, config reload, cache purge, and read-only views of routes, upstreams
-//! and certificates.
+//! Prometheus metrics, config reload, cache purge, read-only views of routes, upstreams
+//! and certificates, and the dashboard (`GET /`, [`dashboard`]): a static page whose script
+//! reads everything it shows from a token-guarded JSON endpoint.
 //!
 //! Every endpoint but `/health` and `/ready` (and `/metrics` with `public_metrics: true`)
 //! needs `Authorization: Bearer <token>` when the config sets a token; the token is read from
@@ -33,6 +34,7 @@ use tokio::net::TcpListener;
 
 mod auth;
 mod consumers;
+mod dashboard;
 
 use auth::{Caller, FailureBudget, require_token, require_token_for_metrics};
 
@@ -125,6 +127,9 @@ impl Verb {
 pub enum Access {
     /// Any probe: `/health`, `/ready`.
     Open,
+    /// The dashboard's page and its assets: static, the same for everyone, no data in them
+    /// (the page asks for the token and reads its numbers from a [`Access::Token`] endpoint).
+    Page,
     /// The token, unless `public_metrics: true`.
     Metrics,
     /// The token.
@@ -164,6 +169,7 @@ fn endpoints() -> Vec<Endpoint> {
         ep(Get, "/openapi.json", Token, openapi),
     ];
     list.extend(consumers::endpoints());
+    list.extend(dashboard::endpoints());
     list
 }
 
@@ -176,7 +182,7 @@ fn router(state: AdminState) -> Router {
     let (mut open, mut metrics, mut guarded) = (Router::new(), Router::new(), Router::new());
     for e in endpoints() {
         match e.access {
-            Access::Open => open = open.route(e.path, e.handler),
+            Access::Open | Access::Page => open = open.route(e.path, e.handler),
             Access::Metrics => metrics = metrics.route(e.path, e.handler),
             Access::Token => guarded = guarded.route(e.path, e.handler),
         }
@@ -404,7 +410,11 @@ async fn routes(State(state): State<AdminState>) -> Response {
 }
 
 async fn upstreams(State(state): State<AdminState>) -> Response {
-    let runtime = state.current();
+    axum::Json(upstreams_json(&state.current())).into_response()
+}
+
+/// `/upstreams` (and the dashboard's): each upstream's targets with their health.
+fn upstreams_json(runtime: &Runtime) -> Value {
     let upstreams: Vec<Value> = runtime
         .upstreams
         .iter()
@@ -414,12 +424,15 @@ async fn upstreams(State(state): State<AdminState>) -> Response {
             json!({"name": &*u.spec.name, "targets": targets})
         })
         .collect();
-    axum::Json(Value::Array(upstreams)).into_response()
+    Value::Array(upstreams)
 }
 
 async fn certificates(State(state): State<AdminState>) -> Response {
-    let runtime = state.current();
-    let now = SystemTime::now();
+    axum::Json(certificates_json(&state.current(), SystemTime::now())).into_response()
+}
+
+/// `/certificates` (and the dashboard's): every served certificate, with the days left at `now`.
+fn certificates_json(runtime: &Runtime, now: SystemTime) -> Value {
     let certs: Vec<Value> = runtime
         .certificates()
         .map(|c| {
@@ -436,5 +449,34 @@ async fn certificates(State(state): State<AdminState>) -> Response {
             })
         })
         .collect();
-    axum::Json(Value::Array(certs)).into_response()
+    Value::Array(certs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Access, OPENAPI, served};
+
+    /// The same check as the end-to-end one, offline: every served (method, path) is
+    /// documented and the other way round, and exactly the tokenless ones say `security: []`.
+    #[test]
+    fn openapi_lists_exactly_the_served_endpoints_and_which_need_no_token() {
+        let doc: serde_json::Value = serde_json::from_str(OPENAPI).expect("openapi.json is JSON");
+        let mut documented = Vec::new();
+        for (path, item) in doc["paths"].as_object().expect("paths") {
+            for (method, operation) in item.as_object().expect("a path item").iter().filter(|(k, _)| *k != "parameters")
+            {
+                let open = operation.get("security").is_some_and(|s| s.as_array().is_some_and(Vec::is_empty));
+                documented.push((method.to_ascii_uppercase(), path.clone(), open));
+            }
+        }
+        let mut served: Vec<(String, String, bool)> = served()
+            .into_iter()
+            .map(|(verb, path, access)| {
+                (verb.as_str().to_owned(), path.to_owned(), matches!(access, Access::Open | Access::Page))
+            })
+            .collect();
+        documented.sort();
+        served.sort();
+        assert_eq!(documented, served);
+    }
 }
