@@ -33,11 +33,16 @@ const XSS_TEXT: &str = "&lt;script&gt;alert(1)&lt;/script&gt;";
 const KEY: &str = "pcl_dashboard_xss_key";
 
 fn config(backend: &Backend) -> String {
+    config_with(backend, &format!(r#"token: "{TOKEN}""#))
+}
+
+/// [`config`] with `admin` holding `bind` and `admin`.
+fn config_with(backend: &Backend, admin: &str) -> String {
     let stored = portcullis_auth::api_key::stored_form(&portcullis_auth::api_key::digest_of(KEY.as_bytes()));
     format!(
         r#"version: 1
 listeners: [{{ name: main, bind: "127.0.0.1:0" }}]
-admin: {{ bind: "127.0.0.1:1", token: "{TOKEN}" }}
+admin: {{ bind: "127.0.0.1:1", {admin} }}
 logging: {{ access: {{ path: off }} }}
 auth: {{ keys: {{ type: api_key, header: X-Api-Key }} }}
 plans: {{ tiny: {{ quota: 100/day }} }}
@@ -304,4 +309,27 @@ async fn chromium_shows_numbers_only_with_the_token_they_move_with_traffic_and_n
     assert!(run.cell("consumers", XSS_TEXT, "plan").is_some_and(|p| p == "tiny"), "{}", run.dom);
     assert_eq!(run.dom.matches("<script").count(), 1, "only the page's own script element: {}", run.dom);
     assert!(!run.dom.contains(TOKEN), "the token is not written into the page");
+}
+
+/// A gateway without an admin token (loopback only): the page asks anyway, and an empty token
+/// reads the data without `Authorization`, which the loopback rules let a same-origin page do.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chromium_shows_a_tokenless_loopback_gateway_with_an_empty_token() {
+    if !chromium_installed() {
+        return;
+    }
+    let backend = Backend::ok().await;
+    let dir = scratch_dir();
+    let gw = TestGateway::from_file(&write_config(&dir, &config_with(&backend, "public_metrics: false")))
+        .await
+        .with_admin()
+        .await;
+    traffic(&gw, 2, 0).await;
+    let page = gw.admin_url("/");
+    let run = chromium(&page, Duration::from_secs(4)).await;
+    run.assert_clean("tokenless, before the form");
+    assert!(!run.dom.contains("data-field="), "the form first, even here: {}", run.dom);
+    let run = chromium(&format!("{page}#token="), Duration::from_secs(4)).await;
+    run.assert_clean("tokenless, an empty token");
+    assert_eq!(run.number("routes", "orders", "requests"), 2, "{}", run.dom);
 }
