@@ -3,11 +3,12 @@
 //! and certificates, and the dashboard (`GET /`, [`dashboard`]): a static page whose script
 //! reads everything it shows from a token-guarded JSON endpoint.
 //!
-//! Every endpoint but `/health` and `/ready` (and `/metrics` with `public_metrics: true`)
-//! needs `Authorization: Bearer <token>` when the config sets a token; the token is read from
-//! the current config on every request, so a reload rotates it. Without a token (allowed on
-//! loopback only) the API is open to local processes; a listener bound off loopback stays
-//! closed if a reload drops the token, since the listener itself is only bound at start.
+//! Every endpoint but `/health`, `/ready`, the dashboard's static files (and `/metrics` with
+//! `public_metrics: true`) needs `Authorization: Bearer <token>` when the config sets a token;
+//! the token is read from the current config on every request, so a reload rotates it.
+//! Without a token (allowed on loopback only) the API is open to local processes; a listener
+//! bound off loopback stays closed if a reload drops the token, since the listener itself is
+//! only bound at start.
 //!
 //! Local processes include every web browser on the machine. So, without a token, a request
 //! must name the admin API by a loopback literal in `Host` (`127.0.0.1`, `[::1]` or
@@ -453,30 +454,4 @@ fn certificates_json(runtime: &Runtime, now: SystemTime) -> Value {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::{Access, OPENAPI, served};
-
-    /// The same check as the end-to-end one, offline: every served (method, path) is
-    /// documented and the other way round, and exactly the tokenless ones say `security: []`.
-    #[test]
-    fn openapi_lists_exactly_the_served_endpoints_and_which_need_no_token() {
-        let doc: serde_json::Value = serde_json::from_str(OPENAPI).expect("openapi.json is JSON");
-        let mut documented = Vec::new();
-        for (path, item) in doc["paths"].as_object().expect("paths") {
-            for (method, operation) in item.as_object().expect("a path item").iter().filter(|(k, _)| *k != "parameters")
-            {
-                let open = operation.get("security").is_some_and(|s| s.as_array().is_some_and(Vec::is_empty));
-                documented.push((method.to_ascii_uppercase(), path.clone(), open));
-            }
-        }
-        let mut served: Vec<(String, String, bool)> = served()
-            .into_iter()
-            .map(|(verb, path, access)| {
-                (verb.as_str().to_owned(), path.to_owned(), matches!(access, Access::Open | Access::Page))
-            })
-            .collect();
-        documented.sort();
-        served.sort();
-        assert_eq!(documented, served);
-    }
-}
+mod tests;
