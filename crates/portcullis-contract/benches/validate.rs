@@ -30,7 +30,7 @@ components:
       required: [customer, lines]
       properties:
         customer: { type: string, minLength: 1, maxLength: 64 }
-        note: { type: string, nullable: true, maxLength: 500 }
+        note: { type: string, nullable: true, maxLength: 2000 }
         lines: { type: array, maxItems: 100, items: { $ref: "#/components/schemas/Line" } }
     Line:
       type: object
