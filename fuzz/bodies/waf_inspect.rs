@@ -90,10 +90,18 @@ const CONTENT_TYPES: [Option<&str>; 6] = [
     None,
 ];
 
-/// One input: see the module documentation.
-pub(crate) fn run(data: &[u8]) {
+/// What one input scored: the built-in rules, and CRS without exclusions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Scores {
+    pub(crate) builtin: u32,
+    pub(crate) crs: u32,
+}
+
+/// One input: see the module documentation. `None`: not a request (too long, or a head
+/// `http` refuses).
+pub(crate) fn run(data: &[u8]) -> Option<Scores> {
     if data.len() > MAX_INPUT {
-        return;
+        return None;
     }
     // The decodings on their own, with and without `+` as a space.
     let _ = portcullis_waf::decode::decode(data, true);
@@ -102,7 +110,7 @@ pub(crate) fn run(data: &[u8]) {
         Some(at) => (&data[..at], &data[at + 1..]),
         None => (data, &[][..]),
     };
-    let Some(parts) = request(head, body) else { return };
+    let parts = request(head, body)?;
 
     let mut scan = Scan::default();
     WAF.inspect_head(ROUTE, &parts, &mut scan);
@@ -127,10 +135,15 @@ pub(crate) fn run(data: &[u8]) {
         headers: &headers,
         body: (!body.is_empty()).then(|| body.get(..INSPECT_BODY_BYTES).unwrap_or(body)),
     };
+    let mut crs = 0;
     for exclusions in [&[][..], &CRS_EXCLUSIONS[..]] {
         let verdict = CRS.evaluate_with(&tx, exclusions);
         assert_eq!(verdict.blocked, verdict.score >= CRS_THRESHOLD, "{verdict:?}");
+        if exclusions.is_empty() {
+            crs = verdict.score;
+        }
     }
+    Some(Scores { builtin: scan.score(), crs })
 }
 
 /// The request line and headers of `head`; a `Content-Type` picked by the body's first byte
