@@ -285,6 +285,23 @@ async fn either_engine_reaching_its_threshold_refuses() {
     assert!(line["waf"]["score"].as_u64().unwrap_or(0) >= 5 && line["waf"]["crs_score"].as_u64().unwrap_or(0) >= 5);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_http2_request_shows_crs_its_authority_as_host() {
+    let backend = Backend::ok().await;
+    let gw = gateway(&config(&backend, "{ mode: block, rules: [], crs: { path: @CRS@ } }", "")).await;
+    // HTTP/2 has no Host header: CRS would count 920280 (missing Host) against every request.
+    let url = format!("http://localhost:{}/search?q=shoes", gw.addr.port());
+    let req = Request::get(url)
+        .header("accept", "application/json")
+        .header("user-agent", "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0")
+        .body(Full::new(Bytes::new()))
+        .expect("request");
+    let r = send(&crate::kit::h2_client(), req).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    let line = log_line(&wait_for_lines(&gw, 1).await[0]);
+    assert!(line["waf"].is_null(), "{line}");
+}
+
 // --- modes ----------------------------------------------------------------------------------
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
