@@ -1,10 +1,11 @@
 //! The OWASP Core Rule Set in the WAF phase (`waf.crs`), loaded from Debian's
 //! `modsecurity-crs` package (CRS 3.3.x, installed by `scripts/modsecurity-crs.sh`; in CI a
 //! failed install fails these tests): the whole attack and benign corpora of `portcullis-waf`
-//! through a running gateway with CRS alone and with the built-in rules, `detect` and `off`, route overrides, exclusions by
-//! CRS rule id and target, a reload changing the paranoia level, the problem document, the
-//! access log field, the metric, load errors and a body far beyond `inspect_body_bytes`
-//! streamed through a gateway process whose memory stays bounded.
+//! through a running gateway with CRS alone and with the built-in rules, `detect` and `off`,
+//! route overrides, exclusions by CRS rule id and target, reloads (the paranoia level in the
+//! config, an edited rule file), the problem document, the access log field, the metric,
+//! HTTP/2, load errors, and a body far beyond `inspect_body_bytes` streamed through a gateway
+//! process whose memory stays bounded.
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -460,6 +461,39 @@ async fn a_file_reload_changing_the_paranoia_level_changes_the_verdict() {
         (bare_request().await == StatusCode::OK).then_some(())
     })
     .await;
+}
+
+/// A CRS release layout with one local rule refusing `ARGS` equal to `word`.
+fn write_local_crs(dir: &Path, word: &str) {
+    std::fs::create_dir_all(dir.join("rules")).expect("mkdir");
+    std::fs::write(
+        dir.join("crs-setup.conf"),
+        "SecAction \"id:900990,phase:1,pass,nolog,setvar:tx.crs_setup_version=334\"\n",
+    )
+    .expect("setup");
+    let rules = format!(
+        "SecAction \"id:100000,phase:1,pass,nolog,setvar:tx.anomaly_score=0\"\nSecRule ARGS \"@streq {word}\" \"id:100001,phase:2,block,t:none,t:lowercase,severity:'CRITICAL',msg:'local word',setvar:'tx.anomaly_score=+5'\"\n"
+    );
+    std::fs::write(dir.join("rules/REQUEST-100-LOCAL.conf"), rules).expect("rules");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn editing_a_crs_rule_file_reloads_the_rules() {
+    let backend = Backend::ok().await;
+    let dir = scratch_dir();
+    let crs_dir = dir.join("crs");
+    write_local_crs(&crs_dir, "apple");
+    let waf = format!("{{ mode: block, rules: [], crs: {{ path: {} }} }}", crs_dir.display());
+    let gw = TestGateway::start_watching(&write_config(&dir, &config(&backend, &waf, ""))).await;
+    assert_eq!(get(&gw, "/search?q=Apple").await.status, StatusCode::FORBIDDEN);
+    assert_eq!(get(&gw, "/search?q=banana").await.status, StatusCode::OK);
+    // Only the rule file changes, not the config.
+    write_local_crs(&crs_dir, "banana");
+    eventually("the watcher to reload the edited rule file", || async {
+        (get(&gw, "/search?q=banana").await.status == StatusCode::FORBIDDEN).then_some(())
+    })
+    .await;
+    assert_eq!(get(&gw, "/search?q=apple").await.status, StatusCode::OK);
 }
 
 // --- a body far beyond inspect_body_bytes, in a gateway process -----------------------------
