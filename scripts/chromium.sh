@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Installs headless Chromium (Debian's `chromium` package) for the CORS browser test: the test
+# Installs headless Chromium (Debian's `chromium` package) for the browser tests. The CORS test
 # serves a page from one origin and lets Chromium `fetch()` the gateway on another, so the
-# verdict asserted is the browser's own.
+# verdict asserted is the browser's own; the dashboard test loads the admin dashboard with and
+# without the token.
 #
 # Usage: scripts/chromium.sh   (as root, or with /usr/bin/chromium already installed)
 # Safe to run concurrently and repeatedly: a lock serialises runs, an installed package is kept.

@@ -226,21 +226,22 @@ async fn usage(State(state): State<AdminState>, Path(name): Path<String>) -> Res
             }
         }
     };
-    let quota = match plan.as_deref().and_then(|p| runtime.rate_limits.quota_of(p)) {
-        Some(quota) => {
-            let d = runtime.rate_limits.engine().quota_usage(&name, &quota).await;
-            let resets_at = time::OffsetDateTime::from_unix_timestamp(d.resets_at).map(rfc3339).unwrap_or_default();
-            json!({
-                "period": quota.period.as_str(),
-                "limit": d.limit,
-                "used": d.used,
-                "remaining": d.remaining,
-                "resets_at": resets_at,
-            })
-        }
-        None => Value::Null,
-    };
+    let quota = quota_json(&runtime, &name, plan.as_deref()).await;
     axum::Json(json!({ "consumer": name, "plan": plan, "quota": quota })).into_response()
+}
+
+/// A consumer's quota in the current period under `plan` (`null`: the plan has no quota).
+pub(super) async fn quota_json(runtime: &Runtime, consumer: &str, plan: Option<&str>) -> Value {
+    let Some(quota) = plan.and_then(|p| runtime.rate_limits.quota_of(p)) else { return Value::Null };
+    let d = runtime.rate_limits.engine().quota_usage(consumer, &quota).await;
+    let resets_at = time::OffsetDateTime::from_unix_timestamp(d.resets_at).map(rfc3339).unwrap_or_default();
+    json!({
+        "period": quota.period.as_str(),
+        "limit": d.limit,
+        "used": d.used,
+        "remaining": d.remaining,
+        "resets_at": resets_at,
+    })
 }
 
 async fn remove(

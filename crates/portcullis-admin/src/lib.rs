@@ -1,12 +1,14 @@
 //! The admin API (SPEC §5), served with axum on its own listener: liveness and readiness,
-//! Prometheus metrics, config reload, cache purge, and read-only views of routes, upstreams
-//! and certificates.
+//! Prometheus metrics, config reload, cache purge, read-only views of routes, upstreams
+//! and certificates, and the dashboard (`GET /`, [`dashboard`]): a static page whose script
+//! reads everything it shows from a token-guarded JSON endpoint.
 //!
-//! Every endpoint but `/health` and `/ready` (and `/metrics` with `public_metrics: true`)
-//! needs `Authorization: Bearer <token>` when the config sets a token; the token is read from
-//! the current config on every request, so a reload rotates it. Without a token (allowed on
-//! loopback only) the API is open to local processes; a listener bound off loopback stays
-//! closed if a reload drops the token, since the listener itself is only bound at start.
+//! Every endpoint but `/health`, `/ready`, the dashboard's static files (and `/metrics` with
+//! `public_metrics: true`) needs `Authorization: Bearer <token>` when the config sets a token;
+//! the token is read from the current config on every request, so a reload rotates it.
+//! Without a token (allowed on loopback only) the API is open to local processes; a listener
+//! bound off loopback stays closed if a reload drops the token, since the listener itself is
+//! only bound at start.
 //!
 //! Local processes include every web browser on the machine. So, without a token, a request
 //! must name the admin API by a loopback literal in `Host` (`127.0.0.1`, `[::1]` or
@@ -33,6 +35,7 @@ use tokio::net::TcpListener;
 
 mod auth;
 mod consumers;
+mod dashboard;
 
 use auth::{Caller, FailureBudget, require_token, require_token_for_metrics};
 
@@ -125,6 +128,9 @@ impl Verb {
 pub enum Access {
     /// Any probe: `/health`, `/ready`.
     Open,
+    /// The dashboard's page and its assets: static, the same for everyone, no data in them
+    /// (the page asks for the token and reads its numbers from a [`Access::Token`] endpoint).
+    Page,
     /// The token, unless `public_metrics: true`.
     Metrics,
     /// The token.
@@ -164,6 +170,7 @@ fn endpoints() -> Vec<Endpoint> {
         ep(Get, "/openapi.json", Token, openapi),
     ];
     list.extend(consumers::endpoints());
+    list.extend(dashboard::endpoints());
     list
 }
 
@@ -176,7 +183,7 @@ fn router(state: AdminState) -> Router {
     let (mut open, mut metrics, mut guarded) = (Router::new(), Router::new(), Router::new());
     for e in endpoints() {
         match e.access {
-            Access::Open => open = open.route(e.path, e.handler),
+            Access::Open | Access::Page => open = open.route(e.path, e.handler),
             Access::Metrics => metrics = metrics.route(e.path, e.handler),
             Access::Token => guarded = guarded.route(e.path, e.handler),
         }
@@ -404,7 +411,11 @@ async fn routes(State(state): State<AdminState>) -> Response {
 }
 
 async fn upstreams(State(state): State<AdminState>) -> Response {
-    let runtime = state.current();
+    axum::Json(upstreams_json(&state.current())).into_response()
+}
+
+/// `/upstreams` (and the dashboard's): each upstream's targets with their health.
+fn upstreams_json(runtime: &Runtime) -> Value {
     let upstreams: Vec<Value> = runtime
         .upstreams
         .iter()
@@ -414,12 +425,15 @@ async fn upstreams(State(state): State<AdminState>) -> Response {
             json!({"name": &*u.spec.name, "targets": targets})
         })
         .collect();
-    axum::Json(Value::Array(upstreams)).into_response()
+    Value::Array(upstreams)
 }
 
 async fn certificates(State(state): State<AdminState>) -> Response {
-    let runtime = state.current();
-    let now = SystemTime::now();
+    axum::Json(certificates_json(&state.current(), SystemTime::now())).into_response()
+}
+
+/// `/certificates` (and the dashboard's): every served certificate, with the days left at `now`.
+fn certificates_json(runtime: &Runtime, now: SystemTime) -> Value {
     let certs: Vec<Value> = runtime
         .certificates()
         .map(|c| {
@@ -436,5 +450,8 @@ async fn certificates(State(state): State<AdminState>) -> Response {
             })
         })
         .collect();
-    axum::Json(Value::Array(certs)).into_response()
+    Value::Array(certs)
 }
+
+#[cfg(test)]
+mod tests;

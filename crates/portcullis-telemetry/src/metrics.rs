@@ -17,6 +17,8 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
+use crate::dashboard::Dashboard;
+
 /// What the config-describing gauges are refilled from at each scrape: the current runtime
 /// (implemented by `portcullis_proxy::Runtime`).
 pub trait ConfigGauges {
@@ -164,6 +166,8 @@ pub struct Metrics {
     plan_requests: Family<PlanLabel, Counter>,
     waf_matches: Family<RuleActionLabels, Counter>,
     spans_dropped: Counter,
+    /// The admin dashboard's per-route traffic and recent refusals, fed from the same records.
+    dashboard: Dashboard,
     no_route: Arc<str>,
     /// One render at a time: each clears and refills the config-describing gauges, so two
     /// concurrent scrapes (an HA pair of Prometheus servers) would otherwise each miss
@@ -273,9 +277,15 @@ impl Metrics {
             certificate_expiry,
             reloads,
             connections,
+            dashboard: Dashboard::default(),
             no_route: Arc::from(NO_ROUTE),
             rendering: std::sync::Mutex::new(()),
         }
+    }
+
+    /// What the admin dashboard shows of the traffic.
+    pub fn dashboard(&self) -> &Dashboard {
+        &self.dashboard
     }
 
     /// The counter of trace spans dropped, for the trace exporter of each loaded config.
@@ -285,8 +295,10 @@ impl Metrics {
 
     /// Everything one request's record counts: the request and its latency (to the response
     /// head), the upstream's latency, a rate-limit refusal, the cache's result and an
-    /// authentication refusal. The same record becomes the access-log line.
+    /// authentication refusal, and the dashboard's view of them. The same record becomes the
+    /// access-log line.
     pub fn observe(&self, record: &Record, elapsed: Duration) {
+        self.dashboard.observe(record, elapsed);
         let status = StatusCode::from_u16(record.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         self.request(record.route.as_ref(), &record.method, status, elapsed);
         if let (Some(upstream), Some(ms)) = (&record.upstream, record.upstream_ms) {

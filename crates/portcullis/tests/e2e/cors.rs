@@ -4,9 +4,9 @@
 //! 401, 429 and 502 included; `cors_rejected` for unlisted origins, methods and headers;
 //! `Vary: Origin`; the response cache never carrying one origin's headers to another; a plain
 //! `OPTIONS` an ordinary request; the `validate` errors; the phase in `explain` and `test`.
-//! The browser's own verdict is in [`browser`].
+//! The browser's own verdict is in [`browser`] (whose Chromium set-up the dashboard test shares).
 
-mod browser;
+pub(crate) mod browser;
 
 use bytes::Bytes;
 use http::{Request, Response, StatusCode};

@@ -11,6 +11,7 @@ mod cache;
 mod certs;
 mod cli;
 mod cors;
+mod dashboard;
 mod decisions;
 mod differential;
 mod examples;

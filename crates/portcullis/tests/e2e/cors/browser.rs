@@ -20,14 +20,14 @@ use tokio::sync::Notify;
 use crate::kit::{Backend, TestGateway, scratch_dir, text};
 
 /// The whole browser run (start, page, 8 fetches, dump) is bounded by this.
-const BROWSER_WAIT: Duration = Duration::from_secs(90);
+pub(crate) const BROWSER_WAIT: Duration = Duration::from_secs(90);
 
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
 /// Installs Chromium when missing; `false` (outside CI) when it cannot be had.
-fn chromium_installed() -> bool {
+pub(crate) fn chromium_installed() -> bool {
     let status = std::process::Command::new("bash").arg(repo().join("scripts/chromium.sh")).status();
     if matches!(&status, Ok(s) if s.success()) {
         return true;
