@@ -95,7 +95,7 @@ pub fn compile(loaded: &Loaded) -> Result<Snapshot, Diagnostics> {
     let rate_limits = sections::rate_limits(&mut c);
     let state = sections::state(&mut c);
     sections::policies_waf_cors(&mut c);
-    let waf = waf::compile(&mut c);
+    let (waf, crs) = waf::compile(&mut c);
     let providers = identity::providers(&mut c);
     let (consumers, config_keys) = identity::consumers(&mut c);
     let policies = identity::policies(&mut c);
@@ -111,7 +111,13 @@ pub fn compile(loaded: &Loaded) -> Result<Snapshot, Diagnostics> {
         errors.sort();
         return Err(errors);
     }
-    let watch = watched_files(loaded, &listeners, &upstreams, &state);
+    let mut watch = watched_files(loaded, &listeners, &upstreams, &state);
+    // The CRS rule files: an edited rule or setup file reloads like an edited config.
+    if let Some(crs) = &crs {
+        watch.extend(crs.rules.files().iter().cloned());
+        watch.sort();
+        watch.dedup();
+    }
     Ok(Snapshot {
         hash: config_hash(&loaded.value, &watch),
         shown: portcullis_config::redact::redact(&loaded.value, &loaded.referenced),
@@ -122,6 +128,7 @@ pub fn compile(loaded: &Loaded) -> Result<Snapshot, Diagnostics> {
         trusted_proxy_headers,
         ip_rules,
         waf,
+        crs,
         shutdown_grace: doc.shutdown_grace.map_or(snapshot::DEFAULT_SHUTDOWN_GRACE, |d| d.0),
         upstreams,
         routes,

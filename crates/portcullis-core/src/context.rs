@@ -64,7 +64,11 @@ pub struct RequestContext {
 /// was done about it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WafFinding {
+    /// The built-in rules' anomaly score.
     pub score: u32,
+    /// CRS's inbound anomaly score; `None` when `waf.crs` is not configured.
+    pub crs_score: Option<u32>,
+    /// The matched rules: the built-in ones, then CRS's (an id in both, once).
     pub rules: smallvec::SmallVec<[portcullis_waf::RuleId; 4]>,
     pub action: WafAction,
 }

@@ -175,7 +175,8 @@ pub fn on_request(
         Err(decision) => return decision,
     };
     let scan = Waf::head(snapshot, routed.route(), parts);
-    if let Err(decision) = waf_verdict(snapshot, &routed, scan, ctx) {
+    let crs = Waf::crs(snapshot, routed.route(), parts, None, ctx);
+    if let Err(decision) = waf_verdict(snapshot, &routed, scan, crs, ctx) {
         return decision;
     }
     match after_waf(snapshot, sources, &routed, parts, ctx) {
@@ -263,9 +264,10 @@ fn waf_verdict(
     snapshot: &Snapshot,
     routed: &Routed,
     scan: Option<portcullis_waf::Scan>,
+    crs: Option<portcullis_crs::CrsVerdict>,
     ctx: &mut RequestContext,
 ) -> Result<(), Decision> {
-    match Waf::verdict(snapshot, routed.route(), scan, ctx) {
+    match Waf::verdict(snapshot, routed.route(), scan, crs, ctx) {
         Flow::Continue => {
             let by = Waf::passed_by(ctx);
             ctx.decisions.record(Waf::NAME, Verdict::Pass, by);
@@ -410,7 +412,8 @@ where
         Waf::body(snapshot, route, parts, &read.bytes, read.complete, scan);
         head = read.bytes;
     }
-    waf_verdict(snapshot, &routed, scan, ctx).map_err(|d| reply_of(d, ctx))?;
+    let crs = Waf::crs(snapshot, route, parts, Some(&head), ctx);
+    waf_verdict(snapshot, &routed, scan, crs, ctx).map_err(|d| reply_of(d, ctx))?;
     let mut decision = after_waf(snapshot, &shared.sources, &routed, parts, ctx);
     if let Err(Decision::Wait(pending)) = decision {
         // An unknown `kid`: the provider refetches its JWKS (at most once per 30 s), then the

@@ -53,6 +53,8 @@ pub struct Snapshot {
     pub ip_rules: IpRules,
     /// The WAF's rules, compiled once per load (routes carry their own mode).
     pub waf: Arc<portcullis_waf::Waf>,
+    /// `waf.crs`: the OWASP Core Rule Set of this load, evaluated beside the built-in rules.
+    pub crs: Option<Arc<CrsSpec>>,
     pub shutdown_grace: Duration,
     pub upstreams: Vec<UpstreamSpec>,
     pub routes: Vec<Arc<RouteSpec>>,
@@ -503,6 +505,39 @@ pub struct RouteSpec {
     pub cors: Option<Arc<crate::cors::CorsPolicy>>,
     /// `validate` (or an imported OpenAPI operation): what a request must look like.
     pub contract: Option<Arc<portcullis_contract::Contract>>,
+}
+
+/// `waf.crs`, compiled: the rules loaded from `path` and `waf.exclusions` in CRS terms.
+pub struct CrsSpec {
+    pub rules: portcullis_crs::CrsRules,
+    /// `waf.crs.path`, resolved.
+    pub path: PathBuf,
+    /// `waf.crs.inbound_threshold`.
+    pub threshold: u32,
+    /// The exclusions of a route not named below: those naming no route.
+    pub everywhere: Vec<portcullis_crs::Exclusion>,
+    /// By route name: those naming no route, then the route's own.
+    pub by_route: std::collections::HashMap<String, Vec<portcullis_crs::Exclusion>>,
+}
+
+impl CrsSpec {
+    /// The exclusions that apply on `route`.
+    pub fn exclusions(&self, route: &str) -> &[portcullis_crs::Exclusion] {
+        self.by_route.get(route).unwrap_or(&self.everywhere)
+    }
+}
+
+impl std::fmt::Debug for CrsSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CrsSpec")
+            .field("path", &self.path)
+            .field("rules", &self.rules.rule_count())
+            .field("paranoia_level", &self.rules.paranoia_level())
+            .field("threshold", &self.threshold)
+            .field("everywhere", &self.everywhere)
+            .field("by_route", &self.by_route)
+            .finish()
+    }
 }
 
 /// What the WAF does on a route.

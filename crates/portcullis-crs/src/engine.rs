@@ -6,7 +6,7 @@ use crate::compile::{
 };
 use crate::request::{self, Body, BodyProcessor, Headers};
 use crate::transform::Transform;
-use crate::{CrsMatch, CrsVerdict, Transaction};
+use crate::{CrsMatch, CrsVerdict, Exclusion, Transaction};
 use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -43,6 +43,8 @@ const TX_CAPTURE: [&str; 10] = ["tx.0", "tx.1", "tx.2", "tx.3", "tx.4", "tx.5", 
 struct State<'p, 't> {
     program: &'p Program,
     tx: &'t Transaction<'t>,
+    /// The caller's exclusions for this request.
+    exclusions: &'t [Exclusion],
     hdr: Headers,
     body: Body,
     phase: u8,
@@ -63,11 +65,12 @@ struct State<'p, 't> {
     remote_addr: String,
 }
 
-pub(crate) fn evaluate(program: &Program, tx: &Transaction<'_>) -> CrsVerdict {
+pub(crate) fn evaluate(program: &Program, tx: &Transaction<'_>, exclusions: &[Exclusion]) -> CrsVerdict {
     let content_type = tx.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case("content-type")).map(|(_, v)| *v);
     let mut st = State {
         program,
         tx,
+        exclusions,
         hdr: request::headers(tx),
         body: Body::default(),
         phase: 1,
@@ -116,7 +119,10 @@ impl<'p, 't> State<'p, 't> {
                 i += 1;
                 continue;
             };
-            if rule.phase != self.phase || self.removed.iter().any(|s| s.selects(rule)) {
+            if rule.phase != self.phase
+                || self.removed.iter().any(|s| s.selects(rule))
+                || self.exclusions.iter().any(|x| x.removes_rule(rule.id))
+            {
                 i += 1;
                 continue;
             }
@@ -264,13 +270,14 @@ impl<'p, 't> State<'p, 't> {
     }
 
     fn excluded(&self, rule: &Rule, head: &Rule, var: Var, key: &str) -> bool {
-        if rule.excludes.is_empty() && self.removed_targets.is_empty() {
+        if rule.excludes.is_empty() && self.removed_targets.is_empty() && self.exclusions.is_empty() {
             return false;
         }
         rule.excludes.iter().any(|e| e.var == var && e.sel.selects(key))
             || self.removed_targets.iter().any(|(sel, v, k)| {
                 *v == var && sel.selects(head) && k.as_deref().is_none_or(|k| selector_matches(k, key))
             })
+            || self.exclusions.iter().any(|x| x.removes_target(head.id, var.name(), key))
     }
 
     fn eval_rule(&mut self, rule: &Rule, head: &Rule) -> bool {

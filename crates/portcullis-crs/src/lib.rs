@@ -33,6 +33,10 @@ pub struct CrsRules {
     program: engine::Program,
     rule_count: usize,
     paranoia_level: u8,
+    /// The id of every rule loaded (chains: their first rule's), sorted.
+    rule_ids: Vec<u32>,
+    /// The files read, in load order.
+    files: Vec<PathBuf>,
 }
 
 /// Why a rule file could not be loaded: the file, the line the directive starts on, the rule
@@ -79,6 +83,66 @@ pub struct Transaction<'a> {
     pub headers: &'a [(&'a str, &'a [u8])],
     /// The body, at most `inspect_body_bytes` of it; `None` when there is none.
     pub body: Option<&'a [u8]>,
+}
+
+/// What some rules must not look at in one request, as `ctl:ruleRemoveTargetById` (with a
+/// target) or `ctl:ruleRemoveById` (without) would say it: the caller's exclusions for the
+/// request's route (a gateway's false-positive tuning), passed to [`CrsRules::evaluate_with`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Exclusion {
+    /// Rule ids (a chain is known by its first rule's id); empty: every rule.
+    pub rules: Vec<u32>,
+    /// `None`: the rules do not run at all (their anomaly points are never added).
+    pub target: Option<ExcludedTarget>,
+}
+
+/// Values of one collection that a rule must not inspect.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExcludedTarget {
+    /// The collection as SecLang names it: `ARGS`, `ARGS_GET`, `ARGS_NAMES`,
+    /// `REQUEST_HEADERS`, `REQUEST_COOKIES`, `REQUEST_FILENAME`, `XML`, `REQUEST_BODY`…
+    pub collection: String,
+    pub member: Member,
+}
+
+/// Which members of a collection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Member {
+    /// Every member (and a single-valued variable such as `REQUEST_BODY`).
+    All,
+    /// The member of this name, compared without regard to ASCII case (`ARGS:q`).
+    Named(String),
+    /// This member and every one below it, as the JSON body processor names them:
+    /// `json.comment` covers `json.comment` and `json.comment.0.text`, not `json.comments`.
+    Under(String),
+}
+
+impl Exclusion {
+    fn covers_rule(&self, id: Option<u64>) -> bool {
+        self.rules.is_empty() || id.is_some_and(|id| self.rules.iter().any(|r| u64::from(*r) == id))
+    }
+
+    /// Whether rule `id` must not see member `key` of `collection`.
+    pub(crate) fn removes_target(&self, id: Option<u64>, collection: &str, key: &str) -> bool {
+        let Some(t) = &self.target else { return false };
+        t.collection == collection
+            && self.covers_rule(id)
+            && match &t.member {
+                Member::All => true,
+                Member::Named(n) => n.eq_ignore_ascii_case(key),
+                Member::Under(n) => {
+                    key.len() >= n.len()
+                        && key.is_char_boundary(n.len())
+                        && key[..n.len()].eq_ignore_ascii_case(n)
+                        && (key.len() == n.len() || key.as_bytes()[n.len()] == b'.')
+                }
+            }
+    }
+
+    /// Whether rule `id` does not run at all.
+    pub(crate) fn removes_rule(&self, id: Option<u64>) -> bool {
+        self.target.is_none() && self.covers_rule(id)
+    }
 }
 
 /// The outcome for one request.
@@ -162,16 +226,44 @@ impl CrsRules {
             compile::Item::Marker(_) => true,
         });
         let rule_count = c.items.iter().filter(|i| matches!(i, compile::Item::Rule(_))).count();
+        let mut rule_ids: Vec<u32> = c
+            .items
+            .iter()
+            .filter_map(|i| match i {
+                compile::Item::Rule(r) => r.id.and_then(|id| u32::try_from(id).ok()),
+                compile::Item::Marker(_) => None,
+            })
+            .collect();
+        rule_ids.sort_unstable();
+        rule_ids.dedup();
         Ok(CrsRules {
             program: engine::Program { items: c.items, chains: c.chains, threshold: opts.inbound_threshold },
             rule_count,
             paranoia_level: opts.paranoia_level,
+            rule_ids,
+            files: files.into_iter().map(|(p, _)| p).collect(),
         })
     }
 
     /// Evaluates one request.
     pub fn evaluate(&self, tx: &Transaction<'_>) -> CrsVerdict {
-        engine::evaluate(&self.program, tx)
+        engine::evaluate(&self.program, tx, &[])
+    }
+
+    /// Evaluates one request with `exclusions` applied (the caller's for this request).
+    pub fn evaluate_with(&self, tx: &Transaction<'_>, exclusions: &[Exclusion]) -> CrsVerdict {
+        engine::evaluate(&self.program, tx, exclusions)
+    }
+
+    /// Whether a rule of this id was loaded (and not removed at load).
+    pub fn has_rule(&self, id: u32) -> bool {
+        self.rule_ids.binary_search(&id).is_ok()
+    }
+
+    /// The files the rules were read from (setup, rules; the `.data` files they name are not
+    /// listed), in load order: what a reload watches.
+    pub fn files(&self) -> &[PathBuf] {
+        &self.files
     }
 
     /// How many rules (chains counted once) were loaded.

@@ -2,7 +2,7 @@
 //! setvar and macros, chains with captures, skipAfter markers, ctl removals, counting,
 //! target exclusions and the body processors.
 
-use portcullis_crs::{CrsRules, CrsVerdict, Transaction};
+use portcullis_crs::{CrsRules, CrsVerdict, ExcludedTarget, Exclusion, Member, Transaction};
 use std::path::PathBuf;
 
 fn load(name: &str, rules: &str) -> CrsRules {
@@ -157,4 +157,47 @@ fn update_target_by_id_excludes_a_target_after_the_rule_is_loaded() {
     assert!(!eval(&r, "GET", "/x", &c, None).blocked);
     let c: [(&str, &[u8]); 1] = [("Cookie", b"sid=evil")];
     assert!(eval(&r, "GET", "/x", &c, None).blocked);
+}
+
+#[test]
+fn caller_exclusions_remove_a_target_or_a_rule_for_one_request() {
+    let r = load(
+        "caller",
+        &format!(
+            "{}SecRule ARGS|REQUEST_HEADERS \"@rx evil\" \"id:80,phase:2,block,severity:'CRITICAL',{SCORE}\"\nSecRule ARGS \"@rx bad\" \"id:81,phase:2,block,severity:'CRITICAL',{SCORE}\"\n",
+            base()
+        ),
+    );
+    let target = |collection: &str, member: Member| {
+        vec![Exclusion { rules: vec![80], target: Some(ExcludedTarget { collection: collection.into(), member }) }]
+    };
+    let q = target("ARGS", Member::Named("Q".into()));
+    assert!(!with(&r, &q, "/x?q=evil", &[], None).blocked, "ARGS:q is excluded for rule 80, names without case");
+    assert!(with(&r, &q, "/x?p=evil", &[], None).blocked, "another argument is still inspected");
+    assert!(with(&r, &q, "/x?q=bad", &[], None).blocked, "another rule still sees ARGS:q");
+    let ua = target("REQUEST_HEADERS", Member::Named("user-agent".into()));
+    assert!(!with(&r, &ua, "/x", &[("User-Agent", b"evil bot")], None).blocked);
+    assert!(with(&r, &ua, "/x", &[("Referer", b"evil")], None).blocked);
+    let json: [(&str, &[u8]); 1] = [("Content-Type", b"application/json")];
+    let under = target("ARGS", Member::Under("json.comment".into()));
+    assert!(!with(&r, &under, "/x", &json, Some(br#"{"comment":{"text":["evil"]}}"#)).blocked);
+    assert!(!with(&r, &under, "/x", &json, Some(br#"{"comment":"evil"}"#)).blocked);
+    assert!(with(&r, &under, "/x", &json, Some(br#"{"comments":"evil"}"#)).blocked, "a sibling is not below");
+    let whole = vec![Exclusion { rules: vec![80], target: None }];
+    let v = with(&r, &whole, "/x?a=evil&b=bad", &[], None);
+    assert_eq!(ids(&v), vec![81], "rule 80 does not run, rule 81 does");
+    assert!(eval(&r, "GET", "/x?q=evil", &[], None).blocked, "exclusions last one request");
+    assert!(r.has_rule(80) && r.has_rule(81) && !r.has_rule(82));
+}
+
+fn with(r: &CrsRules, ex: &[Exclusion], uri: &str, headers: &[(&str, &[u8])], body: Option<&[u8]>) -> CrsVerdict {
+    let tx = Transaction {
+        method: if body.is_some() { "POST" } else { "GET" },
+        uri,
+        protocol: "HTTP/1.1",
+        client_ip: "198.51.100.7".parse().expect("ip"),
+        headers,
+        body,
+    };
+    r.evaluate_with(&tx, ex)
 }

@@ -120,10 +120,14 @@ struct Line<'a> {
     waf: Option<WafField>,
 }
 
-/// The access log's `waf`: `{"score": 10, "rules": ["942100", "941100"], "action": "block"}`.
+/// The access log's `waf`: `{"score": 10, "crs_score": 13, "rules": ["942100", "941100"],
+/// "action": "block"}`; `crs_score` is null when `waf.crs` is not configured.
 #[derive(serde::Serialize)]
 struct WafField {
+    /// The built-in rules' anomaly score.
     score: u32,
+    /// CRS's inbound anomaly score.
+    crs_score: Option<u32>,
     rules: Vec<String>,
     action: &'static str,
 }
@@ -163,6 +167,7 @@ impl LogOnEnd {
             decided_by: r.decided_by.as_deref(),
             waf: r.waf.as_ref().map(|w| WafField {
                 score: w.score,
+                crs_score: w.crs_score,
                 rules: w.rules.iter().map(ToString::to_string).collect(),
                 action: w.action.as_str(),
             }),

@@ -85,6 +85,26 @@ impl std::str::FromStr for TargetSpec {
 }
 
 impl TargetSpec {
+    /// The kind as written: `path`, `args`, `args_names`, `cookies`, `headers`, `json`,
+    /// `xml` or `body`.
+    pub fn kind(&self) -> &'static str {
+        match self.kind {
+            Kind::Path => "path",
+            Kind::Args => "args",
+            Kind::ArgNames => "args_names",
+            Kind::Cookies => "cookies",
+            Kind::Headers => "headers",
+            Kind::Json => "json",
+            Kind::Xml => "xml",
+            Kind::Body => "body",
+        }
+    }
+
+    /// The name after the colon (a header's lowercase; a JSON Pointer); `None`: all of them.
+    pub fn name(&self) -> Option<&str> {
+        self.name.as_deref()
+    }
+
     fn covers(&self, target: Target<'_>) -> bool {
         let (kind, name) = match target {
             Target::Path => (Kind::Path, None),

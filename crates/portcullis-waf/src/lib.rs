@@ -173,6 +173,12 @@ impl Waf {
     }
 }
 
+/// Whether a body of this content type is one the WAF reads (form, JSON, multipart, XML,
+/// text), whichever rules look at it: the body buffering every rule set shares.
+pub fn reads_body(headers: &http::HeaderMap) -> bool {
+    body::kind(headers).is_some()
+}
+
 /// `Content-Length` above zero or any `Transfer-Encoding`.
 fn has_body(headers: &http::HeaderMap) -> bool {
     headers.contains_key(http::header::TRANSFER_ENCODING)

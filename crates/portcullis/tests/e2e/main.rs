@@ -37,4 +37,5 @@ mod upstream_tls;
 mod upstreams;
 mod validation;
 mod waf;
+mod waf_crs;
 mod websocket;
