@@ -31,6 +31,8 @@ pub struct LoadedFiles {
     listeners: BTreeMap<String, ListenerFiles>,
     upstreams: BTreeMap<String, UpstreamFiles>,
     redis_ca: Option<Arc<[u8]>>,
+    /// The `ca` of each JWT provider that has one, by provider name.
+    jwt_ca: BTreeMap<String, RootCertStore>,
 }
 
 impl LoadedFiles {
@@ -47,6 +49,11 @@ impl LoadedFiles {
     /// The PEM of `state.redis_ca`, checked to hold certificates.
     pub fn redis_ca(&self) -> Option<&[u8]> {
         self.redis_ca.as_deref()
+    }
+
+    /// The trust anchors of JWT provider `name`'s `ca`.
+    pub(crate) fn jwt_ca(&self, name: &str) -> Option<&RootCertStore> {
+        self.jwt_ca.get(name)
     }
 }
 
@@ -114,14 +121,14 @@ pub fn load_files(loaded: &Loaded, now: SystemTime) -> FileReport {
         reader.report.files.redis_ca = reader.certificates(&path, written).map(|(bytes, _)| bytes);
     }
     for (name, provider) in &doc.auth {
-        // Read by the provider's JWKS client as it starts; checked here so that `validate`
-        // reports it with the rest.
         if let AuthProvider::Jwt(jwt) = provider
             && let Some(written) = jwt.ca.as_deref()
         {
             let path = KeyPath::root().key("auth").key(name).key("ca");
-            if let Some((_, certs)) = reader.certificates(&path, written) {
-                reader.roots(&path, written, certs);
+            if let Some((_, certs)) = reader.certificates(&path, written)
+                && let Some(roots) = reader.roots(&path, written, certs)
+            {
+                reader.report.files.jwt_ca.insert(name.clone(), roots);
             }
         }
     }

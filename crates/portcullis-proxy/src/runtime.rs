@@ -62,7 +62,7 @@ impl Runtime {
         let clock: Arc<dyn Clock> = Arc::new(SystemClock::process());
         let redis_ca = files.redis_ca();
         let rate_limits = RateLimits::new(&snapshot, redis_ca.map(<[u8]>::to_vec), clock.clone())?;
-        let identity = Identity::new(&snapshot)?;
+        let identity = Identity::new(&snapshot, &files)?;
         let cache = ResponseCache::for_snapshot(&snapshot, redis_ca)?;
         let runtime = Self {
             identity,

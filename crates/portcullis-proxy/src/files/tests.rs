@@ -73,6 +73,8 @@ state: { redis: "rediss://127.0.0.1:1", redis_ca: ca.pem }
 upstreams:
   orders: { targets: ["https://127.0.0.1:1"], tls: { ca: ca.pem, client_cert: gw.pem, client_key: gw-key.pem } }
   local: { targets: ["http://127.0.0.1:1"] }
+auth:
+  corp: { type: jwt, issuer: "https://login.example.com/t", ca: ca.pem, audiences: [api], algorithms: [RS256] }
 routes:
   - { name: r, match: { path: /x }, upstream: orders, auth: none }
 "#;
@@ -103,8 +105,16 @@ fn a_good_config_yields_the_material_run_serves() {
     assert!(orders.client.is_some() && !orders.roots.is_empty());
     assert!(files.upstream("local").is_none(), "plain targets need no TLS");
     assert!(files.redis_ca().is_some_and(|pem| pem.starts_with(b"-----BEGIN CERTIFICATE-----")));
+    assert!(files.jwt_ca("corp").is_some_and(|roots| roots.len() == 1));
     let (snapshot, files) = prepare(&load(&dir, GOOD)).unwrap_or_else(fail);
     assert!(crate::runtime::check_build(&snapshot, &files).is_empty(), "nothing left for the build to refuse");
+    assert!(crate::identity::Identity::new(&snapshot, &files).is_ok(), "the JWKS client trusts the loaded ca");
+    let unloaded = crate::identity::Identity::new(&snapshot, &LoadedFiles::default()).err().map(|e| e.to_string());
+    assert_eq!(
+        unloaded.as_deref(),
+        Some("auth provider `corp`: its `ca` was not loaded"),
+        "never read behind the step"
+    );
 }
 
 /// Two bad listener certificates (a missing file, a key of another certificate), a client CA
@@ -176,7 +186,7 @@ fn each_file_is_read_once_per_load_and_hashed_as_read() {
     std::fs::rename(dir.join("www.pem"), dir.join("api.pem")).unwrap_or_else(fail);
     let same_load = portcullis_core::compile(&loaded).unwrap_or_else(fail).hash;
     assert_eq!(same_load, before, "hashed from the load's own reading");
-    assert_eq!(loaded.contents.len(), 7, "ca.pem (named three times), 2×2 listener files, gw.pem and its key");
+    assert_eq!(loaded.contents.len(), 7, "ca.pem (named four times), 2×2 listener files, gw.pem and its key");
     let next_load = portcullis_core::compile(&load(&dir, GOOD)).unwrap_or_else(fail).hash;
     assert_ne!(next_load, before, "a new load reads the new file");
 }
