@@ -23,25 +23,26 @@ impl std::fmt::Display for ReadError {
 
 type Read = Result<Arc<[u8]>, ReadError>;
 
+/// The most a file the config names may hold. Certificates, keys, secrets, WSDLs and API
+/// documents are far smaller; the bound keeps a wrong path (a device, a log) from filling
+/// memory.
+pub const MAX_FILE_BYTES: u64 = 16 * 1024 * 1024;
+
 /// The files read by one load, by absolute path. Cloning shares them (a clone of a
 /// [`crate::Loaded`] is the same load).
 #[derive(Debug, Clone, Default)]
 pub struct Contents(Arc<Mutex<BTreeMap<PathBuf, Read>>>);
 
 impl Contents {
-    /// The bytes of `path`: read from disk the first time, from this load's copy after.
+    /// The bytes of `path`: read from disk the first time (a regular file of at most
+    /// [`MAX_FILE_BYTES`]), from this load's copy after.
     ///
     /// # Errors
     /// The file cannot be read (the same error each time for one load).
     pub fn read(&self, path: &Path) -> Result<Arc<[u8]>, ReadError> {
         // A reader that panicked left no half-written entry: the map is always whole.
         let mut files = self.0.lock().unwrap_or_else(PoisonError::into_inner);
-        files
-            .entry(path.to_path_buf())
-            .or_insert_with(|| {
-                std::fs::read(path).map(Arc::from).map_err(|e| ReadError { kind: e.kind(), message: e.to_string() })
-            })
-            .clone()
+        files.entry(path.to_path_buf()).or_insert_with(|| read_bounded(path)).clone()
     }
 
     /// The text of `path` (UTF-8), as [`Self::read`].
@@ -66,6 +67,24 @@ impl Contents {
     }
 }
 
+/// A regular file of at most [`MAX_FILE_BYTES`], read no further than one byte past that, so a
+/// path to a pipe, a device or a huge file neither hangs nor fills memory.
+fn read_bounded(path: &Path) -> Read {
+    use std::io::Read as _;
+    let failed = |e: io::Error| ReadError { kind: e.kind(), message: e.to_string() };
+    let file = std::fs::File::open(path).map_err(failed)?;
+    if !file.metadata().is_ok_and(|m| m.is_file()) {
+        return Err(ReadError { kind: io::ErrorKind::InvalidInput, message: "not a regular file".to_owned() });
+    }
+    let mut bytes = Vec::new();
+    file.take(MAX_FILE_BYTES + 1).read_to_end(&mut bytes).map_err(failed)?;
+    if bytes.len() as u64 > MAX_FILE_BYTES {
+        let message = format!("larger than the {MAX_FILE_BYTES} bytes a file the config names may hold");
+        return Err(ReadError { kind: io::ErrorKind::FileTooLarge, message });
+    }
+    Ok(Arc::from(bytes))
+}
+
 #[cfg(test)]
 mod tests {
     use super::Contents;
@@ -87,6 +106,8 @@ mod tests {
         std::fs::write(&file, [0xff, 0xfe]).expect("rewrite");
         assert!(Contents::default().read_text(&file).is_err(), "not UTF-8");
         assert_eq!(contents.len(), 2);
+        let folder = contents.read(&dir).expect_err("a folder");
+        assert_eq!(folder.message, "not a regular file");
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

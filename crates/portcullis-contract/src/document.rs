@@ -65,11 +65,17 @@ pub struct Compiled {
 impl OpenApiDoc {
     /// Reads and parses `file`; checks it is OpenAPI 3.0 or 3.1.
     pub fn load(file: &Path) -> Result<Self, Diagnostics> {
-        let one = |message: String| {
+        let text = std::fs::read_to_string(file).map_err(|e| {
+            let message = format!("cannot read the OpenAPI document: {e}");
             Diagnostics(vec![Diagnostic { file: file.to_path_buf(), path: KeyPath::root(), location: None, message }])
-        };
-        let text = std::fs::read_to_string(file).map_err(|e| one(format!("cannot read the OpenAPI document: {e}")))?;
-        let (mut value, locations) = portcullis_config::parse_document(&text, file)?;
+        })?;
+        Self::from_text(&text, file)
+    }
+
+    /// Parses `text`, the content of `file` already read (the config's load reads each file
+    /// once); checks it is OpenAPI 3.0 or 3.1. Documents it references are read from disk.
+    pub fn from_text(text: &str, file: &Path) -> Result<Self, Diagnostics> {
+        let (mut value, locations) = portcullis_config::parse_document(text, file)?;
         let version = value.get("openapi").and_then(Value::as_str).unwrap_or_default().to_owned();
         if !version.starts_with("3.0.") && !version.starts_with("3.1.") {
             let at = KeyPath::root().key("openapi");

@@ -7,8 +7,8 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use portcullis_config::KeyPath;
 use portcullis_config::surface::{Route, RouteValidate};
+use portcullis_config::{Diagnostic, Diagnostics, KeyPath};
 use portcullis_contract::import::{Imported, import};
 use portcullis_contract::{Contract, OpenApiDoc, schema_contract};
 
@@ -54,7 +54,17 @@ fn document(c: &mut Compiler<'_>, at: &KeyPath, file: &str) -> Option<Arc<OpenAp
     if let Some(known) = c.documents.0.get(&path) {
         return known.clone();
     }
-    let doc = match OpenApiDoc::load(&path) {
+    // The load's one reading of the file, which the config hash covers too.
+    let parsed = match c.loaded.contents.read_text(&path) {
+        Ok(text) => OpenApiDoc::from_text(&text, &path),
+        Err(e) => Err(Diagnostics(vec![Diagnostic {
+            file: path.clone(),
+            path: KeyPath::root(),
+            location: None,
+            message: format!("cannot read the OpenAPI document: {e}"),
+        }])),
+    };
+    let doc = match parsed {
         Ok(doc) => Some(Arc::new(doc)),
         Err(errors) => {
             c.error(at, format!("`{file}` is not a usable OpenAPI document"));
