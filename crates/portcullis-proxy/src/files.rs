@@ -292,19 +292,20 @@ impl Reader<'_> {
             return None;
         }
         let path = path.key("tls");
+        // Both halves are checked whatever the other gives: every error, not the first.
         let roots = match tls.and_then(|t| t.ca.as_deref()) {
-            Some(written) => {
-                let (_, certs) = self.certificates(&path.key("ca"), written)?;
-                Arc::new(self.roots(&path.key("ca"), written, certs)?)
-            }
-            None => self.system_roots(&path)?,
+            Some(written) => self
+                .certificates(&path.key("ca"), written)
+                .and_then(|(_, certs)| self.roots(&path.key("ca"), written, certs))
+                .map(Arc::new),
+            None => self.system_roots(&path),
         };
         // One of `client_cert` and `client_key` without the other is the compile step's error.
         let client = match tls.and_then(|t| t.client_cert.as_deref().zip(t.client_key.as_deref())) {
-            Some((cert, key)) => Some(self.client_identity(&path, cert, key)?),
-            None => None,
+            Some((cert, key)) => self.client_identity(&path, cert, key).map(Some),
+            None => Some(None),
         };
-        Some(UpstreamFiles { roots, client })
+        Some(UpstreamFiles { roots: roots?, client: client? })
     }
 
     fn client_identity(

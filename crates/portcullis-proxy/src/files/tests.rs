@@ -118,8 +118,8 @@ fn a_good_config_yields_the_material_run_serves() {
 }
 
 /// Two bad listener certificates (a missing file, a key of another certificate), a client CA
-/// that is not PEM and an upstream client key that is no key: four errors from one call, each
-/// at the line of the key naming the file.
+/// that is not PEM, and an upstream whose CA is not PEM and whose client key is no key: five
+/// errors from one call, each at the line of the key naming the file.
 #[test]
 fn every_bad_file_is_reported_at_the_key_that_names_it() {
     let dir = good_dir("bad");
@@ -137,7 +137,7 @@ listeners:
 upstreams:
   orders:
     targets: ["https://127.0.0.1:1"]
-    tls: { ca: ca.pem, client_cert: gw.pem, client_key: secret.pem }
+    tls: { ca: garbage.pem, client_cert: gw.pem, client_key: secret.pem }
 "#;
     let report = load_files(&load(&dir, text), early());
     let found: Vec<(String, usize, &str)> = report
@@ -145,15 +145,16 @@ upstreams:
         .iter()
         .map(|d| (d.path.to_string(), d.location.map_or(0, |l| l.line), d.message.as_str()))
         .collect();
-    assert_eq!(found.len(), 4, "{found:#?}");
+    assert_eq!(found.len(), 5, "{found:#?}");
     assert_eq!((found[0].0.as_str(), found[0].1), ("listeners[0].tls.certificates[0].cert", 7));
     assert!(found[0].2.starts_with("cannot read `gone.pem`"), "{}", found[0].2);
     assert_eq!((found[1].0.as_str(), found[1].1), ("listeners[0].tls.certificates[1].key", 8));
     assert!(found[1].2.contains("`api-key.pem` is not a usable key for `www.pem`"), "{}", found[1].2);
     assert_eq!((found[2].0.as_str(), found[2].1), ("listeners[0].tls.client_ca", 9));
     assert!(found[2].2.contains("holds no PEM certificate"), "{}", found[2].2);
-    assert_eq!((found[3].0.as_str(), found[3].1), ("upstreams.orders.tls.client_key", 13));
-    assert!(found[3].2.contains("holds no PEM private key"), "{}", found[3].2);
+    assert_eq!((found[3].0.as_str(), found[3].1), ("upstreams.orders.tls.ca", 13));
+    assert_eq!((found[4].0.as_str(), found[4].1), ("upstreams.orders.tls.client_key", 13));
+    assert!(found[4].2.contains("holds no PEM private key"), "{}", found[4].2);
     assert!(found.iter().all(|(_, _, m)| !m.contains("SECRET")), "a key file's content is never quoted");
     assert!(report.into_result().is_err());
 }
