@@ -317,10 +317,17 @@ impl Build<'_> {
 
 /// The contract of a JSON Schema for the body: a JSON body is required and must match.
 pub fn schema_contract(file: &Path) -> Result<Compiled, String> {
+    let text = std::fs::read_to_string(file).map_err(|e| format!("cannot read `{}`: {e}", file.display()))?;
+    schema_contract_text(&text, file)
+}
+
+/// [`schema_contract`] of `text`, the content of `file` already read (the config's load reads
+/// each file once). Documents it references are read from disk.
+pub fn schema_contract_text(text: &str, file: &Path) -> Result<Compiled, String> {
     let absolute = std::path::absolute(file).unwrap_or_else(|_| file.to_path_buf());
     let files = Arc::new(LocalFiles::default());
     let uri = schema::file_uri(&absolute);
-    let schema_value = files.document(&uri)?;
+    let schema_value = files.insert_text(&uri, text, file)?;
     let compiled = schema::compile(&files, &uri, &[])?;
     let warnings = compiled
         .warnings

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use portcullis_config::surface::{Route, RouteValidate};
 use portcullis_config::{Diagnostic, Diagnostics, KeyPath};
 use portcullis_contract::import::{Imported, import};
-use portcullis_contract::{Contract, OpenApiDoc, schema_contract};
+use portcullis_contract::{Contract, OpenApiDoc, schema_contract_text};
 
 use super::{Compiler, at};
 
@@ -23,7 +23,7 @@ pub(super) fn route_contract(c: &mut Compiler<'_>, path: &KeyPath, r: &Route) ->
     let validate = r.validate.as_ref()?;
     let at = path.key("validate");
     let compiled = match validate {
-        RouteValidate::Schema(s) => match schema_contract(&c.loaded.resolve_path(&s.schema)) {
+        RouteValidate::Schema(s) => match schema(c, &c.loaded.resolve_path(&s.schema)) {
             Ok(compiled) => compiled,
             Err(e) => {
                 c.error(&at.key("schema"), format!("the schema does not compile: {e}"));
@@ -47,6 +47,13 @@ pub(super) fn route_contract(c: &mut Compiler<'_>, path: &KeyPath, r: &Route) ->
     };
     c.warnings.extend(compiled.warnings);
     Some(Arc::new(compiled.contract))
+}
+
+/// A route's JSON Schema, from the load's one reading of the file (which the config hash
+/// covers too).
+fn schema(c: &Compiler<'_>, path: &std::path::Path) -> Result<portcullis_contract::Compiled, String> {
+    let text = c.loaded.contents.read_text(path).map_err(|e| format!("cannot read `{}`: {e}", path.display()))?;
+    schema_contract_text(&text, path)
 }
 
 fn document(c: &mut Compiler<'_>, at: &KeyPath, file: &str) -> Option<Arc<OpenApiDoc>> {
