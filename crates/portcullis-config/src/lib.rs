@@ -8,12 +8,14 @@
 //! Semantic checks between sections belong to `portcullis-core`'s compile step, which reuses
 //! [`Locations`] to place its own diagnostics.
 
+mod contents;
 mod diagnostic;
 mod load;
 pub mod redact;
 pub mod surface;
 pub mod values;
 
+pub use contents::{Contents, MAX_FILE_BYTES, ReadError};
 pub use diagnostic::{Diagnostic, Diagnostics, KeyPath, Location, Locations, nearest, unknown_name};
 pub use load::{
     Broken, Checked, Env, Loaded, ProcessEnv, Source, check, json_schema, load, load_file, load_parts, load_str,

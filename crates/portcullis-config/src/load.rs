@@ -22,7 +22,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize as _;
 use serde_json::Value;
 
-use crate::{Diagnostic, Diagnostics, Document, KeyPath, Locations};
+use crate::{Contents, Diagnostic, Diagnostics, Document, KeyPath, Locations};
 
 /// A YAML or JSON file other than the config (an OpenAPI document): its value tree and where
 /// each node was written, or one diagnostic placed at its syntax error. `.json` files are
@@ -95,6 +95,10 @@ pub struct Loaded {
     /// JSON pointers of the values that came through a `${env:…}` / `${file:…}` reference
     /// (shown redacted, see [`crate::redact`]).
     pub referenced: std::collections::HashSet<String>,
+    /// This load's one reading of every file the config names: `${file:…}` references here,
+    /// certificates, keys and CAs by whoever reads them next (the config hash, the TLS
+    /// material), so each is read once per load.
+    pub contents: Contents,
 }
 
 /// Entries of a partial document left out because their shape is wrong: they are defined, so a
@@ -190,7 +194,8 @@ fn load_with(
     env: &dyn Env,
     parts: Option<&[&str]>,
 ) -> Result<Loaded, Diagnostics> {
-    let Validated { diagnostics, value, locations, base_dir, files, referenced } = validate(source, stage, env, parts)?;
+    let Validated { diagnostics, value, locations, base_dir, files, referenced, contents } =
+        validate(source, stage, env, parts)?;
     if !diagnostics.is_empty() {
         return Err(diagnostics);
     }
@@ -204,6 +209,7 @@ fn load_with(
         files,
         broken: Broken::default(),
         referenced,
+        contents,
     })
 }
 
@@ -214,7 +220,7 @@ fn load_with(
 /// deserializes, it is [`Checked::loaded`]. Pure: reads the file and what it references,
 /// starts nothing.
 pub fn check(source: Source<'_>, stage: Option<&str>, env: &dyn Env) -> Checked {
-    let Validated { diagnostics, mut value, locations, base_dir, files, referenced } =
+    let Validated { diagnostics, mut value, locations, base_dir, files, referenced, contents } =
         match validate(source, stage, env, None) {
             Ok(validated) => validated,
             Err(diagnostics) => return Checked { diagnostics, ..Checked::default() },
@@ -228,6 +234,7 @@ pub fn check(source: Source<'_>, stage: Option<&str>, env: &dyn Env) -> Checked 
         files: files.clone(),
         broken,
         referenced: referenced.clone(),
+        contents: contents.clone(),
     };
     if diagnostics.is_empty() {
         return match deserialize(&value, &locations) {
@@ -316,6 +323,7 @@ struct Validated {
     base_dir: PathBuf,
     files: Vec<PathBuf>,
     referenced: std::collections::HashSet<String>,
+    contents: Contents,
 }
 
 /// Reads, parses, applies the stage, resolves references and checks the schema: every problem
@@ -345,7 +353,8 @@ fn validate(
     if let Some(parts) = parts {
         keep_only(&mut value, parts);
     }
-    let resolved = interpolate::resolve(&mut value, &locations, &input.base_dir, env);
+    let contents = Contents::default();
+    let resolved = interpolate::resolve(&mut value, &locations, &input.base_dir, env, &contents);
     diagnostics.0.extend(resolved.diagnostics);
     // A node whose reference failed still holds the reference text; the schema would only
     // complain about that again.
@@ -360,6 +369,7 @@ fn validate(
         base_dir: input.base_dir,
         files: resolved.files,
         referenced: resolved.hidden,
+        contents,
     })
 }
 

@@ -65,11 +65,17 @@ pub struct Compiled {
 impl OpenApiDoc {
     /// Reads and parses `file`; checks it is OpenAPI 3.0 or 3.1.
     pub fn load(file: &Path) -> Result<Self, Diagnostics> {
-        let one = |message: String| {
+        let text = std::fs::read_to_string(file).map_err(|e| {
+            let message = format!("cannot read the OpenAPI document: {e}");
             Diagnostics(vec![Diagnostic { file: file.to_path_buf(), path: KeyPath::root(), location: None, message }])
-        };
-        let text = std::fs::read_to_string(file).map_err(|e| one(format!("cannot read the OpenAPI document: {e}")))?;
-        let (mut value, locations) = portcullis_config::parse_document(&text, file)?;
+        })?;
+        Self::from_text(&text, file)
+    }
+
+    /// Parses `text`, the content of `file` already read (the config's load reads each file
+    /// once); checks it is OpenAPI 3.0 or 3.1. Documents it references are read from disk.
+    pub fn from_text(text: &str, file: &Path) -> Result<Self, Diagnostics> {
+        let (mut value, locations) = portcullis_config::parse_document(text, file)?;
         let version = value.get("openapi").and_then(Value::as_str).unwrap_or_default().to_owned();
         if !version.starts_with("3.0.") && !version.starts_with("3.1.") {
             let at = KeyPath::root().key("openapi");
@@ -311,10 +317,17 @@ impl Build<'_> {
 
 /// The contract of a JSON Schema for the body: a JSON body is required and must match.
 pub fn schema_contract(file: &Path) -> Result<Compiled, String> {
+    let text = std::fs::read_to_string(file).map_err(|e| format!("cannot read `{}`: {e}", file.display()))?;
+    schema_contract_text(&text, file)
+}
+
+/// [`schema_contract`] of `text`, the content of `file` already read (the config's load reads
+/// each file once). Documents it references are read from disk.
+pub fn schema_contract_text(text: &str, file: &Path) -> Result<Compiled, String> {
     let absolute = std::path::absolute(file).unwrap_or_else(|_| file.to_path_buf());
     let files = Arc::new(LocalFiles::default());
     let uri = schema::file_uri(&absolute);
-    let schema_value = files.document(&uri)?;
+    let schema_value = files.insert_text(&uri, text, file)?;
     let compiled = schema::compile(&files, &uri, &[])?;
     let warnings = compiled
         .warnings

@@ -20,5 +20,5 @@ mod schema;
 mod tests;
 
 pub use contract::{Contract, MAX_VIOLATIONS, Request, Violation};
-pub use document::{Compiled, METHODS, OpenApiDoc, OperationRef, schema_contract};
+pub use document::{Compiled, METHODS, OpenApiDoc, OperationRef, schema_contract, schema_contract_text};
 pub use params::In;

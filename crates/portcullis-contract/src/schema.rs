@@ -42,12 +42,18 @@ impl LocalFiles {
         }
         let path = file_path(base)?;
         let text = std::fs::read_to_string(&path).map_err(|e| format!("cannot read `{}`: {e}", path.display()))?;
-        let (mut value, _) = portcullis_config::parse_document(&text, &path).map_err(|d| d.to_string())?;
+        self.insert_text(base, &text, &path)
+    }
+
+    /// `text`, the content of `path` (whose URI is `uri`) already read: parsed, converted and
+    /// kept as that document.
+    pub(crate) fn insert_text(&self, uri: &str, text: &str, path: &std::path::Path) -> Result<Value, String> {
+        let (mut value, _) = portcullis_config::parse_document(text, path).map_err(|d| d.to_string())?;
         dialect::convert_document(&mut value);
         if value.get("openapi").is_none() {
             dialect::convert_schema(&mut value);
         }
-        self.insert(base.to_owned(), value.clone());
+        self.insert(uri.to_owned(), value.clone());
         Ok(value)
     }
 }

@@ -119,7 +119,7 @@ pub fn compile(loaded: &Loaded) -> Result<Snapshot, Diagnostics> {
         watch.dedup();
     }
     Ok(Snapshot {
-        hash: config_hash(&loaded.value, &watch),
+        hash: config_hash(&loaded.value, &watch, &loaded.contents),
         shown: portcullis_config::redact::redact(&loaded.value, &loaded.referenced),
         loaded_at: SystemTime::now(),
         stage: loaded.stage.clone(),
@@ -358,18 +358,20 @@ pub(crate) fn parse_net(text: &str) -> Option<IpNet> {
 
 /// The config's identity (`/ready`'s `config_hash`, `GET /config`'s `hash`, a reload's
 /// answer): the merged document and the content of every file it names (certificates, keys,
-/// CAs, WSDLs, `${file:}` references), so a certificate-only change is a new hash. A file that
-/// cannot be read hashes as its error kind (the load that needs it fails anyway).
-fn config_hash(document: &serde_json::Value, files: &[PathBuf]) -> String {
+/// CAs, WSDLs, `${file:}` references), so a certificate-only change is a new hash. The bytes are
+/// the load's own reading ([`portcullis_config::Contents`]), the same the TLS material is built
+/// from. A file that cannot be read hashes as its error kind (the load that needs it fails
+/// anyway).
+fn config_hash(document: &serde_json::Value, files: &[PathBuf], contents: &portcullis_config::Contents) -> String {
     let mut h = Fnv::default();
     h.write(document.to_string().as_bytes());
     for file in files {
         h.write(b"\0");
         h.write(file.as_os_str().as_encoded_bytes());
         h.write(b"\0");
-        match std::fs::read(file) {
+        match contents.read(file) {
             Ok(bytes) => h.write(&bytes),
-            Err(e) => h.write(format!("<{:?}>", e.kind()).as_bytes()),
+            Err(e) => h.write(format!("<{:?}>", e.kind).as_bytes()),
         }
     }
     format!("{:016x}", h.0)

@@ -77,14 +77,15 @@ impl ResponseCache {
         Self { store: Store::Memory(store) }
     }
 
-    /// In Redis with `state.redis` (connecting lazily: Redis may be down at start), else in
-    /// memory. Must be called inside a Tokio runtime.
+    /// In Redis with `state.redis` (connecting lazily: Redis may be down at start), trusting
+    /// `redis_ca` (the PEM of `state.redis_ca`), else in memory. Must be called inside a
+    /// Tokio runtime.
     ///
     /// # Errors
     /// A Redis URL that does not parse.
-    pub fn for_snapshot(snapshot: &Snapshot) -> std::io::Result<Self> {
+    pub fn for_snapshot(snapshot: &Snapshot, redis_ca: Option<&[u8]>) -> std::io::Result<Self> {
         let Some(url) = snapshot.state.redis.as_deref() else { return Ok(Self::default()) };
-        let store = RedisStore::new(url, crate::rate_limit::redis_ca(snapshot)?)
+        let store = RedisStore::new(url, redis_ca.map(<[u8]>::to_vec))
             .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, format!("state.redis: {e}")))?;
         Ok(Self { store: Store::Redis(Arc::new(store)) })
     }

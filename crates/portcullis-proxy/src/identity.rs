@@ -47,16 +47,23 @@ pub struct Identity {
 }
 
 impl Identity {
-    /// Makes a provider for each `type: jwt` entry (reading its `ca` file: a bad one fails
-    /// the load). Nothing is fetched until [`Identity::start`].
-    pub fn new(snapshot: &Snapshot) -> std::io::Result<Self> {
+    /// Makes a provider for each `type: jwt` entry, trusting the `ca` bundle `files` holds for
+    /// it. Nothing is fetched until [`Identity::start`].
+    pub fn new(snapshot: &Snapshot, files: &crate::files::LoadedFiles) -> std::io::Result<Self> {
         let events = Arc::new(RefreshCounter::default());
         let mut jwt = Vec::with_capacity(snapshot.providers.len());
         for provider in &snapshot.providers {
             jwt.push(match &provider.kind {
                 ProviderKind::Jwt(spec) => {
-                    let source = HttpJwksSource::new(&spec.settings)
-                        .map_err(|e| std::io::Error::other(format!("auth provider `{}`: {e}", provider.name)))?;
+                    let named = |e: &dyn std::fmt::Display| {
+                        std::io::Error::other(format!("auth provider `{}`: {e}", provider.name))
+                    };
+                    let roots = match (&spec.settings.ca, files.jwt_ca(&provider.name)) {
+                        (Some(_), None) => return Err(named(&"its `ca` was not loaded")),
+                        (Some(_), Some(roots)) => Some(roots.clone()),
+                        (None, _) => None,
+                    };
+                    let source = HttpJwksSource::with_roots(&spec.settings, roots).map_err(|e| named(&e))?;
                     Some(JwtProvider::new(spec.settings.clone(), Arc::new(source), events.clone()))
                 }
                 _ => None,

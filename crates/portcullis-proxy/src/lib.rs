@@ -15,6 +15,7 @@ pub mod body;
 pub mod cache;
 mod conn_io;
 pub mod database;
+pub mod files;
 pub mod identity;
 pub mod rate_limit;
 pub mod reload;
@@ -26,5 +27,6 @@ pub mod tls;
 mod tunnel;
 pub mod upstream;
 
+pub use files::{FileReport, LoadedFiles, load_files, prepare};
 pub use runtime::Runtime;
 pub use server::{Gateway, GatewayHandle};

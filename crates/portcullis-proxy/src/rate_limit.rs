@@ -1,33 +1,16 @@
-//! Reading `state.redis_ca` and checking `state.redis` as a (re)load would, for the rate
-//! limits and the response cache (the decisions themselves are `portcullis_core::limits`).
+//! Checking `state.redis` as a (re)load would, for the rate limits and the response cache
+//! (the decisions themselves are `portcullis_core::limits`; `state.redis_ca` is read with the
+//! other TLS files by [`crate::files::load_files`]).
 
 use portcullis_core::snapshot::Snapshot;
 
-/// The PEM of `state.redis_ca`, read as every (re)load reads it: one or more certificates.
-pub fn redis_ca(snapshot: &Snapshot) -> std::io::Result<Option<Vec<u8>>> {
-    use rustls_pki_types::CertificateDer;
-    use rustls_pki_types::pem::PemObject;
-    let Some(path) = &snapshot.state.redis_ca else { return Ok(None) };
-    let fail =
-        |kind, e: &dyn std::fmt::Display| std::io::Error::new(kind, format!("state.redis_ca: {}: {e}", path.display()));
-    let pem = std::fs::read(path).map_err(|e| fail(e.kind(), &e))?;
-    let certs: Result<Vec<_>, _> = CertificateDer::pem_slice_iter(&pem).collect();
-    match certs {
-        Ok(certs) if !certs.is_empty() => Ok(Some(pem)),
-        Ok(_) => Err(fail(std::io::ErrorKind::InvalidData, &"holds no PEM certificate")),
-        Err(e) => Err(fail(std::io::ErrorKind::InvalidData, &e)),
-    }
-}
+use crate::files::LoadedFiles;
 
-/// Builds the Redis client `state` describes without connecting: `validate` uses it to check
-/// the URL and the CA as a (re)load would.
-pub fn check_redis(snapshot: &Snapshot) -> Option<String> {
+/// Builds the Redis client `state` describes without connecting, trusting the `redis_ca`
+/// that `files` holds: `validate` uses it to check the URL as a (re)load would.
+pub fn check_redis(snapshot: &Snapshot, files: &LoadedFiles) -> Option<String> {
     let url = snapshot.state.redis.as_deref()?;
-    let ca = match redis_ca(snapshot) {
-        Ok(ca) => ca,
-        Err(e) => return Some(e.to_string()),
-    };
-    portcullis_state::client(url, ca.as_deref()).err().map(|e| format!("state.redis: {e}"))
+    portcullis_state::client(url, files.redis_ca()).err().map(|e| format!("state.redis: {e}"))
 }
 
 #[cfg(test)]
@@ -48,21 +31,10 @@ mod tests {
     }
 
     #[test]
-    fn validate_reads_the_redis_ca_as_a_load_would() {
-        let dir = std::env::temp_dir().join(format!("pcl-redis-ca-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).expect("dir");
-        let not_pem = dir.join("not.pem");
-        std::fs::write(&not_pem, "not a certificate\n").expect("write");
-        let with = |ca: &std::path::Path| {
-            snapshot(&format!("state: {{ redis: \"rediss://127.0.0.1:1\", redis_ca: \"{}\" }}", ca.display()))
-        };
-        let missing = check_redis(&with(&dir.join("missing.pem"))).expect("a missing file is an error");
-        assert!(missing.starts_with("state.redis_ca: ") && missing.contains("missing.pem"), "{missing}");
-        let empty = check_redis(&with(&not_pem)).expect("a file without certificates is an error");
-        assert!(empty.contains("no PEM certificate"), "{empty}");
-        assert_eq!(check_redis(&snapshot("state: { redis: \"rediss://127.0.0.1:1\" }")), None);
-        assert_eq!(check_redis(&snapshot("")), None);
-        let _ = std::fs::remove_dir_all(&dir);
+    fn validate_builds_the_redis_client_with_the_loaded_ca() {
+        let files = crate::files::LoadedFiles::default();
+        assert_eq!(check_redis(&snapshot("state: { redis: \"rediss://127.0.0.1:1\" }"), &files), None);
+        assert_eq!(check_redis(&snapshot(""), &files), None);
     }
 
     // A runtime: the Redis engine starts its connection task (it connects lazily).

@@ -1,7 +1,7 @@
 //! Config reload (SPEC §4): on SIGHUP, an admin request, or a change to the config file or
 //! any file it names (certificates, keys, CAs, `${file:}` references). The new config is
-//! loaded, compiled and built into a complete [`Runtime`] — certificate files read, pools
-//! made — before one atomic swap. On any error the old config keeps serving, and the error
+//! loaded, compiled, its files read ([`crate::files::prepare`], the step `validate` shares) and
+//! built into a complete [`Runtime`] — acceptors and pools made — before one atomic swap. On any error the old config keeps serving, and the error
 //! is logged, audited and counted.
 
 use std::hash::{Hash, Hasher};
@@ -101,13 +101,15 @@ impl Reloader {
 
     async fn try_reload(&self) -> Result<String, Vec<String>> {
         let (path, stage) = (self.path.clone(), self.stage.clone());
-        let compiled = tokio::task::spawn_blocking(move || {
+        // Compile and files in one step, as `run` and `validate` have them: every error of
+        // both, and each file read once.
+        let prepared = tokio::task::spawn_blocking(move || {
             let loaded = portcullis_config::load_file(&path, stage.as_deref())?;
-            portcullis_core::compile(&loaded)
+            crate::files::prepare(&loaded)
         })
         .await
         .map_err(|e| vec![format!("the reload task failed: {e}")])?;
-        let snapshot = compiled.map_err(|d| d.iter().map(ToString::to_string).collect::<Vec<_>>())?;
+        let (snapshot, files) = prepared.map_err(|d| d.iter().map(ToString::to_string).collect::<Vec<_>>())?;
         for warning in &snapshot.warnings {
             tracing::warn!("{warning}");
         }
@@ -119,7 +121,7 @@ impl Reloader {
         if opened.is_some_and(|url| url != snapshot.state.database) {
             tracing::warn!("the database is opened at start: a changed `state.database` applies at restart");
         }
-        let runtime = Runtime::new(snapshot).map_err(|e| vec![e.to_string()])?;
+        let runtime = Runtime::new(snapshot, files).map_err(|e| vec![e.to_string()])?;
         self.handle.apply(runtime).map_err(|e| vec![e.to_string()])?;
         Ok(hash)
     }

@@ -4,9 +4,11 @@
 
 use std::sync::Arc;
 
+use portcullis_config::KeyPath;
 use portcullis_core::Snapshot;
 
 use crate::cache::ResponseCache;
+use crate::files::LoadedFiles;
 use crate::identity::Identity;
 use crate::tls::{self, CertificateInfo, ListenerTls};
 use crate::upstream::{UpstreamRuntime, spawn_active_checks};
@@ -41,24 +43,16 @@ pub struct Runtime {
 }
 
 impl Runtime {
-    /// Builds pools (reading upstream certificate files: a bad one fails the whole load) and
-    /// starts health checks (needs a Tokio runtime).
-    pub fn new(snapshot: Snapshot) -> std::io::Result<Self> {
-        let tls = snapshot
-            .listeners
-            .iter()
-            .map(|l| match &l.tls {
-                Some(spec) => tls::build(spec, l.http2)
-                    .map(|t| Some(Arc::new(t)))
-                    .map_err(|e| std::io::Error::new(e.kind(), format!("listener `{}`: {e}", l.name))),
-                None => Ok(None),
-            })
-            .collect::<std::io::Result<Vec<_>>>()?;
+    /// Builds the listeners' acceptors and the pools from `files` (read and checked for this
+    /// config by [`crate::files::load_files`]: nothing is read from disk again here) and starts
+    /// health checks (needs a Tokio runtime).
+    pub fn new(snapshot: Snapshot, files: LoadedFiles) -> std::io::Result<Self> {
+        let tls = listener_tls(&snapshot, &files)?;
         let access_log = AccessLog::start(&snapshot.access_log)?;
         let upstreams = snapshot
             .upstreams
             .iter()
-            .map(|spec| UpstreamRuntime::new(spec).map(Arc::new))
+            .map(|spec| UpstreamRuntime::new(spec, &files).map(Arc::new))
             .collect::<std::io::Result<Vec<_>>>()?;
         for upstream in &upstreams {
             spawn_active_checks(upstream);
@@ -66,9 +60,10 @@ impl Runtime {
         // One clock origin for the whole process: a reload's limits adopt the old buckets,
         // whose times were read from it.
         let clock: Arc<dyn Clock> = Arc::new(SystemClock::process());
-        let rate_limits = RateLimits::new(&snapshot, crate::rate_limit::redis_ca(&snapshot)?, clock.clone())?;
-        let identity = Identity::new(&snapshot)?;
-        let cache = ResponseCache::for_snapshot(&snapshot)?;
+        let redis_ca = files.redis_ca();
+        let rate_limits = RateLimits::new(&snapshot, redis_ca.map(<[u8]>::to_vec), clock.clone())?;
+        let identity = Identity::new(&snapshot, &files)?;
+        let cache = ResponseCache::for_snapshot(&snapshot, redis_ca)?;
         let runtime = Self {
             identity,
             snapshot: Arc::new(snapshot),
@@ -140,26 +135,50 @@ impl portcullis_telemetry::metrics::ConfigGauges for Runtime {
     }
 }
 
-/// Reads every certificate and key the snapshot names, as a (re)load would, without serving:
-/// one message per listener or upstream that would fail. `validate` checks all `run` checks.
-pub fn check_files(snapshot: &Snapshot) -> Vec<String> {
-    let listeners = snapshot.listeners.iter().flat_map(|l| {
-        let Some(spec) = l.tls.as_ref() else { return Vec::new() };
-        // Every file that cannot be opened, not just the first; the rest is checked once all open.
-        let files = spec.certificates.iter().flat_map(|(cert, key)| [cert, key]).chain(spec.client_ca.as_ref());
-        let unreadable: Vec<String> = files
-            .filter_map(|f| {
-                std::fs::File::open(f).err().map(|e| format!("listener `{}`: {}: {e}", l.name, f.display()))
-            })
-            .collect();
-        if !unreadable.is_empty() {
-            return unreadable;
+/// Per listener, in `snapshot.listeners` order: its TLS acceptor, `None` for plain HTTP.
+fn listener_tls(snapshot: &Snapshot, files: &LoadedFiles) -> std::io::Result<Vec<Option<Arc<ListenerTls>>>> {
+    let build = |l: &portcullis_core::snapshot::ListenerSpec| {
+        let Some(spec) = &l.tls else { return Ok(None) };
+        let named = |e: std::io::Error| std::io::Error::new(e.kind(), format!("listener `{}`: {e}", l.name));
+        let files =
+            files.listener(&l.name).ok_or_else(|| named(std::io::Error::other("its TLS files were not loaded")))?;
+        tls::build(spec, files, l.http2).map(|t| Some(Arc::new(t))).map_err(named)
+    };
+    snapshot.listeners.iter().map(build).collect()
+}
+
+/// What [`Runtime::new`] would refuse beyond the files themselves (a target host that is no
+/// TLS server name, a Redis URL the client refuses), each with the key path it belongs to.
+/// Builds acceptors and pools from `files` (complete: [`crate::files::FileReport`] without
+/// errors) without starting anything: `validate` checks all `run` checks.
+pub fn check_build(snapshot: &Snapshot, files: &LoadedFiles) -> Vec<(KeyPath, String)> {
+    let mut problems = Vec::new();
+    for (i, l) in snapshot.listeners.iter().enumerate() {
+        if let (Some(spec), Some(material)) = (&l.tls, files.listener(&l.name))
+            && let Err(e) = tls::build(spec, material, l.http2)
+        {
+            problems.push((KeyPath::root().key("listeners").index(i).key("tls"), e.to_string()));
         }
-        tls::build(spec, l.http2).err().map(|e| format!("listener `{}`: {e}", l.name)).into_iter().collect()
-    });
-    listeners
-        .chain(crate::upstream::check_files(snapshot))
-        .chain(crate::rate_limit::check_redis(snapshot))
-        .chain(portcullis_store::check_tls_files(&snapshot.state.database))
+    }
+    for spec in &snapshot.upstreams {
+        if let Err(e) = UpstreamRuntime::new(spec, files) {
+            problems.push((KeyPath::root().key("upstreams").key(&spec.name), e.to_string()));
+        }
+    }
+    if let Some(e) = crate::rate_limit::check_redis(snapshot, files) {
+        let e = e.strip_prefix("state.redis: ").map_or_else(|| e.clone(), str::to_owned);
+        problems.push((KeyPath::root().key("state").key("redis"), e));
+    }
+    problems
+}
+
+/// The database's TLS files (`sslrootcert`, `sslcert`, `sslkey` of a `postgres://` URL), read
+/// as a connection would, at `state.database`. Not part of [`LoadedFiles`]: the driver reads
+/// them at each new connection, so a rotated file needs no reload.
+pub fn check_database_files(snapshot: &Snapshot) -> Vec<(KeyPath, String)> {
+    let at = KeyPath::root().key("state").key("database");
+    let problems = portcullis_store::check_tls_files(&snapshot.state.database).into_iter();
+    problems
+        .map(|e| (at.clone(), e.strip_prefix("state.database: ").map_or_else(|| e.clone(), str::to_owned)))
         .collect()
 }

@@ -2,9 +2,9 @@
 //! alternative names (the first is the default), client certificates (mTLS) verified against
 //! the listener's `client_ca`, and what a handshake established for later stages.
 //!
-//! A [`ListenerTls`] is built with the [`crate::Runtime`] of one config, from files read at
-//! that moment: a certificate rotation is a reload, and new handshakes pick up the runtime
-//! that is current when they start. Session tickets and the session cache survive reloads,
+//! A [`ListenerTls`] is built with the [`crate::Runtime`] of one config, from the files
+//! [`crate::files::load_files`] read for that load: a certificate rotation is a reload, and
+//! new handshakes pick up the runtime that is current when they start. Session tickets and the session cache survive reloads,
 //! so resumption keeps working across a rotation; they are shared only by listeners that
 //! verify clients the same way (see [`Resumption`]).
 
@@ -24,11 +24,12 @@ use rustls::server::{
 };
 use rustls::sign::CertifiedKey;
 use rustls::{RootCertStore, ServerConfig, ServerConnection};
-use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+use rustls_pki_types::CertificateDer;
 use tokio_rustls::TlsAcceptor;
 use x509_parser::extensions::GeneralName;
 use x509_parser::prelude::{FromDer, X509Certificate};
+
+use crate::files::ListenerFiles;
 
 /// Below this much validity left, loading a certificate logs a warning.
 pub const EXPIRY_WARNING: Duration = Duration::from_secs(14 * 24 * 3600);
@@ -75,40 +76,33 @@ impl CertificateInfo {
     }
 }
 
-/// Reads the listener's certificates, keys and client CA, and builds its acceptor.
-/// `h2`: offer ALPN `h2` besides `http/1.1`.
-pub fn build(spec: &ListenerTlsSpec, h2: bool) -> io::Result<ListenerTls> {
+/// Builds the listener's acceptor from its certificates, keys and client CA, read and
+/// checked by [`crate::files::load_files`]. `h2`: offer ALPN `h2` besides `http/1.1`.
+pub(crate) fn build(spec: &ListenerTlsSpec, files: &ListenerFiles, h2: bool) -> io::Result<ListenerTls> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut entries = Vec::with_capacity(spec.certificates.len());
-    let mut certificates = Vec::with_capacity(spec.certificates.len());
-    for (cert_file, key_file) in &spec.certificates {
-        let chain = read_chain(cert_file)?;
-        let key = PrivateKeyDer::from_pem_file(key_file)
-            .map_err(|e| invalid(format!("{}: no usable private key ({e})", key_file.display())))?;
-        let certified = CertifiedKey::from_der(chain, key, &provider).map_err(|e| {
-            invalid(format!("{} / {}: certificate and key do not fit ({e})", cert_file.display(), key_file.display()))
-        })?;
-        let info = describe(certified.cert.first().map_or(&[][..], |c| c.as_ref()), cert_file)?;
+    let mut entries = Vec::with_capacity(files.certificates.len());
+    let mut certificates = Vec::with_capacity(files.certificates.len());
+    for (certified, info) in &files.certificates {
         let names = info.sans.iter().filter_map(|s| s.strip_prefix("DNS:")).map(str::to_ascii_lowercase).collect();
-        entries.push((names, Arc::new(certified)));
-        certificates.push(info);
+        entries.push((names, certified.clone()));
+        certificates.push(info.clone());
     }
-    if entries.is_empty() {
-        return Err(invalid("a TLS listener needs at least one certificate".into()));
+    if entries.is_empty() || entries.len() != spec.certificates.len() {
+        return Err(invalid("a TLS listener needs every certificate it names loaded".into()));
     }
     let versions: &[&'static rustls::SupportedProtocolVersion] =
         if spec.allow_tls12 { &[&rustls::version::TLS13, &rustls::version::TLS12] } else { &[&rustls::version::TLS13] };
     let builder = ServerConfig::builder_with_provider(provider.clone())
         .with_protocol_versions(versions)
         .map_err(|e| invalid(format!("TLS versions: {e}")))?;
-    let (builder, trust) = match &spec.client_ca {
-        Some(ca) => {
-            let roots = read_chain(ca)?;
-            let trust = ClientTrust::Verified { roots: roots_digest(&roots), required: spec.client_cert_required };
-            let verifier = client_verifier(ca, roots, spec.client_cert_required, provider)?;
+    let (builder, trust) = match (&spec.client_ca, &files.client_ca) {
+        (Some(ca), Some(roots)) => {
+            let trust = ClientTrust::Verified { roots: roots_digest(roots), required: spec.client_cert_required };
+            let verifier = client_verifier(ca, roots.clone(), spec.client_cert_required, provider)?;
             (builder.with_client_cert_verifier(verifier), trust)
         }
-        None => (builder.with_no_client_auth(), ClientTrust::Anyone),
+        (Some(ca), None) => return Err(invalid(format!("{}: the client CA was not loaded", ca.display()))),
+        (None, _) => (builder.with_no_client_auth(), ClientTrust::Anyone),
     };
     let mut config = builder.with_cert_resolver(Arc::new(SniResolver { entries }));
     config.alpn_protocols = if h2 { vec![b"h2".to_vec(), b"http/1.1".to_vec()] } else { vec![b"http/1.1".to_vec()] };
@@ -182,22 +176,12 @@ fn client_verifier(
     builder.build().map_err(|e| invalid(format!("{}: {e}", ca.display())))
 }
 
-fn read_chain(file: &Path) -> io::Result<Vec<CertificateDer<'static>>> {
-    let certs = CertificateDer::pem_file_iter(file)
-        .and_then(Iterator::collect::<Result<Vec<_>, _>>)
-        .map_err(|e| invalid(format!("{}: cannot read certificates ({e})", file.display())))?;
-    if certs.is_empty() {
-        return Err(invalid(format!("{}: no PEM certificate in it", file.display())));
-    }
-    Ok(certs)
-}
-
 fn invalid(message: String) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, message)
 }
 
 /// Name, SANs and expiry of a leaf certificate.
-fn describe(der: &[u8], file: &Path) -> io::Result<CertificateInfo> {
+pub(crate) fn describe(der: &[u8], file: &Path) -> io::Result<CertificateInfo> {
     let (_, cert) = X509Certificate::from_der(der)
         .map_err(|e| invalid(format!("{}: not an X.509 certificate ({e})", file.display())))?;
     let sans = subject_alt_names(&cert);

@@ -27,6 +27,7 @@ use portcullis_core::pipeline::ForwardMode;
 use portcullis_core::record::BodyStats;
 
 use crate::body::RequestBody;
+use crate::files::LoadedFiles;
 
 pub(crate) use h1pool::Lease;
 pub use health::spawn_active_checks;
@@ -121,12 +122,12 @@ impl Target {
 }
 
 impl UpstreamRuntime {
-    /// Builds the pools; for TLS targets this reads the certificate files, and a missing or
-    /// invalid one is an error naming it.
-    pub fn new(spec: &UpstreamSpec) -> std::io::Result<Self> {
+    /// Builds the pools (connecting nothing); TLS targets use the material `files` holds for
+    /// this upstream ([`crate::files::load_files`]).
+    pub fn new(spec: &UpstreamSpec, files: &LoadedFiles) -> std::io::Result<Self> {
         let pool = match &spec.kind {
             UpstreamKind::Mock(_) => None,
-            UpstreamKind::Targets(t) => Some(Pool::new(&spec.name, t)?),
+            UpstreamKind::Targets(t) => Some(Pool::new(&spec.name, t, files)?),
         };
         Ok(Self { spec: spec.clone(), pool })
     }
@@ -137,12 +138,6 @@ impl UpstreamRuntime {
             .as_ref()
             .map_or_else(Vec::new, |p| p.targets.iter().map(|t| (t.spec.name.clone(), t.is_healthy())).collect())
     }
-}
-
-/// Reads every upstream's certificate files as a (re)load would, without serving: one
-/// message per upstream that would fail. `validate` uses it to check all that `run` checks.
-pub fn check_files(snapshot: &portcullis_core::Snapshot) -> Vec<String> {
-    snapshot.upstreams.iter().filter_map(|spec| UpstreamRuntime::new(spec).err().map(|e| e.to_string())).collect()
 }
 
 /// What the balancer hashes on.
@@ -170,14 +165,17 @@ impl Pool {
         }
     }
 
-    fn new(name: &str, spec: &TargetsSpec) -> std::io::Result<Self> {
+    fn new(name: &str, spec: &TargetsSpec, files: &LoadedFiles) -> std::io::Result<Self> {
         let mut connector = HttpConnector::new();
         connector.set_connect_timeout(Some(spec.connect_timeout));
         connector.set_nodelay(true);
         connector.set_keepalive(Some(Duration::from_secs(60)));
         // Compile made the targets all TLS or all plain.
         let tls = if spec.targets.iter().any(|t| t.https) {
-            Some(tls::UpstreamTls::new(name, &spec.tls, spec.protocol)?)
+            let files = files
+                .upstream(name)
+                .ok_or_else(|| std::io::Error::other(format!("upstream `{name}`: its TLS files were not loaded")))?;
+            Some(tls::UpstreamTls::new(name, &spec.tls, spec.protocol, files)?)
         } else {
             None
         };

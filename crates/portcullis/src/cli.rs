@@ -12,7 +12,7 @@ use portcullis_admin::Admin;
 use portcullis_config::{Diagnostics, Loaded, ProcessEnv, Source};
 use portcullis_core::Snapshot;
 use portcullis_proxy::reload::{self, Reloader};
-use portcullis_proxy::{Gateway, Runtime};
+use portcullis_proxy::{Gateway, LoadedFiles, Runtime};
 
 #[derive(Parser)]
 #[command(name = "portcullis", version, about = "A secure, self-hosted API gateway")]
@@ -101,10 +101,16 @@ pub(crate) fn build(loaded: Result<Loaded, Diagnostics>) -> Result<Snapshot, Dia
     portcullis_core::compile(&loaded?)
 }
 
+/// Loads and compiles one stage and loads the files it names, reporting every error of both:
+/// what `run` serves. (`explain` and `test` run offline on [`build`]: no certificate needed.)
+pub(crate) fn prepare(loaded: Result<Loaded, Diagnostics>) -> Result<(Snapshot, LoadedFiles), Diagnostics> {
+    portcullis_proxy::prepare(&loaded?)
+}
+
 fn run(args: &ConfigArgs) -> ExitCode {
     let loaded = portcullis_config::load_file(&args.config, args.stage.as_deref());
-    match build(loaded) {
-        Ok(snapshot) => serve(snapshot, Some((args.config.clone(), args.stage.clone())), |_| {}),
+    match prepare(loaded) {
+        Ok(prepared) => serve(prepared, Some((args.config.clone(), args.stage.clone())), |_| {}),
         Err(errors) => {
             eprintln!("{errors}");
             eprintln!("{} error(s); not starting", errors.len());
@@ -117,13 +123,13 @@ fn run(args: &ConfigArgs) -> ExitCode {
 /// (a reload's compile, a WSDL answer being parsed) once the drain is over.
 const EXIT_WAIT: Duration = Duration::from_secs(1);
 
-/// Serves a compiled snapshot on a fresh Tokio runtime until a signal. With the `source` it
+/// Serves a compiled snapshot with its loaded files on a fresh Tokio runtime until a signal. With the `source` it
 /// was loaded from (config file and stage), it also reloads on SIGHUP, on file changes and
 /// through the admin API. `listening` is called once every listener is bound and the signal
 /// handlers are in place, with each listener's name and address (not called when binding
 /// fails).
 pub(crate) fn serve(
-    snapshot: Snapshot,
+    (snapshot, files): (Snapshot, LoadedFiles),
     source: Option<(PathBuf, Option<String>)>,
     listening: impl FnOnce(&[(Arc<str>, SocketAddr)]),
 ) -> ExitCode {
@@ -147,7 +153,7 @@ pub(crate) fn serve(
         }
     };
     let code = runtime.block_on(async move {
-        let gateway = match Runtime::new(snapshot) {
+        let gateway = match Runtime::new(snapshot, files) {
             Ok(rt) => Gateway::bind(rt).await,
             Err(e) => Err(e),
         };
@@ -240,10 +246,7 @@ fn validate(args: &ConfigArgs) -> ExitCode {
         if !found.errors.is_empty() {
             println!("{}", found.errors);
         }
-        for e in &found.file_errors {
-            println!("{e}");
-        }
-        let count = found.errors.len() + found.file_errors.len();
+        let count = found.errors.len();
         if count == 0 {
             println!("{label}: ok ({} routes)", found.routes);
         } else {
@@ -267,24 +270,33 @@ fn validate(args: &ConfigArgs) -> ExitCode {
 struct Found {
     errors: Diagnostics,
     warnings: Vec<portcullis_config::Diagnostic>,
-    /// Certificate and key files that would not load, one message each.
-    file_errors: Vec<String>,
     routes: usize,
 }
 
-/// Everything wrong with one stage, in one run: the load's problems (schema, `${env:}` and
-/// `${file:}` references), the compile step's (references between sections, with the nearest
-/// name for an unknown one) on every part whose shape is right, and every certificate or key
-/// file that `run` would fail to read. Reads files only; starts nothing.
+/// Everything wrong with one stage, in one run, each at its `file:line:col`: the load's
+/// problems (schema, `${env:}` and `${file:}` references), the compile step's (references
+/// between sections, with the nearest name for an unknown one) and every certificate, key or
+/// CA file that `run` would fail to load ([`portcullis_proxy::load_files`], the step `run` and
+/// reloads take), both on every part whose shape is right, whether or not the rest compiles.
+/// Reads files only; starts nothing.
 fn check(path: &Path, stage: Option<&str>) -> Found {
     let checked = portcullis_config::check(Source::File(path), stage, &ProcessEnv);
-    let mut found =
-        Found { errors: checked.diagnostics.clone(), warnings: Vec::new(), file_errors: Vec::new(), routes: 0 };
+    let mut found = Found { errors: checked.diagnostics.clone(), warnings: Vec::new(), routes: 0 };
     if let Some(loaded) = &checked.loaded {
+        let files = portcullis_proxy::load_files(loaded, std::time::SystemTime::now());
+        // Building from material that is partly missing would only say so again.
+        let files_loaded = files.errors.is_empty();
+        found.errors.0.extend(files.errors.0.into_iter().map(|d| checked.place(d)));
+        found.warnings.extend(files.warnings.into_iter().map(|w| checked.place(w)));
         match portcullis_core::compile(loaded) {
             Ok(snapshot) => {
-                found.warnings = snapshot.warnings.iter().map(|w| checked.place(w.clone())).collect();
-                found.file_errors = portcullis_proxy::runtime::check_files(&snapshot);
+                found.warnings.extend(snapshot.warnings.iter().map(|w| checked.place(w.clone())));
+                let mut built = portcullis_proxy::runtime::check_database_files(&snapshot);
+                if files_loaded {
+                    built.extend(portcullis_proxy::runtime::check_build(&snapshot, &files.files));
+                }
+                let placed = built.into_iter().map(|(at, e)| checked.place(loaded.locations.diagnostic(&at, e)));
+                found.errors.0.extend(placed);
                 found.routes = snapshot.routes.len();
             }
             Err(errors) => found.errors.0.extend(errors.0.into_iter().map(|d| checked.place(d))),

@@ -85,15 +85,15 @@ pub(crate) fn run(bind: &str) -> ExitCode {
     let text =
         DEMO_CONFIG.replace("@ECHO@", &addr.to_string()).replace("@BIND@", bind).replace("@DEMO_KEY_HASH@", &demo_hash);
     let loaded = portcullis_config::load_str(&text, "demo.yaml", folder.path(), None);
-    let snapshot = match crate::cli::build(loaded) {
-        Ok(s) => s,
+    let prepared = match crate::cli::prepare(loaded) {
+        Ok(prepared) => prepared,
         Err(errors) => {
             eprintln!("{errors}");
             return ExitCode::from(1);
         }
     };
     let listening = Cell::new(false);
-    let code = crate::cli::serve(snapshot, None, |addrs| {
+    let code = crate::cli::serve(prepared, None, |addrs| {
         listening.set(true);
         if let Some((_, at)) = addrs.first() {
             banner(&at.to_string());

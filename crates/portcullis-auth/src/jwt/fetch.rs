@@ -64,6 +64,17 @@ impl std::fmt::Debug for HttpJwksSource {
 impl HttpJwksSource {
     /// Reads the `ca` bundle (or the system roots) and checks the URLs.
     pub fn new(settings: &JwtSettings) -> std::io::Result<Self> {
+        let client = Client::new(settings.ca.as_deref())?;
+        Self::with_client(settings, client)
+    }
+
+    /// Trusts `ca_roots`, the provider's `ca` bundle as the gateway's file step read it (else
+    /// the system roots), and checks the URLs; reads no file.
+    pub fn with_roots(settings: &JwtSettings, ca_roots: Option<rustls::RootCertStore>) -> std::io::Result<Self> {
+        Self::with_client(settings, Client::with_roots(ca_roots)?)
+    }
+
+    fn with_client(settings: &JwtSettings, client: Client) -> std::io::Result<Self> {
         let invalid = |what: String| std::io::Error::new(std::io::ErrorKind::InvalidInput, what);
         let configured = match &settings.jwks_uri {
             Some(uri) => Some(super::http::checked_uri(uri).map_err(|e| invalid(e.to_string()))?),
@@ -72,7 +83,6 @@ impl HttpJwksSource {
                 None
             }
         };
-        let client = Client::new(settings.ca.as_deref())?;
         Ok(Self { client, issuer: settings.issuer.clone(), configured, discovered: Mutex::new(None) })
     }
 

@@ -37,10 +37,12 @@ pub(crate) struct Response {
 impl Client {
     /// Trusts the PEM bundle at `ca`, else the system roots.
     pub(crate) fn new(ca: Option<&Path>) -> io::Result<Self> {
-        let roots = match ca {
-            Some(path) => ca_roots(path)?,
-            None => system_roots(),
-        };
+        Self::with_roots(ca.map(ca_roots).transpose()?)
+    }
+
+    /// Trusts `roots` (a `ca` bundle already read), else the system roots.
+    pub(crate) fn with_roots(roots: Option<RootCertStore>) -> io::Result<Self> {
+        let roots = roots.unwrap_or_else(system_roots);
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let config = ClientConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use serde_json::Value;
 
 use super::{Env, resolve_path};
-use crate::{Diagnostic, KeyPath, Locations};
+use crate::{Contents, Diagnostic, KeyPath, Locations};
 
 /// How much of an unterminated reference a message quotes.
 const QUOTE_CHARS: usize = 40;
@@ -30,16 +30,24 @@ pub(super) struct Resolved {
 struct Resolver<'a> {
     env: &'a dyn Env,
     base_dir: &'a Path,
+    contents: &'a Contents,
     locations: &'a Locations,
     out: Resolved,
 }
 
 /// Resolves every reference in `value` in place. `stages` is left as written: an overlay
 /// that is not applied must not need its environment (a prod secret on a dev machine), and
-/// the applied one has already been merged into the document.
-pub(super) fn resolve(value: &mut Value, locations: &Locations, base_dir: &Path, env: &dyn Env) -> Resolved {
+/// the applied one has already been merged into the document. Files are read through
+/// `contents`, the load's one reading of each.
+pub(super) fn resolve(
+    value: &mut Value,
+    locations: &Locations,
+    base_dir: &Path,
+    env: &dyn Env,
+    contents: &Contents,
+) -> Resolved {
     let out = Resolved { diagnostics: Vec::new(), failed: Vec::new(), hidden: HashSet::new(), files: Vec::new() };
-    let mut resolver = Resolver { env, base_dir, locations, out };
+    let mut resolver = Resolver { env, base_dir, contents, locations, out };
     if let Value::Object(map) = value {
         for (key, child) in map.iter_mut().filter(|(key, _)| key.as_str() != "stages") {
             resolver.walk(child, &KeyPath::root().key(key));
@@ -128,7 +136,7 @@ impl Resolver<'_> {
 
     fn file(&mut self, file: &str) -> Result<String, String> {
         let path = resolve_path(self.base_dir, file);
-        match std::fs::read_to_string(&path) {
+        match self.contents.read_text(&path) {
             Ok(text) => {
                 if !self.out.files.contains(&path) {
                     self.out.files.push(path);

@@ -7,10 +7,10 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use portcullis_config::KeyPath;
 use portcullis_config::surface::{Route, RouteValidate};
+use portcullis_config::{Diagnostic, Diagnostics, KeyPath};
 use portcullis_contract::import::{Imported, import};
-use portcullis_contract::{Contract, OpenApiDoc, schema_contract};
+use portcullis_contract::{Contract, OpenApiDoc, schema_contract_text};
 
 use super::{Compiler, at};
 
@@ -23,7 +23,7 @@ pub(super) fn route_contract(c: &mut Compiler<'_>, path: &KeyPath, r: &Route) ->
     let validate = r.validate.as_ref()?;
     let at = path.key("validate");
     let compiled = match validate {
-        RouteValidate::Schema(s) => match schema_contract(&c.loaded.resolve_path(&s.schema)) {
+        RouteValidate::Schema(s) => match schema(c, &c.loaded.resolve_path(&s.schema)) {
             Ok(compiled) => compiled,
             Err(e) => {
                 c.error(&at.key("schema"), format!("the schema does not compile: {e}"));
@@ -49,12 +49,29 @@ pub(super) fn route_contract(c: &mut Compiler<'_>, path: &KeyPath, r: &Route) ->
     Some(Arc::new(compiled.contract))
 }
 
+/// A route's JSON Schema, from the load's one reading of the file (which the config hash
+/// covers too).
+fn schema(c: &Compiler<'_>, path: &std::path::Path) -> Result<portcullis_contract::Compiled, String> {
+    let text = c.loaded.contents.read_text(path).map_err(|e| format!("cannot read `{}`: {e}", path.display()))?;
+    schema_contract_text(&text, path)
+}
+
 fn document(c: &mut Compiler<'_>, at: &KeyPath, file: &str) -> Option<Arc<OpenApiDoc>> {
     let path = c.loaded.resolve_path(file);
     if let Some(known) = c.documents.0.get(&path) {
         return known.clone();
     }
-    let doc = match OpenApiDoc::load(&path) {
+    // The load's one reading of the file, which the config hash covers too.
+    let parsed = match c.loaded.contents.read_text(&path) {
+        Ok(text) => OpenApiDoc::from_text(&text, &path),
+        Err(e) => Err(Diagnostics(vec![Diagnostic {
+            file: path.clone(),
+            path: KeyPath::root(),
+            location: None,
+            message: format!("cannot read the OpenAPI document: {e}"),
+        }])),
+    };
+    let doc = match parsed {
         Ok(doc) => Some(Arc::new(doc)),
         Err(errors) => {
             c.error(at, format!("`{file}` is not a usable OpenAPI document"));

@@ -30,7 +30,12 @@ pub(super) fn upstream(c: &mut Compiler<'_>, path: &KeyPath, soap: &UpstreamSoap
         return None;
     }
     let file = c.loaded.resolve_path(&soap.wsdl);
-    match Wsdl::from_file(&file) {
+    // The load's one reading of the file, which the config hash covers too.
+    let parsed = match c.loaded.contents.read(&file) {
+        Ok(bytes) => Wsdl::parse(&bytes).map_err(|e| e.to_string()),
+        Err(e) => Err(format!("cannot be read: {e}")),
+    };
+    match parsed {
         Ok(wsdl) => Some(SoapUpstreamSpec { wsdl_file: file, wsdl: Arc::new(wsdl) }),
         Err(e) => {
             c.error(&path, format!("WSDL `{}`: {e}", file.display()));

@@ -1,4 +1,6 @@
 use super::*;
+use rustls_pki_types::PrivateKeyDer;
+use rustls_pki_types::pem::PemObject;
 
 fn key(name: &str) -> Arc<CertifiedKey> {
     let params = rcgen::CertificateParams::new(vec![name.to_owned()]).unwrap_or_else(|e| panic!("{e}"));
@@ -81,7 +83,11 @@ async fn session_info_carries_the_verified_client_subject_and_sans() {
         client_ca: Some(write(&dir, "ca.pem", &ca_pem)),
         client_cert_required: true,
     };
-    let listener = build(&spec, true).unwrap_or_else(fail);
+    let text = "version: 1\nlisteners: [{ name: l, bind: \"127.0.0.1:1\", tls: { certificates: [{ cert: gw.pem, key: gw-key.pem }], client_ca: ca.pem, client_cert: required } }]\n";
+    let loaded = portcullis_config::load_str(text, "t.yaml", &dir, None).unwrap_or_else(fail);
+    let files = crate::files::load_files(&loaded, SystemTime::now()).into_result().unwrap_or_else(fail);
+    let material = files.listener("l").unwrap_or_else(|| panic!("the listener's files"));
+    let listener = build(&spec, material, true).unwrap_or_else(fail);
 
     let mut roots = RootCertStore::empty();
     for cert in CertificateDer::pem_slice_iter(ca_pem.as_bytes()) {

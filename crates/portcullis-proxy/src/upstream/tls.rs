@@ -1,14 +1,12 @@
-//! TLS to upstream targets. One rustls client config per upstream, built when the runtime is:
-//! verification always on (the configured `ca` bundle, else the system roots), the optional
-//! client certificate, and ALPN by protocol (`h2` for `protocol: h2`, else `http/1.1`). The
-//! HTTP/1.1 pool calls [`UpstreamTls::connect`] on each new connection; the HTTP/2 client
-//! gets the same handshake through [`TlsConnect`]. Plain targets never touch this module.
-//!
-//! Errors name the upstream and the file, never its content: a key file is not quoted back.
+//! TLS to upstream targets. One rustls client config per upstream, built when the runtime is
+//! from the files [`crate::files::load_files`] read: verification always on (the configured
+//! `ca` bundle, else the system roots), the optional client certificate, and ALPN by protocol
+//! (`h2` for `protocol: h2`, else `http/1.1`). The HTTP/1.1 pool calls
+//! [`UpstreamTls::connect`] on each new connection; the HTTP/2 client gets the same handshake
+//! through [`TlsConnect`]. Plain targets never touch this module.
 
 use std::future::Future;
 use std::io;
-use std::path::Path;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -18,13 +16,14 @@ use http::Uri;
 use http::uri::Authority;
 use hyper_util::client::legacy::connect::{Connected, Connection, HttpConnector};
 use hyper_util::rt::TokioIo;
-use portcullis_core::snapshot::{ClientCertSpec, Protocol, UpstreamTlsSpec};
-use rustls::{ClientConfig, RootCertStore};
-use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+use portcullis_core::snapshot::{Protocol, UpstreamTlsSpec};
+use rustls::ClientConfig;
+use rustls_pki_types::ServerName;
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
+
+use crate::files::UpstreamFiles;
 
 /// The TLS side of one upstream.
 #[derive(Clone)]
@@ -42,25 +41,27 @@ impl std::fmt::Debug for UpstreamTls {
 }
 
 impl UpstreamTls {
-    /// Reads the configured files and builds the client config.
-    pub(crate) fn new(upstream: &str, spec: &UpstreamTlsSpec, protocol: Protocol) -> io::Result<Self> {
+    /// Builds the client config from the files [`crate::files::load_files`] read: the trust
+    /// anchors and the client certificate.
+    pub(crate) fn new(
+        upstream: &str,
+        spec: &UpstreamTlsSpec,
+        protocol: Protocol,
+        files: &UpstreamFiles,
+    ) -> io::Result<Self> {
         let fail = |what: String| io::Error::new(io::ErrorKind::InvalidData, format!("upstream `{upstream}`: {what}"));
-        let roots = match &spec.ca {
-            Some(path) => ca_roots(path).map_err(&fail)?,
-            None => system_roots().map_err(&fail)?,
-        };
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let builder = ClientConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
             .map_err(|e| fail(format!("TLS setup: {e}")))?
-            .with_root_certificates(roots);
-        let mut config = match &spec.client_cert {
-            None => builder.with_no_client_auth(),
-            Some(client) => {
-                let (chain, key) = client_identity(client).map_err(&fail)?;
-                builder.with_client_auth_cert(chain, key).map_err(|e| {
-                    fail(format!("tls.client_cert `{}` with tls.client_key: {e}", client.cert.display()))
-                })?
+            .with_root_certificates(files.roots.clone());
+        let mut config = match (&spec.client_cert, &files.client) {
+            (None, _) => builder.with_no_client_auth(),
+            (Some(client), Some((chain, key))) => builder
+                .with_client_auth_cert(chain.clone(), key.clone_key())
+                .map_err(|e| fail(format!("tls.client_cert `{}` with tls.client_key: {e}", client.cert.display())))?,
+            (Some(client), None) => {
+                return Err(fail(format!("tls.client_cert `{}` was not loaded", client.cert.display())));
             }
         };
         config.alpn_protocols = match protocol {
@@ -101,52 +102,6 @@ impl UpstreamTls {
         self.connector.connect(name, tcp).await.inspect_err(|e| {
             tracing::warn!(upstream = %self.upstream, error = %e, "TLS handshake with a target failed");
         })
-    }
-}
-
-fn ca_roots(path: &Path) -> Result<RootCertStore, String> {
-    let certs = read_certs(path).map_err(|e| format!("tls.ca `{}`: {e}", path.display()))?;
-    let mut roots = RootCertStore::empty();
-    for cert in certs {
-        roots.add(cert).map_err(|e| format!("tls.ca `{}`: not a usable CA certificate: {e}", path.display()))?;
-    }
-    Ok(roots)
-}
-
-fn system_roots() -> Result<RootCertStore, String> {
-    let found = rustls_native_certs::load_native_certs();
-    let mut roots = RootCertStore::empty();
-    let (added, _) = roots.add_parsable_certificates(found.certs);
-    if added == 0 {
-        return Err("no system root certificates could be loaded; set tls.ca to a CA bundle".to_owned());
-    }
-    Ok(roots)
-}
-
-fn client_identity(client: &ClientCertSpec) -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>), String> {
-    let chain = read_certs(&client.cert).map_err(|e| format!("tls.client_cert `{}`: {e}", client.cert.display()))?;
-    // The key's own parse error is not shown: it could quote the file.
-    let key = PrivateKeyDer::from_pem_file(&client.key).map_err(|e| match e {
-        rustls_pki_types::pem::Error::Io(io) => format!("tls.client_key `{}`: cannot read: {io}", client.key.display()),
-        _ => format!("tls.client_key `{}`: no PEM private key (PKCS#8, PKCS#1 or SEC1) in it", client.key.display()),
-    })?;
-    Ok((chain, key))
-}
-
-/// Every certificate of a PEM file; at least one.
-fn read_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
-    let certs =
-        CertificateDer::pem_file_iter(path).map_err(pem_error)?.collect::<Result<Vec<_>, _>>().map_err(pem_error)?;
-    if certs.is_empty() {
-        return Err("no PEM certificate in it".to_owned());
-    }
-    Ok(certs)
-}
-
-fn pem_error(e: rustls_pki_types::pem::Error) -> String {
-    match e {
-        rustls_pki_types::pem::Error::Io(io) => format!("cannot read: {io}"),
-        other => format!("not valid PEM: {other}"),
     }
 }
 

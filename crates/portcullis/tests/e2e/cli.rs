@@ -175,6 +175,60 @@ routes:
     assert!(out.contains("base: 3 error(s)"), "{out}");
 }
 
+/// One run reports two bad listener certificates (a missing file, a key of another
+/// certificate), an upstream client key that is no key and a schema error elsewhere, each at
+/// the line of its key; a certificate near its end is a warning, not an error.
+#[test]
+fn validate_reports_every_file_error_beside_schema_errors_with_lines() {
+    let dir = scratch_dir();
+    let pki = Pki::new("files-ca");
+    std::fs::write(dir.join("ca.pem"), &pki.ca_pem).expect("write CA");
+    pki.leaf(&["api.example.com"], false).write(&dir, "api");
+    pki.leaf(&["www.example.com"], false).write(&dir, "www");
+    pki.leaf(&["gateway"], true).write(&dir, "gw");
+    let subject = [(rcgen::DnType::CommonName, "soon")];
+    let soon = LeafSpec { names: &["soon.test"], client: false, subject: &subject, not_after: Some(days_from_now(5)) };
+    pki.issue(&soon).write(&dir, "soon");
+    std::fs::write(dir.join("not-a-key.pem"), "-----BEGIN NOTHING-----\nSECRET-KEY-MATERIAL\n-----END NOTHING-----\n")
+        .expect("write");
+    let config = r#"version: 1
+listeners:
+  - name: public
+    bind: "127.0.0.1:0"
+    tls:
+      certificates:
+        - { cert: gone.pem, key: api-key.pem }
+        - { cert: www.pem, key: api-key.pem }
+        - { cert: soon.pem, key: soon-key.pem }
+upstreams:
+  orders:
+    targets: ["https://127.0.0.1:9"]
+    tls: { ca: ca.pem, client_cert: gw.pem, client_key: not-a-key.pem }
+limits:
+  max_connections: many
+routes:
+  - { name: r, match: { path: /x }, upstream: orders, auth: none }
+"#;
+    let path = dir.join("files.yaml");
+    std::fs::write(&path, config).expect("write config");
+    let (code, out) = portcullis(&["validate", "-c", path.to_str().unwrap_or_default()]);
+    assert_eq!(code, 1, "{out}");
+    let file = path.display().to_string();
+    let at = |line: u32, key: &str, what: &str| {
+        out.lines().any(|l| l.starts_with(&format!("{file}:{line}:")) && l.contains(key) && l.contains(what))
+    };
+    assert!(at(7, "listeners[0].tls.certificates[0].cert", "cannot read `gone.pem`"), "{out}");
+    assert!(at(8, "listeners[0].tls.certificates[1].key", "`api-key.pem` is not a usable key for `www.pem`"), "{out}");
+    assert!(at(13, "upstreams.orders.tls.client_key", "`not-a-key.pem` holds no PEM private key"), "{out}");
+    assert!(at(15, "limits.max_connections", ""), "the schema error:\n{out}");
+    assert!(out.contains("base: 4 error(s)"), "{out}");
+    assert!(
+        out.lines().any(|l| l.starts_with(&format!("warning: {file}:9:")) && l.contains("expires in 4 day(s)")),
+        "{out}"
+    );
+    assert!(!out.contains("SECRET-KEY-MATERIAL"), "a key file's content is never shown:\n{out}");
+}
+
 /// An unknown reference names the nearest defined one.
 #[test]
 fn a_typo_in_a_reference_gets_a_suggestion() {

@@ -101,8 +101,9 @@ impl TestGateway {
     }
 
     async fn run(loaded: portcullis_config::Loaded, dir: PathBuf) -> Self {
-        let snapshot = portcullis_core::compile(&loaded).unwrap_or_else(|e| panic!("config does not compile:\n{e}"));
-        let runtime = portcullis_proxy::Runtime::new(snapshot).expect("runtime");
+        let (snapshot, files) =
+            portcullis_proxy::prepare(&loaded).unwrap_or_else(|e| panic!("config does not load:\n{e}"));
+        let runtime = portcullis_proxy::Runtime::new(snapshot, files).expect("runtime");
         let gateway = portcullis_proxy::Gateway::bind(runtime).await.expect("bind");
         let addr = gateway.local_addrs()[0].1;
         let handle = gateway.handle();

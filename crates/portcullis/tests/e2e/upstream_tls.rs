@@ -296,9 +296,8 @@ async fn a_missing_or_invalid_certificate_file_fails_the_load_naming_it() {
             "version: 1\nlisteners: [{{ name: l, bind: \"127.0.0.1:0\" }}]\nlogging: {{ access: {{ path: off }} }}\nupstreams:\n  u: {{ targets: [\"https://127.0.0.1:1\"], {tls} }}\n"
         );
         let loaded = portcullis_config::load_str(&text, "t.yaml", &dir, None).expect("loads");
-        let snapshot = portcullis_core::compile(&loaded).expect("compiles: files are read at run time");
-        let err = portcullis_proxy::Runtime::new(snapshot).err().map(|e| e.to_string()).unwrap_or_default();
-        assert!(err.contains(file) && err.contains("upstream `u`"), "{tls}: {err}");
+        let err = portcullis_proxy::prepare(&loaded).err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(err.contains(file) && err.contains("upstreams.u.tls"), "{tls}: {err}");
         assert!(!err.contains("SECRET-KEY-MATERIAL"), "key content is never echoed: {err}");
     }
 }
