@@ -58,8 +58,9 @@ routes:
     );
     let loaded = portcullis_config::load_str(&yaml, "test.yaml", &std::env::temp_dir(), None)
         .unwrap_or_else(|e| panic!("config does not load:\n{e}"));
-    let snapshot = portcullis_core::compile(&loaded).unwrap_or_else(|e| panic!("config does not compile:\n{e}"));
-    portcullis_proxy::runtime::Runtime::new(snapshot).expect("runtime")
+    let (snapshot, files) =
+        portcullis_proxy::files::prepare(&loaded).unwrap_or_else(|e| panic!("config does not compile:\n{e}"));
+    portcullis_proxy::runtime::Runtime::new(snapshot, files).expect("runtime")
 }
 
 #[test]
