@@ -247,7 +247,8 @@ pub(crate) enum Matcher {
 pub(crate) enum Op {
     Rx(Matcher),
     RxMacro(Template),
-    Pm(AhoCorasick),
+    /// `@pm`/`@pmFromFile`: the automaton and its phrases (which the prefilter reuses).
+    Pm(AhoCorasick, Vec<Vec<u8>>),
     Streq(Template),
     Contains(Template),
     ContainsWord(Template),
@@ -345,6 +346,9 @@ pub(crate) struct Rule {
     pub(crate) msg: Option<String>,
     pub(crate) tags: Vec<String>,
     pub(crate) chained: Option<Box<Rule>>,
+    /// The rule's place in the literal prefilter, [`crate::prefilter::NONE`] when the rule is
+    /// evaluated on every value (see `prefilter.rs`).
+    pub(crate) slot: u32,
 }
 
 pub(crate) enum Item {
@@ -565,6 +569,7 @@ impl Compiler {
             msg: None,
             tags: Vec::new(),
             chained: None,
+            slot: crate::prefilter::NONE,
         };
         let mut errs = Vec::new();
         let mut chain = false;
@@ -924,7 +929,7 @@ fn parse_operator(s: &str, dir: &Path) -> Result<(Op, bool), String> {
             let t = Template::parse(arg);
             if t.literal().is_some() { Op::Rx(compile_regex(arg)?) } else { Op::RxMacro(t) }
         }
-        "pm" => Op::Pm(phrases(arg.split_whitespace().map(str::to_string).collect())?),
+        "pm" => phrases(arg.split_whitespace().map(str::to_string).collect())?,
         "pmf" | "pmfromfile" => {
             let mut words = Vec::new();
             for f in arg.split_whitespace() {
@@ -935,7 +940,7 @@ fn parse_operator(s: &str, dir: &Path) -> Result<(Op, bool), String> {
                     text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')).map(str::to_string),
                 );
             }
-            Op::Pm(phrases(words)?)
+            phrases(words)?
         }
         "streq" => Op::Streq(Template::parse(arg)),
         "contains" => Op::Contains(Template::parse(arg)),
@@ -975,12 +980,14 @@ fn parse_operator(s: &str, dir: &Path) -> Result<(Op, bool), String> {
     Ok((op, negated))
 }
 
-fn phrases(words: Vec<String>) -> Result<AhoCorasick, String> {
-    AhoCorasickBuilder::new()
+fn phrases(words: Vec<String>) -> Result<Op, String> {
+    let words: Vec<Vec<u8>> = words.into_iter().filter(|w| !w.is_empty()).map(String::into_bytes).collect();
+    let ac = AhoCorasickBuilder::new()
         .ascii_case_insensitive(true)
         .match_kind(MatchKind::LeftmostFirst)
-        .build(words.iter().filter(|w| !w.is_empty()))
-        .map_err(|e| format!("phrase list: {e}"))
+        .build(&words)
+        .map_err(|e| format!("phrase list: {e}"))?;
+    Ok(Op::Pm(ac, words))
 }
 
 fn byte_ranges(arg: &str) -> Result<Vec<(u8, u8)>, String> {

@@ -19,7 +19,10 @@
 //! against every value it targets; a literal prefilter over all rules is the next step.
 
 mod compile;
+#[cfg(test)]
+mod differential_tests;
 mod engine;
+mod prefilter;
 mod request;
 mod seclang;
 mod transform;
@@ -163,7 +166,7 @@ impl CrsRules {
         });
         let rule_count = c.items.iter().filter(|i| matches!(i, compile::Item::Rule(_))).count();
         Ok(CrsRules {
-            program: engine::Program { items: c.items, chains: c.chains, threshold: opts.inbound_threshold },
+            program: engine::Program::new(c.items, c.chains, opts.inbound_threshold),
             rule_count,
             paranoia_level: opts.paranoia_level,
         })

@@ -110,6 +110,34 @@ impl Transform {
             Transform::EscapeSeqDecode => escape_seq_decode(v),
         }
     }
+
+    /// The function's output, or `None` when it would return its input unchanged. A cheap
+    /// scan decides that for the decoders CRS chains most (a value with no `%` or `+` is left
+    /// as it is by URL decoding, one with no `&` by HTML entity decoding...), so that a request
+    /// of plain values costs no copies; the other functions are applied and compared.
+    pub(crate) fn apply_if_changed(self, v: &[u8]) -> Option<Vec<u8>> {
+        let unchanged = match self {
+            Transform::Lowercase => !v.iter().any(u8::is_ascii_uppercase),
+            Transform::Uppercase => !v.iter().any(u8::is_ascii_lowercase),
+            Transform::UrlDecode | Transform::UrlDecodeUni => !v.iter().any(|b| *b == b'%' || *b == b'+'),
+            Transform::HtmlEntityDecode => !v.contains(&b'&'),
+            Transform::JsDecode | Transform::CssDecode | Transform::EscapeSeqDecode => !v.contains(&b'\\'),
+            Transform::RemoveNulls | Transform::ReplaceNulls => !v.contains(&0),
+            Transform::RemoveWhitespace => !v.iter().any(|b| is_space(*b)),
+            Transform::CompressWhitespace => {
+                !v.iter().any(|b| (is_space(*b) && *b != b' ') || *b == 0xa0) && !v.windows(2).any(|w| w == b"  ")
+            }
+            Transform::ReplaceComments => !v.windows(2).any(|w| w == b"/*"),
+            Transform::Utf8ToUnicode => v.is_ascii(),
+            Transform::SqlHexDecode => !v.windows(2).any(|w| w[0] == b'0' && (w[1] | 0x20) == b'x'),
+            _ => false,
+        };
+        if unchanged {
+            return None;
+        }
+        let out = self.apply(v);
+        (out != v).then_some(out)
+    }
 }
 
 fn is_space(b: u8) -> bool {
