@@ -194,6 +194,8 @@ pub(crate) struct Target {
     pub(crate) var: Var,
     pub(crate) sel: Selector,
     pub(crate) count: bool,
+    /// For `TX:name` and the other stored collections, the store's key (`tx.name`).
+    pub(crate) store_key: Option<String>,
 }
 
 /// Text with `%{collection.key}` macros, expanded per transaction.
@@ -871,7 +873,11 @@ fn parse_targets(s: &str) -> Result<(Vec<Target>, Vec<Target>), String> {
             }
             Some(k) => Selector::Key(k.trim_matches('\'').to_string()),
         };
-        let t = Target { var, sel, count };
+        let store_key = match (&sel, var.store_prefix()) {
+            (Selector::Key(k), Some(prefix)) => Some(format!("{prefix}.{}", k.to_ascii_lowercase())),
+            _ => None,
+        };
+        let t = Target { var, sel, count, store_key };
         if exclude {
             excludes.push(t);
         } else {

@@ -69,13 +69,24 @@ impl Candidates {
         self.scanned |= 1 << kind;
         self.base[kind] = (self.bits.len() / self.words) as u32;
         self.count[kind] = 0;
+        // The same value twice in a collection (a JSON array of alike objects) is scanned once.
+        let mut seen: HashMap<&[u8], usize> = HashMap::new();
         for v in values {
             self.count[kind] += 1;
             let start = self.bits.len();
-            self.bits.resize(start + self.words, 0);
-            pf.scan(kind, v, &mut self.scratch, &mut self.bits[start..]);
-            for (a, b) in self.any.iter_mut().zip(&self.bits[start..]) {
-                *a |= *b;
+            match seen.entry(v) {
+                std::collections::hash_map::Entry::Occupied(e) => {
+                    let from = *e.get();
+                    self.bits.extend_from_within(from..from + self.words);
+                }
+                std::collections::hash_map::Entry::Vacant(e) => {
+                    e.insert(start);
+                    self.bits.resize(start + self.words, 0);
+                    pf.scan(kind, v, &mut self.scratch, &mut self.bits[start..]);
+                    for (a, b) in self.any.iter_mut().zip(&self.bits[start..]) {
+                        *a |= *b;
+                    }
+                }
             }
         }
     }
@@ -121,7 +132,13 @@ struct Value<'a> {
 
 impl Value<'_> {
     fn full_name(&self) -> String {
-        if self.key.is_empty() { self.coll.to_string() } else { format!("{}:{}", self.coll, self.key) }
+        let mut name = String::with_capacity(self.coll.len() + 1 + self.key.len());
+        name.push_str(self.coll);
+        if !self.key.is_empty() {
+            name.push(':');
+            name.push_str(&self.key);
+        }
+        name
     }
 }
 
@@ -356,7 +373,7 @@ impl<'p, 't> State<'p, 't> {
                 let n = parse_int(self.expand(value, rule).as_bytes());
                 let cur = self.store.get(&k).map(|v| parse_int(v)).unwrap_or(0);
                 let new = if matches!(s, SetVar::Add { .. }) { cur.saturating_add(n) } else { cur.saturating_sub(n) };
-                self.store.insert(k, new.to_string().into_bytes());
+                self.store.insert(k, int_bytes(new));
             }
         }
     }
@@ -372,20 +389,20 @@ impl<'p, 't> State<'p, 't> {
         out
     }
 
-    fn macro_value(&self, m: &str, rule: &Rule) -> Vec<u8> {
+    fn macro_value<'a>(&'a self, m: &str, rule: &'a Rule) -> Cow<'a, [u8]> {
         match m {
-            "matched_var" => return self.matched_var.clone(),
-            "matched_var_name" => return self.matched_var_name.clone().into_bytes(),
-            "rule.id" => return rule.id.map(|i| i.to_string()).unwrap_or_default().into_bytes(),
-            "rule.msg" => return rule.msg.clone().unwrap_or_default().into_bytes(),
-            "unique_id" => return self.unique_id.clone().into_bytes(),
-            "remote_addr" => return self.remote_addr.clone().into_bytes(),
-            "request_method" => return self.tx.method.as_bytes().to_vec(),
-            "reqbody_processor" => return self.processor.map(|p| p.name()).unwrap_or("").as_bytes().to_vec(),
+            "matched_var" => return Cow::Borrowed(&self.matched_var),
+            "matched_var_name" => return Cow::Borrowed(self.matched_var_name.as_bytes()),
+            "rule.id" => return Cow::Owned(rule.id.map(|i| int_bytes(i as i64)).unwrap_or_default()),
+            "rule.msg" => return Cow::Borrowed(rule.msg.as_deref().unwrap_or("").as_bytes()),
+            "unique_id" => return Cow::Borrowed(self.unique_id.as_bytes()),
+            "remote_addr" => return Cow::Borrowed(self.remote_addr.as_bytes()),
+            "request_method" => return Cow::Borrowed(self.tx.method.as_bytes()),
+            "reqbody_processor" => return Cow::Borrowed(self.processor.map(|p| p.name()).unwrap_or("").as_bytes()),
             _ => {}
         }
         if let Some(v) = self.store.get(m) {
-            return v.clone();
+            return Cow::Borrowed(v);
         }
         if let Some((coll, key)) = m.split_once('.') {
             let var = match coll {
@@ -395,7 +412,7 @@ impl<'p, 't> State<'p, 't> {
                 _ => None,
             };
             if let Some(var) = var {
-                let t = Target { var, sel: Selector::Key(key.to_string()), count: false };
+                let t = Target { var, sel: Selector::Key(key.to_string()), count: false, store_key: None };
                 let mut first = None;
                 self.each_value(&t, &mut |v| {
                     if first.is_none() {
@@ -403,11 +420,11 @@ impl<'p, 't> State<'p, 't> {
                     }
                 });
                 if let Some(v) = first {
-                    return v;
+                    return Cow::Owned(v);
                 }
             }
         }
-        Vec::new()
+        Cow::Borrowed(b"")
     }
 
     fn excluded(&self, rule: &Rule, head: &Rule, var: Var, key: &str) -> bool {
@@ -435,7 +452,7 @@ impl<'p, 't> State<'p, 't> {
                 if t.count {
                     let mut n = 0usize;
                     this.each_value(t, &mut |v| n += usize::from(!this.excluded(rule, head, t.var, &v.key)));
-                    let v = n.to_string().into_bytes();
+                    let v = int_bytes(n as i64);
                     if let Some(caps) = this.test(rule, &v) {
                         hits.push((format!("&{}", t.var.name()), v, caps));
                     }
@@ -762,8 +779,11 @@ impl<'p, 't> State<'p, 't> {
                 let prefix = t.var.store_prefix().unwrap_or("tx");
                 match &t.sel {
                     Selector::Key(k) => {
-                        let full = format!("{prefix}.{}", k.to_ascii_lowercase());
-                        if let Some(v) = self.store.get(&full) {
+                        let full = match &t.store_key {
+                            Some(key) => Cow::Borrowed(key.as_str()),
+                            None => Cow::Owned(format!("{prefix}.{}", k.to_ascii_lowercase())),
+                        };
+                        if let Some(v) = self.store.get(full.as_ref()) {
                             out(Value {
                                 coll: t.var.name(),
                                 key: Cow::Owned(k.clone()),
@@ -844,6 +864,27 @@ fn invalid_url_encoding(v: &[u8]) -> bool {
     false
 }
 
+/// An integer's decimal digits, as the store keeps numbers.
+fn int_bytes(n: i64) -> Vec<u8> {
+    let mut digits = [0u8; 20];
+    let mut i = digits.len();
+    let mut m = n.unsigned_abs();
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (m % 10) as u8;
+        m /= 10;
+        if m == 0 {
+            break;
+        }
+    }
+    let mut out = Vec::with_capacity(21 - i);
+    if n < 0 {
+        out.push(b'-');
+    }
+    out.extend_from_slice(&digits[i..]);
+    out
+}
+
 /// ModSecurity's `atoi`: an optional sign and the leading digits, 0 otherwise.
 pub(crate) fn parse_int(v: &[u8]) -> i64 {
     let s = std::str::from_utf8(v).unwrap_or("").trim();
@@ -854,4 +895,19 @@ pub(crate) fn parse_int(v: &[u8]) -> i64 {
     let end = digits.find(|c: char| !c.is_ascii_digit()).unwrap_or(digits.len());
     let n: i64 = digits[..end].parse().unwrap_or(0);
     if neg { -n } else { n }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn integers_print_as_decimal() {
+        for n in [0i64, 7, -7, 10, 12345, -98765, i64::MAX, i64::MIN] {
+            assert_eq!(int_bytes(n), n.to_string().into_bytes());
+            if n != i64::MIN {
+                assert_eq!(parse_int(&int_bytes(n)), n);
+            }
+        }
+    }
 }
