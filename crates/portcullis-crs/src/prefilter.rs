@@ -89,6 +89,9 @@ pub(crate) struct Prefilter {
     /// The groups each literal belongs to. A slot has one to [`MAX_GROUPS`] groups of
     /// literals, each of which must occur: `(?i)<[^>]*on\w+=` needs `<`, `on` and `=`.
     pattern_groups: Vec<Vec<u32>>,
+    /// The same, per kind, for the groups whose rule reads that kind: `by_kind[k].0[p]..
+    /// by_kind[k].0[p + 1]` indexes `by_kind[k].1`.
+    by_kind: Vec<(Vec<u32>, Vec<u32>)>,
     group_slot: Vec<u32>,
     slot_groups: Vec<Box<[u32]>>,
     /// Per slot: the trie nodes whose output its operator sees (the chain's last; with
@@ -109,6 +112,7 @@ impl Prefilter {
         let mut pf = Prefilter {
             ac: None,
             pattern_groups: Vec::new(),
+            by_kind: Vec::new(),
             group_slot: Vec::new(),
             slot_groups: Vec::new(),
             slot_nodes: Vec::new(),
@@ -165,6 +169,25 @@ impl Prefilter {
             pf.slot_groups.push(ids.into_boxed_slice());
         }
         pf.kind_nodes = kind_nodes.into_iter().map(|s| s.into_iter().collect()).collect();
+        pf.by_kind = (0..KINDS)
+            .map(|k| {
+                if pf.kind_used & (1 << k) == 0 {
+                    return (Vec::new(), Vec::new());
+                }
+                let mut offsets = Vec::with_capacity(pf.pattern_groups.len() + 1);
+                let mut groups = Vec::new();
+                offsets.push(0);
+                for gs in &pf.pattern_groups {
+                    groups.extend(
+                        gs.iter()
+                            .copied()
+                            .filter(|g| pf.slot_kinds[pf.group_slot[*g as usize] as usize] & (1 << k) != 0),
+                    );
+                    offsets.push(groups.len() as u32);
+                }
+                (offsets, groups)
+            })
+            .collect();
         if !patterns.is_empty() {
             match AhoCorasickBuilder::new()
                 .ascii_case_insensitive(true)
@@ -249,17 +272,31 @@ impl Prefilter {
         if s.group_hit.len() < self.group_slot.len() {
             s.group_hit.resize(self.group_slot.len(), false);
         }
+        if s.seen.len() < self.pattern_groups.len() {
+            s.seen.resize(self.pattern_groups.len(), 0);
+        }
+        let (offsets, groups) = &self.by_kind[kind];
         for (class, &b) in s.class_buf.iter().enumerate() {
             let hay: &[u8] = if b == 0 { raw } else { &s.bufs[b - 1] };
+            // Each pattern once per searched value: `seen` holds the search it was last seen in.
+            s.stamp = s.stamp.wrapping_add(1);
+            if s.stamp == 0 {
+                s.seen.fill(0);
+                s.stamp = 1;
+            }
             s.hits.clear();
-            s.hits.extend(ac.find_overlapping_iter(hay).map(|m| m.pattern().as_u32()));
-            s.hits.sort_unstable();
-            s.hits.dedup();
+            for m in ac.find_overlapping_iter(hay) {
+                let p = m.pattern().as_usize();
+                if s.seen[p] != s.stamp {
+                    s.seen[p] = s.stamp;
+                    s.hits.push(p as u32);
+                }
+            }
             for &p in &s.hits {
-                for &g in &self.pattern_groups[p as usize] {
+                let p = p as usize;
+                for &g in &groups[offsets[p] as usize..offsets[p + 1] as usize] {
                     let slot = self.group_slot[g as usize] as usize;
                     if !s.group_hit[g as usize]
-                        && self.slot_kinds[slot] & (1 << kind) != 0
                         && self.slot_nodes[slot].iter().any(|&n| s.node_class[n as usize] == class)
                     {
                         s.group_hit[g as usize] = true;
@@ -298,6 +335,9 @@ pub(crate) struct Scratch {
     /// Literal groups found in this value, as flags and as a list.
     group_hit: Vec<bool>,
     groups_set: Vec<u32>,
+    /// Per pattern, the number of the search that last found it.
+    seen: Vec<u32>,
+    stamp: u32,
 }
 
 /// The literal groups a rule needs and the kinds it reads, when it can have a slot.

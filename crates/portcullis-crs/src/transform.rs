@@ -130,8 +130,13 @@ impl Transform {
             Transform::ReplaceComments => !v.windows(2).any(|w| w == b"/*"),
             Transform::Utf8ToUnicode => v.is_ascii(),
             Transform::SqlHexDecode => !v.windows(2).any(|w| w[0] == b'0' && (w[1] | 0x20) == b'x'),
-            // No `.` segment and no empty one: nothing to resolve or drop.
-            Transform::NormalizePath => !v.contains(&b'.') && !v.windows(2).any(|w| w == b"//"),
+            Transform::NormalizePath => path_is_normal(v),
+            Transform::NormalizePathWin => !v.contains(&b'\\') && path_is_normal(v),
+            Transform::CmdLine => {
+                !v.iter().any(|b| b.is_ascii_uppercase() || matches!(b, b'"' | b'\'' | b'\\' | b'^' | b',' | b';'))
+                    && !v.iter().any(|b| is_space(*b) && *b != b' ')
+                    && !v.windows(2).any(|w| w[0] == b' ' && matches!(w[1], b' ' | b'/' | b'('))
+            }
             _ => false,
         };
         if unchanged {
@@ -228,6 +233,20 @@ impl Transform {
             _ => false,
         }
     }
+}
+
+/// Whether normalizePath returns `v` as it is: no `.` or `..` segment, and no empty one but
+/// where a leading or trailing `/` puts it.
+fn path_is_normal(v: &[u8]) -> bool {
+    if v.is_empty() {
+        return true;
+    }
+    let n = v.split(|b| *b == b'/').count();
+    v.split(|b| *b == b'/').enumerate().all(|(i, seg)| match seg {
+        b"." | b".." => false,
+        b"" => i == 0 || i == n - 1,
+        _ => true,
+    })
 }
 
 fn is_space(b: u8) -> bool {
