@@ -232,6 +232,15 @@ impl Template {
         Template { parts }
     }
 
+    /// The text when the template holds no macro, borrowed.
+    pub(crate) fn as_literal(&self) -> Option<&str> {
+        match self.parts.as_slice() {
+            [] => Some(""),
+            [Part::Lit(s)] => Some(s),
+            _ => None,
+        }
+    }
+
     pub(crate) fn literal(&self) -> Option<String> {
         match self.parts.as_slice() {
             [] => Some(String::new()),

@@ -360,17 +360,21 @@ impl<'p, 't> State<'p, 't> {
     fn setvar(&mut self, s: &SetVar, rule: &Rule) {
         match s {
             SetVar::Delete { key } => {
-                let k = self.expand(key, rule).to_ascii_lowercase();
-                self.store.remove(&k);
+                let k = self.store_key(key, rule);
+                self.store.remove(k.as_ref());
             }
             SetVar::Set { key, value } => {
-                let k = self.expand(key, rule).to_ascii_lowercase();
+                let k = self.store_key(key, rule).into_owned();
                 let v = self.expand(value, rule);
                 self.store.insert(k, v.into_bytes());
             }
             SetVar::Add { key, value } | SetVar::Sub { key, value } => {
-                let k = self.expand(key, rule).to_ascii_lowercase();
-                let n = parse_int(self.expand(value, rule).as_bytes());
+                let k = self.store_key(key, rule).into_owned();
+                let n = match value.parts.as_slice() {
+                    // As `expand` would read it (lossy UTF-8), without the copy.
+                    [Part::Macro(m)] => parse_int(String::from_utf8_lossy(&self.macro_value(m, rule)).as_bytes()),
+                    _ => parse_int(self.expand(value, rule).as_bytes()),
+                };
                 let cur = self.store.get(&k).map(|v| parse_int(v)).unwrap_or(0);
                 let new = if matches!(s, SetVar::Add { .. }) { cur.saturating_add(n) } else { cur.saturating_sub(n) };
                 self.store.insert(k, int_bytes(new));
@@ -378,8 +382,20 @@ impl<'p, 't> State<'p, 't> {
         }
     }
 
+    /// A setvar key: lower case (the compiler lowered its literal parts; a macro's value is
+    /// lowered here), borrowed when it holds no macro.
+    fn store_key<'a>(&self, key: &'a Template, rule: &Rule) -> Cow<'a, str> {
+        match key.as_literal() {
+            Some(k) => Cow::Borrowed(k),
+            None => Cow::Owned(self.expand(key, rule).to_ascii_lowercase()),
+        }
+    }
+
     fn expand(&self, t: &Template, rule: &Rule) -> String {
-        let mut out = String::new();
+        if let Some(lit) = t.as_literal() {
+            return lit.to_string();
+        }
+        let mut out = String::with_capacity(32);
         for p in &t.parts {
             match p {
                 Part::Lit(s) => out.push_str(s),
