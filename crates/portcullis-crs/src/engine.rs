@@ -161,10 +161,10 @@ struct State<'p, 't> {
     matched_vars: Vec<(String, Vec<u8>)>,
     /// Transformed values by (source, chain); `None` when the chain leaves the value as it is.
     cache: std::cell::RefCell<HashMap<(u8, u32, u32), Changed>>,
-    /// libinjection's verdicts by input (`@detectSQLi` with its fingerprint, `@detectXSS`):
-    /// the same value in several places, or under several rules, is analysed once.
+    /// libinjection's `@detectSQLi` verdicts (with the fingerprint) by input: the same value
+    /// in several places, or under several rules, is analysed once. (`@detectXSS` returns
+    /// faster than a look-up on ordinary values, so it is not kept.)
     sqli: std::cell::RefCell<HashMap<Vec<u8>, Option<Vec<u8>>>>,
-    xss: std::cell::RefCell<HashMap<Vec<u8>, bool>>,
     cand: Candidates,
     matches: Vec<CrsMatch>,
     denied: bool,
@@ -200,7 +200,6 @@ pub(crate) fn evaluate_with(program: &Program, tx: &Transaction<'_>, fast: bool)
         matched_vars: Vec::new(),
         cache: std::cell::RefCell::new(HashMap::new()),
         sqli: std::cell::RefCell::new(HashMap::new()),
-        xss: std::cell::RefCell::new(HashMap::new()),
         cand: Candidates::new(program, fast),
         matches: Vec::new(),
         denied: false,
@@ -541,6 +540,14 @@ impl<'p, 't> State<'p, 't> {
         if rule.transforms.is_empty() {
             return Cow::Borrowed(raw);
         }
+        let chain = &self.program.chains[rule.chain_key as usize];
+        if self.cand.enabled {
+            // Most values hold nothing any function of the chain acts on: no cache needed.
+            let mask = crate::transform::byte_mask(raw);
+            if chain.iter().all(|f| f.unchanged_for(mask)) {
+                return Cow::Borrowed(raw);
+            }
+        }
         if let Some((c, i)) = source
             && let Some(v) = self.cache.borrow().get(&(c, i, rule.chain_key))
         {
@@ -550,7 +557,7 @@ impl<'p, 't> State<'p, 't> {
             };
         }
         let mut cur = Cow::Borrowed(raw);
-        for f in &self.program.chains[rule.chain_key as usize] {
+        for f in chain {
             if let Some(next) = self.changed(*f, &cur) {
                 cur = Cow::Owned(next);
             }
@@ -618,17 +625,7 @@ impl<'p, 't> State<'p, 't> {
                 self.sqli.borrow_mut().insert(v.to_vec(), found.clone());
                 found.map(|f| vec![f])
             }
-            Op::DetectXss => {
-                if !self.cand.enabled {
-                    return libinjectionrs::detect_xss(v).is_injection().then(yes).flatten();
-                }
-                if let Some(known) = self.xss.borrow().get(v) {
-                    return known.then(yes).flatten();
-                }
-                let found = libinjectionrs::detect_xss(v).is_injection();
-                self.xss.borrow_mut().insert(v.to_vec(), found);
-                found.then(yes).flatten()
-            }
+            Op::DetectXss => libinjectionrs::detect_xss(v).is_injection().then(yes).flatten(),
             Op::ValidateByteRange(ranges) => {
                 v.iter().any(|b| !ranges.iter().any(|(lo, hi)| (lo..=hi).contains(&b))).then(yes).flatten()
             }
