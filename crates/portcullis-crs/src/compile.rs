@@ -194,6 +194,8 @@ pub(crate) struct Target {
     pub(crate) var: Var,
     pub(crate) sel: Selector,
     pub(crate) count: bool,
+    /// For `TX:name` and the other stored collections, the store's key (`tx.name`).
+    pub(crate) store_key: Option<String>,
 }
 
 /// Text with `%{collection.key}` macros, expanded per transaction.
@@ -230,6 +232,15 @@ impl Template {
         Template { parts }
     }
 
+    /// The text when the template holds no macro, borrowed.
+    pub(crate) fn as_literal(&self) -> Option<&str> {
+        match self.parts.as_slice() {
+            [] => Some(""),
+            [Part::Lit(s)] => Some(s),
+            _ => None,
+        }
+    }
+
     pub(crate) fn literal(&self) -> Option<String> {
         match self.parts.as_slice() {
             [] => Some(String::new()),
@@ -247,7 +258,8 @@ pub(crate) enum Matcher {
 pub(crate) enum Op {
     Rx(Matcher),
     RxMacro(Template),
-    Pm(AhoCorasick),
+    /// `@pm`/`@pmFromFile`: the automaton and its phrases (which the prefilter reuses).
+    Pm(AhoCorasick, Vec<Vec<u8>>),
     Streq(Template),
     Contains(Template),
     ContainsWord(Template),
@@ -345,6 +357,9 @@ pub(crate) struct Rule {
     pub(crate) msg: Option<String>,
     pub(crate) tags: Vec<String>,
     pub(crate) chained: Option<Box<Rule>>,
+    /// The rule's place in the literal prefilter, [`crate::prefilter::NONE`] when the rule is
+    /// evaluated on every value (see `prefilter.rs`).
+    pub(crate) slot: u32,
 }
 
 pub(crate) enum Item {
@@ -565,6 +580,7 @@ impl Compiler {
             msg: None,
             tags: Vec::new(),
             chained: None,
+            slot: crate::prefilter::NONE,
         };
         let mut errs = Vec::new();
         let mut chain = false;
@@ -866,7 +882,11 @@ fn parse_targets(s: &str) -> Result<(Vec<Target>, Vec<Target>), String> {
             }
             Some(k) => Selector::Key(k.trim_matches('\'').to_string()),
         };
-        let t = Target { var, sel, count };
+        let store_key = match (&sel, var.store_prefix()) {
+            (Selector::Key(k), Some(prefix)) => Some(format!("{prefix}.{}", k.to_ascii_lowercase())),
+            _ => None,
+        };
+        let t = Target { var, sel, count, store_key };
         if exclude {
             excludes.push(t);
         } else {
@@ -924,7 +944,7 @@ fn parse_operator(s: &str, dir: &Path) -> Result<(Op, bool), String> {
             let t = Template::parse(arg);
             if t.literal().is_some() { Op::Rx(compile_regex(arg)?) } else { Op::RxMacro(t) }
         }
-        "pm" => Op::Pm(phrases(arg.split_whitespace().map(str::to_string).collect())?),
+        "pm" => phrases(arg.split_whitespace().map(str::to_string).collect())?,
         "pmf" | "pmfromfile" => {
             let mut words = Vec::new();
             for f in arg.split_whitespace() {
@@ -935,7 +955,7 @@ fn parse_operator(s: &str, dir: &Path) -> Result<(Op, bool), String> {
                     text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')).map(str::to_string),
                 );
             }
-            Op::Pm(phrases(words)?)
+            phrases(words)?
         }
         "streq" => Op::Streq(Template::parse(arg)),
         "contains" => Op::Contains(Template::parse(arg)),
@@ -975,12 +995,14 @@ fn parse_operator(s: &str, dir: &Path) -> Result<(Op, bool), String> {
     Ok((op, negated))
 }
 
-fn phrases(words: Vec<String>) -> Result<AhoCorasick, String> {
-    AhoCorasickBuilder::new()
+fn phrases(words: Vec<String>) -> Result<Op, String> {
+    let words: Vec<Vec<u8>> = words.into_iter().filter(|w| !w.is_empty()).map(String::into_bytes).collect();
+    let ac = AhoCorasickBuilder::new()
         .ascii_case_insensitive(true)
         .match_kind(MatchKind::LeftmostFirst)
-        .build(words.iter().filter(|w| !w.is_empty()))
-        .map_err(|e| format!("phrase list: {e}"))
+        .build(&words)
+        .map_err(|e| format!("phrase list: {e}"))?;
+    Ok(Op::Pm(ac, words))
 }
 
 fn byte_ranges(arg: &str) -> Result<Vec<(u8, u8)>, String> {

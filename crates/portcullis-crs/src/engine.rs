@@ -4,6 +4,7 @@
 use crate::compile::{
     Ctl, Disruptive, EngineMode, Item, Matcher, Op, Part, Rule, RuleSel, Selector, SetVar, Target, Template, Var,
 };
+use crate::prefilter::{self, Prefilter, Scratch};
 use crate::request::{self, Body, BodyProcessor, Headers};
 use crate::transform::Transform;
 use crate::{CrsMatch, CrsVerdict, Exclusion, Transaction};
@@ -17,11 +18,108 @@ pub(crate) struct Program {
     pub(crate) items: Vec<Item>,
     pub(crate) chains: Vec<Vec<Transform>>,
     pub(crate) threshold: u32,
+    pub(crate) prefilter: Prefilter,
+}
+
+impl Program {
+    pub(crate) fn new(mut items: Vec<Item>, chains: Vec<Vec<Transform>>, threshold: u32) -> Program {
+        let prefilter = Prefilter::build(&mut items, &chains);
+        Program { items, chains, threshold, prefilter }
+    }
+}
+
+/// Which (slotted rule, value) pairs can match, filled by the prefilter kind by kind: the
+/// request line and headers before phase 1, the body's collections before phase 2.
+struct Candidates {
+    /// `false` for the reference evaluation: no prefilter, no shortcuts (see `evaluate_with`).
+    enabled: bool,
+    /// u64 words per value: one bit per slot.
+    words: usize,
+    /// Kinds already scanned, and where their values' bits start.
+    scanned: u32,
+    base: [u32; prefilter::KINDS],
+    count: [u32; prefilter::KINDS],
+    bits: Vec<u64>,
+    /// Per slot: whether any scanned value can match.
+    any: Vec<u64>,
+    scratch: Scratch,
+}
+
+impl Candidates {
+    fn new(program: &Program, enabled: bool) -> Candidates {
+        let words = program.prefilter.slots().div_ceil(64);
+        Candidates {
+            enabled,
+            words,
+            scanned: 0,
+            base: [0; prefilter::KINDS],
+            count: [0; prefilter::KINDS],
+            bits: Vec::new(),
+            any: vec![0; words],
+            scratch: Scratch::default(),
+        }
+    }
+
+    /// Scans the values of `kind` (in the engine's order, so that index `i` is the `Source`
+    /// index), replacing what an earlier scan of that kind found.
+    fn scan<'v>(&mut self, pf: &Prefilter, kind: usize, values: impl Iterator<Item = &'v [u8]>) {
+        if !self.enabled || !pf.reads(kind) || self.words == 0 {
+            return;
+        }
+        self.scanned |= 1 << kind;
+        self.base[kind] = (self.bits.len() / self.words) as u32;
+        self.count[kind] = 0;
+        // The same value twice in a collection (a JSON array of alike objects) is scanned once.
+        let mut seen: HashMap<&[u8], usize> = HashMap::new();
+        for v in values {
+            self.count[kind] += 1;
+            let start = self.bits.len();
+            match seen.entry(v) {
+                std::collections::hash_map::Entry::Occupied(e) => {
+                    let from = *e.get();
+                    self.bits.extend_from_within(from..from + self.words);
+                }
+                std::collections::hash_map::Entry::Vacant(e) => {
+                    e.insert(start);
+                    self.bits.resize(start + self.words, 0);
+                    pf.scan(kind, v, &mut self.scratch, &mut self.bits[start..]);
+                    for (a, b) in self.any.iter_mut().zip(&self.bits[start..]) {
+                        *a |= *b;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Whether the rule in `slot` must be run on this value.
+    fn may_match(&self, slot: u32, source: Source) -> bool {
+        if !self.enabled || slot == prefilter::NONE {
+            return true;
+        }
+        let Some((kind, idx)) = source.and_then(|(c, i)| prefilter::kind_of(c, i)) else { return true };
+        if self.scanned & (1 << kind) == 0 || idx >= self.count[kind] {
+            // Not scanned (none should be): run, never skip.
+            return true;
+        }
+        let at = (self.base[kind] as usize + idx as usize) * self.words + slot as usize / 64;
+        self.bits.get(at).is_none_or(|w| w & (1 << (slot % 64)) != 0)
+    }
+
+    /// Whether the rule in `slot` can match any value it reads.
+    fn may_match_any(&self, slot: u32, kinds: u32) -> bool {
+        if !self.enabled || slot == prefilter::NONE || kinds & !self.scanned != 0 {
+            return true;
+        }
+        self.any[slot as usize / 64] & (1 << (slot % 64)) != 0
+    }
 }
 
 /// Where a value came from, so a transformed value can be reused by the next rule with the
 /// same transformation chain.
 type Source = Option<(u8, u32)>;
+
+/// A transformation chain's output, `None` when it is the value itself.
+type Changed = Option<Vec<u8>>;
 
 struct Value<'a> {
     /// The collection's name, `ARGS`.
@@ -34,7 +132,13 @@ struct Value<'a> {
 
 impl Value<'_> {
     fn full_name(&self) -> String {
-        if self.key.is_empty() { self.coll.to_string() } else { format!("{}:{}", self.coll, self.key) }
+        let mut name = String::with_capacity(self.coll.len() + 1 + self.key.len());
+        name.push_str(self.coll);
+        if !self.key.is_empty() {
+            name.push(':');
+            name.push_str(&self.key);
+        }
+        name
     }
 }
 
@@ -57,7 +161,13 @@ struct State<'p, 't> {
     matched_var: Vec<u8>,
     matched_var_name: String,
     matched_vars: Vec<(String, Vec<u8>)>,
-    cache: std::cell::RefCell<HashMap<(u8, u32, u32), Vec<u8>>>,
+    /// Transformed values by (source, chain); `None` when the chain leaves the value as it is.
+    cache: std::cell::RefCell<HashMap<(u8, u32, u32), Changed>>,
+    /// libinjection's `@detectSQLi` verdicts (with the fingerprint) by input: the same value
+    /// in several places, or under several rules, is analysed once. (`@detectXSS` returns
+    /// faster than a look-up on ordinary values, so it is not kept.)
+    sqli: std::cell::RefCell<HashMap<Vec<u8>, Option<Vec<u8>>>>,
+    cand: Candidates,
     matches: Vec<CrsMatch>,
     denied: bool,
     stopped: bool,
@@ -66,6 +176,19 @@ struct State<'p, 't> {
 }
 
 pub(crate) fn evaluate(program: &Program, tx: &Transaction<'_>, exclusions: &[Exclusion]) -> CrsVerdict {
+    evaluate_with(program, tx, exclusions, true)
+}
+
+/// [`evaluate`], fast or as the reference: with `fast` off, every rule runs on every value,
+/// a `multiMatch` rule on every transformation step, every transformation is applied in
+/// full and libinjection runs on every call — the plain reading of the rules the
+/// differential test compares the fast path with.
+pub(crate) fn evaluate_with(
+    program: &Program,
+    tx: &Transaction<'_>,
+    exclusions: &[Exclusion],
+    fast: bool,
+) -> CrsVerdict {
     let content_type = tx.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case("content-type")).map(|(_, v)| *v);
     let mut st = State {
         program,
@@ -84,6 +207,8 @@ pub(crate) fn evaluate(program: &Program, tx: &Transaction<'_>, exclusions: &[Ex
         matched_var_name: String::new(),
         matched_vars: Vec::new(),
         cache: std::cell::RefCell::new(HashMap::new()),
+        sqli: std::cell::RefCell::new(HashMap::new()),
+        cand: Candidates::new(program, fast),
         matches: Vec::new(),
         denied: false,
         stopped: false,
@@ -98,6 +223,7 @@ pub(crate) fn evaluate(program: &Program, tx: &Transaction<'_>, exclusions: &[Ex
         if phase == 2 && st.body_access {
             st.body = request::body(tx, st.processor);
         }
+        st.scan_phase();
         st.run_phase();
     }
     let score = ["tx.blocking_inbound_anomaly_score", "tx.anomaly_score", "tx.inbound_anomaly_score"]
@@ -110,6 +236,42 @@ pub(crate) fn evaluate(program: &Program, tx: &Transaction<'_>, exclusions: &[Ex
 }
 
 impl<'p, 't> State<'p, 't> {
+    /// Runs the prefilter over the values this phase adds: everything from the request line
+    /// and headers in phase 1 (the body's collections are empty then), the body's in phase 2.
+    fn scan_phase(&mut self) {
+        fn one(v: &[u8]) -> std::iter::Once<&[u8]> {
+            std::iter::once(v)
+        }
+        fn pairs(list: &[(String, Vec<u8>)], names: bool) -> impl Iterator<Item = &[u8]> {
+            list.iter().map(move |(k, v)| if names { k.as_bytes() } else { v.as_slice() })
+        }
+        let pf = &self.program.prefilter;
+        let (h, b, c) = (&self.hdr, &self.body, &mut self.cand);
+        if self.phase == 1 {
+            c.scan(pf, 0, pairs(&h.args_get, false));
+            c.scan(pf, 2, pairs(&h.args_get, true));
+            c.scan(pf, 4, pairs(&h.cookies, false));
+            c.scan(pf, 5, pairs(&h.cookies, true));
+            c.scan(pf, 6, pairs(&h.headers, false));
+            c.scan(pf, 7, pairs(&h.headers, true));
+            c.scan(pf, 12, one(&h.query_string));
+            c.scan(pf, 13, one(&h.filename));
+            c.scan(pf, 14, one(&h.basename));
+            c.scan(pf, 15, one(&h.uri));
+            c.scan(pf, 16, one(&h.line));
+            c.scan(pf, 18, one(self.tx.method.as_bytes()));
+            c.scan(pf, 19, one(self.tx.protocol.as_bytes()));
+            c.scan(pf, 20, one(self.remote_addr.as_bytes()));
+        }
+        c.scan(pf, 1, pairs(&b.args_post, false));
+        c.scan(pf, 3, pairs(&b.args_post, true));
+        c.scan(pf, 8, pairs(&b.files, false));
+        c.scan(pf, 9, pairs(&b.files_names, false));
+        c.scan(pf, 10, pairs(&b.part_headers, false));
+        c.scan(pf, 11, pairs(&b.xml, false));
+        c.scan(pf, 17, one(&b.raw));
+    }
+
     fn run_phase(&mut self) {
         let items = &self.program.items;
         let mut i = 0;
@@ -208,26 +370,42 @@ impl<'p, 't> State<'p, 't> {
     fn setvar(&mut self, s: &SetVar, rule: &Rule) {
         match s {
             SetVar::Delete { key } => {
-                let k = self.expand(key, rule).to_ascii_lowercase();
-                self.store.remove(&k);
+                let k = self.store_key(key, rule);
+                self.store.remove(k.as_ref());
             }
             SetVar::Set { key, value } => {
-                let k = self.expand(key, rule).to_ascii_lowercase();
+                let k = self.store_key(key, rule).into_owned();
                 let v = self.expand(value, rule);
                 self.store.insert(k, v.into_bytes());
             }
             SetVar::Add { key, value } | SetVar::Sub { key, value } => {
-                let k = self.expand(key, rule).to_ascii_lowercase();
-                let n = parse_int(self.expand(value, rule).as_bytes());
+                let k = self.store_key(key, rule).into_owned();
+                let n = match value.parts.as_slice() {
+                    // As `expand` would read it (lossy UTF-8), without the copy.
+                    [Part::Macro(m)] => parse_int(String::from_utf8_lossy(&self.macro_value(m, rule)).as_bytes()),
+                    _ => parse_int(self.expand(value, rule).as_bytes()),
+                };
                 let cur = self.store.get(&k).map(|v| parse_int(v)).unwrap_or(0);
                 let new = if matches!(s, SetVar::Add { .. }) { cur.saturating_add(n) } else { cur.saturating_sub(n) };
-                self.store.insert(k, new.to_string().into_bytes());
+                self.store.insert(k, int_bytes(new));
             }
         }
     }
 
+    /// A setvar key: lower case (the compiler lowered its literal parts; a macro's value is
+    /// lowered here), borrowed when it holds no macro.
+    fn store_key<'a>(&self, key: &'a Template, rule: &Rule) -> Cow<'a, str> {
+        match key.as_literal() {
+            Some(k) => Cow::Borrowed(k),
+            None => Cow::Owned(self.expand(key, rule).to_ascii_lowercase()),
+        }
+    }
+
     fn expand(&self, t: &Template, rule: &Rule) -> String {
-        let mut out = String::new();
+        if let Some(lit) = t.as_literal() {
+            return lit.to_string();
+        }
+        let mut out = String::with_capacity(32);
         for p in &t.parts {
             match p {
                 Part::Lit(s) => out.push_str(s),
@@ -237,20 +415,20 @@ impl<'p, 't> State<'p, 't> {
         out
     }
 
-    fn macro_value(&self, m: &str, rule: &Rule) -> Vec<u8> {
+    fn macro_value<'a>(&'a self, m: &str, rule: &'a Rule) -> Cow<'a, [u8]> {
         match m {
-            "matched_var" => return self.matched_var.clone(),
-            "matched_var_name" => return self.matched_var_name.clone().into_bytes(),
-            "rule.id" => return rule.id.map(|i| i.to_string()).unwrap_or_default().into_bytes(),
-            "rule.msg" => return rule.msg.clone().unwrap_or_default().into_bytes(),
-            "unique_id" => return self.unique_id.clone().into_bytes(),
-            "remote_addr" => return self.remote_addr.clone().into_bytes(),
-            "request_method" => return self.tx.method.as_bytes().to_vec(),
-            "reqbody_processor" => return self.processor.map(|p| p.name()).unwrap_or("").as_bytes().to_vec(),
+            "matched_var" => return Cow::Borrowed(&self.matched_var),
+            "matched_var_name" => return Cow::Borrowed(self.matched_var_name.as_bytes()),
+            "rule.id" => return Cow::Owned(rule.id.map(|i| int_bytes(i as i64)).unwrap_or_default()),
+            "rule.msg" => return Cow::Borrowed(rule.msg.as_deref().unwrap_or("").as_bytes()),
+            "unique_id" => return Cow::Borrowed(self.unique_id.as_bytes()),
+            "remote_addr" => return Cow::Borrowed(self.remote_addr.as_bytes()),
+            "request_method" => return Cow::Borrowed(self.tx.method.as_bytes()),
+            "reqbody_processor" => return Cow::Borrowed(self.processor.map(|p| p.name()).unwrap_or("").as_bytes()),
             _ => {}
         }
         if let Some(v) = self.store.get(m) {
-            return v.clone();
+            return Cow::Borrowed(v);
         }
         if let Some((coll, key)) = m.split_once('.') {
             let var = match coll {
@@ -260,13 +438,19 @@ impl<'p, 't> State<'p, 't> {
                 _ => None,
             };
             if let Some(var) = var {
-                let t = Target { var, sel: Selector::Key(key.to_string()), count: false };
-                if let Some(v) = self.values(&t).into_iter().next() {
-                    return v.value.into_owned();
+                let t = Target { var, sel: Selector::Key(key.to_string()), count: false, store_key: None };
+                let mut first = None;
+                self.each_value(&t, &mut |v| {
+                    if first.is_none() {
+                        first = Some(v.value.into_owned());
+                    }
+                });
+                if let Some(v) = first {
+                    return Cow::Owned(v);
                 }
             }
         }
-        Vec::new()
+        Cow::Borrowed(b"")
     }
 
     fn excluded(&self, rule: &Rule, head: &Rule, var: Var, key: &str) -> bool {
@@ -284,44 +468,56 @@ impl<'p, 't> State<'p, 't> {
         if rule.targets.is_empty() {
             return !rule.negated;
         }
+        if !self.cand.may_match_any(rule.slot, self.program.prefilter.slot_kinds_or_all(rule.slot)) {
+            return false;
+        }
         // Matching borrows the request; what a match records is applied afterwards.
         let mut hits: Vec<(String, Vec<u8>, Vec<Vec<u8>>)> = Vec::new();
         {
             let this = &*self;
             for t in &rule.targets {
-                let values = this.values(t);
                 if t.count {
-                    let n = values.iter().filter(|v| !this.excluded(rule, head, t.var, &v.key)).count();
-                    let v = n.to_string().into_bytes();
+                    let mut n = 0usize;
+                    this.each_value(t, &mut |v| n += usize::from(!this.excluded(rule, head, t.var, &v.key)));
+                    let v = int_bytes(n as i64);
                     if let Some(caps) = this.test(rule, &v) {
                         hits.push((format!("&{}", t.var.name()), v, caps));
                     }
                     continue;
                 }
-                for v in values {
-                    if this.excluded(rule, head, t.var, &v.key) {
-                        continue;
+                this.each_value(t, &mut |v| {
+                    if !this.cand.may_match(rule.slot, v.source) || this.excluded(rule, head, t.var, &v.key) {
+                        return;
                     }
                     if rule.multi_match {
-                        let mut cur = v.value.to_vec();
+                        // The operator runs on the value and again after each transformation
+                        // that changes it (as ModSecurity does; rerunning it on the same bytes
+                        // could not give another answer).
+                        let mut cur: Cow<'_, [u8]> = Cow::Borrowed(&v.value);
                         let mut hit = this.test(rule, &cur);
                         for f in &rule.transforms {
                             if hit.is_some() {
                                 break;
                             }
-                            cur = f.apply(&cur);
-                            hit = this.test(rule, &cur);
+                            match this.changed(*f, &cur) {
+                                Some(next) => {
+                                    cur = Cow::Owned(next);
+                                    hit = this.test(rule, &cur);
+                                }
+                                None if !this.cand.enabled => hit = this.test(rule, &cur),
+                                None => {}
+                            }
                         }
                         if let Some(caps) = hit {
-                            hits.push((v.full_name(), cur, caps));
+                            hits.push((v.full_name(), cur.into_owned(), caps));
                         }
                     } else {
                         let tv = this.transformed(rule, &v.value, v.source);
                         if let Some(caps) = this.test(rule, &tv) {
-                            hits.push((v.full_name(), tv.to_vec(), caps));
+                            hits.push((v.full_name(), tv.into_owned(), caps));
                         }
                     }
-                }
+                });
             }
         }
         if hits.is_empty() {
@@ -356,19 +552,47 @@ impl<'p, 't> State<'p, 't> {
         if rule.transforms.is_empty() {
             return Cow::Borrowed(raw);
         }
+        let chain = &self.program.chains[rule.chain_key as usize];
+        if self.cand.enabled {
+            // Most values hold nothing any function of the chain acts on: no cache needed.
+            let mask = crate::transform::byte_mask(raw);
+            if chain.iter().all(|f| f.unchanged_for(mask)) {
+                return Cow::Borrowed(raw);
+            }
+        }
         if let Some((c, i)) = source
             && let Some(v) = self.cache.borrow().get(&(c, i, rule.chain_key))
         {
-            return Cow::Owned(v.clone());
+            return match v {
+                Some(v) => Cow::Owned(v.clone()),
+                None => Cow::Borrowed(raw),
+            };
         }
-        let mut cur = raw.to_vec();
-        for f in &self.program.chains[rule.chain_key as usize] {
-            cur = f.apply(&cur);
+        let mut cur = Cow::Borrowed(raw);
+        for f in chain {
+            if let Some(next) = self.changed(*f, &cur) {
+                cur = Cow::Owned(next);
+            }
         }
         if let Some((c, i)) = source {
-            self.cache.borrow_mut().insert((c, i, rule.chain_key), cur.clone());
+            let changed = match &cur {
+                Cow::Borrowed(_) => None,
+                Cow::Owned(v) => Some(v.clone()),
+            };
+            self.cache.borrow_mut().insert((c, i, rule.chain_key), changed);
         }
-        Cow::Owned(cur)
+        cur
+    }
+
+    /// `f`'s output when it differs from `v`. The reference evaluation (prefilter off) applies
+    /// every function in full, where the fast one first scans for what the function changes.
+    fn changed(&self, f: Transform, v: &[u8]) -> Option<Vec<u8>> {
+        if self.cand.enabled {
+            f.apply_if_changed(v)
+        } else {
+            let out = f.apply(v);
+            (out != v).then_some(out)
+        }
     }
 
     /// `Some(captures)` when the operator matches.
@@ -382,7 +606,7 @@ impl<'p, 't> State<'p, 't> {
                 let m = crate::compile::compile_regex(&pattern).ok()?;
                 rx(&m, v, rule.capture)
             }
-            Op::Pm(ac) => ac.find(v).map(|m| vec![v[m.start()..m.end()].to_vec()]),
+            Op::Pm(ac, _) => ac.find(v).map(|m| vec![v[m.start()..m.end()].to_vec()]),
             Op::Streq(t) => (v == arg(t).as_bytes()).then(yes).flatten(),
             Op::Contains(t) => contains(v, arg(t).as_bytes()).then(yes).flatten(),
             Op::ContainsWord(t) => {
@@ -399,8 +623,18 @@ impl<'p, 't> State<'p, 't> {
             Op::Lt(t) => (parse_int(v) < parse_int(arg(t).as_bytes())).then(yes).flatten(),
             Op::Le(t) => (parse_int(v) <= parse_int(arg(t).as_bytes())).then(yes).flatten(),
             Op::DetectSqli => {
-                let r = libinjectionrs::detect_sqli(v);
-                r.is_injection().then(|| vec![r.fingerprint.map(|f| f.as_bytes().to_vec()).unwrap_or_default()])
+                if !self.cand.enabled {
+                    let r = libinjectionrs::detect_sqli(v);
+                    return r
+                        .is_injection()
+                        .then(|| vec![r.fingerprint.map(|f| f.as_bytes().to_vec()).unwrap_or_default()]);
+                }
+                if let Some(known) = self.sqli.borrow().get(v) {
+                    return known.clone().map(|f| vec![f]);
+                }
+                let found = detect_sqli(v);
+                self.sqli.borrow_mut().insert(v.to_vec(), found.clone());
+                found.map(|f| vec![f])
             }
             Op::DetectXss => libinjectionrs::detect_xss(v).is_injection().then(yes).flatten(),
             Op::ValidateByteRange(ranges) => {
@@ -417,49 +651,52 @@ impl<'p, 't> State<'p, 't> {
         }
     }
 
-    fn values<'s>(&'s self, t: &Target) -> Vec<Value<'s>> {
-        let mut out = Vec::new();
-        let pairs =
-            |out: &mut Vec<Value<'s>>, prefix: &'static str, list: &'s [(String, Vec<u8>)], coll: u8, names: bool| {
-                for (i, (k, v)) in list.iter().enumerate() {
-                    if t.sel.selects(k) {
-                        out.push(Value {
-                            coll: prefix,
-                            key: Cow::Borrowed(k.as_str()),
-                            value: if names { Cow::Borrowed(k.as_bytes()) } else { Cow::Borrowed(v.as_slice()) },
-                            source: Some((coll, i as u32)),
-                        });
-                    }
+    /// Calls `out` with each value `t` names, in ModSecurity's order, borrowing the request.
+    fn each_value<'s>(&'s self, t: &Target, out: &mut dyn FnMut(Value<'s>)) {
+        let pairs = |out: &mut dyn FnMut(Value<'s>),
+                     prefix: &'static str,
+                     list: &'s [(String, Vec<u8>)],
+                     coll: u8,
+                     names: bool| {
+            for (i, (k, v)) in list.iter().enumerate() {
+                if t.sel.selects(k) {
+                    out(Value {
+                        coll: prefix,
+                        key: Cow::Borrowed(k.as_str()),
+                        value: if names { Cow::Borrowed(k.as_bytes()) } else { Cow::Borrowed(v.as_slice()) },
+                        source: Some((coll, i as u32)),
+                    });
                 }
-            };
-        let scalar = |out: &mut Vec<Value<'s>>, name: &'static str, v: Cow<'s, [u8]>, slot: u32| {
-            out.push(Value { coll: name, key: Cow::Borrowed(""), value: v, source: Some((200, slot)) });
+            }
+        };
+        let scalar = |out: &mut dyn FnMut(Value<'s>), name: &'static str, v: Cow<'s, [u8]>, slot: u32| {
+            out(Value { coll: name, key: Cow::Borrowed(""), value: v, source: Some((200, slot)) });
         };
         let h = &self.hdr;
         let b = &self.body;
         match t.var {
             Var::Args => {
-                pairs(&mut out, "ARGS", &h.args_get, 0, false);
-                pairs(&mut out, "ARGS", &b.args_post, 1, false);
+                pairs(out, "ARGS", &h.args_get, 0, false);
+                pairs(out, "ARGS", &b.args_post, 1, false);
             }
             Var::ArgsNames => {
-                pairs(&mut out, "ARGS_NAMES", &h.args_get, 2, true);
-                pairs(&mut out, "ARGS_NAMES", &b.args_post, 3, true);
+                pairs(out, "ARGS_NAMES", &h.args_get, 2, true);
+                pairs(out, "ARGS_NAMES", &b.args_post, 3, true);
             }
-            Var::ArgsGet => pairs(&mut out, "ARGS_GET", &h.args_get, 0, false),
-            Var::ArgsGetNames => pairs(&mut out, "ARGS_GET_NAMES", &h.args_get, 2, true),
-            Var::ArgsPost => pairs(&mut out, "ARGS_POST", &b.args_post, 1, false),
-            Var::ArgsPostNames => pairs(&mut out, "ARGS_POST_NAMES", &b.args_post, 3, true),
-            Var::RequestCookies => pairs(&mut out, "REQUEST_COOKIES", &h.cookies, 4, false),
-            Var::RequestCookiesNames => pairs(&mut out, "REQUEST_COOKIES_NAMES", &h.cookies, 5, true),
-            Var::RequestHeaders => pairs(&mut out, "REQUEST_HEADERS", &h.headers, 6, false),
-            Var::RequestHeadersNames => pairs(&mut out, "REQUEST_HEADERS_NAMES", &h.headers, 7, true),
-            Var::Files => pairs(&mut out, "FILES", &b.files, 8, false),
-            Var::FilesNames => pairs(&mut out, "FILES_NAMES", &b.files_names, 9, false),
-            Var::MultipartPartHeaders => pairs(&mut out, "MULTIPART_PART_HEADERS", &b.part_headers, 10, false),
+            Var::ArgsGet => pairs(out, "ARGS_GET", &h.args_get, 0, false),
+            Var::ArgsGetNames => pairs(out, "ARGS_GET_NAMES", &h.args_get, 2, true),
+            Var::ArgsPost => pairs(out, "ARGS_POST", &b.args_post, 1, false),
+            Var::ArgsPostNames => pairs(out, "ARGS_POST_NAMES", &b.args_post, 3, true),
+            Var::RequestCookies => pairs(out, "REQUEST_COOKIES", &h.cookies, 4, false),
+            Var::RequestCookiesNames => pairs(out, "REQUEST_COOKIES_NAMES", &h.cookies, 5, true),
+            Var::RequestHeaders => pairs(out, "REQUEST_HEADERS", &h.headers, 6, false),
+            Var::RequestHeadersNames => pairs(out, "REQUEST_HEADERS_NAMES", &h.headers, 7, true),
+            Var::Files => pairs(out, "FILES", &b.files, 8, false),
+            Var::FilesNames => pairs(out, "FILES_NAMES", &b.files_names, 9, false),
+            Var::MultipartPartHeaders => pairs(out, "MULTIPART_PART_HEADERS", &b.part_headers, 10, false),
             Var::Xml => {
                 for (i, (_, v)) in b.xml.iter().enumerate() {
-                    out.push(Value {
+                    out(Value {
                         coll: "XML",
                         key: Cow::Borrowed("/*"),
                         value: Cow::Borrowed(v.as_slice()),
@@ -469,39 +706,39 @@ impl<'p, 't> State<'p, 't> {
             }
             Var::ArgsCombinedSize => {
                 let n: usize = h.args_get.iter().chain(b.args_post.iter()).map(|(k, v)| k.len() + v.len()).sum();
-                out.push(Value {
+                out(Value {
                     coll: "ARGS_COMBINED_SIZE",
                     key: Cow::Borrowed(""),
                     value: Cow::Owned(n.to_string().into_bytes()),
                     source: None,
                 });
             }
-            Var::FilesCombinedSize => out.push(Value {
+            Var::FilesCombinedSize => out(Value {
                 coll: "FILES_COMBINED_SIZE",
                 key: Cow::Borrowed(""),
                 value: Cow::Owned(b.files_size.to_string().into_bytes()),
                 source: None,
             }),
-            Var::QueryString => scalar(&mut out, "QUERY_STRING", Cow::Borrowed(&h.query_string), 1),
-            Var::RequestFilename => scalar(&mut out, "REQUEST_FILENAME", Cow::Borrowed(&h.filename), 2),
-            Var::RequestBasename => scalar(&mut out, "REQUEST_BASENAME", Cow::Borrowed(&h.basename), 3),
-            Var::RequestUri | Var::RequestUriRaw => scalar(&mut out, "REQUEST_URI", Cow::Borrowed(&h.uri), 4),
-            Var::RequestLine => scalar(&mut out, "REQUEST_LINE", Cow::Borrowed(&h.line), 5),
+            Var::QueryString => scalar(out, "QUERY_STRING", Cow::Borrowed(&h.query_string), 1),
+            Var::RequestFilename => scalar(out, "REQUEST_FILENAME", Cow::Borrowed(&h.filename), 2),
+            Var::RequestBasename => scalar(out, "REQUEST_BASENAME", Cow::Borrowed(&h.basename), 3),
+            Var::RequestUri | Var::RequestUriRaw => scalar(out, "REQUEST_URI", Cow::Borrowed(&h.uri), 4),
+            Var::RequestLine => scalar(out, "REQUEST_LINE", Cow::Borrowed(&h.line), 5),
             Var::RequestBody => {
                 if self.phase >= 2 && !b.raw.is_empty() {
-                    scalar(&mut out, "REQUEST_BODY", Cow::Borrowed(&b.raw), 6);
+                    scalar(out, "REQUEST_BODY", Cow::Borrowed(&b.raw), 6);
                 }
             }
-            Var::RequestMethod => scalar(&mut out, "REQUEST_METHOD", Cow::Borrowed(self.tx.method.as_bytes()), 7),
-            Var::RequestProtocol => scalar(&mut out, "REQUEST_PROTOCOL", Cow::Borrowed(self.tx.protocol.as_bytes()), 8),
-            Var::RemoteAddr => scalar(&mut out, "REMOTE_ADDR", Cow::Borrowed(self.remote_addr.as_bytes()), 9),
-            Var::UniqueId => out.push(Value {
+            Var::RequestMethod => scalar(out, "REQUEST_METHOD", Cow::Borrowed(self.tx.method.as_bytes()), 7),
+            Var::RequestProtocol => scalar(out, "REQUEST_PROTOCOL", Cow::Borrowed(self.tx.protocol.as_bytes()), 8),
+            Var::RemoteAddr => scalar(out, "REMOTE_ADDR", Cow::Borrowed(self.remote_addr.as_bytes()), 9),
+            Var::UniqueId => out(Value {
                 coll: "UNIQUE_ID",
                 key: Cow::Borrowed(""),
                 value: Cow::Borrowed(self.unique_id.as_bytes()),
                 source: None,
             }),
-            Var::RequestBodyLength => out.push(Value {
+            Var::RequestBodyLength => out(Value {
                 coll: "REQUEST_BODY_LENGTH",
                 key: Cow::Borrowed(""),
                 value: Cow::Owned(b.raw.len().to_string().into_bytes()),
@@ -509,7 +746,7 @@ impl<'p, 't> State<'p, 't> {
             }),
             Var::ReqbodyProcessor => {
                 if let Some(p) = self.processor {
-                    out.push(Value {
+                    out(Value {
                         coll: "REQBODY_PROCESSOR",
                         key: Cow::Borrowed(""),
                         value: Cow::Borrowed(p.name().as_bytes()),
@@ -517,22 +754,22 @@ impl<'p, 't> State<'p, 't> {
                     });
                 }
             }
-            Var::ReqbodyError => out.push(Value {
+            Var::ReqbodyError => out(Value {
                 coll: "REQBODY_ERROR",
                 key: Cow::Borrowed(""),
                 value: Cow::Borrowed(if b.error { b"1" } else { b"0" }),
                 source: None,
             }),
             Var::Duration => {
-                out.push(Value { coll: "DURATION", key: Cow::Borrowed(""), value: Cow::Borrowed(b"0"), source: None })
+                out(Value { coll: "DURATION", key: Cow::Borrowed(""), value: Cow::Borrowed(b"0"), source: None })
             }
-            Var::MatchedVar => out.push(Value {
+            Var::MatchedVar => out(Value {
                 coll: "MATCHED_VAR",
                 key: Cow::Borrowed(""),
                 value: Cow::Borrowed(&self.matched_var),
                 source: None,
             }),
-            Var::MatchedVarName => out.push(Value {
+            Var::MatchedVarName => out(Value {
                 coll: "MATCHED_VAR_NAME",
                 key: Cow::Borrowed(""),
                 value: Cow::Borrowed(self.matched_var_name.as_bytes()),
@@ -541,7 +778,7 @@ impl<'p, 't> State<'p, 't> {
             Var::MatchedVars => {
                 for (k, v) in &self.matched_vars {
                     if t.sel.selects(k) {
-                        out.push(Value {
+                        out(Value {
                             coll: "MATCHED_VARS",
                             key: Cow::Borrowed(k.as_str()),
                             value: Cow::Borrowed(v),
@@ -553,7 +790,7 @@ impl<'p, 't> State<'p, 't> {
             Var::MatchedVarsNames => {
                 for (k, _) in &self.matched_vars {
                     if t.sel.selects(k) {
-                        out.push(Value {
+                        out(Value {
                             coll: "MATCHED_VARS_NAMES",
                             key: Cow::Borrowed(k.as_str()),
                             value: Cow::Borrowed(k.as_bytes()),
@@ -566,9 +803,12 @@ impl<'p, 't> State<'p, 't> {
                 let prefix = t.var.store_prefix().unwrap_or("tx");
                 match &t.sel {
                     Selector::Key(k) => {
-                        let full = format!("{prefix}.{}", k.to_ascii_lowercase());
-                        if let Some(v) = self.store.get(&full) {
-                            out.push(Value {
+                        let full = match &t.store_key {
+                            Some(key) => Cow::Borrowed(key.as_str()),
+                            None => Cow::Owned(format!("{prefix}.{}", k.to_ascii_lowercase())),
+                        };
+                        if let Some(v) = self.store.get(full.as_ref()) {
+                            out(Value {
                                 coll: t.var.name(),
                                 key: Cow::Owned(k.clone()),
                                 value: Cow::Borrowed(v),
@@ -586,7 +826,7 @@ impl<'p, 't> State<'p, 't> {
                         for k in keys {
                             let short = &k[prefix.len() + 1..];
                             if sel.selects(short) {
-                                out.push(Value {
+                                out(Value {
                                     coll: t.var.name(),
                                     key: Cow::Borrowed(short),
                                     value: Cow::Borrowed(&self.store[k]),
@@ -598,8 +838,15 @@ impl<'p, 't> State<'p, 't> {
                 }
             }
         }
-        out
     }
+}
+
+/// libinjection's SQLi verdict and, on a detection, its fingerprint: what
+/// `libinjectionrs::detect_sqli` returns, without that function's second tokenizing pass for
+/// the fingerprint of input that is not an injection (half its cost on ordinary values).
+fn detect_sqli(v: &[u8]) -> Option<Vec<u8>> {
+    let mut state = libinjectionrs::SqliState::new(v, libinjectionrs::SqliFlags::FLAG_NONE);
+    state.detect().then(|| state.get_fingerprint().as_bytes().to_vec())
 }
 
 fn selector_matches(sel: &str, key: &str) -> bool {
@@ -649,6 +896,27 @@ fn invalid_url_encoding(v: &[u8]) -> bool {
     false
 }
 
+/// An integer's decimal digits, as the store keeps numbers.
+fn int_bytes(n: i64) -> Vec<u8> {
+    let mut digits = [0u8; 20];
+    let mut i = digits.len();
+    let mut m = n.unsigned_abs();
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (m % 10) as u8;
+        m /= 10;
+        if m == 0 {
+            break;
+        }
+    }
+    let mut out = Vec::with_capacity(21 - i);
+    if n < 0 {
+        out.push(b'-');
+    }
+    out.extend_from_slice(&digits[i..]);
+    out
+}
+
 /// ModSecurity's `atoi`: an optional sign and the leading digits, 0 otherwise.
 pub(crate) fn parse_int(v: &[u8]) -> i64 {
     let s = std::str::from_utf8(v).unwrap_or("").trim();
@@ -659,4 +927,47 @@ pub(crate) fn parse_int(v: &[u8]) -> i64 {
     let end = digits.find(|c: char| !c.is_ascii_digit()).unwrap_or(digits.len());
     let n: i64 = digits[..end].parse().unwrap_or(0);
     if neg { -n } else { n }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sqli_detection_matches_libinjectionrs() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../portcullis-waf/tests/corpus");
+        let mut inputs: Vec<Vec<u8>> = ["", "1' OR '1'='1", "1 union select 1,2--", "O'Brien", "a\"b", "-- x", "#a\n1"]
+            .iter()
+            .map(|s| s.as_bytes().to_vec())
+            .collect();
+        for f in ["attacks-sqli.jsonl", "attacks-evasions.jsonl", "benign.jsonl"] {
+            let text = std::fs::read_to_string(dir.join(f)).expect("corpus");
+            for line in text.lines() {
+                let v: serde_json::Value = serde_json::from_str(line).expect("json");
+                for k in ["uri", "body"] {
+                    if let Some(s) = v[k].as_str() {
+                        inputs.push(crate::transform::url_decode(s.as_bytes(), true));
+                    }
+                }
+            }
+        }
+        let mut detected = 0;
+        for i in &inputs {
+            let r = libinjectionrs::detect_sqli(i);
+            let want = r.is_injection().then(|| r.fingerprint.map(|f| f.as_bytes().to_vec()).unwrap_or_default());
+            detected += usize::from(want.is_some());
+            assert_eq!(detect_sqli(i), want, "{:?}", String::from_utf8_lossy(i));
+        }
+        assert!(detected > 100, "only {detected} detections");
+    }
+
+    #[test]
+    fn integers_print_as_decimal() {
+        for n in [0i64, 7, -7, 10, 12345, -98765, i64::MAX, i64::MIN] {
+            assert_eq!(int_bytes(n), n.to_string().into_bytes());
+            if n != i64::MIN {
+                assert_eq!(parse_int(&int_bytes(n)), n);
+            }
+        }
+    }
 }

@@ -110,6 +110,143 @@ impl Transform {
             Transform::EscapeSeqDecode => escape_seq_decode(v),
         }
     }
+
+    /// The function's output, or `None` when it would return its input unchanged. A cheap
+    /// scan decides that for the decoders CRS chains most (a value with no `%` or `+` is left
+    /// as it is by URL decoding, one with no `&` by HTML entity decoding...), so that a request
+    /// of plain values costs no copies; the other functions are applied and compared.
+    pub(crate) fn apply_if_changed(self, v: &[u8]) -> Option<Vec<u8>> {
+        let unchanged = match self {
+            Transform::Lowercase => !v.iter().any(u8::is_ascii_uppercase),
+            Transform::Uppercase => !v.iter().any(u8::is_ascii_lowercase),
+            Transform::UrlDecode | Transform::UrlDecodeUni => !v.iter().any(|b| *b == b'%' || *b == b'+'),
+            Transform::HtmlEntityDecode => !v.contains(&b'&'),
+            Transform::JsDecode | Transform::CssDecode | Transform::EscapeSeqDecode => !v.contains(&b'\\'),
+            Transform::RemoveNulls | Transform::ReplaceNulls => !v.contains(&0),
+            Transform::RemoveWhitespace => !v.iter().any(|b| is_space(*b)),
+            Transform::CompressWhitespace => {
+                !v.iter().any(|b| (is_space(*b) && *b != b' ') || *b == 0xa0) && !v.windows(2).any(|w| w == b"  ")
+            }
+            Transform::ReplaceComments => !v.windows(2).any(|w| w == b"/*"),
+            Transform::Utf8ToUnicode => v.is_ascii(),
+            Transform::SqlHexDecode => !v.windows(2).any(|w| w[0] == b'0' && (w[1] | 0x20) == b'x'),
+            Transform::NormalizePath => path_is_normal(v),
+            Transform::NormalizePathWin => !v.contains(&b'\\') && path_is_normal(v),
+            Transform::CmdLine => {
+                !v.iter().any(|b| b.is_ascii_uppercase() || matches!(b, b'"' | b'\'' | b'\\' | b'^' | b',' | b';'))
+                    && !v.iter().any(|b| is_space(*b) && *b != b' ')
+                    && !v.windows(2).any(|w| w[0] == b' ' && matches!(w[1], b' ' | b'/' | b'('))
+            }
+            _ => false,
+        };
+        if unchanged {
+            return None;
+        }
+        let out = self.apply(v);
+        (out != v).then_some(out)
+    }
+}
+
+/// Which of the bytes that transformations act on a value holds, one bit per class, so that
+/// [`Transform::unchanged_for`] can tell from one pass over a value which functions leave it
+/// as it is.
+pub(crate) fn byte_mask(v: &[u8]) -> u32 {
+    v.iter().fold(0, |m, b| m | BYTE_CLASS[usize::from(*b)])
+}
+
+const UPPER: u32 = 1;
+const LOWER: u32 = 1 << 1;
+const PERCENT_PLUS: u32 = 1 << 2;
+const AMP: u32 = 1 << 3;
+const BACKSLASH: u32 = 1 << 4;
+const NUL: u32 = 1 << 5;
+const SPACE: u32 = 1 << 6;
+/// Tab, line feed, vertical tab, form feed, carriage return.
+const CTL_SPACE: u32 = 1 << 7;
+const NBSP: u32 = 1 << 8;
+const HIGH: u32 = 1 << 9;
+const DOT: u32 = 1 << 10;
+const SLASH: u32 = 1 << 11;
+/// `"`, `'`, `^`, `,`, `;`: what cmdLine removes or turns into a space.
+const CMD: u32 = 1 << 12;
+const STAR: u32 = 1 << 13;
+const LT: u32 = 1 << 14;
+const DASH: u32 = 1 << 15;
+const HASH: u32 = 1 << 16;
+const ZERO: u32 = 1 << 17;
+
+const BYTE_CLASS: [u32; 256] = {
+    let mut t = [0u32; 256];
+    let mut i = 0;
+    while i < 256 {
+        let b = i as u8;
+        t[i] = match b {
+            b'A'..=b'Z' => UPPER,
+            b'a'..=b'z' => LOWER,
+            b'%' | b'+' => PERCENT_PLUS,
+            b'&' => AMP,
+            b'\\' => BACKSLASH,
+            0 => NUL,
+            b' ' => SPACE,
+            b'\t' | b'\n' | 0x0b | 0x0c | b'\r' => CTL_SPACE,
+            0xa0 => NBSP | HIGH,
+            0x80..=0xff => HIGH,
+            b'.' => DOT,
+            b'/' => SLASH,
+            b'"' | b'\'' | b'^' | b',' | b';' => CMD,
+            b'*' => STAR,
+            b'<' => LT,
+            b'-' => DASH,
+            b'#' => HASH,
+            b'0' => ZERO,
+            _ => 0,
+        };
+        i += 1;
+    }
+    t
+};
+
+impl Transform {
+    /// Whether the function surely leaves a value holding only the byte classes of `mask`
+    /// (from [`byte_mask`]) unchanged; `false` when that takes a closer look.
+    pub(crate) fn unchanged_for(self, mask: u32) -> bool {
+        let none = |bits: u32| mask & bits == 0;
+        match self {
+            Transform::Lowercase => none(UPPER),
+            Transform::Uppercase => none(LOWER),
+            Transform::UrlDecode | Transform::UrlDecodeUni => none(PERCENT_PLUS),
+            Transform::HtmlEntityDecode => none(AMP),
+            Transform::JsDecode | Transform::CssDecode | Transform::EscapeSeqDecode => none(BACKSLASH),
+            Transform::RemoveNulls | Transform::ReplaceNulls => none(NUL),
+            Transform::RemoveWhitespace | Transform::Trim | Transform::TrimLeft | Transform::TrimRight => {
+                none(SPACE | CTL_SPACE)
+            }
+            Transform::CompressWhitespace => none(SPACE | CTL_SPACE | NBSP),
+            Transform::Utf8ToUnicode => none(HIGH),
+            Transform::NormalizePath => none(DOT | SLASH),
+            Transform::NormalizePathWin => none(DOT | SLASH | BACKSLASH),
+            Transform::CmdLine => none(UPPER | BACKSLASH | SPACE | CTL_SPACE | CMD),
+            Transform::ReplaceComments => none(SLASH),
+            Transform::RemoveComments => none(SLASH | LT | DASH | HASH),
+            Transform::RemoveCommentsChar => none(SLASH | STAR | DASH | LT | HASH),
+            Transform::SqlHexDecode => none(ZERO),
+            _ => false,
+        }
+    }
+}
+
+/// Whether normalizePath returns `v` as it is: no `.` or `..` segment, and no empty one but
+/// where a leading or trailing `/` puts it.
+fn path_is_normal(v: &[u8]) -> bool {
+    if v.is_empty() {
+        return true;
+    }
+    let n = v.split(|b| *b == b'/').count();
+    v.split(|b| *b == b'/').enumerate().all(|(i, seg)| match seg {
+        b"." | b".." => false,
+        b"" => i == 0 || i == n - 1,
+        _ => true,
+    })
 }
 
 fn is_space(b: u8) -> bool {
@@ -655,5 +792,77 @@ mod tests {
         assert_eq!(t("lowercase", "SeLeCT"), "select");
         assert_eq!(hex_encode(&md5(b"abc")), b"900150983cd24fb0d6963f7d28e17f72".to_vec());
         assert_eq!(Transform::Sha1.apply(b"abc").len(), 20);
+    }
+
+    const ALL: [Transform; 30] = [
+        Transform::Lowercase,
+        Transform::Uppercase,
+        Transform::UrlDecode,
+        Transform::UrlDecodeUni,
+        Transform::HtmlEntityDecode,
+        Transform::JsDecode,
+        Transform::CssDecode,
+        Transform::CmdLine,
+        Transform::CompressWhitespace,
+        Transform::RemoveWhitespace,
+        Transform::RemoveNulls,
+        Transform::ReplaceNulls,
+        Transform::ReplaceComments,
+        Transform::RemoveComments,
+        Transform::RemoveCommentsChar,
+        Transform::NormalizePath,
+        Transform::NormalizePathWin,
+        Transform::Utf8ToUnicode,
+        Transform::Base64Decode,
+        Transform::Base64DecodeExt,
+        Transform::HexEncode,
+        Transform::HexDecode,
+        Transform::SqlHexDecode,
+        Transform::Length,
+        Transform::Sha1,
+        Transform::Md5,
+        Transform::Trim,
+        Transform::TrimLeft,
+        Transform::TrimRight,
+        Transform::EscapeSeqDecode,
+    ];
+
+    #[test]
+    fn the_shortcuts_agree_with_the_functions() {
+        // Pseudo-random values over the bytes the functions act on, and ordinary text: the
+        // byte-class shortcut and apply_if_changed must say "unchanged" only when apply does.
+        let alphabet: &[u8] = b"aZ09 ./\\%+&;#-*<>'\"^,()!x\t\n\r\x0b\x0c\0\xa0\xc3\xa9u{}=:";
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        let mut values: Vec<Vec<u8>> = ["plain text", "a/b/c", "/a/b/", "Widget number 7", "x.y", "a//b", "/*c*/"]
+            .iter()
+            .map(|s| s.as_bytes().to_vec())
+            .collect();
+        for _ in 0..20_000 {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            let len = (seed % 9) as usize;
+            let mut v = Vec::with_capacity(len);
+            let mut x = seed;
+            for _ in 0..len {
+                v.push(alphabet[(x % alphabet.len() as u64) as usize]);
+                x /= alphabet.len() as u64;
+                if x == 0 {
+                    x = seed.rotate_left(17) | 1;
+                }
+            }
+            values.push(v);
+        }
+        for v in &values {
+            let mask = byte_mask(v);
+            for f in ALL {
+                let out = f.apply(v);
+                if f.unchanged_for(mask) {
+                    assert_eq!(out, *v, "{f:?} on {:?}", String::from_utf8_lossy(v));
+                }
+                let expect = (out != *v).then_some(out);
+                assert_eq!(f.apply_if_changed(v), expect, "{f:?} on {:?}", String::from_utf8_lossy(v));
+            }
+        }
     }
 }
