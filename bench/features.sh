@@ -19,6 +19,12 @@
 #   FEATURE=cors bench/features.sh         # a CORS policy (three origins, credentials, exposed
 #                                          # headers) and an allowed Origin on every request, so
 #                                          # every answer gets the policy's headers (goal ≥ 0.97).
+#   FEATURE=waf bench/features.sh          # the WAF's built-in rules in block mode on a GET with
+#                                          # three query parameters (goal ≥ 0.9)
+#   FEATURE=waf_json bench/features.sh     # the same on a 4 KiB JSON POST (goal ≥ 0.8)
+#   FEATURE=crs bench/features.sh          # OWASP CRS at paranoia level 1 (Debian's
+#   FEATURE=crs_json bench/features.sh     # modsecurity-crs, scripts/modsecurity-crs.sh) instead of
+#                                          # the built-in rules, on the same two requests (aim ≥ 0.5)
 #   DUR=8 REPS=3 CONNS=64                  # the defaults
 #
 # Needs: nginx wrk curl taskset. Ports: upstream 18095, Portcullis 18096 (plain) and 18097
@@ -51,8 +57,35 @@ case "$FEATURE" in
     rate_limit_redis) ON=rate_limited_redis GOAL=- LABEL="rate limit through Redis on every request" ;;
     jwt) ON=jwt GOAL=0.90 LABEL="JWT auth (RS256, cached) + scope policy" ;;
     cors) ON=cors GOAL=0.97 LABEL="CORS policy, allowed Origin on every request" ;;
-    *) echo "FEATURE must be rate_limit, rate_limit_redis, jwt or cors" >&2; exit 2 ;;
+    waf) ON=waf GOAL=0.90 LABEL="WAF built-in rules, GET with three query parameters" ;;
+    waf_json) ON=waf GOAL=0.80 LABEL="WAF built-in rules, 4 KiB JSON POST" ;;
+    crs) ON=crs GOAL=0.50 LABEL="OWASP CRS 3.3 at PL1, GET with three query parameters" ;;
+    crs_json) ON=crs GOAL=0.50 LABEL="OWASP CRS 3.3 at PL1, 4 KiB JSON POST" ;;
+    *) echo "FEATURE must be rate_limit, rate_limit_redis, jwt, cors, waf, waf_json, crs or crs_json" >&2; exit 2 ;;
 esac
+# What wrk sends: GET / unless the feature inspects a query or a body.
+TARGET=/
+WRK_SCRIPT=()
+case "$FEATURE" in
+    waf | crs) TARGET="/api/products?category=books&max_price=25&sort=price_desc" ;;
+    waf_json | crs_json)
+        TARGET=/api/orders
+        # An order of ~4 KiB: 30 lines of ordinary product data.
+        {
+            printf '{"customer":"c-1842","note":"Leave it with the neighbour at no. 12, please","items":['
+            for i in $(seq 0 29); do
+                [ "$i" = 0 ] || printf ','
+                printf '{"id":%d,"sku":"SKU-%05d","name":"Widget number %d","description":"A sturdy widget for everyday use, blue","qty":%d,"price":%d.99}' \
+                    "$i" "$i" "$i" $((i % 7 + 1)) $((i * 3 + 5))
+            done
+            printf ']}'
+        } >"$RUN/body.json"
+        printf 'local f = io.open("%s"); wrk.body = f:read("*a"); f:close()\nwrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n' \
+            "$RUN/body.json" >"$RUN/post.lua"
+        WRK_SCRIPT=(-s "$RUN/post.lua")
+        ;;
+esac
+if [ "$ON" = crs ] && [ ! -d /usr/share/modsecurity-crs ]; then bash "$ROOT/scripts/modsecurity-crs.sh"; fi
 declare -A PID=() PORT=([plain]=18096 [$ON]=18097)
 stop_all() { for p in "${PID[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
 trap stop_all EXIT
@@ -81,6 +114,12 @@ for variant in plain "$ON"; do
     if [ "$variant" = cors ]; then
         limits=$'cors:\n  portal: { origins: ["https://portal.example.com", "https://admin.example.com", "https://*.apps.example.com"], methods: [GET, POST, PUT], headers: [Authorization, Content-Type], credentials: true, expose_headers: [X-Order-Version], max_age: 10m }\n'
         route_limits=", cors: portal"
+    fi
+    if [ "$variant" = waf ]; then
+        limits=$'waf: { mode: block }\n'
+    fi
+    if [ "$variant" = crs ]; then
+        limits=$'waf: { mode: block, rules: [], crs: { path: /usr/share/modsecurity-crs, paranoia_level: 1 } }\n'
     fi
     if [ "$variant" = rate_limited ] || [ "$variant" = rate_limited_redis ]; then
         limits=$'rate_limits:\n  per_ip: { rate: 100000000/s, burst: 100000000, key: client_ip }\n'
@@ -119,7 +158,11 @@ done
 for port in $UP_PORT "${PORT[plain]}" "${PORT[$ON]}"; do
     for _ in $(seq 1 100); do curl -fsS --max-time 1 "${HEADER[@]}" "http://127.0.0.1:$port/" >/dev/null 2>&1 && break; sleep 0.1; done
 done
-curl -fsS --max-time 2 "${HEADER[@]}" "http://127.0.0.1:${PORT[$ON]}/" >/dev/null || { echo "the $ON gateway refuses the load's request" >&2; exit 1; }
+curl -fsS --max-time 2 "${HEADER[@]}" "http://127.0.0.1:${PORT[$ON]}$TARGET" >/dev/null || { echo "the $ON gateway refuses the load's request" >&2; exit 1; }
+if [ -s "$RUN/body.json" ]; then
+    curl -fsS --max-time 2 -H 'Content-Type: application/json' --data-binary "@$RUN/body.json" \
+        "http://127.0.0.1:${PORT[$ON]}$TARGET" >/dev/null || { echo "the $ON gateway refuses the load's body" >&2; exit 1; }
+fi
 
 OUTF="$RUN/results.tsv"
 printf 'variant\trep\trps\tcpu_us_per_req\terrors\tmean_latency_us\n' >"$OUTF"
@@ -127,7 +170,7 @@ for rep in $(seq 1 "$REPS"); do
     for variant in plain "$ON"; do
         f="$RUN/raw/${variant}_r$rep.txt"
         c0=$(cpu_ticks "${PID[$variant]}")
-        taskset -c "$LOADGEN_CPU" wrk -t1 -c "$CONNS" -d "${DUR}s" "${HEADER[@]}" "http://127.0.0.1:${PORT[$variant]}/" >"$f" 2>&1 || true
+        taskset -c "$LOADGEN_CPU" wrk -t1 -c "$CONNS" -d "${DUR}s" "${HEADER[@]}" "${WRK_SCRIPT[@]}" "http://127.0.0.1:${PORT[$variant]}$TARGET" >"$f" 2>&1 || true
         c1=$(cpu_ticks "${PID[$variant]}")
         awk -v v="$variant" -v r="$rep" -v cpu="$(( (c1 - c0) * TICK_US ))" '
             /requests in/ { req = $1 } /Requests\/sec/ { rps = $2 }

@@ -309,7 +309,9 @@ impl CorsPolicy {
     /// The headers of any answer to an actual request from `origin` (an allowed one), or, with
     /// `None`, of an answer to a request without an allowed origin: only `Vary: Origin`.
     pub fn annotate(&self, headers: &mut HeaderMap, origin: Option<&HeaderValue>, upstream: bool) {
-        if upstream {
+        // An upstream rarely sends CORS headers of its own: one pass over the names (no
+        // hashing) finds out, and only then are the six looked up and removed.
+        if upstream && headers.keys().any(|k| k.as_str().starts_with("access-control-")) {
             for name in OWNED {
                 headers.remove(name);
             }
