@@ -1,28 +1,27 @@
 //! The exporter against a real OTLP/HTTP receiver on 127.0.0.1 (decoded with the official
 //! protobuf types), and against a closed port.
 
+use std::path::Path;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
-use opentelemetry::InstrumentationScope;
-use opentelemetry::trace::{SpanContext, SpanId, SpanKind, Status, TraceFlags, TraceId, TraceState};
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
-use opentelemetry_sdk::trace::{SpanData, SpanEvents, SpanLinks};
+use opentelemetry_proto::tonic::common::v1::any_value::Value;
+use portcullis_core::pipeline::{self, Downstream};
+use portcullis_core::record::Record;
 use prometheus_client::metrics::counter::Counter;
 use prost::Message as _;
-use tokio::sync::mpsc;
 
-use opentelemetry_otlp::{WithExportConfig, WithHttpConfig};
+use super::{Exporter, MAX_QUEUE, RequestSpans};
 
-use super::{Exporter, Message, run};
+type Received = Arc<Mutex<Vec<(String, String, ExportTraceServiceRequest)>>>;
 
-type Received = Arc<Mutex<Vec<(String, ExportTraceServiceRequest)>>>;
-
-/// An OTLP/HTTP receiver: every POST body decoded as an `ExportTraceServiceRequest`.
+/// An OTLP/HTTP receiver: every POST body decoded as an `ExportTraceServiceRequest`, with
+/// its path and content type.
 async fn receiver() -> (String, Received) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap_or_else(|e| panic!("{e}"));
     let addr = listener.local_addr().unwrap_or_else(|e| panic!("{e}"));
@@ -36,10 +35,20 @@ async fn receiver() -> (String, Received) {
                     let store = store.clone();
                     async move {
                         let path = request.uri().path().to_owned();
+                        let content_type = request
+                            .headers()
+                            .get("content-type")
+                            .and_then(|v| v.to_str().ok())
+                            .unwrap_or_default()
+                            .to_owned();
                         let body = request.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
                         let decoded =
                             ExportTraceServiceRequest::decode(body).unwrap_or_else(|e| panic!("not OTLP: {e}"));
-                        store.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push((path, decoded));
+                        store.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push((
+                            path,
+                            content_type,
+                            decoded,
+                        ));
                         let response = http::Response::builder()
                             .header("content-type", "application/x-protobuf")
                             .body(Full::new(Bytes::new()));
@@ -54,36 +63,39 @@ async fn receiver() -> (String, Received) {
     (format!("http://{addr}/v1/traces"), received)
 }
 
-fn span(n: u8) -> SpanData {
-    SpanData {
-        span_context: SpanContext::new(
-            TraceId::from_bytes([n; 16]),
-            SpanId::from_bytes([n; 8]),
-            TraceFlags::SAMPLED,
-            false,
-            TraceState::default(),
-        ),
-        parent_span_id: SpanId::INVALID,
-        parent_span_is_remote: false,
-        span_kind: SpanKind::Server,
-        name: format!("span {n}").into(),
-        start_time: SystemTime::now(),
-        end_time: SystemTime::now(),
-        attributes: Vec::new(),
-        dropped_attributes_count: 0,
-        events: SpanEvents::default(),
-        links: SpanLinks::default(),
-        status: Status::Unset,
-        instrumentation_scope: InstrumentationScope::builder("t").build(),
-    }
+/// The spans of one sampled request for `/items/{n}`: its server span and one client span.
+fn request(n: u32) -> RequestSpans {
+    let text = "version: 1\nlisteners: [{ name: l, bind: \"127.0.0.1:1\" }]\n\
+         tracing: { otlp_endpoint: \"http://127.0.0.1:4318\", sample_ratio: 1.0 }\n";
+    let loaded = portcullis_config::load_str(text, "t.yaml", Path::new("/tmp"), None);
+    let snapshot =
+        portcullis_core::compile(&loaded.unwrap_or_else(|e| panic!("{e}"))).unwrap_or_else(|e| panic!("{e}"));
+    let parts = http::Request::get(format!("http://api.example/items/{n}"))
+        .body(())
+        .map(|r| r.into_parts().0)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let downstream =
+        Downstream { peer: ([192, 0, 2, 1], 4000).into(), https: false, listener: Arc::from("l"), tls: None };
+    let now = portcullis_core::clock::Now::read(&portcullis_core::clock::SystemClock::process());
+    let ctx = pipeline::intake(&snapshot, &parts, &downstream, now);
+    ctx.spans.end(ctx.spans.start(), "GET", portcullis_core::spans::SpanKind::Client, Vec::new(), None);
+    let mut record = Record::start(&parts, &ctx, false);
+    record.status = 200;
+    RequestSpans::of_request(&ctx, &record).unwrap_or_else(|| panic!("sampled at ratio 1"))
 }
 
-fn queue(exporter: &Exporter, spans: impl IntoIterator<Item = SpanData>) {
-    for s in spans {
-        if exporter.queue.try_send(Message::Span(Box::new(s))).is_err() {
-            exporter.dropped.inc();
-        }
-    }
+fn paths(received: &Received) -> Vec<String> {
+    let received = received.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let spans = received.iter().flat_map(|(_, _, r)| &r.resource_spans).flat_map(|rs| &rs.scope_spans);
+    spans
+        .flat_map(|ss| &ss.spans)
+        .flat_map(|s| &s.attributes)
+        .filter(|kv| kv.key == "url.path")
+        .filter_map(|kv| match kv.value.as_ref().and_then(|v| v.value.as_ref()) {
+            Some(Value::StringValue(path)) => Some(path.clone()),
+            _ => None,
+        })
+        .collect()
 }
 
 #[tokio::test]
@@ -91,22 +103,25 @@ async fn queued_spans_reach_the_collector_as_otlp_protobuf() {
     let (url, received) = receiver().await;
     let dropped = Counter::default();
     let exporter = Exporter::start(&url, dropped.clone()).unwrap_or_else(|e| panic!("{e}"));
-    queue(&exporter, (1..=3).map(span));
+    for n in 1..=3 {
+        exporter.queue(request(n));
+    }
     exporter.flush(Duration::from_secs(30)).await;
-    let received = received.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
     assert_eq!(dropped.get(), 0);
-    let names: Vec<String> = received
-        .iter()
-        .flat_map(|(_, r)| &r.resource_spans)
-        .flat_map(|rs| &rs.scope_spans)
-        .flat_map(|ss| &ss.spans)
-        .map(|s| s.name.clone())
-        .collect();
-    assert_eq!(names, ["span 1", "span 2", "span 3"]);
-    assert!(received.iter().all(|(path, _)| path == "/v1/traces"));
-    let resource = received[0].1.resource_spans[0].resource.clone().unwrap_or_default();
+    assert_eq!(paths(&received), ["/items/1", "/items/2", "/items/3"]);
+    let received = received.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
+    assert!(
+        received.iter().all(|(path, content_type, _)| path == "/v1/traces" && content_type == "application/x-protobuf")
+    );
+    let resource_spans = &received[0].2.resource_spans[0];
+    let resource = resource_spans.resource.clone().unwrap_or_default();
     let service = resource.attributes.iter().find(|kv| kv.key == "service.name").and_then(|kv| kv.value.clone());
     assert!(format!("{service:?}").contains("portcullis"), "{service:?}");
+    let scope = resource_spans.scope_spans[0].scope.clone().unwrap_or_default();
+    assert_eq!(scope.name, "portcullis");
+    let spans: usize =
+        received.iter().flat_map(|(_, _, r)| &r.resource_spans[0].scope_spans).map(|s| s.spans.len()).sum();
+    assert_eq!(spans, 6, "each request's server and client span");
 }
 
 #[tokio::test]
@@ -117,52 +132,40 @@ async fn a_dead_collector_drops_and_counts_every_span() {
     drop(closed);
     let dropped = Counter::default();
     let exporter = Exporter::start(&url, dropped.clone()).unwrap_or_else(|e| panic!("{e}"));
-    queue(&exporter, (0..5).map(span));
+    for n in 0..5 {
+        exporter.queue(request(n));
+    }
     exporter.flush(Duration::from_secs(30)).await;
-    assert_eq!(dropped.get(), 5, "a failed export counts its spans");
+    assert_eq!(dropped.get(), 10, "a failed export counts its spans");
 }
 
 #[tokio::test]
 async fn a_full_queue_drops_and_counts_without_waiting() {
     // No task drains this queue: the producer side alone decides.
-    let (tx, _rx) = mpsc::channel(2);
     let dropped = Counter::default();
-    let exporter = Exporter {
-        queue: tx,
-        dropped: dropped.clone(),
-        scope: InstrumentationScope::builder("t").build(),
-        url: Arc::from("http://127.0.0.1:9/v1/traces"),
-    };
-    queue(&exporter, (0..5).map(span));
-    assert_eq!(dropped.get(), 3);
+    let exporter = Exporter::idle("http://127.0.0.1:9/v1/traces", dropped.clone());
+    let fit = MAX_QUEUE / 2;
+    for n in 0..fit + 3 {
+        exporter.queue(request(u32::try_from(n).unwrap_or_default()));
+    }
+    assert_eq!(dropped.get(), 6, "3 requests of 2 spans past the queue's {MAX_QUEUE} spans");
+    assert_eq!(exporter.shared.lock().spans, MAX_QUEUE);
 }
 
 #[tokio::test]
-async fn a_closed_queue_sends_what_it_held() {
+async fn a_dropped_exporter_sends_what_it_held() {
     let (url, received) = receiver().await;
-    let client = opentelemetry_http::hyper::HyperClient::with_default_connector(Duration::from_secs(10), None);
-    let exporter = opentelemetry_otlp::SpanExporter::builder()
-        .with_http()
-        .with_http_client(client)
-        .with_endpoint(url.clone())
-        .build()
-        .unwrap_or_else(|e| panic!("{e}"));
-    let (tx, rx) = mpsc::channel(8);
     let dropped = Counter::default();
-    let task = tokio::spawn(run(exporter, rx, dropped.clone(), Arc::from(url.as_str())));
-    for n in 0..2 {
-        let _ = tx.send(Message::Span(Box::new(span(n)))).await;
-    }
+    let exporter = Exporter::start(&url, dropped.clone()).unwrap_or_else(|e| panic!("{e}"));
+    // Past the first tick: what follows waits for the next one, or the close.
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    exporter.queue(request(1));
+    exporter.queue(request(2));
     // The old config's exporter, once its last request is gone.
-    drop(tx);
-    let _ = task.await;
-    let count: usize = received
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-        .iter()
-        .flat_map(|(_, r)| &r.resource_spans)
-        .flat_map(|rs| &rs.scope_spans)
-        .map(|ss| ss.spans.len())
-        .sum();
-    assert_eq!((count, dropped.get()), (2, 0));
+    drop(exporter);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while paths(&received).len() < 2 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!((paths(&received), dropped.get()), (vec!["/items/1".to_owned(), "/items/2".to_owned()], 0));
 }
