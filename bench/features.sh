@@ -25,6 +25,10 @@
 #   FEATURE=crs bench/features.sh          # OWASP CRS at paranoia level 1 (Debian's
 #   FEATURE=crs_json bench/features.sh     # modsecurity-crs, scripts/modsecurity-crs.sh) instead of
 #                                          # the built-in rules, on the same two requests (aim ≥ 0.5)
+#   FEATURE=tracing bench/features.sh      # OTLP tracing at sample_ratio 1.0, every request a
+#                                          # server and a client span, exported to the nginx
+#                                          # upstream (answers 200) as the collector (goal ≤ 5%,
+#                                          # i.e. ≥ 0.95)
 #   DUR=8 REPS=3 CONNS=64                  # the defaults
 #
 # Needs: nginx wrk curl taskset. Ports: upstream 18095, Portcullis 18096 (plain) and 18097
@@ -61,7 +65,8 @@ case "$FEATURE" in
     waf_json) ON=waf GOAL=0.80 LABEL="WAF built-in rules, 4 KiB JSON POST" ;;
     crs) ON=crs GOAL=0.50 LABEL="OWASP CRS 3.3 at PL1, GET with three query parameters" ;;
     crs_json) ON=crs GOAL=0.50 LABEL="OWASP CRS 3.3 at PL1, 4 KiB JSON POST" ;;
-    *) echo "FEATURE must be rate_limit, rate_limit_redis, jwt, cors, waf, waf_json, crs or crs_json" >&2; exit 2 ;;
+    tracing) ON=traced GOAL=0.95 LABEL="OTLP tracing, sample_ratio 1.0" ;;
+    *) echo "FEATURE must be rate_limit, rate_limit_redis, jwt, cors, waf, waf_json, crs, crs_json or tracing" >&2; exit 2 ;;
 esac
 # What wrk sends: GET / unless the feature inspects a query or a body.
 TARGET=/
@@ -117,6 +122,9 @@ for variant in plain "$ON"; do
     fi
     if [ "$variant" = waf ]; then
         limits=$'waf: { mode: block }\n'
+    fi
+    if [ "$variant" = traced ]; then
+        limits=$'tracing: { otlp_endpoint: "http://127.0.0.1:'"$UP_PORT"$'", sample_ratio: 1.0 }\n'
     fi
     if [ "$variant" = crs ]; then
         limits=$'waf: { mode: block, rules: [], crs: { path: /usr/share/modsecurity-crs, paranoia_level: 1 } }\n'
