@@ -8,6 +8,12 @@
 #   PHASES="A C" REPS=5 bench/run.sh    # subset / more repeats
 #   TARGETS="direct nginx" bench/run.sh # without Portcullis (no build)
 #   bench/run.sh --summarize-only       # rebuild summary.md from $OUT/*.tsv
+#   CHAINS="" bench/run.sh              # without the feature-chain rows of phase B
+#
+# Phase B also measures two more Portcullis instances of the same build (CHAINS, default
+# "redis full"): pcs_redis, the plain proxy plus a rate limit kept in Redis (REDIS_URL), and
+# pcs_full, the chain SPEC §9 names: TLS, RS256 JWT auth from the verified-token cache, a rate
+# limit, the WAF's built-in rules and access logging to a file.
 #
 # Every server listens on 127.0.0.1 only, writes under $RUN, and is stopped by PID on
 # exit. Every load run is bounded in time (wrk -d / h2load -D, plus timeout). System
@@ -38,6 +44,10 @@ UP_PORT=${UP_PORT:-18080}
 NGX_PORT=${NGX_PORT:-18081}
 HAP_PORT=${HAP_PORT:-18082}
 PCS_PORT=${PCS_PORT:-18083}
+PCSR_PORT=${PCSR_PORT:-18084}      # pcs_redis
+PCSF_PORT=${PCSF_PORT:-18085}      # pcs_full (HTTPS)
+CHAINS=${CHAINS-"redis full"}      # feature-chain instances measured in phase B
+REDIS_URL=${REDIS_URL:-redis://127.0.0.1:6379}
 PHASES=${PHASES:-"A B C D"}
 OHA=${OHA:-$(command -v oha || true)}
 WAIT_FILE=${WAIT_FILE:-}           # optional gate: wait until WAIT_FILE contains WAIT_WORD
@@ -60,6 +70,11 @@ if [ -z "${TARGETS:-}" ]; then
 fi
 TARGETS_ALL=$TARGETS
 TARGETS_PROXY=${TARGETS_PROXY:-$(for t in $TARGETS_ALL; do [ "$t" = direct ] || printf '%s ' "$t"; done)}
+# Phase B only: the feature chains, beside plain Portcullis (same binary, own port).
+TARGETS_CHAIN=""
+case " $TARGETS_ALL " in *" portcullis "*) for c in $CHAINS; do TARGETS_CHAIN="$TARGETS_CHAIN pcs_$c"; done ;; esac
+TARGETS_B="$TARGETS_PROXY$TARGETS_CHAIN"
+AUTH_HEADER=""                     # pcs_full's bearer token, made per run
 TICK_US=$((1000000 / $(getconf CLK_TCK)))
 
 declare -A PID=()
@@ -69,7 +84,11 @@ log() { printf '[%s] %s\n' "$(date +%T)" "$*" | tee -a "$OUT/run.log" >&2; }
 die() { log "ERROR: $*"; exit 1; }
 has_target() { case " $TARGETS_ALL " in *" $1 "*) return 0 ;; *) return 1 ;; esac; }
 
-port_of()   { case $1 in direct) echo "$UP_PORT";; nginx) echo "$NGX_PORT";; haproxy) echo "$HAP_PORT";; portcullis) echo "$PCS_PORT";; esac; }
+port_of()   { case $1 in direct | upstream) echo "$UP_PORT";; nginx) echo "$NGX_PORT";; haproxy) echo "$HAP_PORT";; portcullis) echo "$PCS_PORT";;
+                          pcs_redis) echo "$PCSR_PORT";; pcs_full) echo "$PCSF_PORT";; esac; }
+url_of()    { case $1 in pcs_full) echo "https://127.0.0.1:$PCSF_PORT/";; *) echo "http://127.0.0.1:$(port_of "$1")/";; esac; }
+# wrk/curl arguments a target needs besides its URL (pcs_full: the bearer token).
+hdr_of()    { if [ "$1" = pcs_full ]; then printf '%s\n' -H "Authorization: Bearer $AUTH_HEADER"; fi; }
 server_of() { case $1 in direct) echo upstream;; *) echo "$1";; esac; }
 
 # ---------------------------------------------------------------- processes
@@ -116,10 +135,11 @@ start_server() {   # name cpu cmd...
     echo "$name ${PID[$name]}" >>"$RUN/pids"
 }
 
-wait_up() {        # name port: wait (max 10 s) until GET / answers "ok"; fail fast if the server died
-    local name=$1 port=$2 i
+wait_up() {        # name: wait (max 10 s) until GET / answers "ok"; fail fast if the server died
+    local name=$1 i
     for i in $(seq 1 100); do
-        [ "$(curl -fsS --max-time 1 "http://127.0.0.1:$port/" 2>/dev/null)" = "ok" ] && return 0
+        local -a hdr; mapfile -t hdr < <(hdr_of "$name")
+        [ "$(curl -kfsS --max-time 1 "${hdr[@]}" "$(url_of "$name")" 2>/dev/null)" = "ok" ] && return 0
         if ! kill -0 "${PID[$name]}" 2>/dev/null; then
             log "$name exited during start-up; last lines of $RUN/$name.stdout:"
             tail -n 20 "$RUN/$name.stdout" >&2 || true
@@ -168,7 +188,36 @@ check_alive() {    # phase: every server must still run; if one is gone, say how
 render() {         # template -> $RUN/conf/<name>
     sed -e "s#@RUN@#$RUN#g" -e "s#@UP_PORT@#$UP_PORT#g" \
         -e "s#@NGX_PORT@#$NGX_PORT#g" -e "s#@HAP_PORT@#$HAP_PORT#g" -e "s#@PCS_PORT@#$PCS_PORT#g" \
+        -e "s#@PCSR_PORT@#$PCSR_PORT#g" -e "s#@PCSF_PORT@#$PCSF_PORT#g" -e "s#@REDIS_URL@#$REDIS_URL#g" \
         "$HERE/conf/$1" >"$RUN/conf/$1"
+}
+
+# pcs_full's identity provider and certificate, made per run with openssl: an RSA key whose
+# JWKS the upstream nginx serves, one RS256 token valid until 2100 (so it is verified once and
+# then served from the token cache, as in steady traffic), and an ECDSA P-256 certificate.
+make_chain_files() {
+    local n head body sig
+    b64url() { openssl base64 -A | tr '+/' '-_' | tr -d '='; }
+    mkdir -p "$RUN/www"
+    openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "$RUN/idp.pem" 2>/dev/null
+    n=$(openssl rsa -in "$RUN/idp.pem" -noout -modulus | cut -d= -f2 | xxd -r -p | b64url)
+    printf '{"keys":[{"kty":"RSA","kid":"bench","alg":"RS256","use":"sig","n":"%s","e":"AQAB"}]}' "$n" >"$RUN/www/jwks.json"
+    head=$(printf '{"alg":"RS256","typ":"JWT","kid":"bench"}' | b64url)
+    body=$(printf '{"iss":"http://127.0.0.1:%s","aud":"api","sub":"bench-user","scope":"orders.read","exp":4102444800}' "$UP_PORT" | b64url)
+    sig=$(printf '%s.%s' "$head" "$body" | openssl dgst -sha256 -sign "$RUN/idp.pem" -binary | b64url)
+    AUTH_HEADER="$head.$body.$sig"
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 30 \
+        -subj "/CN=bench.test" -addext "subjectAltName=DNS:bench.test,IP:127.0.0.1" \
+        -keyout "$RUN/conf/key.pem" -out "$RUN/conf/cert.pem" 2>/dev/null
+}
+
+start_portcullis() { # name config: same shape as `taskset -c $SERVER_CPU portcullis run -c FILE`
+    # The bash in between only raises the soft fd limit to the hard one (as nginx's
+    # worker_rlimit_nofile does) and then execs, so the PID is Portcullis's own.
+    # shellcheck disable=SC2016  # $0/$1 are expanded by the inner bash
+    start_server "$1" "$SERVER_CPU" env PORTCULLIS_LOG="$PORTCULLIS_LOG" bash -c \
+        'ulimit -n "$(ulimit -Hn)" 2>/dev/null || true; exec "$0" run -c "$1"' \
+        "$PORTCULLIS_BIN" "$RUN/conf/$2"
 }
 
 start_all() {
@@ -177,10 +226,11 @@ start_all() {
     local t started="" threads
     # The upstream always runs: it is "direct" and what every proxy forwards to.
     render upstream.nginx.conf
+    case " $TARGETS_CHAIN " in *" pcs_full "*) make_chain_files ;; esac
     start_server upstream "$SERVER_CPU" nginx -p "$RUN" -e "$RUN/upstream.startup.log" -c "$RUN/conf/upstream.nginx.conf"
     wait_up upstream "$UP_PORT" || die "upstream did not come up (see $RUN/upstream.*)"
     started="upstream=${PID[upstream]}"
-    for t in $TARGETS_PROXY; do
+    for t in $TARGETS_B; do
         case $t in
             nginx)
                 render proxy.nginx.conf
@@ -188,18 +238,12 @@ start_all() {
             haproxy)
                 render haproxy.cfg
                 start_server haproxy "$SERVER_CPU" haproxy -db -f "$RUN/conf/haproxy.cfg" ;;
-            portcullis)
-                render portcullis.yaml
-                # Same shape as `taskset -c $SERVER_CPU portcullis run -c FILE`; the bash in
-                # between only raises the soft fd limit to the hard one (as nginx's
-                # worker_rlimit_nofile does) and then execs, so the PID is Portcullis's own.
-                # shellcheck disable=SC2016  # $0/$1 are expanded by the inner bash
-                start_server portcullis "$SERVER_CPU" env PORTCULLIS_LOG="$PORTCULLIS_LOG" bash -c \
-                    'ulimit -n "$(ulimit -Hn)" 2>/dev/null || true; exec "$0" run -c "$1"' \
-                    "$PORTCULLIS_BIN" "$RUN/conf/portcullis.yaml" ;;
-            *) die "unknown target '$t' (known: direct nginx portcullis haproxy)" ;;
+            portcullis) render portcullis.yaml; start_portcullis portcullis portcullis.yaml ;;
+            pcs_redis) render portcullis-redis.yaml; start_portcullis pcs_redis portcullis-redis.yaml ;;
+            pcs_full) render portcullis-full.yaml; start_portcullis pcs_full portcullis-full.yaml ;;
+            *) die "unknown target '$t' (known: direct nginx portcullis haproxy pcs_redis pcs_full)" ;;
         esac
-        wait_up "$t" "$(port_of "$t")" || die "$t did not come up (see $RUN/$t.stdout and $RUN/*.log)"
+        wait_up "$t" || die "$t did not come up (see $RUN/$t.stdout and $RUN/*.log)"
         started="$started $t=${PID[$t]}"
     done
     log "servers up: $started (all on CPU $SERVER_CPU)"
@@ -244,13 +288,14 @@ pctl_from_list() { # stdin: one latency (us) per line, sorted ascending -> n p50
 # Phase A/B row: phase target conns rep rps p50 p90 p99 requests errors non2xx
 #                proxy_cpu_s upstream_cpu_s proxy_us_per_req cpuL_busy% cpuS_busy% steal%
 wrk_once() {
-    local phase=$1 rep=$2 target=$3 c=$4 port f srv s0 s1 p0 p1 u0 u1 parsed req pcpu ucpu uspr busy
-    port=$(port_of "$target"); srv=$(server_of "$target")
+    local phase=$1 rep=$2 target=$3 c=$4 f srv s0 s1 p0 p1 u0 u1 parsed req pcpu ucpu uspr busy
+    local -a hdr; mapfile -t hdr < <(hdr_of "$target")
+    srv=$(server_of "$target")
     f="$OUT/raw/wrk_${phase}_${target}_c${c}_r${rep}.txt"
     s0=$(cpu_snap); u0=$(cpu_ticks upstream); p0=0
     [ "$target" = direct ] || p0=$(cpu_ticks "$srv")
     timeout $((DUR + 30)) taskset -c "$LOADGEN_CPU" \
-        wrk -t1 -c "$c" -d "${DUR}s" --latency --timeout 5s "http://127.0.0.1:$port/" >"$f" 2>&1 || true
+        wrk -t1 -c "$c" -d "${DUR}s" --latency --timeout 5s "${hdr[@]}" "$(url_of "$target")" >"$f" 2>&1 || true
     u1=$(cpu_ticks upstream); p1=0
     [ "$target" = direct ] || p1=$(cpu_ticks "$srv")
     s1=$(cpu_snap)
@@ -274,7 +319,8 @@ tsv_header() {
 warmup() {
     local t
     for t in "$@"; do
-        timeout $((WARMUP + 20)) taskset -c "$LOADGEN_CPU" wrk -t1 -c 64 -d "${WARMUP}s" "http://127.0.0.1:$(port_of "$t")/" >/dev/null 2>&1 || true
+        local -a hdr; mapfile -t hdr < <(hdr_of "$t")
+        timeout $((WARMUP + 20)) taskset -c "$LOADGEN_CPU" wrk -t1 -c 64 -d "${WARMUP}s" "${hdr[@]}" "$(url_of "$t")" >/dev/null 2>&1 || true
     done
 }
 
@@ -297,11 +343,11 @@ phase_B() {  # proxy alone on SERVER_CPU; upstream moved next to wrk on LOADGEN_
     tsv_header B
     pin_upstream "$LOADGEN_CPU"
     # shellcheck disable=SC2086
-    warmup $TARGETS_PROXY
+    warmup $TARGETS_B
     local rep c t
     for rep in $(seq 1 "$REPS"); do
         for c in $CONNS; do
-            for t in $TARGETS_PROXY; do wrk_once B "$rep" "$t" "$c" >/dev/null; done
+            for t in $TARGETS_B; do wrk_once B "$rep" "$t" "$c" >/dev/null; done
         done
     done
     pin_upstream "$SERVER_CPU"
@@ -516,6 +562,25 @@ END {
 }
 AWK
 ) "$mb"
+        # The chains: requests per proxy CPU, as a share of plain Portcullis (Redis limit) or of
+        # plain nginx (the full chain), = the reciprocal ratio of CPU µs per request.
+        awk -F'\t' -f <(awk_med) -f <(cat <<'AWK'
+{ k = $1 SUBSEP $2; us[k] = $6; err[k] = $9; if (!($2 in seen)) { seen[$2] = 1; order[++n] = $2 } }
+function row(what, goal, base, chain, c,   a, b, r, v) {
+    a = base SUBSEP c; b = chain SUBSEP c
+    if (!(a in us) || !(b in us) || us[b] <= 0) return
+    r = us[a] / us[b]; v = (r >= goal) ? "PASS" : "FAIL"
+    if (err[b] > 0) v = "FAIL (" err[b] " errors)"
+    printf "| %s (B), %s conns | ≥ %.2f × %s per CPU | %.2f | %.2f | %.3f | %s |\n", what, c, goal, base, us[a], us[b], r, v
+}
+END {
+    for (i = 1; i <= n; i++) {
+        row("rate limit in Redis: requests per proxy CPU vs plain Portcullis", 0.85, "portcullis", "pcs_redis", order[i])
+        row("full chain (TLS, cached JWT, rate limit, WAF, access log) vs nginx plain", 0.80, "nginx", "pcs_full", order[i])
+    }
+}
+AWK
+) "$mb"
     else
         echo "| proxy CPU µs/req (B) | ≤ 0.90 × nginx | | | | not measured |"
     fi
@@ -710,7 +775,7 @@ main() {
         [ -x "$PORTCULLIS_BIN" ] || die "built, but $PORTCULLIS_BIN is still missing (set PORTCULLIS_BIN or CARGO_TARGET_DIR)"
     fi
     local t p
-    for t in direct $TARGETS_PROXY; do
+    for t in direct $TARGETS_B; do
         p=$(port_of "$t")
         [ -n "$p" ] || die "unknown target '$t'"
         if ss -Hltn "sport = :$p" | grep -q .; then die "port $p ($t) already in use on this machine; pick free ports with UP_PORT/NGX_PORT/PCS_PORT"; fi
