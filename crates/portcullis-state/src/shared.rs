@@ -4,7 +4,6 @@
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
-use std::io::Write as _;
 use std::sync::Arc;
 
 use tokio::time::Instant;
@@ -211,20 +210,15 @@ impl RedisBackend {
     ) -> Result<MultiDecision, Unavailable> {
         let prefix = self.config.key_prefix.as_bytes();
         let args = |buf: &mut Vec<u8>| {
-            let mut digits = [0u8; 20];
             for (limiter, key) in checks {
-                let name = limiter.name().as_bytes();
-                let len = resp::decimal(&mut digits, name.len() as u64);
-                resp::bulk_parts(buf, &[prefix, b"rl:", len, b":", name, b":", key.as_bytes()]);
+                resp::bulk_parts(buf, &[prefix, limiter.redis().key_head(), key.as_bytes()]);
             }
             match now_us {
                 Some(n) => resp::bulk_u64(buf, n),
                 None => resp::bulk(buf, b""),
             }
             for (limiter, _) in checks {
-                let limit = limiter.limit();
-                bulk_micros(buf, limit.interval_nanos());
-                bulk_micros(buf, limit.tolerance_nanos());
+                buf.extend_from_slice(limiter.redis().args());
             }
         };
         let (keys, argc) = (checks.len(), checks.len() * 3 + 1);
@@ -375,15 +369,29 @@ async fn eval(
     pipe.call(deadline, |buf| command(buf, b"EVAL", script.body.as_bytes())).await
 }
 
-/// One argument: nanoseconds as the script's microseconds (see [`micros`]).
-fn bulk_micros(buf: &mut Vec<u8>, nanos: Nanos) {
-    let mut text = [0u8; 64];
-    let mut cursor = std::io::Cursor::new(&mut text[..]);
-    if write!(cursor, "{}", nanos as f64 / 1000.0).is_ok() {
-        let len = usize::try_from(cursor.position()).unwrap_or(0);
-        resp::bulk(buf, &text[..len]);
-    } else {
-        resp::bulk(buf, micros(nanos).as_bytes());
+/// What the rate script is sent for one limiter, encoded once when the limiter is made.
+#[derive(Debug)]
+pub(crate) struct LimiterArgs {
+    /// `rl:{len(name)}:{name}:`, the key without the prefix before and the request's key after.
+    key_head: Box<[u8]>,
+    /// `T` and `burst·T` in microseconds, as two RESP bulk strings.
+    args: Box<[u8]>,
+}
+
+impl LimiterArgs {
+    pub(crate) fn new(name: &str, limit: &Limit) -> Self {
+        let mut args = Vec::new();
+        resp::bulk(&mut args, micros(limit.interval_nanos()).as_bytes());
+        resp::bulk(&mut args, micros(limit.tolerance_nanos()).as_bytes());
+        Self { key_head: format!("rl:{}:{name}:", name.len()).into_bytes().into(), args: args.into() }
+    }
+
+    fn key_head(&self) -> &[u8] {
+        &self.key_head
+    }
+
+    fn args(&self) -> &[u8] {
+        &self.args
     }
 }
 
