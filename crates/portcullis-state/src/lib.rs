@@ -30,8 +30,13 @@
 //! [`check_all`]; in Redis: one script over all the keys).
 //!
 //! # Redis
-//! One `EVALSHA` per decision (the `redis` crate's `Script` loads it on `NOSCRIPT`), so there
-//! is no read-then-write race between instances. Key layout, every key with a TTL:
+//! One `EVALSHA` per decision (sent again as `EVAL` on `NOSCRIPT`, which reloads the script),
+//! so there is no read-then-write race between instances. Decisions share round trips: each
+//! worker thread has one connection, and the decisions made while a batch is in flight go
+//! out together as the next pipeline (one write, one read loop, replies matched in order; see
+//! `src/pipe.rs`). The connection speaks RESP2 itself (`src/resp.rs`) over TCP, rustls or a
+//! Unix socket; the URL is parsed by the `redis` crate as for [`client`]. Key layout, every
+//! key with a TTL:
 //! - `{prefix}rl:{len(name)}:{name}:{key}` → TAT in Unix microseconds, `PX` until the TAT
 //!   (after which the key means nothing);
 //! - `{prefix}q:{period_start}:{key}` → accepted requests in the period starting at Unix
@@ -69,8 +74,11 @@ mod engine;
 mod error;
 mod gcra;
 pub mod local;
+mod pipe;
 mod quota;
+mod resp;
 mod shared;
+mod target;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use engine::{Engine, RedisStatus};

@@ -24,6 +24,7 @@ use foldhash::fast::RandomState;
 use parking_lot::Mutex;
 
 use crate::gcra::{self, Decision, Limit, MultiDecision, Nanos, Source};
+use crate::shared::LimiterArgs;
 
 /// Default hard cap on keys per limiter (about 6–10 MiB at short keys).
 pub const DEFAULT_MAX_KEYS: usize = 100_000;
@@ -65,6 +66,7 @@ struct Shard {
 pub struct Limiter {
     name: Box<str>,
     limit: Limit,
+    redis: LimiterArgs,
     shards: Box<[Mutex<Shard>]>,
     hasher: RandomState,
     shard_cap: usize,
@@ -96,6 +98,7 @@ impl Limiter {
         Self {
             name: name.into(),
             limit,
+            redis: LimiterArgs::new(name, &limit),
             shards: (0..shards).map(|_| Mutex::new(Shard::default())).collect(),
             hasher: RandomState::default(),
             shard_cap,
@@ -113,6 +116,11 @@ impl Limiter {
     #[must_use]
     pub fn limit(&self) -> &Limit {
         &self.limit
+    }
+
+    /// Its key and arguments for the Redis script, encoded once.
+    pub(crate) fn redis(&self) -> &LimiterArgs {
+        &self.redis
     }
 
     /// Checks and, when admitted, consumes one token for `key`.

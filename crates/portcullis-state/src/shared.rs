@@ -1,15 +1,20 @@
-//! The Redis backend: one `EVALSHA` per decision, bounded in time, behind a small circuit.
+//! The Redis backend: one `EVALSHA` per decision, sent on the worker thread's pipelined
+//! connection (see [`crate::pipe`]), bounded in time, behind a small circuit.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
-use redis::Script;
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use std::sync::Arc;
+
+use tokio::time::Instant;
 
 use crate::error::RedisSetupError;
 use crate::gcra::{self, Limit, MultiDecision, Nanos, Source};
 use crate::local::Limiter;
+use crate::pipe::{Failed, Pipe};
 use crate::quota::{Quota, QuotaDecision};
+use crate::resp::{self, Reply};
+use crate::target::Target;
 
 /// Default bound on one Redis call, connection included.
 pub const DEFAULT_REDIS_TIMEOUT: Duration = Duration::from_millis(50);
@@ -19,6 +24,8 @@ pub const DEFAULT_REDIS_BACKOFF: Duration = Duration::from_secs(1);
 pub const DEFAULT_KEY_PREFIX: &str = "portcullis:";
 /// Quota keys outlive their period by this long, so a late `/usage` read still sees them.
 const QUOTA_KEY_GRACE_SECONDS: i64 = 3_600;
+/// At most this many connections per backend, whatever the core count: batches stay large.
+const MAX_CONNECTIONS: usize = 16;
 
 /// GCRA over `#KEYS` limits, all or nothing. See the crate docs for the contract.
 const LIMIT_SCRIPT: &str = include_str!("gcra.lua");
@@ -106,12 +113,34 @@ pub(crate) enum Unavailable {
     Failed,
 }
 
-/// A connection to Redis with its scripts, time bound and circuit.
+/// A Lua script: its text, sent once with `EVAL` when the server answers `NOSCRIPT`, and its
+/// SHA-1, sent with every `EVALSHA`.
+struct Lua {
+    body: &'static str,
+    sha: String,
+}
+
+impl Lua {
+    fn new(body: &'static str) -> Self {
+        Self { body, sha: redis::Script::new(body).get_hash().to_owned() }
+    }
+}
+
+/// Hands out the worker threads' slots: a thread keeps its slot for life.
+static NEXT_SLOT: AtomicUsize = AtomicUsize::new(0);
+
+thread_local! {
+    static SLOT: usize = NEXT_SLOT.fetch_add(1, Ordering::Relaxed);
+}
+
+/// Pipelined connections to Redis (one per core) with the scripts, time bound and circuit.
 pub(crate) struct RedisBackend {
-    conn: ConnectionManager,
+    /// Each worker thread sends on one of these (its slot modulo the count), so decisions
+    /// made together on a thread share one batch. Never empty.
+    pipes: Box<[Pipe]>,
     config: RedisConfig,
-    limit_script: Script,
-    quota_script: Script,
+    limit_script: Lua,
+    quota_script: Lua,
     /// Monotonic time until which Redis is skipped; 0 when closed.
     skip_until: AtomicU64,
     last_degraded: AtomicBool,
@@ -126,25 +155,21 @@ impl std::fmt::Debug for RedisBackend {
 }
 
 impl RedisBackend {
-    /// Prepares the connection without connecting, so a gateway starts while Redis is down.
-    /// Must be called inside a tokio runtime.
+    /// Prepares the connections without connecting, so a gateway starts while Redis is down
+    /// (the first decision on each connects).
     ///
     /// # Errors
-    /// A URL that does not parse.
+    /// A URL that does not parse, or a CA that is not PEM certificates.
     pub(crate) fn new(config: RedisConfig) -> Result<Self, RedisSetupError> {
         let client = client(&config.url, config.ca_pem.as_deref())?;
-        let manager_config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(config.timeout))
-            .set_response_timeout(Some(config.timeout))
-            .set_number_of_retries(1)
-            .set_min_delay(Duration::from_millis(10))
-            .set_max_delay(config.backoff);
-        let conn = ConnectionManager::new_lazy_with_config(client, manager_config)?;
+        let target = Arc::new(Target::new(&client, config.ca_pem.as_deref()));
+        let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get).clamp(1, MAX_CONNECTIONS);
+        let pipes = (0..cores).map(|_| Pipe::new(target.clone())).collect();
         Ok(Self {
-            conn,
+            pipes,
             config,
-            limit_script: Script::new(LIMIT_SCRIPT),
-            quota_script: Script::new(QUOTA_SCRIPT),
+            limit_script: Lua::new(LIMIT_SCRIPT),
+            quota_script: Lua::new(QUOTA_SCRIPT),
             skip_until: AtomicU64::new(0),
             last_degraded: AtomicBool::new(false),
             failures: AtomicU64::new(0),
@@ -183,15 +208,27 @@ impl RedisBackend {
         now_us: Option<u64>,
         mono: Nanos,
     ) -> Result<MultiDecision, Unavailable> {
-        let mut invocation = self.limit_script.prepare_invoke();
-        invocation.arg(now_us.map_or_else(String::new, |n| n.to_string()));
-        for (limiter, key) in checks {
-            invocation.key(self.limit_key(limiter.name(), key));
-            let limit = limiter.limit();
-            invocation.arg(micros(limit.interval_nanos()));
-            invocation.arg(micros(limit.tolerance_nanos()));
-        }
-        let reply: Vec<u64> = self.call(mono, async |conn| invocation.invoke_async(conn).await).await?;
+        let prefix = self.config.key_prefix.as_bytes();
+        let args = |buf: &mut Vec<u8>| {
+            for (limiter, key) in checks {
+                resp::bulk_parts(buf, &[prefix, limiter.redis().key_head(), key.as_bytes()]);
+            }
+            match now_us {
+                Some(n) => resp::bulk_u64(buf, n),
+                None => resp::bulk(buf, b""),
+            }
+            for (limiter, _) in checks {
+                buf.extend_from_slice(limiter.redis().args());
+            }
+        };
+        let (keys, argc) = (checks.len(), checks.len() * 3 + 1);
+        let send = async |pipe: &Pipe, deadline| eval(pipe, deadline, &self.limit_script, keys, argc, args).await;
+        let reply = self
+            .call(mono, send, |reply| match reply {
+                Reply::Array(items) => items.iter().map(Reply::as_u64).collect::<Option<Vec<u64>>>(),
+                _ => None,
+            })
+            .await?;
         Ok(decode_limits(checks, &reply))
     }
 
@@ -204,10 +241,23 @@ impl RedisBackend {
         mono: Nanos,
     ) -> Result<QuotaDecision, Unavailable> {
         let (start, end) = quota.period.bounds(now_unix);
-        let mut invocation = self.quota_script.prepare_invoke();
-        invocation.key(self.quota_key(key, start)).arg(quota.limit).arg(end.saturating_add(QUOTA_KEY_GRACE_SECONDS));
-        let (allowed, used): (u8, u64) = self.call(mono, async |conn| invocation.invoke_async(conn).await).await?;
-        Ok(QuotaDecision::new(allowed == 1, quota, used, end))
+        let expire_at = end.saturating_add(QUOTA_KEY_GRACE_SECONDS);
+        let args = |buf: &mut Vec<u8>| {
+            self.quota_key(buf, key, start);
+            resp::bulk_u64(buf, quota.limit);
+            resp::bulk(buf, expire_at.to_string().as_bytes());
+        };
+        let send = async |pipe: &Pipe, deadline| eval(pipe, deadline, &self.quota_script, 1, 3, args).await;
+        let (allowed, used) = self
+            .call(mono, send, |reply| match reply {
+                Reply::Array(items) => match items.as_slice() {
+                    [allowed, used] => Some((allowed.as_u64()? == 1, used.as_u64()?)),
+                    _ => None,
+                },
+                _ => None,
+            })
+            .await?;
+        Ok(QuotaDecision::new(allowed, quota, used, end))
     }
 
     /// Reads a quota counter without counting (for `/consumers/{name}/usage`).
@@ -219,10 +269,18 @@ impl RedisBackend {
         mono: Nanos,
     ) -> Result<QuotaDecision, Unavailable> {
         let (start, end) = quota.period.bounds(now_unix);
-        let redis_key = self.quota_key(key, start);
-        let used: Option<u64> =
-            self.call(mono, async |conn| redis::cmd("GET").arg(&redis_key).query_async(conn).await).await?;
-        let used = used.unwrap_or(0);
+        let get = |buf: &mut Vec<u8>| {
+            resp::array_header(buf, 2);
+            resp::bulk(buf, b"GET");
+            self.quota_key(buf, key, start);
+        };
+        let send = async |pipe: &Pipe, deadline| pipe.call(deadline, get).await;
+        let used = self
+            .call(mono, send, |reply| match reply {
+                Reply::Nil => Some(0),
+                other => other.as_u64(),
+            })
+            .await?;
         Ok(QuotaDecision::new(used < quota.limit, quota, used, end))
     }
 
@@ -230,22 +288,30 @@ impl RedisBackend {
         self.last_degraded.store(degraded, Ordering::Relaxed);
     }
 
-    /// One bounded call behind the circuit.
+    /// One call behind the circuit, bounded by the configured timeout. A reply of the shape
+    /// `decode` expects closes the circuit; anything else (no reply in time, a broken
+    /// connection, an error reply, a wrong shape) counts as a failure and opens it.
     async fn call<T>(
         &self,
         mono: Nanos,
-        f: impl AsyncFnOnce(&mut ConnectionManager) -> redis::RedisResult<T>,
+        send: impl AsyncFnOnce(&Pipe, Instant) -> Result<Reply, Failed>,
+        decode: impl FnOnce(Reply) -> Option<T>,
     ) -> Result<T, Unavailable> {
         if !self.circuit_allows(mono) {
             return Err(Unavailable::Backoff);
         }
-        let mut conn = self.conn.clone();
-        match tokio::time::timeout(self.config.timeout, f(&mut conn)).await {
-            Ok(Ok(value)) => {
+        let slot = SLOT.with(|slot| *slot);
+        let pipe = &self.pipes[slot % self.pipes.len()];
+        let value = match send(pipe, Instant::now() + self.config.timeout).await {
+            Ok(Reply::Error(_)) | Err(Failed) => None,
+            Ok(reply) => decode(reply),
+        };
+        match value {
+            Some(value) => {
                 self.skip_until.store(0, Ordering::Release);
                 Ok(value)
             }
-            Ok(Err(_)) | Err(_) => {
+            None => {
                 self.failures.fetch_add(1, Ordering::Relaxed);
                 self.skip_until.store(self.reopen_at(mono).max(1), Ordering::Release);
                 Err(Unavailable::Failed)
@@ -271,14 +337,61 @@ impl RedisBackend {
         mono.saturating_add(backoff).max(1)
     }
 
-    /// `{prefix}rl:{len(name)}:{name}:{key}`: the length makes names with `:` unambiguous.
-    fn limit_key(&self, name: &str, key: &str) -> String {
-        format!("{}rl:{}:{name}:{key}", self.config.key_prefix, name.len())
+    /// Writes `{prefix}q:{period_start}:{key}` as one argument.
+    fn quota_key(&self, buf: &mut Vec<u8>, key: &str, period_start: i64) {
+        let start = period_start.to_string();
+        resp::bulk_parts(buf, &[self.config.key_prefix.as_bytes(), b"q:", start.as_bytes(), b":", key.as_bytes()]);
+    }
+}
+
+/// `EVALSHA` of `script` with `keys` keys among the `argc` arguments `args` writes; on
+/// `NOSCRIPT` (Redis restarted or flushed its scripts) the same call as `EVAL`, which also
+/// loads the script again for the next `EVALSHA`.
+async fn eval(
+    pipe: &Pipe,
+    deadline: Instant,
+    script: &Lua,
+    keys: usize,
+    argc: usize,
+    args: impl Fn(&mut Vec<u8>),
+) -> Result<Reply, Failed> {
+    let command = |buf: &mut Vec<u8>, verb: &[u8], script: &[u8]| {
+        resp::array_header(buf, 3 + argc);
+        resp::bulk(buf, verb);
+        resp::bulk(buf, script);
+        resp::bulk_u64(buf, keys as u64);
+        args(buf);
+    };
+    let reply = pipe.call(deadline, |buf| command(buf, b"EVALSHA", script.sha.as_bytes())).await?;
+    if !reply.is_noscript() {
+        return Ok(reply);
+    }
+    pipe.call(deadline, |buf| command(buf, b"EVAL", script.body.as_bytes())).await
+}
+
+/// What the rate script is sent for one limiter, encoded once when the limiter is made.
+#[derive(Debug)]
+pub(crate) struct LimiterArgs {
+    /// `rl:{len(name)}:{name}:`, the key without the prefix before and the request's key after.
+    key_head: Box<[u8]>,
+    /// `T` and `burst·T` in microseconds, as two RESP bulk strings.
+    args: Box<[u8]>,
+}
+
+impl LimiterArgs {
+    pub(crate) fn new(name: &str, limit: &Limit) -> Self {
+        let mut args = Vec::new();
+        resp::bulk(&mut args, micros(limit.interval_nanos()).as_bytes());
+        resp::bulk(&mut args, micros(limit.tolerance_nanos()).as_bytes());
+        Self { key_head: format!("rl:{}:{name}:", name.len()).into_bytes().into(), args: args.into() }
     }
 
-    /// `{prefix}q:{period_start}:{key}`.
-    fn quota_key(&self, key: &str, period_start: i64) -> String {
-        format!("{}q:{period_start}:{key}", self.config.key_prefix)
+    fn key_head(&self) -> &[u8] {
+        &self.key_head
+    }
+
+    fn args(&self) -> &[u8] {
+        &self.args
     }
 }
 
