@@ -77,6 +77,9 @@ pub mod local;
 mod pipe;
 mod quota;
 mod resp;
+/// The Redis reply parser's contract checked on any bytes (fuzzing only; not an API).
+#[doc(hidden)]
+pub use resp::check_parser as fuzz_check_reply_parser;
 mod shared;
 mod target;
 

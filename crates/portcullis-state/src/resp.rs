@@ -186,3 +186,34 @@ fn length(bytes: &[u8], max: usize) -> Result<Option<usize>, ProtocolError> {
 #[cfg(test)]
 #[path = "resp_tests.rs"]
 mod tests;
+
+/// The reply parser's contract on any bytes, for the `redis_reply` fuzz target and its stable
+/// replay: replies are read one after another as the connection's read loop does; each
+/// consumes at least one byte and no more than it was given, and every shorter prefix of a
+/// complete reply parses as "need more" (so a reply split across reads is neither misread nor
+/// taken for a broken connection). Returns how many replies were read before the first error or the
+/// end. Panics when the contract is broken.
+#[doc(hidden)]
+#[must_use]
+pub fn check_parser(data: &[u8]) -> usize {
+    let mut at = 0;
+    let mut replies = 0;
+    while at < data.len() {
+        let rest = &data[at..];
+        match parse(rest) {
+            Ok(Some((_, used))) => {
+                assert!(used > 0 && used <= rest.len(), "a reply used {used} of {} bytes", rest.len());
+                for cut in 0..used {
+                    assert!(
+                        matches!(parse(&rest[..cut]), Ok(None)),
+                        "a {cut}-byte prefix of a {used}-byte reply parsed as complete"
+                    );
+                }
+                at += used;
+                replies += 1;
+            }
+            Ok(None) | Err(ProtocolError) => break,
+        }
+    }
+    replies
+}
