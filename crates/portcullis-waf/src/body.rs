@@ -4,12 +4,15 @@
 //! is still read as far as it goes: JSON falls back to its string literals, XML to its
 //! events up to the cut.
 
+use std::fmt::{self, Write as _};
+
 use http::HeaderMap;
 use quick_xml::events::Event;
+use serde::de::{DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 
-use crate::Pass;
 use crate::detect::Place;
 use crate::exclusion::Target;
+use crate::{Found, Pass};
 
 /// The body kinds the WAF reads.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -54,16 +57,152 @@ pub(crate) fn inspect(kind: Kind, body: &[u8], pass: &mut Pass<'_>) {
 }
 
 fn json(body: &[u8], pass: &mut Pass<'_>) {
-    match serde_json::from_slice::<serde_json::Value>(body) {
-        Ok(value) => {
-            let mut pointer = String::new();
-            walk(&value, &mut pointer, pass);
+    if !pass.waf.fast {
+        return match serde_json::from_slice::<serde_json::Value>(body) {
+            Ok(value) => {
+                let mut pointer = String::new();
+                walk(&value, &mut pointer, pass);
+            }
+            Err(_) => json_strings(body, pass),
+        };
+    }
+    // Checked as it parses (no tree is built); the hits are held until the whole body has
+    // parsed, since JSON that turns out broken is read by its string literals instead.
+    pass.held = Some(Found::new());
+    let mut de = serde_json::Deserializer::from_slice(body);
+    let mut pointer = String::new();
+    let parsed = Walk { pointer: &mut pointer, pass }.deserialize(&mut de).is_ok() && de.end().is_ok();
+    let held = pass.held.take().unwrap_or_default();
+    if parsed {
+        for rule in held {
+            pass.count(rule);
         }
-        Err(_) => json_strings(body, pass),
+    } else {
+        json_strings(body, pass);
     }
 }
 
-/// Every key and string leaf, with its JSON Pointer (serde_json bounds the nesting at 128).
+/// A JSON Pointer segment: `~` is `~0`, `/` is `~1`.
+fn push_segment(pointer: &mut String, key: &str) {
+    pointer.push('/');
+    if key.contains(['~', '/']) {
+        pointer.push_str(&key.replace('~', "~0").replace('/', "~1"));
+    } else {
+        pointer.push_str(key);
+    }
+}
+
+/// One JSON value as it parses: every string leaf checked with its JSON Pointer, every
+/// object key with its member's. serde_json bounds the nesting at 128.
+struct Walk<'p, 'a> {
+    pointer: &'p mut String,
+    pass: &'p mut Pass<'a>,
+}
+
+impl<'de> DeserializeSeed<'de> for Walk<'_, '_> {
+    type Value = ();
+
+    fn deserialize<D: Deserializer<'de>>(self, de: D) -> Result<(), D::Error> {
+        de.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Walk<'_, '_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("JSON")
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_i64<E>(self, _: i64) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_u64<E>(self, _: u64) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_f64<E>(self, _: f64) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_unit<E>(self) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_str<E>(self, s: &str) -> Result<(), E> {
+        self.pass.value(Target::Json(self.pointer), s.as_bytes(), false, Place::Body);
+        Ok(())
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut items: A) -> Result<(), A::Error> {
+        let mut i = 0usize;
+        loop {
+            let len = self.pointer.len();
+            self.pointer.push('/');
+            // Writing a number to a String cannot fail.
+            let _ = write!(self.pointer, "{i}");
+            let item = items.next_element_seed(Walk { pointer: &mut *self.pointer, pass: &mut *self.pass });
+            self.pointer.truncate(len);
+            if item?.is_none() {
+                return Ok(());
+            }
+            i += 1;
+        }
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut members: A) -> Result<(), A::Error> {
+        loop {
+            let len = self.pointer.len();
+            let key = members.next_key_seed(Key { pointer: &mut *self.pointer, pass: &mut *self.pass });
+            let member = match key {
+                Ok(Some(())) => {
+                    members.next_value_seed(Walk { pointer: &mut *self.pointer, pass: &mut *self.pass }).map(Some)
+                }
+                other => other,
+            };
+            self.pointer.truncate(len);
+            if member?.is_none() {
+                return Ok(());
+            }
+        }
+    }
+}
+
+/// An object key: appended to the pointer (which its member's value then extends) and checked.
+struct Key<'p, 'a> {
+    pointer: &'p mut String,
+    pass: &'p mut Pass<'a>,
+}
+
+impl<'de> DeserializeSeed<'de> for Key<'_, '_> {
+    type Value = ();
+
+    fn deserialize<D: Deserializer<'de>>(self, de: D) -> Result<(), D::Error> {
+        de.deserialize_str(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Key<'_, '_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an object key")
+    }
+
+    fn visit_str<E>(self, key: &str) -> Result<(), E> {
+        push_segment(self.pointer, key);
+        self.pass.value(Target::Json(self.pointer), key.as_bytes(), false, Place::Body);
+        Ok(())
+    }
+}
+
+/// Every key and string leaf, with its JSON Pointer, of a parsed tree (the reference path;
+/// serde_json bounds the nesting at 128).
 fn walk(value: &serde_json::Value, pointer: &mut String, pass: &mut Pass<'_>) {
     use serde_json::Value;
     match value {
@@ -80,8 +219,7 @@ fn walk(value: &serde_json::Value, pointer: &mut String, pass: &mut Pass<'_>) {
         Value::Object(members) => {
             for (key, item) in members {
                 let len = pointer.len();
-                pointer.push('/');
-                pointer.push_str(&key.replace('~', "~0").replace('/', "~1"));
+                push_segment(pointer, key);
                 pass.value(Target::Json(pointer), key.as_bytes(), false, Place::Body);
                 walk(item, pointer, pass);
                 pointer.truncate(len);

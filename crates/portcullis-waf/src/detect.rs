@@ -112,8 +112,21 @@ impl Detectors {
     }
 
     /// Every family's rules over one decoded value; `hit` gets each rule that matched.
-    pub(crate) fn check(&self, families: Families, value: &Decoded<'_>, place: Place, hit: &mut dyn FnMut(RuleId)) {
+    /// `fast`: a rule whose pre-screen proves it cannot match this text is not run (the
+    /// verdicts are the same either way; `fast: false` is the reference the tests hold the
+    /// fast path to).
+    pub(crate) fn check(
+        &self,
+        families: Families,
+        value: &Decoded<'_>,
+        place: Place,
+        fast: bool,
+        hit: &mut dyn FnMut(RuleId),
+    ) {
         let text = &*value.text;
+        let bytes = text.as_bytes();
+        // Which of the bytes the pre-screens ask about the text holds: one pass over it.
+        let has = if fast { Triggers::of(bytes) } else { Triggers::ALL };
         if families.contains(Family::Protocol) {
             protocol(value, place, hit);
         }
@@ -121,18 +134,21 @@ impl Detectors {
             if sqli(text) {
                 hit(rules::SQLI_LIBINJECTION);
             }
-            if sql_quote_terminator(text) {
+            if has.quote && sql_quote_terminator(text) {
                 hit(rules::SQLI_QUOTE_TERMINATOR);
             }
         }
         if families.contains(Family::Xss) {
-            if libinjectionrs::detect_xss(text.as_bytes()).is_injection() {
+            // libinjection's XSS detector reports a tag, a comment or a doctype (all behind
+            // `<`) or an attribute value after a dangerous attribute name (behind `=`), in each
+            // of its five contexts: without either byte it cannot fire.
+            if (has.lt || has.eq) && libinjectionrs::detect_xss(bytes).is_injection() {
                 hit(rules::XSS_LIBINJECTION);
             }
-            if contains_ignore_case(text.as_bytes(), b"<script") {
+            if has.lt && contains_ignore_case(bytes, b"<script") {
                 hit(rules::XSS_SCRIPT_TAG);
             }
-            if script_uri(text) {
+            if has.colon && script_uri(text) {
                 hit(rules::XSS_SCRIPT_URI);
             }
         }
@@ -157,6 +173,37 @@ impl Detectors {
     }
 }
 
+/// The bytes without which a rule cannot match (each pre-screen says why).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Triggers {
+    /// `'` or `"`: the quote terminator starts at a quote.
+    quote: bool,
+    /// `<`.
+    lt: bool,
+    /// `=`.
+    eq: bool,
+    /// `:`: a script URI's scheme ends with one (blanks removed, never added).
+    colon: bool,
+}
+
+impl Triggers {
+    const ALL: Self = Self { quote: true, lt: true, eq: true, colon: true };
+
+    fn of(bytes: &[u8]) -> Self {
+        let mut t = Self { quote: false, lt: false, eq: false, colon: false };
+        for &b in bytes {
+            match b {
+                b'\'' | b'"' => t.quote = true,
+                b'<' => t.lt = true,
+                b'=' => t.eq = true,
+                b':' => t.colon = true,
+                _ => {}
+            }
+        }
+        t
+    }
+}
+
 /// A value that no rule can match: one token of letters, digits and `-_.@:,`.
 pub(crate) fn is_plain(raw: &[u8]) -> bool {
     raw.iter().all(|&b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'@' | b':' | b','))
@@ -166,12 +213,17 @@ pub(crate) fn is_plain(raw: &[u8]) -> bool {
 fn sqli(text: &str) -> bool {
     let prose = is_prose(text);
     let libinjection = |t: &str| {
-        let result = libinjectionrs::detect_sqli(t.as_bytes());
+        // `libinjectionrs::detect_sqli`, without its second fingerprinting of every input to
+        // return a fingerprint: only an injection's is asked for.
+        let mut state = libinjectionrs::SqliState::new(t.as_bytes(), libinjectionrs::SqliFlags::FLAG_NONE);
+        if !state.detect() {
+            return false;
+        }
         // libinjection's known false positives: a three-token fingerprint (`v&s`, `sos`) over
         // prose with no SQL punctuation at all, such as `Null and void "quoted"`. An attack
         // needs an operator, a comment, a parenthesis or a list to do anything.
-        let short = result.fingerprint.as_ref().is_some_and(|f| f.to_string().len() <= 3);
-        result.is_injection() && !(prose && short)
+        let short = state.get_fingerprint().to_string().len() <= 3;
+        !(prose && short)
     };
     libinjection(text) || decode::strip_sql_comments(text).is_some_and(|s| libinjection(&s))
 }
@@ -366,7 +418,7 @@ mod tests {
         let d = Detectors::new();
         let mut out = Vec::new();
         let value = decode::decode(text.as_bytes(), false);
-        d.check(Families::all(), &value, Place::Url, &mut |r| out.push(r.0));
+        d.check(Families::all(), &value, Place::Url, true, &mut |r| out.push(r.0));
         out
     }
 
@@ -435,5 +487,76 @@ mod tests {
         assert!(is_plain(b"user@example.com"));
         assert!(!is_plain(b"a b"));
         assert!(!is_plain(b".."));
+    }
+}
+
+#[cfg(test)]
+mod prescreen {
+    use proptest::prelude::*;
+
+    /// Bytes that move libinjection's HTML5 tokenizer between states, and names it blocks.
+    const HTML: &[&str] = &[
+        ">",
+        "/",
+        "'",
+        "\"",
+        "`",
+        " ",
+        "\t",
+        "\n",
+        "!",
+        "?",
+        "%",
+        "-",
+        "[",
+        "]",
+        "&",
+        "#",
+        ";",
+        "on",
+        "onload",
+        "onerror",
+        "style",
+        "href",
+        "src",
+        "xmlns",
+        "xlink",
+        "script",
+        "svg",
+        "xsl",
+        "doctype",
+        "DOCTYPE",
+        "[if",
+        "xml",
+        "import",
+        "entity",
+        "javascript:",
+        "vbscript:",
+        "data:",
+        "alert(1)",
+        "x",
+    ];
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 4096, failure_persistence: None, ..ProptestConfig::default() })]
+
+        /// libinjection's XSS detector never fires on a text with neither `<` nor `=` (the
+        /// pre-screen of `Detectors::check`), whatever else the text holds.
+        #[test]
+        fn xss_needs_a_lt_or_an_equals_sign(
+            pieces in prop::collection::vec(prop::sample::select(HTML), 0..16),
+            noise in prop::collection::vec(any::<u8>(), 0..48),
+        ) {
+            let mut text: Vec<u8> = pieces.concat().into_bytes();
+            text.extend(noise.iter().filter(|&&b| b != b'<' && b != b'='));
+            prop_assert!(!libinjectionrs::detect_xss(&text).is_injection(), "{:?}", String::from_utf8_lossy(&text));
+        }
+    }
+
+    #[test]
+    fn the_same_texts_fire_once_they_have_one() {
+        assert!(libinjectionrs::detect_xss(b"x onload=alert(1)").is_injection());
+        assert!(libinjectionrs::detect_xss(b"<svg onload>").is_injection());
+        assert!(!libinjectionrs::detect_xss(b"x onload alert(1)").is_injection());
     }
 }
