@@ -68,17 +68,175 @@ fn json(body: &[u8], pass: &mut Pass<'_>) {
     }
     // Checked as it parses (no tree is built); the hits are held until the whole body has
     // parsed, since JSON that turns out broken is read by its string literals instead.
+    // First the plain scanner (the common JSON of APIs); whatever it does not take on (an
+    // escape, an exponent, a syntax error) is parsed by serde_json from the start.
+    let mut pointer = String::new();
+    pass.held = Some(Found::new());
+    let plain = Plain { body, at: 0, pointer: &mut pointer, pass: &mut *pass }.document();
+    if plain.is_some() {
+        return pass.release();
+    }
+    pointer.clear();
     pass.held = Some(Found::new());
     let mut de = serde_json::Deserializer::from_slice(body);
-    let mut pointer = String::new();
-    let parsed = Walk { pointer: &mut pointer, pass }.deserialize(&mut de).is_ok() && de.end().is_ok();
-    let held = pass.held.take().unwrap_or_default();
+    let parsed = Walk { pointer: &mut pointer, pass: &mut *pass }.deserialize(&mut de).is_ok() && de.end().is_ok();
     if parsed {
-        for rule in held {
-            pass.count(rule);
-        }
+        pass.release();
     } else {
+        pass.held = None;
         json_strings(body, pass);
+    }
+}
+
+/// How deep the plain scanner follows arrays and objects (serde_json's limit is 128).
+const PLAIN_DEPTH: usize = 100;
+
+/// A JSON scanner for the plain subset of JSON that most API bodies are: strings without
+/// escapes or control characters (UTF-8 checked), numbers without exponents and at most 15
+/// digits, bounded nesting. Everything it accepts serde_json accepts, with the same strings
+/// (unescaped text is itself); `None` for anything else, which serde_json then parses. Each
+/// string leaf and key is checked as it is met, with its JSON Pointer.
+struct Plain<'b, 'p, 'a> {
+    body: &'b [u8],
+    at: usize,
+    pointer: &'p mut String,
+    pass: &'p mut Pass<'a>,
+}
+
+impl<'b> Plain<'b, '_, '_> {
+    fn document(&mut self) -> Option<()> {
+        self.value(0)?;
+        self.blanks();
+        (self.at == self.body.len()).then_some(())
+    }
+
+    /// Past JSON's four blanks.
+    fn blanks(&mut self) {
+        while let Some(b' ' | b'\n' | b'\t' | b'\r') = self.body.get(self.at) {
+            self.at += 1;
+        }
+    }
+
+    fn peek(&mut self) -> Option<u8> {
+        self.blanks();
+        self.body.get(self.at).copied()
+    }
+
+    fn eat(&mut self, b: u8) -> bool {
+        let here = self.peek() == Some(b);
+        self.at += usize::from(here);
+        here
+    }
+
+    fn value(&mut self, depth: usize) -> Option<()> {
+        match self.peek()? {
+            b'"' => {
+                let s = self.string()?;
+                self.pass.value(Target::Json(self.pointer), s.as_bytes(), false, Place::Body);
+                Some(())
+            }
+            b'[' if depth < PLAIN_DEPTH => {
+                self.at += 1;
+                if self.eat(b']') {
+                    return Some(());
+                }
+                let mut i = 0usize;
+                loop {
+                    let len = self.pointer.len();
+                    self.pointer.push('/');
+                    // Writing a number to a String cannot fail.
+                    let _ = write!(self.pointer, "{i}");
+                    let item = self.value(depth + 1);
+                    self.pointer.truncate(len);
+                    item?;
+                    if self.eat(b']') {
+                        return Some(());
+                    }
+                    if !self.eat(b',') {
+                        return None;
+                    }
+                    i += 1;
+                }
+            }
+            b'{' if depth < PLAIN_DEPTH => {
+                self.at += 1;
+                if self.eat(b'}') {
+                    return Some(());
+                }
+                loop {
+                    if self.peek() != Some(b'"') {
+                        return None;
+                    }
+                    let key = self.string()?;
+                    let len = self.pointer.len();
+                    push_segment(self.pointer, key);
+                    self.pass.value(Target::Json(self.pointer), key.as_bytes(), false, Place::Body);
+                    let member = if self.eat(b':') { self.value(depth + 1) } else { None };
+                    self.pointer.truncate(len);
+                    member?;
+                    if self.eat(b'}') {
+                        return Some(());
+                    }
+                    if !self.eat(b',') {
+                        return None;
+                    }
+                }
+            }
+            b't' => self.literal(b"true"),
+            b'f' => self.literal(b"false"),
+            b'n' => self.literal(b"null"),
+            b'-' | b'0'..=b'9' => self.number(),
+            _ => None,
+        }
+    }
+
+    fn literal(&mut self, word: &[u8]) -> Option<()> {
+        let end = self.at + word.len();
+        (self.body.get(self.at..end)? == word).then(|| self.at = end)
+    }
+
+    /// `-?(0|[1-9][0-9]*)(\.[0-9]+)?`, at most 15 digits: always a finite f64 or an integer.
+    fn number(&mut self) -> Option<()> {
+        let start = self.at;
+        self.at += usize::from(self.body.get(self.at) == Some(&b'-'));
+        let int = self.digits();
+        let first = self.body.get(self.at - int).copied();
+        if int == 0 || int > 1 && first == Some(b'0') {
+            return None;
+        }
+        let mut count = int;
+        if self.body.get(self.at) == Some(&b'.') {
+            self.at += 1;
+            let frac = self.digits();
+            if frac == 0 {
+                return None;
+            }
+            count += frac;
+        }
+        let next = self.body.get(self.at).copied();
+        if count > 15 || matches!(next, Some(b'e' | b'E' | b'0'..=b'9' | b'.')) {
+            return None;
+        }
+        (self.at > start).then_some(())
+    }
+
+    fn digits(&mut self) -> usize {
+        let n = self.body[self.at..].iter().take_while(|b| b.is_ascii_digit()).count();
+        self.at += n;
+        n
+    }
+
+    /// A string without escapes or control characters, valid UTF-8; at its opening quote.
+    fn string(&mut self) -> Option<&'b str> {
+        let body: &'b [u8] = self.body;
+        let start = self.at + 1;
+        let len = body.get(start..)?.iter().position(|&b| b == b'"' || b == b'\\' || b < 0x20)?;
+        let end = start + len;
+        if body[end] != b'"' {
+            return None;
+        }
+        self.at = end + 1;
+        std::str::from_utf8(&body[start..end]).ok()
     }
 }
 
@@ -345,6 +503,76 @@ fn xml(body: &[u8], pass: &mut Pass<'_>) {
                 let at = usize::try_from(reader.buffer_position()).unwrap_or(body.len()).min(body.len());
                 pass.value(Target::Body, &body[at..], false, Place::Body);
                 break;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::{Scan, Settings, Waf};
+
+    /// Whether the plain scanner takes this document on.
+    fn plain(doc: &[u8]) -> bool {
+        static WAF: std::sync::LazyLock<Waf> = std::sync::LazyLock::new(|| Waf::new(Settings::default()));
+        let waf = &*WAF;
+        let mut scan = Scan::default();
+        let mut pass = Pass::new(waf, "r", &mut scan);
+        let mut pointer = String::new();
+        Plain { body: doc, at: 0, pointer: &mut pointer, pass: &mut pass }.document().is_some()
+    }
+
+    #[test]
+    fn the_plain_scanner_takes_plain_json_and_leaves_the_rest_to_serde_json() {
+        for doc in [
+            &br#"{"a": [1, -2.5, 0, true, false, null, "x y", {}], "b": {"c": []}}"#[..],
+            b" \"caf\xc3\xa9\" ",
+            b"-0",
+            b"123456789012345",
+        ] {
+            assert!(plain(doc), "{}", String::from_utf8_lossy(doc));
+        }
+        let deep = [&[b'['; 101][..], &[b']'; 101][..]].concat();
+        for doc in [
+            &br#"{"a": "x\ny"}"#[..],
+            br#""x\"y""#,
+            b"1e5",
+            b"1E5",
+            b"01",
+            b"1.",
+            b"-",
+            b"1234567890123456",
+            b"[1,]",
+            b"{\"a\" 1}",
+            b"{\"a\": 1,}",
+            b"\"tab\tin a string\"",
+            b"\"\xff\"",
+            b"[1] x",
+            b"",
+            b"tru",
+            &deep,
+        ] {
+            assert!(!plain(doc), "{}", String::from_utf8_lossy(doc));
+        }
+    }
+
+    /// JSON-ish bytes, so random documents are often valid or nearly so.
+    const JSONISH: &[u8] = b"{}[]:,\" \t\n\r-+.0123456789eEtruefalsn\\ax\xc3\xa9\x01";
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 4096, failure_persistence: None, ..ProptestConfig::default() })]
+
+        /// Whatever the plain scanner takes on, serde_json parses too (so the JSON Pointer
+        /// walk, not the string-literal fallback, is the right reading of it).
+        #[test]
+        fn what_the_plain_scanner_takes_serde_json_parses(
+            doc in prop::collection::vec(prop::sample::select(JSONISH), 0..40),
+        ) {
+            if plain(&doc) {
+                prop_assert!(serde_json::from_slice::<serde_json::Value>(&doc).is_ok(), "{:?}", String::from_utf8_lossy(&doc));
             }
         }
     }

@@ -125,16 +125,19 @@ impl Detectors {
     ) {
         let text = &*value.text;
         let bytes = text.as_bytes();
-        // Which of the bytes the pre-screens ask about the text holds: one pass over it.
-        let has = if fast { Triggers::of(bytes) } else { Triggers::ALL };
+        // Which bytes the text holds, in one pass: each rule below that cannot match without
+        // some byte is not run when none of them is there (each says why). The reference path
+        // runs every rule.
+        let has = if fast { Present::of(bytes) } else { Present::ALL };
         if families.contains(Family::Protocol) {
-            protocol(value, place, hit);
+            protocol(value, place, &has, hit);
         }
         if families.contains(Family::Sqli) {
             if sqli(text) {
                 hit(rules::SQLI_LIBINJECTION);
             }
-            if has.quote && sql_quote_terminator(text) {
+            // It starts at a quote.
+            if has.any(b"'\"") && sql_quote_terminator(text) {
                 hit(rules::SQLI_QUOTE_TERMINATOR);
             }
         }
@@ -142,65 +145,76 @@ impl Detectors {
             // libinjection's XSS detector reports a tag, a comment or a doctype (all behind
             // `<`) or an attribute value after a dangerous attribute name (behind `=`), in each
             // of its five contexts: without either byte it cannot fire.
-            if (has.lt || has.eq) && libinjectionrs::detect_xss(bytes).is_injection() {
+            if has.any(b"<=") && libinjectionrs::detect_xss(bytes).is_injection() {
                 hit(rules::XSS_LIBINJECTION);
             }
-            if has.lt && contains_ignore_case(bytes, b"<script") {
+            if has.any(b"<") && contains_ignore_case(bytes, b"<script") {
                 hit(rules::XSS_SCRIPT_TAG);
             }
-            if has.colon && script_uri(text) {
+            // The scheme ends with a colon (blanks are removed, never added).
+            if has.any(b":") && script_uri(text) {
                 hit(rules::XSS_SCRIPT_URI);
             }
         }
         if families.contains(Family::PathTraversal) {
-            if value.overlong || has_dot_dot_segment(text) {
+            if value.overlong || has.any(b".") && has_dot_dot_segment(text) {
                 hit(rules::PATH_TRAVERSAL);
             }
-            if self.os_files.is_match(text) {
+            // Every pattern holds one of these (a unit test keeps it so).
+            if has.any(OS_FILE_BYTES) && self.os_files.is_match(text) {
                 hit(rules::OS_FILE_ACCESS);
             }
         }
         if families.contains(Family::CommandInjection) {
-            if self.shell_paths.is_match(text) {
+            if has.any(SHELL_PATH_BYTES) && self.shell_paths.is_match(text) {
                 hit(rules::SHELL_PATH);
             }
-            match command_after_separator(text) {
-                Some(Os::Unix) => hit(rules::UNIX_COMMAND),
-                Some(Os::Windows) => hit(rules::WINDOWS_COMMAND),
-                None => {}
+            // It starts at a separator or a `$(`.
+            if has.any(b";|&`\n$") {
+                match command_after_separator(text) {
+                    Some(Os::Unix) => hit(rules::UNIX_COMMAND),
+                    Some(Os::Windows) => hit(rules::WINDOWS_COMMAND),
+                    None => {}
+                }
             }
         }
     }
 }
 
-/// The bytes without which a rule cannot match (each pre-screen says why).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Triggers {
-    /// `'` or `"`: the quote terminator starts at a quote.
-    quote: bool,
-    /// `<`.
-    lt: bool,
-    /// `=`.
-    eq: bool,
-    /// `:`: a script URI's scheme ends with one (blanks removed, never added).
-    colon: bool,
-}
+/// Every pattern of `OS_FILES` holds one of these bytes.
+const OS_FILE_BYTES: &[u8] = b"/\\.";
+/// Every pattern of `SHELL_PATHS` holds one of these bytes.
+const SHELL_PATH_BYTES: &[u8] = b"/.$";
 
-impl Triggers {
-    const ALL: Self = Self { quote: true, lt: true, eq: true, colon: true };
+/// The set of bytes a text holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Present([u64; 4]);
+
+impl Present {
+    /// Every byte: no rule is skipped.
+    const ALL: Self = Self([u64::MAX; 4]);
 
     fn of(bytes: &[u8]) -> Self {
-        let mut t = Self { quote: false, lt: false, eq: false, colon: false };
+        let mut set = [0u64; 4];
         for &b in bytes {
-            match b {
-                b'\'' | b'"' => t.quote = true,
-                b'<' => t.lt = true,
-                b'=' => t.eq = true,
-                b':' => t.colon = true,
-                _ => {}
-            }
+            set[usize::from(b >> 6)] |= 1 << (b & 63);
         }
-        t
+        Self(set)
+    }
+
+    fn has(&self, b: u8) -> bool {
+        self.0[usize::from(b >> 6)] & (1 << (b & 63)) != 0
+    }
+
+    fn any(&self, bytes: &[u8]) -> bool {
+        bytes.iter().any(|&b| self.has(b))
+    }
+
+    /// A control character other than tab, CR and LF, or DEL.
+    fn control(&self) -> bool {
+        // Bytes 0..32 but 9, 10 and 13; and 127.
+        const CONTROLS: u64 = 0xFFFF_FFFF & !(1 << 9 | 1 << 10 | 1 << 13);
+        self.0[0] & CONTROLS != 0 || self.has(0x7f)
     }
 }
 
@@ -286,7 +300,7 @@ fn sql_quote_terminator(text: &str) -> bool {
     })
 }
 
-fn protocol(value: &Decoded<'_>, place: Place, hit: &mut dyn FnMut(RuleId)) {
+fn protocol(value: &Decoded<'_>, place: Place, has: &Present, hit: &mut dyn FnMut(RuleId)) {
     if value.nul {
         hit(rules::NUL_BYTE);
     }
@@ -294,14 +308,15 @@ fn protocol(value: &Decoded<'_>, place: Place, hit: &mut dyn FnMut(RuleId)) {
         hit(rules::UNICODE_ABUSE);
     }
     let text = value.text.as_bytes();
-    if text.iter().any(|&b| b < 0x20 && !matches!(b, b'\t' | b'\n' | b'\r') || b == 0x7f) {
+    if has.control() && text.iter().any(|&b| b < 0x20 && !matches!(b, b'\t' | b'\n' | b'\r') || b == 0x7f) {
         hit(rules::CONTROL_CHAR);
     }
     if place == Place::Url {
         if value.bad_encoding {
             hit(rules::BAD_URL_ENCODING);
         }
-        if has_header_injection(text) {
+        // It starts at a line break.
+        if has.any(b"\r\n") && has_header_injection(text) {
             hit(rules::HEADER_INJECTION);
         }
     }
@@ -479,6 +494,28 @@ mod tests {
         assert!(hits("..%2f..%2fetc%2fpasswd").contains(&930100));
         assert!(hits("a%00b").contains(&920270));
         assert!(hits("O'Brien").is_empty());
+    }
+
+    #[test]
+    fn every_pattern_holds_a_byte_of_its_pre_screen() {
+        for p in OS_FILES {
+            assert!(p.bytes().any(|b| OS_FILE_BYTES.contains(&b)), "{p}");
+        }
+        for p in SHELL_PATHS {
+            assert!(p.bytes().any(|b| SHELL_PATH_BYTES.contains(&b)), "{p}");
+        }
+    }
+
+    #[test]
+    fn present_bytes_are_the_text_bytes() {
+        let has = Present::of(b"a\x01\xff:");
+        for b in 0..=255u8 {
+            assert_eq!(has.has(b), b"a\x01\xff:".contains(&b), "{b}");
+        }
+        assert!(has.control());
+        assert!(!Present::of(b"tab\tcr\rlf\n").control());
+        assert!(Present::of(b"\x7f").control());
+        assert!(Present::ALL.any(b"x"));
     }
 
     #[test]

@@ -304,6 +304,13 @@ impl Pass<'_> {
         }
     }
 
+    /// Counts the held hits and stops holding.
+    fn release(&mut self) {
+        for rule in self.held.take().unwrap_or_default() {
+            self.count(rule);
+        }
+    }
+
     fn count(&mut self, rule: RuleId) {
         let points = rules::rule(rule).map_or(0, |r| r.severity.points());
         self.scan.add(rule, points);
