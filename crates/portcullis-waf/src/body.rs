@@ -4,7 +4,7 @@
 //! is still read as far as it goes: JSON falls back to its string literals, XML to its
 //! events up to the cut.
 
-use std::fmt::{self, Write as _};
+use std::fmt;
 
 use http::HeaderMap;
 use quick_xml::events::Event;
@@ -72,7 +72,11 @@ fn json(body: &[u8], pass: &mut Pass<'_>) {
     // escape, an exponent, a syntax error) is parsed by serde_json from the start.
     let mut pointer = String::new();
     pass.held = Some(Found::new());
-    let plain = Plain { body, at: 0, pointer: &mut pointer, pass: &mut *pass }.document();
+    // UTF-8 checked once for the whole body: every string the scanner cuts out of it at its
+    // (ASCII) quotes is then valid text. A body that is not UTF-8 is serde_json's to judge.
+    let plain = std::str::from_utf8(body)
+        .ok()
+        .and_then(|text| Plain { text, at: 0, pointer: &mut pointer, pass: &mut *pass }.document());
     if plain.is_some() {
         return pass.release();
     }
@@ -97,29 +101,33 @@ const PLAIN_DEPTH: usize = 100;
 /// (unescaped text is itself); `None` for anything else, which serde_json then parses. Each
 /// string leaf and key is checked as it is met, with its JSON Pointer.
 struct Plain<'b, 'p, 'a> {
-    body: &'b [u8],
+    text: &'b str,
     at: usize,
     pointer: &'p mut String,
     pass: &'p mut Pass<'a>,
 }
 
 impl<'b> Plain<'b, '_, '_> {
+    fn body(&self) -> &'b [u8] {
+        self.text.as_bytes()
+    }
+
     fn document(&mut self) -> Option<()> {
         self.value(0)?;
         self.blanks();
-        (self.at == self.body.len()).then_some(())
+        (self.at == self.text.len()).then_some(())
     }
 
     /// Past JSON's four blanks.
     fn blanks(&mut self) {
-        while let Some(b' ' | b'\n' | b'\t' | b'\r') = self.body.get(self.at) {
+        while let Some(b' ' | b'\n' | b'\t' | b'\r') = self.body().get(self.at) {
             self.at += 1;
         }
     }
 
     fn peek(&mut self) -> Option<u8> {
         self.blanks();
-        self.body.get(self.at).copied()
+        self.body().get(self.at).copied()
     }
 
     fn eat(&mut self, b: u8) -> bool {
@@ -143,9 +151,7 @@ impl<'b> Plain<'b, '_, '_> {
                 let mut i = 0usize;
                 loop {
                     let len = self.pointer.len();
-                    self.pointer.push('/');
-                    // Writing a number to a String cannot fail.
-                    let _ = write!(self.pointer, "{i}");
+                    push_index(self.pointer, i);
                     let item = self.value(depth + 1);
                     self.pointer.truncate(len);
                     item?;
@@ -192,20 +198,20 @@ impl<'b> Plain<'b, '_, '_> {
 
     fn literal(&mut self, word: &[u8]) -> Option<()> {
         let end = self.at + word.len();
-        (self.body.get(self.at..end)? == word).then(|| self.at = end)
+        (self.body().get(self.at..end)? == word).then(|| self.at = end)
     }
 
     /// `-?(0|[1-9][0-9]*)(\.[0-9]+)?`, at most 15 digits: always a finite f64 or an integer.
     fn number(&mut self) -> Option<()> {
         let start = self.at;
-        self.at += usize::from(self.body.get(self.at) == Some(&b'-'));
+        self.at += usize::from(self.body().get(self.at) == Some(&b'-'));
         let int = self.digits();
-        let first = self.body.get(self.at - int).copied();
+        let first = self.body().get(self.at - int).copied();
         if int == 0 || int > 1 && first == Some(b'0') {
             return None;
         }
         let mut count = int;
-        if self.body.get(self.at) == Some(&b'.') {
+        if self.body().get(self.at) == Some(&b'.') {
             self.at += 1;
             let frac = self.digits();
             if frac == 0 {
@@ -213,7 +219,7 @@ impl<'b> Plain<'b, '_, '_> {
             }
             count += frac;
         }
-        let next = self.body.get(self.at).copied();
+        let next = self.body().get(self.at).copied();
         if count > 15 || matches!(next, Some(b'e' | b'E' | b'0'..=b'9' | b'.')) {
             return None;
         }
@@ -221,14 +227,14 @@ impl<'b> Plain<'b, '_, '_> {
     }
 
     fn digits(&mut self) -> usize {
-        let n = self.body[self.at..].iter().take_while(|b| b.is_ascii_digit()).count();
+        let n = self.body()[self.at..].iter().take_while(|b| b.is_ascii_digit()).count();
         self.at += n;
         n
     }
 
-    /// A string without escapes or control characters, valid UTF-8; at its opening quote.
+    /// A string without escapes or control characters; at its opening quote.
     fn string(&mut self) -> Option<&'b str> {
-        let body: &'b [u8] = self.body;
+        let body = self.body();
         let start = self.at + 1;
         let len = body.get(start..)?.iter().position(|&b| b == b'"' || b == b'\\' || b < 0x20)?;
         let end = start + len;
@@ -236,14 +242,32 @@ impl<'b> Plain<'b, '_, '_> {
             return None;
         }
         self.at = end + 1;
-        std::str::from_utf8(&body[start..end]).ok()
+        // Cut at two ASCII quotes: always on character boundaries.
+        self.text.get(start..end)
     }
+}
+
+/// A JSON Pointer segment for an array index.
+fn push_index(pointer: &mut String, i: usize) {
+    pointer.push('/');
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    let mut n = i;
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    pointer.extend(digits[at..].iter().map(|&d| char::from(d)));
 }
 
 /// A JSON Pointer segment: `~` is `~0`, `/` is `~1`.
 fn push_segment(pointer: &mut String, key: &str) {
     pointer.push('/');
-    if key.contains(['~', '/']) {
+    if key.bytes().any(|b| b == b'~' || b == b'/') {
         pointer.push_str(&key.replace('~', "~0").replace('/', "~1"));
     } else {
         pointer.push_str(key);
@@ -301,9 +325,7 @@ impl<'de> Visitor<'de> for Walk<'_, '_> {
         let mut i = 0usize;
         loop {
             let len = self.pointer.len();
-            self.pointer.push('/');
-            // Writing a number to a String cannot fail.
-            let _ = write!(self.pointer, "{i}");
+            push_index(self.pointer, i);
             let item = items.next_element_seed(Walk { pointer: &mut *self.pointer, pass: &mut *self.pass });
             self.pointer.truncate(len);
             if item?.is_none() {
@@ -522,7 +544,10 @@ mod tests {
         let mut scan = Scan::default();
         let mut pass = Pass::new(waf, "r", &mut scan);
         let mut pointer = String::new();
-        Plain { body: doc, at: 0, pointer: &mut pointer, pass: &mut pass }.document().is_some()
+        std::str::from_utf8(doc)
+            .ok()
+            .and_then(|text| Plain { text, at: 0, pointer: &mut pointer, pass: &mut pass }.document())
+            .is_some()
     }
 
     #[test]

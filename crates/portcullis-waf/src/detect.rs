@@ -220,8 +220,15 @@ impl Present {
 
 /// A value that no rule can match: one token of letters, digits and `-_.@:,`.
 pub(crate) fn is_plain(raw: &[u8]) -> bool {
-    raw.iter().all(|&b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'@' | b':' | b','))
-        && !raw.windows(2).any(|w| w == b"..")
+    let mut last = 0u8;
+    for &b in raw {
+        let token = b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'@' | b':' | b',');
+        if !token || b == b'.' && last == b'.' {
+            return false;
+        }
+        last = b;
+    }
+    true
 }
 
 fn sqli(text: &str) -> bool {

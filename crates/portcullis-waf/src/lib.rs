@@ -219,12 +219,10 @@ struct Pass<'a> {
     waf: &'a Waf,
     route: &'a str,
     scan: &'a mut Scan,
-    /// What each body value already checked matched, by its raw bytes (plus one byte for how
-    /// it was decoded): a value repeated in a body (the same status in every item of a list)
-    /// is decoded and checked once. Bounded by the inspected body.
-    memo: HashMap<Box<[u8]>, Found, foldhash::fast::RandomState>,
-    /// The memo's key being looked up (reused: no allocation per lookup).
-    key: Vec<u8>,
+    /// What each body value already checked matched, by its raw bytes, one map per decoding
+    /// (`+` as a space or not): a value repeated in a body (the same status in every item of
+    /// a list) is decoded and checked once. Bounded by the inspected body.
+    memo: [HashMap<Box<[u8]>, Found, foldhash::fast::RandomState>; 2],
     /// While `Some`, hits are held here instead of counted (a JSON walk that may yet fail and
     /// be replaced by the string-literal fallback): rule ids past the exclusions, in order.
     held: Option<Found>,
@@ -232,7 +230,7 @@ struct Pass<'a> {
 
 impl<'a> Pass<'a> {
     fn new(waf: &'a Waf, route: &'a str, scan: &'a mut Scan) -> Self {
-        Self { waf, route, scan, memo: HashMap::default(), key: Vec::new(), held: None }
+        Self { waf, route, scan, memo: Default::default(), held: None }
     }
 }
 
@@ -266,13 +264,8 @@ impl Pass<'_> {
     /// when the caller has it already).
     fn found(&mut self, raw: &[u8], plus: bool, place: Place, decoded: Option<&decode::Decoded<'_>>) -> Found {
         let memo = self.waf.fast && place == Place::Body;
-        if memo {
-            self.key.clear();
-            self.key.extend_from_slice(raw);
-            self.key.push(u8::from(plus));
-            if let Some(found) = self.memo.get(self.key.as_slice()) {
-                return found.clone();
-            }
+        if memo && let Some(found) = self.memo[usize::from(plus)].get(raw) {
+            return found.clone();
         }
         let mut found = Found::new();
         let mut detect = |d: &decode::Decoded<'_>| {
@@ -283,7 +276,7 @@ impl Pass<'_> {
             None => detect(&decode::decode(raw, plus)),
         }
         if memo {
-            self.memo.insert(self.key.as_slice().into(), found.clone());
+            self.memo[usize::from(plus)].insert(raw.into(), found.clone());
         }
         found
     }
