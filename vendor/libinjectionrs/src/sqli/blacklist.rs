@@ -14,18 +14,18 @@ pub fn is_blacklisted(fingerprint: &str) -> bool {
     }
     
     // Build the v1 fingerprint with '0' prefix and uppercase
-    let mut fp2 = String::with_capacity(8);
-    fp2.push('0');
-    
-    for ch in fingerprint.chars() {
-        if ch >= 'a' && ch <= 'z' {
-            // Convert to uppercase
-            fp2.push((ch as u8 - 0x20) as char);
-        } else {
-            fp2.push(ch);
-        }
-    }
+    // (Portcullis: lookup_word compares in upper case, so the '0' prefix is all it needs;
+    // built in a stack buffer, as this runs once per fingerprint.)
+    let mut fp2 = [0u8; 16];
+    let Some(rest) = fp2.get_mut(1..=fingerprint.len()) else {
+        return false; // fingerprints are at most 8 bytes: longer is no keyword
+    };
+    rest.copy_from_slice(fingerprint.as_bytes());
+    fp2[0] = b'0';
     
     // Check if this fingerprint exists in the keywords table with type 'F'
-    sqli_data::lookup_word(&fp2) == crate::sqli::TokenType::Fingerprint
+    match core::str::from_utf8(&fp2[..=fingerprint.len()]) {
+        Ok(fp2) => sqli_data::lookup_word(fp2) == crate::sqli::TokenType::Fingerprint,
+        Err(_) => false,
+    }
 }

@@ -528,18 +528,26 @@ impl<'a> SqliState<'a> {
                     
                     if sz3 < 32 { // make sure there is room for ending null
                         // Create merged string: a.val + ' ' + b.val
-                        let a_val = self.token_vec[left].value_as_str();
-                        let b_val = self.token_vec[left + 1].value_as_str();
-                        let merged_original = format!("{} {}", a_val, b_val);
-                        let merged_upper = merged_original.to_ascii_uppercase();
+                        // (Portcullis: in a stack buffer; this ran for every pair of words and
+                        // allocated twice. A token that is not UTF-8 was looked up as
+                        // "<binary>", never a keyword: such a pair is no keyword here either.)
+                        let mut merged = [0u8; 32];
+                        merged[..sz1].copy_from_slice(&self.token_vec[left].val[..sz1]);
+                        merged[sz1] = b' ';
+                        merged[sz1 + 1..sz3].copy_from_slice(&self.token_vec[left + 1].val[..sz2]);
+                        let merged_original = &merged[..sz3];
                         
-                        let lookup_result = sqli_data::lookup_word(&merged_upper);
+                        // lookup_word compares in upper case.
+                        let lookup_result = match std::str::from_utf8(merged_original) {
+                            Ok(word) => sqli_data::lookup_word(word),
+                            Err(_) => TokenType::Bareword,
+                        };
                         
                         if lookup_result != TokenType::Bareword {
                             // Update the first token with merged value and new type
                             self.token_vec[left].token_type = lookup_result;
                             // Update the value - store the original case version, not uppercase
-                            let merged_bytes = merged_original.as_bytes();
+                            let merged_bytes = merged_original;
                             let copy_len = merged_bytes.len().min(31); // Leave space for null terminator
                             self.token_vec[left].val[..copy_len].copy_from_slice(&merged_bytes[..copy_len]);
                             self.token_vec[left].len = copy_len;
