@@ -232,7 +232,6 @@ pub(crate) fn is_plain(raw: &[u8]) -> bool {
 }
 
 fn sqli(text: &str) -> bool {
-    let prose = is_prose(text);
     let libinjection = |t: &str| {
         // `libinjectionrs::detect_sqli`, without its second fingerprinting of every input to
         // return a fingerprint: only an injection's is asked for.
@@ -244,7 +243,7 @@ fn sqli(text: &str) -> bool {
         // prose with no SQL punctuation at all, such as `Null and void "quoted"`. An attack
         // needs an operator, a comment, a parenthesis or a list to do anything.
         let short = state.get_fingerprint().to_string().len() <= 3;
-        !(prose && short)
+        !(short && is_prose(text))
     };
     libinjection(text) || decode::strip_sql_comments(text).is_some_and(|s| libinjection(&s))
 }
