@@ -133,7 +133,7 @@ impl Detectors {
             protocol(value, place, &has, hit);
         }
         if families.contains(Family::Sqli) {
-            if sqli(text) {
+            if !(fast && sqli_cannot_match(bytes)) && sqli(text) {
                 hit(rules::SQLI_LIBINJECTION);
             }
             // It starts at a quote.
@@ -227,6 +227,51 @@ pub(crate) fn is_plain(raw: &[u8]) -> bool {
             return false;
         }
         last = b;
+    }
+    true
+}
+
+/// Whether libinjection's SQLi detector cannot fire on this text: only ASCII letters,
+/// digits, spaces and commas, each word a bareword (no SQL keyword, function, operator, type:
+/// none of its ~9,350 keywords), no two neighbouring words a two-word keyword (`ORDER BY`,
+/// which its folding would merge), each word that starts with a digit all digits. Such a text
+/// tokenizes to barewords, numbers and commas only (the quote-led string forms need a quote,
+/// comments and operators their punctuation, other contexts a quote), and no fingerprint on
+/// libinjection's list is made of those three token types alone (a unit test checks the list).
+fn sqli_cannot_match(bytes: &[u8]) -> bool {
+    use libinjectionrs::sqli::TokenType;
+    use libinjectionrs::sqli::sqli_data::lookup_word;
+
+    if !bytes.iter().all(|&b| b.is_ascii_alphanumeric() || b == b' ' || b == b',') {
+        return false;
+    }
+    let mut previous: &[u8] = &[];
+    for word in bytes.split(|&b| b == b' ' || b == b',').filter(|w| !w.is_empty()) {
+        if word[0].is_ascii_digit() {
+            if !word.iter().all(u8::is_ascii_digit) {
+                return false;
+            }
+            previous = &[];
+            continue;
+        }
+        // ASCII letters and digits: always UTF-8.
+        let Ok(text) = std::str::from_utf8(word) else { return false };
+        if lookup_word(text) != TokenType::Bareword {
+            return false;
+        }
+        // libinjection merges two words only when both fit in 31 bytes with the space.
+        let len = previous.len() + 1 + word.len();
+        if !previous.is_empty() && len < 32 {
+            let mut pair = [0u8; 32];
+            pair[..previous.len()].copy_from_slice(previous);
+            pair[previous.len()] = b' ';
+            pair[previous.len() + 1..len].copy_from_slice(word);
+            let Ok(pair) = std::str::from_utf8(&pair[..len]) else { return false };
+            if lookup_word(pair) != TokenType::Bareword {
+                return false;
+            }
+        }
+        previous = word;
     }
     true
 }
@@ -503,6 +548,37 @@ mod tests {
     }
 
     #[test]
+    fn no_listed_sqli_fingerprint_is_barewords_numbers_and_commas_alone() {
+        use libinjectionrs::sqli::sqli_data::SQL_KEYWORDS;
+        let fingerprints: Vec<&str> = SQL_KEYWORDS.iter().filter(|k| k.token_type == b'F').map(|k| k.word).collect();
+        assert!(fingerprints.len() > 8000);
+        for f in fingerprints {
+            // Stored as '0' and the fingerprint in upper case: bareword `n`, number `1`, `,`.
+            assert!(!f[1..].bytes().all(|b| matches!(b, b'N' | b'1' | b',')), "{f}");
+        }
+    }
+
+    #[test]
+    fn the_sqli_pre_screen_passes_prose_and_stops_at_sql() {
+        assert!(sqli_cannot_match(b"Blue cotton shirt, size M, batch 12"));
+        assert!(sqli_cannot_match(b"blue shirt"));
+        for sql in [
+            &b"1 or 1"[..],
+            b"1 union select 1",
+            b"x order by 1",
+            b"a and b",
+            b"sleep 5",
+            b"5th avenue",
+            b"1e5",
+            b"it's",
+            b"a-b",
+            b"caf\xc3\xa9",
+        ] {
+            assert!(!sqli_cannot_match(sql), "{}", String::from_utf8_lossy(sql));
+        }
+    }
+
+    #[test]
     fn every_pattern_holds_a_byte_of_its_pre_screen() {
         for p in OS_FILES {
             assert!(p.bytes().any(|b| OS_FILE_BYTES.contains(&b)), "{p}");
@@ -580,8 +656,38 @@ mod prescreen {
         "x",
     ];
 
+    /// Words for texts the SQLi pre-screen may pass: SQL keywords of every kind, two-word
+    /// keywords' halves, numbers, and ordinary words.
+    fn sql_words() -> impl Strategy<Value = String> {
+        use libinjectionrs::sqli::sqli_data::SQL_KEYWORDS;
+        let keyword = prop::sample::select(
+            SQL_KEYWORDS
+                .iter()
+                .filter(|k| k.token_type != b'F' && k.word.bytes().all(|b| b.is_ascii_alphanumeric() || b == b' '))
+                .map(|k| k.word)
+                .collect::<Vec<_>>(),
+        );
+        let ordinary =
+            prop::sample::select(&["blue", "shirt", "size", "M", "x86", "batch", "Liam", "0", "12", "007"][..]);
+        let word = prop_oneof![keyword.prop_map(str::to_owned), ordinary.prop_map(str::to_owned), "[a-zA-Z0-9]{1,6}"];
+        let gap = prop::sample::select(&[" ", "  ", ",", ", ", " , "][..]);
+        prop::collection::vec((word, gap), 1..8)
+            .prop_map(|parts| parts.into_iter().map(|(w, g)| format!("{w}{g}")).collect::<String>())
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig { cases: 4096, failure_persistence: None, ..ProptestConfig::default() })]
+
+        /// Whatever the SQLi pre-screen passes, libinjection (in every context it tries) does
+        /// not flag, also with a quote-free prefix or suffix of lower and upper case words.
+        #[test]
+        fn the_sqli_pre_screen_never_hides_a_detection(text in sql_words(), upper in any::<bool>()) {
+            let text = if upper { text.to_ascii_uppercase() } else { text.to_ascii_lowercase() };
+            if super::sqli_cannot_match(text.as_bytes()) {
+                prop_assert!(!super::sqli(&text), "{text:?}");
+                prop_assert!(!libinjectionrs::detect_sqli(text.as_bytes()).is_injection(), "{text:?}");
+            }
+        }
 
         /// libinjection's XSS detector never fires on a text with neither `<` nor `=` (the
         /// pre-screen of `Detectors::check`), whatever else the text holds.
