@@ -4,12 +4,15 @@
 //! is still read as far as it goes: JSON falls back to its string literals, XML to its
 //! events up to the cut.
 
+use std::fmt;
+
 use http::HeaderMap;
 use quick_xml::events::Event;
+use serde::de::{DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 
-use crate::Pass;
 use crate::detect::Place;
 use crate::exclusion::Target;
+use crate::{Found, Pass};
 
 /// The body kinds the WAF reads.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -54,16 +57,339 @@ pub(crate) fn inspect(kind: Kind, body: &[u8], pass: &mut Pass<'_>) {
 }
 
 fn json(body: &[u8], pass: &mut Pass<'_>) {
-    match serde_json::from_slice::<serde_json::Value>(body) {
-        Ok(value) => {
-            let mut pointer = String::new();
-            walk(&value, &mut pointer, pass);
-        }
-        Err(_) => json_strings(body, pass),
+    if !pass.waf.fast {
+        return match serde_json::from_slice::<serde_json::Value>(body) {
+            Ok(value) => {
+                let mut pointer = String::new();
+                walk(&value, &mut pointer, pass);
+            }
+            Err(_) => json_strings(body, pass),
+        };
+    }
+    // Checked as it parses (no tree is built); the hits are held until the whole body has
+    // parsed, since JSON that turns out broken is read by its string literals instead.
+    // First the plain scanner (the common JSON of APIs); whatever it does not take on (an
+    // escape, an exponent, a syntax error) is parsed by serde_json from the start.
+    let mut pointer = String::new();
+    pass.held = Some(Found::new());
+    // UTF-8 checked once for the whole body: every string the scanner cuts out of it at its
+    // (ASCII) quotes is then valid text. A body that is not UTF-8 is serde_json's to judge.
+    let plain = std::str::from_utf8(body).ok().and_then(|text| Plain::new(text, &mut pointer, &mut *pass).document());
+    if plain.is_some() {
+        return pass.release();
+    }
+    pointer.clear();
+    pass.held = Some(Found::new());
+    let mut de = serde_json::Deserializer::from_slice(body);
+    let parsed = Walk { pointer: &mut pointer, pass: &mut *pass }.deserialize(&mut de).is_ok() && de.end().is_ok();
+    if parsed {
+        pass.release();
+    } else {
+        pass.held = None;
+        json_strings(body, pass);
     }
 }
 
-/// Every key and string leaf, with its JSON Pointer (serde_json bounds the nesting at 128).
+/// How deep the plain scanner follows arrays and objects (serde_json's limit is 128).
+const PLAIN_DEPTH: usize = 100;
+
+/// A JSON scanner for the plain subset of JSON that most API bodies are: strings without
+/// escapes or control characters (UTF-8 checked), numbers without exponents and at most 15
+/// digits, bounded nesting. Everything it accepts serde_json accepts, with the same strings
+/// (unescaped text is itself); `None` for anything else, which serde_json then parses. Each
+/// string leaf and key is checked as it is met, with its JSON Pointer.
+struct Plain<'b, 'p, 'a> {
+    text: &'b str,
+    /// The body holds a control character somewhere (a string must then be checked for one).
+    controls: bool,
+    at: usize,
+    pointer: &'p mut String,
+    pass: &'p mut Pass<'a>,
+}
+
+impl<'b, 'p, 'a> Plain<'b, 'p, 'a> {
+    fn new(text: &'b str, pointer: &'p mut String, pass: &'p mut Pass<'a>) -> Self {
+        // One pass the compiler vectorizes, instead of a test per string byte.
+        let controls = text.bytes().fold(false, |any, b| any | (b < 0x20));
+        Self { text, controls, at: 0, pointer, pass }
+    }
+
+    fn body(&self) -> &'b [u8] {
+        self.text.as_bytes()
+    }
+
+    fn document(&mut self) -> Option<()> {
+        self.value(0)?;
+        self.blanks();
+        (self.at == self.text.len()).then_some(())
+    }
+
+    /// Past JSON's four blanks.
+    fn blanks(&mut self) {
+        while let Some(b' ' | b'\n' | b'\t' | b'\r') = self.body().get(self.at) {
+            self.at += 1;
+        }
+    }
+
+    fn peek(&mut self) -> Option<u8> {
+        self.blanks();
+        self.body().get(self.at).copied()
+    }
+
+    fn eat(&mut self, b: u8) -> bool {
+        let here = self.peek() == Some(b);
+        self.at += usize::from(here);
+        here
+    }
+
+    fn value(&mut self, depth: usize) -> Option<()> {
+        match self.peek()? {
+            b'"' => {
+                let s = self.string()?;
+                self.pass.value(Target::Json(self.pointer), s.as_bytes(), false, Place::Body);
+                Some(())
+            }
+            b'[' if depth < PLAIN_DEPTH => {
+                self.at += 1;
+                if self.eat(b']') {
+                    return Some(());
+                }
+                let mut i = 0usize;
+                loop {
+                    let len = self.pointer.len();
+                    push_index(self.pointer, i);
+                    let item = self.value(depth + 1);
+                    self.pointer.truncate(len);
+                    item?;
+                    if self.eat(b']') {
+                        return Some(());
+                    }
+                    if !self.eat(b',') {
+                        return None;
+                    }
+                    i += 1;
+                }
+            }
+            b'{' if depth < PLAIN_DEPTH => {
+                self.at += 1;
+                if self.eat(b'}') {
+                    return Some(());
+                }
+                loop {
+                    if self.peek() != Some(b'"') {
+                        return None;
+                    }
+                    let key = self.string()?;
+                    let len = self.pointer.len();
+                    push_segment(self.pointer, key);
+                    self.pass.value(Target::Json(self.pointer), key.as_bytes(), false, Place::Body);
+                    let member = if self.eat(b':') { self.value(depth + 1) } else { None };
+                    self.pointer.truncate(len);
+                    member?;
+                    if self.eat(b'}') {
+                        return Some(());
+                    }
+                    if !self.eat(b',') {
+                        return None;
+                    }
+                }
+            }
+            b't' => self.literal(b"true"),
+            b'f' => self.literal(b"false"),
+            b'n' => self.literal(b"null"),
+            b'-' | b'0'..=b'9' => self.number(),
+            _ => None,
+        }
+    }
+
+    fn literal(&mut self, word: &[u8]) -> Option<()> {
+        let end = self.at + word.len();
+        (self.body().get(self.at..end)? == word).then(|| self.at = end)
+    }
+
+    /// `-?(0|[1-9][0-9]*)(\.[0-9]+)?`, at most 15 digits: always a finite f64 or an integer.
+    fn number(&mut self) -> Option<()> {
+        let start = self.at;
+        self.at += usize::from(self.body().get(self.at) == Some(&b'-'));
+        let int = self.digits();
+        let first = self.body().get(self.at - int).copied();
+        if int == 0 || int > 1 && first == Some(b'0') {
+            return None;
+        }
+        let mut count = int;
+        if self.body().get(self.at) == Some(&b'.') {
+            self.at += 1;
+            let frac = self.digits();
+            if frac == 0 {
+                return None;
+            }
+            count += frac;
+        }
+        let next = self.body().get(self.at).copied();
+        if count > 15 || matches!(next, Some(b'e' | b'E' | b'0'..=b'9' | b'.')) {
+            return None;
+        }
+        (self.at > start).then_some(())
+    }
+
+    fn digits(&mut self) -> usize {
+        let n = self.body()[self.at..].iter().take_while(|b| b.is_ascii_digit()).count();
+        self.at += n;
+        n
+    }
+
+    /// A string without escapes or control characters; at its opening quote.
+    fn string(&mut self) -> Option<&'b str> {
+        let body = self.body();
+        let start = self.at + 1;
+        let rest = body.get(start..)?;
+        let len = memchr::memchr2(b'"', b'\\', rest)?;
+        if rest[len] != b'"' || self.controls && rest[..len].iter().any(|&b| b < 0x20) {
+            return None;
+        }
+        let end = start + len;
+        self.at = end + 1;
+        // Cut at two ASCII quotes: always on character boundaries.
+        self.text.get(start..end)
+    }
+}
+
+/// A JSON Pointer segment for an array index.
+fn push_index(pointer: &mut String, i: usize) {
+    pointer.push('/');
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    let mut n = i;
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    pointer.extend(digits[at..].iter().map(|&d| char::from(d)));
+}
+
+/// A JSON Pointer segment: `~` is `~0`, `/` is `~1`.
+fn push_segment(pointer: &mut String, key: &str) {
+    pointer.push('/');
+    if key.bytes().any(|b| b == b'~' || b == b'/') {
+        pointer.push_str(&key.replace('~', "~0").replace('/', "~1"));
+    } else {
+        pointer.push_str(key);
+    }
+}
+
+/// One JSON value as it parses: every string leaf checked with its JSON Pointer, every
+/// object key with its member's. serde_json bounds the nesting at 128.
+struct Walk<'p, 'a> {
+    pointer: &'p mut String,
+    pass: &'p mut Pass<'a>,
+}
+
+impl<'de> DeserializeSeed<'de> for Walk<'_, '_> {
+    type Value = ();
+
+    fn deserialize<D: Deserializer<'de>>(self, de: D) -> Result<(), D::Error> {
+        de.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Walk<'_, '_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("JSON")
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_i64<E>(self, _: i64) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_u64<E>(self, _: u64) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_f64<E>(self, _: f64) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_unit<E>(self) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_str<E>(self, s: &str) -> Result<(), E> {
+        self.pass.value(Target::Json(self.pointer), s.as_bytes(), false, Place::Body);
+        Ok(())
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut items: A) -> Result<(), A::Error> {
+        let mut i = 0usize;
+        loop {
+            let len = self.pointer.len();
+            push_index(self.pointer, i);
+            let item = items.next_element_seed(Walk { pointer: &mut *self.pointer, pass: &mut *self.pass });
+            self.pointer.truncate(len);
+            if item?.is_none() {
+                return Ok(());
+            }
+            i += 1;
+        }
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut members: A) -> Result<(), A::Error> {
+        loop {
+            let len = self.pointer.len();
+            let key = members.next_key_seed(Key { pointer: &mut *self.pointer, pass: &mut *self.pass });
+            let member = match key {
+                Ok(Some(())) => {
+                    members.next_value_seed(Walk { pointer: &mut *self.pointer, pass: &mut *self.pass }).map(Some)
+                }
+                other => other,
+            };
+            self.pointer.truncate(len);
+            if member?.is_none() {
+                return Ok(());
+            }
+        }
+    }
+}
+
+/// An object key: appended to the pointer (which its member's value then extends) and checked.
+struct Key<'p, 'a> {
+    pointer: &'p mut String,
+    pass: &'p mut Pass<'a>,
+}
+
+impl<'de> DeserializeSeed<'de> for Key<'_, '_> {
+    type Value = ();
+
+    fn deserialize<D: Deserializer<'de>>(self, de: D) -> Result<(), D::Error> {
+        de.deserialize_str(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Key<'_, '_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an object key")
+    }
+
+    fn visit_str<E>(self, key: &str) -> Result<(), E> {
+        push_segment(self.pointer, key);
+        self.pass.value(Target::Json(self.pointer), key.as_bytes(), false, Place::Body);
+        Ok(())
+    }
+}
+
+/// Every key and string leaf, with its JSON Pointer, of a parsed tree (the reference path;
+/// serde_json bounds the nesting at 128).
 fn walk(value: &serde_json::Value, pointer: &mut String, pass: &mut Pass<'_>) {
     use serde_json::Value;
     match value {
@@ -80,8 +406,7 @@ fn walk(value: &serde_json::Value, pointer: &mut String, pass: &mut Pass<'_>) {
         Value::Object(members) => {
             for (key, item) in members {
                 let len = pointer.len();
-                pointer.push('/');
-                pointer.push_str(&key.replace('~', "~0").replace('/', "~1"));
+                push_segment(pointer, key);
                 pass.value(Target::Json(pointer), key.as_bytes(), false, Place::Body);
                 walk(item, pointer, pass);
                 pointer.truncate(len);
@@ -207,6 +532,76 @@ fn xml(body: &[u8], pass: &mut Pass<'_>) {
                 let at = usize::try_from(reader.buffer_position()).unwrap_or(body.len()).min(body.len());
                 pass.value(Target::Body, &body[at..], false, Place::Body);
                 break;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::{Scan, Settings, Waf};
+
+    /// Whether the plain scanner takes this document on.
+    fn plain(doc: &[u8]) -> bool {
+        static WAF: std::sync::LazyLock<Waf> = std::sync::LazyLock::new(|| Waf::new(Settings::default()));
+        let waf = &*WAF;
+        let mut scan = Scan::default();
+        let mut pass = Pass::new(waf, "r", &mut scan);
+        let mut pointer = String::new();
+        std::str::from_utf8(doc).ok().and_then(|text| Plain::new(text, &mut pointer, &mut pass).document()).is_some()
+    }
+
+    #[test]
+    fn the_plain_scanner_takes_plain_json_and_leaves_the_rest_to_serde_json() {
+        for doc in [
+            &br#"{"a": [1, -2.5, 0, true, false, null, "x y", {}], "b": {"c": []}}"#[..],
+            b" \"caf\xc3\xa9\" ",
+            b"-0",
+            b"123456789012345",
+        ] {
+            assert!(plain(doc), "{}", String::from_utf8_lossy(doc));
+        }
+        let deep = [&[b'['; 101][..], &[b']'; 101][..]].concat();
+        for doc in [
+            &br#"{"a": "x\ny"}"#[..],
+            br#""x\"y""#,
+            b"1e5",
+            b"1E5",
+            b"01",
+            b"1.",
+            b"-",
+            b"1234567890123456",
+            b"[1,]",
+            b"{\"a\" 1}",
+            b"{\"a\": 1,}",
+            b"\"tab\tin a string\"",
+            b"\"\xff\"",
+            b"[1] x",
+            b"",
+            b"tru",
+            &deep,
+        ] {
+            assert!(!plain(doc), "{}", String::from_utf8_lossy(doc));
+        }
+    }
+
+    /// JSON-ish bytes, so random documents are often valid or nearly so.
+    const JSONISH: &[u8] = b"{}[]:,\" \t\n\r-+.0123456789eEtruefalsn\\ax\xc3\xa9\x01";
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 4096, failure_persistence: None, ..ProptestConfig::default() })]
+
+        /// Whatever the plain scanner takes on, serde_json parses too (so the JSON Pointer
+        /// walk, not the string-literal fallback, is the right reading of it).
+        #[test]
+        fn what_the_plain_scanner_takes_serde_json_parses(
+            doc in prop::collection::vec(prop::sample::select(JSONISH), 0..40),
+        ) {
+            if plain(&doc) {
+                prop_assert!(serde_json::from_slice::<serde_json::Value>(&doc).is_ok(), "{:?}", String::from_utf8_lossy(&doc));
             }
         }
     }

@@ -138,6 +138,9 @@ fn url_decode_once(input: &[u8], plus: bool, seen: &mut Decoded<'_>) -> Option<V
 /// Overlong UTF-8 encodings of `.` and `/` (and `\`), which lenient decoders turn into the real
 /// characters.
 fn has_overlong(bytes: &[u8]) -> bool {
+    if bytes.is_ascii() {
+        return false;
+    }
     bytes.windows(2).any(|w| matches!(w, [0xC0, 0xAE | 0xAF | 0xDC] | [0xC1, 0x9C]))
         || bytes.windows(3).any(|w| matches!(w, [0xE0, 0x80, 0xAE | 0xAF]))
 }

@@ -112,66 +112,183 @@ impl Detectors {
     }
 
     /// Every family's rules over one decoded value; `hit` gets each rule that matched.
-    pub(crate) fn check(&self, families: Families, value: &Decoded<'_>, place: Place, hit: &mut dyn FnMut(RuleId)) {
+    /// `fast`: a rule whose pre-screen proves it cannot match this text is not run (the
+    /// verdicts are the same either way; `fast: false` is the reference the tests hold the
+    /// fast path to).
+    pub(crate) fn check(
+        &self,
+        families: Families,
+        value: &Decoded<'_>,
+        place: Place,
+        fast: bool,
+        hit: &mut dyn FnMut(RuleId),
+    ) {
         let text = &*value.text;
+        let bytes = text.as_bytes();
+        // Which bytes the text holds, in one pass: each rule below that cannot match without
+        // some byte is not run when none of them is there (each says why). The reference path
+        // runs every rule.
+        let has = if fast { Present::of(bytes) } else { Present::ALL };
         if families.contains(Family::Protocol) {
-            protocol(value, place, hit);
+            protocol(value, place, &has, hit);
         }
         if families.contains(Family::Sqli) {
-            if sqli(text) {
+            if !(fast && sqli_cannot_match(bytes)) && sqli(text) {
                 hit(rules::SQLI_LIBINJECTION);
             }
-            if sql_quote_terminator(text) {
+            // It starts at a quote.
+            if has.any(b"'\"") && sql_quote_terminator(text) {
                 hit(rules::SQLI_QUOTE_TERMINATOR);
             }
         }
         if families.contains(Family::Xss) {
-            if libinjectionrs::detect_xss(text.as_bytes()).is_injection() {
+            // libinjection's XSS detector reports a tag, a comment or a doctype (all behind
+            // `<`) or an attribute value after a dangerous attribute name (behind `=`), in each
+            // of its five contexts: without either byte it cannot fire.
+            if has.any(b"<=") && libinjectionrs::detect_xss(bytes).is_injection() {
                 hit(rules::XSS_LIBINJECTION);
             }
-            if contains_ignore_case(text.as_bytes(), b"<script") {
+            if has.any(b"<") && contains_ignore_case(bytes, b"<script") {
                 hit(rules::XSS_SCRIPT_TAG);
             }
-            if script_uri(text) {
+            // The scheme ends with a colon (blanks are removed, never added).
+            if has.any(b":") && script_uri(text) {
                 hit(rules::XSS_SCRIPT_URI);
             }
         }
         if families.contains(Family::PathTraversal) {
-            if value.overlong || has_dot_dot_segment(text) {
+            if value.overlong || has.any(b".") && has_dot_dot_segment(text) {
                 hit(rules::PATH_TRAVERSAL);
             }
-            if self.os_files.is_match(text) {
+            // Every pattern holds one of these (a unit test keeps it so).
+            if has.any(OS_FILE_BYTES) && self.os_files.is_match(text) {
                 hit(rules::OS_FILE_ACCESS);
             }
         }
         if families.contains(Family::CommandInjection) {
-            if self.shell_paths.is_match(text) {
+            if has.any(SHELL_PATH_BYTES) && self.shell_paths.is_match(text) {
                 hit(rules::SHELL_PATH);
             }
-            match command_after_separator(text) {
-                Some(Os::Unix) => hit(rules::UNIX_COMMAND),
-                Some(Os::Windows) => hit(rules::WINDOWS_COMMAND),
-                None => {}
+            // It starts at a separator or a `$(`.
+            if has.any(b";|&`\n$") {
+                match command_after_separator(text) {
+                    Some(Os::Unix) => hit(rules::UNIX_COMMAND),
+                    Some(Os::Windows) => hit(rules::WINDOWS_COMMAND),
+                    None => {}
+                }
             }
         }
     }
 }
 
+/// Every pattern of `OS_FILES` holds one of these bytes.
+const OS_FILE_BYTES: &[u8] = b"/\\.";
+/// Every pattern of `SHELL_PATHS` holds one of these bytes.
+const SHELL_PATH_BYTES: &[u8] = b"/.$";
+
+/// The set of bytes a text holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Present([u64; 4]);
+
+impl Present {
+    /// Every byte: no rule is skipped.
+    const ALL: Self = Self([u64::MAX; 4]);
+
+    fn of(bytes: &[u8]) -> Self {
+        let mut set = [0u64; 4];
+        for &b in bytes {
+            set[usize::from(b >> 6)] |= 1 << (b & 63);
+        }
+        Self(set)
+    }
+
+    fn has(&self, b: u8) -> bool {
+        self.0[usize::from(b >> 6)] & (1 << (b & 63)) != 0
+    }
+
+    fn any(&self, bytes: &[u8]) -> bool {
+        bytes.iter().any(|&b| self.has(b))
+    }
+
+    /// A control character other than tab, CR and LF, or DEL.
+    fn control(&self) -> bool {
+        // Bytes 0..32 but 9, 10 and 13; and 127.
+        const CONTROLS: u64 = 0xFFFF_FFFF & !(1 << 9 | 1 << 10 | 1 << 13);
+        self.0[0] & CONTROLS != 0 || self.has(0x7f)
+    }
+}
+
 /// A value that no rule can match: one token of letters, digits and `-_.@:,`.
 pub(crate) fn is_plain(raw: &[u8]) -> bool {
-    raw.iter().all(|&b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'@' | b':' | b','))
-        && !raw.windows(2).any(|w| w == b"..")
+    let mut last = 0u8;
+    for &b in raw {
+        let token = b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'@' | b':' | b',');
+        if !token || b == b'.' && last == b'.' {
+            return false;
+        }
+        last = b;
+    }
+    true
+}
+
+/// Whether libinjection's SQLi detector cannot fire on this text: only ASCII letters,
+/// digits, spaces and commas, each word a bareword (no SQL keyword, function, operator, type:
+/// none of its ~9,350 keywords), no two neighbouring words a two-word keyword (`ORDER BY`,
+/// which its folding would merge), each word that starts with a digit all digits. Such a text
+/// tokenizes to barewords, numbers and commas only (the quote-led string forms need a quote,
+/// comments and operators their punctuation, other contexts a quote), and no fingerprint on
+/// libinjection's list is made of those three token types alone (a unit test checks the list).
+fn sqli_cannot_match(bytes: &[u8]) -> bool {
+    use libinjectionrs::sqli::TokenType;
+    use libinjectionrs::sqli::sqli_data::lookup_word;
+
+    if !bytes.iter().all(|&b| b.is_ascii_alphanumeric() || b == b' ' || b == b',') {
+        return false;
+    }
+    let mut previous: &[u8] = &[];
+    for word in bytes.split(|&b| b == b' ' || b == b',').filter(|w| !w.is_empty()) {
+        if word[0].is_ascii_digit() {
+            if !word.iter().all(u8::is_ascii_digit) {
+                return false;
+            }
+            previous = &[];
+            continue;
+        }
+        // ASCII letters and digits: always UTF-8.
+        let Ok(text) = std::str::from_utf8(word) else { return false };
+        if lookup_word(text) != TokenType::Bareword {
+            return false;
+        }
+        // libinjection merges two words only when both fit in 31 bytes with the space.
+        let len = previous.len() + 1 + word.len();
+        if !previous.is_empty() && len < 32 {
+            let mut pair = [0u8; 32];
+            pair[..previous.len()].copy_from_slice(previous);
+            pair[previous.len()] = b' ';
+            pair[previous.len() + 1..len].copy_from_slice(word);
+            let Ok(pair) = std::str::from_utf8(&pair[..len]) else { return false };
+            if lookup_word(pair) != TokenType::Bareword {
+                return false;
+            }
+        }
+        previous = word;
+    }
+    true
 }
 
 fn sqli(text: &str) -> bool {
-    let prose = is_prose(text);
     let libinjection = |t: &str| {
-        let result = libinjectionrs::detect_sqli(t.as_bytes());
+        // `libinjectionrs::detect_sqli`, without its second fingerprinting of every input to
+        // return a fingerprint: only an injection's is asked for.
+        let mut state = libinjectionrs::SqliState::new(t.as_bytes(), libinjectionrs::SqliFlags::FLAG_NONE);
+        if !state.detect() {
+            return false;
+        }
         // libinjection's known false positives: a three-token fingerprint (`v&s`, `sos`) over
         // prose with no SQL punctuation at all, such as `Null and void "quoted"`. An attack
         // needs an operator, a comment, a parenthesis or a list to do anything.
-        let short = result.fingerprint.as_ref().is_some_and(|f| f.to_string().len() <= 3);
-        result.is_injection() && !(prose && short)
+        let short = state.get_fingerprint().to_string().len() <= 3;
+        !(short && is_prose(text))
     };
     libinjection(text) || decode::strip_sql_comments(text).is_some_and(|s| libinjection(&s))
 }
@@ -234,7 +351,7 @@ fn sql_quote_terminator(text: &str) -> bool {
     })
 }
 
-fn protocol(value: &Decoded<'_>, place: Place, hit: &mut dyn FnMut(RuleId)) {
+fn protocol(value: &Decoded<'_>, place: Place, has: &Present, hit: &mut dyn FnMut(RuleId)) {
     if value.nul {
         hit(rules::NUL_BYTE);
     }
@@ -242,14 +359,15 @@ fn protocol(value: &Decoded<'_>, place: Place, hit: &mut dyn FnMut(RuleId)) {
         hit(rules::UNICODE_ABUSE);
     }
     let text = value.text.as_bytes();
-    if text.iter().any(|&b| b < 0x20 && !matches!(b, b'\t' | b'\n' | b'\r') || b == 0x7f) {
+    if has.control() && text.iter().any(|&b| b < 0x20 && !matches!(b, b'\t' | b'\n' | b'\r') || b == 0x7f) {
         hit(rules::CONTROL_CHAR);
     }
     if place == Place::Url {
         if value.bad_encoding {
             hit(rules::BAD_URL_ENCODING);
         }
-        if has_header_injection(text) {
+        // It starts at a line break.
+        if has.any(b"\r\n") && has_header_injection(text) {
             hit(rules::HEADER_INJECTION);
         }
     }
@@ -366,7 +484,7 @@ mod tests {
         let d = Detectors::new();
         let mut out = Vec::new();
         let value = decode::decode(text.as_bytes(), false);
-        d.check(Families::all(), &value, Place::Url, &mut |r| out.push(r.0));
+        d.check(Families::all(), &value, Place::Url, true, &mut |r| out.push(r.0));
         out
     }
 
@@ -430,10 +548,164 @@ mod tests {
     }
 
     #[test]
+    fn no_listed_sqli_fingerprint_is_barewords_numbers_and_commas_alone() {
+        use libinjectionrs::sqli::sqli_data::SQL_KEYWORDS;
+        let fingerprints: Vec<&str> = SQL_KEYWORDS.iter().filter(|k| k.token_type == b'F').map(|k| k.word).collect();
+        assert!(fingerprints.len() > 8000);
+        for f in fingerprints {
+            // Stored as '0' and the fingerprint in upper case: bareword `n`, number `1`, `,`.
+            assert!(!f[1..].bytes().all(|b| matches!(b, b'N' | b'1' | b',')), "{f}");
+        }
+    }
+
+    #[test]
+    fn the_sqli_pre_screen_passes_prose_and_stops_at_sql() {
+        assert!(sqli_cannot_match(b"Blue cotton shirt, size M, batch 12"));
+        assert!(sqli_cannot_match(b"blue shirt"));
+        for sql in [
+            &b"1 or 1"[..],
+            b"1 union select 1",
+            b"x order by 1",
+            b"a and b",
+            b"sleep 5",
+            b"5th avenue",
+            b"1e5",
+            b"it's",
+            b"a-b",
+            b"caf\xc3\xa9",
+        ] {
+            assert!(!sqli_cannot_match(sql), "{}", String::from_utf8_lossy(sql));
+        }
+    }
+
+    #[test]
+    fn every_pattern_holds_a_byte_of_its_pre_screen() {
+        for p in OS_FILES {
+            assert!(p.bytes().any(|b| OS_FILE_BYTES.contains(&b)), "{p}");
+        }
+        for p in SHELL_PATHS {
+            assert!(p.bytes().any(|b| SHELL_PATH_BYTES.contains(&b)), "{p}");
+        }
+    }
+
+    #[test]
+    fn present_bytes_are_the_text_bytes() {
+        let has = Present::of(b"a\x01\xff:");
+        for b in 0..=255u8 {
+            assert_eq!(has.has(b), b"a\x01\xff:".contains(&b), "{b}");
+        }
+        assert!(has.control());
+        assert!(!Present::of(b"tab\tcr\rlf\n").control());
+        assert!(Present::of(b"\x7f").control());
+        assert!(Present::ALL.any(b"x"));
+    }
+
+    #[test]
     fn plain_tokens_skip_every_rule() {
         assert!(is_plain(b"2024-05-01"));
         assert!(is_plain(b"user@example.com"));
         assert!(!is_plain(b"a b"));
         assert!(!is_plain(b".."));
+    }
+}
+
+#[cfg(test)]
+mod prescreen {
+    use proptest::prelude::*;
+
+    /// Bytes that move libinjection's HTML5 tokenizer between states, and names it blocks.
+    const HTML: &[&str] = &[
+        ">",
+        "/",
+        "'",
+        "\"",
+        "`",
+        " ",
+        "\t",
+        "\n",
+        "!",
+        "?",
+        "%",
+        "-",
+        "[",
+        "]",
+        "&",
+        "#",
+        ";",
+        "on",
+        "onload",
+        "onerror",
+        "style",
+        "href",
+        "src",
+        "xmlns",
+        "xlink",
+        "script",
+        "svg",
+        "xsl",
+        "doctype",
+        "DOCTYPE",
+        "[if",
+        "xml",
+        "import",
+        "entity",
+        "javascript:",
+        "vbscript:",
+        "data:",
+        "alert(1)",
+        "x",
+    ];
+
+    /// Words for texts the SQLi pre-screen may pass: SQL keywords of every kind, two-word
+    /// keywords' halves, numbers, and ordinary words.
+    fn sql_words() -> impl Strategy<Value = String> {
+        use libinjectionrs::sqli::sqli_data::SQL_KEYWORDS;
+        let keyword = prop::sample::select(
+            SQL_KEYWORDS
+                .iter()
+                .filter(|k| k.token_type != b'F' && k.word.bytes().all(|b| b.is_ascii_alphanumeric() || b == b' '))
+                .map(|k| k.word)
+                .collect::<Vec<_>>(),
+        );
+        let ordinary =
+            prop::sample::select(&["blue", "shirt", "size", "M", "x86", "batch", "Liam", "0", "12", "007"][..]);
+        let word = prop_oneof![keyword.prop_map(str::to_owned), ordinary.prop_map(str::to_owned), "[a-zA-Z0-9]{1,6}"];
+        let gap = prop::sample::select(&[" ", "  ", ",", ", ", " , "][..]);
+        prop::collection::vec((word, gap), 1..8)
+            .prop_map(|parts| parts.into_iter().map(|(w, g)| format!("{w}{g}")).collect::<String>())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 4096, failure_persistence: None, ..ProptestConfig::default() })]
+
+        /// Whatever the SQLi pre-screen passes, libinjection (in every context it tries) does
+        /// not flag, also with a quote-free prefix or suffix of lower and upper case words.
+        #[test]
+        fn the_sqli_pre_screen_never_hides_a_detection(text in sql_words(), upper in any::<bool>()) {
+            let text = if upper { text.to_ascii_uppercase() } else { text.to_ascii_lowercase() };
+            if super::sqli_cannot_match(text.as_bytes()) {
+                prop_assert!(!super::sqli(&text), "{text:?}");
+                prop_assert!(!libinjectionrs::detect_sqli(text.as_bytes()).is_injection(), "{text:?}");
+            }
+        }
+
+        /// libinjection's XSS detector never fires on a text with neither `<` nor `=` (the
+        /// pre-screen of `Detectors::check`), whatever else the text holds.
+        #[test]
+        fn xss_needs_a_lt_or_an_equals_sign(
+            pieces in prop::collection::vec(prop::sample::select(HTML), 0..16),
+            noise in prop::collection::vec(any::<u8>(), 0..48),
+        ) {
+            let mut text: Vec<u8> = pieces.concat().into_bytes();
+            text.extend(noise.iter().filter(|&&b| b != b'<' && b != b'='));
+            prop_assert!(!libinjectionrs::detect_xss(&text).is_injection(), "{:?}", String::from_utf8_lossy(&text));
+        }
+    }
+
+    #[test]
+    fn the_same_texts_fire_once_they_have_one() {
+        assert!(libinjectionrs::detect_xss(b"x onload=alert(1)").is_injection());
+        assert!(libinjectionrs::detect_xss(b"<svg onload>").is_injection());
+        assert!(!libinjectionrs::detect_xss(b"x onload alert(1)").is_injection());
     }
 }

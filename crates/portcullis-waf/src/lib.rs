@@ -20,6 +20,8 @@ mod detect;
 pub mod exclusion;
 pub mod rules;
 
+use std::collections::HashMap;
+
 use http::request::Parts;
 use smallvec::SmallVec;
 
@@ -74,6 +76,10 @@ impl Default for Settings {
 pub struct Waf {
     settings: Settings,
     detectors: Detectors,
+    /// The fast path: detectors skipped where their pre-screen proves they cannot match, body
+    /// values checked once per request however often they repeat, JSON walked as it parses.
+    /// Off only in [`Waf::reference`], the plain path the fast one is tested against.
+    fast: bool,
 }
 
 /// What a request's inspection found: the anomaly score and the rules that matched (each
@@ -108,7 +114,15 @@ impl Scan {
 
 impl Waf {
     pub fn new(settings: Settings) -> Self {
-        Self { settings, detectors: Detectors::new() }
+        Self { settings, detectors: Detectors::new(), fast: true }
+    }
+
+    /// The same rules without any of the fast path's shortcuts: every detector on every value,
+    /// JSON parsed into a tree first. Gives the same verdicts as [`Waf::new`], only slower; the
+    /// differential tests hold the two to that.
+    #[doc(hidden)]
+    pub fn reference(settings: Settings) -> Self {
+        Self { settings, detectors: Detectors::new(), fast: false }
     }
 
     pub fn settings(&self) -> &Settings {
@@ -131,7 +145,7 @@ impl Waf {
 
     /// The path, query, cookies and attack headers of a request.
     pub fn inspect_head(&self, route: &str, parts: &Parts, scan: &mut Scan) {
-        let mut pass = Pass { waf: self, route, scan };
+        let mut pass = Pass::new(self, route, scan);
         pass.value(Target::Path, parts.uri.path().as_bytes(), false, Place::Url);
         if let Some(query) = parts.uri.query() {
             pass.fields(query.as_bytes(), Place::Url);
@@ -160,7 +174,7 @@ impl Waf {
 
     /// The first `inspect_body_bytes` of a body; `complete`: this is the whole body.
     pub fn inspect_body(&self, route: &str, parts: &Parts, body: &[u8], complete: bool, scan: &mut Scan) {
-        let mut pass = Pass { waf: self, route, scan };
+        let mut pass = Pass::new(self, route, scan);
         let limit = self.settings.inspect_body_bytes;
         let oversize = body.len() > limit || !complete && body.len() >= limit;
         let body = body.get(..limit).unwrap_or(body);
@@ -197,11 +211,27 @@ fn split_pair(pair: &[u8]) -> (&[u8], &[u8]) {
     }
 }
 
+/// The rules one value matched, before exclusions.
+type Found = SmallVec<[RuleId; 4]>;
+
 /// One inspection: the values of one request checked into its scan.
 struct Pass<'a> {
     waf: &'a Waf,
     route: &'a str,
     scan: &'a mut Scan,
+    /// What each body value already checked matched, by its raw bytes, one map per decoding
+    /// (`+` as a space or not): a value repeated in a body (the same status in every item of
+    /// a list) is decoded and checked once. Bounded by the inspected body.
+    memo: [HashMap<Box<[u8]>, Found, foldhash::fast::RandomState>; 2],
+    /// While `Some`, hits are held here instead of counted (a JSON walk that may yet fail and
+    /// be replaced by the string-literal fallback): rule ids past the exclusions, in order.
+    held: Option<Found>,
+}
+
+impl<'a> Pass<'a> {
+    fn new(waf: &'a Waf, route: &'a str, scan: &'a mut Scan) -> Self {
+        Self { waf, route, scan, memo: Default::default(), held: None }
+    }
 }
 
 impl Pass<'_> {
@@ -213,7 +243,8 @@ impl Pass<'_> {
                 std::borrow::Cow::Borrowed(std::str::from_utf8(name).unwrap_or_default())
             } else {
                 let decoded = decode::decode(name, true);
-                self.check(Target::ArgName(&decoded.text), &decoded, place);
+                let found = self.found(name, true, place, Some(&decoded));
+                self.hits(found, Target::ArgName(&decoded.text));
                 decoded.text
             };
             self.value(Target::Arg(&name), value, true, place);
@@ -225,13 +256,32 @@ impl Pass<'_> {
         if detect::is_plain(raw) {
             return;
         }
-        let decoded = decode::decode(raw, plus);
-        self.check(target, &decoded, place);
+        let found = self.found(raw, plus, place, None);
+        self.hits(found, target);
     }
 
-    fn check(&mut self, target: Target<'_>, decoded: &decode::Decoded<'_>, place: Place) {
-        let mut found: SmallVec<[RuleId; 4]> = SmallVec::new();
-        self.waf.detectors.check(self.waf.settings.families, decoded, place, &mut |rule| found.push(rule));
+    /// The rules `raw` matches (decoded as `decode::decode(raw, plus)`, which `decoded` is
+    /// when the caller has it already).
+    fn found(&mut self, raw: &[u8], plus: bool, place: Place, decoded: Option<&decode::Decoded<'_>>) -> Found {
+        let memo = self.waf.fast && place == Place::Body;
+        if memo && let Some(found) = self.memo[usize::from(plus)].get(raw) {
+            return found.clone();
+        }
+        let mut found = Found::new();
+        let mut detect = |d: &decode::Decoded<'_>| {
+            self.waf.detectors.check(self.waf.settings.families, d, place, self.waf.fast, &mut |rule| found.push(rule));
+        };
+        match decoded {
+            Some(d) => detect(d),
+            None => detect(&decode::decode(raw, plus)),
+        }
+        if memo {
+            self.memo[usize::from(plus)].insert(raw.into(), found.clone());
+        }
+        found
+    }
+
+    fn hits(&mut self, found: Found, target: Target<'_>) {
         for rule in found {
             self.hit(rule, target);
         }
@@ -241,6 +291,20 @@ impl Pass<'_> {
         if self.waf.settings.exclusions.iter().any(|e| e.excludes(rule, self.route, target)) {
             return;
         }
+        match &mut self.held {
+            Some(held) => held.push(rule),
+            None => self.count(rule),
+        }
+    }
+
+    /// Counts the held hits and stops holding.
+    fn release(&mut self) {
+        for rule in self.held.take().unwrap_or_default() {
+            self.count(rule);
+        }
+    }
+
+    fn count(&mut self, rule: RuleId) {
         let points = rules::rule(rule).map_or(0, |r| r.severity.points());
         self.scan.add(rule, points);
     }

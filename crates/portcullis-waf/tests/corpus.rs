@@ -100,3 +100,37 @@ fn no_benign_request_is_refused() {
     );
     assert!(refused.is_empty(), "{} benign requests refused:\n{}", refused.len(), refused.join("\n"));
 }
+
+/// The rule ids of a scan in order of id: the fast path checks JSON members in document order,
+/// the reference path in key order, so the two may list the same rules in another order.
+fn verdict(scan: &Scan) -> (u32, Vec<u32>) {
+    let mut rules: Vec<u32> = scan.rules().iter().map(|r| r.0).collect();
+    rules.sort_unstable();
+    (scan.score(), rules)
+}
+
+/// The fast path (pre-screens, per-body memo, JSON checked as it parses) gives every corpus
+/// request exactly the reference path's score and rules, sub-threshold matches included.
+#[test]
+fn the_fast_path_gives_the_reference_verdict_on_every_corpus_request() {
+    let fast = Waf::new(Settings::default());
+    let reference = Waf::reference(Settings::default());
+    let files = [
+        "attacks-sqli.jsonl",
+        "attacks-xss.jsonl",
+        "attacks-path_traversal.jsonl",
+        "attacks-command_injection.jsonl",
+        "attacks-protocol.jsonl",
+        "attacks-evasions.jsonl",
+        "benign.jsonl",
+    ];
+    let mut compared = 0;
+    for file in files {
+        for case in load(file) {
+            let (f, r) = (scan(&fast, &case), scan(&reference, &case));
+            assert_eq!(verdict(&f), verdict(&r), "{file}: {case}");
+            compared += 1;
+        }
+    }
+    assert!(compared > 1500, "{compared} requests compared");
+}
