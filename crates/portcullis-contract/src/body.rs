@@ -64,8 +64,10 @@ fn skip(entries: &[Entry<'_>], at: usize) -> usize {
 
 /// Parses `bytes` as one JSON value; the error is `serde_json`'s, as `from_slice` gives it.
 pub(crate) fn parse(bytes: &[u8]) -> Result<Parsed<'_>, serde_json::Error> {
-    // A member costs at least four bytes (`"":0`), an element two; most cost far more.
-    let mut builder = Builder { entries: Vec::with_capacity(bytes.len() / 8 + 1), keys: Vec::new() };
+    // About one entry per eight bytes in ordinary bodies; the reservation is capped so a body
+    // of long strings or whitespace does not reserve several times its size up front.
+    let capacity = (bytes.len() / 8).min(4096) + 1;
+    let mut builder = Builder { entries: Vec::with_capacity(capacity), keys: Vec::new() };
     let mut de = serde_json::Deserializer::from_slice(bytes);
     Seed(&mut builder).deserialize(&mut de)?;
     de.end()?;
