@@ -6,8 +6,10 @@ use http::HeaderMap;
 use http::header::CONTENT_TYPE;
 use jsonschema::Validator;
 use jsonschema::error::ValidationErrorKind as Kind;
+use jsonschema::json::Json;
 use serde_json::Value;
 
+use crate::body::{self, Body};
 use crate::params::{In, Reader, cookies};
 
 /// At most this many violations are reported for one request.
@@ -51,8 +53,8 @@ pub(crate) struct Param {
 pub(crate) struct Media {
     /// Lower case: `application/json`, `application/*`, `*/*`.
     pub(crate) range: String,
-    /// Checked against its schema (JSON bodies only; others pass as they are).
-    pub(crate) validator: Option<Validator>,
+    /// Checked against its schema (JSON bodies only, read in place; others pass as they are).
+    pub(crate) validator: Option<Validator<Body>>,
 }
 
 pub(crate) struct BodyRules {
@@ -163,8 +165,8 @@ impl Contract {
             return;
         };
         let (Some(validator), Some(bytes)) = (&media.validator, request.body) else { return };
-        match serde_json::from_slice::<Value>(bytes) {
-            Ok(value) => schema_violations(validator, &value, "body", '/', out),
+        match body::parse(bytes) {
+            Ok(parsed) => schema_violations(validator, parsed.root(), "body", '/', out),
             Err(e) => out.push(Violation::new("body", format!("not valid JSON ({e})"))),
         }
     }
@@ -206,10 +208,16 @@ fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
 }
 
 /// The schema's complaints about `value`, placed under `base`.
-fn schema_violations(validator: &Validator, value: &Value, base: &str, join: char, out: &mut Vec<Violation>) {
+fn schema_violations<'v, F: Json>(
+    validator: &'v Validator<F>,
+    value: F::Node<'v>,
+    base: &str,
+    join: char,
+    out: &mut Vec<Violation>,
+) {
     // Most requests are valid: a walk that stops at the first failure and builds no error
     // values answers them; only an invalid value is walked again for its complaints.
-    if validator.is_valid(value) {
+    if validator.is_valid(value.clone()) {
         return;
     }
     for error in validator.iter_errors(value) {

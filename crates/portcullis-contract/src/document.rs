@@ -9,6 +9,7 @@ use std::sync::Arc;
 use portcullis_config::{Diagnostic, Diagnostics, KeyPath, Locations};
 use serde_json::{Map, Value, json};
 
+use crate::body::Body;
 use crate::contract::{BodyRules, Contract, Media, Param, is_json};
 use crate::params::{In, Reader, Shape, Style};
 use crate::schema::{self, LocalFiles};
@@ -248,7 +249,7 @@ impl Build<'_> {
 
     /// Compiles the schema at `at`; its `$ref`s are checked first so a bad one is reported
     /// at its own line.
-    fn compile(&mut self, at: &KeyPath) -> Option<jsonschema::Validator> {
+    fn compile<F: jsonschema::json::Json>(&mut self, at: &KeyPath) -> Option<jsonschema::Validator<F>> {
         let before = self.errors.len();
         if let Some(schema) = self.doc.value.pointer(at.pointer()) {
             self.check_refs(schema, at, 0);
@@ -328,7 +329,7 @@ pub fn schema_contract_text(text: &str, file: &Path) -> Result<Compiled, String>
     let files = Arc::new(LocalFiles::default());
     let uri = schema::file_uri(&absolute);
     let schema_value = files.insert_text(&uri, text, file)?;
-    let compiled = schema::compile(&files, &uri, &[])?;
+    let compiled = schema::compile::<Body>(&files, &uri, &[])?;
     let warnings = compiled
         .warnings
         .into_iter()

@@ -7,9 +7,10 @@
 //! a [`Contract`] whose schemas are compiled once ([`schema`]: `$ref`s only within the
 //! document or to local files). Per request, [`Contract::check`] reads the parameters back
 //! from their strings (OpenAPI `style`/`explode`, coerced to the schema's types), the content
-//! type and the JSON body, and returns every [`Violation`] (bounded). [`import`] turns a
+//! type and the JSON body (read in place, [`body`]), and returns every [`Violation`] (bounded). [`import`] turns a
 //! document's operations into routes.
 
+mod body;
 mod contract;
 mod dialect;
 mod document;

@@ -9,6 +9,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
+use jsonschema::json::Json;
 use jsonschema::{Draft, Retrieve, Uri, Validator};
 use serde_json::Value;
 
@@ -85,9 +86,10 @@ pub(crate) fn reference(uri: &str, pointer: &str) -> String {
     format!("{uri}#{}", percent_encoding::utf8_percent_encode(pointer, FRAGMENT))
 }
 
-/// A compiled schema and what compiling it warned about.
-pub(crate) struct Compiled {
-    pub(crate) validator: Validator,
+/// A compiled schema and what compiling it warned about. `F` is the representation it
+/// validates: `serde_json::Value` for parameters, [`crate::body::Body`] for bodies.
+pub(crate) struct Compiled<F: Json> {
+    pub(crate) validator: Validator<F>,
     pub(crate) warnings: Vec<String>,
 }
 
@@ -128,7 +130,11 @@ pub(crate) fn external_files(document: &Value, uri: &str) -> Vec<String> {
 /// Compiles the schema at `target` (`file:///doc.yaml#/pointer`). `externals` are the files
 /// its document refers to: named up front so they are read while the validator is built (the
 /// validator resolves nothing later).
-pub(crate) fn compile(files: &Arc<LocalFiles>, target: &str, externals: &[String]) -> Result<Compiled, String> {
+pub(crate) fn compile<F: Json>(
+    files: &Arc<LocalFiles>,
+    target: &str,
+    externals: &[String],
+) -> Result<Compiled<F>, String> {
     let mut root = serde_json::json!({ "$ref": target });
     if !externals.is_empty() {
         let defs: serde_json::Map<String, Value> = externals
@@ -139,7 +145,7 @@ pub(crate) fn compile(files: &Arc<LocalFiles>, target: &str, externals: &[String
         root["$defs"] = Value::Object(defs);
     }
     let options = |ignore_unknown: bool| {
-        jsonschema::options()
+        jsonschema::options_for::<F>()
             .with_draft(Draft::Draft202012)
             .with_retriever(Retriever(files.clone()))
             .should_validate_formats(true)
@@ -174,8 +180,12 @@ mod tests {
         let doc = json!({ "components": { "schemas": {
             "Qty": { "type": "integer", "minimum": 1 },
             "Line": { "type": "object", "properties": { "qty": { "$ref": "#/components/schemas/Qty" } } } } } });
-        let compiled =
-            compile(&files_with(uri, doc), &reference(uri, "/components/schemas/Line"), &[]).expect("compiles");
+        let compiled = compile::<jsonschema::json::SerdeJson>(
+            &files_with(uri, doc),
+            &reference(uri, "/components/schemas/Line"),
+            &[],
+        )
+        .expect("compiles");
         assert!(compiled.validator.is_valid(&json!({ "qty": 2 })));
         assert!(!compiled.validator.is_valid(&json!({ "qty": 0 })));
     }
@@ -184,7 +194,9 @@ mod tests {
     fn network_references_are_refused() {
         let uri = "file:///specs/a.yaml";
         let doc = json!({ "s": { "$ref": "https://example.com/schema.json" } });
-        let error = compile(&files_with(uri, doc), &reference(uri, "/s"), &[]).err().unwrap_or_default();
+        let error = compile::<jsonschema::json::SerdeJson>(&files_with(uri, doc), &reference(uri, "/s"), &[])
+            .err()
+            .unwrap_or_default();
         assert!(error.contains("never the network"), "{error}");
     }
 
@@ -193,10 +205,10 @@ mod tests {
         let uri = "file:///specs/a.yaml";
         let doc = json!({ "a": { "type": "string", "format": "zip-code" }, "b": { "type": 5 } });
         let files = files_with(uri, doc);
-        let compiled = compile(&files, &reference(uri, "/a"), &[]).expect("compiles");
+        let compiled = compile::<jsonschema::json::SerdeJson>(&files, &reference(uri, "/a"), &[]).expect("compiles");
         assert_eq!(compiled.warnings.len(), 1, "{:?}", compiled.warnings);
         assert!(compiled.warnings[0].contains("zip-code"));
-        assert!(compile(&files, &reference(uri, "/b"), &[]).is_err());
+        assert!(compile::<jsonschema::json::SerdeJson>(&files, &reference(uri, "/b"), &[]).is_err());
     }
 
     #[test]

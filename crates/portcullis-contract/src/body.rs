@@ -1,0 +1,617 @@
+//! A JSON body read in place for validation. Building a `serde_json::Value` tree — a
+//! `BTreeMap` node and a `String` per member, all freed again after the check — was most of
+//! a body's validation cost. Here the body becomes one flat vector of entries (a tape) whose
+//! strings borrow from the body unless they hold escapes, and the validator walks it through
+//! the `jsonschema` crate's documented representation traits ([`jsonschema::json`]).
+//!
+//! The bytes are parsed by `serde_json`'s own parser, so what is JSON here is exactly what
+//! `serde_json::from_slice` accepts (RFC 8259, its recursion limit of 128, nothing after the
+//! value), numbers are the same [`Number`]s, and a name repeated within an object counts
+//! once with its last value, as in a `Value`. Only an error's reported instance is ever
+//! turned into a `Value`, and only when read (never, for the masked messages we send).
+
+use std::borrow::Cow;
+use std::fmt;
+use std::sync::OnceLock;
+
+use jsonschema::json::{Array, Json, Node, NodeIdentity, Object, cmp};
+use jsonschema::types::JsonType;
+use jsonschema_value::LazyInstance;
+use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
+use serde_json::{Number, Value};
+
+/// The representation the body validators are compiled for.
+pub(crate) struct Body;
+
+/// One parsed body: its entries in document order.
+pub(crate) struct Parsed<'a> {
+    source: &'a [u8],
+    entries: Vec<Entry<'a>>,
+}
+
+/// One tape entry. A container is followed by its contents and knows where they end, so a
+/// sibling is found without walking them.
+#[derive(Debug)]
+enum Entry<'a> {
+    Null,
+    Bool(bool),
+    Number(Number),
+    String(Cow<'a, str>),
+    /// `len` elements follow; `end` is the index after the last of them.
+    Array {
+        len: u32,
+        end: u32,
+    },
+    /// Members follow, each a [`Entry::Key`] then its value; `len` counts distinct names.
+    Object {
+        len: u32,
+        end: u32,
+    },
+    /// A member's name; `shadowed` when a later member of the object has the same name.
+    Key {
+        name: Cow<'a, str>,
+        shadowed: bool,
+    },
+}
+
+/// The index after the entry at `at` and everything it contains.
+fn skip(entries: &[Entry<'_>], at: usize) -> usize {
+    match entries.get(at) {
+        Some(Entry::Array { end, .. } | Entry::Object { end, .. }) => *end as usize,
+        _ => at + 1,
+    }
+}
+
+/// Parses `bytes` as one JSON value; the error is `serde_json`'s, as `from_slice` gives it.
+pub(crate) fn parse(bytes: &[u8]) -> Result<Parsed<'_>, serde_json::Error> {
+    // About one entry per eight bytes in ordinary bodies; the reservation is capped so a body
+    // of long strings or whitespace does not reserve several times its size up front.
+    let capacity = (bytes.len() / 8).min(4096) + 1;
+    let mut builder = Builder { entries: Vec::with_capacity(capacity), keys: Vec::new() };
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    Seed(&mut builder).deserialize(&mut de)?;
+    de.end()?;
+    Ok(Parsed { source: bytes, entries: builder.entries })
+}
+
+impl Parsed<'_> {
+    /// The root value.
+    pub(crate) fn root(&self) -> BodyNode<'_> {
+        BodyNode { source: self.source, entries: &self.entries, at: 0 }
+    }
+}
+
+struct Builder<'a> {
+    entries: Vec<Entry<'a>>,
+    /// The key indices of the objects being built, innermost last (one buffer for all).
+    keys: Vec<u32>,
+}
+
+impl Builder<'_> {
+    fn index(&self) -> Result<u32, String> {
+        u32::try_from(self.entries.len()).map_err(|_| "the body has too many values".to_owned())
+    }
+
+    /// Marks every name of the object whose keys start at `keys[first..]` that a later
+    /// member repeats, and returns the number of distinct names.
+    fn close_object(&mut self, first: usize) -> u32 {
+        /// Up to this many names are compared pairwise; more go through a hash set (SipHash,
+        /// randomly keyed: a body cannot choose colliding names).
+        const PAIRWISE: usize = 16;
+        let keys = &self.keys[first..];
+        let shadowed: Vec<u32> = if keys.len() <= PAIRWISE {
+            let name = |at: u32| match self.entries.get(at as usize) {
+                Some(Entry::Key { name, .. }) => name.as_ref(),
+                _ => "",
+            };
+            keys.iter()
+                .enumerate()
+                .filter(|&(i, &at)| keys[i + 1..].iter().any(|&later| name(later) == name(at)))
+                .map(|(_, &at)| at)
+                .collect()
+        } else {
+            let mut seen = std::collections::HashSet::with_capacity(keys.len());
+            keys.iter().rev().filter(|&&at| !seen.insert(self.name(at))).copied().collect()
+        };
+        for at in &shadowed {
+            if let Some(Entry::Key { shadowed, .. }) = self.entries.get_mut(*at as usize) {
+                *shadowed = true;
+            }
+        }
+        let distinct = keys.len() - shadowed.len();
+        self.keys.truncate(first);
+        u32::try_from(distinct).unwrap_or(u32::MAX)
+    }
+
+    fn name(&self, at: u32) -> &str {
+        match self.entries.get(at as usize) {
+            Some(Entry::Key { name, .. }) => name,
+            _ => "",
+        }
+    }
+}
+
+/// Appends one value (and everything in it) to the tape.
+struct Seed<'b, 'a>(&'b mut Builder<'a>);
+
+impl<'de> DeserializeSeed<'de> for Seed<'_, 'de> {
+    type Value = ();
+
+    fn deserialize<D: de::Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Seed<'_, 'de> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<(), E> {
+        self.0.entries.push(Entry::Null);
+        Ok(())
+    }
+
+    fn visit_bool<E: de::Error>(self, v: bool) -> Result<(), E> {
+        self.0.entries.push(Entry::Bool(v));
+        Ok(())
+    }
+
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<(), E> {
+        self.0.entries.push(Entry::Number(v.into()));
+        Ok(())
+    }
+
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<(), E> {
+        self.0.entries.push(Entry::Number(v.into()));
+        Ok(())
+    }
+
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<(), E> {
+        // As `Value` does: a number that is not finite (never parsed from JSON) is null.
+        self.0.entries.push(Number::from_f64(v).map_or(Entry::Null, Entry::Number));
+        Ok(())
+    }
+
+    fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<(), E> {
+        self.0.entries.push(Entry::String(Cow::Borrowed(v)));
+        Ok(())
+    }
+
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<(), E> {
+        self.0.entries.push(Entry::String(Cow::Owned(v.to_owned())));
+        Ok(())
+    }
+
+    fn visit_string<E: de::Error>(self, v: String) -> Result<(), E> {
+        self.0.entries.push(Entry::String(Cow::Owned(v)));
+        Ok(())
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        let at = self.0.index().map_err(de::Error::custom)?;
+        self.0.entries.push(Entry::Array { len: 0, end: 0 });
+        let mut len = 0_u32;
+        while seq.next_element_seed(Seed(self.0))?.is_some() {
+            len = len.saturating_add(1);
+        }
+        let end = self.0.index().map_err(de::Error::custom)?;
+        self.0.entries[at as usize] = Entry::Array { len, end };
+        Ok(())
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        let at = self.0.index().map_err(de::Error::custom)?;
+        self.0.entries.push(Entry::Object { len: 0, end: 0 });
+        let first = self.0.keys.len();
+        while let Some(name) = map.next_key_seed(KeySeed)? {
+            let key = self.0.index().map_err(de::Error::custom)?;
+            self.0.keys.push(key);
+            self.0.entries.push(Entry::Key { name, shadowed: false });
+            map.next_value_seed(Seed(self.0))?;
+        }
+        let len = self.0.close_object(first);
+        let end = self.0.index().map_err(de::Error::custom)?;
+        self.0.entries[at as usize] = Entry::Object { len, end };
+        Ok(())
+    }
+}
+
+/// A member's name, borrowed from the body when it has no escapes.
+struct KeySeed;
+
+impl<'de> DeserializeSeed<'de> for KeySeed {
+    type Value = Cow<'de, str>;
+
+    fn deserialize<D: de::Deserializer<'de>>(self, deserializer: D) -> Result<Cow<'de, str>, D::Error> {
+        deserializer.deserialize_str(self)
+    }
+}
+
+impl<'de> Visitor<'de> for KeySeed {
+    type Value = Cow<'de, str>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a member name")
+    }
+
+    fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Cow<'de, str>, E> {
+        Ok(Cow::Borrowed(v))
+    }
+
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Cow<'de, str>, E> {
+        Ok(Cow::Owned(v.to_owned()))
+    }
+
+    fn visit_string<E: de::Error>(self, v: String) -> Result<Cow<'de, str>, E> {
+        Ok(Cow::Owned(v))
+    }
+}
+
+impl Json for Body {
+    type Node<'a> = BodyNode<'a>;
+    type PreparedKey = Box<str>;
+    type StringBuffer = ();
+
+    // A lookup scans the members, so one pass over them always beats a lookup per name.
+    const KEYS_PER_LOOKUP: usize = 1 << 16;
+    const ACYCLIC: bool = true;
+
+    fn prepare_key(key: &str) -> Box<str> {
+        key.into()
+    }
+
+    fn with_string_node<T>((): &mut (), string: &str, f: impl FnOnce(BodyNode<'_>) -> T) -> T {
+        let entries = [Entry::String(Cow::Borrowed(string))];
+        f(BodyNode { source: &[], entries: &entries, at: 0 })
+    }
+}
+
+/// One value of a parsed body.
+#[derive(Clone, Copy)]
+pub(crate) struct BodyNode<'a> {
+    /// The body's bytes, from which an error's instance is built if it is ever read.
+    source: &'a [u8],
+    entries: &'a [Entry<'a>],
+    at: usize,
+}
+
+impl<'a> BodyNode<'a> {
+    fn entry(&self) -> &'a Entry<'a> {
+        // `at` always names an entry; a missing one reads as null rather than panicking.
+        static NULL: Entry<'static> = Entry::Null;
+        self.entries.get(self.at).unwrap_or(&NULL)
+    }
+
+    fn build_value(self) -> Value {
+        match self.entry() {
+            Entry::Null | Entry::Key { .. } => Value::Null,
+            Entry::Bool(b) => Value::Bool(*b),
+            Entry::Number(n) => Value::Number(n.clone()),
+            Entry::String(s) => Value::String(s.as_ref().to_owned()),
+            Entry::Array { .. } => {
+                Value::Array(BodyArray(self).elements().map(|element| element.build_value()).collect())
+            }
+            Entry::Object { .. } => Value::Object(
+                BodyObject(self).members().map(|(name, value)| (name.to_owned(), value.build_value())).collect(),
+            ),
+        }
+    }
+}
+
+/// The instance of an error, built when read: the body parsed again, the entry at `tag`.
+fn instance_at(source: &[u8], tag: u32) -> Value {
+    parse(source).map_or(Value::Null, |parsed| BodyNode { at: tag as usize, ..parsed.root() }.build_value())
+}
+
+impl<'a> Node<'a, Body> for BodyNode<'a> {
+    type Object = BodyObject<'a>;
+    type Array = BodyArray<'a>;
+    type Number = &'a Number;
+
+    fn as_object(&self) -> Option<BodyObject<'a>> {
+        matches!(self.entry(), Entry::Object { .. }).then_some(BodyObject(*self))
+    }
+
+    fn as_array(&self) -> Option<BodyArray<'a>> {
+        matches!(self.entry(), Entry::Array { .. }).then_some(BodyArray(*self))
+    }
+
+    fn as_string(&self) -> Option<Cow<'a, str>> {
+        match self.entry() {
+            Entry::String(s) => Some(Cow::Borrowed(s.as_ref())),
+            _ => None,
+        }
+    }
+
+    fn as_number(&self) -> Option<&'a Number> {
+        match self.entry() {
+            Entry::Number(n) => Some(n),
+            _ => None,
+        }
+    }
+
+    fn as_boolean(&self) -> Option<bool> {
+        match self.entry() {
+            Entry::Bool(b) => Some(*b),
+            _ => None,
+        }
+    }
+
+    fn is_null(&self) -> bool {
+        matches!(self.entry(), Entry::Null)
+    }
+
+    fn json_type(&self) -> JsonType {
+        match self.entry() {
+            Entry::Null | Entry::Key { .. } => JsonType::Null,
+            Entry::Bool(_) => JsonType::Boolean,
+            Entry::Number(_) => JsonType::Number,
+            Entry::String(_) => JsonType::String,
+            Entry::Array { .. } => JsonType::Array,
+            Entry::Object { .. } => JsonType::Object,
+        }
+    }
+
+    fn string_length_within(&self, min: u64, max: u64) -> Option<bool> {
+        let Entry::String(s) = self.entry() else { return None };
+        // A code point takes one to four bytes: the byte length often decides it uncounted.
+        let bytes = s.len() as u64;
+        if bytes < min || bytes.div_ceil(4) > max {
+            return Some(false);
+        }
+        if min <= bytes.div_ceil(4) && bytes <= max {
+            return Some(true);
+        }
+        Some((min..=max).contains(&(s.chars().count() as u64)))
+    }
+
+    fn equals_value(&self, expected: &Value) -> bool {
+        match expected {
+            Value::Null => self.is_null(),
+            Value::Bool(b) => self.as_boolean() == Some(*b),
+            Value::Number(n) => self.as_number().is_some_and(|got| cmp::equal_numbers(&got, n)),
+            Value::String(s) => self.as_string().is_some_and(|got| got == s.as_str()),
+            Value::Array(items) => self.as_array().is_some_and(|array| {
+                array.len() == items.len() && array.elements().zip(items).all(|(got, want)| got.equals_value(want))
+            }),
+            Value::Object(map) => self.as_object().is_some_and(|object| {
+                object.len() == map.len()
+                    && map.iter().all(|(name, want)| object.find(name).is_some_and(|got| got.equals_value(want)))
+            }),
+        }
+    }
+
+    fn to_value(&self) -> Cow<'a, Value> {
+        Cow::Owned(self.build_value())
+    }
+
+    fn lazy_value(&self) -> LazyInstance<'a> {
+        match u32::try_from(self.at) {
+            // A name node stands alone (no source): it is built now, being one string.
+            Ok(tag) if !self.source.is_empty() => {
+                LazyInstance::Deferred { bytes: self.source, tag, make: instance_at, cell: OnceLock::new() }
+            }
+            _ => LazyInstance::Ready(self.to_value()),
+        }
+    }
+
+    fn identity(&self) -> Option<NodeIdentity> {
+        Some(NodeIdentity::new(std::ptr::from_ref::<Entry<'_>>(self.entry()) as usize))
+    }
+}
+
+/// An object of a parsed body.
+#[derive(Clone, Copy)]
+pub(crate) struct BodyObject<'a>(BodyNode<'a>);
+
+impl<'a> BodyObject<'a> {
+    fn find(&self, name: &str) -> Option<BodyNode<'a>> {
+        self.members().find(|(key, _)| *key == name).map(|(_, value)| value)
+    }
+}
+
+/// The members of an object, a repeated name only at its last occurrence.
+pub(crate) struct Members<'a> {
+    node: BodyNode<'a>,
+    at: usize,
+    end: usize,
+}
+
+impl<'a> Iterator for Members<'a> {
+    type Item = (&'a str, BodyNode<'a>);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let entries = self.node.entries;
+        while self.at < self.end {
+            let key = self.at;
+            let value = key + 1;
+            self.at = skip(entries, value);
+            if let Some(Entry::Key { name, shadowed: false }) = entries.get(key) {
+                return Some((name.as_ref(), BodyNode { at: value, ..self.node }));
+            }
+        }
+        None
+    }
+}
+
+impl<'a> Object<'a, Body> for BodyObject<'a> {
+    type Node = BodyNode<'a>;
+    type MemberName = &'a str;
+    type MembersIter = Members<'a>;
+
+    fn len(&self) -> usize {
+        match self.0.entry() {
+            Entry::Object { len, .. } => *len as usize,
+            _ => 0,
+        }
+    }
+
+    fn get(&self, key: &Box<str>) -> Option<BodyNode<'a>> {
+        self.find(key)
+    }
+
+    fn members(&self) -> Members<'a> {
+        let end = match self.0.entry() {
+            Entry::Object { end, .. } => *end as usize,
+            _ => self.0.at,
+        };
+        Members { node: self.0, at: self.0.at + 1, end }
+    }
+}
+
+/// An array of a parsed body.
+#[derive(Clone, Copy)]
+pub(crate) struct BodyArray<'a>(BodyNode<'a>);
+
+/// The elements of an array.
+pub(crate) struct Elements<'a> {
+    node: BodyNode<'a>,
+    at: usize,
+    end: usize,
+}
+
+impl<'a> Iterator for Elements<'a> {
+    type Item = BodyNode<'a>;
+
+    fn next(&mut self) -> Option<BodyNode<'a>> {
+        (self.at < self.end).then(|| {
+            let element = BodyNode { at: self.at, ..self.node };
+            self.at = skip(self.node.entries, self.at);
+            element
+        })
+    }
+}
+
+impl<'a> Array<'a, Body> for BodyArray<'a> {
+    type Node = BodyNode<'a>;
+    type ElementsIter = Elements<'a>;
+
+    fn len(&self) -> usize {
+        match self.0.entry() {
+            Entry::Array { len, .. } => *len as usize,
+            _ => 0,
+        }
+    }
+
+    fn elements(&self) -> Elements<'a> {
+        let end = match self.0.entry() {
+            Entry::Array { end, .. } => *end as usize,
+            _ => self.0.at,
+        };
+        Elements { node: self.0, at: self.0.at + 1, end }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "a failed unwrap is the test failure")]
+
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn the_representation_meets_the_validators_contract() {
+        let text = serde_json::to_vec(&jsonschema_value::conformance::document()).unwrap();
+        let parsed = parse(&text).unwrap();
+        jsonschema_value::conformance::assert_conformance::<Body>(&parsed.root());
+    }
+
+    #[test]
+    fn it_reads_back_as_the_value_serde_json_parses() {
+        let texts = [
+            r#"{"a":[1,-2,3.5,-0.0,1e-400,"x\u00e9\n",true,null,{}],"b":{"c":{"d":[[]]}},"é":"ü"}"#,
+            r#"{"k":1,"k":{"z":2},"j":0,"k":[3]}"#,
+            r#"[{"a":1,"a":2},{"b":1}]"#,
+            r#""just a string""#,
+            "18446744073709551615",
+            "-9223372036854775808",
+            "0.1",
+            " [ ] ",
+        ];
+        for text in texts {
+            let expected: Result<Value, _> = serde_json::from_str(text);
+            let got = parse(text.as_bytes()).map(|p| p.root().build_value());
+            assert_eq!(got.as_ref().ok(), expected.as_ref().ok(), "{text}");
+        }
+    }
+
+    #[test]
+    fn what_serde_json_refuses_is_refused_with_its_message() {
+        let deep = "[".repeat(200) + &"]".repeat(200);
+        for text in
+            ["", "{", "[1,]", "{\"a\":1,}", "01", "\"\\x\"", "1e400", "[1] 2", "nul", "\"\u{1}\"", deep.as_str()]
+        {
+            let expected = serde_json::from_str::<Value>(text).map(|_| ()).map_err(|e| e.to_string());
+            let got = parse(text.as_bytes()).map(|_| ()).map_err(|e| e.to_string());
+            assert!(expected.is_err(), "{text}");
+            assert_eq!(got, expected, "{text}");
+        }
+    }
+
+    #[test]
+    fn a_repeated_name_counts_once_with_its_last_value() {
+        let parsed = parse(br#"{"k":1,"j":true,"k":"last"}"#).unwrap();
+        let object = parsed.root().as_object().unwrap();
+        assert_eq!(object.len(), 2);
+        assert_eq!(object.get(&Body::prepare_key("k")).and_then(|n| n.as_string()).as_deref(), Some("last"));
+        let names: Vec<&str> = object.members().map(|(name, _)| name).collect();
+        assert_eq!(names, ["j", "k"]);
+        assert!(parsed.root().equals_value(&json!({ "j": true, "k": "last" })));
+        assert!(!parsed.root().equals_value(&json!({ "j": true, "k": 1 })));
+    }
+
+    #[test]
+    fn validators_answer_as_they_do_on_a_value() {
+        let schema = json!({
+            "type": "object",
+            "required": ["s", "n"],
+            "properties": {
+                "s": { "type": "string", "minLength": 2, "maxLength": 3, "pattern": "^[a-zé]+$" },
+                "n": { "type": "integer", "minimum": 1, "multipleOf": 2 },
+                "e": { "enum": ["x", 2, { "a": [1] }] },
+                "u": { "type": "array", "uniqueItems": true, "items": { "type": ["number", "null"] } },
+                "c": { "const": { "x": [true, null] } },
+            },
+            "propertyNames": { "maxLength": 2 },
+            "additionalProperties": false,
+        });
+        let on_body = jsonschema::options_for::<Body>().build(&schema).unwrap();
+        let on_value = jsonschema::validator_for(&schema).unwrap();
+        let instances = [
+            r#"{"s":"ab","n":2}"#,
+            r#"{"s":"éé","n":4,"e":{"a":[1]},"u":[1,null,2.5],"c":{"x":[true,null]}}"#,
+            r#"{"s":"a","n":3}"#,
+            r#"{"s":"abcd","n":1.5}"#,
+            r#"{"s":"ab","n":2,"e":{"a":[2]}}"#,
+            r#"{"s":"ab","n":2,"u":[1,1.0]}"#,
+            r#"{"s":"ab","n":2,"c":{"x":[true]}}"#,
+            r#"{"s":"ab","n":2,"zzz":1}"#,
+            r#"{"s":"AB","n":2,"s":"ab"}"#,
+            r#"{"n":2}"#,
+            r#"[1,2]"#,
+        ];
+        for text in instances {
+            let value: Value = serde_json::from_str(text).unwrap();
+            let parsed = parse(text.as_bytes()).unwrap();
+            assert_eq!(on_body.is_valid(parsed.root()), on_value.is_valid(&value), "{text}");
+            let mut from_body: Vec<(String, String)> = on_body
+                .iter_errors(parsed.root())
+                .map(|e| (e.instance_path().as_str().to_owned(), e.masked().to_string()))
+                .collect();
+            let mut from_value: Vec<(String, String)> = on_value
+                .iter_errors(&value)
+                .map(|e| (e.instance_path().as_str().to_owned(), e.masked().to_string()))
+                .collect();
+            from_body.sort();
+            from_value.sort();
+            assert_eq!(from_body, from_value, "{text}");
+            for error in on_body.iter_errors(parsed.root()) {
+                let at = error.instance_path().as_str();
+                assert_eq!(error.instance().as_ref(), value.pointer(at).unwrap(), "{text} at {at}");
+            }
+        }
+    }
+}
