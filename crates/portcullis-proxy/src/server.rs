@@ -429,13 +429,13 @@ impl Connection {
 
 /// hyper's read buffer for HTTP/1.1, the largest request head it accepts; the header limit
 /// is enforced by our own stage above it.
-fn h1_buf_size(limits: &Limits) -> usize {
+pub(crate) fn h1_buf_size(limits: &Limits) -> usize {
     let buf =
         usize::try_from(limits.max_header_bytes + limits.max_uri_bytes).unwrap_or(usize::MAX).saturating_add(1024);
     buf.max(MIN_BUF)
 }
 
-fn http1_builder(limits: &Limits) -> http1::Builder {
+pub(crate) fn http1_builder(limits: &Limits) -> http1::Builder {
     let mut b = http1::Builder::new();
     // hyper times every request head, and its timer also runs while a keep-alive connection
     // waits for its next request: on HTTP/1.1 an idle connection closes after the shorter of
