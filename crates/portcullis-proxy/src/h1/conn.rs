@@ -25,6 +25,7 @@ use bytes::{Buf, Bytes, BytesMut};
 use http::header::{CONNECTION, CONTENT_LENGTH, DATE, TRANSFER_ENCODING};
 use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, Version};
 use http_body::{Body, Frame};
+use smallvec::SmallVec;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::watch;
 use tokio::time::{Instant, Sleep};
@@ -166,8 +167,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Wire<S> {
     fn poll_write_all(&mut self, cx: &mut Context<'_>, out: &mut Vec<Bytes>) -> Poll<io::Result<()>> {
         let Some(io) = self.io.as_mut() else { return Poll::Ready(Err(io::ErrorKind::NotConnected.into())) };
         while out.iter().any(|b| !b.is_empty()) {
-            let slices: Vec<IoSlice<'_>> = out.iter().filter(|b| !b.is_empty()).map(|b| IoSlice::new(b)).collect();
-            let mut n = ready!(Pin::new(&mut *io).poll_write_vectored(cx, &slices))?;
+            let mut n = {
+                let slices: SmallVec<[IoSlice<'_>; 4]> =
+                    out.iter().filter(|b| !b.is_empty()).map(|b| IoSlice::new(b)).collect();
+                ready!(Pin::new(&mut *io).poll_write_vectored(cx, &slices))?
+            };
             if n == 0 {
                 return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
             }
@@ -387,12 +391,21 @@ where
         if *stop.borrow() {
             return close(&wire);
         }
-        timer.as_mut().reset(Instant::now() + settings.header_read_timeout);
+        // A connection with nothing of a request yet closes after the shorter of the idle and
+        // header-read timeouts; once a head has started, the header-read one applies.
+        let waiting = Instant::now();
+        timer.as_mut().reset(waiting + settings.header_read_timeout.min(settings.idle_timeout));
         let mut stopping = false;
         let head = loop {
             tokio::select! {
                 head = poll_fn(|cx| poll_head(&wire, cx, settings.max_head)) => break head,
-                () = timer.as_mut() => return close(&wire),
+                () = timer.as_mut() => {
+                    let deadline = waiting + settings.header_read_timeout;
+                    if lock(&wire).buffered() == 0 || Instant::now() >= deadline {
+                        return close(&wire);
+                    }
+                    timer.as_mut().reset(deadline);
+                }
                 _ = stop.changed(), if !stopping => {
                     // Shutdown closes a connection waiting for its next request; one whose
                     // request has started arriving is still served.
@@ -593,6 +606,10 @@ where
     // connection: each step of the answer must move within twice the idle timeout (what the
     // hyper listener's watchdog allowed: an idle period, then another after a graceful close).
     let limit = stall.max(Duration::from_millis(10)) * 2;
+    // The declared length, to close the connection rather than let the client misframe an
+    // answer whose body came out longer or shorter.
+    let declared = parts.headers.get(CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    let mut sent = 0u64;
     if out != Out::None {
         loop {
             let Some(frame) = timed(timer, limit, poll_fn(|cx| body.as_mut().poll_frame(cx))).await else {
@@ -609,6 +626,10 @@ where
                 pending.push(data);
                 pending.push(Bytes::from_static(b"\r\n"));
             } else {
+                sent += data.len() as u64;
+                if out == Out::Length && declared.is_some_and(|n| sent > n) {
+                    return false;
+                }
                 pending.push(data);
             }
             let write = poll_fn(|cx| lock(wire).poll_write_all(cx, &mut pending));
@@ -618,6 +639,11 @@ where
         }
         if out == Out::Chunked {
             pending.push(Bytes::from_static(b"0\r\n\r\n"));
+        }
+        if out == Out::Length && declared.is_some_and(|n| sent != n) {
+            // Short: what was written goes out, then the connection closes.
+            let _ = timed(timer, limit, poll_fn(|cx| lock(wire).poll_write_all(cx, &mut pending))).await;
+            return false;
         }
     }
     let write = async {
