@@ -325,7 +325,9 @@ impl AcceptLoop {
             tokio::spawn(async move {
                 gauge.inc();
                 match tls {
-                    Some(tls) => conn.serve_tls(stream, tls).await,
+                    // Boxed: the TLS states (handshake, session) would otherwise size every
+                    // connection's task, plaintext ones included.
+                    Some(tls) => Box::pin(conn.serve_tls(stream, tls)).await,
                     None => conn.serve_plain(stream).await,
                 }
                 gauge.dec();

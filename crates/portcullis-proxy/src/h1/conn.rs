@@ -420,7 +420,7 @@ where
             Ok(Some(head)) => head,
             Ok(None) => return close(&wire),
             Err(e) => {
-                let _ = write_refusal(&wire, e).await;
+                let _ = Box::pin(write_refusal(&wire, e)).await;
                 return close(&wire);
             }
         };
@@ -475,7 +475,10 @@ where
         // Boxed: the connection's own future stays small while it waits for the next request.
         let response = Box::pin(handler(request)).await;
         let closing = *stop.borrow();
-        let keep_alive = write_response(&wire, response, &asked, closing, &mut timer, settings.idle_timeout).await;
+        // Boxed too: an answer's state (its body, the head, pending slices) is not carried by
+        // the connection while it waits.
+        let keep_alive =
+            Box::pin(write_response(&wire, response, &asked, closing, &mut timer, settings.idle_timeout)).await;
         let body_done = lock(&wire).finish_body();
         if !(keep_alive && body_done) {
             return close(&wire);
