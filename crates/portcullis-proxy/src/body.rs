@@ -18,48 +18,80 @@ use portcullis_core::record::BodyStats;
 /// How long an HTTP/2 request body the gateway answered without reading is still read.
 const UNREAD_BODY_WAIT: Duration = Duration::from_secs(5);
 
-/// The client's request body as the listener delivers it. An HTTP/2 body the exchange did not
-/// read (an early refusal, a mock, a cache hit) is read to its end in the background, up to
-/// the body limit and [`UNREAD_BODY_WAIT`], instead of being reset at once: RFC 9113 §8.1
-/// allows RST_STREAM(NO_ERROR) after a complete answer, but a client still uploading (curl
-/// 7.88) takes that reset as a failed transfer and never shows the answer. Past the bounds,
-/// h2 resets the stream with NO_ERROR. (HTTP/1.1 bodies are hyper's: it reads on or closes.)
+/// The client's request body as the listener delivers it: hyper's (HTTP/2, and HTTP/1.1 on
+/// hyper's server) or the HTTP/1.1 driver's ([`crate::h1::conn`]), which reads it from the
+/// socket as it is polled. An HTTP/2 body the exchange did not read (an early refusal, a mock,
+/// a cache hit) is read to its end in the background, up to the body limit and
+/// [`UNREAD_BODY_WAIT`], instead of being reset at once: RFC 9113 §8.1 allows
+/// RST_STREAM(NO_ERROR) after a complete answer, but a client still uploading (curl 7.88) takes
+/// that reset as a failed transfer and never shows the answer. Past the bounds, h2 resets the
+/// stream with NO_ERROR. (An HTTP/1.1 body left unread ends its connection unless its end
+/// had already arrived.)
 #[derive(Debug)]
 pub struct DownstreamBody {
-    inner: Option<Incoming>,
+    inner: Inner,
     /// HTTP/2: how much of an unread body is drained on drop.
     drain_limit: Option<u64>,
 }
 
+#[derive(Debug)]
+enum Inner {
+    Hyper(Incoming),
+    H1(crate::h1::conn::RequestBody),
+    None,
+}
+
+/// Why the client's body stopped (hyper's error or the HTTP/1.1 driver's).
+pub type DownstreamError = Box<dyn std::error::Error + Send + Sync>;
+
 impl DownstreamBody {
     pub fn new(inner: Incoming, version: http::Version, limit: u64) -> Self {
-        Self { inner: Some(inner), drain_limit: (version == http::Version::HTTP_2).then_some(limit) }
+        Self { inner: Inner::Hyper(inner), drain_limit: (version == http::Version::HTTP_2).then_some(limit) }
+    }
+
+    /// A request without a body.
+    pub fn empty() -> Self {
+        Self { inner: Inner::None, drain_limit: None }
+    }
+
+    pub(crate) fn h1(body: crate::h1::conn::RequestBody) -> Self {
+        Self { inner: Inner::H1(body), drain_limit: None }
     }
 }
 
 impl Body for DownstreamBody {
     type Data = Bytes;
-    type Error = hyper::Error;
+    type Error = DownstreamError;
 
-    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
-        match self.get_mut().inner.as_mut() {
-            Some(inner) => Pin::new(inner).poll_frame(cx),
-            None => Poll::Ready(None),
+    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, DownstreamError>>> {
+        match &mut self.get_mut().inner {
+            Inner::Hyper(inner) => Pin::new(inner).poll_frame(cx).map_err(Into::into),
+            Inner::H1(inner) => Pin::new(inner).poll_frame(cx).map_err(Into::into),
+            Inner::None => Poll::Ready(None),
         }
     }
 
     fn is_end_stream(&self) -> bool {
-        self.inner.as_ref().is_none_or(Body::is_end_stream)
+        match &self.inner {
+            Inner::Hyper(inner) => inner.is_end_stream(),
+            Inner::H1(inner) => inner.is_end_stream(),
+            Inner::None => true,
+        }
     }
 
     fn size_hint(&self) -> SizeHint {
-        self.inner.as_ref().map_or_else(|| SizeHint::with_exact(0), Body::size_hint)
+        match &self.inner {
+            Inner::Hyper(inner) => inner.size_hint(),
+            Inner::H1(inner) => inner.size_hint(),
+            Inner::None => SizeHint::with_exact(0),
+        }
     }
 }
 
 impl Drop for DownstreamBody {
     fn drop(&mut self) {
-        let (Some(limit), Some(mut body)) = (self.drain_limit, self.inner.take()) else { return };
+        let Some(limit) = self.drain_limit else { return };
+        let Inner::Hyper(mut body) = std::mem::replace(&mut self.inner, Inner::None) else { return };
         if body.is_end_stream() {
             return;
         }
@@ -162,7 +194,7 @@ impl Body for RequestBody {
         }
         let Some(mut inner) = this.inner.as_pin_mut() else { return Poll::Ready(None) };
         let polled = inner.as_mut().poll_frame(cx);
-        let Some(stats) = this.stats.as_ref() else { return polled.map_err(|e| Box::new(e) as Self::Error) };
+        let Some(stats) = this.stats.as_ref() else { return polled };
         match polled {
             Poll::Ready(Some(Ok(frame))) => {
                 *this.stall_armed = false;
@@ -182,7 +214,7 @@ impl Body for RequestBody {
             Poll::Ready(Some(Err(e))) => {
                 stats.waiting.store(false, Ordering::Relaxed);
                 stats.broken.store(true, Ordering::Relaxed);
-                Poll::Ready(Some(Err(Box::new(e))))
+                Poll::Ready(Some(Err(e)))
             }
             Poll::Ready(None) => {
                 stats.mark_ended();

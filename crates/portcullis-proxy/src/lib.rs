@@ -16,6 +16,7 @@ pub mod cache;
 mod conn_io;
 pub mod database;
 pub mod files;
+pub mod h1;
 pub mod identity;
 pub mod rate_limit;
 pub mod reload;

@@ -23,6 +23,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, mpsc, watch};
 
 use crate::conn_io::{Activity, ConnIo, FramingScan};
+use crate::h1;
 use crate::runtime::Runtime;
 use crate::service;
 use crate::tls::ListenerTls;
@@ -324,7 +325,9 @@ impl AcceptLoop {
             tokio::spawn(async move {
                 gauge.inc();
                 match tls {
-                    Some(tls) => conn.serve_tls(stream, tls).await,
+                    // Boxed: the TLS states (handshake, session) would otherwise size every
+                    // connection's task, plaintext ones included.
+                    Some(tls) => Box::pin(conn.serve_tls(stream, tls)).await,
                     None => conn.serve_plain(stream).await,
                 }
                 gauge.dec();
@@ -375,6 +378,35 @@ impl Connection {
     }
 
     async fn serve<S>(self, stream: S, is_h2: bool, prefix: Bytes, limits: Limits)
+    where
+        S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        if is_h2 {
+            return Box::pin(self.serve_hyper(stream, true, prefix, limits)).await;
+        }
+        // HTTP/1.1 on the gateway's own driver; an upgrade request (WebSocket) and what follows
+        // it go to hyper, which owns the upgrade hand-over (see `tunnel`).
+        let settings = h1::conn::Settings {
+            max_head: h1_buf_size(&limits),
+            header_read_timeout: limits.header_read_timeout,
+            idle_timeout: limits.idle_timeout,
+        };
+        let downstream = Arc::new(self.downstream.clone());
+        let current = self.current.clone();
+        let handler = move |request: http::Request<crate::body::DownstreamBody>| {
+            let runtime = current.load_full();
+            let downstream = downstream.clone();
+            async move { service::handle_body(runtime, &downstream, request).await }
+        };
+        match h1::conn::serve(stream, prefix, settings, self.stop.clone(), handler).await {
+            h1::conn::Ended::Closed => {}
+            // Boxed, as hyper's connection is large: the driver's own future stays small.
+            h1::conn::Ended::Upgrade { io, prefix } => Box::pin(self.serve_hyper(io, false, prefix, limits)).await,
+        }
+    }
+
+    /// HTTP/2, and HTTP/1.1 from an upgrade request on, served by hyper.
+    async fn serve_hyper<S>(self, stream: S, is_h2: bool, prefix: Bytes, limits: Limits)
     where
         S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
@@ -429,13 +461,13 @@ impl Connection {
 
 /// hyper's read buffer for HTTP/1.1, the largest request head it accepts; the header limit
 /// is enforced by our own stage above it.
-fn h1_buf_size(limits: &Limits) -> usize {
+pub(crate) fn h1_buf_size(limits: &Limits) -> usize {
     let buf =
         usize::try_from(limits.max_header_bytes + limits.max_uri_bytes).unwrap_or(usize::MAX).saturating_add(1024);
     buf.max(MIN_BUF)
 }
 
-fn http1_builder(limits: &Limits) -> http1::Builder {
+pub(crate) fn http1_builder(limits: &Limits) -> http1::Builder {
     let mut b = http1::Builder::new();
     // hyper times every request head, and its timer also runs while a keep-alive connection
     // waits for its next request: on HTTP/1.1 an idle connection closes after the shorter of

@@ -31,6 +31,15 @@ pub async fn handle(
 ) -> Response<ResponseBody> {
     let version = request.version();
     let request = request.map(|body| DownstreamBody::new(body, version, runtime.snapshot.limits.max_body_bytes));
+    handle_body(runtime, downstream, request).await
+}
+
+/// [`handle`] for a request whose body the listener already wraps (the HTTP/1.1 driver's).
+pub async fn handle_body(
+    runtime: Arc<Runtime>,
+    downstream: &Downstream,
+    request: Request<DownstreamBody>,
+) -> Response<ResponseBody> {
     let edge = ProxyEdge { runtime: &runtime };
     let shared = Shared {
         snapshot: &runtime.snapshot,
