@@ -13,52 +13,64 @@ use portcullis_core::cache::Capture;
 use portcullis_telemetry::access_log::LogOnEnd;
 
 use crate::cache::ResponseCache;
-use crate::upstream::Lease;
+use crate::upstream::{H1Body, Upgraded};
 
-/// The upstream's response body. Read to its end, it hands its HTTP/1.1 connection back to the
-/// pool for the next request; dropped half-way, it takes the connection down with it.
+/// The upstream's response body. An HTTP/1.1 body reads straight from its connection and,
+/// read to its end, hands the connection back to the pool for the next request; dropped
+/// half-way, it takes the connection down with it. HTTP/2 bodies are hyper's.
 #[derive(Debug)]
-pub struct UpstreamBody {
-    inner: Incoming,
-    lease: Option<Lease>,
+pub struct UpstreamBody(Inner);
+
+#[derive(Debug)]
+enum Inner {
+    H1(H1Body),
+    H2(Incoming),
 }
 
+/// A response body's failure, whichever client read it.
+pub type BodyError = Box<dyn std::error::Error + Send + Sync>;
+
 impl UpstreamBody {
-    pub(crate) fn new(inner: Incoming, lease: Option<Lease>) -> Self {
-        let mut this = Self { inner, lease };
-        if this.inner.is_end_stream() {
-            this.release();
-        }
-        this
+    pub(crate) fn h1(body: H1Body) -> Self {
+        Self(Inner::H1(body))
     }
 
-    fn release(&mut self) {
-        if let Some(lease) = self.lease.as_mut() {
-            lease.release();
+    pub(crate) fn h2(body: Incoming) -> Self {
+        Self(Inner::H2(body))
+    }
+
+    /// The upstream connection after a 101 (HTTP/1.1 only), for the tunnel.
+    pub(crate) fn take_upgrade(&mut self) -> Option<Upgraded> {
+        match &mut self.0 {
+            Inner::H1(body) => body.take_upgrade(),
+            Inner::H2(_) => None,
         }
     }
 }
 
 impl Body for UpstreamBody {
     type Data = Bytes;
-    type Error = hyper::Error;
+    type Error = BodyError;
 
-    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
-        let this = self.get_mut();
-        let polled = Pin::new(&mut this.inner).poll_frame(cx);
-        // A body read to its end (chunked bodies never say so by length) frees its connection.
-        if matches!(polled, Poll::Ready(None)) || (polled.is_ready() && this.inner.is_end_stream()) {
-            this.release();
+    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
+        match &mut self.get_mut().0 {
+            Inner::H1(body) => Pin::new(body).poll_frame(cx).map_err(Into::into),
+            Inner::H2(body) => Pin::new(body).poll_frame(cx).map_err(Into::into),
         }
-        polled
     }
 
     fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
+        match &self.0 {
+            Inner::H1(body) => body.is_end_stream(),
+            Inner::H2(body) => body.is_end_stream(),
+        }
     }
 
     fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
+        match &self.0 {
+            Inner::H1(body) => body.size_hint(),
+            Inner::H2(body) => body.size_hint(),
+        }
     }
 }
 
@@ -130,9 +142,9 @@ impl ResponseBody {
 
 impl Body for ResponseBody {
     type Data = Bytes;
-    type Error = hyper::Error;
+    type Error = BodyError;
 
-    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
         let mut this = self.project();
         let polled = match this.source.as_mut().project() {
             SourceProj::Full { data } => Poll::Ready(data.take().map(|d| Ok(Frame::data(d)))),

@@ -108,15 +108,15 @@ impl Edge for ProxyEdge<'_> {
         if stats.as_ref().is_some_and(|s| s.exceeded()) {
             return Err(UpstreamError::BodyTooLarge);
         }
-        let crate::upstream::Forwarded { mut response, target, upstream_ms, mut lease } = result?;
+        let crate::upstream::Forwarded { mut response, target, upstream_ms } = result?;
         if response.status() == StatusCode::SWITCHING_PROTOCOLS
             && let Some(downstream) = downstream
+            && let Some(upstream) = response.body_mut().take_upgrade()
         {
             // Both ends ride in the answer's extensions; the pipeline checks the handshake and
-            // the listener splices them once hyper hands the connection over.
-            let upstream = hyper::upgrade::on(&mut response);
-            response.extensions_mut().insert(Tunnel::new(downstream, upstream, lease.take()));
+            // the listener splices them once hyper hands the client's connection over.
+            response.extensions_mut().insert(Tunnel::new(downstream, upstream));
         }
-        Ok(Forwarded { response: response.map(|body| UpstreamBody::new(body, lease)), target, upstream_ms })
+        Ok(Forwarded { response, target, upstream_ms })
     }
 }

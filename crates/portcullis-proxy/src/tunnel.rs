@@ -20,7 +20,7 @@ use tokio::sync::watch;
 
 use crate::conn_io::Activity;
 use crate::runtime::Runtime;
-use crate::upstream::Lease;
+use crate::upstream::Upgraded;
 
 /// Both ends of an upgrade that was agreed on, until they are connected. `Clone` (shared)
 /// because response extensions must be; only one holder ever takes the ends.
@@ -30,14 +30,13 @@ pub(crate) struct Tunnel(Arc<Mutex<Option<Ends>>>);
 #[derive(Debug)]
 struct Ends {
     downstream: OnUpgrade,
-    upstream: OnUpgrade,
-    /// The upstream connection stays leased (never pooled again) until it is handed over.
-    lease: Option<Lease>,
+    /// The upstream's connection, taken out of its pool for good with its 101.
+    upstream: Upgraded,
 }
 
 impl Tunnel {
-    pub(crate) fn new(downstream: OnUpgrade, upstream: OnUpgrade, lease: Option<Lease>) -> Self {
-        Self(Arc::new(Mutex::new(Some(Ends { downstream, upstream, lease }))))
+    pub(crate) fn new(downstream: OnUpgrade, upstream: Upgraded) -> Self {
+        Self(Arc::new(Mutex::new(Some(Ends { downstream, upstream }))))
     }
 
     fn take(&self) -> Option<Ends> {
@@ -55,13 +54,13 @@ impl Tunnel {
         current: &ArcSwap<Runtime>,
     ) {
         let Some(ends) = self.take() else { return };
-        let handed_over = async { Ok::<_, hyper::Error>((ends.downstream.await?, ends.upstream.await?)) };
-        let Ok(Ok((downstream, upstream))) = tokio::time::timeout(idle, handed_over).await else { return };
-        drop(ends.lease);
-        let (mut downstream, mut upstream) = (TokioIo::new(downstream), TokioIo::new(upstream));
+        let Ok(Ok(downstream)) = tokio::time::timeout(idle, ends.downstream).await else { return };
+        let (mut downstream, mut upstream) = (TokioIo::new(downstream), ends.upstream);
         let copy = tokio::io::copy_bidirectional(&mut downstream, &mut upstream);
         let mut copy = std::pin::pin!(copy);
-        let period = (idle / 2).max(Duration::from_millis(10));
+        // Sampled every quarter period, closed on the fifth quiet sample: 1.25× to 1.5× idle
+        // after the last byte, whatever the phase of the ticks against the traffic.
+        let period = (idle / 4).max(Duration::from_millis(10));
         let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
         let grace = || current.load().snapshot.shutdown_grace;
         let mut closes_at = (*stop.borrow()).then(|| tokio::time::Instant::now() + grace());
@@ -76,9 +75,8 @@ impl Tunnel {
                 }
                 () = sleep_until(closes_at) => return,
                 _ = ticker.tick() => {
-                    // Sampled like the listener's watchdog: closes after 1× to 1.5× idle.
                     quiet_ticks = if activity.take_touched() { 0 } else { quiet_ticks + 1 };
-                    if quiet_ticks >= 2 {
+                    if quiet_ticks >= 5 {
                         return;
                     }
                 }

@@ -4,6 +4,9 @@
 
 mod attempt;
 mod balance;
+mod h1client;
+mod h1head;
+mod h1io;
 mod h1pool;
 mod health;
 mod tls;
@@ -16,7 +19,6 @@ use std::time::{Duration, Instant};
 use http::header::HOST;
 use http::uri::{PathAndQuery, Scheme};
 use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, Uri, Version};
-use hyper::body::Incoming;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
@@ -28,8 +30,10 @@ use portcullis_core::record::BodyStats;
 
 use crate::body::RequestBody;
 use crate::files::LoadedFiles;
+use crate::response_body::UpstreamBody;
 
-pub(crate) use h1pool::Lease;
+pub(crate) use h1client::H1Body;
+pub(crate) use h1io::Upgraded;
 pub use health::spawn_active_checks;
 
 /// Idle pooled connections kept per target.
@@ -79,7 +83,8 @@ pub(crate) struct Target {
     pub(crate) spec: TargetSpec,
     /// `Host` sent upstream: the target's authority, built once.
     host_header: HeaderValue,
-    /// HTTP/1.1 keep-alive connections (the `h2` protocol uses the multiplexing client).
+    /// HTTP/1.1 keep-alive connections, driven in the request's task (the `h2` protocol
+    /// uses the multiplexing client).
     h1: Arc<h1pool::H1Pool>,
     /// Cleared by active checks after `unhealthy_after` failures.
     pub(crate) active_ok: AtomicBool,
@@ -149,11 +154,10 @@ pub(crate) struct BalanceKey {
 
 /// A forwarded request's result.
 pub(crate) struct Forwarded {
-    pub(crate) response: Response<Incoming>,
+    /// An HTTP/1.1 body gives its connection back to the pool when read to its end.
+    pub(crate) response: Response<UpstreamBody>,
     pub(crate) target: Arc<str>,
     pub(crate) upstream_ms: f64,
-    /// The HTTP/1.1 connection, to return when the body has been read.
-    pub(crate) lease: Option<Lease>,
 }
 
 impl Pool {
@@ -263,12 +267,12 @@ impl Pool {
                 Some(stats) => await_head(self.send(target, request), timeout, stats).await,
             };
             target.in_flight.fetch_sub(1, Ordering::Relaxed);
-            let (outcome, lease) = match result {
-                Err(e) => (Err(blame(e, client_body.as_deref())), None),
-                Ok((response, _)) if response.status() == StatusCode::SWITCHING_PROTOCOLS && !upgrade => {
-                    (Err(ProxyError::Invalid), None)
+            let outcome = match result {
+                Err(e) => Err(blame(e, client_body.as_deref())),
+                Ok(response) if response.status() == StatusCode::SWITCHING_PROTOCOLS && !upgrade => {
+                    Err(ProxyError::Invalid)
                 }
-                Ok((response, lease)) => (Ok(response), lease),
+                Ok(response) => Ok(response),
             };
             if let Some(attempt) = attempt {
                 attempt.end(&parts.method, &target.spec, tries.saturating_sub(1), &outcome);
@@ -283,31 +287,27 @@ impl Pool {
             }
             let response = outcome?;
             let upstream_ms = started.elapsed().as_secs_f64() * 1000.0;
-            return Ok(Forwarded { response, target: target.spec.name.clone(), upstream_ms, lease });
+            return Ok(Forwarded { response, target: target.spec.name.clone(), upstream_ms });
         }
     }
 
-    async fn send(
-        &self,
-        target: &Target,
-        request: Request<RequestBody>,
-    ) -> Result<(Response<Incoming>, Option<Lease>), ProxyError> {
+    async fn send(&self, target: &Target, request: Request<RequestBody>) -> Result<Response<UpstreamBody>, ProxyError> {
         if self.spec.protocol == Protocol::H2 {
             return match self.client.request(request).await {
-                Ok(response) => Ok((response, None)),
+                Ok(response) => Ok(response.map(UpstreamBody::h2)),
                 Err(e) if e.is_connect() => Err(ProxyError::Connect),
                 Err(e) => Err(classify(&e)),
             };
         }
         match target.h1.send(request).await {
-            Ok((response, lease)) => Ok((response, Some(lease))),
+            Ok(response) => Ok(response.map(UpstreamBody::h1)),
             Err(h1pool::SendFailure::Connect) => Err(ProxyError::Connect),
-            Err(h1pool::SendFailure::Http(e)) => Err(classify_hyper(&e)),
+            Err(h1pool::SendFailure::Client(e)) => Err(e),
             Err(h1pool::SendFailure::Invalid) => Err(ProxyError::Invalid),
         }
     }
 
-    fn should_retry(&self, outcome: &Result<Response<Incoming>, ProxyError>) -> bool {
+    fn should_retry<B>(&self, outcome: &Result<Response<B>, ProxyError>) -> bool {
         let policy = &self.spec.retries;
         match outcome {
             Ok(r) => policy.on_status.contains(&r.status()),
@@ -449,20 +449,13 @@ fn classify(e: &hyper_util::client::legacy::Error) -> ProxyError {
     ProxyError::Invalid
 }
 
-fn classify_hyper(e: &hyper::Error) -> ProxyError {
-    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
-    while let Some(err) = source {
-        if err.is::<crate::body::BodyLimitExceeded>() {
-            return ProxyError::BodyTooLarge;
-        }
-        source = err.source();
-    }
-    if e.is_user() || e.is_body_write_aborted() { ProxyError::ClientBody } else { ProxyError::Invalid }
-}
-
 fn is_idempotent(method: &Method) -> bool {
     matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS | Method::PUT | Method::DELETE | Method::TRACE)
 }
 
+#[cfg(test)]
+mod h1bench;
+#[cfg(test)]
+mod h1diff;
 #[cfg(test)]
 mod tests;

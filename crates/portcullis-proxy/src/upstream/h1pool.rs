@@ -1,28 +1,26 @@
-//! HTTP/1.1 upstream connections without a dispatcher in between: idle senders wait on a
-//! per-target stack (last in, first out, so the warmest connection is reused) and go back
-//! when the response body has been read to its end — no task is spawned per request to
-//! return a connection. A body abandoned half-read drops its connection instead.
+//! HTTP/1.1 upstream connections with nothing in between: idle connections wait on a
+//! per-target stack (last in, first out, so the warmest connection is reused) and are taken
+//! by the request's own task for one exchange ([`super::h1client`]); the response body puts
+//! its connection back when it has been read to its end. No task is spawned per connection
+//! or per request, and an idle connection holds no buffer. A body abandoned half-read drops
+//! its connection instead.
 //!
 //! A TLS target's connections are handshaken here too, within the connect timeout; the
-//! sender type is the same either way, so the exchange path does not know the difference.
-//! Connections are driven with upgrades enabled, so a 101 hands the socket to a tunnel.
+//! stream type covers both, so the exchange path does not know the difference.
 
+use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use http::header::{CONTENT_LENGTH, TRANSFER_ENCODING};
-use http::{HeaderMap, Request, Response};
-use hyper::body::Incoming;
-use hyper::client::conn::http1::{self, SendRequest};
-use hyper_util::rt::TokioIo;
+use http::{Request, Response};
 use rustls_pki_types::ServerName;
 use tokio::net::TcpStream;
 
+use super::h1client::{self, Failure, H1Body, Outgoing};
+use super::h1io::Io;
 use super::tls::UpstreamTls;
 use crate::body::RequestBody;
 use portcullis_core::UpstreamError as ProxyError;
-
-type Sender = SendRequest<RequestBody>;
 
 /// The idle connections of one target.
 #[derive(Debug)]
@@ -31,7 +29,7 @@ pub(crate) struct H1Pool {
     connect_timeout: Duration,
     max_idle: usize,
     /// Newest at the back (reused first); the front ages out after `idle_timeout`.
-    idle: Mutex<std::collections::VecDeque<(Sender, std::time::Instant)>>,
+    idle: Mutex<VecDeque<(Io, Instant)>>,
     idle_timeout: Duration,
     tls: Option<TargetTls>,
 }
@@ -41,26 +39,6 @@ pub(crate) struct H1Pool {
 pub(crate) struct TargetTls {
     pub(crate) tls: UpstreamTls,
     pub(crate) name: ServerName<'static>,
-}
-
-/// A connection lent to one exchange; returned by [`Lease::release`] once the response body
-/// has ended.
-#[derive(Debug)]
-pub(crate) struct Lease {
-    sender: Option<Sender>,
-    pool: Arc<H1Pool>,
-    /// Whether the connection may serve another request once this body ended.
-    reusable: bool,
-}
-
-impl Lease {
-    pub(crate) fn release(&mut self) {
-        if let Some(sender) = self.sender.take()
-            && self.reusable
-        {
-            self.pool.checkin(sender);
-        }
-    }
 }
 
 impl H1Pool {
@@ -74,39 +52,37 @@ impl H1Pool {
             address,
             connect_timeout,
             max_idle,
-            idle: Mutex::new(std::collections::VecDeque::new()),
+            idle: Mutex::new(VecDeque::new()),
             idle_timeout: super::POOL_IDLE_TIMEOUT,
             tls,
         })
     }
 
-    fn checkout(&self) -> Option<Sender> {
-        let mut idle = self.idle.lock().ok()?;
-        while let Some((sender, _)) = idle.pop_back() {
-            if !sender.is_closed() {
-                return Some(sender);
-            }
-        }
-        None
-    }
-
-    fn checkin(&self, sender: Sender) {
-        if sender.is_closed() {
-            return;
-        }
-        let now = std::time::Instant::now();
-        if let Ok(mut idle) = self.idle.lock() {
-            // Connections unused for idle_timeout are closed (dropping the sender ends them).
-            while idle.front().is_some_and(|(_, since)| now.duration_since(*since) >= self.idle_timeout) {
-                idle.pop_front();
-            }
-            if idle.len() < self.max_idle {
-                idle.push_back((sender, now));
+    /// The newest idle connection the upstream has not closed meanwhile.
+    fn checkout(&self) -> Option<Io> {
+        let now = Instant::now();
+        loop {
+            let (mut io, since) = self.idle.lock().ok()?.pop_back()?;
+            if now.duration_since(since) < self.idle_timeout && io.is_reusable() {
+                return Some(io);
             }
         }
     }
 
-    async fn connect(&self) -> Result<Sender, ProxyError> {
+    /// Takes back a connection whose exchange ended cleanly.
+    pub(crate) fn checkin(&self, io: Io) {
+        let now = Instant::now();
+        let Ok(mut idle) = self.idle.lock() else { return };
+        // Connections unused for idle_timeout are closed (dropped).
+        while idle.front().is_some_and(|(_, since)| now.duration_since(*since) >= self.idle_timeout) {
+            idle.pop_front();
+        }
+        if idle.len() < self.max_idle {
+            idle.push_back((io, now));
+        }
+    }
+
+    async fn connect(&self) -> Result<Io, ProxyError> {
         // One deadline for the TCP connect and the TLS handshake.
         let deadline = tokio::time::Instant::now() + self.connect_timeout;
         let stream = tokio::time::timeout_at(deadline, TcpStream::connect(&self.address))
@@ -114,82 +90,41 @@ impl H1Pool {
             .map_err(|_| ProxyError::Connect)?
             .map_err(|_| ProxyError::Connect)?;
         let _ = stream.set_nodelay(true);
-        let Some(tls) = &self.tls else { return drive(TokioIo::new(stream)).await };
+        let Some(tls) = &self.tls else { return Ok(Io::Plain(stream)) };
         let stream = tokio::time::timeout_at(deadline, tls.tls.connect(tls.name.clone(), stream))
             .await
             .map_err(|_| ProxyError::Connect)?
             .map_err(|_| ProxyError::Connect)?;
-        drive(TokioIo::new(stream)).await
+        Ok(Io::Tls(Box::new(stream)))
     }
 
-    /// A ready sender: a pooled one if any is still alive, else a new connection.
-    async fn ready_sender(&self, fresh: bool) -> Result<Sender, ProxyError> {
-        if !fresh {
-            while let Some(mut sender) = self.checkout() {
-                if sender.ready().await.is_ok() {
-                    return Ok(sender);
-                }
-            }
-        }
-        let mut sender = self.connect().await?;
-        sender.ready().await.map_err(|_| ProxyError::Connect)?;
-        Ok(sender)
-    }
-
-    /// Sends one request. A pooled connection the upstream closed before taking the request
-    /// is replaced by a new one, once, so keep-alive races never reach the client.
-    pub(crate) async fn send(
-        self: &Arc<Self>,
-        request: Request<RequestBody>,
-    ) -> Result<(Response<Incoming>, Lease), SendFailure> {
-        let mut request = request;
+    /// Sends one request (its URI in origin form) and waits for the response head. A pooled
+    /// connection that fails before any answer comes is replaced by a new one, once, when the
+    /// request can go again unchanged (no body) and either never went out in full or is
+    /// idempotent — so keep-alive races never reach the client.
+    pub(crate) async fn send(self: &Arc<Self>, request: Request<RequestBody>) -> Result<Response<H1Body>, SendFailure> {
+        let (parts, body) = request.into_parts();
+        let target = parts.uri.path_and_query().map_or("/", |pq| pq.as_str());
+        let mut out = Outgoing::new(parts.method, target, parts.headers, body);
         let mut fresh = false;
         loop {
-            let mut sender = self.ready_sender(fresh).await.map_err(|_| SendFailure::Connect)?;
-            match sender.try_send_request(request).await {
-                Ok(mut response) => {
-                    // An invalid framing drops the connection with the response.
-                    let reusable = response_framing(response.headers_mut()).ok_or(SendFailure::Invalid)?;
-                    return Ok((response, Lease { sender: Some(sender), pool: self.clone(), reusable }));
-                }
-                Err(mut e) => match e.take_message() {
-                    Some(unsent) if !fresh => {
-                        request = unsent;
+            let (io, reused) = match (!fresh).then(|| self.checkout()).flatten() {
+                Some(io) => (io, true),
+                None => (self.connect().await.map_err(|_| SendFailure::Connect)?, false),
+            };
+            match h1client::exchange(io, &mut out, self).await {
+                Ok(response) => return Ok(response),
+                Err(Failure::Client(e)) => return Err(SendFailure::Client(e)),
+                Err(Failure::Upstream { answered, sent }) => {
+                    if reused && !answered && out.bodiless && (!sent || super::is_idempotent(&out.method)) {
                         fresh = true;
+                        continue;
                     }
-                    _ => return Err(SendFailure::Http(e.into_error())),
-                },
+                    return Err(SendFailure::Invalid);
+                }
             }
         }
     }
-}
-
-/// Starts the HTTP/1.1 connection task over `io` and returns its sender.
-async fn drive<T>(io: T) -> Result<Sender, ProxyError>
-where
-    T: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
-{
-    let (sender, conn) = http1::handshake(io).await.map_err(|_| ProxyError::Connect)?;
-    tokio::spawn(async move {
-        let _ = conn.with_upgrades().await;
-    });
-    Ok(sender)
-}
-
-/// Checks how an upstream response's body is framed (RFC 9112 §6.3). hyper decodes a body
-/// whose last coding is `chunked` and keeps both headers, so a `Content-Length` beside it
-/// would be relayed with a body of another length: the length goes, and the connection with
-/// it (an upstream that sent both may frame its next response differently). Any other
-/// `Transfer-Encoding` (`gzip`, `chunked, chunked`, two fields) is refused: the body it
-/// frames is not the one hyper would relay. `Some(reusable)`, or `None` to refuse.
-fn response_framing(headers: &mut HeaderMap) -> Option<bool> {
-    let mut codings = headers.get_all(TRANSFER_ENCODING).iter();
-    let Some(only) = codings.next() else { return Some(true) };
-    let chunked = only.to_str().is_ok_and(|v| v.trim_matches([' ', '\t']).eq_ignore_ascii_case("chunked"));
-    if !chunked || codings.next().is_some() {
-        return None;
-    }
-    Some(headers.remove(CONTENT_LENGTH).is_none())
 }
 
 /// Why a send failed.
@@ -197,37 +132,8 @@ fn response_framing(headers: &mut HeaderMap) -> Option<bool> {
 pub(crate) enum SendFailure {
     /// No connection could be made.
     Connect,
-    /// The exchange failed on a connection.
-    Http(hyper::Error),
-    /// The response's framing cannot be relayed faithfully.
+    /// The client's body failed; the exchange is void.
+    Client(ProxyError),
+    /// The upstream's answer was missing, cut short or not one the gateway relays.
     Invalid,
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn framing(fields: &[(&'static str, &'static str)]) -> (Option<bool>, bool) {
-        let mut headers = HeaderMap::new();
-        for (k, v) in fields {
-            headers.append(*k, http::HeaderValue::from_static(v));
-        }
-        let verdict = response_framing(&mut headers);
-        (verdict, headers.contains_key(CONTENT_LENGTH))
-    }
-
-    #[test]
-    fn only_a_single_chunked_coding_is_relayed_and_never_beside_a_length() {
-        assert_eq!(framing(&[("content-length", "2")]), (Some(true), true));
-        assert_eq!(framing(&[("transfer-encoding", "chunked")]), (Some(true), false));
-        assert_eq!(framing(&[("transfer-encoding", "chunked"), ("content-length", "2")]), (Some(false), false));
-        for bad in [
-            &[("transfer-encoding", "gzip, chunked")][..],
-            &[("transfer-encoding", "chunked, chunked")],
-            &[("transfer-encoding", "chunked"), ("transfer-encoding", "chunked")],
-            &[("transfer-encoding", "gzip")],
-        ] {
-            assert_eq!(framing(bad).0, None, "{bad:?}");
-        }
-    }
 }
