@@ -596,8 +596,9 @@ where
     // The trailer fields the answer may end with (none unless chunked and the client asked).
     let trailer_names =
         if out == Out::Chunked && asked.te_trailers { super::trailers::declared(&parts.headers) } else { Vec::new() };
-    if asked.version == Version::HTTP_10 {
-        // As hyper: an HTTP/1.0 answer cannot be chunked, so it announces no trailers.
+    if asked.version == Version::HTTP_10 || no_body {
+        // As hyper: an answer that cannot be chunked (HTTP/1.0, or without a body) announces
+        // no trailers.
         parts.headers.remove(TRAILER);
     }
     let version = if asked.version == Version::HTTP_10 { "HTTP/1.0" } else { "HTTP/1.1" };
