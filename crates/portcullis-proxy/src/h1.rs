@@ -8,7 +8,12 @@ pub mod chunked;
 pub mod conn;
 pub mod head;
 pub mod replay;
+pub mod trailers;
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used, reason = "a failed unwrap is the test failure")]
 mod differential;
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, reason = "a failed unwrap is the test failure")]
+mod trailers_differential;

@@ -22,7 +22,7 @@ use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
 use bytes::{Buf, Bytes, BytesMut};
-use http::header::{CONNECTION, CONTENT_LENGTH, DATE, TRANSFER_ENCODING};
+use http::header::{CONNECTION, CONTENT_LENGTH, DATE, TRAILER, TRANSFER_ENCODING};
 use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, Version};
 use http_body::{Body, Frame};
 use smallvec::SmallVec;
@@ -365,6 +365,8 @@ struct Asked {
     head_request: bool,
     version: Version,
     keep_alive: bool,
+    /// The request's `TE` lists `trailers`: the answer may end with trailer fields.
+    te_trailers: bool,
 }
 
 /// Serves `io` (after `prefix`, bytes already read for protocol detection) until it closes,
@@ -460,6 +462,7 @@ where
                 head_request: parts.method == Method::HEAD,
                 version: parts.version,
                 keep_alive: head.keep_alive,
+                te_trailers: super::trailers::te_lists_trailers(&parts.headers),
             };
             let body = match head.framing {
                 Framing::Empty => DownstreamBody::empty(),
@@ -590,6 +593,14 @@ where
     if no_body {
         out = Out::None;
     }
+    // The trailer fields the answer may end with (none unless chunked and the client asked).
+    let trailer_names =
+        if out == Out::Chunked && asked.te_trailers { super::trailers::declared(&parts.headers) } else { Vec::new() };
+    if asked.version == Version::HTTP_10 || no_body {
+        // As hyper: an answer that cannot be chunked (HTTP/1.0, or without a body) announces
+        // no trailers.
+        parts.headers.remove(TRAILER);
+    }
     let version = if asked.version == Version::HTTP_10 { "HTTP/1.0" } else { "HTTP/1.1" };
     if asked.version == Version::HTTP_10 {
         let says_keep_alive = parts.headers.get_all(CONNECTION).iter().any(|v| has_token(v, "keep-alive"));
@@ -613,6 +624,7 @@ where
     // answer whose body came out longer or shorter.
     let declared = parts.headers.get(CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
     let mut sent = 0u64;
+    let mut last_chunk = Bytes::from_static(b"0\r\n\r\n");
     if out != Out::None {
         loop {
             let Some(frame) = timed(timer, limit, poll_fn(|cx| body.as_mut().poll_frame(cx))).await else {
@@ -620,7 +632,19 @@ where
             };
             let Some(frame) = frame else { break };
             let Ok(frame) = frame else { return false };
-            let Ok(data) = frame.into_data() else { continue };
+            let data = match frame.into_data() {
+                Ok(data) => data,
+                Err(frame) => match frame.into_trailers() {
+                    // Trailers end the body (as under hyper, nothing after them is read).
+                    Ok(trailers) => {
+                        if let Some(end) = super::trailers::encode(&trailers, &trailer_names) {
+                            last_chunk = end;
+                        }
+                        break;
+                    }
+                    Err(_) => continue,
+                },
+            };
             if data.is_empty() {
                 continue;
             }
@@ -641,7 +665,7 @@ where
             }
         }
         if out == Out::Chunked {
-            pending.push(Bytes::from_static(b"0\r\n\r\n"));
+            pending.push(last_chunk);
         }
         if out == Out::Length && declared.is_some_and(|n| sent != n) {
             // Short: what was written goes out, then the connection closes.

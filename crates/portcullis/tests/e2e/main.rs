@@ -33,6 +33,7 @@ mod routing;
 mod security;
 mod soap;
 mod tls;
+mod trailers;
 mod upstream_tls;
 mod upstreams;
 mod validation;
