@@ -93,10 +93,14 @@ async fn detect_forwards_and_records_and_off_does_not_look() {
     assert_eq!(backend.count(), 1);
     let r = get(&gw.url(&format!("/open?q={SQLI}")), &[]).await;
     assert_eq!(r.status, StatusCode::OK);
-    let lines = wait_for_lines(&gw, 2).await;
-    let detect: Value = serde_json::from_str(&lines[0]).expect("json");
-    assert_eq!(detect["waf"]["action"], "detect");
-    let off: Value = serde_json::from_str(&lines[1]).expect("json");
+    // Lines are written as each answer's body ends, not in request order: found by path.
+    let lines: Vec<Value> =
+        wait_for_lines(&gw, 2).await.iter().map(|l| serde_json::from_str(l).expect("json")).collect();
+    let by_path = |path: &str| lines.iter().find(|l| l["path"] == path).cloned().unwrap_or_default();
+    let detect = by_path("/search");
+    assert_eq!(detect["waf"]["action"], "detect", "{lines:?}");
+    let off = by_path("/open");
+    assert_eq!(off["route"], "open", "{lines:?}");
     assert!(off["waf"].is_null(), "{off}");
     let counted = metric(&gw, r#"portcullis_waf_matches_total{rule="942100",action="detect"}"#).await;
     assert_eq!(counted, Some(1.0));
