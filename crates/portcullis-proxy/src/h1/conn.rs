@@ -658,6 +658,13 @@ where
                     return false;
                 }
                 pending.push(data);
+                if declared == Some(sent) {
+                    // The last bytes wait for the body's end, which a complete body reports at
+                    // once: its access-log line is written before the client holds the whole
+                    // answer and can send its next request (as under hyper), so the log keeps
+                    // request order.
+                    continue;
+                }
             }
             let write = poll_fn(|cx| lock(wire).poll_write_all(cx, &mut pending));
             if !matches!(timed(timer, limit, write).await, Some(Ok(()))) {
