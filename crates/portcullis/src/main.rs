@@ -1,6 +1,7 @@
 //! The `portcullis` binary: the command line of SPEC §1 and the process lifecycle (signals,
 //! graceful shutdown). Everything else lives in the library crates.
 
+mod allocator;
 mod cli;
 mod demo;
 mod echo;
@@ -18,5 +19,6 @@ use std::process::ExitCode;
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
+    allocator::tune_for_run();
     cli::main()
 }

@@ -329,8 +329,13 @@ struct Process {
 
 impl Process {
     fn spawn(args: &[&str]) -> Self {
+        Self::spawn_with_env(args, &[])
+    }
+
+    fn spawn_with_env(args: &[&str], env: &[(&str, &str)]) -> Self {
         let mut child = Command::new(BIN)
             .args(args)
+            .envs(env.iter().copied())
             .env("PORTCULLIS_LOG", "info")
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -427,6 +432,32 @@ async fn run_serves_and_exits_0_on_sigterm() {
     let r = get(&format!("http://{}/x", p.addr), &[]).await;
     assert_eq!(r.status, StatusCode::OK);
     assert_eq!(r.text(), "backend-ok");
+    // `run` restarted itself (same PID) with mimalloc purging freed pages at once.
+    assert_eq!(environment_of(&p, "MIMALLOC_PURGE_DELAY").as_deref(), Some("0"));
+    assert_eq!(p.terminate(), 0);
+}
+
+/// A variable of the running gateway's environment, read from `/proc`.
+fn environment_of(p: &Process, name: &str) -> Option<String> {
+    let environ = std::fs::read(format!("/proc/{}/environ", p.child.id())).expect("environ");
+    environ.split(|&b| b == 0).find_map(|entry| {
+        let entry = std::str::from_utf8(entry).ok()?;
+        entry.strip_prefix(name)?.strip_prefix('=').map(str::to_owned)
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_keeps_the_operators_allocator_setting() {
+    let b = Backend::ok().await;
+    let config = format!(
+        "version: 1\nlisteners: [{{ name: l, bind: \"127.0.0.1:0\" }}]\nlogging: {{ access: {{ path: off }} }}\nupstreams:\n  up: {{ targets: [\"{}\"] }}\nroutes:\n  - {{ name: r, match: {{ path: /x }}, upstream: up, auth: none }}\n",
+        b.url()
+    );
+    let path = write("run-allocator.yaml", &config);
+    let p =
+        Process::spawn_with_env(&["run", "-c", path.to_str().unwrap_or_default()], &[("MIMALLOC_PURGE_DELAY", "250")]);
+    assert_eq!(get(&format!("http://{}/x", p.addr), &[]).await.status, StatusCode::OK);
+    assert_eq!(environment_of(&p, "MIMALLOC_PURGE_DELAY").as_deref(), Some("250"));
     assert_eq!(p.terminate(), 0);
 }
 
