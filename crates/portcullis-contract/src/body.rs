@@ -20,6 +20,8 @@ use jsonschema_value::LazyInstance;
 use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
 use serde_json::{Number, Value};
 
+mod scan;
+
 /// The representation the body validators are compiled for.
 pub(crate) struct Body;
 
@@ -64,6 +66,14 @@ fn skip(entries: &[Entry<'_>], at: usize) -> usize {
 
 /// Parses `bytes` as one JSON value; the error is `serde_json`'s, as `from_slice` gives it.
 pub(crate) fn parse(bytes: &[u8]) -> Result<Parsed<'_>, serde_json::Error> {
+    match scan::scan(bytes) {
+        Some(entries) => Ok(Parsed { source: bytes, entries }),
+        None => parse_with_serde(bytes),
+    }
+}
+
+/// [`parse`] by `serde_json`'s parser: what decides every body the scan leaves to it.
+fn parse_with_serde(bytes: &[u8]) -> Result<Parsed<'_>, serde_json::Error> {
     // About one entry per eight bytes in ordinary bodies; the reservation is capped so a body
     // of long strings or whitespace does not reserve several times its size up front.
     let capacity = (bytes.len() / 8).min(4096) + 1;
@@ -98,36 +108,46 @@ impl Builder<'_> {
         /// Up to this many names are compared pairwise; more go through a hash set (SipHash,
         /// randomly keyed: a body cannot choose colliding names).
         const PAIRWISE: usize = 16;
-        let keys = &self.keys[first..];
-        let shadowed: Vec<u32> = if keys.len() <= PAIRWISE {
-            let name = |at: u32| match self.entries.get(at as usize) {
-                Some(Entry::Key { name, .. }) => name.as_ref(),
-                _ => "",
-            };
-            keys.iter()
-                .enumerate()
-                .filter(|&(i, &at)| keys[i + 1..].iter().any(|&later| name(later) == name(at)))
-                .map(|(_, &at)| at)
-                .collect()
-        } else {
-            let mut seen = std::collections::HashSet::with_capacity(keys.len());
-            keys.iter().rev().filter(|&&at| !seen.insert(self.name(at))).copied().collect()
+        let Self { entries, keys } = self;
+        let object = keys.get(first..).unwrap_or_default();
+        let name = |at: u32| match entries.get(at as usize) {
+            Some(Entry::Key { name, .. }) => name.as_ref(),
+            _ => "",
         };
-        for at in &shadowed {
-            if let Some(Entry::Key { shadowed, .. }) = self.entries.get_mut(*at as usize) {
-                *shadowed = true;
+        // Repeated names are rare: found first, marked after, without allocating for none.
+        let mut shadowed = [0_u32; PAIRWISE];
+        let mut count = 0;
+        if object.len() <= PAIRWISE {
+            for (i, &at) in object.iter().enumerate() {
+                let this = name(at);
+                if object[i + 1..].iter().any(|&later| name(later) == this) {
+                    shadowed[count] = at;
+                    count += 1;
+                }
+            }
+            for &at in &shadowed[..count] {
+                mark_shadowed(entries, at);
+            }
+        } else {
+            let repeated: Vec<u32> = {
+                let mut seen = std::collections::HashSet::with_capacity(object.len());
+                object.iter().rev().filter(|&&at| !seen.insert(name(at))).copied().collect()
+            };
+            count = repeated.len();
+            for at in repeated {
+                mark_shadowed(entries, at);
             }
         }
-        let distinct = keys.len() - shadowed.len();
-        self.keys.truncate(first);
+        let distinct = object.len() - count;
+        keys.truncate(first);
         u32::try_from(distinct).unwrap_or(u32::MAX)
     }
+}
 
-    fn name(&self, at: u32) -> &str {
-        match self.entries.get(at as usize) {
-            Some(Entry::Key { name, .. }) => name,
-            _ => "",
-        }
+/// Marks the name at `at` as repeated later in its object.
+fn mark_shadowed(entries: &mut [Entry<'_>], at: u32) {
+    if let Some(Entry::Key { shadowed, .. }) = entries.get_mut(at as usize) {
+        *shadowed = true;
     }
 }
 
