@@ -94,12 +94,37 @@ impl Parsed<'_> {
 struct Builder<'a> {
     entries: Vec<Entry<'a>>,
     /// The key indices of the objects being built, innermost last (one buffer for all).
-    keys: Vec<u32>,
+    keys: Vec<KeyRef>,
 }
 
-impl Builder<'_> {
+/// A member name being collected: its index on the tape and a digest of it (names whose
+/// digests differ differ, so most pairs are told apart without reading them).
+#[derive(Clone, Copy)]
+struct KeyRef {
+    at: u32,
+    digest: u32,
+}
+
+impl KeyRef {
+    fn digest(name: &str) -> u32 {
+        let bytes = name.as_bytes();
+        let (first, last) = (bytes.first().copied().unwrap_or(0), bytes.last().copied().unwrap_or(0));
+        // The length's low bits only: this is a filter, not an identity.
+        ((name.len() as u32) << 16) | (u32::from(first) << 8) | u32::from(last)
+    }
+}
+
+impl<'a> Builder<'a> {
     fn index(&self) -> Result<u32, String> {
         u32::try_from(self.entries.len()).map_err(|_| "the body has too many values".to_owned())
+    }
+
+    /// Appends a member's name (`None` past `u32::MAX` entries).
+    fn push_key(&mut self, name: Cow<'a, str>) -> Option<()> {
+        let at = u32::try_from(self.entries.len()).ok()?;
+        self.keys.push(KeyRef { at, digest: KeyRef::digest(&name) });
+        self.entries.push(Entry::Key { name, shadowed: false });
+        Some(())
     }
 
     /// Marks every name of the object whose keys start at `keys[first..]` that a later
@@ -118,10 +143,9 @@ impl Builder<'_> {
         let mut shadowed = [0_u32; PAIRWISE];
         let mut count = 0;
         if object.len() <= PAIRWISE {
-            for (i, &at) in object.iter().enumerate() {
-                let this = name(at);
-                if object[i + 1..].iter().any(|&later| name(later) == this) {
-                    shadowed[count] = at;
+            for (i, this) in object.iter().enumerate() {
+                if object[i + 1..].iter().any(|later| later.digest == this.digest && name(later.at) == name(this.at)) {
+                    shadowed[count] = this.at;
                     count += 1;
                 }
             }
@@ -131,7 +155,7 @@ impl Builder<'_> {
         } else {
             let repeated: Vec<u32> = {
                 let mut seen = std::collections::HashSet::with_capacity(object.len());
-                object.iter().rev().filter(|&&at| !seen.insert(name(at))).copied().collect()
+                object.iter().rev().filter(|key| !seen.insert(name(key.at))).map(|key| key.at).collect()
             };
             count = repeated.len();
             for at in repeated {
@@ -227,9 +251,7 @@ impl<'de> Visitor<'de> for Seed<'_, 'de> {
         self.0.entries.push(Entry::Object { len: 0, end: 0 });
         let first = self.0.keys.len();
         while let Some(name) = map.next_key_seed(KeySeed)? {
-            let key = self.0.index().map_err(de::Error::custom)?;
-            self.0.keys.push(key);
-            self.0.entries.push(Entry::Key { name, shadowed: false });
+            self.0.push_key(name).ok_or_else(|| de::Error::custom("the body has too many values"))?;
             map.next_value_seed(Seed(self.0))?;
         }
         let len = self.0.close_object(first);

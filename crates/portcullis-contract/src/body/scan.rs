@@ -177,9 +177,7 @@ impl<'a> Scanner<'a> {
         }
         self.pos += 1;
         let name = self.string()?;
-        let key = self.index()?;
-        self.builder.keys.push(key);
-        self.push(Entry::Key { name, shadowed: false });
+        self.builder.push_key(name)?;
         if self.skip_whitespace()? != b':' {
             return None;
         }
@@ -198,8 +196,21 @@ impl<'a> Scanner<'a> {
 
     /// A string's contents, the opening quote consumed; borrowed unless it has escapes.
     fn string(&mut self) -> Option<Cow<'a, str>> {
+        /// Most strings end within this many bytes, found eight at a time; a call to
+        /// `memchr` costs more than that for them, and far less for the long rest of others.
+        const SHORT: usize = 32;
         let start = self.pos;
-        let at = special_byte(self.bytes, start)?;
+        let at = match special_byte_before(self.bytes, start, start + SHORT) {
+            Some(at) => at,
+            None => {
+                // The closing quote or the first escape a vector at a time, then one pass
+                // for control characters (refused) before it.
+                let from = start + SHORT;
+                let rest = self.bytes.get(from..)?;
+                let len = memchr::memchr2(b'"', b'\\', rest)?;
+                if has_control(rest.get(..len)?) { special_byte(self.bytes, from)? } else { from + len }
+            }
+        };
         if self.bytes.get(at) == Some(&b'"') {
             self.pos = at + 1;
             // Both ends are next to ASCII quotes: char boundaries.
@@ -371,24 +382,47 @@ impl<'a> Scanner<'a> {
     }
 }
 
+/// [`special_byte`] within `from..limit`; `None` when there is none there. When the bytes end
+/// before `limit`, the same answer as [`special_byte`].
+fn special_byte_before(bytes: &[u8], from: usize, limit: usize) -> Option<usize> {
+    if bytes.len() <= limit {
+        return special_byte(bytes, from);
+    }
+    let mut at = from;
+    while at + 8 <= limit {
+        let mask = special_mask(u64::from_le_bytes(bytes.get(at..at + 8)?.try_into().ok()?));
+        if mask != 0 {
+            return Some(at + (mask.trailing_zeros() / 8) as usize);
+        }
+        at += 8;
+    }
+    None
+}
+
+/// Whether `span` has a byte below 0x20 (a minimum, which compiles to vector code).
+fn has_control(span: &[u8]) -> bool {
+    span.iter().fold(u8::MAX, |min, &b| min.min(b)) < 0x20
+}
+
 /// The index of the first `"`, `\` or control character at or after `from`, eight bytes at a
 /// time; `None` when there is none (an unterminated string).
 fn special_byte(bytes: &[u8], from: usize) -> Option<usize> {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    const HIGH: u64 = 0x8080_8080_8080_8080;
-    /// Marks the bytes of `x` below `n` (exactly at the lowest one; a borrow may mark others
-    /// above it, which the lowest hides).
-    fn below(x: u64, n: u8) -> u64 {
-        x.wrapping_sub(ONES * u64::from(n)) & !x & HIGH
-    }
     let mut at = from;
     while let Some(chunk) = bytes.get(at..at + 8) {
-        let x = u64::from_le_bytes(chunk.try_into().ok()?);
-        let mask = below(x ^ (ONES * u64::from(b'"')), 1) | below(x ^ (ONES * u64::from(b'\\')), 1) | below(x, 0x20);
+        let mask = special_mask(u64::from_le_bytes(chunk.try_into().ok()?));
         if mask != 0 {
             return Some(at + (mask.trailing_zeros() / 8) as usize);
         }
         at += 8;
     }
     bytes.get(at..)?.iter().position(|&b| b == b'"' || b == b'\\' || b < 0x20).map(|i| at + i)
+}
+
+/// The high bit of each byte of `x` (eight bytes, little-endian) that is `"`, `\` or a control
+/// character; exact at the lowest one (a borrow may mark others above it, which that hides).
+fn special_mask(x: u64) -> u64 {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let below = |x: u64, n: u8| x.wrapping_sub(ONES * u64::from(n)) & !x & HIGH;
+    below(x ^ (ONES * u64::from(b'"')), 1) | below(x ^ (ONES * u64::from(b'\\')), 1) | below(x, 0x20)
 }

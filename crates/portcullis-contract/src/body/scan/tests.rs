@@ -173,6 +173,25 @@ fn bytes_that_are_not_utf8_are_refused_as_serde_json_refuses_them() {
 }
 
 #[test]
+fn strings_of_every_length_with_a_quote_escape_or_control_character_anywhere() {
+    // Short strings are scanned eight bytes at a time, long ones by `memchr` past 32 bytes.
+    for len in 0..80 {
+        let plain = "é".repeat(len / 2) + &"x".repeat(len % 2);
+        agrees(format!("[\"{plain}\",1]").as_bytes());
+        agrees(format!("\"{plain}").as_bytes());
+        for at in 0..=plain.len() {
+            if !plain.is_char_boundary(at) {
+                continue;
+            }
+            for special in ["\\n", "\\u00e9", "\\\"", "\u{1}", "\u{1f}", "\\q", "\\"] {
+                let text = format!("[\"{}{special}{}\"]", &plain[..at], &plain[at..]);
+                agrees(text.as_bytes());
+            }
+        }
+    }
+}
+
+#[test]
 fn nesting_reads_the_same_to_serde_jsons_limit_and_past_it() {
     for depth in [1, 50, 99, 100, 101, 126, 127, 128, 129, 300] {
         for (open, close) in [("[", "]"), ("{\"k\":", "}")] {
