@@ -29,6 +29,16 @@ pub(crate) struct Body;
 pub(crate) struct Parsed<'a> {
     source: &'a [u8],
     entries: Vec<Entry<'a>>,
+    /// The strings that held escapes, unescaped ([`Text::Unescaped`] indexes them). Apart,
+    /// so that no entry owns memory and freeing the tape is one deallocation.
+    unescaped: Vec<String>,
+}
+
+/// A string of the body: borrowed from it, or unescaped into [`Parsed::unescaped`].
+#[derive(Debug, Clone, Copy)]
+enum Text<'a> {
+    Body(&'a str),
+    Unescaped(u32),
 }
 
 /// One tape entry. A container is followed by its contents and knows where they end, so a
@@ -38,7 +48,7 @@ enum Entry<'a> {
     Null,
     Bool(bool),
     Number(Number),
-    String(Cow<'a, str>),
+    String(Text<'a>),
     /// `len` elements follow; `end` is the index after the last of them.
     Array {
         len: u32,
@@ -51,7 +61,7 @@ enum Entry<'a> {
     },
     /// A member's name; `shadowed` when a later member of the object has the same name.
     Key {
-        name: Cow<'a, str>,
+        name: Text<'a>,
         shadowed: bool,
     },
 }
@@ -67,7 +77,7 @@ fn skip(entries: &[Entry<'_>], at: usize) -> usize {
 /// Parses `bytes` as one JSON value; the error is `serde_json`'s, as `from_slice` gives it.
 pub(crate) fn parse(bytes: &[u8]) -> Result<Parsed<'_>, serde_json::Error> {
     match scan::scan(bytes) {
-        Some(entries) => Ok(Parsed { source: bytes, entries }),
+        Some(parsed) => Ok(parsed),
         None => parse_with_serde(bytes),
     }
 }
@@ -77,17 +87,17 @@ fn parse_with_serde(bytes: &[u8]) -> Result<Parsed<'_>, serde_json::Error> {
     // About one entry per eight bytes in ordinary bodies; the reservation is capped so a body
     // of long strings or whitespace does not reserve several times its size up front.
     let capacity = (bytes.len() / 8).min(4096) + 1;
-    let mut builder = Builder { entries: Vec::with_capacity(capacity), keys: Vec::new() };
+    let mut builder = Builder::with_capacity(capacity);
     let mut de = serde_json::Deserializer::from_slice(bytes);
     Seed(&mut builder).deserialize(&mut de)?;
     de.end()?;
-    Ok(Parsed { source: bytes, entries: builder.entries })
+    Ok(builder.finish(bytes))
 }
 
 impl Parsed<'_> {
     /// The root value.
     pub(crate) fn root(&self) -> BodyNode<'_> {
-        BodyNode { source: self.source, entries: &self.entries, at: 0 }
+        BodyNode { source: self.source, entries: &self.entries, unescaped: &self.unescaped, at: 0 }
     }
 }
 
@@ -95,6 +105,7 @@ struct Builder<'a> {
     entries: Vec<Entry<'a>>,
     /// The key indices of the objects being built, innermost last (one buffer for all).
     keys: Vec<KeyRef>,
+    unescaped: Vec<String>,
 }
 
 /// A member name being collected: its index on the tape and a digest of it (names whose
@@ -115,6 +126,32 @@ impl KeyRef {
 }
 
 impl<'a> Builder<'a> {
+    fn with_capacity(entries: usize) -> Self {
+        Self { entries: Vec::with_capacity(entries), keys: Vec::new(), unescaped: Vec::new() }
+    }
+
+    fn finish(self, source: &'a [u8]) -> Parsed<'a> {
+        Parsed { source, entries: self.entries, unescaped: self.unescaped }
+    }
+
+    /// `string` as an entry's text (`None` past `u32::MAX` unescaped strings).
+    fn text(&mut self, string: Cow<'a, str>) -> Option<Text<'a>> {
+        match string {
+            Cow::Borrowed(s) => Some(Text::Body(s)),
+            Cow::Owned(s) => {
+                let at = u32::try_from(self.unescaped.len()).ok()?;
+                self.unescaped.push(s);
+                Some(Text::Unescaped(at))
+            }
+        }
+    }
+
+    fn push_string(&mut self, string: Cow<'a, str>) -> Option<()> {
+        let text = self.text(string)?;
+        self.entries.push(Entry::String(text));
+        Some(())
+    }
+
     fn index(&self) -> Result<u32, String> {
         u32::try_from(self.entries.len()).map_err(|_| "the body has too many values".to_owned())
     }
@@ -123,6 +160,7 @@ impl<'a> Builder<'a> {
     fn push_key(&mut self, name: Cow<'a, str>) -> Option<()> {
         let at = u32::try_from(self.entries.len()).ok()?;
         self.keys.push(KeyRef { at, digest: KeyRef::digest(&name) });
+        let name = self.text(name)?;
         self.entries.push(Entry::Key { name, shadowed: false });
         Some(())
     }
@@ -133,10 +171,10 @@ impl<'a> Builder<'a> {
         /// Up to this many names are compared pairwise; more go through a hash set (SipHash,
         /// randomly keyed: a body cannot choose colliding names).
         const PAIRWISE: usize = 16;
-        let Self { entries, keys } = self;
+        let Self { entries, keys, unescaped } = self;
         let object = keys.get(first..).unwrap_or_default();
         let name = |at: u32| match entries.get(at as usize) {
-            Some(Entry::Key { name, .. }) => name.as_ref(),
+            Some(Entry::Key { name, .. }) => resolve(unescaped, name),
             _ => "",
         };
         // Repeated names are rare: found first, marked after, without allocating for none.
@@ -165,6 +203,14 @@ impl<'a> Builder<'a> {
         let distinct = object.len() - count;
         keys.truncate(first);
         u32::try_from(distinct).unwrap_or(u32::MAX)
+    }
+}
+
+/// The string `text` stands for.
+fn resolve<'t>(unescaped: &'t [String], text: &Text<'t>) -> &'t str {
+    match *text {
+        Text::Body(s) => s,
+        Text::Unescaped(at) => unescaped.get(at as usize).map_or("", String::as_str),
     }
 }
 
@@ -220,18 +266,15 @@ impl<'de> Visitor<'de> for Seed<'_, 'de> {
     }
 
     fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<(), E> {
-        self.0.entries.push(Entry::String(Cow::Borrowed(v)));
-        Ok(())
+        self.0.push_string(Cow::Borrowed(v)).ok_or_else(|| de::Error::custom("the body has too many strings"))
     }
 
     fn visit_str<E: de::Error>(self, v: &str) -> Result<(), E> {
-        self.0.entries.push(Entry::String(Cow::Owned(v.to_owned())));
-        Ok(())
+        self.0.push_string(Cow::Owned(v.to_owned())).ok_or_else(|| de::Error::custom("the body has too many strings"))
     }
 
     fn visit_string<E: de::Error>(self, v: String) -> Result<(), E> {
-        self.0.entries.push(Entry::String(Cow::Owned(v)));
-        Ok(())
+        self.0.push_string(Cow::Owned(v)).ok_or_else(|| de::Error::custom("the body has too many strings"))
     }
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
@@ -306,8 +349,8 @@ impl Json for Body {
     }
 
     fn with_string_node<T>((): &mut (), string: &str, f: impl FnOnce(BodyNode<'_>) -> T) -> T {
-        let entries = [Entry::String(Cow::Borrowed(string))];
-        f(BodyNode { source: &[], entries: &entries, at: 0 })
+        let entries = [Entry::String(Text::Body(string))];
+        f(BodyNode { source: &[], entries: &entries, unescaped: &[], at: 0 })
     }
 }
 
@@ -317,6 +360,7 @@ pub(crate) struct BodyNode<'a> {
     /// The body's bytes, from which an error's instance is built if it is ever read.
     source: &'a [u8],
     entries: &'a [Entry<'a>],
+    unescaped: &'a [String],
     at: usize,
 }
 
@@ -327,12 +371,16 @@ impl<'a> BodyNode<'a> {
         self.entries.get(self.at).unwrap_or(&NULL)
     }
 
+    fn resolve(&self, text: &'a Text<'a>) -> &'a str {
+        resolve(self.unescaped, text)
+    }
+
     fn build_value(self) -> Value {
         match self.entry() {
             Entry::Null | Entry::Key { .. } => Value::Null,
             Entry::Bool(b) => Value::Bool(*b),
             Entry::Number(n) => Value::Number(n.clone()),
-            Entry::String(s) => Value::String(s.as_ref().to_owned()),
+            Entry::String(s) => Value::String(self.resolve(s).to_owned()),
             Entry::Array { .. } => {
                 Value::Array(BodyArray(self).elements().map(|element| element.build_value()).collect())
             }
@@ -363,7 +411,7 @@ impl<'a> Node<'a, Body> for BodyNode<'a> {
 
     fn as_string(&self) -> Option<Cow<'a, str>> {
         match self.entry() {
-            Entry::String(s) => Some(Cow::Borrowed(s.as_ref())),
+            Entry::String(s) => Some(Cow::Borrowed(self.resolve(s))),
             _ => None,
         }
     }
@@ -399,6 +447,7 @@ impl<'a> Node<'a, Body> for BodyNode<'a> {
 
     fn string_length_within(&self, min: u64, max: u64) -> Option<bool> {
         let Entry::String(s) = self.entry() else { return None };
+        let s = self.resolve(s);
         // A code point takes one to four bytes: the byte length often decides it uncounted.
         let bytes = s.len() as u64;
         if bytes < min || bytes.div_ceil(4) > max {
@@ -472,7 +521,7 @@ impl<'a> Iterator for Members<'a> {
             let value = key + 1;
             self.at = skip(entries, value);
             if let Some(Entry::Key { name, shadowed: false }) = entries.get(key) {
-                return Some((name.as_ref(), BodyNode { at: value, ..self.node }));
+                return Some((self.node.resolve(name), BodyNode { at: value, ..self.node }));
             }
         }
         None

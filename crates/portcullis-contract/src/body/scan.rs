@@ -13,7 +13,7 @@ use std::borrow::Cow;
 
 use serde_json::Number;
 
-use super::{Builder, Entry};
+use super::{Builder, Entry, Parsed};
 
 #[cfg(test)]
 mod tests;
@@ -38,15 +38,14 @@ struct Open {
 }
 
 /// The tape of `bytes`, or `None` when `serde_json` must decide.
-pub(super) fn scan(bytes: &[u8]) -> Option<Vec<Entry<'_>>> {
+pub(super) fn scan(bytes: &[u8]) -> Option<Parsed<'_>> {
     // Outside strings every byte `serde_json` accepts is ASCII, so the whole text being UTF-8
     // is the same condition as every string being UTF-8 (and checked in one fast pass).
     let text = std::str::from_utf8(bytes).ok()?;
     let capacity = (bytes.len() / 8).min(4096) + 1;
-    let mut scanner =
-        Scanner { text, bytes, pos: 0, builder: Builder { entries: Vec::with_capacity(capacity), keys: Vec::new() } };
+    let mut scanner = Scanner { text, bytes, pos: 0, builder: Builder::with_capacity(capacity) };
     scanner.document()?;
-    Some(scanner.builder.entries)
+    Some(scanner.builder.finish(bytes))
 }
 
 struct Scanner<'a> {
@@ -120,7 +119,7 @@ impl<'a> Scanner<'a> {
                 b'"' => {
                     self.pos += 1;
                     let string = self.string()?;
-                    self.push(Entry::String(string));
+                    self.builder.push_string(string)?;
                 }
                 b't' => self.literal(b"true", Entry::Bool(true))?,
                 b'f' => self.literal(b"false", Entry::Bool(false))?,

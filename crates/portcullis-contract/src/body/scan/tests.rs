@@ -4,11 +4,11 @@ use proptest::prelude::*;
 use serde_json::Value;
 
 use super::scan;
-use crate::body::{Parsed, parse, parse_with_serde};
+use crate::body::{parse, parse_with_serde};
 
 /// The value the scan reads from `bytes`, if it reads it.
 fn scanned(bytes: &[u8]) -> Option<Value> {
-    scan(bytes).map(|entries| Parsed { source: bytes, entries }.root().build_value())
+    scan(bytes).map(|parsed| parsed.root().build_value())
 }
 
 /// `Value`'s equality takes `-0.0` for `0.0`; the text tells them apart.
