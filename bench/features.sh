@@ -22,6 +22,11 @@
 #   FEATURE=waf bench/features.sh          # the WAF's built-in rules in block mode on a GET with
 #                                          # three query parameters (goal ≥ 0.9)
 #   FEATURE=waf_json bench/features.sh     # the same on a 4 KiB JSON POST (goal ≥ 0.8)
+#   FEATURE=validate bench/features.sh     # request validation: the same 4 KiB JSON POST read
+#                                          # whole and checked against a JSON Schema it fits
+#                                          # (route `validate: { schema: … }`: types, bounds, a
+#                                          # pattern, closed objects), so every request is
+#                                          # validated and admitted (goal ≥ 0.85)
 #   FEATURE=crs bench/features.sh          # OWASP CRS at paranoia level 1 (Debian's
 #   FEATURE=crs_json bench/features.sh     # modsecurity-crs, scripts/modsecurity-crs.sh) instead of
 #                                          # the built-in rules, on the same two requests (aim ≥ 0.5)
@@ -63,17 +68,18 @@ case "$FEATURE" in
     cors) ON=cors GOAL=0.97 LABEL="CORS policy, allowed Origin on every request" ;;
     waf) ON=waf GOAL=0.90 LABEL="WAF built-in rules, GET with three query parameters" ;;
     waf_json) ON=waf GOAL=0.80 LABEL="WAF built-in rules, 4 KiB JSON POST" ;;
+    validate) ON=validated GOAL=0.85 LABEL="JSON Schema validation, 4 KiB JSON POST" ;;
     crs) ON=crs GOAL=0.50 LABEL="OWASP CRS 3.3 at PL1, GET with three query parameters" ;;
     crs_json) ON=crs GOAL=0.50 LABEL="OWASP CRS 3.3 at PL1, 4 KiB JSON POST" ;;
     tracing) ON=traced GOAL=0.95 LABEL="OTLP tracing, sample_ratio 1.0" ;;
-    *) echo "FEATURE must be rate_limit, rate_limit_redis, jwt, cors, waf, waf_json, crs, crs_json or tracing" >&2; exit 2 ;;
+    *) echo "FEATURE must be rate_limit, rate_limit_redis, jwt, cors, waf, waf_json, validate, crs, crs_json or tracing" >&2; exit 2 ;;
 esac
 # What wrk sends: GET / unless the feature inspects a query or a body.
 TARGET=/
 WRK_SCRIPT=()
 case "$FEATURE" in
     waf | crs) TARGET="/api/products?category=books&max_price=25&sort=price_desc" ;;
-    waf_json | crs_json)
+    waf_json | crs_json | validate)
         TARGET=/api/orders
         # An order of ~4 KiB: 30 lines of ordinary product data.
         {
@@ -110,18 +116,52 @@ if [ "$FEATURE" = jwt ]; then
     HEADER=(-H "Authorization: Bearer $head.$body.$sig")
     sed -i "s|location / {|location = /jwks.json { root $RUN/www; } location / {|" "$RUN/upstream.conf"
 fi
+if [ "$FEATURE" = validate ]; then
+    # What the load's order looks like; every order it sends fits.
+    cat >"$RUN/order.schema.json" <<'JSON'
+{
+  "type": "object",
+  "required": ["customer", "items"],
+  "additionalProperties": false,
+  "properties": {
+    "customer": { "type": "string", "minLength": 1, "maxLength": 64 },
+    "note": { "type": "string", "maxLength": 2000 },
+    "items": {
+      "type": "array", "minItems": 1, "maxItems": 100,
+      "items": {
+        "type": "object",
+        "required": ["id", "sku", "qty", "price"],
+        "additionalProperties": false,
+        "properties": {
+          "id": { "type": "integer", "minimum": 0 },
+          "sku": { "type": "string", "pattern": "^SKU-[0-9]{5}$" },
+          "name": { "type": "string", "maxLength": 200 },
+          "description": { "type": "string", "maxLength": 2000 },
+          "qty": { "type": "integer", "minimum": 1, "maximum": 1000 },
+          "price": { "type": "number", "exclusiveMinimum": 0 }
+        }
+      }
+    }
+  }
+}
+JSON
+fi
 if [ "$FEATURE" = cors ]; then
     # Both gateways get the same request; the plain one has no policy and ignores Origin.
     HEADER=(-H "Origin: https://x1.apps.example.com")
 fi
 for variant in plain "$ON"; do
-    limits="" route_limits=""
+    limits="" route_limits="" all_only=""
     if [ "$variant" = cors ]; then
         limits=$'cors:\n  portal: { origins: ["https://portal.example.com", "https://admin.example.com", "https://*.apps.example.com"], methods: [GET, POST, PUT], headers: [Authorization, Content-Type], credentials: true, expose_headers: [X-Order-Version], max_age: 10m }\n'
         route_limits=", cors: portal"
     fi
     if [ "$variant" = waf ]; then
         limits=$'waf: { mode: block }\n'
+    fi
+    if [ "$variant" = validated ]; then
+        # On the route the load's POSTs take, not on `/` (the readiness probe's GET has no body).
+        all_only=", validate: { schema: \"$RUN/order.schema.json\" }"
     fi
     if [ "$variant" = traced ]; then
         limits=$'tracing: { otlp_endpoint: "http://127.0.0.1:'"$UP_PORT"$'", sample_ratio: 1.0 }\n'
@@ -150,7 +190,7 @@ upstreams:
   up: { targets: ["http://127.0.0.1:$UP_PORT"] }
 $limits
 routes:
-  - { name: all, match: { path: "/{*rest}" }, upstream: up, $auth$route_limits }
+  - { name: all, match: { path: "/{*rest}" }, upstream: up, $auth$route_limits$all_only }
   - { name: root, match: { path: "/" }, upstream: up, $auth$route_limits }
 EOF
 done
@@ -166,7 +206,9 @@ done
 for port in $UP_PORT "${PORT[plain]}" "${PORT[$ON]}"; do
     for _ in $(seq 1 100); do curl -fsS --max-time 1 "${HEADER[@]}" "http://127.0.0.1:$port/" >/dev/null 2>&1 && break; sleep 0.1; done
 done
-curl -fsS --max-time 2 "${HEADER[@]}" "http://127.0.0.1:${PORT[$ON]}$TARGET" >/dev/null || { echo "the $ON gateway refuses the load's request" >&2; exit 1; }
+if [ "$FEATURE" != validate ]; then
+    curl -fsS --max-time 2 "${HEADER[@]}" "http://127.0.0.1:${PORT[$ON]}$TARGET" >/dev/null || { echo "the $ON gateway refuses the load's request" >&2; exit 1; }
+fi
 if [ -s "$RUN/body.json" ]; then
     curl -fsS --max-time 2 -H 'Content-Type: application/json' --data-binary "@$RUN/body.json" \
         "http://127.0.0.1:${PORT[$ON]}$TARGET" >/dev/null || { echo "the $ON gateway refuses the load's body" >&2; exit 1; }

@@ -20,6 +20,8 @@ use jsonschema_value::LazyInstance;
 use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
 use serde_json::{Number, Value};
 
+mod scan;
+
 /// The representation the body validators are compiled for.
 pub(crate) struct Body;
 
@@ -27,6 +29,16 @@ pub(crate) struct Body;
 pub(crate) struct Parsed<'a> {
     source: &'a [u8],
     entries: Vec<Entry<'a>>,
+    /// The strings that held escapes, unescaped ([`Text::Unescaped`] indexes them). Apart,
+    /// so that no entry owns memory and freeing the tape is one deallocation.
+    unescaped: Vec<String>,
+}
+
+/// A string of the body: borrowed from it, or unescaped into [`Parsed::unescaped`].
+#[derive(Debug, Clone, Copy)]
+enum Text<'a> {
+    Body(&'a str),
+    Unescaped(u32),
 }
 
 /// One tape entry. A container is followed by its contents and knows where they end, so a
@@ -36,7 +48,7 @@ enum Entry<'a> {
     Null,
     Bool(bool),
     Number(Number),
-    String(Cow<'a, str>),
+    String(Text<'a>),
     /// `len` elements follow; `end` is the index after the last of them.
     Array {
         len: u32,
@@ -49,7 +61,7 @@ enum Entry<'a> {
     },
     /// A member's name; `shadowed` when a later member of the object has the same name.
     Key {
-        name: Cow<'a, str>,
+        name: Text<'a>,
         shadowed: bool,
     },
 }
@@ -64,32 +76,93 @@ fn skip(entries: &[Entry<'_>], at: usize) -> usize {
 
 /// Parses `bytes` as one JSON value; the error is `serde_json`'s, as `from_slice` gives it.
 pub(crate) fn parse(bytes: &[u8]) -> Result<Parsed<'_>, serde_json::Error> {
+    match scan::scan(bytes) {
+        Some(parsed) => Ok(parsed),
+        None => parse_with_serde(bytes),
+    }
+}
+
+/// [`parse`] by `serde_json`'s parser: what decides every body the scan leaves to it.
+fn parse_with_serde(bytes: &[u8]) -> Result<Parsed<'_>, serde_json::Error> {
     // About one entry per eight bytes in ordinary bodies; the reservation is capped so a body
     // of long strings or whitespace does not reserve several times its size up front.
     let capacity = (bytes.len() / 8).min(4096) + 1;
-    let mut builder = Builder { entries: Vec::with_capacity(capacity), keys: Vec::new() };
+    let mut builder = Builder::with_capacity(capacity);
     let mut de = serde_json::Deserializer::from_slice(bytes);
     Seed(&mut builder).deserialize(&mut de)?;
     de.end()?;
-    Ok(Parsed { source: bytes, entries: builder.entries })
+    Ok(builder.finish(bytes))
 }
 
 impl Parsed<'_> {
     /// The root value.
     pub(crate) fn root(&self) -> BodyNode<'_> {
-        BodyNode { source: self.source, entries: &self.entries, at: 0 }
+        BodyNode { source: self.source, entries: &self.entries, unescaped: &self.unescaped, at: 0 }
     }
 }
 
 struct Builder<'a> {
     entries: Vec<Entry<'a>>,
     /// The key indices of the objects being built, innermost last (one buffer for all).
-    keys: Vec<u32>,
+    keys: Vec<KeyRef>,
+    unescaped: Vec<String>,
 }
 
-impl Builder<'_> {
+/// A member name being collected: its index on the tape and a digest of it (names whose
+/// digests differ differ, so most pairs are told apart without reading them).
+#[derive(Clone, Copy)]
+struct KeyRef {
+    at: u32,
+    digest: u32,
+}
+
+impl KeyRef {
+    fn digest(name: &str) -> u32 {
+        let bytes = name.as_bytes();
+        let (first, last) = (bytes.first().copied().unwrap_or(0), bytes.last().copied().unwrap_or(0));
+        // The length's low bits only: this is a filter, not an identity.
+        ((name.len() as u32) << 16) | (u32::from(first) << 8) | u32::from(last)
+    }
+}
+
+impl<'a> Builder<'a> {
+    fn with_capacity(entries: usize) -> Self {
+        Self { entries: Vec::with_capacity(entries), keys: Vec::new(), unescaped: Vec::new() }
+    }
+
+    fn finish(self, source: &'a [u8]) -> Parsed<'a> {
+        Parsed { source, entries: self.entries, unescaped: self.unescaped }
+    }
+
+    /// `string` as an entry's text (`None` past `u32::MAX` unescaped strings).
+    fn text(&mut self, string: Cow<'a, str>) -> Option<Text<'a>> {
+        match string {
+            Cow::Borrowed(s) => Some(Text::Body(s)),
+            Cow::Owned(s) => {
+                let at = u32::try_from(self.unescaped.len()).ok()?;
+                self.unescaped.push(s);
+                Some(Text::Unescaped(at))
+            }
+        }
+    }
+
+    fn push_string(&mut self, string: Cow<'a, str>) -> Option<()> {
+        let text = self.text(string)?;
+        self.entries.push(Entry::String(text));
+        Some(())
+    }
+
     fn index(&self) -> Result<u32, String> {
         u32::try_from(self.entries.len()).map_err(|_| "the body has too many values".to_owned())
+    }
+
+    /// Appends a member's name (`None` past `u32::MAX` entries).
+    fn push_key(&mut self, name: Cow<'a, str>) -> Option<()> {
+        let at = u32::try_from(self.entries.len()).ok()?;
+        self.keys.push(KeyRef { at, digest: KeyRef::digest(&name) });
+        let name = self.text(name)?;
+        self.entries.push(Entry::Key { name, shadowed: false });
+        Some(())
     }
 
     /// Marks every name of the object whose keys start at `keys[first..]` that a later
@@ -98,36 +171,53 @@ impl Builder<'_> {
         /// Up to this many names are compared pairwise; more go through a hash set (SipHash,
         /// randomly keyed: a body cannot choose colliding names).
         const PAIRWISE: usize = 16;
-        let keys = &self.keys[first..];
-        let shadowed: Vec<u32> = if keys.len() <= PAIRWISE {
-            let name = |at: u32| match self.entries.get(at as usize) {
-                Some(Entry::Key { name, .. }) => name.as_ref(),
-                _ => "",
-            };
-            keys.iter()
-                .enumerate()
-                .filter(|&(i, &at)| keys[i + 1..].iter().any(|&later| name(later) == name(at)))
-                .map(|(_, &at)| at)
-                .collect()
-        } else {
-            let mut seen = std::collections::HashSet::with_capacity(keys.len());
-            keys.iter().rev().filter(|&&at| !seen.insert(self.name(at))).copied().collect()
+        let Self { entries, keys, unescaped } = self;
+        let object = keys.get(first..).unwrap_or_default();
+        let name = |at: u32| match entries.get(at as usize) {
+            Some(Entry::Key { name, .. }) => resolve(unescaped, name),
+            _ => "",
         };
-        for at in &shadowed {
-            if let Some(Entry::Key { shadowed, .. }) = self.entries.get_mut(*at as usize) {
-                *shadowed = true;
+        // Repeated names are rare: found first, marked after, without allocating for none.
+        let mut shadowed = [0_u32; PAIRWISE];
+        let mut count = 0;
+        if object.len() <= PAIRWISE {
+            for (i, this) in object.iter().enumerate() {
+                if object[i + 1..].iter().any(|later| later.digest == this.digest && name(later.at) == name(this.at)) {
+                    shadowed[count] = this.at;
+                    count += 1;
+                }
+            }
+            for &at in &shadowed[..count] {
+                mark_shadowed(entries, at);
+            }
+        } else {
+            let repeated: Vec<u32> = {
+                let mut seen = std::collections::HashSet::with_capacity(object.len());
+                object.iter().rev().filter(|key| !seen.insert(name(key.at))).map(|key| key.at).collect()
+            };
+            count = repeated.len();
+            for at in repeated {
+                mark_shadowed(entries, at);
             }
         }
-        let distinct = keys.len() - shadowed.len();
-        self.keys.truncate(first);
+        let distinct = object.len() - count;
+        keys.truncate(first);
         u32::try_from(distinct).unwrap_or(u32::MAX)
     }
+}
 
-    fn name(&self, at: u32) -> &str {
-        match self.entries.get(at as usize) {
-            Some(Entry::Key { name, .. }) => name,
-            _ => "",
-        }
+/// The string `text` stands for.
+fn resolve<'t>(unescaped: &'t [String], text: &Text<'t>) -> &'t str {
+    match *text {
+        Text::Body(s) => s,
+        Text::Unescaped(at) => unescaped.get(at as usize).map_or("", String::as_str),
+    }
+}
+
+/// Marks the name at `at` as repeated later in its object.
+fn mark_shadowed(entries: &mut [Entry<'_>], at: u32) {
+    if let Some(Entry::Key { shadowed, .. }) = entries.get_mut(at as usize) {
+        *shadowed = true;
     }
 }
 
@@ -176,18 +266,15 @@ impl<'de> Visitor<'de> for Seed<'_, 'de> {
     }
 
     fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<(), E> {
-        self.0.entries.push(Entry::String(Cow::Borrowed(v)));
-        Ok(())
+        self.0.push_string(Cow::Borrowed(v)).ok_or_else(|| de::Error::custom("the body has too many strings"))
     }
 
     fn visit_str<E: de::Error>(self, v: &str) -> Result<(), E> {
-        self.0.entries.push(Entry::String(Cow::Owned(v.to_owned())));
-        Ok(())
+        self.0.push_string(Cow::Owned(v.to_owned())).ok_or_else(|| de::Error::custom("the body has too many strings"))
     }
 
     fn visit_string<E: de::Error>(self, v: String) -> Result<(), E> {
-        self.0.entries.push(Entry::String(Cow::Owned(v)));
-        Ok(())
+        self.0.push_string(Cow::Owned(v)).ok_or_else(|| de::Error::custom("the body has too many strings"))
     }
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
@@ -207,9 +294,7 @@ impl<'de> Visitor<'de> for Seed<'_, 'de> {
         self.0.entries.push(Entry::Object { len: 0, end: 0 });
         let first = self.0.keys.len();
         while let Some(name) = map.next_key_seed(KeySeed)? {
-            let key = self.0.index().map_err(de::Error::custom)?;
-            self.0.keys.push(key);
-            self.0.entries.push(Entry::Key { name, shadowed: false });
+            self.0.push_key(name).ok_or_else(|| de::Error::custom("the body has too many values"))?;
             map.next_value_seed(Seed(self.0))?;
         }
         let len = self.0.close_object(first);
@@ -264,8 +349,8 @@ impl Json for Body {
     }
 
     fn with_string_node<T>((): &mut (), string: &str, f: impl FnOnce(BodyNode<'_>) -> T) -> T {
-        let entries = [Entry::String(Cow::Borrowed(string))];
-        f(BodyNode { source: &[], entries: &entries, at: 0 })
+        let entries = [Entry::String(Text::Body(string))];
+        f(BodyNode { source: &[], entries: &entries, unescaped: &[], at: 0 })
     }
 }
 
@@ -275,6 +360,7 @@ pub(crate) struct BodyNode<'a> {
     /// The body's bytes, from which an error's instance is built if it is ever read.
     source: &'a [u8],
     entries: &'a [Entry<'a>],
+    unescaped: &'a [String],
     at: usize,
 }
 
@@ -285,12 +371,16 @@ impl<'a> BodyNode<'a> {
         self.entries.get(self.at).unwrap_or(&NULL)
     }
 
+    fn resolve(&self, text: &'a Text<'a>) -> &'a str {
+        resolve(self.unescaped, text)
+    }
+
     fn build_value(self) -> Value {
         match self.entry() {
             Entry::Null | Entry::Key { .. } => Value::Null,
             Entry::Bool(b) => Value::Bool(*b),
             Entry::Number(n) => Value::Number(n.clone()),
-            Entry::String(s) => Value::String(s.as_ref().to_owned()),
+            Entry::String(s) => Value::String(self.resolve(s).to_owned()),
             Entry::Array { .. } => {
                 Value::Array(BodyArray(self).elements().map(|element| element.build_value()).collect())
             }
@@ -321,7 +411,7 @@ impl<'a> Node<'a, Body> for BodyNode<'a> {
 
     fn as_string(&self) -> Option<Cow<'a, str>> {
         match self.entry() {
-            Entry::String(s) => Some(Cow::Borrowed(s.as_ref())),
+            Entry::String(s) => Some(Cow::Borrowed(self.resolve(s))),
             _ => None,
         }
     }
@@ -357,6 +447,7 @@ impl<'a> Node<'a, Body> for BodyNode<'a> {
 
     fn string_length_within(&self, min: u64, max: u64) -> Option<bool> {
         let Entry::String(s) = self.entry() else { return None };
+        let s = self.resolve(s);
         // A code point takes one to four bytes: the byte length often decides it uncounted.
         let bytes = s.len() as u64;
         if bytes < min || bytes.div_ceil(4) > max {
@@ -430,7 +521,7 @@ impl<'a> Iterator for Members<'a> {
             let value = key + 1;
             self.at = skip(entries, value);
             if let Some(Entry::Key { name, shadowed: false }) = entries.get(key) {
-                return Some((name.as_ref(), BodyNode { at: value, ..self.node }));
+                return Some((self.node.resolve(name), BodyNode { at: value, ..self.node }));
             }
         }
         None

@@ -1,0 +1,427 @@
+//! The tape built by a direct scan of the bytes, for the bodies it can read exactly as
+//! `serde_json::from_slice` would. A body is handed back (`None`) whenever it is not sure:
+//! anything that is not JSON, nesting deeper than [`MAX_DEPTH`], a number whose `f64` is not
+//! the one correctly rounded operation every parser agrees on, an escaped lone surrogate. The
+//! caller then parses it with `serde_json`, which gives the verdict and the error, so the
+//! scan may refuse too much but must never accept what `serde_json` refuses nor read a value
+//! differently; `tests` and the fuzz target compare the two.
+//!
+//! Serde's visitor calls per value, and its number and string paths written for any reader,
+//! were most of the cost of a check; here one loop over the bytes appends entries.
+
+use std::borrow::Cow;
+
+use serde_json::Number;
+
+use super::{Builder, Entry, Parsed};
+
+#[cfg(test)]
+mod tests;
+
+/// Containers nested deeper than this are left to `serde_json` (which accepts 127).
+const MAX_DEPTH: usize = 100;
+
+/// `10^0..=10^22`, each exactly an `f64`.
+const POW10: [f64; 23] = [
+    1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20,
+    1e21, 1e22,
+];
+
+/// A container being filled.
+struct Open {
+    /// Its entry on the tape.
+    at: u32,
+    object: bool,
+    len: u32,
+    /// Where its keys start in [`Builder::keys`].
+    keys_from: usize,
+}
+
+/// The tape of `bytes`, or `None` when `serde_json` must decide.
+pub(super) fn scan(bytes: &[u8]) -> Option<Parsed<'_>> {
+    // Outside strings every byte `serde_json` accepts is ASCII, so the whole text being UTF-8
+    // is the same condition as every string being UTF-8 (and checked in one fast pass).
+    let text = std::str::from_utf8(bytes).ok()?;
+    let capacity = (bytes.len() / 8).min(4096) + 1;
+    let mut scanner = Scanner { text, bytes, pos: 0, builder: Builder::with_capacity(capacity) };
+    scanner.document()?;
+    Some(scanner.builder.finish(bytes))
+}
+
+struct Scanner<'a> {
+    text: &'a str,
+    bytes: &'a [u8],
+    pos: usize,
+    builder: Builder<'a>,
+}
+
+impl<'a> Scanner<'a> {
+    fn peek(&self) -> Option<u8> {
+        self.bytes.get(self.pos).copied()
+    }
+
+    /// The next byte that is not JSON whitespace, not consumed.
+    fn skip_whitespace(&mut self) -> Option<u8> {
+        while let Some(&b) = self.bytes.get(self.pos) {
+            if !matches!(b, b' ' | b'\n' | b'\t' | b'\r') {
+                return Some(b);
+            }
+            self.pos += 1;
+        }
+        None
+    }
+
+    fn index(&self) -> Option<u32> {
+        u32::try_from(self.builder.entries.len()).ok()
+    }
+
+    fn push(&mut self, entry: Entry<'a>) {
+        self.builder.entries.push(entry);
+    }
+
+    /// One value and nothing but whitespace after it.
+    fn document(&mut self) -> Option<()> {
+        let mut open: Vec<Open> = Vec::new();
+        'value: loop {
+            // A value starts here.
+            match self.skip_whitespace()? {
+                b'{' => {
+                    self.pos += 1;
+                    let at = self.index()?;
+                    self.push(Entry::Object { len: 0, end: 0 });
+                    if self.skip_whitespace()? == b'}' {
+                        self.pos += 1;
+                        self.close(Open { at, object: true, len: 0, keys_from: self.builder.keys.len() })?;
+                    } else {
+                        if open.len() >= MAX_DEPTH {
+                            return None;
+                        }
+                        open.push(Open { at, object: true, len: 0, keys_from: self.builder.keys.len() });
+                        self.member_name()?;
+                        continue 'value;
+                    }
+                }
+                b'[' => {
+                    self.pos += 1;
+                    let at = self.index()?;
+                    self.push(Entry::Array { len: 0, end: 0 });
+                    if self.skip_whitespace()? == b']' {
+                        self.pos += 1;
+                        self.close(Open { at, object: false, len: 0, keys_from: 0 })?;
+                    } else {
+                        if open.len() >= MAX_DEPTH {
+                            return None;
+                        }
+                        open.push(Open { at, object: false, len: 0, keys_from: 0 });
+                        continue 'value;
+                    }
+                }
+                b'"' => {
+                    self.pos += 1;
+                    let string = self.string()?;
+                    self.builder.push_string(string)?;
+                }
+                b't' => self.literal(b"true", Entry::Bool(true))?,
+                b'f' => self.literal(b"false", Entry::Bool(false))?,
+                b'n' => self.literal(b"null", Entry::Null)?,
+                _ => {
+                    let number = self.number()?;
+                    self.push(Entry::Number(number));
+                }
+            }
+            // A value ended: the container it is in goes on or closes, maybe several.
+            loop {
+                let Some(container) = open.last_mut() else {
+                    return (self.skip_whitespace().is_none()).then_some(());
+                };
+                container.len += 1;
+                match (self.skip_whitespace()?, container.object) {
+                    (b',', true) => {
+                        self.pos += 1;
+                        self.skip_whitespace()?;
+                        self.member_name()?;
+                        continue 'value;
+                    }
+                    (b',', false) => {
+                        self.pos += 1;
+                        continue 'value;
+                    }
+                    (b'}', true) | (b']', false) => {
+                        self.pos += 1;
+                        let closed = open.pop()?;
+                        self.close(closed)?;
+                    }
+                    _ => return None,
+                }
+            }
+        }
+    }
+
+    /// Writes a finished container's length and end into its entry.
+    fn close(&mut self, container: Open) -> Option<()> {
+        let end = self.index()?;
+        let entry = if container.object {
+            Entry::Object { len: self.builder.close_object(container.keys_from), end }
+        } else {
+            Entry::Array { len: container.len, end }
+        };
+        *self.builder.entries.get_mut(container.at as usize)? = entry;
+        Some(())
+    }
+
+    /// `"name"` and the `:` after it, at the current position (whitespace skipped).
+    fn member_name(&mut self) -> Option<()> {
+        if self.peek()? != b'"' {
+            return None;
+        }
+        self.pos += 1;
+        let name = self.string()?;
+        self.builder.push_key(name)?;
+        if self.skip_whitespace()? != b':' {
+            return None;
+        }
+        self.pos += 1;
+        Some(())
+    }
+
+    fn literal(&mut self, word: &[u8], entry: Entry<'a>) -> Option<()> {
+        if !self.bytes.get(self.pos..)?.starts_with(word) {
+            return None;
+        }
+        self.pos += word.len();
+        self.push(entry);
+        Some(())
+    }
+
+    /// A string's contents, the opening quote consumed; borrowed unless it has escapes.
+    fn string(&mut self) -> Option<Cow<'a, str>> {
+        /// Most strings end within this many bytes, found eight at a time; a call to
+        /// `memchr` costs more than that for them, and far less for the long rest of others.
+        const SHORT: usize = 32;
+        let start = self.pos;
+        let at = match special_byte_before(self.bytes, start, start + SHORT) {
+            Some(at) => at,
+            None => {
+                // The closing quote or the first escape a vector at a time, then one pass
+                // for control characters (refused) before it.
+                let from = start + SHORT;
+                let rest = self.bytes.get(from..)?;
+                let len = memchr::memchr2(b'"', b'\\', rest)?;
+                if has_control(rest.get(..len)?) { special_byte(self.bytes, from)? } else { from + len }
+            }
+        };
+        if self.bytes.get(at) == Some(&b'"') {
+            self.pos = at + 1;
+            // Both ends are next to ASCII quotes: char boundaries.
+            return self.text.get(start..at).map(Cow::Borrowed);
+        }
+        self.escaped_string(start, at).map(Cow::Owned)
+    }
+
+    /// The rest of a string from its first escape (or control character) at `at`.
+    #[cold]
+    fn escaped_string(&mut self, start: usize, mut at: usize) -> Option<String> {
+        let mut out = String::new();
+        let mut from = start;
+        loop {
+            match self.bytes.get(at)? {
+                b'"' => {
+                    self.pos = at + 1;
+                    out.push_str(self.text.get(from..at)?);
+                    return Some(out);
+                }
+                b'\\' => {
+                    out.push_str(self.text.get(from..at)?);
+                    self.pos = at + 1;
+                    self.escape(&mut out)?;
+                    from = self.pos;
+                }
+                // A control character: not allowed unescaped.
+                _ => return None,
+            }
+            at = special_byte(self.bytes, self.pos)?;
+        }
+    }
+
+    /// One escape, its backslash consumed, appended to `out`.
+    fn escape(&mut self, out: &mut String) -> Option<()> {
+        let b = self.peek()?;
+        self.pos += 1;
+        let c = match b {
+            b'"' => '"',
+            b'\\' => '\\',
+            b'/' => '/',
+            b'b' => '\u{8}',
+            b'f' => '\u{c}',
+            b'n' => '\n',
+            b'r' => '\r',
+            b't' => '\t',
+            b'u' => {
+                let n = self.hex4()?;
+                let code = match n {
+                    0xD800..=0xDBFF => {
+                        if self.bytes.get(self.pos..self.pos + 2)? != b"\\u" {
+                            return None;
+                        }
+                        self.pos += 2;
+                        let low = self.hex4()?;
+                        if !(0xDC00..=0xDFFF).contains(&low) {
+                            return None;
+                        }
+                        (((n - 0xD800) << 10) | (low - 0xDC00)) + 0x1_0000
+                    }
+                    // A trailing surrogate first: serde_json refuses it.
+                    0xDC00..=0xDFFF => return None,
+                    _ => n,
+                };
+                char::from_u32(code)?
+            }
+            _ => return None,
+        };
+        out.push(c);
+        Some(())
+    }
+
+    fn hex4(&mut self) -> Option<u32> {
+        let digits = self.bytes.get(self.pos..self.pos + 4)?;
+        let mut n = 0_u32;
+        for &d in digits {
+            n = (n << 4) | char::from(d).to_digit(16)?;
+        }
+        self.pos += 4;
+        Some(n)
+    }
+
+    /// A number, as `serde_json` reads it; `None` for what it does differently or refuses.
+    fn number(&mut self) -> Option<Number> {
+        let positive = if self.peek()? == b'-' {
+            self.pos += 1;
+            false
+        } else {
+            true
+        };
+        let mut significand: u64 = match self.peek()? {
+            b'0' => {
+                self.pos += 1;
+                // A leading zero stands alone.
+                if self.peek().is_some_and(|b| b.is_ascii_digit()) {
+                    return None;
+                }
+                0
+            }
+            b'1'..=b'9' => self.digits(0)?.0,
+            _ => return None,
+        };
+        let mut exponent: i32 = 0;
+        let mut float = false;
+        if self.peek() == Some(b'.') {
+            self.pos += 1;
+            let (value, count) = self.digits(significand)?;
+            if count == 0 {
+                return None;
+            }
+            significand = value;
+            exponent = -i32::try_from(count).ok()?;
+            float = true;
+        }
+        if matches!(self.peek(), Some(b'e' | b'E')) {
+            self.pos += 1;
+            let negative = match self.peek() {
+                Some(b'-') => {
+                    self.pos += 1;
+                    true
+                }
+                Some(b'+') => {
+                    self.pos += 1;
+                    false
+                }
+                _ => false,
+            };
+            let (value, count) = self.digits(0)?;
+            if count == 0 {
+                return None;
+            }
+            let value = i32::try_from(value).ok()?;
+            exponent = if negative { exponent.checked_sub(value)? } else { exponent.checked_add(value)? };
+            float = true;
+        }
+        if !float {
+            return Some(if positive {
+                Number::from(significand)
+            } else {
+                // serde_json's own rule: `-0`, and what does not fit an i64, become floats.
+                let neg = (significand as i64).wrapping_neg();
+                if neg >= 0 { Number::from_f64(-(significand as f64))? } else { Number::from(neg) }
+            });
+        }
+        // One operation on exact operands, correctly rounded: the `f64` serde_json computes
+        // (with or without `float_roundtrip`) and every correct parser agrees on.
+        if significand >= 1 << 53 {
+            return None;
+        }
+        // Below 2^53: exact.
+        let mut f = significand as f64;
+        let pow = *POW10.get(usize::try_from(exponent.unsigned_abs()).ok()?)?;
+        if exponent >= 0 {
+            f *= pow;
+        } else {
+            f /= pow;
+        }
+        Number::from_f64(if positive { f } else { -f })
+    }
+
+    /// Decimal digits appended to `value`, and how many; `None` if the value overflows.
+    fn digits(&mut self, mut value: u64) -> Option<(u64, usize)> {
+        let start = self.pos;
+        while let Some(d) = self.peek().filter(u8::is_ascii_digit) {
+            value = value.checked_mul(10)?.checked_add(u64::from(d - b'0'))?;
+            self.pos += 1;
+        }
+        Some((value, self.pos - start))
+    }
+}
+
+/// [`special_byte`] within `from..limit`; `None` when there is none there. When the bytes end
+/// before `limit`, the same answer as [`special_byte`].
+fn special_byte_before(bytes: &[u8], from: usize, limit: usize) -> Option<usize> {
+    if bytes.len() <= limit {
+        return special_byte(bytes, from);
+    }
+    let mut at = from;
+    while at + 8 <= limit {
+        let mask = special_mask(u64::from_le_bytes(bytes.get(at..at + 8)?.try_into().ok()?));
+        if mask != 0 {
+            return Some(at + (mask.trailing_zeros() / 8) as usize);
+        }
+        at += 8;
+    }
+    None
+}
+
+/// Whether `span` has a byte below 0x20 (a minimum, which compiles to vector code).
+fn has_control(span: &[u8]) -> bool {
+    span.iter().fold(u8::MAX, |min, &b| min.min(b)) < 0x20
+}
+
+/// The index of the first `"`, `\` or control character at or after `from`, eight bytes at a
+/// time; `None` when there is none (an unterminated string).
+fn special_byte(bytes: &[u8], from: usize) -> Option<usize> {
+    let mut at = from;
+    while let Some(chunk) = bytes.get(at..at + 8) {
+        let mask = special_mask(u64::from_le_bytes(chunk.try_into().ok()?));
+        if mask != 0 {
+            return Some(at + (mask.trailing_zeros() / 8) as usize);
+        }
+        at += 8;
+    }
+    bytes.get(at..)?.iter().position(|&b| b == b'"' || b == b'\\' || b < 0x20).map(|i| at + i)
+}
+
+/// The high bit of each byte of `x` (eight bytes, little-endian) that is `"`, `\` or a control
+/// character; exact at the lowest one (a borrow may mark others above it, which that hides).
+fn special_mask(x: u64) -> u64 {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let below = |x: u64, n: u8| x.wrapping_sub(ONES * u64::from(n)) & !x & HIGH;
+    below(x ^ (ONES * u64::from(b'"')), 1) | below(x ^ (ONES * u64::from(b'\\')), 1) | below(x, 0x20)
+}
