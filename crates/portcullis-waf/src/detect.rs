@@ -133,7 +133,7 @@ impl Detectors {
             protocol(value, place, &has, hit);
         }
         if families.contains(Family::Sqli) {
-            if !(fast && sqli_cannot_match(bytes)) && sqli(text) {
+            if !(fast && sqli_cannot_match(bytes, classes(bytes))) && sqli(text) {
                 hit(rules::SQLI_LIBINJECTION);
             }
             // It starts at a quote.
@@ -218,17 +218,55 @@ impl Present {
     }
 }
 
-/// A value that no rule can match: one token of letters, digits and `-_.@:,`.
-pub(crate) fn is_plain(raw: &[u8]) -> bool {
-    let mut last = 0u8;
-    for &b in raw {
-        let token = b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'@' | b':' | b',');
-        if !token || b == b'.' && last == b'.' {
-            return false;
-        }
-        last = b;
+/// Byte classes, one table look-up a byte: [`classes`] of a value (the OR over its bytes) is
+/// what [`is_plain`] and [`sqli_cannot_match`] start from, and the JSON scanner computes it
+/// while it looks for a string's end.
+pub(crate) const LETTER: u8 = 1;
+pub(crate) const DIGIT: u8 = 2;
+/// `-_@:` (with letters, digits, `.` and `,`: a plain token's bytes).
+pub(crate) const TOKEN_MARK: u8 = 4;
+pub(crate) const DOT: u8 = 8;
+pub(crate) const SPACE: u8 = 16;
+pub(crate) const COMMA: u8 = 32;
+/// Any other byte.
+pub(crate) const OTHER: u8 = 64;
+/// Also `OTHER`: a byte that ends or escapes a JSON string, or may not be in one (`"`, `\`,
+/// the control characters).
+pub(crate) const JSON_STOP: u8 = 128;
+
+pub(crate) static CLASS: [u8; 256] = {
+    let mut table = [0u8; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        table[b] = if c.is_ascii_alphabetic() {
+            LETTER
+        } else if c.is_ascii_digit() {
+            DIGIT
+        } else {
+            match c {
+                b'-' | b'_' | b'@' | b':' => TOKEN_MARK,
+                b'.' => DOT,
+                b' ' => SPACE,
+                b',' => COMMA,
+                b'"' | b'\\' | 0..0x20 => OTHER | JSON_STOP,
+                _ => OTHER,
+            }
+        };
+        b += 1;
     }
-    true
+    table
+};
+
+/// The classes of a value's bytes (their OR).
+pub(crate) fn classes(raw: &[u8]) -> u8 {
+    raw.iter().fold(0, |acc, &b| acc | CLASS[usize::from(b)])
+}
+
+/// A value that no rule can match: one token of letters, digits and `-_.@:,`, no `..`;
+/// `classes`: [`classes`] of it.
+pub(crate) fn is_plain(raw: &[u8], classes: u8) -> bool {
+    classes & (SPACE | OTHER) == 0 && (classes & DOT == 0 || !raw.windows(2).any(|w| w == b".."))
 }
 
 /// Whether libinjection's SQLi detector cannot fire on this text: only ASCII letters,
@@ -238,42 +276,96 @@ pub(crate) fn is_plain(raw: &[u8]) -> bool {
 /// tokenizes to barewords, numbers and commas only (the quote-led string forms need a quote,
 /// comments and operators their punctuation, other contexts a quote), and no fingerprint on
 /// libinjection's list is made of those three token types alone (a unit test checks the list).
-fn sqli_cannot_match(bytes: &[u8]) -> bool {
+pub(crate) fn sqli_cannot_match(bytes: &[u8], classes: u8) -> bool {
     use libinjectionrs::sqli::TokenType;
     use libinjectionrs::sqli::sqli_data::lookup_word;
 
-    if !bytes.iter().all(|&b| b.is_ascii_alphanumeric() || b == b' ' || b == b',') {
+    if classes & !(LETTER | DIGIT | SPACE | COMMA) != 0 {
         return false;
     }
+    let keywords = &*KEYWORDS;
+    let bareword = |word: &[u8]| {
+        // ASCII letters, digits and a space: always UTF-8.
+        std::str::from_utf8(word).is_ok_and(|w| lookup_word(w) == TokenType::Bareword)
+    };
     let mut previous: &[u8] = &[];
-    for word in bytes.split(|&b| b == b' ' || b == b',').filter(|w| !w.is_empty()) {
-        if word[0].is_ascii_digit() {
+    let mut rest = bytes;
+    // Past the spaces and commas, then a word of letters and digits up to the next.
+    while let Some(start) = rest.iter().position(|&b| CLASS[usize::from(b)] & (SPACE | COMMA) == 0) {
+        rest = &rest[start..];
+        let len = rest.iter().position(|&b| CLASS[usize::from(b)] & (SPACE | COMMA) != 0).unwrap_or(rest.len());
+        let (word, after) = rest.split_at(len);
+        rest = after;
+        let (Some(&first), Some(&last)) = (word.first(), word.last()) else { break };
+        if first.is_ascii_digit() {
             if !word.iter().all(u8::is_ascii_digit) {
                 return false;
             }
             previous = &[];
             continue;
         }
-        // ASCII letters and digits: always UTF-8.
-        let Ok(text) = std::str::from_utf8(word) else { return false };
-        if lookup_word(text) != TokenType::Bareword {
+        if keywords.may_hold(word.len(), first, word.get(1).copied(), last) && !bareword(word) {
             return false;
         }
         // libinjection merges two words only when both fit in 31 bytes with the space.
         let len = previous.len() + 1 + word.len();
-        if !previous.is_empty() && len < 32 {
+        if let Some(&p0) = previous.first()
+            && len < 32
+            && keywords.may_hold(len, p0, Some(previous.get(1).copied().unwrap_or(b' ')), last)
+        {
             let mut pair = [0u8; 32];
             pair[..previous.len()].copy_from_slice(previous);
             pair[previous.len()] = b' ';
             pair[previous.len() + 1..len].copy_from_slice(word);
-            let Ok(pair) = std::str::from_utf8(&pair[..len]) else { return false };
-            if lookup_word(pair) != TokenType::Bareword {
+            if !bareword(&pair[..len]) {
                 return false;
             }
         }
         previous = word;
     }
     true
+}
+
+/// Which texts may be one of libinjection's keywords (any entry of its list that it reads as
+/// something other than a bareword), by their length and first, second and last bytes in upper
+/// case: a bit set, so most ordinary words are known to be barewords without the keyword
+/// table's look-up (upper-casing, hashing and probing). Never wrong about a keyword (every one
+/// sets its bit); a set bit only means "look it up".
+struct KeywordFilter(Box<[u64]>);
+
+/// 2^17 bits (16 KiB) for ~9,400 entries: about one ordinary word in fourteen is looked up.
+const FILTER_BITS: u32 = 17;
+
+static KEYWORDS: std::sync::LazyLock<KeywordFilter> = std::sync::LazyLock::new(KeywordFilter::new);
+
+impl KeywordFilter {
+    fn new() -> Self {
+        use libinjectionrs::sqli::TokenType;
+        use libinjectionrs::sqli::sqli_data::{SQL_KEYWORDS, lookup_word};
+
+        let mut bits = vec![0u64; 1 << (FILTER_BITS - 6)].into_boxed_slice();
+        for k in SQL_KEYWORDS.iter().filter(|k| !k.word.is_empty() && lookup_word(k.word) != TokenType::Bareword) {
+            let w = k.word.as_bytes();
+            let bit = Self::bit(w.len(), w[0], w.get(1).copied(), w[w.len() - 1]);
+            bits[bit >> 6] |= 1 << (bit & 63);
+        }
+        Self(bits)
+    }
+
+    fn bit(len: usize, first: u8, second: Option<u8>, last: u8) -> usize {
+        let key = (len as u32 & 0x3f)
+            | u32::from(first.to_ascii_uppercase()) << 6
+            | u32::from(second.unwrap_or(0).to_ascii_uppercase()) << 14
+            | u32::from(last.to_ascii_uppercase()) << 22;
+        (key.wrapping_mul(0x9E37_79B1) >> (32 - FILTER_BITS)) as usize
+    }
+
+    /// Whether a text of this length and these bytes (`second`: `None` for one byte) may be a
+    /// keyword.
+    fn may_hold(&self, len: usize, first: u8, second: Option<u8>, last: u8) -> bool {
+        let bit = Self::bit(len, first, second, last);
+        self.0.get(bit >> 6).is_some_and(|w| w & (1 << (bit & 63)) != 0)
+    }
 }
 
 fn sqli(text: &str) -> bool {
@@ -560,8 +652,9 @@ mod tests {
 
     #[test]
     fn the_sqli_pre_screen_passes_prose_and_stops_at_sql() {
-        assert!(sqli_cannot_match(b"Blue cotton shirt, size M, batch 12"));
-        assert!(sqli_cannot_match(b"blue shirt"));
+        let cannot = |t: &[u8]| sqli_cannot_match(t, classes(t));
+        assert!(cannot(b"Blue cotton shirt, size M, batch 12"));
+        assert!(cannot(b"blue shirt"));
         for sql in [
             &b"1 or 1"[..],
             b"1 union select 1",
@@ -574,8 +667,33 @@ mod tests {
             b"a-b",
             b"caf\xc3\xa9",
         ] {
-            assert!(!sqli_cannot_match(sql), "{}", String::from_utf8_lossy(sql));
+            assert!(!cannot(sql), "{}", String::from_utf8_lossy(sql));
         }
+    }
+
+    #[test]
+    fn the_keyword_filter_holds_every_keyword_and_few_words() {
+        use libinjectionrs::sqli::TokenType;
+        use libinjectionrs::sqli::sqli_data::{SQL_KEYWORDS, lookup_word};
+        let filter = &*KEYWORDS;
+        let mut keywords = 0;
+        for k in SQL_KEYWORDS.iter().filter(|k| lookup_word(k.word) != TokenType::Bareword) {
+            // Also in lower and mixed case, as requests write them.
+            for w in [k.word.to_owned(), k.word.to_ascii_lowercase()] {
+                let b = w.as_bytes();
+                assert!(filter.may_hold(b.len(), b[0], b.get(1).copied(), b[b.len() - 1]), "{w}");
+            }
+            keywords += 1;
+        }
+        assert!(keywords > 9000, "{keywords}");
+        let words = ["widget", "number", "blue", "cotton", "shirt", "size", "batch", "neighbour", "please", "Leave"];
+        let looked_up = words
+            .iter()
+            .filter(|w| {
+                filter.may_hold(w.len(), w.as_bytes()[0], w.as_bytes().get(1).copied(), w.as_bytes()[w.len() - 1])
+            })
+            .count();
+        assert!(looked_up <= 3, "{looked_up} of {} ordinary words would be looked up", words.len());
     }
 
     #[test]
@@ -602,10 +720,13 @@ mod tests {
 
     #[test]
     fn plain_tokens_skip_every_rule() {
-        assert!(is_plain(b"2024-05-01"));
-        assert!(is_plain(b"user@example.com"));
-        assert!(!is_plain(b"a b"));
-        assert!(!is_plain(b".."));
+        let plain = |t: &[u8]| is_plain(t, classes(t));
+        assert!(plain(b"2024-05-01"));
+        assert!(plain(b"user@example.com"));
+        assert!(plain(b"v1.2.3"));
+        assert!(!plain(b"a b"));
+        assert!(!plain(b".."));
+        assert!(!plain(b"x/../y"));
     }
 }
 
@@ -683,7 +804,7 @@ mod prescreen {
         #[test]
         fn the_sqli_pre_screen_never_hides_a_detection(text in sql_words(), upper in any::<bool>()) {
             let text = if upper { text.to_ascii_uppercase() } else { text.to_ascii_lowercase() };
-            if super::sqli_cannot_match(text.as_bytes()) {
+            if super::sqli_cannot_match(text.as_bytes(), super::classes(text.as_bytes())) {
                 prop_assert!(!super::sqli(&text), "{text:?}");
                 prop_assert!(!libinjectionrs::detect_sqli(text.as_bytes()).is_injection(), "{text:?}");
             }
