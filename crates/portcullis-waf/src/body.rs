@@ -262,16 +262,26 @@ impl<'b, 'p, 'a> Plain<'b, 'p, 'a> {
         let body = self.body();
         let start = self.at + 1;
         let rest = body.get(start..)?;
+        let class = |b: &u8| detect::CLASS[usize::from(*b)];
         let mut classes = 0;
         let mut len = 0;
-        loop {
-            let class = detect::CLASS[usize::from(*rest.get(len)?)];
-            if class & detect::JSON_STOP != 0 {
+        // Eight bytes at a time while none of them ends the string, then byte by byte.
+        for chunk in rest.chunks_exact(8) {
+            let all = chunk.iter().fold(0, |acc, b| acc | class(b));
+            if all & detect::JSON_STOP != 0 {
                 break;
             }
-            classes |= class;
-            len += 1;
+            classes |= all;
+            len += 8;
         }
+        len += rest[len..].iter().position(|b| {
+            let c = class(b);
+            let stop = c & detect::JSON_STOP != 0;
+            if !stop {
+                classes |= c;
+            }
+            stop
+        })?;
         if rest[len] != b'"' {
             return None;
         }

@@ -278,40 +278,52 @@ pub(crate) fn is_plain(raw: &[u8], classes: u8) -> bool {
 /// libinjection's list is made of those three token types alone (a unit test checks the list).
 pub(crate) fn sqli_cannot_match(bytes: &[u8], classes: u8) -> bool {
     use libinjectionrs::sqli::TokenType;
-    use libinjectionrs::sqli::sqli_data::lookup_word;
+    use libinjectionrs::sqli::sqli_data::{lookup_word, may_be_keyword, may_be_keyword_of};
 
     if classes & !(LETTER | DIGIT | SPACE | COMMA) != 0 {
         return false;
     }
-    let keywords = &*KEYWORDS;
+    // Most words set no bit of the keyword table's filter: barewords without a look-up.
     let bareword = |word: &[u8]| {
         // ASCII letters, digits and a space: always UTF-8.
-        std::str::from_utf8(word).is_ok_and(|w| lookup_word(w) == TokenType::Bareword)
+        !may_be_keyword(word) || std::str::from_utf8(word).is_ok_and(|w| lookup_word(w) == TokenType::Bareword)
     };
-    let mut previous: &[u8] = &[];
-    let mut rest = bytes;
-    // Past the spaces and commas, then a word of letters and digits up to the next.
-    while let Some(start) = rest.iter().position(|&b| CLASS[usize::from(b)] & (SPACE | COMMA) == 0) {
-        rest = &rest[start..];
-        let len = rest.iter().position(|&b| CLASS[usize::from(b)] & (SPACE | COMMA) != 0).unwrap_or(rest.len());
-        let (word, after) = rest.split_at(len);
-        rest = after;
-        let (Some(&first), Some(&last)) = (word.first(), word.last()) else { break };
-        if first.is_ascii_digit() {
-            if !word.iter().all(u8::is_ascii_digit) {
-                return false;
-            }
-            previous = &[];
+    // The previous word (`start..end`; empty after a number).
+    let (mut p_start, mut p_end) = (0, 0);
+    let mut i = 0;
+    while i < bytes.len() {
+        if CLASS[usize::from(bytes[i])] & (SPACE | COMMA) != 0 {
+            i += 1;
             continue;
         }
-        if keywords.may_hold(word.len(), first, word.get(1).copied(), last) && !bareword(word) {
+        // A word of letters and digits, up to the next space or comma.
+        let start = i;
+        let mut classes = 0;
+        while i < bytes.len() {
+            let class = CLASS[usize::from(bytes[i])];
+            if class & (SPACE | COMMA) != 0 {
+                break;
+            }
+            classes |= class;
+            i += 1;
+        }
+        let word = &bytes[start..i];
+        if bytes[start].is_ascii_digit() {
+            if classes != DIGIT {
+                return false;
+            }
+            (p_start, p_end) = (0, 0);
+            continue;
+        }
+        if !bareword(word) {
             return false;
         }
         // libinjection merges two words only when both fit in 31 bytes with the space.
+        let previous = &bytes[p_start..p_end];
         let len = previous.len() + 1 + word.len();
-        if let Some(&p0) = previous.first()
+        if let Some(&first) = previous.first()
             && len < 32
-            && keywords.may_hold(len, p0, Some(previous.get(1).copied().unwrap_or(b' ')), last)
+            && may_be_keyword_of(len, first, previous.get(1).copied().unwrap_or(b' '), bytes[i - 1])
         {
             let mut pair = [0u8; 32];
             pair[..previous.len()].copy_from_slice(previous);
@@ -321,51 +333,9 @@ pub(crate) fn sqli_cannot_match(bytes: &[u8], classes: u8) -> bool {
                 return false;
             }
         }
-        previous = word;
+        (p_start, p_end) = (start, i);
     }
     true
-}
-
-/// Which texts may be one of libinjection's keywords (any entry of its list that it reads as
-/// something other than a bareword), by their length and first, second and last bytes in upper
-/// case: a bit set, so most ordinary words are known to be barewords without the keyword
-/// table's look-up (upper-casing, hashing and probing). Never wrong about a keyword (every one
-/// sets its bit); a set bit only means "look it up".
-struct KeywordFilter(Box<[u64]>);
-
-/// 2^17 bits (16 KiB) for ~9,400 entries: about one ordinary word in fourteen is looked up.
-const FILTER_BITS: u32 = 17;
-
-static KEYWORDS: std::sync::LazyLock<KeywordFilter> = std::sync::LazyLock::new(KeywordFilter::new);
-
-impl KeywordFilter {
-    fn new() -> Self {
-        use libinjectionrs::sqli::TokenType;
-        use libinjectionrs::sqli::sqli_data::{SQL_KEYWORDS, lookup_word};
-
-        let mut bits = vec![0u64; 1 << (FILTER_BITS - 6)].into_boxed_slice();
-        for k in SQL_KEYWORDS.iter().filter(|k| !k.word.is_empty() && lookup_word(k.word) != TokenType::Bareword) {
-            let w = k.word.as_bytes();
-            let bit = Self::bit(w.len(), w[0], w.get(1).copied(), w[w.len() - 1]);
-            bits[bit >> 6] |= 1 << (bit & 63);
-        }
-        Self(bits)
-    }
-
-    fn bit(len: usize, first: u8, second: Option<u8>, last: u8) -> usize {
-        let key = (len as u32 & 0x3f)
-            | u32::from(first.to_ascii_uppercase()) << 6
-            | u32::from(second.unwrap_or(0).to_ascii_uppercase()) << 14
-            | u32::from(last.to_ascii_uppercase()) << 22;
-        (key.wrapping_mul(0x9E37_79B1) >> (32 - FILTER_BITS)) as usize
-    }
-
-    /// Whether a text of this length and these bytes (`second`: `None` for one byte) may be a
-    /// keyword.
-    fn may_hold(&self, len: usize, first: u8, second: Option<u8>, last: u8) -> bool {
-        let bit = Self::bit(len, first, second, last);
-        self.0.get(bit >> 6).is_some_and(|w| w & (1 << (bit & 63)) != 0)
-    }
 }
 
 fn sqli(text: &str) -> bool {
@@ -669,31 +639,6 @@ mod tests {
         ] {
             assert!(!cannot(sql), "{}", String::from_utf8_lossy(sql));
         }
-    }
-
-    #[test]
-    fn the_keyword_filter_holds_every_keyword_and_few_words() {
-        use libinjectionrs::sqli::TokenType;
-        use libinjectionrs::sqli::sqli_data::{SQL_KEYWORDS, lookup_word};
-        let filter = &*KEYWORDS;
-        let mut keywords = 0;
-        for k in SQL_KEYWORDS.iter().filter(|k| lookup_word(k.word) != TokenType::Bareword) {
-            // Also in lower and mixed case, as requests write them.
-            for w in [k.word.to_owned(), k.word.to_ascii_lowercase()] {
-                let b = w.as_bytes();
-                assert!(filter.may_hold(b.len(), b[0], b.get(1).copied(), b[b.len() - 1]), "{w}");
-            }
-            keywords += 1;
-        }
-        assert!(keywords > 9000, "{keywords}");
-        let words = ["widget", "number", "blue", "cotton", "shirt", "size", "batch", "neighbour", "please", "Leave"];
-        let looked_up = words
-            .iter()
-            .filter(|w| {
-                filter.may_hold(w.len(), w.as_bytes()[0], w.as_bytes().get(1).copied(), w.as_bytes()[w.len() - 1])
-            })
-            .count();
-        assert!(looked_up <= 3, "{looked_up} of {} ordinary words would be looked up", words.len());
     }
 
     #[test]
