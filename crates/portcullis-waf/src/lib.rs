@@ -273,18 +273,34 @@ impl Pass<'_> {
 
     /// [`Pass::check`] with `classes`: [`detect::classes`] of `raw`.
     fn check_classified(&mut self, raw: &[u8], classes: u8, plus: bool, place: Place) -> Found {
-        if detect::is_plain(raw, classes) || self.waf.fast && detect::sqli_cannot_match(raw, classes) {
+        if detect::is_plain(raw, classes) {
+            return Found::new();
+        }
+        // A body value seen before in this body: its answer, before the pre-screen reads it
+        // again (the same note or status in every item of a list).
+        if let Some(found) = self.memo(raw, plus, place) {
+            return found;
+        }
+        if self.waf.fast && detect::sqli_cannot_match(raw, classes) {
             return Found::new();
         }
         self.found(raw, plus, place, None)
+    }
+
+    /// What a body value already checked in this body matched (fast path only).
+    fn memo(&self, raw: &[u8], plus: bool, place: Place) -> Option<Found> {
+        if !(self.waf.fast && place == Place::Body) || self.memo[usize::from(plus)].is_empty() {
+            return None;
+        }
+        self.memo[usize::from(plus)].get(raw).cloned()
     }
 
     /// The rules `raw` matches (decoded as `decode::decode(raw, plus)`, which `decoded` is
     /// when the caller has it already).
     fn found(&mut self, raw: &[u8], plus: bool, place: Place, decoded: Option<&decode::Decoded<'_>>) -> Found {
         let memo = self.waf.fast && place == Place::Body;
-        if memo && let Some(found) = self.memo[usize::from(plus)].get(raw) {
-            return found.clone();
+        if let Some(found) = self.memo(raw, plus, place) {
+            return found;
         }
         let mut found = Found::new();
         let mut detect = |d: &decode::Decoded<'_>| {
