@@ -1,74 +1,35 @@
-//! One request's inspection by the built-in rules: a GET with three query parameters and the
-//! usual headers, and a 4 KiB JSON POST (`cargo bench -p portcullis-waf`).
+//! One request's inspection by the built-in rules (`cargo bench -p portcullis-waf`):
+//! `bench/features.sh`'s two requests (a GET with three query parameters and only `Host`, as
+//! wrk sends it; a 4 KiB JSON order of 30 lines), a browser-like GET with `User-Agent`, and
+//! 4 KiB JSON bodies whose strings repeat or do not.
 
 use std::hint::black_box;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use http::Request;
+use http::request::Parts;
 use portcullis_waf::{Scan, Settings, Waf};
 
-const UA: &str = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0 Safari/537.36";
-
-/// Order lines; `distinct`: every line's name and note differ (no value repeats, so the WAF's
-/// per-body memo never helps).
-fn json_4k(distinct: bool) -> Vec<u8> {
-    let mut items = Vec::new();
-    let mut i = 0;
-    while serde_json::to_vec(&items).map_or(0, |v| v.len()) < 4096 {
-        let (name, note) = if distinct {
-            (format!("Blue cotton shirt, size M, batch {i}"), format!("Leave it with neighbour {i} if nobody's home"))
-        } else {
-            ("Blue cotton shirt, size M".to_owned(), "Leave it with the neighbour if nobody's home".to_owned())
-        };
-        items.push(serde_json::json!({
-            "id": i, "sku": format!("SKU-{i:05}"), "name": name, "note": note, "qty": 2, "price": 19.99
-        }));
-        i += 1;
-    }
-    serde_json::to_vec(&serde_json::json!({ "customer": "O'Brien", "items": items })).unwrap_or_default()
-}
+mod requests;
 
 fn bench(c: &mut Criterion) {
     let waf = Waf::new(Settings::default());
-    let get = Request::get("/v1/orders?status=shipped&page=2&q=blue%20shirt")
-        .header("user-agent", UA)
-        .header("accept", "application/json")
-        .body(())
-        .unwrap_or_default()
-        .into_parts()
-        .0;
-    c.bench_function("inspect GET with three query parameters", |b| {
-        b.iter(|| {
-            let mut scan = Scan::default();
-            waf.inspect_head("orders", black_box(&get), &mut scan);
-            black_box(scan)
-        })
-    });
-    let body = json_4k(false);
-    let post = Request::post("/v1/orders")
-        .header("user-agent", UA)
-        .header("content-type", "application/json")
-        .body(())
-        .unwrap_or_default()
-        .into_parts()
-        .0;
-    c.bench_function("inspect 4 KiB JSON POST", |b| {
-        b.iter(|| {
-            let mut scan = Scan::default();
-            waf.inspect_head("orders", black_box(&post), &mut scan);
-            waf.inspect_body("orders", &post, black_box(&body), true, &mut scan);
-            black_box(scan)
-        })
-    });
-    let distinct = json_4k(true);
-    c.bench_function("inspect 4 KiB JSON POST, no value repeated", |b| {
-        b.iter(|| {
-            let mut scan = Scan::default();
-            waf.inspect_head("orders", black_box(&post), &mut scan);
-            waf.inspect_body("orders", &post, black_box(&distinct), true, &mut scan);
-            black_box(scan)
-        })
-    });
+    let mut case = |name: &str, head: Parts, body: Option<Vec<u8>>| {
+        c.bench_function(name, |b| {
+            b.iter(|| {
+                let mut scan = Scan::default();
+                waf.inspect_head("orders", black_box(&head), &mut scan);
+                if let Some(body) = &body {
+                    waf.inspect_body("orders", &head, black_box(body), true, &mut scan);
+                }
+                black_box(scan)
+            })
+        });
+    };
+    case("features.sh GET with three query parameters", requests::features_get(), None);
+    case("features.sh 4 KiB JSON POST", requests::features_post(), Some(requests::features_json()));
+    case("inspect GET with three query parameters", requests::browser_get(), None);
+    case("inspect 4 KiB JSON POST", requests::browser_post(), Some(requests::json_4k(false)));
+    case("inspect 4 KiB JSON POST, no value repeated", requests::browser_post(), Some(requests::json_4k(true)));
 }
 
 criterion_group!(benches, bench);

@@ -10,7 +10,7 @@ use http::HeaderMap;
 use quick_xml::events::Event;
 use serde::de::{DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 
-use crate::detect::Place;
+use crate::detect::{self, Place};
 use crate::exclusion::Target;
 use crate::{Found, Pass};
 
@@ -70,15 +70,14 @@ fn json(body: &[u8], pass: &mut Pass<'_>) {
     // parsed, since JSON that turns out broken is read by its string literals instead.
     // First the plain scanner (the common JSON of APIs); whatever it does not take on (an
     // escape, an exponent, a syntax error) is parsed by serde_json from the start.
-    let mut pointer = String::new();
     pass.held = Some(Found::new());
     // UTF-8 checked once for the whole body: every string the scanner cuts out of it at its
     // (ASCII) quotes is then valid text. A body that is not UTF-8 is serde_json's to judge.
-    let plain = std::str::from_utf8(body).ok().and_then(|text| Plain::new(text, &mut pointer, &mut *pass).document());
+    let plain = std::str::from_utf8(body).ok().and_then(|text| Plain::new(text, &mut *pass).document());
     if plain.is_some() {
         return pass.release();
     }
-    pointer.clear();
+    let mut pointer = String::new();
     pass.held = Some(Found::new());
     let mut de = serde_json::Deserializer::from_slice(body);
     let parsed = Walk { pointer: &mut pointer, pass: &mut *pass }.deserialize(&mut de).is_ok() && de.end().is_ok();
@@ -97,21 +96,42 @@ const PLAIN_DEPTH: usize = 100;
 /// escapes or control characters (UTF-8 checked), numbers without exponents and at most 15
 /// digits, bounded nesting. Everything it accepts serde_json accepts, with the same strings
 /// (unescaped text is itself); `None` for anything else, which serde_json then parses. Each
-/// string leaf and key is checked as it is met, with its JSON Pointer.
+/// string leaf and key is checked as it is met; its JSON Pointer is written out only when it
+/// matched something (for the exclusions), from the path of members and items held meanwhile.
 struct Plain<'b, 'p, 'a> {
     text: &'b str,
-    /// The body holds a control character somewhere (a string must then be checked for one).
-    controls: bool,
     at: usize,
-    pointer: &'p mut String,
+    /// Where the scanner is: the keys and indexes from the document's root.
+    path: Vec<Segment<'b>>,
     pass: &'p mut Pass<'a>,
 }
 
+/// One step of a JSON Pointer.
+#[derive(Debug, Clone, Copy)]
+enum Segment<'b> {
+    Key(&'b str),
+    Index(usize),
+}
+
 impl<'b, 'p, 'a> Plain<'b, 'p, 'a> {
-    fn new(text: &'b str, pointer: &'p mut String, pass: &'p mut Pass<'a>) -> Self {
-        // One pass the compiler vectorizes, instead of a test per string byte.
-        let controls = text.bytes().fold(false, |any, b| any | (b < 0x20));
-        Self { text, controls, at: 0, pointer, pass }
+    fn new(text: &'b str, pass: &'p mut Pass<'a>) -> Self {
+        Self { text, at: 0, path: Vec::new(), pass }
+    }
+
+    /// Checks a key or string leaf at the current path; its pointer is built only on a match.
+    fn check(&mut self, (s, classes): (&str, u8)) {
+        let found = self.pass.check_classified(s.as_bytes(), classes, false, Place::Body);
+        if found.is_empty() {
+            return;
+        }
+        let mut pointer = String::new();
+        for segment in &self.path {
+            match *segment {
+                Segment::Key(key) => push_segment(&mut pointer, key),
+                Segment::Index(i) => push_index(&mut pointer, i),
+            }
+        }
+        self.pass.hits(found, Target::Json(&pointer));
     }
 
     fn body(&self) -> &'b [u8] {
@@ -146,7 +166,7 @@ impl<'b, 'p, 'a> Plain<'b, 'p, 'a> {
         match self.peek()? {
             b'"' => {
                 let s = self.string()?;
-                self.pass.value(Target::Json(self.pointer), s.as_bytes(), false, Place::Body);
+                self.check(s);
                 Some(())
             }
             b'[' if depth < PLAIN_DEPTH => {
@@ -156,10 +176,9 @@ impl<'b, 'p, 'a> Plain<'b, 'p, 'a> {
                 }
                 let mut i = 0usize;
                 loop {
-                    let len = self.pointer.len();
-                    push_index(self.pointer, i);
+                    self.path.push(Segment::Index(i));
                     let item = self.value(depth + 1);
-                    self.pointer.truncate(len);
+                    self.path.pop();
                     item?;
                     if self.eat(b']') {
                         return Some(());
@@ -180,11 +199,10 @@ impl<'b, 'p, 'a> Plain<'b, 'p, 'a> {
                         return None;
                     }
                     let key = self.string()?;
-                    let len = self.pointer.len();
-                    push_segment(self.pointer, key);
-                    self.pass.value(Target::Json(self.pointer), key.as_bytes(), false, Place::Body);
+                    self.path.push(Segment::Key(key.0));
+                    self.check(key);
                     let member = if self.eat(b':') { self.value(depth + 1) } else { None };
-                    self.pointer.truncate(len);
+                    self.path.pop();
                     member?;
                     if self.eat(b'}') {
                         return Some(());
@@ -238,19 +256,39 @@ impl<'b, 'p, 'a> Plain<'b, 'p, 'a> {
         n
     }
 
-    /// A string without escapes or control characters; at its opening quote.
-    fn string(&mut self) -> Option<&'b str> {
+    /// A string without escapes or control characters, and the [`detect::classes`] of its
+    /// bytes (found in the same pass); at its opening quote.
+    fn string(&mut self) -> Option<(&'b str, u8)> {
         let body = self.body();
         let start = self.at + 1;
         let rest = body.get(start..)?;
-        let len = memchr::memchr2(b'"', b'\\', rest)?;
-        if rest[len] != b'"' || self.controls && rest[..len].iter().any(|&b| b < 0x20) {
+        let class = |b: &u8| detect::CLASS[usize::from(*b)];
+        let mut classes = 0;
+        let mut len = 0;
+        // Eight bytes at a time while none of them ends the string, then byte by byte.
+        for chunk in rest.chunks_exact(8) {
+            let all = chunk.iter().fold(0, |acc, b| acc | class(b));
+            if all & detect::JSON_STOP != 0 {
+                break;
+            }
+            classes |= all;
+            len += 8;
+        }
+        len += rest[len..].iter().position(|b| {
+            let c = class(b);
+            let stop = c & detect::JSON_STOP != 0;
+            if !stop {
+                classes |= c;
+            }
+            stop
+        })?;
+        if rest[len] != b'"' {
             return None;
         }
         let end = start + len;
         self.at = end + 1;
         // Cut at two ASCII quotes: always on character boundaries.
-        self.text.get(start..end)
+        Some((self.text.get(start..end)?, classes))
     }
 }
 
@@ -550,8 +588,7 @@ mod tests {
         let waf = &*WAF;
         let mut scan = Scan::default();
         let mut pass = Pass::new(waf, "r", &mut scan);
-        let mut pointer = String::new();
-        std::str::from_utf8(doc).ok().and_then(|text| Plain::new(text, &mut pointer, &mut pass).document()).is_some()
+        std::str::from_utf8(doc).ok().and_then(|text| Plain::new(text, &mut pass).document()).is_some()
     }
 
     #[test]

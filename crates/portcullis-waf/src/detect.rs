@@ -133,7 +133,7 @@ impl Detectors {
             protocol(value, place, &has, hit);
         }
         if families.contains(Family::Sqli) {
-            if !(fast && sqli_cannot_match(bytes)) && sqli(text) {
+            if !(fast && sqli_cannot_match(bytes, classes(bytes))) && sqli(text) {
                 hit(rules::SQLI_LIBINJECTION);
             }
             // It starts at a quote.
@@ -218,17 +218,55 @@ impl Present {
     }
 }
 
-/// A value that no rule can match: one token of letters, digits and `-_.@:,`.
-pub(crate) fn is_plain(raw: &[u8]) -> bool {
-    let mut last = 0u8;
-    for &b in raw {
-        let token = b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'@' | b':' | b',');
-        if !token || b == b'.' && last == b'.' {
-            return false;
-        }
-        last = b;
+/// Byte classes, one table look-up a byte: [`classes`] of a value (the OR over its bytes) is
+/// what [`is_plain`] and [`sqli_cannot_match`] start from, and the JSON scanner computes it
+/// while it looks for a string's end.
+pub(crate) const LETTER: u8 = 1;
+pub(crate) const DIGIT: u8 = 2;
+/// `-_@:` (with letters, digits, `.` and `,`: a plain token's bytes).
+pub(crate) const TOKEN_MARK: u8 = 4;
+pub(crate) const DOT: u8 = 8;
+pub(crate) const SPACE: u8 = 16;
+pub(crate) const COMMA: u8 = 32;
+/// Any other byte.
+pub(crate) const OTHER: u8 = 64;
+/// Also `OTHER`: a byte that ends or escapes a JSON string, or may not be in one (`"`, `\`,
+/// the control characters).
+pub(crate) const JSON_STOP: u8 = 128;
+
+pub(crate) static CLASS: [u8; 256] = {
+    let mut table = [0u8; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        table[b] = if c.is_ascii_alphabetic() {
+            LETTER
+        } else if c.is_ascii_digit() {
+            DIGIT
+        } else {
+            match c {
+                b'-' | b'_' | b'@' | b':' => TOKEN_MARK,
+                b'.' => DOT,
+                b' ' => SPACE,
+                b',' => COMMA,
+                b'"' | b'\\' | 0..0x20 => OTHER | JSON_STOP,
+                _ => OTHER,
+            }
+        };
+        b += 1;
     }
-    true
+    table
+};
+
+/// The classes of a value's bytes (their OR).
+pub(crate) fn classes(raw: &[u8]) -> u8 {
+    raw.iter().fold(0, |acc, &b| acc | CLASS[usize::from(b)])
+}
+
+/// A value that no rule can match: one token of letters, digits and `-_.@:,`, no `..`;
+/// `classes`: [`classes`] of it.
+pub(crate) fn is_plain(raw: &[u8], classes: u8) -> bool {
+    classes & (SPACE | OTHER) == 0 && (classes & DOT == 0 || !raw.windows(2).any(|w| w == b".."))
 }
 
 /// Whether libinjection's SQLi detector cannot fire on this text: only ASCII letters,
@@ -238,40 +276,64 @@ pub(crate) fn is_plain(raw: &[u8]) -> bool {
 /// tokenizes to barewords, numbers and commas only (the quote-led string forms need a quote,
 /// comments and operators their punctuation, other contexts a quote), and no fingerprint on
 /// libinjection's list is made of those three token types alone (a unit test checks the list).
-fn sqli_cannot_match(bytes: &[u8]) -> bool {
+pub(crate) fn sqli_cannot_match(bytes: &[u8], classes: u8) -> bool {
     use libinjectionrs::sqli::TokenType;
-    use libinjectionrs::sqli::sqli_data::lookup_word;
+    use libinjectionrs::sqli::sqli_data::{lookup_word, may_be_keyword, may_be_keyword_of};
 
-    if !bytes.iter().all(|&b| b.is_ascii_alphanumeric() || b == b' ' || b == b',') {
+    if classes & !(LETTER | DIGIT | SPACE | COMMA) != 0 {
         return false;
     }
-    let mut previous: &[u8] = &[];
-    for word in bytes.split(|&b| b == b' ' || b == b',').filter(|w| !w.is_empty()) {
-        if word[0].is_ascii_digit() {
-            if !word.iter().all(u8::is_ascii_digit) {
-                return false;
-            }
-            previous = &[];
+    // Most words set no bit of the keyword table's filter: barewords without a look-up.
+    let bareword = |word: &[u8]| {
+        // ASCII letters, digits and a space: always UTF-8.
+        !may_be_keyword(word) || std::str::from_utf8(word).is_ok_and(|w| lookup_word(w) == TokenType::Bareword)
+    };
+    // The previous word (`start..end`; empty after a number).
+    let (mut p_start, mut p_end) = (0, 0);
+    let mut i = 0;
+    while i < bytes.len() {
+        if CLASS[usize::from(bytes[i])] & (SPACE | COMMA) != 0 {
+            i += 1;
             continue;
         }
-        // ASCII letters and digits: always UTF-8.
-        let Ok(text) = std::str::from_utf8(word) else { return false };
-        if lookup_word(text) != TokenType::Bareword {
+        // A word of letters and digits, up to the next space or comma.
+        let start = i;
+        let mut classes = 0;
+        while i < bytes.len() {
+            let class = CLASS[usize::from(bytes[i])];
+            if class & (SPACE | COMMA) != 0 {
+                break;
+            }
+            classes |= class;
+            i += 1;
+        }
+        let word = &bytes[start..i];
+        if bytes[start].is_ascii_digit() {
+            if classes != DIGIT {
+                return false;
+            }
+            (p_start, p_end) = (0, 0);
+            continue;
+        }
+        if !bareword(word) {
             return false;
         }
         // libinjection merges two words only when both fit in 31 bytes with the space.
+        let previous = &bytes[p_start..p_end];
         let len = previous.len() + 1 + word.len();
-        if !previous.is_empty() && len < 32 {
+        if let Some(&first) = previous.first()
+            && len < 32
+            && may_be_keyword_of(len, first, previous.get(1).copied().unwrap_or(b' '), bytes[i - 1])
+        {
             let mut pair = [0u8; 32];
             pair[..previous.len()].copy_from_slice(previous);
             pair[previous.len()] = b' ';
             pair[previous.len() + 1..len].copy_from_slice(word);
-            let Ok(pair) = std::str::from_utf8(&pair[..len]) else { return false };
-            if lookup_word(pair) != TokenType::Bareword {
+            if !bareword(&pair[..len]) {
                 return false;
             }
         }
-        previous = word;
+        (p_start, p_end) = (start, i);
     }
     true
 }
@@ -560,8 +622,9 @@ mod tests {
 
     #[test]
     fn the_sqli_pre_screen_passes_prose_and_stops_at_sql() {
-        assert!(sqli_cannot_match(b"Blue cotton shirt, size M, batch 12"));
-        assert!(sqli_cannot_match(b"blue shirt"));
+        let cannot = |t: &[u8]| sqli_cannot_match(t, classes(t));
+        assert!(cannot(b"Blue cotton shirt, size M, batch 12"));
+        assert!(cannot(b"blue shirt"));
         for sql in [
             &b"1 or 1"[..],
             b"1 union select 1",
@@ -574,7 +637,7 @@ mod tests {
             b"a-b",
             b"caf\xc3\xa9",
         ] {
-            assert!(!sqli_cannot_match(sql), "{}", String::from_utf8_lossy(sql));
+            assert!(!cannot(sql), "{}", String::from_utf8_lossy(sql));
         }
     }
 
@@ -602,10 +665,13 @@ mod tests {
 
     #[test]
     fn plain_tokens_skip_every_rule() {
-        assert!(is_plain(b"2024-05-01"));
-        assert!(is_plain(b"user@example.com"));
-        assert!(!is_plain(b"a b"));
-        assert!(!is_plain(b".."));
+        let plain = |t: &[u8]| is_plain(t, classes(t));
+        assert!(plain(b"2024-05-01"));
+        assert!(plain(b"user@example.com"));
+        assert!(plain(b"v1.2.3"));
+        assert!(!plain(b"a b"));
+        assert!(!plain(b".."));
+        assert!(!plain(b"x/../y"));
     }
 }
 
@@ -683,7 +749,7 @@ mod prescreen {
         #[test]
         fn the_sqli_pre_screen_never_hides_a_detection(text in sql_words(), upper in any::<bool>()) {
             let text = if upper { text.to_ascii_uppercase() } else { text.to_ascii_lowercase() };
-            if super::sqli_cannot_match(text.as_bytes()) {
+            if super::sqli_cannot_match(text.as_bytes(), super::classes(text.as_bytes())) {
                 prop_assert!(!super::sqli(&text), "{text:?}");
                 prop_assert!(!libinjectionrs::detect_sqli(text.as_bytes()).is_injection(), "{text:?}");
             }

@@ -239,7 +239,7 @@ impl Pass<'_> {
     fn fields(&mut self, raw: &[u8], place: Place) {
         for pair in raw.split(|&b| b == b'&').filter(|p| !p.is_empty()) {
             let (name, value) = split_pair(pair);
-            let name = if detect::is_plain(name) {
+            let name = if detect::is_plain(name, detect::classes(name)) {
                 std::borrow::Cow::Borrowed(std::str::from_utf8(name).unwrap_or_default())
             } else {
                 let decoded = decode::decode(name, true);
@@ -253,19 +253,54 @@ impl Pass<'_> {
 
     /// Decodes and checks one value.
     fn value(&mut self, target: Target<'_>, raw: &[u8], plus: bool, place: Place) {
-        if detect::is_plain(raw) {
-            return;
+        let found = self.check(raw, plus, place);
+        if !found.is_empty() {
+            self.hits(found, target);
         }
-        let found = self.found(raw, plus, place, None);
-        self.hits(found, target);
+    }
+
+    /// The rules one raw value matches, before exclusions (its target is only needed when
+    /// something matched: the JSON walk builds a member's pointer only then).
+    fn check(&mut self, raw: &[u8], plus: bool, place: Place) -> Found {
+        // Words of ASCII letters and digits with spaces and commas between, none of them SQL
+        // to libinjection: no decoding has anything to undo (no `%`, `+`, `&`, `\`, NUL or
+        // non-ASCII byte), no family but SQLi can match without a byte outside that set (each
+        // pre-screen of `Detectors::check` names its bytes) and SQLi's pre-screen passes it.
+        // The most common free text of API bodies (`Widget number 12`) costs one look-up a
+        // word, with no decoding, memo entry or allocation.
+        self.check_classified(raw, detect::classes(raw), plus, place)
+    }
+
+    /// [`Pass::check`] with `classes`: [`detect::classes`] of `raw`.
+    fn check_classified(&mut self, raw: &[u8], classes: u8, plus: bool, place: Place) -> Found {
+        if detect::is_plain(raw, classes) {
+            return Found::new();
+        }
+        // A body value seen before in this body: its answer, before the pre-screen reads it
+        // again (the same note or status in every item of a list).
+        if let Some(found) = self.memo(raw, plus, place) {
+            return found;
+        }
+        if self.waf.fast && detect::sqli_cannot_match(raw, classes) {
+            return Found::new();
+        }
+        self.found(raw, plus, place, None)
+    }
+
+    /// What a body value already checked in this body matched (fast path only).
+    fn memo(&self, raw: &[u8], plus: bool, place: Place) -> Option<Found> {
+        if !(self.waf.fast && place == Place::Body) || self.memo[usize::from(plus)].is_empty() {
+            return None;
+        }
+        self.memo[usize::from(plus)].get(raw).cloned()
     }
 
     /// The rules `raw` matches (decoded as `decode::decode(raw, plus)`, which `decoded` is
     /// when the caller has it already).
     fn found(&mut self, raw: &[u8], plus: bool, place: Place, decoded: Option<&decode::Decoded<'_>>) -> Found {
         let memo = self.waf.fast && place == Place::Body;
-        if memo && let Some(found) = self.memo[usize::from(plus)].get(raw) {
-            return found.clone();
+        if let Some(found) = self.memo(raw, plus, place) {
+            return found;
         }
         let mut found = Found::new();
         let mut detect = |d: &decode::Decoded<'_>| {

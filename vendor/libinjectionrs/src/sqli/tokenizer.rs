@@ -159,15 +159,10 @@ impl Token {
         self.pos = pos;
         self.len = actual_copy_len;
         
-        // Clear the value array first
-        self.val = [0; 32];
-        
-        // Copy the value
-        for i in 0..actual_copy_len {
-            self.val[i] = value[i];
-        }
-        
-        self.val[actual_copy_len] = CHAR_NULL;
+        // Copy the value and clear the rest (Portcullis: one copy and one fill instead of
+        // clearing all 32 bytes first and copying byte by byte).
+        self.val[..actual_copy_len].copy_from_slice(&value[..actual_copy_len]);
+        self.val[actual_copy_len..].fill(CHAR_NULL);
         // Note: str_open, str_close, and count are NOT reset to preserve variable info like C st_assign()
     }
     
