@@ -5,6 +5,7 @@ use std::net::IpAddr;
 
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use ipnet::IpNet;
+use smallvec::SmallVec;
 
 pub const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 pub const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
@@ -16,8 +17,6 @@ pub const X_CONSUMER: HeaderName = HeaderName::from_static("x-consumer");
 pub const X_AUTH_SUBJECT: HeaderName = HeaderName::from_static("x-auth-subject");
 pub const X_AUTH_PROVIDER: HeaderName = HeaderName::from_static("x-auth-provider");
 pub const X_CACHE: HeaderName = HeaderName::from_static("x-cache");
-const KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
-const PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
 
 /// The identity headers every deployment strips from client requests; `forward_claims`
 /// headers are added to these by the compiled snapshot.
@@ -31,7 +30,7 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
     if !headers.keys().any(|k| is_hop_by_hop(k.as_str())) {
         return;
     }
-    let listed: Vec<HeaderName> = headers
+    let listed: SmallVec<[HeaderName; 4]> = headers
         .get_all(header::CONNECTION)
         .iter()
         .filter_map(|v| v.to_str().ok())
@@ -41,24 +40,12 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
     for name in listed {
         headers.remove(name);
     }
-    for name in [
-        header::CONNECTION,
-        KEEP_ALIVE,
-        header::TE,
-        header::TRAILER,
-        header::TRANSFER_ENCODING,
-        header::UPGRADE,
-        PROXY_CONNECTION,
-        header::PROXY_AUTHORIZATION,
-        header::PROXY_AUTHENTICATE,
-    ] {
+    // The fixed hop-by-hop names and every `proxy-*` one, found in one pass over the names:
+    // removing each candidate by name hashed nine names per message (most carry only
+    // `Connection`).
+    let present: SmallVec<[HeaderName; 4]> = headers.keys().filter(|k| is_hop_by_hop(k.as_str())).cloned().collect();
+    for name in present {
         headers.remove(name);
-    }
-    if headers.keys().any(|k| k.as_str().starts_with("proxy-")) {
-        let proxy: Vec<HeaderName> = headers.keys().filter(|k| k.as_str().starts_with("proxy-")).cloned().collect();
-        for name in proxy {
-            headers.remove(name);
-        }
     }
 }
 
@@ -367,6 +354,31 @@ mod tests {
         strip_hop_by_hop(&mut h);
         assert_eq!(h.len(), 1);
         assert!(h.contains_key("x-keep"));
+    }
+
+    #[test]
+    fn every_fixed_hop_by_hop_name_goes_with_all_its_values() {
+        let mut h = HeaderMap::new();
+        for name in [
+            "connection",
+            "keep-alive",
+            "te",
+            "trailer",
+            "transfer-encoding",
+            "upgrade",
+            "proxy-connection",
+            "proxy-authorization",
+            "proxy-authenticate",
+            "proxy-x",
+        ] {
+            h.append(name, HeaderValue::from_static("a"));
+            h.append(name, HeaderValue::from_static("b"));
+        }
+        h.append("x-keep", HeaderValue::from_static("1"));
+        h.append("x-keep", HeaderValue::from_static("2"));
+        strip_hop_by_hop(&mut h);
+        assert_eq!(h.keys().map(HeaderName::as_str).collect::<Vec<_>>(), ["x-keep"]);
+        assert_eq!(h.get_all("x-keep").iter().count(), 2);
     }
 
     #[test]
