@@ -169,8 +169,15 @@ async fn soap_exchanges_are_in_the_access_log_with_target_and_outcome() {
     assert_eq!(get(&gw.url("/contacts/5"), &[]).await.status, StatusCode::BAD_GATEWAY);
     assert_eq!(post_json(&gw.url("/find"), r#"{"Name": 1, "Nope": 2}"#).await.status, StatusCode::BAD_REQUEST);
     let lines = crate::access_log::wait_for_lines(&gw, 3).await;
-    let line = |i: usize| -> serde_json::Value { serde_json::from_str(&lines[i]).expect("a JSON line") };
-    let (ok, bad, refused) = (line(0), line(1), line(2));
+    // Found by path: lines are written as answers finish, not in the order requests were sent.
+    let line = |path: &str| -> serde_json::Value {
+        lines
+            .iter()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).expect("a JSON line"))
+            .find(|v| v["path"] == path)
+            .unwrap_or_else(|| panic!("no line for {path}: {lines:#?}"))
+    };
+    let (ok, bad, refused) = (line("/contacts/7"), line("/contacts/5"), line("/find"));
     assert_eq!(
         (ok["status"].clone(), ok["outcome"].clone(), ok["route"].clone()),
         (json!(200), json!("ok"), json!("contact"))
