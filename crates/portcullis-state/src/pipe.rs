@@ -119,6 +119,13 @@ async fn drive(shared: Arc<Shared>) {
     let shared = &running.0;
     let mut conn: Option<Conn> = None;
     let (mut out, mut waiters) = (Vec::new(), Vec::new());
+    // One timer for the driver's life, moved to each batch's deadline. Those deadlines only
+    // grow (each caller's is its call time plus the same timeout), and tokio moves a timer
+    // later without touching its wheel; a fresh `timeout_at` per batch was a new earliest
+    // timer each time, so the runtime woke its own I/O driver for it (an eventfd `write` and
+    // an `epoll_wait` per batch).
+    let timer = tokio::time::sleep_until(Instant::now());
+    tokio::pin!(timer);
     loop {
         let deadline = {
             let mut q = shared.queue.lock();
@@ -140,8 +147,13 @@ async fn drive(shared: Arc<Shared>) {
         };
         // Callers whose time is up are refused without touching the connection.
         if deadline > Instant::now() {
-            let batch = exchange(&shared.target, &mut conn, &out, &mut waiters);
-            if !matches!(tokio::time::timeout_at(deadline, batch).await, Ok(Ok(()))) {
+            timer.as_mut().reset(deadline);
+            let answered = tokio::select! {
+                biased;
+                done = exchange(&shared.target, &mut conn, &out, &mut waiters) => done.is_ok(),
+                () = timer.as_mut() => false,
+            };
+            if !answered {
                 conn = None;
             }
         }

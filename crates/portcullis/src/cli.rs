@@ -203,6 +203,9 @@ pub(crate) fn serve(
     });
     // Dropping the runtime would wait without bound for blocking tasks still running.
     runtime.shutdown_timeout(EXIT_WAIT);
+    // The access-log writers gather lines for a few milliseconds: the last ones go out now,
+    // including those of requests the runtime's end cut short.
+    portcullis_telemetry::access_log::flush_all(EXIT_WAIT);
     code
 }
 
