@@ -5,7 +5,7 @@
 //! bare LF, CRLF after every chunk, trailers bounded in count and bytes. Used for request bodies
 //! here and reusable for response bodies: it knows nothing about sockets.
 
-use bytes::{Bytes, BytesMut};
+use bytes::{Buf as _, Bytes, BytesMut};
 use http::{HeaderMap, HeaderName, HeaderValue};
 
 /// Bytes of chunk extensions a body may carry in total (hyper's `CHUNKED_EXTENSIONS_LIMIT`).
@@ -108,12 +108,12 @@ impl ChunkedDecoder {
                     break Ok(Decoded::NeedMore);
                 }
                 let n = usize::try_from(self.size).unwrap_or(usize::MAX).min(available);
-                let _ = buf.split_to(used);
+                buf.advance(used);
                 self.size -= n as u64;
                 if self.size == 0 {
                     self.state = State::DataCr;
                 }
-                return Ok(Decoded::Data(buf.split_to(n).freeze()));
+                return Ok(Decoded::Data(super::take_bytes(buf, n)));
             }
             let Some(&byte) = buf.get(used) else { break Ok(Decoded::NeedMore) };
             used += 1;
@@ -123,7 +123,7 @@ impl ChunkedDecoder {
                 Err(e) => break Err(e),
             }
         };
-        let _ = buf.split_to(used);
+        buf.advance(used);
         result
     }
 

@@ -13,6 +13,7 @@
 //! - An upgrade request (WebSocket) is handed back with every byte read so far, to be served
 //!   by hyper's upgrade machinery.
 
+use std::any::{Any, TypeId};
 use std::cell::RefCell;
 use std::future::{Future, poll_fn};
 use std::io::{self, IoSlice};
@@ -49,10 +50,9 @@ fn take_buf() -> BytesMut {
 }
 
 fn give_buf(mut buf: BytesMut) {
-    buf.clear();
-    // A buffer whose memory is still shared (a header value of the last head) would be
+    // A buffer whose memory is still shared (a large body piece sliced off it) would be
     // copied on its next use: only whole ones go back.
-    if buf.capacity() < READ_BUF {
+    if !super::reclaim(&mut buf, READ_BUF) {
         return;
     }
     POOL.with(|p| {
@@ -61,6 +61,84 @@ fn give_buf(mut buf: BytesMut) {
             pool.push(buf);
         }
     });
+}
+
+/// Empty boxes of one future type, each a `Pin<Box<Option<F>>>`.
+type Slots = (TypeId, Vec<Box<dyn Any>>);
+
+thread_local! {
+    /// The boxes of finished handler futures, by future type, for the next requests served
+    /// on this thread.
+    static SLOTS: RefCell<Vec<Slots>> = const { RefCell::new(Vec::new()) };
+}
+/// Boxes kept per future type and thread: enough for the requests in flight at once on a
+/// busy core, a bounded few MiB after a burst.
+const SLOTS_MAX: usize = 256;
+
+/// A box for one handler future. The future is several KiB: a fresh box per request was a
+/// fresh allocation per request, whose pages the allocator gave back to the kernel (it purges
+/// at once, for idle memory) and the kernel faulted in and zeroed again on the next request.
+fn take_slot<F: 'static>() -> Pin<Box<Option<F>>> {
+    let id = TypeId::of::<F>();
+    let found = SLOTS.with(|s| s.borrow_mut().iter_mut().find(|(t, _)| *t == id).and_then(|(_, v)| v.pop()));
+    match found.map(<Box<dyn Any>>::downcast::<Pin<Box<Option<F>>>>) {
+        Some(Ok(slot)) => *slot,
+        _ => Box::pin(None),
+    }
+}
+
+fn give_slot<F: 'static>(mut slot: Pin<Box<Option<F>>>) {
+    slot.set(None);
+    let id = TypeId::of::<F>();
+    SLOTS.with(|s| {
+        let mut s = s.borrow_mut();
+        let kept = match s.iter_mut().find(|(t, _)| *t == id) {
+            Some((_, kept)) => kept,
+            None => {
+                s.push((id, Vec::new()));
+                let Some((_, kept)) = s.last_mut() else { return };
+                kept
+            }
+        };
+        if kept.len() < SLOTS_MAX {
+            kept.push(Box::new(slot));
+        }
+    });
+}
+
+/// `future` in a pooled box (see [`take_slot`]), to be awaited there. Not an `async fn`: the
+/// future is moved into its box at once and never becomes part of the caller's state.
+fn in_slot<F: Future + 'static>(future: F) -> Slotted<F> {
+    let mut slot = take_slot::<F>();
+    slot.set(Some(future));
+    Slotted { slot: Some(slot) }
+}
+
+/// A future running in a pooled box, which goes back to the pool when the future ends or is
+/// dropped.
+struct Slotted<F: 'static> {
+    slot: Option<Pin<Box<Option<F>>>>,
+}
+
+impl<F: Future + 'static> Future for Slotted<F> {
+    type Output = F::Output;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        let Some(future) = self.slot.as_mut().and_then(|s| s.as_mut().as_pin_mut()) else { return Poll::Pending };
+        let output = ready!(future.poll(cx));
+        if let Some(slot) = self.slot.take() {
+            give_slot(slot);
+        }
+        Poll::Ready(output)
+    }
+}
+
+impl<F: 'static> Drop for Slotted<F> {
+    fn drop(&mut self) {
+        if let Some(slot) = self.slot.take() {
+            give_slot(slot);
+        }
+    }
 }
 
 /// The limits a connection is served with.
@@ -212,7 +290,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Wire<S> {
                 Reading::Length(left) => {
                     if let Some(buf) = self.buf.as_mut() {
                         let n = usize::try_from(*left).unwrap_or(usize::MAX).min(buf.len());
-                        let data = buf.split_to(n).freeze();
+                        let data = super::take_bytes(buf, n);
                         *left -= n as u64;
                         if *left == 0 {
                             self.body = Reading::None;
@@ -377,7 +455,7 @@ pub async fn serve<S, H, F, B>(
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     H: FnMut(Request<DownstreamBody>) -> F,
-    F: Future<Output = Response<B>> + Send,
+    F: Future<Output = Response<B>> + Send + 'static,
     B: Body<Data = Bytes>,
 {
     let buf = (!prefix.is_empty()).then(|| BytesMut::from(&prefix[..]));
@@ -471,8 +549,9 @@ where
             };
             (Request::from_parts(parts, body), asked)
         };
-        // Boxed: the connection's own future stays small while it waits for the next request.
-        let response = Box::pin(handler(request)).await;
+        // In a box: the connection's own future stays small while it waits for the next
+        // request. A pooled one: see `take_slot`.
+        let response = in_slot(handler(request)).await;
         let closing = *stop.borrow();
         // Boxed too: an answer's state (its body, the head, pending slices) is not carried by
         // the connection while it waits.
@@ -736,3 +815,26 @@ fn date() -> HeaderValue {
 #[path = "conn_tests.rs"]
 #[allow(clippy::unwrap_used, reason = "a failed unwrap is the test failure")]
 mod tests;
+
+#[cfg(test)]
+mod slot_tests {
+    use super::{in_slot, take_slot};
+
+    #[tokio::test]
+    async fn a_finished_future_leaves_its_box_for_the_next() {
+        let make = |n: u32| async move { n + 1 };
+        assert_eq!(in_slot(make(1)).await, 2);
+        // A type of its own has a pool of its own, empty.
+        assert!(take_slot::<std::future::Ready<u8>>().is_none());
+        let again = in_slot(make(2));
+        let first = again.slot.as_ref().map(|s| std::ptr::from_ref(&**s) as usize);
+        assert_eq!(again.await, 3);
+        let reused = in_slot(make(3));
+        assert_eq!(reused.slot.as_ref().map(|s| std::ptr::from_ref(&**s) as usize), first);
+        // A dropped (cancelled) future gives its box back too.
+        drop(reused);
+        let after = in_slot(make(4));
+        assert_eq!(after.slot.as_ref().map(|s| std::ptr::from_ref(&**s) as usize), first);
+        assert_eq!(after.await, 5);
+    }
+}

@@ -72,8 +72,8 @@ impl HeadError {
     }
 }
 
-/// Where a field's name and value lie in the head's bytes (recorded before the buffer is
-/// frozen, so the values are sliced out of it without a copy).
+/// Where a field's name and value lie in the head's bytes (recorded while the head is parsed
+/// in the read buffer; the values are then sliced out of one copy of the head).
 #[derive(Clone, Copy)]
 struct Field {
     name: (usize, usize),
@@ -118,7 +118,8 @@ pub fn parse(buf: &mut BytesMut, max_head: usize) -> Result<Option<Head>, HeadEr
         fields.extend(request.headers.iter().map(|h| Field { name: range(h.name.as_bytes()), value: range(h.value) }));
         (len, method, range(path.as_bytes()), minor)
     };
-    let head = buf.split_to(len).freeze();
+    // Copied out (a few hundred bytes), so the read buffer stays whole for its pool.
+    let head = super::take_bytes(buf, len);
     let mut parsed = read_head(&head, method, path, minor, fields.into_iter())?;
     parsed.raw = head;
     Ok(Some(parsed))

@@ -40,6 +40,29 @@ const POOLED_HEADS: usize = 64;
 /// A head buffer that grew past this is not kept.
 const POOLED_HEAD_MAX: usize = 16 * 1024;
 
+thread_local! {
+    /// Response read buffers, reused by the exchanges this thread drives.
+    static READS: RefCell<Vec<BytesMut>> = const { RefCell::new(Vec::new()) };
+}
+const POOLED_READS: usize = 64;
+
+fn read_buffer() -> BytesMut {
+    READS.with(|r| r.borrow_mut().pop()).unwrap_or_default()
+}
+
+/// Back to the pool, if its memory is its own again (no body piece still shares it).
+fn give_back_read(mut buf: BytesMut) {
+    if buf.capacity() == 0 || !crate::h1::reclaim(&mut buf, READ_SIZE) {
+        return;
+    }
+    READS.with(|r| {
+        let mut r = r.borrow_mut();
+        if r.len() < POOLED_READS {
+            r.push(buf);
+        }
+    });
+}
+
 fn head_buffer() -> Vec<u8> {
     HEADS.with(|h| h.borrow_mut().pop()).unwrap_or_else(|| Vec::with_capacity(1024))
 }
@@ -353,7 +376,7 @@ fn poll_fill(io: &mut Io, buf: &mut BytesMut, cx: &mut Context<'_>) -> Poll<std:
 pub(crate) async fn exchange(mut io: Io, out: &mut Outgoing, pool: &Arc<H1Pool>) -> Result<Response<H1Body>, Failure> {
     let body = std::mem::replace(&mut out.body, RequestBody::empty());
     let mut writer = Some(Writer::new(out, body));
-    let mut buf = BytesMut::new();
+    let mut buf = read_buffer();
     let mut answered = false;
     let mut write_failed = false;
     let head = poll_fn(|cx| {
@@ -485,7 +508,7 @@ impl H1Body {
             self.pool.checkin(io);
         }
         self.conn = None;
-        self.buf = BytesMut::new();
+        give_back_read(std::mem::take(&mut self.buf));
     }
 
     fn fail(&mut self) -> Poll<Option<Result<Frame<Bytes>, BodyBroken>>> {
@@ -527,7 +550,7 @@ impl Body for H1Body {
                 BodyFraming::Length(owed) => {
                     if !this.buf.is_empty() {
                         let n = usize::try_from(*owed).unwrap_or(usize::MAX).min(this.buf.len());
-                        let data = this.buf.split_to(n).freeze();
+                        let data = crate::h1::take_bytes(&mut this.buf, n);
                         *owed -= n as u64;
                         if *owed == 0 {
                             this.finish();
@@ -546,7 +569,8 @@ impl Body for H1Body {
                 },
                 BodyFraming::Close => {
                     if !this.buf.is_empty() {
-                        return Poll::Ready(Some(Ok(Frame::data(this.buf.split().freeze()))));
+                        let n = this.buf.len();
+                        return Poll::Ready(Some(Ok(Frame::data(crate::h1::take_bytes(&mut this.buf, n)))));
                     }
                 }
             }

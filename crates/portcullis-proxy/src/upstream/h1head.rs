@@ -92,7 +92,8 @@ pub(crate) fn parse(buf: &mut BytesMut, method: &Method) -> Result<Parsed, Inval
         })
         .collect();
     let count = spans.len();
-    let head: Bytes = buf.split_to(len).freeze();
+    // Copied out (a few hundred bytes), so the read buffer stays whole for its pool.
+    let head: Bytes = crate::h1::take_bytes(buf, len);
     if status.is_informational() && status != StatusCode::SWITCHING_PROTOCOLS {
         return Ok(Parsed::Informational);
     }
