@@ -158,9 +158,15 @@ impl<'a> Builder<'a> {
 
     /// Appends a member's name (`None` past `u32::MAX` entries).
     fn push_key(&mut self, name: Cow<'a, str>) -> Option<()> {
-        let at = u32::try_from(self.entries.len()).ok()?;
-        self.keys.push(KeyRef { at, digest: KeyRef::digest(&name) });
+        let digest = KeyRef::digest(&name);
         let name = self.text(name)?;
+        self.push_key_text(name, digest)
+    }
+
+    /// Appends a member's name already placed, and its [`KeyRef::digest`].
+    fn push_key_text(&mut self, name: Text<'a>, digest: u32) -> Option<()> {
+        let at = u32::try_from(self.entries.len()).ok()?;
+        self.keys.push(KeyRef { at, digest });
         self.entries.push(Entry::Key { name, shadowed: false });
         Some(())
     }
@@ -173,6 +179,22 @@ impl<'a> Builder<'a> {
         const PAIRWISE: usize = 16;
         let Self { entries, keys, unescaped } = self;
         let object = keys.get(first..).unwrap_or_default();
+        // Most objects have a few names, all different: one bit per digest (a hash of it into
+        // 64 bits) tells them apart in one pass; only a shared bit needs the comparisons.
+        if object.len() <= PAIRWISE {
+            let mut bits = 0_u64;
+            let mut clash = false;
+            for key in object {
+                let bit = 1_u64 << (key.digest.wrapping_mul(0x9E37_79B9) >> 26);
+                clash |= bits & bit != 0;
+                bits |= bit;
+            }
+            if !clash {
+                let distinct = object.len();
+                keys.truncate(first);
+                return u32::try_from(distinct).unwrap_or(u32::MAX);
+            }
+        }
         let name = |at: u32| match entries.get(at as usize) {
             Some(Entry::Key { name, .. }) => resolve(unescaped, name),
             _ => "",
@@ -652,6 +674,25 @@ mod tests {
         assert_eq!(names, ["j", "k"]);
         assert!(parsed.root().equals_value(&json!({ "j": true, "k": "last" })));
         assert!(!parsed.root().equals_value(&json!({ "j": true, "k": 1 })));
+    }
+
+    #[test]
+    fn repeated_names_are_found_among_up_to_sixteen_and_past_them() {
+        // Names of one length and ends (one digest), of many, and a repeat at either end.
+        for n in [1_usize, 2, 4, 7, 8, 9, 20] {
+            for repeat in [None, Some(0), Some(n - 1)] {
+                let mut members: Vec<String> = (0..n).map(|i| format!(r#""k{i:02}x":{i}"#)).collect();
+                members.extend((0..n).map(|i| format!(r#""{}":{i}"#, "ab".repeat(i + 1))));
+                if let Some(r) = repeat {
+                    members.push(format!(r#""k{r:02}x":"again""#));
+                }
+                let text = format!("{{{}}}", members.join(","));
+                let expected: Value = serde_json::from_str(&text).unwrap();
+                let parsed = parse(text.as_bytes()).unwrap();
+                assert_eq!(parsed.root().as_object().unwrap().len(), expected.as_object().unwrap().len(), "{text}");
+                assert_eq!(parsed.root().build_value(), expected, "{text}");
+            }
+        }
     }
 
     #[test]

@@ -22,7 +22,6 @@ use http::header::{self, HeaderName};
 use http::request::Parts;
 use http::{HeaderValue, Method, StatusCode, Uri};
 use http_body::Body;
-use http_body_util::BodyExt as _;
 use portcullis_soap::{Fault, Limits, MapError, ResponseError, SoapRequest, SoapResponse};
 use tokio::time::Instant;
 
@@ -250,7 +249,9 @@ pub(crate) enum ReadError {
 }
 
 /// Reads a whole body, at most `limit` bytes, before `deadline`. `stats` counts the bytes
-/// (the access log's `bytes_in`).
+/// (the access log's `bytes_in`). A body of one frame is kept as it came (no copy); the
+/// deadline's timer is armed only once a frame is not ready when asked for, and then one
+/// timer serves the rest of the read.
 pub(crate) async fn read_bounded<B>(
     mut body: B,
     limit: u64,
@@ -261,18 +262,36 @@ where
     B: Body<Data = Bytes> + Unpin,
 {
     use std::sync::atomic::Ordering::Relaxed;
+    use std::task::Poll;
     // A declared length over the limit is refused before a byte is read.
     if body.size_hint().lower() > limit {
         return Err(ReadError::TooLarge);
     }
-    let mut chunks: Vec<Bytes> = Vec::new();
+    let mut first: Option<Bytes> = None;
+    let mut more: Vec<Bytes> = Vec::new();
     let mut total: u64 = 0;
+    let mut timer = std::pin::pin!(None::<tokio::time::Sleep>);
     loop {
-        let frame = match tokio::time::timeout_at(deadline, body.frame()).await {
-            Err(_) => return Err(ReadError::Timeout),
-            Ok(None) => break,
-            Ok(Some(Err(_))) => return Err(ReadError::Broken),
-            Ok(Some(Ok(frame))) => frame,
+        // As `tokio::time::timeout_at` would: the frame first, the deadline only when it is
+        // not there yet.
+        let next = std::future::poll_fn(|cx| {
+            if let Poll::Ready(frame) = std::pin::Pin::new(&mut body).poll_frame(cx) {
+                return Poll::Ready(Some(frame));
+            }
+            if timer.is_none() {
+                timer.set(Some(tokio::time::sleep_until(deadline)));
+            }
+            match timer.as_mut().as_pin_mut() {
+                Some(sleep) => std::future::Future::poll(sleep, cx).map(|()| None),
+                None => Poll::Pending,
+            }
+        })
+        .await;
+        let frame = match next {
+            None => return Err(ReadError::Timeout),
+            Some(None) => break,
+            Some(Some(Err(_))) => return Err(ReadError::Broken),
+            Some(Some(Ok(frame))) => frame,
         };
         let Ok(data) = frame.into_data() else { continue };
         total += data.len() as u64;
@@ -285,14 +304,19 @@ where
             }
             return Err(ReadError::TooLarge);
         }
-        chunks.push(data);
+        if first.is_none() {
+            first = Some(data);
+        } else {
+            more.push(data);
+        }
     }
-    Ok(match chunks.len() {
-        0 => Bytes::new(),
-        1 => chunks.swap_remove(0),
-        _ => {
+    Ok(match first {
+        None => Bytes::new(),
+        Some(only) if more.is_empty() => only,
+        Some(head) => {
             let mut all = BytesMut::with_capacity(usize::try_from(total).unwrap_or(0));
-            chunks.iter().for_each(|c| all.extend_from_slice(c));
+            all.extend_from_slice(&head);
+            more.iter().for_each(|c| all.extend_from_slice(c));
             all.freeze()
         }
     })

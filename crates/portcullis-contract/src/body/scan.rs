@@ -9,11 +9,9 @@
 //! Serde's visitor calls per value, and its number and string paths written for any reader,
 //! were most of the cost of a check; here one loop over the bytes appends entries.
 
-use std::borrow::Cow;
-
 use serde_json::Number;
 
-use super::{Builder, Entry, Parsed};
+use super::{Builder, Entry, KeyRef, Parsed, Text};
 
 #[cfg(test)]
 mod tests;
@@ -118,8 +116,8 @@ impl<'a> Scanner<'a> {
                 }
                 b'"' => {
                     self.pos += 1;
-                    let string = self.string()?;
-                    self.builder.push_string(string)?;
+                    let text = self.string()?;
+                    self.push(Entry::String(text));
                 }
                 b't' => self.literal(b"true", Entry::Bool(true))?,
                 b'f' => self.literal(b"false", Entry::Bool(false))?,
@@ -176,7 +174,11 @@ impl<'a> Scanner<'a> {
         }
         self.pos += 1;
         let name = self.string()?;
-        self.builder.push_key(name)?;
+        let digest = match name {
+            Text::Body(s) => KeyRef::digest(s),
+            Text::Unescaped(at) => KeyRef::digest(self.builder.unescaped.get(at as usize)?),
+        };
+        self.builder.push_key_text(name, digest)?;
         if self.skip_whitespace()? != b':' {
             return None;
         }
@@ -193,8 +195,9 @@ impl<'a> Scanner<'a> {
         Some(())
     }
 
-    /// A string's contents, the opening quote consumed; borrowed unless it has escapes.
-    fn string(&mut self) -> Option<Cow<'a, str>> {
+    /// A string's contents, the opening quote consumed; borrowed unless it has escapes (then
+    /// unescaped into the builder's strings).
+    fn string(&mut self) -> Option<Text<'a>> {
         /// Most strings end within this many bytes, found eight at a time; a call to
         /// `memchr` costs more than that for them, and far less for the long rest of others.
         const SHORT: usize = 32;
@@ -213,9 +216,12 @@ impl<'a> Scanner<'a> {
         if self.bytes.get(at) == Some(&b'"') {
             self.pos = at + 1;
             // Both ends are next to ASCII quotes: char boundaries.
-            return self.text.get(start..at).map(Cow::Borrowed);
+            return self.text.get(start..at).map(Text::Body);
         }
-        self.escaped_string(start, at).map(Cow::Owned)
+        let unescaped = self.escaped_string(start, at)?;
+        let index = u32::try_from(self.builder.unescaped.len()).ok()?;
+        self.builder.unescaped.push(unescaped);
+        Some(Text::Unescaped(index))
     }
 
     /// The rest of a string from its first escape (or control character) at `at`.

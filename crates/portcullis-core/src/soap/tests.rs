@@ -52,6 +52,47 @@ async fn a_body_that_does_not_end_in_time_is_a_timeout() {
     assert!(matches!(read_bounded(pending, 10, soon, None).await, Err(ReadError::Timeout)));
 }
 
+/// Frames that each come one poll late (the body wakes its reader), then either the end or,
+/// with `stall`, nothing ever again.
+struct Late {
+    chunks: Vec<Bytes>,
+    ready: bool,
+    stall: bool,
+}
+
+impl Body for Late {
+    type Data = Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, Self::Error>>> {
+        if self.chunks.is_empty() && self.stall {
+            return std::task::Poll::Pending;
+        }
+        if !self.ready {
+            self.ready = true;
+            cx.waker().wake_by_ref();
+            return std::task::Poll::Pending;
+        }
+        self.ready = false;
+        std::task::Poll::Ready(self.chunks.pop().map(|b| Ok(http_body::Frame::data(b))))
+    }
+}
+
+#[tokio::test]
+async fn frames_that_come_late_are_read_and_a_body_that_stops_after_some_is_a_timeout() {
+    let late = |stall| Late { chunks: vec![Bytes::from_static(b"cd"), Bytes::from_static(b"ab")], ready: false, stall };
+    assert_eq!(read_bounded(late(false), 10, later(), None).await.ok(), Some(Bytes::from_static(b"abcd")));
+    let one = Late { chunks: vec![Bytes::from_static(b"whole")], ready: false, stall: false };
+    assert_eq!(read_bounded(one, 10, later(), None).await.ok(), Some(Bytes::from_static(b"whole")));
+    let soon = Instant::now() + Duration::from_millis(20);
+    let stats = BodyStats::default();
+    assert!(matches!(read_bounded(late(true), 10, soon, Some(&stats)).await, Err(ReadError::Timeout)));
+    assert_eq!(stats.bytes.load(std::sync::atomic::Ordering::Relaxed), 4, "both frames were counted");
+}
+
 #[test]
 fn each_error_has_its_spec_code_and_answers_never_leak_backend_details() {
     let map = MapError { pointer: "/Contact/Id".into(), message: "expected an integer (xs:int)".into() };
