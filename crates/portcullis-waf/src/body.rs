@@ -25,9 +25,11 @@ pub(crate) enum Kind {
     Text,
 }
 
-/// The kind of a request's body, from its `Content-Type`; `None`: not read.
+/// The kind of a request's body, from its `Content-Type`; `None`: not read. A value with a
+/// byte past ASCII is read as Latin-1 text is by the backends (Werkzeug reads
+/// `application/json; charset=\xff` as JSON), not skipped as no known type.
 pub(crate) fn kind(headers: &HeaderMap) -> Option<Kind> {
-    let value = headers.get(http::header::CONTENT_TYPE)?.to_str().ok()?;
+    let value = String::from_utf8_lossy(headers.get(http::header::CONTENT_TYPE)?.as_bytes());
     let mut params = value.split(';');
     let essence = params.next()?.trim().to_ascii_lowercase();
     match essence.as_str() {

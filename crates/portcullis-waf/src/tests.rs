@@ -131,3 +131,17 @@ fn a_body_on_get_is_a_weak_signal() {
     assert_eq!(ids(&s), vec![920170]);
     assert!(s.score() < DEFAULT_THRESHOLD);
 }
+
+#[test]
+fn a_content_type_with_a_byte_past_ascii_still_has_its_body_read() {
+    // `HeaderValue::to_str` refuses obs-text, and the body went unread as of no known kind;
+    // Werkzeug (latin-1 decoded) still reads `application/json; charset=\xff` as JSON.
+    let waf = Waf::new(Settings::default());
+    let mut p = parts("/comments", &[]);
+    let odd = http::HeaderValue::from_bytes(b"application/json; charset=\xff").expect("obs-text is a valid value");
+    p.headers.insert(http::header::CONTENT_TYPE, odd);
+    assert!(waf.wants_body(&p));
+    let mut scan = Scan::default();
+    waf.inspect_body("r", &p, br#"{"q":"1' OR '1'='1"}"#, true, &mut scan);
+    assert!(ids(&scan).contains(&942100), "{scan:?}");
+}
