@@ -23,13 +23,17 @@ pub(crate) enum Kind {
     Multipart(String),
     Xml,
     Text,
+    /// No `Content-Type` at all: read as JSON when it looks like JSON (FastAPI parses an
+    /// unlabelled body as JSON), else not read.
+    Unlabelled,
 }
 
 /// The kind of a request's body, from its `Content-Type`; `None`: not read. A value with a
 /// byte past ASCII is read as Latin-1 text is by the backends (Werkzeug reads
 /// `application/json; charset=\xff` as JSON), not skipped as no known type.
 pub(crate) fn kind(headers: &HeaderMap) -> Option<Kind> {
-    let value = String::from_utf8_lossy(headers.get(http::header::CONTENT_TYPE)?.as_bytes());
+    let Some(value) = headers.get(http::header::CONTENT_TYPE) else { return Some(Kind::Unlabelled) };
+    let value = String::from_utf8_lossy(value.as_bytes());
     let mut params = value.split(';');
     let essence = params.next()?.trim().to_ascii_lowercase();
     match essence.as_str() {
@@ -55,6 +59,14 @@ pub(crate) fn inspect(kind: Kind, body: &[u8], pass: &mut Pass<'_>) {
         Kind::Multipart(boundary) => multipart(body, &boundary, pass),
         Kind::Xml => xml(body, pass),
         Kind::Text => pass.value(Target::Body, body, false, Place::Body),
+        Kind::Unlabelled => {
+            // A UTF-8 byte order mark and JSON's blanks may come first (Python's `json.loads`
+            // of bytes takes both).
+            let body = body.strip_prefix(b"\xef\xbb\xbf").unwrap_or(body);
+            if matches!(body.trim_ascii_start().first(), Some(b'{' | b'[')) {
+                json(body, pass);
+            }
+        }
     }
 }
 

@@ -121,7 +121,9 @@ fn binary_bodies_are_not_wanted() {
     let waf = Waf::new(Settings::default());
     assert!(!waf.wants_body(&parts("/", &[("content-type", "image/png")])));
     assert!(waf.wants_body(&parts("/", &[("content-type", "application/json; charset=utf-8")])));
-    assert!(!waf.wants_body(&parts("/", &[])));
+    // No `Content-Type` at all: wanted, to be read if it is JSON (see
+    // `an_unlabelled_body_that_is_json_is_read_as_json`).
+    assert!(waf.wants_body(&parts("/", &[])));
 }
 
 #[test]
@@ -144,4 +146,25 @@ fn a_content_type_with_a_byte_past_ascii_still_has_its_body_read() {
     let mut scan = Scan::default();
     waf.inspect_body("r", &p, br#"{"q":"1' OR '1'='1"}"#, true, &mut scan);
     assert!(ids(&scan).contains(&942100), "{scan:?}");
+}
+
+#[test]
+fn an_unlabelled_body_that_is_json_is_read_as_json() {
+    // FastAPI parses a body without `Content-Type` as JSON: the WAF must read it too.
+    let waf = Waf::new(Settings::default());
+    let p = parts("/comments", &[]);
+    assert!(waf.wants_body(&p));
+    for body in [
+        &br#"{"q":"1' OR '1'='1"}"#[..],
+        b" \r\n[\"<script>alert(1)</script>\"]",
+        b"\xef\xbb\xbf{\"q\":\"; cat /etc/passwd\"}",
+    ] {
+        let mut scan = Scan::default();
+        waf.inspect_body("r", &p, body, true, &mut scan);
+        assert!(scan.score() >= DEFAULT_THRESHOLD, "{}: {scan:?}", String::from_utf8_lossy(body));
+    }
+    // Anything else without a label (a binary upload) stays unread, as before.
+    let mut scan = Scan::default();
+    waf.inspect_body("r", &p, b"\x00\x01\x02' OR 1=1 --", true, &mut scan);
+    assert!(scan.is_clean(), "{scan:?}");
 }
