@@ -263,8 +263,9 @@ pub(crate) fn classes(raw: &[u8]) -> u8 {
     raw.iter().fold(0, |acc, &b| acc | CLASS[usize::from(b)])
 }
 
-/// A value that no rule can match: one token of letters, digits and `-_.@:,`, no `..`;
-/// `classes`: [`classes`] of it.
+/// A value with nothing to decode: one token of letters, digits and `-_.@:,`, no `..`;
+/// `classes`: [`classes`] of it. Rules still read it: libinjection finds SQL in such tokens
+/// (`1--`, `-1union`) and the OS-file list names some (`web.config`).
 pub(crate) fn is_plain(raw: &[u8], classes: u8) -> bool {
     classes & (SPACE | OTHER) == 0 && (classes & DOT == 0 || !raw.windows(2).any(|w| w == b".."))
 }

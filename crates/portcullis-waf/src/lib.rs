@@ -239,8 +239,13 @@ impl Pass<'_> {
     fn fields(&mut self, raw: &[u8], place: Place) {
         for pair in raw.split(|&b| b == b'&').filter(|p| !p.is_empty()) {
             let (name, value) = split_pair(pair);
-            let name = if detect::is_plain(name, detect::classes(name)) {
-                std::borrow::Cow::Borrowed(std::str::from_utf8(name).unwrap_or_default())
+            let classes = detect::classes(name);
+            let name = if detect::is_plain(name, classes) {
+                // Nothing to decode, but still a name the rules read (`?1--=x`).
+                let text = std::str::from_utf8(name).unwrap_or_default();
+                let found = self.check_classified(name, classes, true, place);
+                self.hits(found, Target::ArgName(text));
+                std::borrow::Cow::Borrowed(text)
             } else {
                 let decoded = decode::decode(name, true);
                 let found = self.found(name, true, place, Some(&decoded));
@@ -262,25 +267,26 @@ impl Pass<'_> {
     /// The rules one raw value matches, before exclusions (its target is only needed when
     /// something matched: the JSON walk builds a member's pointer only then).
     fn check(&mut self, raw: &[u8], plus: bool, place: Place) -> Found {
+        self.check_classified(raw, detect::classes(raw), plus, place)
+    }
+
+    /// [`Pass::check`] with `classes`: [`detect::classes`] of `raw`.
+    ///
+    /// No shortcut for one-token values (letters, digits, `-_@:.,`): libinjection reads SQL in
+    /// them (`1--`, `-1union`, `0-@a`) and the OS-file list names some (`web.config`); they
+    /// decode to themselves, so checking them costs no allocation.
+    fn check_classified(&mut self, raw: &[u8], classes: u8, plus: bool, place: Place) -> Found {
+        // A body value seen before in this body: its answer, before the pre-screen reads it
+        // again (the same note or status in every item of a list).
+        if let Some(found) = self.memo(raw, plus, place) {
+            return found;
+        }
         // Words of ASCII letters and digits with spaces and commas between, none of them SQL
         // to libinjection: no decoding has anything to undo (no `%`, `+`, `&`, `\`, NUL or
         // non-ASCII byte), no family but SQLi can match without a byte outside that set (each
         // pre-screen of `Detectors::check` names its bytes) and SQLi's pre-screen passes it.
         // The most common free text of API bodies (`Widget number 12`) costs one look-up a
         // word, with no decoding, memo entry or allocation.
-        self.check_classified(raw, detect::classes(raw), plus, place)
-    }
-
-    /// [`Pass::check`] with `classes`: [`detect::classes`] of `raw`.
-    fn check_classified(&mut self, raw: &[u8], classes: u8, plus: bool, place: Place) -> Found {
-        if detect::is_plain(raw, classes) {
-            return Found::new();
-        }
-        // A body value seen before in this body: its answer, before the pre-screen reads it
-        // again (the same note or status in every item of a list).
-        if let Some(found) = self.memo(raw, plus, place) {
-            return found;
-        }
         if self.waf.fast && detect::sqli_cannot_match(raw, classes) {
             return Found::new();
         }

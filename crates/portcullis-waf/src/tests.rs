@@ -168,3 +168,32 @@ fn an_unlabelled_body_that_is_json_is_read_as_json() {
     waf.inspect_body("r", &p, b"\x00\x01\x02' OR 1=1 --", true, &mut scan);
     assert!(scan.is_clean(), "{scan:?}");
 }
+
+#[test]
+fn one_token_values_are_still_checked_by_the_rules_that_read_them() {
+    // A value of letters, digits and `-_@:.,` was cleared of every rule unread; libinjection
+    // flags such tokens (`1--` ends a numeric query on PostgreSQL, SQLite and SQL Server,
+    // `-1union`) and the OS-file list names some (`web.config`, `wp-config.php`).
+    for waf in [Waf::new(Settings::default()), Waf::reference(Settings::default())] {
+        for (uri, rule) in [
+            ("/items?id=1--", 942100),
+            ("/items?id=-1union", 942100),
+            ("/items?1--=x", 942100),
+            ("/download?f=web.config", 930120),
+            ("/download?f=wp-config.php", 930120),
+        ] {
+            let s = scan_of(&waf, uri, &[], None);
+            assert!(ids(&s).contains(&rule), "{uri}: {s:?}");
+            assert!(s.score() >= DEFAULT_THRESHOLD, "{uri}: {s:?}");
+        }
+        let body = br#"{"id":"1--","file":"web.config"}"#;
+        let s = scan_of(&waf, "/items", &[("content-type", "application/json")], Some(body));
+        assert!(ids(&s).contains(&942100) && ids(&s).contains(&930120), "{s:?}");
+        let s = scan_of(&waf, "/items", &[("cookie", "id=1--")], None);
+        assert!(ids(&s).contains(&942100), "{s:?}");
+    }
+    // Ordinary tokens stay clean.
+    let waf = Waf::new(Settings::default());
+    let s = scan_of(&waf, "/v1/orders?since=2024-05-01&by=user@example.com&v=v1.2.3&t=10:30", &[], None);
+    assert!(s.is_clean(), "{s:?}");
+}
