@@ -468,8 +468,10 @@ fn walk(value: &serde_json::Value, pointer: &mut String, pass: &mut Pass<'_>) {
     }
 }
 
-/// The string literals of JSON that does not parse (cut at the inspection limit, or broken):
-/// escapes are undone by the decoding's JavaScript step.
+/// The string literals of JSON that does not parse (cut at the inspection limit, or broken, or
+/// JSON to laxer parsers: Python's `json.loads` takes `NaN` and `Infinity`): the one-byte
+/// escapes are undone here (`\"` and `\/` would otherwise hide an injection), `\uXXXX` by the
+/// decoding's JavaScript step.
 fn json_strings(body: &[u8], pass: &mut Pass<'_>) {
     let mut i = 0;
     while let Some(start) = body[i..].iter().position(|&b| b == b'"').map(|p| p + i + 1) {
@@ -478,9 +480,41 @@ fn json_strings(body: &[u8], pass: &mut Pass<'_>) {
             end += if body[end] == b'\\' { 2 } else { 1 };
         }
         let end = end.min(body.len());
-        pass.value(Target::Body, &body[start..end], false, Place::Body);
+        pass.value(Target::Body, &unescape_short(&body[start..end]), false, Place::Body);
         i = (end + 1).min(body.len());
     }
+}
+
+/// A JSON string literal's one-byte escapes (`\"`, `\\`, `\/`, `\b`, `\f`, `\n`, `\r`, `\t`)
+/// undone; `\u` and anything else kept as written.
+fn unescape_short(raw: &[u8]) -> std::borrow::Cow<'_, [u8]> {
+    if !raw.contains(&b'\\') {
+        return std::borrow::Cow::Borrowed(raw);
+    }
+    let mut out = Vec::with_capacity(raw.len());
+    let mut i = 0;
+    while i < raw.len() {
+        let unescaped = match (raw[i], raw.get(i + 1)) {
+            (b'\\', Some(&b @ (b'"' | b'\\' | b'/'))) => Some(b),
+            (b'\\', Some(b'b')) => Some(0x08),
+            (b'\\', Some(b'f')) => Some(0x0c),
+            (b'\\', Some(b'n')) => Some(b'\n'),
+            (b'\\', Some(b'r')) => Some(b'\r'),
+            (b'\\', Some(b't')) => Some(b'\t'),
+            _ => None,
+        };
+        match unescaped {
+            Some(b) => {
+                out.push(b);
+                i += 2;
+            }
+            None => {
+                out.push(raw[i]);
+                i += 1;
+            }
+        }
+    }
+    std::borrow::Cow::Owned(out)
 }
 
 fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {

@@ -197,3 +197,19 @@ fn one_token_values_are_still_checked_by_the_rules_that_read_them() {
     let s = scan_of(&waf, "/v1/orders?since=2024-05-01&by=user@example.com&v=v1.2.3&t=10:30", &[], None);
     assert!(s.is_clean(), "{s:?}");
 }
+
+#[test]
+fn json_that_serde_refuses_still_has_its_escapes_undone() {
+    // Python's `json.loads` takes `NaN` and `Infinity`; serde_json does not, and such a body is
+    // read by its string literals, whose `\"` and `\/` escapes were left in: the backend's
+    // `x" OR "1"="1` was inspected as `x\" OR \"1\"=\"1`, which libinjection does not flag.
+    let waf = Waf::new(Settings::default());
+    let json = [("content-type", "application/json")];
+    for (body, rule) in [
+        (&br#"{"n": NaN, "q": "x\" OR \"1\"=\"1"}"#[..], 942100),
+        (br#"{"n": Infinity, "q": "; cat \/etc\/passwd"}"#, 930120),
+    ] {
+        let s = scan_of(&waf, "/x", &json, Some(body));
+        assert!(ids(&s).contains(&rule), "{}: {s:?}", String::from_utf8_lossy(body));
+    }
+}
