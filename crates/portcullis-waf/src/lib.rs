@@ -157,6 +157,9 @@ impl Waf {
                 let name = String::from_utf8_lossy(name);
                 pass.value(Target::Cookie(&name), name.as_bytes(), false, Place::Url);
                 pass.value(Target::Cookie(&name), value, false, Place::Url);
+                if let Some(unquoted) = cookie_unquote(value) {
+                    pass.value(Target::Cookie(&name), &unquoted, false, Place::Url);
+                }
             }
         }
         for &name in INSPECTED_HEADERS {
@@ -201,6 +204,37 @@ fn has_body(headers: &http::HeaderMap) -> bool {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.trim().parse::<u64>().ok())
             .is_some_and(|n| n > 0)
+}
+
+/// A double-quoted cookie value with backslash escapes, undone as Python's `http.cookies`
+/// does (Django's `parse_cookie`, Werkzeug): `\ooo` (octal, first digit 0–3) is that byte,
+/// `\c` is `c`. `"1\047 OR \0471\047=\0471"` is `1' OR '1'='1` to those backends. `None`
+/// when the value is not quoted or has no backslash (it is read as it is).
+fn cookie_unquote(value: &[u8]) -> Option<Vec<u8>> {
+    let inner = value.strip_prefix(b"\"")?.strip_suffix(b"\"")?;
+    if !inner.contains(&b'\\') {
+        return None;
+    }
+    let mut out = Vec::with_capacity(inner.len());
+    let mut i = 0;
+    while i < inner.len() {
+        match inner[i..] {
+            [b'\\', a @ b'0'..=b'3', b @ b'0'..=b'7', c @ b'0'..=b'7', ..] => {
+                out.push((a - b'0') << 6 | (b - b'0') << 3 | (c - b'0'));
+                i += 4;
+            }
+            [b'\\', c, ..] => {
+                out.push(c);
+                i += 2;
+            }
+            [c, ..] => {
+                out.push(c);
+                i += 1;
+            }
+            [] => break,
+        }
+    }
+    Some(out)
 }
 
 /// `name=value` (a missing `=` is a name with an empty value).

@@ -213,3 +213,20 @@ fn json_that_serde_refuses_still_has_its_escapes_undone() {
         assert!(ids(&s).contains(&rule), "{}: {s:?}", String::from_utf8_lossy(body));
     }
 }
+
+#[test]
+fn a_quoted_cookie_value_is_also_read_unescaped_as_python_reads_it() {
+    // Django (`parse_cookie`) and Werkzeug unquote a double-quoted cookie value, undoing `\ooo`
+    // octal and `\c` escapes: `"1\047 OR \0471\047=\0471"` is `1' OR '1'='1` to them.
+    let waf = Waf::new(Settings::default());
+    for (cookie, rule) in [
+        (r#"q="1\047 OR \0471\047=\0471""#, 942100),
+        (r#"q="\074script\076alert(1)\074/script\076""#, 941110),
+        (r#"q="x\" OR \"1\"=\"1""#, 942100),
+    ] {
+        let s = scan_of(&waf, "/x", &[("cookie", cookie)], None);
+        assert!(ids(&s).contains(&rule), "{cookie}: {s:?}");
+    }
+    let s = scan_of(&waf, "/x", &[("cookie", r#"pref="dark\054compact"; sid="a\\b""#)], None);
+    assert!(s.is_clean(), "{s:?}");
+}
