@@ -582,8 +582,9 @@ fn one_part(part: &[u8], pass: &mut Pass<'_>) {
     }
 }
 
-/// XML text, CDATA and attribute values; no DTD or entity processing (references such as
-/// `&lt;` are kept in the text and decoded by the decoding step, never expanded from a DTD).
+/// XML text, CDATA and attribute values, and a DOCTYPE's declarations as one value; no DTD or
+/// entity processing (references such as `&lt;` are kept in the text and decoded by the
+/// decoding step, never expanded from a DTD).
 /// The text between two tags is read as one value, however the parser splits it.
 fn xml(body: &[u8], pass: &mut Pass<'_>) {
     let mut reader = quick_xml::Reader::from_reader(body);
@@ -611,6 +612,9 @@ fn xml(body: &[u8], pass: &mut Pass<'_>) {
                     pass.value(Target::Xml, attr.value.as_bytes(), false, Place::Body);
                 }
             }
+            // Never expanded here, but backends that expand internal entities (lxml, Python's
+            // ElementTree) read `&e;` as the text declared for it: the declarations are read.
+            Ok(Event::DocType(d)) => pass.value(Target::Xml, AsRef::<str>::as_ref(&d).as_bytes(), false, Place::Body),
             Ok(Event::Eof) => break,
             Ok(_) => {}
             Err(_) => {

@@ -230,3 +230,21 @@ fn a_quoted_cookie_value_is_also_read_unescaped_as_python_reads_it() {
     let s = scan_of(&waf, "/x", &[("cookie", r#"pref="dark\054compact"; sid="a\\b""#)], None);
     assert!(s.is_clean(), "{s:?}");
 }
+
+#[test]
+fn an_xml_entity_declared_in_the_doctype_is_inspected() {
+    // The WAF never expands a DTD, but lxml and Python's ElementTree expand internal
+    // entities: `<q>&e;</q>` is the entity's text to such a backend.
+    let waf = Waf::new(Settings::default());
+    let xml = [("content-type", "application/xml")];
+    for (body, rule) in [
+        (&br#"<!DOCTYPE q [<!ENTITY e "1' OR '1'='1">]><q>&e;</q>"#[..], 942100),
+        (br#"<!DOCTYPE q [<!ENTITY e "<script>alert(1)</script>">]><q>&e;</q>"#, 941110),
+    ] {
+        let s = scan_of(&waf, "/x", &xml, Some(body));
+        assert!(ids(&s).contains(&rule), "{}: {s:?}", String::from_utf8_lossy(body));
+    }
+    let xhtml = br#"<!DOCTYPE html PUBLIC "-//W3C//DTD XHTML 1.0 Strict//EN" "http://www.w3.org/TR/xhtml1/DTD/xhtml1-strict.dtd"><html><p>hi</p></html>"#;
+    let s = scan_of(&waf, "/x", &xml, Some(xhtml));
+    assert!(s.is_clean(), "{s:?}");
+}
