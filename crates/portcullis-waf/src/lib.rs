@@ -184,10 +184,24 @@ impl Waf {
         if oversize && self.settings.oversize == Oversize::Block {
             pass.hit(rules::OVERSIZE, Target::Body);
         }
-        if let Some(kind) = body::kind(&parts.headers) {
-            body::inspect(kind, body, &mut pass);
+        let Some(kind) = body::kind(&parts.headers) else { return };
+        // A compressed form, JSON, XML or text body is unreadable here but not to every
+        // backend (Express's body-parser inflates gzip, deflate and br): refused, not passed.
+        if kind != body::Kind::Unlabelled && !body.is_empty() && content_coded(&parts.headers) {
+            pass.hit(rules::ENCODED_BODY, Target::Body);
+            return;
         }
+        body::inspect(kind, body, &mut pass);
     }
+}
+
+/// Whether `Content-Encoding` names any coding but `identity`.
+fn content_coded(headers: &http::HeaderMap) -> bool {
+    headers.get_all(http::header::CONTENT_ENCODING).iter().any(|v| {
+        String::from_utf8_lossy(v.as_bytes())
+            .split(',')
+            .any(|c| !c.trim().is_empty() && !c.trim().eq_ignore_ascii_case("identity"))
+    })
 }
 
 /// Whether a body of this content type is one the WAF reads (form, JSON, multipart, XML,

@@ -248,3 +248,22 @@ fn an_xml_entity_declared_in_the_doctype_is_inspected() {
     let s = scan_of(&waf, "/x", &xml, Some(xhtml));
     assert!(s.is_clean(), "{s:?}");
 }
+
+#[test]
+fn a_body_in_a_content_coding_the_waf_cannot_read_is_refused() {
+    // Express's body-parser inflates gzip, deflate and br request bodies before parsing them;
+    // the WAF read the compressed bytes and found nothing, whatever they held.
+    let waf = Waf::new(Settings::default());
+    let compressed = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\x03\xab\x56\x2a\x54\xb2\x52\x32\x54\x57\xf0";
+    for coding in ["gzip", "deflate", "br", "GZIP", "identity, gzip"] {
+        let h = [("content-type", "application/json"), ("content-encoding", coding)];
+        let s = scan_of(&waf, "/x", &h, Some(compressed));
+        assert!(ids(&s).contains(&920599), "{coding}: {s:?}");
+        assert!(s.score() >= DEFAULT_THRESHOLD, "{coding}: {s:?}");
+    }
+    // `identity` is no coding; and a body the WAF does not read (binary) is not its business.
+    let s = scan_of(&waf, "/x", &[("content-type", "application/json"), ("content-encoding", "identity")], Some(b"{}"));
+    assert!(s.is_clean(), "{s:?}");
+    let s = scan_of(&waf, "/x", &[("content-type", "image/png"), ("content-encoding", "gzip")], Some(compressed));
+    assert!(s.is_clean(), "{s:?}");
+}
