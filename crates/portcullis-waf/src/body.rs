@@ -19,8 +19,9 @@ use crate::{Found, Pass};
 pub(crate) enum Kind {
     Form,
     Json,
-    /// With its boundary.
-    Multipart(String),
+    /// With its boundaries: every `boundary` parameter, the first usually the only one
+    /// (backends differ on which of two they take: each is read).
+    Multipart(Vec<String>),
     Xml,
     Text,
     /// No `Content-Type` at all: read as JSON when it looks like JSON (FastAPI parses an
@@ -39,11 +40,18 @@ pub(crate) fn kind(headers: &HeaderMap) -> Option<Kind> {
     match essence.as_str() {
         "application/x-www-form-urlencoded" => Some(Kind::Form),
         "application/json" => Some(Kind::Json),
-        "multipart/form-data" => params
-            .filter_map(|p| p.split_once('='))
-            .find(|(k, _)| k.trim().eq_ignore_ascii_case("boundary"))
-            .map(|(_, b)| Kind::Multipart(b.trim().trim_matches('"').to_owned()))
-            .filter(|k| !matches!(k, Kind::Multipart(b) if b.is_empty())),
+        "multipart/form-data" => {
+            let mut boundaries: Vec<String> = Vec::new();
+            for (_, b) in
+                params.filter_map(|p| p.split_once('=')).filter(|(k, _)| k.trim().eq_ignore_ascii_case("boundary"))
+            {
+                let b = b.trim().trim_matches('"');
+                if !b.is_empty() && !boundaries.iter().any(|seen| seen == b) {
+                    boundaries.push(b.to_owned());
+                }
+            }
+            (!boundaries.is_empty()).then_some(Kind::Multipart(boundaries))
+        }
         "application/xml" | "text/xml" => Some(Kind::Xml),
         e if e.ends_with("+json") => Some(Kind::Json),
         e if e.ends_with("+xml") => Some(Kind::Xml),
@@ -56,7 +64,11 @@ pub(crate) fn inspect(kind: Kind, body: &[u8], pass: &mut Pass<'_>) {
     match kind {
         Kind::Form => pass.fields(body, Place::Body),
         Kind::Json => json(body, pass),
-        Kind::Multipart(boundary) => multipart(body, &boundary, pass),
+        Kind::Multipart(boundaries) => {
+            for boundary in &boundaries {
+                multipart(body, boundary, pass);
+            }
+        }
         Kind::Xml => xml(body, pass),
         Kind::Text => pass.value(Target::Body, body, false, Place::Body),
         Kind::Unlabelled => {

@@ -267,3 +267,18 @@ fn a_body_in_a_content_coding_the_waf_cannot_read_is_refused() {
     let s = scan_of(&waf, "/x", &[("content-type", "image/png"), ("content-encoding", "gzip")], Some(compressed));
     assert!(s.is_clean(), "{s:?}");
 }
+
+#[test]
+fn a_multipart_body_is_read_with_every_boundary_its_content_type_names() {
+    // Werkzeug and python-multipart keep the last of two `boundary` parameters, the WAF read
+    // the body with the first: the parts went uninspected (and the whole body, read as one
+    // text, starts with `--`, a comment to libinjection).
+    let waf = Waf::new(Settings::default());
+    // The first boundary only after the end of the parts the backend reads: the WAF found
+    // no part at all.
+    let body = b"--b\r\nContent-Disposition: form-data; name=\"q\"\r\n\r\n1' OR '1'='1\r\n--b--\r\n--a--\r\n";
+    for content_type in ["multipart/form-data; boundary=a; boundary=b", "multipart/form-data; boundary=b; boundary=a"] {
+        let s = scan_of(&waf, "/x", &[("content-type", content_type)], Some(body));
+        assert!(ids(&s).contains(&942100), "{content_type}: {s:?}");
+    }
+}
