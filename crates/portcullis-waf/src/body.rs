@@ -555,13 +555,26 @@ fn multipart(body: &[u8], boundary: &str, pass: &mut Pass<'_>) {
 
 fn one_part(part: &[u8], pass: &mut Pass<'_>) {
     let part = part.strip_prefix(b"\r\n").or_else(|| part.strip_prefix(b"\n")).unwrap_or(part);
-    let (head, content) = match find(part, b"\r\n\r\n") {
-        Some(p) => (&part[..p], &part[p + 4..]),
-        None => match find(part, b"\n\n") {
-            Some(p) => (&part[..p], &part[p + 2..]),
-            None => (part, &[][..]),
-        },
-    };
+    // Where the part's headers end: at `\r\n\r\n` for most parsers, at the first blank line
+    // of any line break (`\n\n`, `\r\r` too) for Werkzeug. Each reading is inspected.
+    let crlf = find(part, b"\r\n\r\n").map(|p| (p, 4));
+    let any = [find(part, b"\n\n").map(|p| (p, 2)), find(part, b"\r\r").map(|p| (p, 2)), crlf]
+        .into_iter()
+        .flatten()
+        .min_by_key(|&(p, _)| p);
+    match (crlf, any) {
+        (None, None) => part_fields(part, &[], pass),
+        (Some(c), Some(a)) if c != a => {
+            part_fields(&part[..c.0], &part[c.0 + c.1..], pass);
+            part_fields(&part[..a.0], &part[a.0 + a.1..], pass);
+        }
+        // `any` includes `crlf`: one reading.
+        (_, Some((p, len))) | (Some((p, len)), None) => part_fields(&part[..p], &part[p + len..], pass),
+    }
+}
+
+/// One part's fields, its headers and content told apart.
+fn part_fields(head: &[u8], content: &[u8], pass: &mut Pass<'_>) {
     let content = content.strip_suffix(b"\r\n").or_else(|| content.strip_suffix(b"\n")).unwrap_or(content);
     let head = String::from_utf8_lossy(head);
     let mut name = String::new();

@@ -282,3 +282,14 @@ fn a_multipart_body_is_read_with_every_boundary_its_content_type_names() {
         assert!(ids(&s).contains(&942100), "{content_type}: {s:?}");
     }
 }
+
+#[test]
+fn a_multipart_part_is_read_wherever_a_backend_may_end_its_headers() {
+    // Werkzeug ends a part's headers at the first blank line of any line break (`\n\n`); the
+    // WAF looked for `\r\n\r\n` first and read the content before it as headers.
+    let waf = Waf::new(Settings::default());
+    let h = [("content-type", "multipart/form-data; boundary=b")];
+    let body = b"--b\r\nContent-Disposition: form-data; name=\"q\"\n\n1' OR '1'='1\r\n\r\nx\r\n--b--\r\n";
+    let s = scan_of(&waf, "/x", &h, Some(body));
+    assert!(ids(&s).contains(&942100), "{s:?}");
+}
