@@ -19,25 +19,39 @@ use crate::{Found, Pass};
 pub(crate) enum Kind {
     Form,
     Json,
-    /// With its boundary.
-    Multipart(String),
+    /// With its boundaries: every `boundary` parameter, the first usually the only one
+    /// (backends differ on which of two they take: each is read).
+    Multipart(Vec<String>),
     Xml,
     Text,
+    /// No `Content-Type` at all: read as JSON when it looks like JSON (FastAPI parses an
+    /// unlabelled body as JSON), else not read.
+    Unlabelled,
 }
 
-/// The kind of a request's body, from its `Content-Type`; `None`: not read.
+/// The kind of a request's body, from its `Content-Type`; `None`: not read. A value with a
+/// byte past ASCII is read as Latin-1 text is by the backends (Werkzeug reads
+/// `application/json; charset=\xff` as JSON), not skipped as no known type.
 pub(crate) fn kind(headers: &HeaderMap) -> Option<Kind> {
-    let value = headers.get(http::header::CONTENT_TYPE)?.to_str().ok()?;
+    let Some(value) = headers.get(http::header::CONTENT_TYPE) else { return Some(Kind::Unlabelled) };
+    let value = String::from_utf8_lossy(value.as_bytes());
     let mut params = value.split(';');
     let essence = params.next()?.trim().to_ascii_lowercase();
     match essence.as_str() {
         "application/x-www-form-urlencoded" => Some(Kind::Form),
         "application/json" => Some(Kind::Json),
-        "multipart/form-data" => params
-            .filter_map(|p| p.split_once('='))
-            .find(|(k, _)| k.trim().eq_ignore_ascii_case("boundary"))
-            .map(|(_, b)| Kind::Multipart(b.trim().trim_matches('"').to_owned()))
-            .filter(|k| !matches!(k, Kind::Multipart(b) if b.is_empty())),
+        "multipart/form-data" => {
+            let mut boundaries: Vec<String> = Vec::new();
+            for (_, b) in
+                params.filter_map(|p| p.split_once('=')).filter(|(k, _)| k.trim().eq_ignore_ascii_case("boundary"))
+            {
+                let b = b.trim().trim_matches('"');
+                if !b.is_empty() && !boundaries.iter().any(|seen| seen == b) {
+                    boundaries.push(b.to_owned());
+                }
+            }
+            (!boundaries.is_empty()).then_some(Kind::Multipart(boundaries))
+        }
         "application/xml" | "text/xml" => Some(Kind::Xml),
         e if e.ends_with("+json") => Some(Kind::Json),
         e if e.ends_with("+xml") => Some(Kind::Xml),
@@ -50,9 +64,21 @@ pub(crate) fn inspect(kind: Kind, body: &[u8], pass: &mut Pass<'_>) {
     match kind {
         Kind::Form => pass.fields(body, Place::Body),
         Kind::Json => json(body, pass),
-        Kind::Multipart(boundary) => multipart(body, &boundary, pass),
+        Kind::Multipart(boundaries) => {
+            for boundary in &boundaries {
+                multipart(body, boundary, pass);
+            }
+        }
         Kind::Xml => xml(body, pass),
         Kind::Text => pass.value(Target::Body, body, false, Place::Body),
+        Kind::Unlabelled => {
+            // A UTF-8 byte order mark and JSON's blanks may come first (Python's `json.loads`
+            // of bytes takes both).
+            let body = body.strip_prefix(b"\xef\xbb\xbf").unwrap_or(body);
+            if matches!(body.trim_ascii_start().first(), Some(b'{' | b'[')) {
+                json(body, pass);
+            }
+        }
     }
 }
 
@@ -454,8 +480,10 @@ fn walk(value: &serde_json::Value, pointer: &mut String, pass: &mut Pass<'_>) {
     }
 }
 
-/// The string literals of JSON that does not parse (cut at the inspection limit, or broken):
-/// escapes are undone by the decoding's JavaScript step.
+/// The string literals of JSON that does not parse (cut at the inspection limit, or broken, or
+/// JSON to laxer parsers: Python's `json.loads` takes `NaN` and `Infinity`): the one-byte
+/// escapes are undone here (`\"` and `\/` would otherwise hide an injection), `\uXXXX` by the
+/// decoding's JavaScript step.
 fn json_strings(body: &[u8], pass: &mut Pass<'_>) {
     let mut i = 0;
     while let Some(start) = body[i..].iter().position(|&b| b == b'"').map(|p| p + i + 1) {
@@ -464,9 +492,41 @@ fn json_strings(body: &[u8], pass: &mut Pass<'_>) {
             end += if body[end] == b'\\' { 2 } else { 1 };
         }
         let end = end.min(body.len());
-        pass.value(Target::Body, &body[start..end], false, Place::Body);
+        pass.value(Target::Body, &unescape_short(&body[start..end]), false, Place::Body);
         i = (end + 1).min(body.len());
     }
+}
+
+/// A JSON string literal's one-byte escapes (`\"`, `\\`, `\/`, `\b`, `\f`, `\n`, `\r`, `\t`)
+/// undone; `\u` and anything else kept as written.
+fn unescape_short(raw: &[u8]) -> std::borrow::Cow<'_, [u8]> {
+    if !raw.contains(&b'\\') {
+        return std::borrow::Cow::Borrowed(raw);
+    }
+    let mut out = Vec::with_capacity(raw.len());
+    let mut i = 0;
+    while i < raw.len() {
+        let unescaped = match (raw[i], raw.get(i + 1)) {
+            (b'\\', Some(&b @ (b'"' | b'\\' | b'/'))) => Some(b),
+            (b'\\', Some(b'b')) => Some(0x08),
+            (b'\\', Some(b'f')) => Some(0x0c),
+            (b'\\', Some(b'n')) => Some(b'\n'),
+            (b'\\', Some(b'r')) => Some(b'\r'),
+            (b'\\', Some(b't')) => Some(b'\t'),
+            _ => None,
+        };
+        match unescaped {
+            Some(b) => {
+                out.push(b);
+                i += 2;
+            }
+            None => {
+                out.push(raw[i]);
+                i += 1;
+            }
+        }
+    }
+    std::borrow::Cow::Owned(out)
 }
 
 fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
@@ -495,13 +555,26 @@ fn multipart(body: &[u8], boundary: &str, pass: &mut Pass<'_>) {
 
 fn one_part(part: &[u8], pass: &mut Pass<'_>) {
     let part = part.strip_prefix(b"\r\n").or_else(|| part.strip_prefix(b"\n")).unwrap_or(part);
-    let (head, content) = match find(part, b"\r\n\r\n") {
-        Some(p) => (&part[..p], &part[p + 4..]),
-        None => match find(part, b"\n\n") {
-            Some(p) => (&part[..p], &part[p + 2..]),
-            None => (part, &[][..]),
-        },
-    };
+    // Where the part's headers end: at `\r\n\r\n` for most parsers, at the first blank line
+    // of any line break (`\n\n`, `\r\r` too) for Werkzeug. Each reading is inspected.
+    let crlf = find(part, b"\r\n\r\n").map(|p| (p, 4));
+    let any = [find(part, b"\n\n").map(|p| (p, 2)), find(part, b"\r\r").map(|p| (p, 2)), crlf]
+        .into_iter()
+        .flatten()
+        .min_by_key(|&(p, _)| p);
+    match (crlf, any) {
+        (None, None) => part_fields(part, &[], pass),
+        (Some(c), Some(a)) if c != a => {
+            part_fields(&part[..c.0], &part[c.0 + c.1..], pass);
+            part_fields(&part[..a.0], &part[a.0 + a.1..], pass);
+        }
+        // `any` includes `crlf`: one reading.
+        (_, Some((p, len))) | (Some((p, len)), None) => part_fields(&part[..p], &part[p + len..], pass),
+    }
+}
+
+/// One part's fields, its headers and content told apart.
+fn part_fields(head: &[u8], content: &[u8], pass: &mut Pass<'_>) {
     let content = content.strip_suffix(b"\r\n").or_else(|| content.strip_suffix(b"\n")).unwrap_or(content);
     let head = String::from_utf8_lossy(head);
     let mut name = String::new();
@@ -534,8 +607,9 @@ fn one_part(part: &[u8], pass: &mut Pass<'_>) {
     }
 }
 
-/// XML text, CDATA and attribute values; no DTD or entity processing (references such as
-/// `&lt;` are kept in the text and decoded by the decoding step, never expanded from a DTD).
+/// XML text, CDATA and attribute values, and a DOCTYPE's declarations as one value; no DTD or
+/// entity processing (references such as `&lt;` are kept in the text and decoded by the
+/// decoding step, never expanded from a DTD).
 /// The text between two tags is read as one value, however the parser splits it.
 fn xml(body: &[u8], pass: &mut Pass<'_>) {
     let mut reader = quick_xml::Reader::from_reader(body);
@@ -563,6 +637,9 @@ fn xml(body: &[u8], pass: &mut Pass<'_>) {
                     pass.value(Target::Xml, attr.value.as_bytes(), false, Place::Body);
                 }
             }
+            // Never expanded here, but backends that expand internal entities (lxml, Python's
+            // ElementTree) read `&e;` as the text declared for it: the declarations are read.
+            Ok(Event::DocType(d)) => pass.value(Target::Xml, AsRef::<str>::as_ref(&d).as_bytes(), false, Place::Body),
             Ok(Event::Eof) => break,
             Ok(_) => {}
             Err(_) => {

@@ -263,8 +263,9 @@ pub(crate) fn classes(raw: &[u8]) -> u8 {
     raw.iter().fold(0, |acc, &b| acc | CLASS[usize::from(b)])
 }
 
-/// A value that no rule can match: one token of letters, digits and `-_.@:,`, no `..`;
-/// `classes`: [`classes`] of it.
+/// A value with nothing to decode: one token of letters, digits and `-_.@:,`, no `..`;
+/// `classes`: [`classes`] of it. Rules still read it: libinjection finds SQL in such tokens
+/// (`1--`, `-1union`) and the OS-file list names some (`web.config`).
 pub(crate) fn is_plain(raw: &[u8], classes: u8) -> bool {
     classes & (SPACE | OTHER) == 0 && (classes & DOT == 0 || !raw.windows(2).any(|w| w == b".."))
 }
@@ -336,6 +337,27 @@ pub(crate) fn sqli_cannot_match(bytes: &[u8], classes: u8) -> bool {
         (p_start, p_end) = (start, i);
     }
     true
+}
+
+/// [`sqli_cannot_match`] for one token of words and numbers joined by single dashes, the
+/// commonest identifier shape of API values (`SKU-00012`, `2024-05-01`, `c-1842`): no dash
+/// first, last or doubled (`--` is a comment), and each dash-separated part passes
+/// [`sqli_cannot_match`] on its own (a bareword, or digits only). libinjection reads the dash
+/// as its minus operator between barewords and numbers; no two parts are neighbours it could
+/// fold into a two-word keyword, and no fingerprint on its list is made of barewords, numbers
+/// and operators alone (`dashed_tokens_never_hide_a_detection` holds it to that). Such a
+/// token holds no byte any other family's rules need (no `.`, `/`, `<`, `=`, `:`, `;`, `|`,
+/// `&`, `%`), so it clears every family, as a [`sqli_cannot_match`] text does.
+pub(crate) fn dashed_cannot_match(bytes: &[u8], token_classes: u8) -> bool {
+    if token_classes & !(LETTER | DIGIT | TOKEN_MARK) != 0
+        || bytes.first().is_none_or(|&b| b == b'-')
+        || bytes.last() == Some(&b'-')
+        || bytes.windows(2).any(|w| w == b"--")
+        || bytes.iter().any(|&b| matches!(b, b'_' | b'@' | b':'))
+    {
+        return false;
+    }
+    bytes.split(|&b| b == b'-').all(|part| sqli_cannot_match(part, classes(part)))
 }
 
 fn sqli(text: &str) -> bool {
@@ -741,6 +763,25 @@ mod prescreen {
             .prop_map(|parts| parts.into_iter().map(|(w, g)| format!("{w}{g}")).collect::<String>())
     }
 
+    /// Parts for dashed tokens: SQL keywords of every kind (one word each), numbers, hex and
+    /// exponent forms, ordinary words, and mixtures of digits and letters.
+    fn dashed_parts() -> impl Strategy<Value = Vec<String>> {
+        use libinjectionrs::sqli::sqli_data::SQL_KEYWORDS;
+        let keyword = prop::sample::select(
+            SQL_KEYWORDS
+                .iter()
+                .filter(|k| k.token_type != b'F' && k.word.bytes().all(|b| b.is_ascii_alphanumeric()))
+                .map(|k| k.word)
+                .collect::<Vec<_>>(),
+        );
+        let odd = prop::sample::select(
+            &["SKU", "c", "1", "0", "00012", "2024", "05", "0x41", "1e1", "1union", "x86", "e", "b", "N", "id"][..],
+        );
+        let part =
+            prop_oneof![keyword.prop_map(str::to_owned), odd.prop_map(str::to_owned), "[a-zA-Z0-9]{1,6}", "[0-9]{1,5}"];
+        prop::collection::vec(part, 1..6)
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig { cases: 4096, failure_persistence: None, ..ProptestConfig::default() })]
 
@@ -750,6 +791,18 @@ mod prescreen {
         fn the_sqli_pre_screen_never_hides_a_detection(text in sql_words(), upper in any::<bool>()) {
             let text = if upper { text.to_ascii_uppercase() } else { text.to_ascii_lowercase() };
             if super::sqli_cannot_match(text.as_bytes(), super::classes(text.as_bytes())) {
+                prop_assert!(!super::sqli(&text), "{text:?}");
+                prop_assert!(!libinjectionrs::detect_sqli(text.as_bytes()).is_injection(), "{text:?}");
+            }
+        }
+
+        /// Whatever the dashed-token pre-screen passes, libinjection does not flag: SQL
+        /// keywords, numbers and words joined by dashes, in upper and lower case.
+        #[test]
+        fn dashed_tokens_never_hide_a_detection(parts in dashed_parts(), upper in any::<bool>()) {
+            let text = parts.join("-");
+            let text = if upper { text.to_ascii_uppercase() } else { text.to_ascii_lowercase() };
+            if super::dashed_cannot_match(text.as_bytes(), super::classes(text.as_bytes())) {
                 prop_assert!(!super::sqli(&text), "{text:?}");
                 prop_assert!(!libinjectionrs::detect_sqli(text.as_bytes()).is_injection(), "{text:?}");
             }

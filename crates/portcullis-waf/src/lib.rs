@@ -157,6 +157,9 @@ impl Waf {
                 let name = String::from_utf8_lossy(name);
                 pass.value(Target::Cookie(&name), name.as_bytes(), false, Place::Url);
                 pass.value(Target::Cookie(&name), value, false, Place::Url);
+                if let Some(unquoted) = cookie_unquote(value) {
+                    pass.value(Target::Cookie(&name), &unquoted, false, Place::Url);
+                }
             }
         }
         for &name in INSPECTED_HEADERS {
@@ -181,10 +184,24 @@ impl Waf {
         if oversize && self.settings.oversize == Oversize::Block {
             pass.hit(rules::OVERSIZE, Target::Body);
         }
-        if let Some(kind) = body::kind(&parts.headers) {
-            body::inspect(kind, body, &mut pass);
+        let Some(kind) = body::kind(&parts.headers) else { return };
+        // A compressed form, JSON, XML or text body is unreadable here but not to every
+        // backend (Express's body-parser inflates gzip, deflate and br): refused, not passed.
+        if kind != body::Kind::Unlabelled && !body.is_empty() && content_coded(&parts.headers) {
+            pass.hit(rules::ENCODED_BODY, Target::Body);
+            return;
         }
+        body::inspect(kind, body, &mut pass);
     }
+}
+
+/// Whether `Content-Encoding` names any coding but `identity`.
+fn content_coded(headers: &http::HeaderMap) -> bool {
+    headers.get_all(http::header::CONTENT_ENCODING).iter().any(|v| {
+        String::from_utf8_lossy(v.as_bytes())
+            .split(',')
+            .any(|c| !c.trim().is_empty() && !c.trim().eq_ignore_ascii_case("identity"))
+    })
 }
 
 /// Whether a body of this content type is one the WAF reads (form, JSON, multipart, XML,
@@ -201,6 +218,37 @@ fn has_body(headers: &http::HeaderMap) -> bool {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.trim().parse::<u64>().ok())
             .is_some_and(|n| n > 0)
+}
+
+/// A double-quoted cookie value with backslash escapes, undone as Python's `http.cookies`
+/// does (Django's `parse_cookie`, Werkzeug): `\ooo` (octal, first digit 0–3) is that byte,
+/// `\c` is `c`. `"1\047 OR \0471\047=\0471"` is `1' OR '1'='1` to those backends. `None`
+/// when the value is not quoted or has no backslash (it is read as it is).
+fn cookie_unquote(value: &[u8]) -> Option<Vec<u8>> {
+    let inner = value.strip_prefix(b"\"")?.strip_suffix(b"\"")?;
+    if !inner.contains(&b'\\') {
+        return None;
+    }
+    let mut out = Vec::with_capacity(inner.len());
+    let mut i = 0;
+    while i < inner.len() {
+        match inner[i..] {
+            [b'\\', a @ b'0'..=b'3', b @ b'0'..=b'7', c @ b'0'..=b'7', ..] => {
+                out.push((a - b'0') << 6 | (b - b'0') << 3 | (c - b'0'));
+                i += 4;
+            }
+            [b'\\', c, ..] => {
+                out.push(c);
+                i += 2;
+            }
+            [c, ..] => {
+                out.push(c);
+                i += 1;
+            }
+            [] => break,
+        }
+    }
+    Some(out)
 }
 
 /// `name=value` (a missing `=` is a name with an empty value).
@@ -239,8 +287,13 @@ impl Pass<'_> {
     fn fields(&mut self, raw: &[u8], place: Place) {
         for pair in raw.split(|&b| b == b'&').filter(|p| !p.is_empty()) {
             let (name, value) = split_pair(pair);
-            let name = if detect::is_plain(name, detect::classes(name)) {
-                std::borrow::Cow::Borrowed(std::str::from_utf8(name).unwrap_or_default())
+            let classes = detect::classes(name);
+            let name = if detect::is_plain(name, classes) {
+                // Nothing to decode, but still a name the rules read (`?1--=x`).
+                let text = std::str::from_utf8(name).unwrap_or_default();
+                let found = self.check_classified(name, classes, true, place);
+                self.hits(found, Target::ArgName(text));
+                std::borrow::Cow::Borrowed(text)
             } else {
                 let decoded = decode::decode(name, true);
                 let found = self.found(name, true, place, Some(&decoded));
@@ -262,26 +315,28 @@ impl Pass<'_> {
     /// The rules one raw value matches, before exclusions (its target is only needed when
     /// something matched: the JSON walk builds a member's pointer only then).
     fn check(&mut self, raw: &[u8], plus: bool, place: Place) -> Found {
-        // Words of ASCII letters and digits with spaces and commas between, none of them SQL
-        // to libinjection: no decoding has anything to undo (no `%`, `+`, `&`, `\`, NUL or
-        // non-ASCII byte), no family but SQLi can match without a byte outside that set (each
-        // pre-screen of `Detectors::check` names its bytes) and SQLi's pre-screen passes it.
-        // The most common free text of API bodies (`Widget number 12`) costs one look-up a
-        // word, with no decoding, memo entry or allocation.
         self.check_classified(raw, detect::classes(raw), plus, place)
     }
 
     /// [`Pass::check`] with `classes`: [`detect::classes`] of `raw`.
+    ///
+    /// No shortcut for one-token values (letters, digits, `-_@:.,`): libinjection reads SQL in
+    /// them (`1--`, `-1union`, `0-@a`) and the OS-file list names some (`web.config`); they
+    /// decode to themselves, so checking them costs no allocation.
     fn check_classified(&mut self, raw: &[u8], classes: u8, plus: bool, place: Place) -> Found {
-        if detect::is_plain(raw, classes) {
-            return Found::new();
-        }
         // A body value seen before in this body: its answer, before the pre-screen reads it
         // again (the same note or status in every item of a list).
         if let Some(found) = self.memo(raw, plus, place) {
             return found;
         }
-        if self.waf.fast && detect::sqli_cannot_match(raw, classes) {
+        // Words of ASCII letters and digits with spaces and commas between, none of them SQL
+        // to libinjection: no decoding has anything to undo (no `%`, `+`, `&`, `\`, NUL or
+        // non-ASCII byte), no family but SQLi can match without a byte outside that set (each
+        // pre-screen of `Detectors::check` names its bytes) and SQLi's pre-screen passes it.
+        // The most common free text of API bodies (`Widget number 12`) costs one look-up a
+        // word, with no decoding, memo entry or allocation. Identifiers of words and numbers
+        // joined by dashes (`SKU-00012`, `2024-05-01`) are cleared the same way.
+        if self.waf.fast && (detect::sqli_cannot_match(raw, classes) || detect::dashed_cannot_match(raw, classes)) {
             return Found::new();
         }
         self.found(raw, plus, place, None)

@@ -125,6 +125,7 @@ rules! {
     BAD_URL_ENCODING = 920220, Some(Family::Protocol), Warning, "invalid URL encoding";
     UNICODE_ABUSE = 920260, Some(Family::Protocol), Warning, "full-width Unicode (%u) encoding";
     OVERSIZE = 920390, None, Critical, "body beyond inspect_body_bytes (waf.oversize: block)";
+    ENCODED_BODY = 920599, None, Critical, "inspected body kind in a content coding the WAF does not decode (Content-Encoding)";
 }
 
 /// The built-in rule with this id.

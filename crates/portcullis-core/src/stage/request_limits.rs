@@ -1,6 +1,6 @@
 //! Request limits and framing: URI length (414), header bytes (431), a declared body over the
-//! limit (413), and ambiguous framing (400, or 501 for a transfer coding nobody here knows) —
-//! checked before anything reads the body.
+//! limit (413), ambiguous framing (400, or 501 for a transfer coding nobody here knows) and a
+//! second `Host` or `Content-Type` (400) — checked before anything reads the body.
 
 use http::header::{CONNECTION, CONTENT_LENGTH, TRANSFER_ENCODING};
 use http::request::Parts;
@@ -59,6 +59,9 @@ impl RequestLimits {
         if let Err(why) = host_header(parts) {
             return Problem::new(ErrorCode::BadRequest, why).into();
         }
+        if let Err(why) = content_type_header(parts) {
+            return Problem::new(ErrorCode::BadRequest, why).into();
+        }
         match declared_length(parts) {
             Err((code, why)) => refuse_and_close(parts, code, why),
             Ok(Some(len)) if len > limits.max_body_bytes => {
@@ -78,6 +81,18 @@ fn host_header(parts: &Parts) -> Result<(), &'static str> {
         (None, None) if parts.version == http::Version::HTTP_11 && parts.uri.authority().is_none() => {
             Err("HTTP/1.1 requests need a Host header")
         }
+        _ => Ok(()),
+    }
+}
+
+/// At most one `Content-Type` (a singleton field, RFC 9110 §8.3): the WAF, CRS and the
+/// validator read the first, while backends differ (gunicorn, and with it Flask and Django,
+/// keeps the last), so a body labelled twice could be judged as one type here and parsed as
+/// another upstream — an octet stream to the WAF, JSON to the backend.
+fn content_type_header(parts: &Parts) -> Result<(), &'static str> {
+    let mut types = parts.headers.get_all(http::header::CONTENT_TYPE).iter();
+    match (types.next(), types.next()) {
+        (Some(_), Some(_)) => Err("more than one Content-Type header"),
         _ => Ok(()),
     }
 }
@@ -210,6 +225,18 @@ mod tests {
         assert_eq!(code(RequestLimits::run(&limits, &two)), Some("bad_request"));
         let signed = parts("/", &[("content-length", "+5")]);
         assert_eq!(code(RequestLimits::run(&limits, &signed)), Some("bad_request"));
+    }
+
+    #[test]
+    fn a_second_content_type_is_refused() {
+        // The WAF and the validator read the first field; gunicorn (Flask, Django) reads the
+        // last: `application/octet-stream` then `application/json` slipped a JSON body past
+        // the WAF unread.
+        let limits = Limits::default();
+        let two = parts("/", &[("content-type", "application/octet-stream"), ("content-type", "application/json")]);
+        assert_eq!(code(RequestLimits::run(&limits, &two)), Some("bad_request"));
+        let one = parts("/", &[("content-type", "application/json")]);
+        assert_eq!(code(RequestLimits::run(&limits, &one)), None);
     }
 
     fn refusal(flow: Flow) -> Option<(&'static str, Option<HeaderValue>)> {
