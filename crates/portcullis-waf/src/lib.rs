@@ -39,6 +39,21 @@ pub const DEFAULT_INSPECT_BODY_BYTES: usize = 64 * 1024;
 pub const INSPECTED_HEADERS: &[&str] =
     &["user-agent", "referer", "origin", "x-forwarded-for", "x-forwarded-host", "x-requested-with"];
 
+/// [`INSPECTED_HEADERS`] as header names, in the same order; then `Cookie` (read cookie by
+/// cookie). Found by one pass over the request's names: a name looked up by `&str` is parsed
+/// again on every request, and most requests carry few of these.
+static INSPECTED_NAMES: [http::HeaderName; 7] = [
+    http::header::USER_AGENT,
+    http::header::REFERER,
+    http::header::ORIGIN,
+    http::HeaderName::from_static("x-forwarded-for"),
+    http::HeaderName::from_static("x-forwarded-host"),
+    http::HeaderName::from_static("x-requested-with"),
+    http::header::COOKIE,
+];
+/// The index of `Cookie` in [`INSPECTED_NAMES`].
+const COOKIE_AT: usize = 6;
+
 /// What happens to the body past `inspect_body_bytes` (`waf.oversize`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Oversize {
@@ -150,7 +165,16 @@ impl Waf {
         if let Some(query) = parts.uri.query() {
             pass.fields(query.as_bytes(), Place::Url);
         }
-        for cookie in parts.headers.get_all(http::header::COOKIE) {
+        // Which of the inspected names the request carries (bit `i`: `INSPECTED_NAMES[i]`).
+        let mut present = 0u8;
+        for name in parts.headers.keys() {
+            if let Some(i) = INSPECTED_NAMES.iter().position(|n| n == name) {
+                present |= 1 << i;
+            }
+        }
+        let cookies =
+            if present & 1 << COOKIE_AT != 0 { Some(parts.headers.get_all(http::header::COOKIE)) } else { None };
+        for cookie in cookies.into_iter().flatten() {
             for pair in cookie.as_bytes().split(|&b| b == b';') {
                 let pair = pair.trim_ascii();
                 let (name, value) = split_pair(pair);
@@ -159,9 +183,12 @@ impl Waf {
                 pass.value(Target::Cookie(&name), value, false, Place::Url);
             }
         }
-        for &name in INSPECTED_HEADERS {
+        for (i, (&label, name)) in INSPECTED_HEADERS.iter().zip(&INSPECTED_NAMES).enumerate() {
+            if present & 1 << i == 0 {
+                continue;
+            }
             for value in parts.headers.get_all(name) {
-                pass.value(Target::Header(name), value.as_bytes(), false, Place::Url);
+                pass.value(Target::Header(label), value.as_bytes(), false, Place::Url);
             }
         }
         if self.settings.families.contains(Family::Protocol)
@@ -281,7 +308,12 @@ impl Pass<'_> {
         if let Some(found) = self.memo(raw, plus, place) {
             return found;
         }
-        if self.waf.fast && detect::sqli_cannot_match(raw, classes) {
+        // Letters, digits, spaces and commas alone: no other family can match either (the
+        // pre-screen also passes slashes, which the path rules read).
+        if self.waf.fast
+            && classes & !(detect::LETTER | detect::DIGIT | detect::SPACE | detect::COMMA) == 0
+            && detect::sqli_cannot_match(raw, classes)
+        {
             return Found::new();
         }
         self.found(raw, plus, place, None)
