@@ -238,6 +238,11 @@ fn split_pair(pair: &[u8]) -> (&[u8], &[u8]) {
     }
 }
 
+/// A value's bit in [`Pass::memo_lengths`].
+fn length_bit(raw: &[u8]) -> u64 {
+    1 << (raw.len() % 64)
+}
+
 /// The rules one value matched, before exclusions.
 type Found = SmallVec<[RuleId; 4]>;
 
@@ -250,6 +255,10 @@ struct Pass<'a> {
     /// (`+` as a space or not): a value repeated in a body (the same status in every item of
     /// a list) is decoded and checked once. Bounded by the inspected body.
     memo: [HashMap<Box<[u8]>, Found, foldhash::fast::RandomState>; 2],
+    /// The lengths (modulo 64, one bit each) of the values in each memo: a value of a length
+    /// none of them has is not hashed and looked up (most values of a body are new, and the
+    /// few that repeat have lengths of their own).
+    memo_lengths: [u64; 2],
     /// While `Some`, hits are held here instead of counted (a JSON walk that may yet fail and
     /// be replaced by the string-literal fallback): rule ids past the exclusions, in order.
     held: Option<Found>,
@@ -257,7 +266,7 @@ struct Pass<'a> {
 
 impl<'a> Pass<'a> {
     fn new(waf: &'a Waf, route: &'a str, scan: &'a mut Scan) -> Self {
-        Self { waf, route, scan, memo: Default::default(), held: None }
+        Self { waf, route, scan, memo: Default::default(), memo_lengths: [0; 2], held: None }
     }
 }
 
@@ -321,7 +330,7 @@ impl Pass<'_> {
 
     /// What a body value already checked in this body matched (fast path only).
     fn memo(&self, raw: &[u8], plus: bool, place: Place) -> Option<Found> {
-        if !(self.waf.fast && place == Place::Body) || self.memo[usize::from(plus)].is_empty() {
+        if !(self.waf.fast && place == Place::Body) || self.memo_lengths[usize::from(plus)] & length_bit(raw) == 0 {
             return None;
         }
         self.memo[usize::from(plus)].get(raw).cloned()
@@ -344,6 +353,7 @@ impl Pass<'_> {
         }
         if memo {
             self.memo[usize::from(plus)].insert(raw.into(), found.clone());
+            self.memo_lengths[usize::from(plus)] |= length_bit(raw);
         }
         found
     }
