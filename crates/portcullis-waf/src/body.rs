@@ -36,27 +36,36 @@ pub(crate) fn kind(headers: &HeaderMap) -> Option<Kind> {
     let Some(value) = headers.get(http::header::CONTENT_TYPE) else { return Some(Kind::Unlabelled) };
     let value = String::from_utf8_lossy(value.as_bytes());
     let mut params = value.split(';');
-    let essence = params.next()?.trim().to_ascii_lowercase();
-    match essence.as_str() {
-        "application/x-www-form-urlencoded" => Some(Kind::Form),
-        "application/json" => Some(Kind::Json),
-        "multipart/form-data" => {
-            let mut boundaries: Vec<String> = Vec::new();
-            for (_, b) in
-                params.filter_map(|p| p.split_once('=')).filter(|(k, _)| k.trim().eq_ignore_ascii_case("boundary"))
-            {
-                let b = b.trim().trim_matches('"');
-                if !b.is_empty() && !boundaries.iter().any(|seen| seen == b) {
-                    boundaries.push(b.to_owned());
-                }
+    // Compared without case, in place (asked twice a request: no lower-cased copy).
+    let essence = params.next()?.trim().as_bytes();
+    let is = |t: &str| essence.eq_ignore_ascii_case(t.as_bytes());
+    let ends =
+        |t: &str| essence.len() >= t.len() && essence[essence.len() - t.len()..].eq_ignore_ascii_case(t.as_bytes());
+    if is("application/x-www-form-urlencoded") {
+        Some(Kind::Form)
+    } else if is("application/json") {
+        Some(Kind::Json)
+    } else if is("multipart/form-data") {
+        let mut boundaries: Vec<String> = Vec::new();
+        for (_, b) in
+            params.filter_map(|p| p.split_once('=')).filter(|(k, _)| k.trim().eq_ignore_ascii_case("boundary"))
+        {
+            let b = b.trim().trim_matches('"');
+            if !b.is_empty() && !boundaries.iter().any(|seen| seen == b) {
+                boundaries.push(b.to_owned());
             }
-            (!boundaries.is_empty()).then_some(Kind::Multipart(boundaries))
         }
-        "application/xml" | "text/xml" => Some(Kind::Xml),
-        e if e.ends_with("+json") => Some(Kind::Json),
-        e if e.ends_with("+xml") => Some(Kind::Xml),
-        e if e.starts_with("text/") => Some(Kind::Text),
-        _ => None,
+        (!boundaries.is_empty()).then_some(Kind::Multipart(boundaries))
+    } else if is("application/xml") || is("text/xml") {
+        Some(Kind::Xml)
+    } else if ends("+json") {
+        Some(Kind::Json)
+    } else if ends("+xml") {
+        Some(Kind::Xml)
+    } else if essence.len() >= 5 && essence[..5].eq_ignore_ascii_case(b"text/") {
+        Some(Kind::Text)
+    } else {
+        None
     }
 }
 
@@ -666,6 +675,30 @@ mod tests {
         let mut scan = Scan::default();
         let mut pass = Pass::new(waf, "r", &mut scan);
         std::str::from_utf8(doc).ok().and_then(|text| Plain::new(text, &mut pass).document()).is_some()
+    }
+
+    #[test]
+    fn body_kinds_come_from_the_content_type_in_any_case() {
+        let kind_of = |ct: &str| {
+            let mut headers = HeaderMap::new();
+            headers.insert(http::header::CONTENT_TYPE, ct.parse().expect("a header value"));
+            kind(&headers)
+        };
+        assert_eq!(kind_of("application/x-www-form-urlencoded"), Some(Kind::Form));
+        assert_eq!(kind_of(" Application/JSON ; charset=utf-8"), Some(Kind::Json));
+        assert_eq!(kind_of("application/problem+JSON"), Some(Kind::Json));
+        assert_eq!(kind_of("Multipart/Form-Data; Boundary=\"x y\""), Some(Kind::Multipart(vec!["x y".to_owned()])));
+        assert_eq!(kind_of("multipart/form-data; boundary="), None);
+        assert_eq!(kind_of("multipart/form-data"), None);
+        assert_eq!(kind_of("TEXT/XML"), Some(Kind::Xml));
+        assert_eq!(kind_of("application/xml"), Some(Kind::Xml));
+        assert_eq!(kind_of("application/soap+xml; charset=utf-8"), Some(Kind::Xml));
+        assert_eq!(kind_of("Text/Plain"), Some(Kind::Text));
+        assert_eq!(kind_of("text/"), Some(Kind::Text));
+        assert_eq!(kind_of("image/png"), None);
+        assert_eq!(kind_of("json"), None);
+        assert_eq!(kind_of(""), None);
+        assert_eq!(kind(&HeaderMap::new()), Some(Kind::Unlabelled));
     }
 
     #[test]

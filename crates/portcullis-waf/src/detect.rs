@@ -271,19 +271,28 @@ pub(crate) fn is_plain(raw: &[u8], classes: u8) -> bool {
 }
 
 /// Whether libinjection's SQLi detector cannot fire on this text: only ASCII letters,
-/// digits, spaces and commas, each word a bareword (no SQL keyword, function, operator, type:
-/// none of its ~9,350 keywords), no two neighbouring words a two-word keyword (`ORDER BY`,
-/// which its folding would merge), each word that starts with a digit all digits. Such a text
-/// tokenizes to barewords, numbers and commas only (the quote-led string forms need a quote,
-/// comments and operators their punctuation, other contexts a quote), and no fingerprint on
-/// libinjection's list is made of those three token types alone (a unit test checks the list).
+/// digits, spaces, commas and slashes, each word a bareword (no SQL keyword, function,
+/// operator, type: none of its ~9,350 keywords), no two neighbouring words a two-word keyword
+/// (`ORDER BY`, which its folding would merge), each word that starts with a digit all digits.
+/// Such a text tokenizes to barewords, numbers, commas and the `/` operator only (the
+/// quote-led string forms need a quote, comments a `*` after the slash or their own
+/// punctuation, other contexts a quote); its folding keeps to those four token types (it
+/// merges a bareword or `/` with its neighbour only into a keyword, and no keyword holds a
+/// space next to a `/`; its other rules that change a type need a parenthesis, a keyword, a
+/// backslash or a variable), and no fingerprint on libinjection's list is made of those four
+/// types alone (unit tests check both lists). A URL path such as `/api/products` is one.
 pub(crate) fn sqli_cannot_match(bytes: &[u8], classes: u8) -> bool {
     use libinjectionrs::sqli::TokenType;
     use libinjectionrs::sqli::sqli_data::{lookup_word, may_be_keyword, may_be_keyword_of};
 
-    if classes & !(LETTER | DIGIT | SPACE | COMMA) != 0 {
+    if classes & !(LETTER | DIGIT | SPACE | COMMA | OTHER) != 0 {
         return false;
     }
+    // The one other byte allowed: `/`, a separator between words here.
+    if classes & OTHER != 0 && bytes.iter().any(|&b| CLASS[usize::from(b)] & OTHER != 0 && b != b'/') {
+        return false;
+    }
+    const SEPARATOR: u8 = SPACE | COMMA | OTHER;
     // Most words set no bit of the keyword table's filter: barewords without a look-up.
     let bareword = |word: &[u8]| {
         // ASCII letters, digits and a space: always UTF-8.
@@ -293,16 +302,16 @@ pub(crate) fn sqli_cannot_match(bytes: &[u8], classes: u8) -> bool {
     let (mut p_start, mut p_end) = (0, 0);
     let mut i = 0;
     while i < bytes.len() {
-        if CLASS[usize::from(bytes[i])] & (SPACE | COMMA) != 0 {
+        if CLASS[usize::from(bytes[i])] & SEPARATOR != 0 {
             i += 1;
             continue;
         }
-        // A word of letters and digits, up to the next space or comma.
+        // A word of letters and digits, up to the next space, comma or slash.
         let start = i;
         let mut classes = 0;
         while i < bytes.len() {
             let class = CLASS[usize::from(bytes[i])];
-            if class & (SPACE | COMMA) != 0 {
+            if class & SEPARATOR != 0 {
                 break;
             }
             classes |= class;
@@ -643,6 +652,33 @@ mod tests {
     }
 
     #[test]
+    fn no_listed_sqli_fingerprint_is_barewords_numbers_commas_and_operators_alone() {
+        use libinjectionrs::sqli::sqli_data::SQL_KEYWORDS;
+        for k in SQL_KEYWORDS.iter().filter(|k| k.token_type == b'F') {
+            assert!(!k.word[1..].bytes().all(|b| matches!(b, b'N' | b'1' | b',' | b'O')), "{}", k.word);
+        }
+        // A bareword or `/` merges with its neighbour only into a keyword (`word /`,
+        // `/ word`, `/ /`): no keyword holds a slash next to a space.
+        for k in SQL_KEYWORDS.iter().filter(|k| k.word.contains('/')) {
+            assert!(!k.word.contains("/ ") && !k.word.contains(" /"), "{}", k.word);
+        }
+    }
+
+    #[test]
+    fn the_sqli_pre_screen_passes_url_paths() {
+        let cannot = |t: &[u8]| sqli_cannot_match(t, classes(t));
+        assert!(cannot(b"/api/products"));
+        assert!(cannot(b"/v1/orders/12345/items/"));
+        assert!(cannot(b"//"));
+        for sql in [&b"/api/union/select"[..], b"/x/1 or 1", b"/a/*b*/", b"/x/5th", b"/a-b", b"/a.b", b"/a/order by"] {
+            assert!(!cannot(sql), "{}", String::from_utf8_lossy(sql));
+        }
+        // The other families still read such a text (only SQLi's detector is skipped).
+        assert!(hits("/etc/passwd").contains(&930120));
+        assert!(hits("/bin/sh").contains(&932160));
+    }
+
+    #[test]
     fn the_sqli_pre_screen_passes_prose_and_stops_at_sql() {
         let cannot = |t: &[u8]| sqli_cannot_match(t, classes(t));
         assert!(cannot(b"Blue cotton shirt, size M, batch 12"));
@@ -758,7 +794,7 @@ mod prescreen {
         let ordinary =
             prop::sample::select(&["blue", "shirt", "size", "M", "x86", "batch", "Liam", "0", "12", "007"][..]);
         let word = prop_oneof![keyword.prop_map(str::to_owned), ordinary.prop_map(str::to_owned), "[a-zA-Z0-9]{1,6}"];
-        let gap = prop::sample::select(&[" ", "  ", ",", ", ", " , "][..]);
+        let gap = prop::sample::select(&[" ", "  ", ",", ", ", " , ", "/", "//", " / ", "/,"][..]);
         prop::collection::vec((word, gap), 1..8)
             .prop_map(|parts| parts.into_iter().map(|(w, g)| format!("{w}{g}")).collect::<String>())
     }

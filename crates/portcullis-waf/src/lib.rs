@@ -39,6 +39,21 @@ pub const DEFAULT_INSPECT_BODY_BYTES: usize = 64 * 1024;
 pub const INSPECTED_HEADERS: &[&str] =
     &["user-agent", "referer", "origin", "x-forwarded-for", "x-forwarded-host", "x-requested-with"];
 
+/// [`INSPECTED_HEADERS`] as header names, in the same order; then `Cookie` (read cookie by
+/// cookie). Found by one pass over the request's names: a name looked up by `&str` is parsed
+/// again on every request, and most requests carry few of these.
+static INSPECTED_NAMES: [http::HeaderName; 7] = [
+    http::header::USER_AGENT,
+    http::header::REFERER,
+    http::header::ORIGIN,
+    http::HeaderName::from_static("x-forwarded-for"),
+    http::HeaderName::from_static("x-forwarded-host"),
+    http::HeaderName::from_static("x-requested-with"),
+    http::header::COOKIE,
+];
+/// The index of `Cookie` in [`INSPECTED_NAMES`].
+const COOKIE_AT: usize = 6;
+
 /// What happens to the body past `inspect_body_bytes` (`waf.oversize`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Oversize {
@@ -150,7 +165,16 @@ impl Waf {
         if let Some(query) = parts.uri.query() {
             pass.fields(query.as_bytes(), Place::Url);
         }
-        for cookie in parts.headers.get_all(http::header::COOKIE) {
+        // Which of the inspected names the request carries (bit `i`: `INSPECTED_NAMES[i]`).
+        let mut present = 0u8;
+        for name in parts.headers.keys() {
+            if let Some(i) = INSPECTED_NAMES.iter().position(|n| n == name) {
+                present |= 1 << i;
+            }
+        }
+        let cookies =
+            if present & 1 << COOKIE_AT != 0 { Some(parts.headers.get_all(http::header::COOKIE)) } else { None };
+        for cookie in cookies.into_iter().flatten() {
             for pair in cookie.as_bytes().split(|&b| b == b';') {
                 let pair = pair.trim_ascii();
                 let (name, value) = split_pair(pair);
@@ -162,9 +186,12 @@ impl Waf {
                 }
             }
         }
-        for &name in INSPECTED_HEADERS {
+        for (i, (&label, name)) in INSPECTED_HEADERS.iter().zip(&INSPECTED_NAMES).enumerate() {
+            if present & 1 << i == 0 {
+                continue;
+            }
             for value in parts.headers.get_all(name) {
-                pass.value(Target::Header(name), value.as_bytes(), false, Place::Url);
+                pass.value(Target::Header(label), value.as_bytes(), false, Place::Url);
             }
         }
         if self.settings.families.contains(Family::Protocol)
@@ -259,6 +286,11 @@ fn split_pair(pair: &[u8]) -> (&[u8], &[u8]) {
     }
 }
 
+/// A value's bit in [`Pass::memo_lengths`].
+fn length_bit(raw: &[u8]) -> u64 {
+    1 << (raw.len() % 64)
+}
+
 /// The rules one value matched, before exclusions.
 type Found = SmallVec<[RuleId; 4]>;
 
@@ -271,6 +303,10 @@ struct Pass<'a> {
     /// (`+` as a space or not): a value repeated in a body (the same status in every item of
     /// a list) is decoded and checked once. Bounded by the inspected body.
     memo: [HashMap<Box<[u8]>, Found, foldhash::fast::RandomState>; 2],
+    /// The lengths (modulo 64, one bit each) of the values in each memo: a value of a length
+    /// none of them has is not hashed and looked up (most values of a body are new, and the
+    /// few that repeat have lengths of their own).
+    memo_lengths: [u64; 2],
     /// While `Some`, hits are held here instead of counted (a JSON walk that may yet fail and
     /// be replaced by the string-literal fallback): rule ids past the exclusions, in order.
     held: Option<Found>,
@@ -278,7 +314,7 @@ struct Pass<'a> {
 
 impl<'a> Pass<'a> {
     fn new(waf: &'a Waf, route: &'a str, scan: &'a mut Scan) -> Self {
-        Self { waf, route, scan, memo: Default::default(), held: None }
+        Self { waf, route, scan, memo: Default::default(), memo_lengths: [0; 2], held: None }
     }
 }
 
@@ -332,11 +368,14 @@ impl Pass<'_> {
         // Words of ASCII letters and digits with spaces and commas between, none of them SQL
         // to libinjection: no decoding has anything to undo (no `%`, `+`, `&`, `\`, NUL or
         // non-ASCII byte), no family but SQLi can match without a byte outside that set (each
-        // pre-screen of `Detectors::check` names its bytes) and SQLi's pre-screen passes it.
+        // pre-screen of `Detectors::check` names its bytes) and SQLi's pre-screen passes it
+        // (that pre-screen also passes slashes, which the path rules read: not cleared here).
         // The most common free text of API bodies (`Widget number 12`) costs one look-up a
         // word, with no decoding, memo entry or allocation. Identifiers of words and numbers
         // joined by dashes (`SKU-00012`, `2024-05-01`) are cleared the same way.
-        if self.waf.fast && (detect::sqli_cannot_match(raw, classes) || detect::dashed_cannot_match(raw, classes)) {
+        let prose = classes & !(detect::LETTER | detect::DIGIT | detect::SPACE | detect::COMMA) == 0
+            && detect::sqli_cannot_match(raw, classes);
+        if self.waf.fast && (prose || detect::dashed_cannot_match(raw, classes)) {
             return Found::new();
         }
         self.found(raw, plus, place, None)
@@ -344,7 +383,7 @@ impl Pass<'_> {
 
     /// What a body value already checked in this body matched (fast path only).
     fn memo(&self, raw: &[u8], plus: bool, place: Place) -> Option<Found> {
-        if !(self.waf.fast && place == Place::Body) || self.memo[usize::from(plus)].is_empty() {
+        if !(self.waf.fast && place == Place::Body) || self.memo_lengths[usize::from(plus)] & length_bit(raw) == 0 {
             return None;
         }
         self.memo[usize::from(plus)].get(raw).cloned()
@@ -367,6 +406,7 @@ impl Pass<'_> {
         }
         if memo {
             self.memo[usize::from(plus)].insert(raw.into(), found.clone());
+            self.memo_lengths[usize::from(plus)] |= length_bit(raw);
         }
         found
     }

@@ -293,3 +293,35 @@ fn a_multipart_part_is_read_wherever_a_backend_may_end_its_headers() {
     let s = scan_of(&waf, "/x", &h, Some(body));
     assert!(ids(&s).contains(&942100), "{s:?}");
 }
+
+#[test]
+fn the_inspected_names_are_the_inspected_headers_then_cookie() {
+    assert_eq!(INSPECTED_HEADERS.len(), COOKIE_AT);
+    for (label, name) in INSPECTED_HEADERS.iter().zip(&INSPECTED_NAMES) {
+        assert_eq!(*label, name.as_str());
+    }
+    assert_eq!(INSPECTED_NAMES[COOKIE_AT], http::header::COOKIE);
+}
+
+#[test]
+fn every_inspected_header_is_read_among_others_and_in_every_repeat() {
+    let waf = Waf::new(Settings::default());
+    for name in INSPECTED_HEADERS {
+        let s = scan_of(
+            &waf,
+            "/x",
+            &[
+                ("accept", "*/*"),
+                (name, "fine"),
+                ("x-other", "<script>alert(1)</script>"),
+                (name, "<script>alert(1)</script>"),
+            ],
+            None,
+        );
+        assert!(ids(&s).contains(&941100), "{name}: {s:?}");
+    }
+    let s = scan_of(&waf, "/x", &[("x-other", "a"), ("cookie", "a=1"), ("cookie", "b=1' OR '1'='1")], None);
+    assert!(ids(&s).contains(&942100), "{s:?}");
+    let s = scan_of(&waf, "/x", &[("x-other", "<script>alert(1)</script>"), ("authorization", "1' OR '1'='1")], None);
+    assert!(s.is_clean(), "{s:?}");
+}
