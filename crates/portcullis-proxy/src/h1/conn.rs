@@ -80,7 +80,9 @@ const SLOTS_MAX: usize = 256;
 /// at once, for idle memory) and the kernel faulted in and zeroed again on the next request.
 fn take_slot<F: 'static>() -> Pin<Box<Option<F>>> {
     let id = TypeId::of::<F>();
-    let found = SLOTS.with(|s| s.borrow_mut().iter_mut().find(|(t, _)| *t == id).and_then(|(_, v)| v.pop()));
+    // `try_with`: a task dropped while its thread is ending finds no pool, and needs none.
+    let found =
+        SLOTS.try_with(|s| s.borrow_mut().iter_mut().find(|(t, _)| *t == id).and_then(|(_, v)| v.pop())).ok().flatten();
     match found.map(<Box<dyn Any>>::downcast::<Pin<Box<Option<F>>>>) {
         Some(Ok(slot)) => *slot,
         _ => Box::pin(None),
@@ -90,7 +92,7 @@ fn take_slot<F: 'static>() -> Pin<Box<Option<F>>> {
 fn give_slot<F: 'static>(mut slot: Pin<Box<Option<F>>>) {
     slot.set(None);
     let id = TypeId::of::<F>();
-    SLOTS.with(|s| {
+    let _ = SLOTS.try_with(|s| {
         let mut s = s.borrow_mut();
         let kept = match s.iter_mut().find(|(t, _)| *t == id) {
             Some((_, kept)) => kept,

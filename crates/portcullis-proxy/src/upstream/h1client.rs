@@ -47,7 +47,7 @@ thread_local! {
 const POOLED_READS: usize = 64;
 
 fn read_buffer() -> BytesMut {
-    READS.with(|r| r.borrow_mut().pop()).unwrap_or_default()
+    READS.try_with(|r| r.borrow_mut().pop()).ok().flatten().unwrap_or_default()
 }
 
 /// Back to the pool, if its memory is its own again (no body piece still shares it).
@@ -55,7 +55,7 @@ fn give_back_read(mut buf: BytesMut) {
     if buf.capacity() == 0 || !crate::h1::reclaim(&mut buf, READ_SIZE) {
         return;
     }
-    READS.with(|r| {
+    let _ = READS.try_with(|r| {
         let mut r = r.borrow_mut();
         if r.len() < POOLED_READS {
             r.push(buf);
