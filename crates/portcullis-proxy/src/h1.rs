@@ -32,10 +32,11 @@ pub(crate) fn take_bytes(buf: &mut BytesMut, n: usize) -> Bytes {
 
 /// Empties `buf` and makes its whole capacity usable again without allocating: `false` when
 /// it cannot hold `capacity` bytes that way (its memory is still shared with pieces sliced off
-/// it, or it is smaller), and then it is not worth pooling.
+/// it, or it is smaller), or when it grew past four times that (a large head or body went
+/// through it: a pool keeps no such memory), and then it is not worth pooling.
 pub(crate) fn reclaim(buf: &mut BytesMut, capacity: usize) -> bool {
     buf.clear();
-    buf.try_reclaim(capacity)
+    buf.capacity() <= 4 * capacity && buf.try_reclaim(capacity)
 }
 
 #[cfg(test)]
@@ -78,5 +79,13 @@ mod buffer_tests {
         assert!(!reclaim(&mut buf, 2 * n));
         drop(piece);
         assert!(reclaim(&mut buf, 2 * n));
+    }
+
+    #[test]
+    fn a_buffer_that_grew_large_is_not_pooled() {
+        let mut buf = BytesMut::with_capacity(64 * 1024);
+        buf.extend_from_slice(b"x");
+        assert!(!reclaim(&mut buf, 8 * 1024));
+        assert!(reclaim(&mut buf, 16 * 1024));
     }
 }

@@ -232,7 +232,10 @@ fn corpus() -> Vec<(&'static str, Method, Vec<u8>)> {
     cases.push(("too many fields", Method::GET, many));
     let fields = [&b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n"[..], &b"X-A: 1\r\n".repeat(99), b"\r\n"].concat();
     cases.push(("just under the field limit", Method::GET, fields));
-    let huge = [&b"HTTP/1.1 200 OK\r\nX-Big: "[..], &vec![b'a'; 500_000], b"\r\nContent-Length: 0\r\n\r\n"].concat();
+    // Past twice the limit: hyper reads up to its limit at a time and checks the limit only on
+    // an incomplete head, so a head between one and two limits long is refused or taken by it
+    // as the reads happen to split (the gateway refuses it always: `h1head`'s own tests).
+    let huge = [&b"HTTP/1.1 200 OK\r\nX-Big: "[..], &vec![b'a'; 1_000_000], b"\r\nContent-Length: 0\r\n\r\n"].concat();
     cases.push(("huge head", Method::GET, huge));
     let big = [&b"HTTP/1.1 200 OK\r\nX-Big: "[..], &vec![b'a'; 100_000], b"\r\nContent-Length: 0\r\n\r\n"].concat();
     cases.push(("big head under the limit", Method::GET, big));

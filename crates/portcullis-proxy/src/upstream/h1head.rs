@@ -67,13 +67,19 @@ pub(crate) fn parse(buf: &mut BytesMut, method: &Method) -> Result<Parsed, Inval
     // Uninitialised slots: zeroing 100 of them (3 KiB) per parse cost more than the parse.
     let mut fields = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
     let mut response = httparse::Response::new(&mut []);
-    let len =
-        match httparse::ParserConfig::default().parse_response_with_uninit_headers(&mut response, buf, &mut fields) {
-            Ok(httparse::Status::Complete(len)) => len,
-            Ok(httparse::Status::Partial) if buf.len() >= MAX_HEAD_BYTES => return Err(Invalid),
-            Ok(httparse::Status::Partial) => return Ok(Parsed::Partial),
-            Err(_) => return Err(Invalid),
-        };
+    // Never more than `MAX_HEAD_BYTES`, however much one read brought: a head's fate does not
+    // depend on how the upstream's bytes were split into reads (hyper never buffers more).
+    let window: &[u8] = &buf[..buf.len().min(MAX_HEAD_BYTES)];
+    let len = match httparse::ParserConfig::default().parse_response_with_uninit_headers(
+        &mut response,
+        window,
+        &mut fields,
+    ) {
+        Ok(httparse::Status::Complete(len)) => len,
+        Ok(httparse::Status::Partial) if window.len() >= MAX_HEAD_BYTES => return Err(Invalid),
+        Ok(httparse::Status::Partial) => return Ok(Parsed::Partial),
+        Err(_) => return Err(Invalid),
+    };
     let version = match response.version {
         Some(0) => Version::HTTP_10,
         Some(1) => Version::HTTP_11,
@@ -240,6 +246,10 @@ mod tests {
         assert!(head(&many, &Method::GET).is_err());
         let huge: Vec<u8> = [&b"HTTP/1.1 200 OK\r\nX-A: "[..], &vec![b'a'; MAX_HEAD_BYTES]].concat();
         assert!(head(&huge, &Method::GET).is_err());
+        // Whole, in one read (a read buffer grown large can take it at once): refused all the same.
+        let whole: Vec<u8> =
+            [&b"HTTP/1.1 200 OK\r\nX-A: "[..], &vec![b'a'; MAX_HEAD_BYTES], b"\r\nContent-Length: 0\r\n\r\n"].concat();
+        assert!(head(&whole, &Method::GET).is_err());
         let partial: Vec<u8> = [&b"HTTP/1.1 200 OK\r\nX-A: "[..], &vec![b'a'; 1000]].concat();
         assert!(matches!(head(&partial, &Method::GET), Ok((Parsed::Partial, _))));
     }
