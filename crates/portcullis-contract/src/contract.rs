@@ -166,7 +166,15 @@ impl Contract {
         };
         let (Some(validator), Some(bytes)) = (&media.validator, request.body) else { return };
         match body::parse(bytes) {
-            Ok(parsed) => schema_violations(validator, parsed.root(), "body", '/', out),
+            Ok(parsed) => {
+                if let Some(pointer) = parsed.ambiguous_name() {
+                    out.push(Violation::new(
+                        format!("body{}", cut(pointer)),
+                        "differs from another member's name only in letter case",
+                    ));
+                }
+                schema_violations(validator, parsed.root(), "body", '/', out);
+            }
             Err(e) => out.push(Violation::new("body", format!("not valid JSON ({e})"))),
         }
     }

@@ -111,3 +111,26 @@ fn an_unknown_format_is_a_warning() {
     assert_eq!(compiled.warnings.len(), 1);
     assert!(compiled.warnings[0].message.contains("postcode"));
 }
+
+#[test]
+fn a_body_whose_names_differ_only_in_letter_case_is_refused() {
+    // Go's encoding/json fills the `role` field from `Role` too, the last one winning: the
+    // schema would pass "user" while the backend reads "admin".
+    let doc = r#"
+openapi: 3.0.3
+info: { title: t, version: "1" }
+paths:
+  /items/{id}:
+    post:
+      operationId: put
+      requestBody:
+        required: true
+        content:
+          application/json: { schema: { type: object, properties: { role: { enum: [user] } } } }
+"#;
+    let c = contract(doc, "put");
+    let json = ("content-type", "application/json");
+    assert_eq!(check(&c, None, &[json], Some(r#"{"role":"user"}"#)), Vec::<String>::new());
+    assert_eq!(check(&c, None, &[json], Some(r#"{"role":"user","Role":"admin"}"#)), ["body/Role"]);
+    assert_eq!(check(&c, None, &[json], Some(r#"{"role":"user","rol\u0045":"admin"}"#)), ["body/rolE"]);
+}
