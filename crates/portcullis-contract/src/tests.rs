@@ -113,6 +113,19 @@ fn an_unknown_format_is_a_warning() {
 }
 
 #[test]
+fn a_schema_for_a_body_that_is_not_json_is_a_warning() {
+    let doc = OpenApiDoc::load(&write(
+        "api.yaml",
+        &DOC.replace("text/plain: {}", "application/x-www-form-urlencoded: { schema: { type: object } }"),
+    ))
+    .unwrap();
+    let compiled = doc.contract(&doc.find("put").unwrap()).map_err(|e| e.to_string()).unwrap();
+    assert_eq!(compiled.warnings.len(), 1, "{:?}", compiled.warnings);
+    assert!(compiled.warnings[0].message.contains("`application/x-www-form-urlencoded` bodies is not checked"));
+    assert!(compiled.warnings[0].message.contains("operation `put`"), "{}", compiled.warnings[0].message);
+}
+
+#[test]
 fn a_body_whose_names_differ_only_in_letter_case_is_refused() {
     // Go's encoding/json fills the `role` field from `Role` too, the last one winning: the
     // schema would pass "user" while the backend reads "admin".
