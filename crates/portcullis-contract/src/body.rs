@@ -32,9 +32,9 @@ pub(crate) struct Parsed<'a> {
     /// The strings that held escapes, unescaped ([`Text::Unescaped`] indexes them). Apart,
     /// so that no entry owns memory and freeing the tape is one deallocation.
     unescaped: Vec<String>,
-    /// The tape index of a member name that differs from another of its object only in
-    /// letter case ([`fold`]), if any.
-    ambiguous: Option<u32>,
+    /// The tape index of a member name that repeats another of its object or differs from it
+    /// only in letter case ([`fold`]), if any, and which.
+    ambiguous: Option<(u32, Clash)>,
 }
 
 /// A string of the body: borrowed from it, or unescaped into [`Parsed::unescaped`].
@@ -98,12 +98,15 @@ fn parse_with_serde(bytes: &[u8]) -> Result<Parsed<'_>, serde_json::Error> {
 }
 
 impl Parsed<'_> {
-    /// The JSON pointer of a member name that another name of its object equals but for
-    /// letter case (`{"role":"user","Role":"admin"}`). JSON parsers disagree on such a body:
-    /// Go's `encoding/json` fills a struct field from either spelling, the last one winning,
-    /// so the value a schema checked need not be the value the backend reads.
-    pub(crate) fn ambiguous_name(&self) -> Option<String> {
-        let target = self.ambiguous? as usize;
+    /// The JSON pointer of a member name that repeats an earlier name of its object
+    /// (`{"qty":-1,"qty":1}`) or equals it but for letter case (`{"role":"user","Role":"admin"}`),
+    /// and which of the two. JSON parsers disagree on such a body: most keep a repeated
+    /// name's last value, Go's gjson and jsonparser the first; Go's `encoding/json` fills a
+    /// struct field from either spelling, the last one winning. The value a schema checked
+    /// need not be the value the backend reads.
+    pub(crate) fn ambiguous_name(&self) -> Option<(String, Clash)> {
+        let (target, clash) = self.ambiguous?;
+        let target = target as usize;
         let mut pointer = String::new();
         let mut at = 0;
         // Descend from the root into the container holding `target`.
@@ -148,7 +151,7 @@ impl Parsed<'_> {
         let Entry::Key { name, .. } = self.entries.get(target)? else { return None };
         pointer.push('/');
         pointer.push_str(&pointer_segment(resolve(&self.unescaped, name)));
-        Some(pointer)
+        Some((pointer, clash))
     }
 
     /// The root value.
@@ -162,8 +165,9 @@ struct Builder<'a> {
     /// The key indices of the objects being built, innermost last (one buffer for all).
     keys: Vec<KeyRef>,
     unescaped: Vec<String>,
-    /// The first member name found to differ from another of its object only in letter case.
-    ambiguous: Option<u32>,
+    /// The first member name found to repeat another of its object or to differ from it only
+    /// in letter case.
+    ambiguous: Option<(u32, Clash)>,
 }
 
 /// A member name being collected: its index on the tape and a digest of it (names whose
@@ -297,8 +301,9 @@ impl<'a> Builder<'a> {
                     let (a, b) = (name(this.at), name(later.at));
                     if a == b {
                         repeated = true;
+                        ambiguous.get_or_insert((later.at, Clash::Repeated));
                     } else if ambiguous.is_none() && fold(a) == fold(b) {
-                        ambiguous = Some(later.at);
+                        ambiguous = Some((later.at, Clash::Case));
                     }
                 }
                 if repeated {
@@ -314,9 +319,12 @@ impl<'a> Builder<'a> {
             let mut seen = std::collections::HashMap::with_capacity(object.len());
             for key in object.iter().rev() {
                 let this = name(key.at);
-                match seen.insert(fold(this), this) {
-                    Some(other) if other == this => repeated.push(key.at),
-                    Some(_) if ambiguous.is_none() => ambiguous = Some(key.at),
+                match seen.insert(fold(this), (this, key.at)) {
+                    Some((other, later)) if other == this => {
+                        repeated.push(key.at);
+                        ambiguous.get_or_insert((later, Clash::Repeated));
+                    }
+                    Some((_, later)) if ambiguous.is_none() => ambiguous = Some((later, Clash::Case)),
                     _ => {}
                 }
             }
@@ -332,6 +340,15 @@ impl<'a> Builder<'a> {
         keys.truncate(first);
         u32::try_from(distinct).unwrap_or(u32::MAX)
     }
+}
+
+/// How a member name clashes with an earlier one of its object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Clash {
+    /// The same name.
+    Repeated,
+    /// The same name but for letter case.
+    Case,
 }
 
 /// A JSON pointer segment for `name`.
@@ -815,20 +832,27 @@ mod tests {
             (r#"{"a":{"k":1},"b":{"\u212aey":1,"key":2}}"#, Some("/b/key")),
             (r#"{"ſ":1,"S":2}"#, Some("/S")),
             (r#"{"a/b":{"x":1,"X":2}}"#, Some("/a~1b/X")),
-            (r#"{"role":"user","role":"admin","rolE2":1}"#, None),
+            (r#"{"role":"user","role":"admin","rolE2":1}"#, Some("/role")),
+            (r#"{"a":1,"b":2,"c":3}"#, None),
             (r#"{"role":"user","RoleX":"admin","ß":1,"ss":2,"SS":3}"#, Some("/SS")),
             (r#"[{"id":1},{"ID":2}]"#, None),
         ] {
             let parsed = parse(text.as_bytes()).unwrap();
-            assert_eq!(parsed.ambiguous_name().as_deref(), place, "{text}");
+            let found = parsed.ambiguous_name();
+            assert_eq!(found.as_ref().map(|(p, _)| p.as_str()), place, "{text}");
+            let repeated = text.contains(r#""role":"user","role""#);
+            assert!(found.is_none_or(|(_, clash)| (clash == Clash::Repeated) == repeated), "{text}");
         }
         // Past sixteen names (the hashed comparison), at either end.
         for at in [0_usize, 19] {
             let mut members: Vec<String> = (0..20).map(|i| format!(r#""name{i}":{i}"#)).collect();
             members.push(format!(r#""NAME{at}":"again""#));
             let text = format!("{{{}}}", members.join(","));
-            let found = parse(text.as_bytes()).unwrap().ambiguous_name();
+            let found = parse(text.as_bytes()).unwrap().ambiguous_name().map(|(p, _)| p);
             assert!(found == Some(format!("/NAME{at}")) || found == Some(format!("/name{at}")), "{found:?}");
+            let text = text.replace(&format!("NAME{at}"), &format!("name{at}"));
+            let found = parse(text.as_bytes()).unwrap().ambiguous_name();
+            assert_eq!(found, Some((format!("/name{at}"), Clash::Repeated)), "{text}");
         }
         let plain: Vec<String> = (0..20).map(|i| format!(r#""name{i}":{i}"#)).collect();
         assert_eq!(parse(format!("{{{}}}", plain.join(",")).as_bytes()).unwrap().ambiguous_name(), None);

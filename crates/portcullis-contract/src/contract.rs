@@ -167,11 +167,12 @@ impl Contract {
         let (Some(validator), Some(bytes)) = (&media.validator, request.body) else { return };
         match body::parse(bytes) {
             Ok(parsed) => {
-                if let Some(pointer) = parsed.ambiguous_name() {
-                    out.push(Violation::new(
-                        format!("body{}", cut(pointer)),
-                        "differs from another member's name only in letter case",
-                    ));
+                if let Some((pointer, clash)) = parsed.ambiguous_name() {
+                    let message = match clash {
+                        body::Clash::Repeated => "repeats a name earlier in its object",
+                        body::Clash::Case => "differs from another member's name only in letter case",
+                    };
+                    out.push(Violation::new(format!("body{}", cut(pointer)), message));
                 }
                 schema_violations(validator, parsed.root(), "body", '/', out);
             }

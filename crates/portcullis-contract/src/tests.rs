@@ -146,4 +146,6 @@ paths:
     assert_eq!(check(&c, None, &[json], Some(r#"{"role":"user"}"#)), Vec::<String>::new());
     assert_eq!(check(&c, None, &[json], Some(r#"{"role":"user","Role":"admin"}"#)), ["body/Role"]);
     assert_eq!(check(&c, None, &[json], Some(r#"{"role":"user","rol\u0045":"admin"}"#)), ["body/rolE"]);
+    // A repeated name: most parsers keep the last value, Go's gjson and jsonparser the first.
+    assert_eq!(check(&c, None, &[json], Some(r#"{"role":"admin","role":"user"}"#)), ["body/role"]);
 }
