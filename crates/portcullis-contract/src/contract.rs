@@ -127,6 +127,15 @@ impl Contract {
             }
             let reader = &param.reader;
             let location = format!("{}.{}", reader.place.as_str(), reader.name);
+            let repeated = match reader.place {
+                In::Query => reader.repeated_in(&query),
+                In::Cookie => cookie_count(request.headers, &reader.name) > 1,
+                In::Path | In::Header => false,
+            };
+            if repeated {
+                out.push(Violation::new(location, "is given more than once"));
+                continue;
+            }
             let value = match reader.place {
                 In::Query => reader.read_query(&query, &declared),
                 In::Path => request
@@ -204,6 +213,18 @@ pub(crate) fn is_json(range: &str) -> bool {
 fn header_text(headers: &HeaderMap, name: &str) -> Option<String> {
     let values: Vec<&str> = headers.get_all(name).iter().filter_map(|v| v.to_str().ok()).collect();
     (!values.is_empty()).then(|| values.join(","))
+}
+
+/// How many cookies of the request are named `name`. Backends disagree on which of several
+/// they read (Go and Werkzeug the first, Django's parser the last).
+fn cookie_count(headers: &HeaderMap, name: &str) -> usize {
+    headers
+        .get_all(http::header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(cookies)
+        .filter(|(k, _)| *k == name)
+        .count()
 }
 
 fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {

@@ -149,3 +149,29 @@ paths:
     // A repeated name: most parsers keep the last value, Go's gjson and jsonparser the first.
     assert_eq!(check(&c, None, &[json], Some(r#"{"role":"admin","role":"user"}"#)), ["body/role"]);
 }
+
+#[test]
+fn a_parameter_read_once_but_given_twice_is_refused() {
+    // Flask and Go read the first of several, Django and PHP the last: whichever one the check
+    // read, the backend may read the other.
+    let doc = r#"
+openapi: 3.0.3
+info: { title: t, version: "1" }
+paths:
+  /items/{id}:
+    get:
+      operationId: get
+      parameters:
+        - { name: note, in: query, schema: { maxLength: 3 } }
+        - { name: tags, in: query, explode: false, schema: { type: array, maxItems: 2, items: { type: string } } }
+        - { name: ids, in: query, schema: { type: array, maxItems: 2, items: { type: integer } } }
+        - { name: kind, in: cookie, schema: { type: string, enum: [basic] } }
+"#;
+    let c = contract(doc, "get");
+    let none = Vec::<String>::new();
+    assert_eq!(check(&c, Some("note=abc&tags=a,b&ids=1&ids=2"), &[("cookie", "kind=basic")], None), none);
+    assert_eq!(check(&c, Some("note=abc&note=abcdefgh"), &[], None), ["query.note"]);
+    assert_eq!(check(&c, Some("tags=a&tags=a,b,c,d"), &[], None), ["query.tags"]);
+    assert_eq!(check(&c, None, &[("cookie", "kind=basic; kind=admin")], None), ["cookie.kind"]);
+    assert_eq!(check(&c, None, &[("cookie", "kind=basic"), ("cookie", "kind=admin")], None), ["cookie.kind"]);
+}
