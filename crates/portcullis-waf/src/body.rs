@@ -139,6 +139,22 @@ struct Plain<'b, 'p, 'a> {
     /// Where the scanner is: the keys and indexes from the document's root.
     path: Vec<Segment<'b>>,
     pass: &'p mut Pass<'a>,
+    /// Strings of this body already checked and found clean, one slot each by [`seen_slot`]
+    /// (a later string there replaces it): the same keys in every item of a list, a repeated
+    /// value, are then answered by one comparison. Only clean verdicts are kept (a string's
+    /// verdict is a function of its bytes alone, and a clean one adds no hit wherever it is);
+    /// a string that matched is checked again, each time with its own pointer.
+    seen: [&'b [u8]; SEEN_SLOTS],
+}
+
+/// The slots of [`Plain::seen`].
+const SEEN_SLOTS: usize = 64;
+
+/// A string's slot in [`Plain::seen`]: from its length and first, middle and last bytes.
+fn seen_slot(s: &[u8]) -> usize {
+    let (Some(&first), Some(&last)) = (s.first(), s.last()) else { return 0 };
+    let mixed = (s.len() as u32) ^ u32::from(first) << 8 ^ u32::from(s[s.len() / 2]) << 16 ^ u32::from(last) << 24;
+    (mixed.wrapping_mul(0x9E37_79B1) >> 26) as usize
 }
 
 /// One step of a JSON Pointer.
@@ -150,13 +166,19 @@ enum Segment<'b> {
 
 impl<'b, 'p, 'a> Plain<'b, 'p, 'a> {
     fn new(text: &'b str, pass: &'p mut Pass<'a>) -> Self {
-        Self { text, at: 0, path: Vec::new(), pass }
+        Self { text, at: 0, path: Vec::new(), pass, seen: [&[]; SEEN_SLOTS] }
     }
 
     /// Checks a key or string leaf at the current path; its pointer is built only on a match.
-    fn check(&mut self, (s, classes): (&str, u8)) {
-        let found = self.pass.check_classified(s.as_bytes(), classes, false, Place::Body);
+    fn check(&mut self, s: &'b str) {
+        let s = s.as_bytes();
+        let slot = seen_slot(s);
+        if !s.is_empty() && self.seen[slot] == s {
+            return;
+        }
+        let found = self.pass.check_classified(s, detect::classes(s), false, Place::Body);
         if found.is_empty() {
+            self.seen[slot] = s;
             return;
         }
         let mut pointer = String::new();
@@ -234,7 +256,7 @@ impl<'b, 'p, 'a> Plain<'b, 'p, 'a> {
                         return None;
                     }
                     let key = self.string()?;
-                    self.path.push(Segment::Key(key.0));
+                    self.path.push(Segment::Key(key));
                     self.check(key);
                     let member = if self.eat(b':') { self.value(depth + 1) } else { None };
                     self.path.pop();
@@ -291,40 +313,48 @@ impl<'b, 'p, 'a> Plain<'b, 'p, 'a> {
         n
     }
 
-    /// A string without escapes or control characters, and the [`detect::classes`] of its
-    /// bytes (found in the same pass); at its opening quote.
-    fn string(&mut self) -> Option<(&'b str, u8)> {
+    /// A string without escapes or control characters; at its opening quote.
+    fn string(&mut self) -> Option<&'b str> {
         let body = self.body();
         let start = self.at + 1;
         let rest = body.get(start..)?;
-        let class = |b: &u8| detect::CLASS[usize::from(*b)];
-        let mut classes = 0;
         let mut len = 0;
-        // Eight bytes at a time while none of them ends the string, then byte by byte.
-        for chunk in rest.chunks_exact(8) {
-            let all = chunk.iter().fold(0, |acc, b| acc | class(b));
-            if all & detect::JSON_STOP != 0 {
+        // Eight bytes at a time while eight are left (past the string's end too: the quote
+        // that ends it is found first), then byte by byte.
+        loop {
+            let Some(chunk) = rest.get(len..len + 8) else {
+                len += rest[len..].iter().position(|&b| detect::CLASS[usize::from(b)] & detect::JSON_STOP != 0)?;
+                break;
+            };
+            let word = u64::from_le_bytes(chunk.try_into().ok()?);
+            let stops = json_stops(word);
+            if stops != 0 {
+                len += (stops.trailing_zeros() / 8) as usize;
                 break;
             }
-            classes |= all;
             len += 8;
         }
-        len += rest[len..].iter().position(|b| {
-            let c = class(b);
-            let stop = c & detect::JSON_STOP != 0;
-            if !stop {
-                classes |= c;
-            }
-            stop
-        })?;
         if rest[len] != b'"' {
             return None;
         }
         let end = start + len;
         self.at = end + 1;
         // Cut at two ASCII quotes: always on character boundaries.
-        Some((self.text.get(start..end)?, classes))
+        self.text.get(start..end)
     }
+}
+
+/// Eight bytes (little-endian) with the high bit of each byte set where a JSON string stops:
+/// at `"`, `\` or a control character (the [`detect::JSON_STOP`] bytes). Exact up to its first
+/// set bit, which is all that is read (a borrow may set bits past a true stop, never before).
+fn json_stops(word: u64) -> u64 {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let zero = |v: u64| v.wrapping_sub(ONES) & !v;
+    let quote = zero(word ^ (ONES * u64::from(b'"')));
+    let backslash = zero(word ^ (ONES * u64::from(b'\\')));
+    let control = word.wrapping_sub(ONES * 0x20) & !word;
+    (quote | backslash | control) & HIGH
 }
 
 /// A JSON Pointer segment for an array index.
@@ -740,6 +770,17 @@ mod tests {
 
     proptest! {
         #![proptest_config(ProptestConfig { cases: 4096, failure_persistence: None, ..ProptestConfig::default() })]
+
+        /// The eight-byte stop search finds the first byte the class table says ends a JSON
+        /// string, in any eight bytes.
+        #[test]
+        fn json_stops_finds_the_first_stop_byte(
+            bytes in prop::array::uniform8(prop_oneof![any::<u8>(), prop::sample::select(&b"\"\\\x00\x1f\x20\x21\x7f\x80\xa0\xff"[..])]),
+        ) {
+            let first = bytes.iter().position(|&b| detect::CLASS[usize::from(b)] & detect::JSON_STOP != 0);
+            let stops = json_stops(u64::from_le_bytes(bytes));
+            prop_assert_eq!((stops != 0).then(|| (stops.trailing_zeros() / 8) as usize), first, "{:?}", bytes);
+        }
 
         /// Whatever the plain scanner takes on, serde_json parses too (so the JSON Pointer
         /// walk, not the string-literal fallback, is the right reading of it).
