@@ -145,7 +145,16 @@ struct Plain<'b, 'p, 'a> {
     /// verdict is a function of its bytes alone, and a clean one adds no hit wherever it is);
     /// a string that matched is checked again, each time with its own pointer.
     seen: [&'b [u8]; SEEN_SLOTS],
+    /// What the objects met so far held where they were found clean: slot `2m` the key of an
+    /// object's member `m`, slot `2m + 1` that member's string value (the items of a list
+    /// repeat their keys in order, and often values). A string at the scanner that is the one
+    /// its slot holds (the same bytes, then its closing quote) is passed over unread: the same
+    /// bytes are the same verdict.
+    expected: [&'b str; EXPECTED_SLOTS],
 }
+
+/// The slots of [`Plain::expected`]: the first eight members of an object.
+const EXPECTED_SLOTS: usize = 16;
 
 /// The slots of [`Plain::seen`].
 const SEEN_SLOTS: usize = 64;
@@ -166,20 +175,55 @@ enum Segment<'b> {
 
 impl<'b, 'p, 'a> Plain<'b, 'p, 'a> {
     fn new(text: &'b str, pass: &'p mut Pass<'a>) -> Self {
-        Self { text, at: 0, path: Vec::new(), pass, seen: [&[]; SEEN_SLOTS] }
+        Self { text, at: 0, path: Vec::new(), pass, seen: [&[]; SEEN_SLOTS], expected: [""; EXPECTED_SLOTS] }
+    }
+
+    /// Whether the string at the scanner (at its opening quote) is the one `expected` slot
+    /// holds: then the scanner is moved past it. That string holds no byte that ends a
+    /// string, so the same bytes followed by a quote are that string, whole.
+    fn skip_expected(&mut self, slot: usize) -> Option<&'b str> {
+        let expected = *self.expected.get(slot)?;
+        let start = self.at + 1;
+        let end = start + expected.len();
+        let body = self.body();
+        if expected.is_empty() || body.get(start..end)? != expected.as_bytes() || body.get(end) != Some(&b'"') {
+            return None;
+        }
+        self.at = end + 1;
+        Some(expected)
+    }
+
+    /// A string value at the scanner, checked; `slot`: its [`Plain::expected`] slot.
+    fn member_value(&mut self, slot: usize) -> Option<()> {
+        if self.skip_expected(slot).is_some() {
+            return Some(());
+        }
+        let s = self.string()?;
+        if self.check(s) {
+            self.remember(slot, s);
+        }
+        Some(())
+    }
+
+    /// `s`, found clean, as what `slot` of [`Plain::expected`] holds.
+    fn remember(&mut self, slot: usize, s: &'b str) {
+        if let Some(expected) = self.expected.get_mut(slot) {
+            *expected = s;
+        }
     }
 
     /// Checks a key or string leaf at the current path; its pointer is built only on a match.
-    fn check(&mut self, s: &'b str) {
+    /// Whether it was clean.
+    fn check(&mut self, s: &'b str) -> bool {
         let s = s.as_bytes();
         let slot = seen_slot(s);
         if !s.is_empty() && self.seen[slot] == s {
-            return;
+            return true;
         }
         let found = self.pass.check_classified(s, detect::classes(s), false, Place::Body);
         if found.is_empty() {
             self.seen[slot] = s;
-            return;
+            return true;
         }
         let mut pointer = String::new();
         for segment in &self.path {
@@ -189,6 +233,7 @@ impl<'b, 'p, 'a> Plain<'b, 'p, 'a> {
             }
         }
         self.pass.hits(found, Target::Json(&pointer));
+        false
     }
 
     fn body(&self) -> &'b [u8] {
@@ -251,15 +296,30 @@ impl<'b, 'p, 'a> Plain<'b, 'p, 'a> {
                 if self.eat(b'}') {
                     return Some(());
                 }
+                let mut m = 0usize;
                 loop {
                     if self.peek() != Some(b'"') {
                         return None;
                     }
-                    let key = self.string()?;
-                    self.path.push(Segment::Key(key));
-                    self.check(key);
-                    let member = if self.eat(b':') { self.value(depth + 1) } else { None };
+                    let (key_slot, value_slot) = (2 * m, 2 * m + 1);
+                    match self.skip_expected(key_slot) {
+                        Some(key) => self.path.push(Segment::Key(key)),
+                        None => {
+                            let key = self.string()?;
+                            self.path.push(Segment::Key(key));
+                            if self.check(key) {
+                                self.remember(key_slot, key);
+                            }
+                        }
+                    }
+                    // A string value is read here, against its slot; any other by `value`.
+                    let member = match self.eat(b':').then(|| self.peek()).flatten() {
+                        Some(b'"') => self.member_value(value_slot),
+                        Some(_) => self.value(depth + 1),
+                        None => None,
+                    };
                     self.path.pop();
+                    m += 1;
                     member?;
                     if self.eat(b'}') {
                         return Some(());
@@ -762,6 +822,20 @@ mod tests {
             &deep,
         ] {
             assert!(!plain(doc), "{}", String::from_utf8_lossy(doc));
+        }
+    }
+
+    #[test]
+    fn an_expected_string_is_passed_over_only_when_it_is_the_whole_string() {
+        let waf = Waf::new(Settings::default());
+        let mut scan = Scan::default();
+        let mut pass = Pass::new(&waf, "r", &mut scan);
+        for (doc, whole) in [(r#""abc","#, true), (r#""abcd""#, false), (r#""ab""#, false), (r#""abc\"""#, false)] {
+            let mut plain = Plain::new(doc, &mut pass);
+            plain.expected[1] = "abc";
+            assert_eq!(plain.skip_expected(1), whole.then_some("abc"), "{doc}");
+            assert_eq!(plain.at, if whole { 5 } else { 0 }, "{doc}");
+            assert_eq!(plain.skip_expected(0), None, "{doc}: an empty slot expects nothing");
         }
     }
 

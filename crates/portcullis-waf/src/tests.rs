@@ -344,6 +344,16 @@ fn repeated_json_strings_are_judged_at_every_pointer() {
     let twice = format!("[{item},{item}]");
     let s = scan_of(&waf, "/", &h, Some(twice.as_bytes()));
     assert!(ids(&s).contains(&941100), "{s:?}");
+    // A string that starts as the clean one at its place in the previous item did is read
+    // whole, key or value.
+    for body in [
+        &br#"[{"a":"abc"},{"a":"abc<script>alert(1)</script>"}]"#[..],
+        br#"[{"a":1},{"a<script>alert(1)</script>":1}]"#,
+        br#"[{"k":"x","v":"note"},{"k":"x","v":"note","w":"<script>alert(1)</script>"}]"#,
+    ] {
+        let s = scan_of(&waf, "/", &h, Some(body));
+        assert!(ids(&s).contains(&941100), "{}: {s:?}", String::from_utf8_lossy(body));
+    }
     // A key found clean, then the same bytes as an attack's value elsewhere: the same verdict.
     let s = scan_of(&waf, "/", &h, Some(br#"[{"x' OR '1'='1":1},{"a":"x' OR '1'='1"}]"#));
     assert!(ids(&s).contains(&942100), "{s:?}");
