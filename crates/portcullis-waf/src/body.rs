@@ -312,9 +312,10 @@ impl<'b, 'p, 'a> Plain<'b, 'p, 'a> {
                             }
                         }
                     }
-                    // A string value is read here, against its slot; any other by `value`.
+                    // A string value is read here, against its slot, and a number; any other by `value`.
                     let member = match self.eat(b':').then(|| self.peek()).flatten() {
                         Some(b'"') => self.member_value(value_slot),
+                        Some(b'-' | b'0'..=b'9') => self.number(),
                         Some(_) => self.value(depth + 1),
                         None => None,
                     };
