@@ -139,6 +139,31 @@ struct Plain<'b, 'p, 'a> {
     /// Where the scanner is: the keys and indexes from the document's root.
     path: Vec<Segment<'b>>,
     pass: &'p mut Pass<'a>,
+    /// Strings of this body already checked and found clean, one slot each by [`seen_slot`]
+    /// (a later string there replaces it): the same keys in every item of a list, a repeated
+    /// value, are then answered by one comparison. Only clean verdicts are kept (a string's
+    /// verdict is a function of its bytes alone, and a clean one adds no hit wherever it is);
+    /// a string that matched is checked again, each time with its own pointer.
+    seen: [&'b [u8]; SEEN_SLOTS],
+    /// What the objects met so far held where they were found clean: slot `2m` the key of an
+    /// object's member `m`, slot `2m + 1` that member's string value (the items of a list
+    /// repeat their keys in order, and often values). A string at the scanner that is the one
+    /// its slot holds (the same bytes, then its closing quote) is passed over unread: the same
+    /// bytes are the same verdict.
+    expected: [&'b str; EXPECTED_SLOTS],
+}
+
+/// The slots of [`Plain::expected`]: the first eight members of an object.
+const EXPECTED_SLOTS: usize = 16;
+
+/// The slots of [`Plain::seen`].
+const SEEN_SLOTS: usize = 64;
+
+/// A string's slot in [`Plain::seen`]: from its length and first, middle and last bytes.
+fn seen_slot(s: &[u8]) -> usize {
+    let (Some(&first), Some(&last)) = (s.first(), s.last()) else { return 0 };
+    let mixed = (s.len() as u32) ^ u32::from(first) << 8 ^ u32::from(s[s.len() / 2]) << 16 ^ u32::from(last) << 24;
+    (mixed.wrapping_mul(0x9E37_79B1) >> 26) as usize
 }
 
 /// One step of a JSON Pointer.
@@ -150,14 +175,55 @@ enum Segment<'b> {
 
 impl<'b, 'p, 'a> Plain<'b, 'p, 'a> {
     fn new(text: &'b str, pass: &'p mut Pass<'a>) -> Self {
-        Self { text, at: 0, path: Vec::new(), pass }
+        Self { text, at: 0, path: Vec::new(), pass, seen: [&[]; SEEN_SLOTS], expected: [""; EXPECTED_SLOTS] }
+    }
+
+    /// Whether the string at the scanner (at its opening quote) is the one `expected` slot
+    /// holds: then the scanner is moved past it. That string holds no byte that ends a
+    /// string, so the same bytes followed by a quote are that string, whole.
+    fn skip_expected(&mut self, slot: usize) -> Option<&'b str> {
+        let expected = *self.expected.get(slot)?;
+        let start = self.at + 1;
+        let end = start + expected.len();
+        let body = self.body();
+        if expected.is_empty() || body.get(start..end)? != expected.as_bytes() || body.get(end) != Some(&b'"') {
+            return None;
+        }
+        self.at = end + 1;
+        Some(expected)
+    }
+
+    /// A string value at the scanner, checked; `slot`: its [`Plain::expected`] slot.
+    fn member_value(&mut self, slot: usize) -> Option<()> {
+        if self.skip_expected(slot).is_some() {
+            return Some(());
+        }
+        let s = self.string()?;
+        if self.check(s) {
+            self.remember(slot, s);
+        }
+        Some(())
+    }
+
+    /// `s`, found clean, as what `slot` of [`Plain::expected`] holds.
+    fn remember(&mut self, slot: usize, s: &'b str) {
+        if let Some(expected) = self.expected.get_mut(slot) {
+            *expected = s;
+        }
     }
 
     /// Checks a key or string leaf at the current path; its pointer is built only on a match.
-    fn check(&mut self, (s, classes): (&str, u8)) {
-        let found = self.pass.check_classified(s.as_bytes(), classes, false, Place::Body);
+    /// Whether it was clean.
+    fn check(&mut self, s: &'b str) -> bool {
+        let s = s.as_bytes();
+        let slot = seen_slot(s);
+        if !s.is_empty() && self.seen[slot] == s {
+            return true;
+        }
+        let found = self.pass.check_classified(s, detect::classes(s), false, Place::Body);
         if found.is_empty() {
-            return;
+            self.seen[slot] = s;
+            return true;
         }
         let mut pointer = String::new();
         for segment in &self.path {
@@ -167,6 +233,7 @@ impl<'b, 'p, 'a> Plain<'b, 'p, 'a> {
             }
         }
         self.pass.hits(found, Target::Json(&pointer));
+        false
     }
 
     fn body(&self) -> &'b [u8] {
@@ -229,15 +296,31 @@ impl<'b, 'p, 'a> Plain<'b, 'p, 'a> {
                 if self.eat(b'}') {
                     return Some(());
                 }
+                let mut m = 0usize;
                 loop {
                     if self.peek() != Some(b'"') {
                         return None;
                     }
-                    let key = self.string()?;
-                    self.path.push(Segment::Key(key.0));
-                    self.check(key);
-                    let member = if self.eat(b':') { self.value(depth + 1) } else { None };
+                    let (key_slot, value_slot) = (2 * m, 2 * m + 1);
+                    match self.skip_expected(key_slot) {
+                        Some(key) => self.path.push(Segment::Key(key)),
+                        None => {
+                            let key = self.string()?;
+                            self.path.push(Segment::Key(key));
+                            if self.check(key) {
+                                self.remember(key_slot, key);
+                            }
+                        }
+                    }
+                    // A string value is read here, against its slot, and a number; any other by `value`.
+                    let member = match self.eat(b':').then(|| self.peek()).flatten() {
+                        Some(b'"') => self.member_value(value_slot),
+                        Some(b'-' | b'0'..=b'9') => self.number(),
+                        Some(_) => self.value(depth + 1),
+                        None => None,
+                    };
                     self.path.pop();
+                    m += 1;
                     member?;
                     if self.eat(b'}') {
                         return Some(());
@@ -291,40 +374,48 @@ impl<'b, 'p, 'a> Plain<'b, 'p, 'a> {
         n
     }
 
-    /// A string without escapes or control characters, and the [`detect::classes`] of its
-    /// bytes (found in the same pass); at its opening quote.
-    fn string(&mut self) -> Option<(&'b str, u8)> {
+    /// A string without escapes or control characters; at its opening quote.
+    fn string(&mut self) -> Option<&'b str> {
         let body = self.body();
         let start = self.at + 1;
         let rest = body.get(start..)?;
-        let class = |b: &u8| detect::CLASS[usize::from(*b)];
-        let mut classes = 0;
         let mut len = 0;
-        // Eight bytes at a time while none of them ends the string, then byte by byte.
-        for chunk in rest.chunks_exact(8) {
-            let all = chunk.iter().fold(0, |acc, b| acc | class(b));
-            if all & detect::JSON_STOP != 0 {
+        // Eight bytes at a time while eight are left (past the string's end too: the quote
+        // that ends it is found first), then byte by byte.
+        loop {
+            let Some(chunk) = rest.get(len..len + 8) else {
+                len += rest[len..].iter().position(|&b| detect::CLASS[usize::from(b)] & detect::JSON_STOP != 0)?;
+                break;
+            };
+            let word = u64::from_le_bytes(chunk.try_into().ok()?);
+            let stops = json_stops(word);
+            if stops != 0 {
+                len += (stops.trailing_zeros() / 8) as usize;
                 break;
             }
-            classes |= all;
             len += 8;
         }
-        len += rest[len..].iter().position(|b| {
-            let c = class(b);
-            let stop = c & detect::JSON_STOP != 0;
-            if !stop {
-                classes |= c;
-            }
-            stop
-        })?;
         if rest[len] != b'"' {
             return None;
         }
         let end = start + len;
         self.at = end + 1;
         // Cut at two ASCII quotes: always on character boundaries.
-        Some((self.text.get(start..end)?, classes))
+        self.text.get(start..end)
     }
+}
+
+/// Eight bytes (little-endian) with the high bit of each byte set where a JSON string stops:
+/// at `"`, `\` or a control character (the [`detect::JSON_STOP`] bytes). Exact up to its first
+/// set bit, which is all that is read (a borrow may set bits past a true stop, never before).
+fn json_stops(word: u64) -> u64 {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let zero = |v: u64| v.wrapping_sub(ONES) & !v;
+    let quote = zero(word ^ (ONES * u64::from(b'"')));
+    let backslash = zero(word ^ (ONES * u64::from(b'\\')));
+    let control = word.wrapping_sub(ONES * 0x20) & !word;
+    (quote | backslash | control) & HIGH
 }
 
 /// A JSON Pointer segment for an array index.
@@ -735,11 +826,36 @@ mod tests {
         }
     }
 
+    #[test]
+    fn an_expected_string_is_passed_over_only_when_it_is_the_whole_string() {
+        let waf = Waf::new(Settings::default());
+        let mut scan = Scan::default();
+        let mut pass = Pass::new(&waf, "r", &mut scan);
+        for (doc, whole) in [(r#""abc","#, true), (r#""abcd""#, false), (r#""ab""#, false), (r#""abc\"""#, false)] {
+            let mut plain = Plain::new(doc, &mut pass);
+            plain.expected[1] = "abc";
+            assert_eq!(plain.skip_expected(1), whole.then_some("abc"), "{doc}");
+            assert_eq!(plain.at, if whole { 5 } else { 0 }, "{doc}");
+            assert_eq!(plain.skip_expected(0), None, "{doc}: an empty slot expects nothing");
+        }
+    }
+
     /// JSON-ish bytes, so random documents are often valid or nearly so.
     const JSONISH: &[u8] = b"{}[]:,\" \t\n\r-+.0123456789eEtruefalsn\\ax\xc3\xa9\x01";
 
     proptest! {
         #![proptest_config(ProptestConfig { cases: 4096, failure_persistence: None, ..ProptestConfig::default() })]
+
+        /// The eight-byte stop search finds the first byte the class table says ends a JSON
+        /// string, in any eight bytes.
+        #[test]
+        fn json_stops_finds_the_first_stop_byte(
+            bytes in prop::array::uniform8(prop_oneof![any::<u8>(), prop::sample::select(&b"\"\\\x00\x1f\x20\x21\x7f\x80\xa0\xff"[..])]),
+        ) {
+            let first = bytes.iter().position(|&b| detect::CLASS[usize::from(b)] & detect::JSON_STOP != 0);
+            let stops = json_stops(u64::from_le_bytes(bytes));
+            prop_assert_eq!((stops != 0).then(|| (stops.trailing_zeros() / 8) as usize), first, "{:?}", bytes);
+        }
 
         /// Whatever the plain scanner takes on, serde_json parses too (so the JSON Pointer
         /// walk, not the string-literal fallback, is the right reading of it).

@@ -282,8 +282,7 @@ pub(crate) fn is_plain(raw: &[u8], classes: u8) -> bool {
 /// backslash or a variable), and no fingerprint on libinjection's list is made of those four
 /// types alone (unit tests check both lists). A URL path such as `/api/products` is one.
 pub(crate) fn sqli_cannot_match(bytes: &[u8], classes: u8) -> bool {
-    use libinjectionrs::sqli::TokenType;
-    use libinjectionrs::sqli::sqli_data::{lookup_word, may_be_keyword, may_be_keyword_of};
+    use libinjectionrs::sqli::sqli_data::may_be_keyword_of;
 
     if classes & !(LETTER | DIGIT | SPACE | COMMA | OTHER) != 0 {
         return false;
@@ -293,11 +292,6 @@ pub(crate) fn sqli_cannot_match(bytes: &[u8], classes: u8) -> bool {
         return false;
     }
     const SEPARATOR: u8 = SPACE | COMMA | OTHER;
-    // Most words set no bit of the keyword table's filter: barewords without a look-up.
-    let bareword = |word: &[u8]| {
-        // ASCII letters, digits and a space: always UTF-8.
-        !may_be_keyword(word) || std::str::from_utf8(word).is_ok_and(|w| lookup_word(w) == TokenType::Bareword)
-    };
     // The previous word (`start..end`; empty after a number).
     let (mut p_start, mut p_end) = (0, 0);
     let mut i = 0;
@@ -357,16 +351,53 @@ pub(crate) fn sqli_cannot_match(bytes: &[u8], classes: u8) -> bool {
 /// and operators alone (`dashed_tokens_never_hide_a_detection` holds it to that). Such a
 /// token holds no byte any other family's rules need (no `.`, `/`, `<`, `=`, `:`, `;`, `|`,
 /// `&`, `%`), so it clears every family, as a [`sqli_cannot_match`] text does.
+///
+/// One pass: each part is one word of letters and digits (its neighbours are dashes), so
+/// [`sqli_cannot_match`] of it is "all digits, or a bareword" (no pair to fold, no separator);
+/// `dashed_is_its_parts_passing_the_sqli_pre_screen` holds the two formulations equal.
 pub(crate) fn dashed_cannot_match(bytes: &[u8], token_classes: u8) -> bool {
-    if token_classes & !(LETTER | DIGIT | TOKEN_MARK) != 0
-        || bytes.first().is_none_or(|&b| b == b'-')
-        || bytes.last() == Some(&b'-')
-        || bytes.windows(2).any(|w| w == b"--")
-        || bytes.iter().any(|&b| matches!(b, b'_' | b'@' | b':'))
-    {
+    if token_classes & !(LETTER | DIGIT | TOKEN_MARK) != 0 {
         return false;
     }
-    bytes.split(|&b| b == b'-').all(|part| sqli_cannot_match(part, classes(part)))
+    let mut start = 0;
+    loop {
+        // The part from `start` to the next dash (or the end): letters and digits only.
+        let mut end = start;
+        let mut part_classes = 0;
+        while let Some(&b) = bytes.get(end) {
+            if b == b'-' {
+                break;
+            }
+            let class = CLASS[usize::from(b)];
+            if class & !(LETTER | DIGIT) != 0 {
+                // `_`, `@` or `:`.
+                return false;
+            }
+            part_classes |= class;
+            end += 1;
+        }
+        let part = &bytes[start..end];
+        // An empty part: a dash first, last or doubled (`--` is a comment).
+        let Some(&first) = part.first() else { return false };
+        let passes = if first.is_ascii_digit() { part_classes == DIGIT } else { bareword(part) };
+        if !passes {
+            return false;
+        }
+        if end == bytes.len() {
+            return true;
+        }
+        start = end + 1;
+    }
+}
+
+/// A word of ASCII letters and digits that libinjection reads as a bareword (no keyword,
+/// function, operator or type): most words set no bit of the keyword table's filter and need
+/// no look-up.
+fn bareword(word: &[u8]) -> bool {
+    use libinjectionrs::sqli::TokenType;
+    use libinjectionrs::sqli::sqli_data::{lookup_word, may_be_keyword};
+    // ASCII letters, digits and a space: always UTF-8.
+    !may_be_keyword(word) || std::str::from_utf8(word).is_ok_and(|w| lookup_word(w) == TokenType::Bareword)
 }
 
 fn sqli(text: &str) -> bool {
@@ -842,6 +873,33 @@ mod prescreen {
                 prop_assert!(!super::sqli(&text), "{text:?}");
                 prop_assert!(!libinjectionrs::detect_sqli(text.as_bytes()).is_injection(), "{text:?}");
             }
+        }
+
+        /// The one-pass dashed pre-screen answers as its definition does: no dash first, last
+        /// or doubled, no `_@:`, and every dash-separated part passes the SQLi pre-screen.
+        #[test]
+        fn dashed_is_its_parts_passing_the_sqli_pre_screen(
+            parts in dashed_parts(),
+            joints in prop::collection::vec(prop::sample::select(&["-", "--", "_", "@", ":", "-_", ""][..]), 0..6),
+            edges in prop::sample::select(&["", "-", "_"][..]),
+            upper in any::<bool>(),
+        ) {
+            let mut text = edges.to_owned();
+            for (i, part) in parts.iter().enumerate() {
+                text.push_str(part);
+                text.push_str(joints.get(i).copied().unwrap_or("-"));
+            }
+            text.pop();
+            text.push_str(edges);
+            let text = if upper { text.to_ascii_uppercase() } else { text.to_ascii_lowercase() };
+            let bytes = text.as_bytes();
+            let defined = super::classes(bytes) & !(super::LETTER | super::DIGIT | super::TOKEN_MARK) == 0
+                && bytes.first().is_some_and(|&b| b != b'-')
+                && bytes.last() != Some(&b'-')
+                && !bytes.windows(2).any(|w| w == b"--")
+                && !bytes.iter().any(|&b| matches!(b, b'_' | b'@' | b':'))
+                && bytes.split(|&b| b == b'-').all(|p| super::sqli_cannot_match(p, super::classes(p)));
+            prop_assert_eq!(super::dashed_cannot_match(bytes, super::classes(bytes)), defined, "{:?}", text);
         }
 
         /// libinjection's XSS detector never fires on a text with neither `<` nor `=` (the

@@ -325,3 +325,36 @@ fn every_inspected_header_is_read_among_others_and_in_every_repeat() {
     let s = scan_of(&waf, "/x", &[("x-other", "<script>alert(1)</script>"), ("authorization", "1' OR '1'='1")], None);
     assert!(s.is_clean(), "{s:?}");
 }
+
+/// The JSON scanner answers a string it has already found clean from its slots, but a string
+/// that matched is checked again wherever it repeats: excluded at one pointer, it still
+/// counts at the next; clean keys repeated around it change nothing.
+#[test]
+fn repeated_json_strings_are_judged_at_every_pointer() {
+    let excl = Exclusion {
+        rules: vec![rules::XSS_LIBINJECTION, rules::XSS_SCRIPT_TAG],
+        routes: vec!["r".into()],
+        targets: vec!["json:/0/note".parse().expect("target")],
+    };
+    let waf = Waf::new(Settings { exclusions: vec![excl], ..Settings::default() });
+    let h = [("content-type", "application/json")];
+    let item = r#"{"id":1,"sku":"SKU-00001","note":"<script>alert(1)</script>"}"#;
+    let once = format!("[{item}]");
+    assert!(scan_of(&waf, "/", &h, Some(once.as_bytes())).is_clean());
+    let twice = format!("[{item},{item}]");
+    let s = scan_of(&waf, "/", &h, Some(twice.as_bytes()));
+    assert!(ids(&s).contains(&941100), "{s:?}");
+    // A string that starts as the clean one at its place in the previous item did is read
+    // whole, key or value.
+    for body in [
+        &br#"[{"a":"abc"},{"a":"abc<script>alert(1)</script>"}]"#[..],
+        br#"[{"a":1},{"a<script>alert(1)</script>":1}]"#,
+        br#"[{"k":"x","v":"note"},{"k":"x","v":"note","w":"<script>alert(1)</script>"}]"#,
+    ] {
+        let s = scan_of(&waf, "/", &h, Some(body));
+        assert!(ids(&s).contains(&941100), "{}: {s:?}", String::from_utf8_lossy(body));
+    }
+    // A key found clean, then the same bytes as an attack's value elsewhere: the same verdict.
+    let s = scan_of(&waf, "/", &h, Some(br#"[{"x' OR '1'='1":1},{"a":"x' OR '1'='1"}]"#));
+    assert!(ids(&s).contains(&942100), "{s:?}");
+}
