@@ -123,6 +123,11 @@ impl KeyRef {
         // The length's low bits only: this is a filter, not an identity.
         ((name.len() as u32) << 16) | (u32::from(first) << 8) | u32::from(last)
     }
+
+    /// One of 64 bits for a digest: names whose bits differ differ.
+    fn bit(digest: u32) -> u64 {
+        1_u64 << (digest.wrapping_mul(0x9E37_79B9) >> 26)
+    }
 }
 
 impl<'a> Builder<'a> {
@@ -171,6 +176,21 @@ impl<'a> Builder<'a> {
         Some(())
     }
 
+    /// [`Self::close_object`] for the object whose entry is at `at` and whose members end
+    /// before `end`, its names gathered from the tape (the scan keeps no list of them).
+    fn close_object_at(&mut self, at: u32, end: u32) -> u32 {
+        let first = self.keys.len();
+        let (mut key, end) = (at as usize + 1, end as usize);
+        while key < end {
+            if let Some(Entry::Key { name, .. }) = self.entries.get(key) {
+                let digest = KeyRef::digest(resolve(&self.unescaped, name));
+                self.keys.push(KeyRef { at: key as u32, digest });
+            }
+            key = skip(&self.entries, key + 1);
+        }
+        self.close_object(first)
+    }
+
     /// Marks every name of the object whose keys start at `keys[first..]` that a later
     /// member repeats, and returns the number of distinct names.
     fn close_object(&mut self, first: usize) -> u32 {
@@ -185,7 +205,7 @@ impl<'a> Builder<'a> {
             let mut bits = 0_u64;
             let mut clash = false;
             for key in object {
-                let bit = 1_u64 << (key.digest.wrapping_mul(0x9E37_79B9) >> 26);
+                let bit = KeyRef::bit(key.digest);
                 clash |= bits & bit != 0;
                 bits |= bit;
             }
