@@ -23,6 +23,9 @@ const MAX_DEPTH: usize = 100;
 /// (whose call costs more than a step, and far less for the long rest of a string).
 const SHORT_STEPS: usize = 4;
 
+/// Past [`SHORT_STEPS`], the steps taken before `memchr` (strings up to 96 bytes in all).
+const MORE_STEPS: usize = 8;
+
 /// `10^0..=10^22`, each exactly an `f64`.
 const POW10: [f64; 23] = [
     1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20,
@@ -253,15 +256,32 @@ impl<'a> Scanner<'a> {
     /// since `start`.
     #[inline(never)]
     fn string_rest(&mut self, start: usize, from: usize) -> Option<Text<'a>> {
-        let at = if self.bytes.len() < from + 8 {
-            special_byte(self.bytes, from)?
+        let mut at = from;
+        // Strings of a few dozen bytes still end sooner by steps than by a call to `memchr`.
+        for _ in 0..MORE_STEPS {
+            let Some(chunk) = self.bytes.get(at..).and_then(<[u8]>::first_chunk::<8>) else {
+                break;
+            };
+            let mask = special_mask(u64::from_le_bytes(*chunk));
+            if mask != 0 {
+                return self.string_end(start, at + (mask.trailing_zeros() / 8) as usize);
+            }
+            at += 8;
+        }
+        let end = if self.bytes.len() < at + 8 {
+            special_byte(self.bytes, at)?
         } else {
             // The closing quote or the first escape a vector at a time, then one pass for
             // control characters (refused) before it.
-            let rest = self.bytes.get(from..)?;
+            let rest = self.bytes.get(at..)?;
             let len = memchr::memchr2(b'"', b'\\', rest)?;
-            if has_control(rest.get(..len)?) { special_byte(self.bytes, from)? } else { from + len }
+            if has_control(rest.get(..len)?) { special_byte(self.bytes, at)? } else { at + len }
         };
+        self.string_end(start, end)
+    }
+
+    /// The string from `start` whose first special byte is at `at`.
+    fn string_end(&mut self, start: usize, at: usize) -> Option<Text<'a>> {
         if self.bytes.get(at) == Some(&b'"') {
             self.pos = at + 1;
             return self.text.get(start..at).map(Text::Body);
