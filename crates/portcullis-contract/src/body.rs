@@ -32,6 +32,9 @@ pub(crate) struct Parsed<'a> {
     /// The strings that held escapes, unescaped ([`Text::Unescaped`] indexes them). Apart,
     /// so that no entry owns memory and freeing the tape is one deallocation.
     unescaped: Vec<String>,
+    /// The tape index of a member name that repeats another of its object or differs from it
+    /// only in letter case ([`fold`]), if any, and which.
+    ambiguous: Option<(u32, Clash)>,
 }
 
 /// A string of the body: borrowed from it, or unescaped into [`Parsed::unescaped`].
@@ -95,6 +98,62 @@ fn parse_with_serde(bytes: &[u8]) -> Result<Parsed<'_>, serde_json::Error> {
 }
 
 impl Parsed<'_> {
+    /// The JSON pointer of a member name that repeats an earlier name of its object
+    /// (`{"qty":-1,"qty":1}`) or equals it but for letter case (`{"role":"user","Role":"admin"}`),
+    /// and which of the two. JSON parsers disagree on such a body: most keep a repeated
+    /// name's last value, Go's gjson and jsonparser the first; Go's `encoding/json` fills a
+    /// struct field from either spelling, the last one winning. The value a schema checked
+    /// need not be the value the backend reads.
+    pub(crate) fn ambiguous_name(&self) -> Option<(String, Clash)> {
+        let (target, clash) = self.ambiguous?;
+        let target = target as usize;
+        let mut pointer = String::new();
+        let mut at = 0;
+        // Descend from the root into the container holding `target`.
+        while at < target {
+            match self.entries.get(at)? {
+                Entry::Object { end, .. } | Entry::Array { end, .. } if (*end as usize) <= target => return None,
+                Entry::Object { .. } => {
+                    at += 1;
+                    while at < target {
+                        let value = at + 1;
+                        let next = skip(&self.entries, value);
+                        if next > target {
+                            let Entry::Key { name, .. } = self.entries.get(at)? else { return None };
+                            pointer.push('/');
+                            pointer.push_str(&pointer_segment(resolve(&self.unescaped, name)));
+                            at = value;
+                            break;
+                        }
+                        at = next;
+                    }
+                    if at == target {
+                        break;
+                    }
+                }
+                Entry::Array { .. } => {
+                    let mut index = 0_usize;
+                    at += 1;
+                    while at < target {
+                        let next = skip(&self.entries, at);
+                        if next > target {
+                            pointer.push('/');
+                            pointer.push_str(&index.to_string());
+                            break;
+                        }
+                        at = next;
+                        index += 1;
+                    }
+                }
+                _ => return None,
+            }
+        }
+        let Entry::Key { name, .. } = self.entries.get(target)? else { return None };
+        pointer.push('/');
+        pointer.push_str(&pointer_segment(resolve(&self.unescaped, name)));
+        Some((pointer, clash))
+    }
+
     /// The root value.
     pub(crate) fn root(&self) -> BodyNode<'_> {
         BodyNode { source: self.source, entries: &self.entries, unescaped: &self.unescaped, at: 0 }
@@ -106,6 +165,9 @@ struct Builder<'a> {
     /// The key indices of the objects being built, innermost last (one buffer for all).
     keys: Vec<KeyRef>,
     unescaped: Vec<String>,
+    /// The first member name found to repeat another of its object or to differ from it only
+    /// in letter case.
+    ambiguous: Option<(u32, Clash)>,
 }
 
 /// A member name being collected: its index on the tape and a digest of it (names whose
@@ -117,11 +179,21 @@ struct KeyRef {
 }
 
 impl KeyRef {
+    /// Equal for names equal under letter-case folding ([`fold`]), so that names a backend
+    /// may take for one another meet in [`Builder::close_object`]'s comparisons.
     fn digest(name: &str) -> u32 {
-        let bytes = name.as_bytes();
+        let folded;
+        let bytes = if name.is_ascii() {
+            name.as_bytes()
+        } else {
+            folded = fold(name);
+            folded.as_bytes()
+        };
         let (first, last) = (bytes.first().copied().unwrap_or(0), bytes.last().copied().unwrap_or(0));
         // The length's low bits only: this is a filter, not an identity.
-        ((name.len() as u32) << 16) | (u32::from(first) << 8) | u32::from(last)
+        ((bytes.len() as u32) << 16)
+            | (u32::from(first.to_ascii_lowercase()) << 8)
+            | u32::from(last.to_ascii_lowercase())
     }
 
     /// One of 64 bits for a digest: names whose bits differ differ.
@@ -130,13 +202,32 @@ impl KeyRef {
     }
 }
 
+/// `name` with every character replaced by one representative of its simple case-folding
+/// class: two names fold equal when Go's `encoding/json` would match one against the other
+/// (`bytes.EqualFold`: `Role` for `role`, the Kelvin sign for `k`, `ſ` for `s`).
+fn fold(name: &str) -> Cow<'_, str> {
+    fn one(c: char) -> char {
+        let mut upper = c.to_uppercase();
+        let (Some(u), None) = (upper.next(), upper.next()) else { return c };
+        let mut lower = u.to_lowercase();
+        match (lower.next(), lower.next()) {
+            (Some(l), None) => l,
+            _ => c,
+        }
+    }
+    if name.bytes().all(|b| !b.is_ascii_uppercase() && b.is_ascii()) {
+        return Cow::Borrowed(name);
+    }
+    Cow::Owned(name.chars().map(one).collect())
+}
+
 impl<'a> Builder<'a> {
     fn with_capacity(entries: usize) -> Self {
-        Self { entries: Vec::with_capacity(entries), keys: Vec::new(), unescaped: Vec::new() }
+        Self { entries: Vec::with_capacity(entries), keys: Vec::new(), unescaped: Vec::new(), ambiguous: None }
     }
 
     fn finish(self, source: &'a [u8]) -> Parsed<'a> {
-        Parsed { source, entries: self.entries, unescaped: self.unescaped }
+        Parsed { source, entries: self.entries, unescaped: self.unescaped, ambiguous: self.ambiguous }
     }
 
     /// `string` as an entry's text (`None` past `u32::MAX` unescaped strings).
@@ -197,7 +288,7 @@ impl<'a> Builder<'a> {
         /// Up to this many names are compared pairwise; more go through a hash set (SipHash,
         /// randomly keyed: a body cannot choose colliding names).
         const PAIRWISE: usize = 16;
-        let Self { entries, keys, unescaped } = self;
+        let Self { entries, keys, unescaped, ambiguous: first_ambiguous } = self;
         let object = keys.get(first..).unwrap_or_default();
         // Most objects have a few names, all different: one bit per digest (a hash of it into
         // 64 bits) tells them apart in one pass; only a shared bit needs the comparisons.
@@ -222,9 +313,20 @@ impl<'a> Builder<'a> {
         // Repeated names are rare: found first, marked after, without allocating for none.
         let mut shadowed = [0_u32; PAIRWISE];
         let mut count = 0;
+        let mut ambiguous = None;
         if object.len() <= PAIRWISE {
             for (i, this) in object.iter().enumerate() {
-                if object[i + 1..].iter().any(|later| later.digest == this.digest && name(later.at) == name(this.at)) {
+                let mut repeated = false;
+                for later in object[i + 1..].iter().filter(|later| later.digest == this.digest) {
+                    let (a, b) = (name(this.at), name(later.at));
+                    if a == b {
+                        repeated = true;
+                        ambiguous.get_or_insert((later.at, Clash::Repeated));
+                    } else if ambiguous.is_none() && fold(a) == fold(b) {
+                        ambiguous = Some((later.at, Clash::Case));
+                    }
+                }
+                if repeated {
                     shadowed[count] = this.at;
                     count += 1;
                 }
@@ -233,19 +335,45 @@ impl<'a> Builder<'a> {
                 mark_shadowed(entries, at);
             }
         } else {
-            let repeated: Vec<u32> = {
-                let mut seen = std::collections::HashSet::with_capacity(object.len());
-                object.iter().rev().filter(|key| !seen.insert(name(key.at))).map(|key| key.at).collect()
-            };
+            let mut repeated = Vec::new();
+            let mut seen = std::collections::HashMap::with_capacity(object.len());
+            for key in object.iter().rev() {
+                let this = name(key.at);
+                match seen.insert(fold(this), (this, key.at)) {
+                    Some((other, later)) if other == this => {
+                        repeated.push(key.at);
+                        ambiguous.get_or_insert((later, Clash::Repeated));
+                    }
+                    Some((_, later)) if ambiguous.is_none() => ambiguous = Some((later, Clash::Case)),
+                    _ => {}
+                }
+            }
             count = repeated.len();
             for at in repeated {
                 mark_shadowed(entries, at);
             }
         }
+        if first_ambiguous.is_none() {
+            *first_ambiguous = ambiguous;
+        }
         let distinct = object.len() - count;
         keys.truncate(first);
         u32::try_from(distinct).unwrap_or(u32::MAX)
     }
+}
+
+/// How a member name clashes with an earlier one of its object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Clash {
+    /// The same name.
+    Repeated,
+    /// The same name but for letter case.
+    Case,
+}
+
+/// A JSON pointer segment for `name`.
+fn pointer_segment(name: &str) -> String {
+    name.replace('~', "~0").replace('/', "~1")
 }
 
 /// The string `text` stands for.
@@ -713,6 +841,41 @@ mod tests {
                 assert_eq!(parsed.root().build_value(), expected, "{text}");
             }
         }
+    }
+
+    #[test]
+    fn names_that_differ_only_in_letter_case_are_found_with_their_place() {
+        for (text, place) in [
+            (r#"{"role":"user","Role":"admin"}"#, Some("/Role")),
+            (r#"{"Role":"admin","role":"user"}"#, Some("/role")),
+            (r#"{"a":[1,{"b":{"x":1,"ROLE":2,"role":3}}]}"#, Some("/a/1/b/role")),
+            (r#"{"a":{"k":1},"b":{"\u212aey":1,"key":2}}"#, Some("/b/key")),
+            (r#"{"ſ":1,"S":2}"#, Some("/S")),
+            (r#"{"a/b":{"x":1,"X":2}}"#, Some("/a~1b/X")),
+            (r#"{"role":"user","role":"admin","rolE2":1}"#, Some("/role")),
+            (r#"{"a":1,"b":2,"c":3}"#, None),
+            (r#"{"role":"user","RoleX":"admin","ß":1,"ss":2,"SS":3}"#, Some("/SS")),
+            (r#"[{"id":1},{"ID":2}]"#, None),
+        ] {
+            let parsed = parse(text.as_bytes()).unwrap();
+            let found = parsed.ambiguous_name();
+            assert_eq!(found.as_ref().map(|(p, _)| p.as_str()), place, "{text}");
+            let repeated = text.contains(r#""role":"user","role""#);
+            assert!(found.is_none_or(|(_, clash)| (clash == Clash::Repeated) == repeated), "{text}");
+        }
+        // Past sixteen names (the hashed comparison), at either end.
+        for at in [0_usize, 19] {
+            let mut members: Vec<String> = (0..20).map(|i| format!(r#""name{i}":{i}"#)).collect();
+            members.push(format!(r#""NAME{at}":"again""#));
+            let text = format!("{{{}}}", members.join(","));
+            let found = parse(text.as_bytes()).unwrap().ambiguous_name().map(|(p, _)| p);
+            assert!(found == Some(format!("/NAME{at}")) || found == Some(format!("/name{at}")), "{found:?}");
+            let text = text.replace(&format!("NAME{at}"), &format!("name{at}"));
+            let found = parse(text.as_bytes()).unwrap().ambiguous_name();
+            assert_eq!(found, Some((format!("/name{at}"), Clash::Repeated)), "{text}");
+        }
+        let plain: Vec<String> = (0..20).map(|i| format!(r#""name{i}":{i}"#)).collect();
+        assert_eq!(parse(format!("{{{}}}", plain.join(",")).as_bytes()).unwrap().ambiguous_name(), None);
     }
 
     #[test]

@@ -127,6 +127,15 @@ impl Contract {
             }
             let reader = &param.reader;
             let location = format!("{}.{}", reader.place.as_str(), reader.name);
+            let repeated = match reader.place {
+                In::Query => reader.repeated_in(&query),
+                In::Cookie => cookie_count(request.headers, &reader.name) > 1,
+                In::Path | In::Header => false,
+            };
+            if repeated {
+                out.push(Violation::new(location, "is given more than once"));
+                continue;
+            }
             let value = match reader.place {
                 In::Query => reader.read_query(&query, &declared),
                 In::Path => request
@@ -166,7 +175,16 @@ impl Contract {
         };
         let (Some(validator), Some(bytes)) = (&media.validator, request.body) else { return };
         match body::parse(bytes) {
-            Ok(parsed) => schema_violations(validator, parsed.root(), "body", '/', out),
+            Ok(parsed) => {
+                if let Some((pointer, clash)) = parsed.ambiguous_name() {
+                    let message = match clash {
+                        body::Clash::Repeated => "repeats a name earlier in its object",
+                        body::Clash::Case => "differs from another member's name only in letter case",
+                    };
+                    out.push(Violation::new(format!("body{}", cut(pointer)), message));
+                }
+                schema_violations(validator, parsed.root(), "body", '/', out);
+            }
             Err(e) => out.push(Violation::new("body", format!("not valid JSON ({e})"))),
         }
     }
@@ -195,6 +213,18 @@ pub(crate) fn is_json(range: &str) -> bool {
 fn header_text(headers: &HeaderMap, name: &str) -> Option<String> {
     let values: Vec<&str> = headers.get_all(name).iter().filter_map(|v| v.to_str().ok()).collect();
     (!values.is_empty()).then(|| values.join(","))
+}
+
+/// How many cookies of the request are named `name`. Backends disagree on which of several
+/// they read (Go and Werkzeug the first, Django's parser the last).
+fn cookie_count(headers: &HeaderMap, name: &str) -> usize {
+    headers
+        .get_all(http::header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(cookies)
+        .filter(|(k, _)| *k == name)
+        .count()
 }
 
 fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {

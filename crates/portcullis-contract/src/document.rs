@@ -240,7 +240,18 @@ impl Build<'_> {
             let schema_at = at.key("content").key(&range).key("schema");
             let validator = match spec.get("schema") {
                 Some(_) if is_json(&range) => self.compile(&schema_at),
-                _ => None,
+                Some(_) => {
+                    // Only JSON bodies are read for the check: say so rather than let the
+                    // schema look enforced.
+                    let message = format!(
+                        "operation `{}`: the schema of `{range}` bodies is not checked (only JSON bodies are \
+                         validated); the content type itself is",
+                        self.label
+                    );
+                    self.warnings.push(self.doc.diagnostic(&schema_at, message));
+                    None
+                }
+                None => None,
             };
             media.push(Media { range, validator });
         }

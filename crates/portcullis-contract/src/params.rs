@@ -208,6 +208,19 @@ impl Reader {
         }
     }
 
+    /// Whether the query gives this parameter more often than its style reads: one pair,
+    /// except for an exploded form array or object and a `deepObject`. Backends disagree on
+    /// which of several they read (Flask and Go the first, Django and PHP the last), so a
+    /// check of one of them proves nothing about the other.
+    pub(crate) fn repeated_in(&self, query: &[(String, String)]) -> bool {
+        let many = match (&self.shape, self.style) {
+            (Shape::Object(_), Style::DeepObject) => true,
+            (Shape::Array(_) | Shape::Object(_), Style::Form) => self.explode,
+            _ => false,
+        };
+        !many && query.iter().filter(|(k, _)| *k == self.name).nth(1).is_some()
+    }
+
     /// A query parameter from every pair of the query; `None` when it is absent.
     pub(crate) fn read_query(&self, query: &[(String, String)], declared: &[&str]) -> Option<Value> {
         let mine = || query.iter().filter(|(k, _)| *k == self.name).map(|(_, v)| v.as_str());

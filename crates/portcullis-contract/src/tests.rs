@@ -111,3 +111,67 @@ fn an_unknown_format_is_a_warning() {
     assert_eq!(compiled.warnings.len(), 1);
     assert!(compiled.warnings[0].message.contains("postcode"));
 }
+
+#[test]
+fn a_schema_for_a_body_that_is_not_json_is_a_warning() {
+    let doc = OpenApiDoc::load(&write(
+        "api.yaml",
+        &DOC.replace("text/plain: {}", "application/x-www-form-urlencoded: { schema: { type: object } }"),
+    ))
+    .unwrap();
+    let compiled = doc.contract(&doc.find("put").unwrap()).map_err(|e| e.to_string()).unwrap();
+    assert_eq!(compiled.warnings.len(), 1, "{:?}", compiled.warnings);
+    assert!(compiled.warnings[0].message.contains("`application/x-www-form-urlencoded` bodies is not checked"));
+    assert!(compiled.warnings[0].message.contains("operation `put`"), "{}", compiled.warnings[0].message);
+}
+
+#[test]
+fn a_body_whose_names_differ_only_in_letter_case_is_refused() {
+    // Go's encoding/json fills the `role` field from `Role` too, the last one winning: the
+    // schema would pass "user" while the backend reads "admin".
+    let doc = r#"
+openapi: 3.0.3
+info: { title: t, version: "1" }
+paths:
+  /items/{id}:
+    post:
+      operationId: put
+      requestBody:
+        required: true
+        content:
+          application/json: { schema: { type: object, properties: { role: { enum: [user] } } } }
+"#;
+    let c = contract(doc, "put");
+    let json = ("content-type", "application/json");
+    assert_eq!(check(&c, None, &[json], Some(r#"{"role":"user"}"#)), Vec::<String>::new());
+    assert_eq!(check(&c, None, &[json], Some(r#"{"role":"user","Role":"admin"}"#)), ["body/Role"]);
+    assert_eq!(check(&c, None, &[json], Some(r#"{"role":"user","rol\u0045":"admin"}"#)), ["body/rolE"]);
+    // A repeated name: most parsers keep the last value, Go's gjson and jsonparser the first.
+    assert_eq!(check(&c, None, &[json], Some(r#"{"role":"admin","role":"user"}"#)), ["body/role"]);
+}
+
+#[test]
+fn a_parameter_read_once_but_given_twice_is_refused() {
+    // Flask and Go read the first of several, Django and PHP the last: whichever one the check
+    // read, the backend may read the other.
+    let doc = r#"
+openapi: 3.0.3
+info: { title: t, version: "1" }
+paths:
+  /items/{id}:
+    get:
+      operationId: get
+      parameters:
+        - { name: note, in: query, schema: { maxLength: 3 } }
+        - { name: tags, in: query, explode: false, schema: { type: array, maxItems: 2, items: { type: string } } }
+        - { name: ids, in: query, schema: { type: array, maxItems: 2, items: { type: integer } } }
+        - { name: kind, in: cookie, schema: { type: string, enum: [basic] } }
+"#;
+    let c = contract(doc, "get");
+    let none = Vec::<String>::new();
+    assert_eq!(check(&c, Some("note=abc&tags=a,b&ids=1&ids=2"), &[("cookie", "kind=basic")], None), none);
+    assert_eq!(check(&c, Some("note=abc&note=abcdefgh"), &[], None), ["query.note"]);
+    assert_eq!(check(&c, Some("tags=a&tags=a,b,c,d"), &[], None), ["query.tags"]);
+    assert_eq!(check(&c, None, &[("cookie", "kind=basic; kind=admin")], None), ["cookie.kind"]);
+    assert_eq!(check(&c, None, &[("cookie", "kind=basic"), ("cookie", "kind=admin")], None), ["cookie.kind"]);
+}

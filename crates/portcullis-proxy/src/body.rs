@@ -193,7 +193,13 @@ impl Body for RequestBody {
             return Poll::Ready(Some(Ok(Frame::data(data))));
         }
         let Some(mut inner) = this.inner.as_pin_mut() else { return Poll::Ready(None) };
-        let polled = inner.as_mut().poll_frame(cx);
+        // The client's trailers end the body here: they would reach the backend unchecked by
+        // every rule the gateway applies to the request's head (its identity fields stripped,
+        // `Authorization` read, the WAF's inspection), so none is forwarded, to any upstream.
+        let polled = match inner.as_mut().poll_frame(cx) {
+            Poll::Ready(Some(Ok(frame))) if frame.is_trailers() => Poll::Ready(None),
+            polled => polled,
+        };
         let Some(stats) = this.stats.as_ref() else { return polled };
         match polled {
             Poll::Ready(Some(Ok(frame))) => {

@@ -15,6 +15,7 @@ use http_body_util::{BodyExt, Full};
 use hyper::body::{Body, Frame, Incoming};
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Notify, mpsc};
 
@@ -71,6 +72,8 @@ struct Call {
     path: String,
     te: Option<String>,
     version: http::Version,
+    /// The request's trailers as the backend received them.
+    trailers: Option<HeaderMap>,
 }
 
 /// The gRPC service: `Unary` echoes, `Stream` sends three messages (the second only once
@@ -90,8 +93,10 @@ impl Echo {
         let (parts, body) = req.into_parts();
         let te = parts.headers.get("te").and_then(|v| v.to_str().ok()).map(str::to_owned);
         let path = parts.uri.path().to_owned();
-        self.calls.lock().expect("lock").push(Call { path: path.clone(), te, version: parts.version });
-        let request = body.collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+        let collected = body.collect().await.ok();
+        let trailers = collected.as_ref().and_then(|c| c.trailers().cloned());
+        let request = collected.map(|c| c.to_bytes()).unwrap_or_default();
+        self.calls.lock().expect("lock").push(Call { path: path.clone(), te, version: parts.version, trailers });
         let (tx, rx) = mpsc::channel(8);
         let release = self.release.clone();
         tokio::spawn(async move {
@@ -313,4 +318,64 @@ routes:
         .map(|r| r.headers.get("te").and_then(|v| v.to_str().ok()).map(str::to_owned))
         .collect();
     assert_eq!(seen, vec![Some("trailers".to_owned()), None, None]);
+}
+
+/// A client's request trailers never reach the backend: they would carry identity fields,
+/// credentials or forwarding claims past every rule the gateway applies to the head.
+#[tokio::test]
+async fn request_trailers_are_not_forwarded_to_an_h2_upstream() {
+    let echo = Echo::new();
+    let addr = h2c_backend(&echo).await;
+    let gw = gateway_to(&format!("    targets: [\"http://{addr}\"]"), scratch_dir()).await;
+    let tcp = TcpStream::connect(gw.addr).await.expect("connect");
+    let (mut sender, conn) =
+        hyper::client::conn::http2::handshake::<_, _, Frames>(TokioExecutor::new(), TokioIo::new(tcp))
+            .await
+            .expect("h2 handshake");
+    tokio::spawn(conn);
+    let (tx, rx) = mpsc::channel(4);
+    let mut trailers = HeaderMap::new();
+    for (name, value) in [
+        ("x-consumer-id", "admin"),
+        ("authorization", "Bearer forged"),
+        ("x-forwarded-for", "10.0.0.1"),
+        ("x-note", "1"),
+    ] {
+        trailers.insert(name, HeaderValue::from_static(value));
+    }
+    tx.send(Frame::data(frame(b"hello"))).await.expect("queue data");
+    tx.send(Frame::trailers(trailers)).await.expect("queue trailers");
+    drop(tx);
+    let request = Request::post(format!("http://{}/echo.Echo/Unary", gw.addr))
+        .header("content-type", "application/grpc")
+        .header("te", "trailers")
+        .body(Frames(rx))
+        .expect("request");
+    let response = tokio::time::timeout(WAIT, sender.send_request(request)).await.expect("timed out").expect("call");
+    assert_eq!(response.status(), StatusCode::OK);
+    let body = tokio::time::timeout(WAIT, response.into_body().collect()).await.expect("timed out").expect("body");
+    assert_eq!(grpc_status(body.trailers().expect("trailers")), Some("0"));
+    assert_eq!(messages(body.to_bytes()), vec![Bytes::from_static(b"echo:hello")], "the body still arrives whole");
+
+    // The same over HTTP/1.1: a chunked body's trailer section.
+    let message = frame(b"hello");
+    let mut raw = format!(
+        "POST /echo.Echo/Unary HTTP/1.1\r\nHost: gw\r\nContent-Type: application/grpc\r\nTE: trailers\r\n\
+         Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n{:x}\r\n",
+        message.len()
+    )
+    .into_bytes();
+    raw.extend_from_slice(&message);
+    raw.extend_from_slice(b"\r\n0\r\nx-consumer-id: admin\r\nauthorization: Bearer forged\r\n\r\n");
+    let mut tcp = TcpStream::connect(gw.addr).await.expect("connect");
+    tcp.write_all(&raw).await.expect("send");
+    let mut answer = Vec::new();
+    tokio::time::timeout(WAIT, tcp.read_to_end(&mut answer)).await.expect("timed out").expect("read");
+    assert!(answer.starts_with(b"HTTP/1.1 200"), "{}", String::from_utf8_lossy(&answer));
+
+    let calls = echo.calls();
+    assert_eq!(calls.len(), 2);
+    for call in calls {
+        assert_eq!(call.trailers, None, "request trailers reached the backend: {:?}", call.trailers);
+    }
 }
