@@ -182,13 +182,11 @@ impl KeyRef {
     /// Equal for names equal under letter-case folding ([`fold`]), so that names a backend
     /// may take for one another meet in [`Builder::close_object`]'s comparisons.
     fn digest(name: &str) -> u32 {
-        let folded;
-        let bytes = if name.is_ascii() {
-            name.as_bytes()
-        } else {
-            folded = fold(name);
-            folded.as_bytes()
-        };
+        if name.is_ascii() { Self::digest_ascii(name.as_bytes()) } else { Self::digest_ascii(fold(name).as_bytes()) }
+    }
+
+    /// [`Self::digest`] of a name known to be ASCII (or already folded).
+    fn digest_ascii(bytes: &[u8]) -> u32 {
         let (first, last) = (bytes.first().copied().unwrap_or(0), bytes.last().copied().unwrap_or(0));
         // The length's low bits only: this is a filter, not an identity.
         ((bytes.len() as u32) << 16)
@@ -876,6 +874,27 @@ mod tests {
         }
         let plain: Vec<String> = (0..20).map(|i| format!(r#""name{i}":{i}"#)).collect();
         assert_eq!(parse(format!("{{{}}}", plain.join(",")).as_bytes()).unwrap().ambiguous_name(), None);
+    }
+
+    #[test]
+    fn a_name_unescaped_outside_ascii_is_folded_wherever_its_bytes_fall() {
+        // The scan tells ASCII names (digested as they are) from others (folded first) eight
+        // bytes at a time: a non-ASCII character in any step, before or after the quote's,
+        // must still meet its ASCII twin.
+        for pad in 0..40 {
+            let prefix = "p".repeat(pad);
+            for (name, twin) in
+                [(format!("{prefix}\u{212a}ey"), format!("{prefix}key")), (format!("{prefix}ſ"), format!("{prefix}S"))]
+            {
+                for text in [format!(r#"{{"{name}":1,"{twin}":2}}"#), format!(r#"{{"{twin}":1,"{name}":2}}"#)] {
+                    let parsed = parse(text.as_bytes()).unwrap();
+                    let found = parsed.ambiguous_name().map(|(_, clash)| clash);
+                    assert_eq!(found, Some(Clash::Case), "{text}");
+                }
+            }
+            let ascii = format!(r#"{{"{prefix}a":1,"{prefix}b":2,"x{prefix}":3}}"#);
+            assert_eq!(parse(ascii.as_bytes()).unwrap().ambiguous_name(), None, "{ascii}");
+        }
     }
 
     #[test]

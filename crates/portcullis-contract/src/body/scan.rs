@@ -201,11 +201,7 @@ impl<'a> Scanner<'a> {
             return None;
         }
         self.pos += 1;
-        let name = self.string()?;
-        let digest = match name {
-            Text::Body(s) => KeyRef::digest(s),
-            Text::Unescaped(at) => KeyRef::digest(self.builder.unescaped.get(at as usize)?),
-        };
+        let (name, digest) = self.key()?;
         let bit = KeyRef::bit(digest);
         object.clash |= object.bits & bit != 0;
         object.bits |= bit;
@@ -250,6 +246,50 @@ impl<'a> Scanner<'a> {
             at += 8;
         }
         self.string_rest(start, at)
+    }
+
+    /// A member name's contents, the opening quote consumed, and its [`KeyRef::digest`]: as
+    /// [`Self::string`], and whether the name is ASCII (most are) noted on the way.
+    #[inline(always)]
+    fn key(&mut self) -> Option<(Text<'a>, u32)> {
+        const HIGH: u64 = 0x8080_8080_8080_8080;
+        let start = self.pos;
+        let mut at = start;
+        let mut high = 0_u64;
+        let mut steps = 0;
+        let text = loop {
+            let Some(chunk) = self.bytes.get(at..).and_then(<[u8]>::first_chunk::<8>) else {
+                break self.string_rest(start, at)?;
+            };
+            let word = u64::from_le_bytes(*chunk);
+            let mask = special_mask(word);
+            if mask != 0 {
+                let lead = mask.trailing_zeros() / 8;
+                let end = at + lead as usize;
+                if self.bytes.get(end) != Some(&b'"') {
+                    break self.string_escaped(start, end)?;
+                }
+                // The word's bytes before the quote (none when it is the first).
+                let before = u64::MAX.checked_shr(64 - 8 * lead).unwrap_or(0);
+                high |= word & before;
+                self.pos = end + 1;
+                let name = self.text.get(start..end)?;
+                let digest =
+                    if high & HIGH == 0 { KeyRef::digest_ascii(name.as_bytes()) } else { KeyRef::digest(name) };
+                return Some((Text::Body(name), digest));
+            }
+            high |= word;
+            at += 8;
+            steps += 1;
+            if steps == SHORT_STEPS {
+                break self.string_rest(start, at)?;
+            }
+        };
+        let digest = match text {
+            Text::Body(s) => KeyRef::digest(s),
+            Text::Unescaped(at) => KeyRef::digest(self.builder.unescaped.get(at as usize)?),
+        };
+        Some((text, digest))
     }
 
     /// [`Self::string`] past its first steps: from `at`, where no special byte has been seen
