@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Instructions per request of the whole gateway under callgrind, with bench/features.sh's config
-# and requests (plain proxying or the WAF's built-in rules; its GET or its 4 KiB JSON POST):
+# and requests (plain proxying, the WAF's built-in rules, or FEATURE=validate's JSON Schema on
+# the `all` route; its GET or its 4 KiB JSON POST):
 #
-#   bench/callgrind-gateway.sh BIN LABEL plain|waf get|json [SECONDS]
+#   bench/callgrind-gateway.sh BIN LABEL plain|waf|validated get|json [SECONDS]
 #
 # Starts an nginx upstream (port 18195, left running: stop it by the PID in $RUN/nginx.pid),
 # the gateway (port 18196) under valgrind, sends wrk -t1 -c16 for 3 s uncounted, zeroes the
@@ -23,8 +24,39 @@ CONF
   nginx -p $RUN -e $RUN/upstream.err -c $RUN/upstream.conf >/dev/null 2>&1 & echo $! >$RUN/nginx.pid
   sleep 1
 fi
-limits=""
+limits="" all_only=""
 [ "$VARIANT" = waf ] && limits=$'waf: { mode: block }\n'
+if [ "$VARIANT" = validated ]; then
+  # features.sh's schema for FEATURE=validate, on the route the POSTs take, as it writes it.
+  cat >$RUN/order.schema.json <<'JSON'
+{
+  "type": "object",
+  "required": ["customer", "items"],
+  "additionalProperties": false,
+  "properties": {
+    "customer": { "type": "string", "minLength": 1, "maxLength": 64 },
+    "note": { "type": "string", "maxLength": 2000 },
+    "items": {
+      "type": "array", "minItems": 1, "maxItems": 100,
+      "items": {
+        "type": "object",
+        "required": ["id", "sku", "qty", "price"],
+        "additionalProperties": false,
+        "properties": {
+          "id": { "type": "integer", "minimum": 0 },
+          "sku": { "type": "string", "pattern": "^SKU-[0-9]{5}$" },
+          "name": { "type": "string", "maxLength": 200 },
+          "description": { "type": "string", "maxLength": 2000 },
+          "qty": { "type": "integer", "minimum": 1, "maximum": 1000 },
+          "price": { "type": "number", "exclusiveMinimum": 0 }
+        }
+      }
+    }
+  }
+}
+JSON
+  all_only=", validate: { schema: \"$RUN/order.schema.json\" }"
+fi
 cat >$RUN/$VARIANT.yaml <<YAML
 version: 1
 listeners: [{ name: l, bind: "127.0.0.1:$PORT" }]
@@ -34,7 +66,7 @@ upstreams:
   up: { targets: ["http://127.0.0.1:$UP"] }
 $limits
 routes:
-  - { name: all, match: { path: "/{*rest}" }, upstream: up, auth: none }
+  - { name: all, match: { path: "/{*rest}" }, upstream: up, auth: none$all_only }
   - { name: root, match: { path: "/" }, upstream: up, auth: none }
 YAML
 if [ ! -s $RUN/body.json ]; then

@@ -1,8 +1,10 @@
 //! The operation and body the validation bench and the `check_4k` example check (an order
-//! with 40 lines, about 4 KiB), and the contract compiled from them.
+//! with 40 lines, about 4 KiB), and the contract compiled from them; and the order and JSON
+//! Schema `bench/features.sh` sends and checks with `FEATURE=validate` (30 items, about 4 KiB),
+//! so the gateway's own check can be counted apart from the gateway.
 
 use http::HeaderMap;
-use portcullis_contract::{Contract, OpenApiDoc};
+use portcullis_contract::{Contract, OpenApiDoc, schema_contract_text};
 
 const SPEC: &str = r##"
 openapi: 3.0.3
@@ -66,5 +68,63 @@ pub(crate) fn headers() -> HeaderMap {
     let mut headers = HeaderMap::new();
     headers.insert("content-type", "application/json".parse().expect("value"));
     headers.insert("x-trace", "abc".parse().expect("value"));
+    headers
+}
+
+/// `bench/features.sh`'s schema for `FEATURE=validate` (the route's `validate: { schema: … }`).
+const GATEWAY_SCHEMA: &str = r#"{
+  "type": "object",
+  "required": ["customer", "items"],
+  "additionalProperties": false,
+  "properties": {
+    "customer": { "type": "string", "minLength": 1, "maxLength": 64 },
+    "note": { "type": "string", "maxLength": 2000 },
+    "items": {
+      "type": "array", "minItems": 1, "maxItems": 100,
+      "items": {
+        "type": "object",
+        "required": ["id", "sku", "qty", "price"],
+        "additionalProperties": false,
+        "properties": {
+          "id": { "type": "integer", "minimum": 0 },
+          "sku": { "type": "string", "pattern": "^SKU-[0-9]{5}$" },
+          "name": { "type": "string", "maxLength": 200 },
+          "description": { "type": "string", "maxLength": 2000 },
+          "qty": { "type": "integer", "minimum": 1, "maximum": 1000 },
+          "price": { "type": "number", "exclusiveMinimum": 0 }
+        }
+      }
+    }
+  }
+}"#;
+
+/// `bench/features.sh`'s order: 30 items of ordinary product data, about 4 KiB.
+pub(crate) fn gateway_body() -> Vec<u8> {
+    let items: Vec<String> = (0..30)
+        .map(|i| {
+            format!(
+                r#"{{"id":{i},"sku":"SKU-{i:05}","name":"Widget number {i}","description":"A sturdy widget for everyday use, blue","qty":{},"price":{}.99}}"#,
+                i % 7 + 1,
+                i * 3 + 5
+            )
+        })
+        .collect();
+    format!(
+        r#"{{"customer":"c-1842","note":"Leave it with the neighbour at no. 12, please","items":[{}]}}"#,
+        items.join(",")
+    )
+    .into_bytes()
+}
+
+/// The contract a route's `validate: { schema: … }` compiles [`GATEWAY_SCHEMA`] to.
+pub(crate) fn gateway_contract() -> Contract {
+    let file = std::env::temp_dir().join("order.schema.json");
+    schema_contract_text(GATEWAY_SCHEMA, &file).map_err(|e| e.to_string()).expect("compiles").contract
+}
+
+/// The gateway's POST: a JSON content type.
+pub(crate) fn gateway_headers() -> HeaderMap {
+    let mut headers = HeaderMap::new();
+    headers.insert("content-type", "application/json".parse().expect("value"));
     headers
 }

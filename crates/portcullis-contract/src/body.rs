@@ -182,18 +182,21 @@ impl KeyRef {
     /// Equal for names equal under letter-case folding ([`fold`]), so that names a backend
     /// may take for one another meet in [`Builder::close_object`]'s comparisons.
     fn digest(name: &str) -> u32 {
-        let folded;
-        let bytes = if name.is_ascii() {
-            name.as_bytes()
-        } else {
-            folded = fold(name);
-            folded.as_bytes()
-        };
+        if name.is_ascii() { Self::digest_ascii(name.as_bytes()) } else { Self::digest_ascii(fold(name).as_bytes()) }
+    }
+
+    /// [`Self::digest`] of a name known to be ASCII (or already folded).
+    fn digest_ascii(bytes: &[u8]) -> u32 {
         let (first, last) = (bytes.first().copied().unwrap_or(0), bytes.last().copied().unwrap_or(0));
         // The length's low bits only: this is a filter, not an identity.
         ((bytes.len() as u32) << 16)
             | (u32::from(first.to_ascii_lowercase()) << 8)
             | u32::from(last.to_ascii_lowercase())
+    }
+
+    /// One of 64 bits for a digest: names whose bits differ differ.
+    fn bit(digest: u32) -> u64 {
+        1_u64 << (digest.wrapping_mul(0x9E37_79B9) >> 26)
     }
 }
 
@@ -262,6 +265,21 @@ impl<'a> Builder<'a> {
         Some(())
     }
 
+    /// [`Self::close_object`] for the object whose entry is at `at` and whose members end
+    /// before `end`, its names gathered from the tape (the scan keeps no list of them).
+    fn close_object_at(&mut self, at: u32, end: u32) -> u32 {
+        let first = self.keys.len();
+        let (mut key, end) = (at as usize + 1, end as usize);
+        while key < end {
+            if let Some(Entry::Key { name, .. }) = self.entries.get(key) {
+                let digest = KeyRef::digest(resolve(&self.unescaped, name));
+                self.keys.push(KeyRef { at: key as u32, digest });
+            }
+            key = skip(&self.entries, key + 1);
+        }
+        self.close_object(first)
+    }
+
     /// Marks every name of the object whose keys start at `keys[first..]` that a later
     /// member repeats, and returns the number of distinct names.
     fn close_object(&mut self, first: usize) -> u32 {
@@ -276,7 +294,7 @@ impl<'a> Builder<'a> {
             let mut bits = 0_u64;
             let mut clash = false;
             for key in object {
-                let bit = 1_u64 << (key.digest.wrapping_mul(0x9E37_79B9) >> 26);
+                let bit = KeyRef::bit(key.digest);
                 clash |= bits & bit != 0;
                 bits |= bit;
             }
@@ -856,6 +874,27 @@ mod tests {
         }
         let plain: Vec<String> = (0..20).map(|i| format!(r#""name{i}":{i}"#)).collect();
         assert_eq!(parse(format!("{{{}}}", plain.join(",")).as_bytes()).unwrap().ambiguous_name(), None);
+    }
+
+    #[test]
+    fn a_name_unescaped_outside_ascii_is_folded_wherever_its_bytes_fall() {
+        // The scan tells ASCII names (digested as they are) from others (folded first) eight
+        // bytes at a time: a non-ASCII character in any step, before or after the quote's,
+        // must still meet its ASCII twin.
+        for pad in 0..40 {
+            let prefix = "p".repeat(pad);
+            for (name, twin) in
+                [(format!("{prefix}\u{212a}ey"), format!("{prefix}key")), (format!("{prefix}ſ"), format!("{prefix}S"))]
+            {
+                for text in [format!(r#"{{"{name}":1,"{twin}":2}}"#), format!(r#"{{"{twin}":1,"{name}":2}}"#)] {
+                    let parsed = parse(text.as_bytes()).unwrap();
+                    let found = parsed.ambiguous_name().map(|(_, clash)| clash);
+                    assert_eq!(found, Some(Clash::Case), "{text}");
+                }
+            }
+            let ascii = format!(r#"{{"{prefix}a":1,"{prefix}b":2,"x{prefix}":3}}"#);
+            assert_eq!(parse(ascii.as_bytes()).unwrap().ambiguous_name(), None, "{ascii}");
+        }
     }
 
     #[test]

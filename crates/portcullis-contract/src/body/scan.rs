@@ -19,6 +19,13 @@ mod tests;
 /// Containers nested deeper than this are left to `serde_json` (which accepts 127).
 const MAX_DEPTH: usize = 100;
 
+/// A string is searched for its end eight bytes a step for this many steps, then by `memchr`
+/// (whose call costs more than a step, and far less for the long rest of a string).
+const SHORT_STEPS: usize = 4;
+
+/// Past [`SHORT_STEPS`], the steps taken before `memchr` (strings up to 96 bytes in all).
+const MORE_STEPS: usize = 8;
+
 /// `10^0..=10^22`, each exactly an `f64`.
 const POW10: [f64; 23] = [
     1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20,
@@ -31,8 +38,17 @@ struct Open {
     at: u32,
     object: bool,
     len: u32,
-    /// Where its keys start in [`Builder::keys`].
-    keys_from: usize,
+    /// One bit per member name's digest ([`KeyRef::digest`], hashed to 0..64): while no two
+    /// names share a bit, no two are the same and the object's names need no comparing.
+    bits: u64,
+    /// Two names shared a bit: at the close the object's names are compared.
+    clash: bool,
+}
+
+impl Open {
+    fn new(at: u32, object: bool) -> Self {
+        Self { at, object, len: 0, bits: 0, clash: false }
+    }
 }
 
 /// The tape of `bytes`, or `None` when `serde_json` must decide.
@@ -59,7 +75,15 @@ impl<'a> Scanner<'a> {
     }
 
     /// The next byte that is not JSON whitespace, not consumed.
+    #[inline(always)]
     fn skip_whitespace(&mut self) -> Option<u8> {
+        // Every JSON whitespace byte is at most a space: anything above is returned at once.
+        let b = *self.bytes.get(self.pos)?;
+        if b > b' ' { Some(b) } else { self.skip_whitespace_run() }
+    }
+
+    #[inline(never)]
+    fn skip_whitespace_run(&mut self) -> Option<u8> {
         while let Some(&b) = self.bytes.get(self.pos) {
             if !matches!(b, b' ' | b'\n' | b'\t' | b'\r') {
                 return Some(b);
@@ -89,13 +113,14 @@ impl<'a> Scanner<'a> {
                     self.push(Entry::Object { len: 0, end: 0 });
                     if self.skip_whitespace()? == b'}' {
                         self.pos += 1;
-                        self.close(Open { at, object: true, len: 0, keys_from: self.builder.keys.len() })?;
+                        self.close(Open::new(at, true))?;
                     } else {
                         if open.len() >= MAX_DEPTH {
                             return None;
                         }
-                        open.push(Open { at, object: true, len: 0, keys_from: self.builder.keys.len() });
-                        self.member_name()?;
+                        let mut object = Open::new(at, true);
+                        self.member_name(&mut object)?;
+                        open.push(object);
                         continue 'value;
                     }
                 }
@@ -105,12 +130,12 @@ impl<'a> Scanner<'a> {
                     self.push(Entry::Array { len: 0, end: 0 });
                     if self.skip_whitespace()? == b']' {
                         self.pos += 1;
-                        self.close(Open { at, object: false, len: 0, keys_from: 0 })?;
+                        self.close(Open::new(at, false))?;
                     } else {
                         if open.len() >= MAX_DEPTH {
                             return None;
                         }
-                        open.push(Open { at, object: false, len: 0, keys_from: 0 });
+                        open.push(Open::new(at, false));
                         continue 'value;
                     }
                 }
@@ -137,7 +162,7 @@ impl<'a> Scanner<'a> {
                     (b',', true) => {
                         self.pos += 1;
                         self.skip_whitespace()?;
-                        self.member_name()?;
+                        self.member_name(container)?;
                         continue 'value;
                     }
                     (b',', false) => {
@@ -158,27 +183,29 @@ impl<'a> Scanner<'a> {
     /// Writes a finished container's length and end into its entry.
     fn close(&mut self, container: Open) -> Option<()> {
         let end = self.index()?;
-        let entry = if container.object {
-            Entry::Object { len: self.builder.close_object(container.keys_from), end }
+        let len = if container.object && container.clash {
+            self.builder.close_object_at(container.at, end)
         } else {
-            Entry::Array { len: container.len, end }
+            // Objects whose names never shared a digest bit have distinct names.
+            container.len
         };
+        let entry = if container.object { Entry::Object { len, end } } else { Entry::Array { len, end } };
         *self.builder.entries.get_mut(container.at as usize)? = entry;
         Some(())
     }
 
-    /// `"name"` and the `:` after it, at the current position (whitespace skipped).
-    fn member_name(&mut self) -> Option<()> {
+    /// `"name"` and the `:` after it, at the current position (whitespace skipped), noted in
+    /// `object`'s digest bits.
+    fn member_name(&mut self, object: &mut Open) -> Option<()> {
         if self.peek()? != b'"' {
             return None;
         }
         self.pos += 1;
-        let name = self.string()?;
-        let digest = match name {
-            Text::Body(s) => KeyRef::digest(s),
-            Text::Unescaped(at) => KeyRef::digest(self.builder.unescaped.get(at as usize)?),
-        };
-        self.builder.push_key_text(name, digest)?;
+        let (name, digest) = self.key()?;
+        let bit = KeyRef::bit(digest);
+        object.clash |= object.bits & bit != 0;
+        object.bits |= bit;
+        self.push(Entry::Key { name, shadowed: false });
         if self.skip_whitespace()? != b':' {
             return None;
         }
@@ -197,27 +224,115 @@ impl<'a> Scanner<'a> {
 
     /// A string's contents, the opening quote consumed; borrowed unless it has escapes (then
     /// unescaped into the builder's strings).
+    #[inline(always)]
     fn string(&mut self) -> Option<Text<'a>> {
-        /// Most strings end within this many bytes, found eight at a time; a call to
-        /// `memchr` costs more than that for them, and far less for the long rest of others.
-        const SHORT: usize = 32;
         let start = self.pos;
-        let at = match special_byte_before(self.bytes, start, start + SHORT) {
-            Some(at) => at,
-            None => {
-                // The closing quote or the first escape a vector at a time, then one pass
-                // for control characters (refused) before it.
-                let from = start + SHORT;
-                let rest = self.bytes.get(from..)?;
-                let len = memchr::memchr2(b'"', b'\\', rest)?;
-                if has_control(rest.get(..len)?) { special_byte(self.bytes, from)? } else { from + len }
+        // Most strings end within a few eight-byte steps; only the rest take the long way.
+        let mut at = start;
+        for _ in 0..SHORT_STEPS {
+            let Some(chunk) = self.bytes.get(at..).and_then(<[u8]>::first_chunk::<8>) else {
+                return self.string_rest(start, at);
+            };
+            let mask = special_mask(u64::from_le_bytes(*chunk));
+            if mask != 0 {
+                let end = at + (mask.trailing_zeros() / 8) as usize;
+                if self.bytes.get(end) == Some(&b'"') {
+                    self.pos = end + 1;
+                    // Both ends are next to ASCII quotes: char boundaries.
+                    return self.text.get(start..end).map(Text::Body);
+                }
+                return self.string_escaped(start, end);
+            }
+            at += 8;
+        }
+        self.string_rest(start, at)
+    }
+
+    /// A member name's contents, the opening quote consumed, and its [`KeyRef::digest`]: as
+    /// [`Self::string`], and whether the name is ASCII (most are) noted on the way.
+    #[inline(always)]
+    fn key(&mut self) -> Option<(Text<'a>, u32)> {
+        const HIGH: u64 = 0x8080_8080_8080_8080;
+        let start = self.pos;
+        let mut at = start;
+        let mut high = 0_u64;
+        let mut steps = 0;
+        let text = loop {
+            let Some(chunk) = self.bytes.get(at..).and_then(<[u8]>::first_chunk::<8>) else {
+                break self.string_rest(start, at)?;
+            };
+            let word = u64::from_le_bytes(*chunk);
+            let mask = special_mask(word);
+            if mask != 0 {
+                let lead = mask.trailing_zeros() / 8;
+                let end = at + lead as usize;
+                if self.bytes.get(end) != Some(&b'"') {
+                    break self.string_escaped(start, end)?;
+                }
+                // The word's bytes before the quote (none when it is the first).
+                let before = u64::MAX.checked_shr(64 - 8 * lead).unwrap_or(0);
+                high |= word & before;
+                self.pos = end + 1;
+                let name = self.text.get(start..end)?;
+                let digest =
+                    if high & HIGH == 0 { KeyRef::digest_ascii(name.as_bytes()) } else { KeyRef::digest(name) };
+                return Some((Text::Body(name), digest));
+            }
+            high |= word;
+            at += 8;
+            steps += 1;
+            if steps == SHORT_STEPS {
+                break self.string_rest(start, at)?;
             }
         };
+        let digest = match text {
+            Text::Body(s) => KeyRef::digest(s),
+            Text::Unescaped(at) => KeyRef::digest(self.builder.unescaped.get(at as usize)?),
+        };
+        Some((text, digest))
+    }
+
+    /// [`Self::string`] past its first steps: from `at`, where no special byte has been seen
+    /// since `start`.
+    #[inline(never)]
+    fn string_rest(&mut self, start: usize, from: usize) -> Option<Text<'a>> {
+        let mut at = from;
+        // Strings of a few dozen bytes still end sooner by steps than by a call to `memchr`.
+        for _ in 0..MORE_STEPS {
+            let Some(chunk) = self.bytes.get(at..).and_then(<[u8]>::first_chunk::<8>) else {
+                break;
+            };
+            let mask = special_mask(u64::from_le_bytes(*chunk));
+            if mask != 0 {
+                return self.string_end(start, at + (mask.trailing_zeros() / 8) as usize);
+            }
+            at += 8;
+        }
+        let end = if self.bytes.len() < at + 8 {
+            special_byte(self.bytes, at)?
+        } else {
+            // The closing quote or the first escape a vector at a time, then one pass for
+            // control characters (refused) before it.
+            let rest = self.bytes.get(at..)?;
+            let len = memchr::memchr2(b'"', b'\\', rest)?;
+            if has_control(rest.get(..len)?) { special_byte(self.bytes, at)? } else { at + len }
+        };
+        self.string_end(start, end)
+    }
+
+    /// The string from `start` whose first special byte is at `at`.
+    fn string_end(&mut self, start: usize, at: usize) -> Option<Text<'a>> {
         if self.bytes.get(at) == Some(&b'"') {
             self.pos = at + 1;
-            // Both ends are next to ASCII quotes: char boundaries.
             return self.text.get(start..at).map(Text::Body);
         }
+        self.string_escaped(start, at)
+    }
+
+    /// A string with an escape or a control character at `at`.
+    #[cold]
+    #[inline(never)]
+    fn string_escaped(&mut self, start: usize, at: usize) -> Option<Text<'a>> {
         let unescaped = self.escaped_string(start, at)?;
         let index = u32::try_from(self.builder.unescaped.len()).ok()?;
         self.builder.unescaped.push(unescaped);
@@ -385,23 +500,6 @@ impl<'a> Scanner<'a> {
         }
         Some((value, self.pos - start))
     }
-}
-
-/// [`special_byte`] within `from..limit`; `None` when there is none there. When the bytes end
-/// before `limit`, the same answer as [`special_byte`].
-fn special_byte_before(bytes: &[u8], from: usize, limit: usize) -> Option<usize> {
-    if bytes.len() <= limit {
-        return special_byte(bytes, from);
-    }
-    let mut at = from;
-    while at + 8 <= limit {
-        let mask = special_mask(u64::from_le_bytes(bytes.get(at..at + 8)?.try_into().ok()?));
-        if mask != 0 {
-            return Some(at + (mask.trailing_zeros() / 8) as usize);
-        }
-        at += 8;
-    }
-    None
 }
 
 /// Whether `span` has a byte below 0x20 (a minimum, which compiles to vector code).
