@@ -702,6 +702,7 @@ where
     let declared = parts.headers.get(CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
     let mut sent = 0u64;
     let mut last_chunk = Bytes::from_static(b"0\r\n\r\n");
+    let mut stepped = false;
     if out != Out::None {
         loop {
             let Some(frame) = timed(timer, limit, poll_fn(|cx| body.as_mut().poll_frame(cx))).await else {
@@ -743,7 +744,7 @@ where
                     continue;
                 }
             }
-            let write = poll_fn(|cx| lock(wire).poll_write_all(cx, &mut pending));
+            let write = send(wire, &mut pending, &mut stepped);
             if !matches!(timed(timer, limit, write).await, Some(Ok(()))) {
                 return false;
             }
@@ -753,15 +754,55 @@ where
         }
         if out == Out::Length && declared.is_some_and(|n| sent != n) {
             // Short: what was written goes out, then the connection closes.
-            let _ = timed(timer, limit, poll_fn(|cx| lock(wire).poll_write_all(cx, &mut pending))).await;
+            let _ = timed(timer, limit, send(wire, &mut pending, &mut stepped)).await;
             return false;
         }
     }
     let write = async {
-        poll_fn(|cx| lock(wire).poll_write_all(cx, &mut pending)).await?;
+        send(wire, &mut pending, &mut stepped).await?;
         poll_fn(|cx| lock(wire).poll_flush(cx)).await
     };
     matches!(timed(timer, limit, write).await, Some(Ok(()))) && keep_alive && out != Out::Close
+}
+
+/// Writes `pending` out; an answer's first write (`stepped` still false) first steps behind
+/// the tasks already ready on this thread.
+///
+/// Those are, under load, the rest of the readiness batch the runtime just took from the
+/// kernel: other connections whose answers are coming in. Stepping back lets their work run
+/// first, so the batch's answers go out back to back. Each write to a client whose side sleeps
+/// wakes it (on loopback, across cores: an inter-processor interrupt, a VM exit on a VM), and
+/// answers written far apart in time found the client asleep again nearly every time; written
+/// together, the first one wakes it and the rest find it running (nginx, which writes the
+/// answers of one `epoll_wait` batch in one pass, gets the same). The cost is one more poll of
+/// this task, no system call.
+async fn send<S: AsyncRead + AsyncWrite + Unpin>(
+    wire: &Mutex<Wire<S>>,
+    pending: &mut Vec<Bytes>,
+    stepped: &mut bool,
+) -> io::Result<()> {
+    if !std::mem::replace(stepped, true) {
+        StepBack(false).await;
+    }
+    poll_fn(|cx| lock(wire).poll_write_all(cx, pending)).await
+}
+
+/// Ready on its second poll: in between, the task is queued behind every task already ready
+/// (`tokio::task::yield_now` would instead wait for the next poll of the I/O driver, one more
+/// `epoll_wait` per batch).
+struct StepBack(bool);
+
+impl Future for StepBack {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        if self.0 {
+            return Poll::Ready(());
+        }
+        self.0 = true;
+        cx.waker().wake_by_ref();
+        Poll::Pending
+    }
 }
 
 /// `fut` under the connection's timer, re-armed for `limit`; `None` when it fired first.
