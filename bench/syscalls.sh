@@ -10,8 +10,9 @@
 # Warms up with wrk -cCONNS (default 16) for 2 s, then counts every syscall the proxy makes
 # (`perf stat -e 'syscalls:sys_enter_*'`, all its threads) and its wakeups
 # (sched:sched_waking) while wrk -cCONNS runs for SECONDS (default 4), and prints each count
-# over the requests wrk completed. Then a second, equal wrk run under `strace -c -f` for the
-# calls that failed (EAGAIN reads: the errors column). Stops everything it started, by PID.
+# over the requests wrk completed; then the wakeups again, recorded, by the woken thread's
+# name (a second run). With STRACE=1, a third run under `strace -c -f` for the calls that
+# failed (EAGAIN reads: the errors column). Stops everything it started, by PID.
 # Needs perf (linux-perf) with tracefs mounted, strace, nginx, wrk, curl.
 set -euo pipefail
 BIN=$1 LABEL=$2 C=${3:-16} N=${4:-4}
@@ -57,7 +58,7 @@ for _ in $(seq 1 100); do curl -fsS --max-time 1 "http://127.0.0.1:$PORT/" >/dev
 URL="http://127.0.0.1:$PORT/"
 taskset -c 0 wrk -t1 -c "$C" -d 2s "$URL" >/dev/null
 OUT=$RUN/$LABEL.c$C
-perf stat -x, -e 'syscalls:sys_enter_*' -e sched:sched_waking -e context-switches -p "$TARGET" -o "$OUT.perf" &
+perf stat -x, -e 'syscalls:sys_enter_*' -e sched:sched_waking -e context-switches -e page-faults -p "$TARGET" -o "$OUT.perf" &
 PERF=$!
 sleep 0.5
 taskset -c 0 wrk -t1 -c "$C" -d "${N}s" "$URL" >"$OUT.wrk"
@@ -75,6 +76,7 @@ REQ=$(awk '/requests in/ {print $1}' "$OUT.wrk3")
 echo "$LABEL c$C: $REQ requests (wakeups made by the proxy, by the woken thread's name)"
 perf script -i "$OUT.wake.data" -F trace 2>/dev/null | sed -E 's/^comm=([^ ]*).*/\1/' | sort | uniq -c |
   awk -v req="$REQ" '{ printf "  %-22s %8.3f /req\n", $2, $1 / req }'
+[ -n "${STRACE:-}" ] || exit 0
 strace -c -f -p "$TARGET" -o "$OUT.strace" &
 ST=$!
 sleep 0.5

@@ -692,7 +692,8 @@ where
     }
     let head = encode_head(version, status, &parts.headers);
     let mut pending = vec![head];
-    let mut body = std::pin::pin!(body);
+    // In an `Option`, to drop it where it is pinned once it has ended.
+    let mut body = std::pin::pin!(Some(body));
     // A client that stops reading, or an upstream that stalls mid-body, cannot hold the
     // connection: each step of the answer must move within twice the idle timeout (what the
     // hyper listener's watchdog allowed: an idle period, then another after a graceful close).
@@ -700,12 +701,18 @@ where
     // The declared length, to close the connection rather than let the client misframe an
     // answer whose body came out longer or shorter.
     let declared = parts.headers.get(CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    // Encoded: the fields' memory goes now, not when the answer has waited its turn (`send`).
+    drop(parts);
     let mut sent = 0u64;
     let mut last_chunk = Bytes::from_static(b"0\r\n\r\n");
     let mut stepped = false;
     if out != Out::None {
         loop {
-            let Some(frame) = timed(timer, limit, poll_fn(|cx| body.as_mut().poll_frame(cx))).await else {
+            let next = poll_fn(|cx| match body.as_mut().as_pin_mut() {
+                Some(body) => body.poll_frame(cx),
+                None => Poll::Ready(None),
+            });
+            let Some(frame) = timed(timer, limit, next).await else {
                 return false;
             };
             let Some(frame) = frame else { break };
@@ -749,6 +756,9 @@ where
                 return false;
             }
         }
+        // Ended: what it holds (its log line written, its upstream connection back in the
+        // pool) goes before the answer waits its turn to be written (`send`).
+        body.set(None);
         if out == Out::Chunked {
             pending.push(last_chunk);
         }
@@ -782,27 +792,9 @@ async fn send<S: AsyncRead + AsyncWrite + Unpin>(
     stepped: &mut bool,
 ) -> io::Result<()> {
     if !std::mem::replace(stepped, true) {
-        StepBack(false).await;
+        super::step_back().await;
     }
     poll_fn(|cx| lock(wire).poll_write_all(cx, pending)).await
-}
-
-/// Ready on its second poll: in between, the task is queued behind every task already ready
-/// (`tokio::task::yield_now` would instead wait for the next poll of the I/O driver, one more
-/// `epoll_wait` per batch).
-struct StepBack(bool);
-
-impl Future for StepBack {
-    type Output = ();
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        if self.0 {
-            return Poll::Ready(());
-        }
-        self.0 = true;
-        cx.waker().wake_by_ref();
-        Poll::Pending
-    }
 }
 
 /// `fut` under the connection's timer, re-armed for `limit`; `None` when it fired first.
