@@ -237,3 +237,60 @@ async fn no_buffer_is_held_between_requests() {
     let pooled = POOL.with(|p| p.borrow().len());
     assert!(pooled >= 1, "pool {pooled}");
 }
+
+/// The server side of an in-memory connection that notes each write in `log`.
+struct Noted {
+    io: tokio::io::DuplexStream,
+    log: Arc<Mutex<Vec<&'static str>>>,
+}
+
+impl AsyncRead for Noted {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.io).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for Noted {
+    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        self.log.lock().unwrap().push("write");
+        Pin::new(&mut self.io).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.io).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.io).poll_shutdown(cx)
+    }
+}
+
+#[tokio::test]
+async fn an_answer_goes_out_after_the_tasks_already_ready_on_the_thread() {
+    // The test runtime is the single-threaded one the gateway runs on one core.
+    let (mut client, server) = tokio::io::duplex(4096);
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let (_stop_tx, stop) = watch::channel(false);
+    let noted = Noted { io: server, log: log.clone() };
+    let seen = log.clone();
+    let served = tokio::spawn(serve(noted, Bytes::new(), settings(), stop, move |_: Request<DownstreamBody>| {
+        let log = seen.clone();
+        async move {
+            // Another connection's work becomes ready while this answer is made.
+            tokio::spawn(async move { log.lock().unwrap().push("other") });
+            Response::new(http_body_util::Full::new(Bytes::from_static(b"ok")))
+        }
+    }));
+    client.write_all(b"GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n").await.unwrap();
+    let mut raw = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), client.read_to_end(&mut raw)).await.unwrap().unwrap();
+    let raw = String::from_utf8_lossy(&raw);
+    assert!(raw.starts_with("HTTP/1.1 200 OK\r\n") && raw.ends_with("\r\n\r\nok"), "{raw}");
+    let order = log.lock().unwrap().clone();
+    assert_eq!(order.first(), Some(&"other"), "{order:?}");
+    assert!(matches!(served.await.unwrap(), Ended::Closed));
+}

@@ -106,6 +106,10 @@ impl H1Pool {
         let (parts, body) = request.into_parts();
         let target = parts.uri.path_and_query().map_or("/", |pq| pq.as_str());
         let mut out = Outgoing::new(parts.method, target, parts.headers, body);
+        // As an answer to the client (`h1::conn::send`): the request goes out after the work of
+        // the other tasks already ready, so the requests of one readiness batch reach the
+        // upstream together and wake it once.
+        crate::h1::step_back().await;
         let mut fresh = false;
         loop {
             let (io, reused) = match (!fresh).then(|| self.checkout()).flatten() {
@@ -136,4 +140,63 @@ pub(crate) enum SendFailure {
     Client(ProxyError),
     /// The upstream's answer was missing, cut short or not one the gateway relays.
     Invalid,
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, reason = "a failed unwrap is the test failure")]
+mod tests {
+    use std::time::Duration;
+
+    use http::Request;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::{TcpListener, TcpStream};
+
+    use super::H1Pool;
+    use crate::body::RequestBody;
+
+    const OK: &[u8] = b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n";
+
+    fn request() -> Request<RequestBody> {
+        Request::builder().uri("/x").header("host", "t").body(RequestBody::empty()).unwrap()
+    }
+
+    async fn read_head(upstream: &mut TcpStream) {
+        let mut seen = Vec::new();
+        let mut buf = [0u8; 1024];
+        while !seen.windows(4).any(|w| w == b"\r\n\r\n") {
+            let n = upstream.read(&mut buf).await.unwrap();
+            assert!(n > 0);
+            seen.extend_from_slice(&buf[..n]);
+        }
+    }
+
+    #[tokio::test]
+    async fn a_request_goes_out_after_the_tasks_already_ready_on_the_thread() {
+        // The test runtime is the single-threaded one the gateway runs on one core.
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let pool = H1Pool::new(listener.local_addr().unwrap().to_string(), Duration::from_secs(20), 4, None);
+        // A first exchange leaves a pooled connection, so the second one has no connect to wait on.
+        let first = tokio::spawn({
+            let pool = pool.clone();
+            async move { pool.send(request()).await.is_ok() }
+        });
+        let (mut upstream, _) = listener.accept().await.unwrap();
+        read_head(&mut upstream).await;
+        upstream.write_all(OK).await.unwrap();
+        assert!(first.await.unwrap());
+        // Another task becomes ready just before the second request is sent; it looks whether
+        // the request has reached the upstream already (on loopback a write arrives at once).
+        let std_upstream = upstream.into_std().unwrap();
+        let peer = std_upstream.try_clone().unwrap();
+        let other = tokio::spawn(async move { peer.peek(&mut [0u8; 1]).is_ok_and(|n| n > 0) });
+        let mut upstream = TcpStream::from_std(std_upstream).unwrap();
+        let (sent, arrived_before) = tokio::join!(pool.send(request()), async {
+            let arrived = other.await.unwrap();
+            read_head(&mut upstream).await;
+            upstream.write_all(OK).await.unwrap();
+            arrived
+        });
+        assert!(sent.is_ok());
+        assert!(!arrived_before, "the request went out before the task already ready ran");
+    }
 }
