@@ -136,6 +136,13 @@ impl Contract {
                 out.push(Violation::new(location, "is given more than once"));
                 continue;
             }
+            if reader.place == In::Query
+                && let Some(alias) = reader.aliased_in(&query, &declared)
+            {
+                let message = format!("is also given as `{alias}`, which PHP or Express backends read as it");
+                out.push(Violation::new(location, message));
+                continue;
+            }
             let value = match reader.place {
                 In::Query => reader.read_query(&query, &declared),
                 In::Path => request

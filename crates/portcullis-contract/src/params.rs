@@ -221,6 +221,21 @@ impl Reader {
         !many && query.iter().filter(|(k, _)| *k == self.name).nth(1).is_some()
     }
 
+    /// An undeclared name of the query that PHP or Express (`qs`) file under this parameter's
+    /// name: `limit[]` and `limit[x]` (arrays and objects there), `max.price` and `max price`
+    /// (PHP reads `.` and spaces as `_`). The check never reads such a pair as this parameter,
+    /// the backend does. A `deepObject` parameter's own `name[key]` pairs are its syntax.
+    pub(crate) fn aliased_in<'q>(&self, query: &'q [(String, String)], declared: &[&str]) -> Option<&'q str> {
+        if self.style == Style::DeepObject {
+            return None;
+        }
+        query
+            .iter()
+            .map(|(k, _)| k.as_str())
+            .filter(|k| !declared.contains(k))
+            .find(|k| backend_names(k).contains(&self.name))
+    }
+
     /// A query parameter from every pair of the query; `None` when it is absent.
     pub(crate) fn read_query(&self, query: &[(String, String)], declared: &[&str]) -> Option<Value> {
         let mine = || query.iter().filter(|(k, _)| *k == self.name).map(|(_, v)| v.as_str());
@@ -286,6 +301,27 @@ fn split(text: &str, separator: char) -> Vec<String> {
 }
 
 /// `a=1; b=2` → the cookie pairs.
+/// The names PHP and Express (`qs`) may file the query name `name` under, when they differ
+/// from it: the part before a `[` (PHP and `qs` arrays and objects), and, PHP's reading, the
+/// name (or that part) with leading spaces dropped and `.`, ` ` and an unclosed `[` as `_`.
+fn backend_names(name: &str) -> Vec<String> {
+    let php = |text: &str| -> String {
+        text.trim_start_matches(' ').chars().map(|c| if matches!(c, '.' | ' ' | '[') { '_' } else { c }).collect()
+    };
+    let mut names = Vec::new();
+    if let Some((base, rest)) = name.split_once('[') {
+        names.push(base.to_owned());
+        names.push(php(base));
+        if !rest.contains(']') {
+            names.push(php(name));
+        }
+    } else {
+        names.push(php(name));
+    }
+    names.retain(|n| !n.is_empty() && n != name);
+    names
+}
+
 pub(crate) fn cookies(header: &str) -> impl Iterator<Item = (&str, &str)> {
     header.split(';').filter_map(|pair| {
         let (k, v) = pair.split_once('=')?;

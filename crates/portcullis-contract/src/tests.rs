@@ -175,3 +175,31 @@ paths:
     assert_eq!(check(&c, None, &[("cookie", "kind=basic; kind=admin")], None), ["cookie.kind"]);
     assert_eq!(check(&c, None, &[("cookie", "kind=basic"), ("cookie", "kind=admin")], None), ["cookie.kind"]);
 }
+
+#[test]
+fn a_query_name_a_php_or_express_backend_reads_as_a_declared_parameter_is_refused() {
+    // PHP files `max.price`, `max price` and `max[price` under `max_price`, and PHP and
+    // Express's qs file `limit[]` and `limit[x]` under `limit`: the check would read none of
+    // them as the parameter, the backend would.
+    let doc = r#"
+openapi: 3.0.3
+info: { title: t, version: "1" }
+paths:
+  /items/{id}:
+    get:
+      operationId: get
+      parameters:
+        - { name: max_price, in: query, schema: { type: integer, maximum: 100 } }
+        - { name: limit, in: query, schema: { type: integer, maximum: 10 } }
+        - { name: filter, in: query, style: deepObject, schema: { type: object, properties: { color: { type: string } } } }
+"#;
+    let c = contract(doc, "get");
+    let none = Vec::<String>::new();
+    assert_eq!(check(&c, Some("max_price=50&limit=5&filter[color]=red&other.name=1&q[]=x"), &[], None), none);
+    for query in ["max.price=5000", "max%20price=5000", "max[price=5000", "%20max.price=5000"] {
+        assert_eq!(check(&c, Some(query), &[], None), ["query.max_price"], "{query}");
+    }
+    for query in ["limit[]=1000", "limit=5&limit[]=1000", "limit[x]=1000"] {
+        assert_eq!(check(&c, Some(query), &[], None), ["query.limit"], "{query}");
+    }
+}
